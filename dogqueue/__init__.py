@@ -1,0 +1,80 @@
+"""dogqueue: an event-sourced, multi-tenant asyncio job queue with verified semantics.
+
+Every state change of a job is an immutable event in an append-only log; a pure state
+machine decides and folds them, so any job's state can be replayed and audited.
+"""
+
+from dogqueue.adapter import QueueAdapter
+from dogqueue.backend.contract import Backend
+from dogqueue.clock import FakeClock, utc_now
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import (
+    BackendClosed,
+    InvalidInput,
+    InvalidJobType,
+    InvalidTransition,
+    JobAlreadyExists,
+    JobCanceled,
+    JobNotFound,
+    LeaseLost,
+    QueueError,
+    StorageError,
+)
+from dogqueue.core.events import (
+    AnyEvent,
+    Canceled,
+    Completed,
+    Enqueued,
+    Event,
+    Expired,
+    Failed,
+    Heartbeat,
+    Leased,
+    Released,
+    Requeued,
+)
+from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import fold, rebuild
+from dogqueue.core.status import JobPriority, JobStatus
+from dogqueue.jobs import Job, JobError, JobRegistry
+
+__all__ = [
+    "AnyEvent",
+    "Backend",
+    "BackendClosed",
+    "Canceled",
+    "Completed",
+    "Enqueued",
+    "Event",
+    "Expired",
+    "Failed",
+    "FakeClock",
+    "Heartbeat",
+    "InvalidInput",
+    "InvalidJobType",
+    "InvalidTransition",
+    "Job",
+    "JobAlreadyExists",
+    "JobCanceled",
+    "JobError",
+    "JobInfo",
+    "JobMessage",
+    "JobNotFound",
+    "JobPriority",
+    "JobRegistry",
+    "JobStatus",
+    "LeaseLost",
+    "Leased",
+    "LeasedJob",
+    "QueueAdapter",
+    "QueueConfig",
+    "QueueCtx",
+    "QueueError",
+    "Released",
+    "Requeued",
+    "StorageError",
+    "fold",
+    "rebuild",
+    "utc_now",
+]

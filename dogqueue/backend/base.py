@@ -1,0 +1,322 @@
+"""The part every built-in backend shares: input checks and the engine's units of work.
+
+A backend supplies transactions (`_transact`) and a few reads; everything else, and so
+every semantic rule, lives once, here and in the core.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self, TypeVar
+
+from dogqueue.clock import Clock, utc_now
+from dogqueue.core import validation as check
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import JobKey
+from dogqueue.core.status import JobStatus
+from dogqueue.engine import Engine, Transaction
+from dogqueue.ids import new_job_id
+
+T = TypeVar("T")
+#: A unit of work: runs inside one transaction at time `now`.
+Work = Callable[[Transaction, datetime], T]
+
+
+class EngineBackend(abc.ABC):
+    """Implements the Backend contract on top of `_transact` and the read hooks."""
+
+    def __init__(
+        self,
+        *,
+        config: QueueConfig | None = None,
+        clock: Clock | None = None,
+        draw: Callable[[], float] | None = None,
+    ) -> None:
+        if config is not None and not isinstance(config, QueueConfig):
+            raise InvalidInput("config", "must be a QueueConfig")
+        self.clock: Clock = clock or utc_now
+        self._engine = Engine(
+            config or QueueConfig(), new_id=new_job_id, draw=draw or random.random
+        )
+        self._opened = False
+        self._closed = False
+
+    @property
+    def config(self) -> QueueConfig:
+        """The settings in force; assigning one takes effect for the next call."""
+        return self._engine.config
+
+    @config.setter
+    def config(self, value: QueueConfig) -> None:
+        if not isinstance(value, QueueConfig):
+            raise InvalidInput("config", "must be a QueueConfig")
+        self._engine.config = value
+
+    def now(self) -> datetime:
+        """The injected clock's time, checked to be aware and given in UTC."""
+        now = self.clock()
+        if now.tzinfo is None:
+            raise InvalidInput("clock", "returned a naive datetime")
+        return now if now.tzinfo is UTC else now.astimezone(UTC)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open storage (also done on first use); idempotent."""
+        if self._closed:
+            raise BackendClosed("backend is closed")
+        if not self._opened:
+            await self._open()
+            self._opened = True
+
+    async def close(self) -> None:
+        """Release storage; idempotent."""
+        if self._opened and not self._closed:
+            await self._close()
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _ready(self) -> None:
+        if not self._opened or self._closed:
+            await self.open()
+
+    # -- hooks for each backend ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _transact(self, work: Work[T]) -> T:
+        """Run `work` in a transaction at the clock's time; return after the commit."""
+
+    @abc.abstractmethod
+    async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None: ...
+
+    @abc.abstractmethod
+    async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]: ...
+
+    @abc.abstractmethod
+    async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def _next_run_at(
+        self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
+    ) -> datetime | None: ...
+
+    @abc.abstractmethod
+    async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]: ...
+
+    @abc.abstractmethod
+    async def _projected_jobs(self) -> dict[JobKey, JobInfo]: ...
+
+    @abc.abstractmethod
+    async def _rebuild_projections(self) -> int: ...
+
+    # -- the contract ----------------------------------------------------------------
+
+    def _lease_duration(self, lease_duration: timedelta | None) -> timedelta:
+        if lease_duration is None:
+            return self.config.default_lease_duration
+        return check.check_duration("lease_duration", lease_duration)
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        """Append the job; return its new id."""
+        tenant = check.check_ctx(ctx)
+        checked = check.check_message(message, self.config)
+        await self._ready()
+        ids = await self._transact(
+            lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context)
+        )
+        return ids[0]
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        """Append all jobs or none; return their ids in order."""
+        tenant = check.check_ctx(ctx)
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+            raise InvalidInput("messages", "must be a list of JobMessage")
+        batch = tuple(check.check_message(m, self.config) for m in messages)
+        check.check_batch_keys(batch)
+        if not batch:
+            return []
+        await self._ready()
+        return await self._transact(lambda tx, now: self._engine.enqueue(tx, tenant, batch, now))
+
+    async def dequeue(
+        self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
+    ) -> LeasedJob | None:
+        """Lease the tenant's next ready job in `queues`, or return None."""
+        leases = await self.dequeue_many(ctx, queues, 1, lease_duration=lease_duration)
+        return leases[0] if leases else None
+
+    async def dequeue_many(
+        self,
+        ctx: QueueCtx,
+        queues: Sequence[str],
+        n: int,
+        *,
+        lease_duration: timedelta | None = None,
+    ) -> list[LeasedJob]:
+        """Lease up to `n` ready jobs in dequeue order, in one transaction."""
+        tenant = check.check_ctx(ctx)
+        names = check.check_queues(queues)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidInput("n", "must be a positive int")
+        duration = self._lease_duration(lease_duration)
+        await self._ready()
+        return await self._transact(
+            lambda tx, now: self._engine.dequeue(tx, tenant, names, now, duration, n)
+        )
+
+    async def heartbeat(
+        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+    ) -> LeasedJob:
+        """Extend a valid lease; the token stays the same."""
+        tenant = check.check_ctx(ctx)
+        _check_lease(lease)
+        duration = self._lease_duration(lease_duration)
+        await self._ready()
+        return await self._transact(
+            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration)
+        )
+
+    async def ack_complete(
+        self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None
+    ) -> None:
+        """Mark the leased job COMPLETED."""
+        tenant = check.check_ctx(ctx)
+        _check_lease(lease)
+        if result is not None and not isinstance(result, bytes):
+            raise InvalidInput("result", "must be bytes or None")
+        await self._ready()
+        await self._transact(lambda tx, now: self._engine.complete(tx, tenant, lease, now, result))
+
+    async def ack_fail(
+        self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
+    ) -> JobStatus:
+        """Record a failed attempt; ENQUEUED if a retry was scheduled, else FAILED."""
+        tenant = check.check_ctx(ctx)
+        _check_lease(lease)
+        if not isinstance(error, str):
+            raise InvalidInput("error", "must be a str")
+        await self._ready()
+        return await self._transact(
+            lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry))
+        )
+
+    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
+        """Give the job back at once without counting the attempt."""
+        tenant = check.check_ctx(ctx)
+        _check_lease(lease)
+        await self._ready()
+        await self._transact(lambda tx, now: self._engine.release(tx, tenant, lease, now))
+
+    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards."""
+        tenant = check.check_ctx(ctx)
+        check.check_job_id(job_id)
+        await self._ready()
+        return await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
+
+    async def retry_job(
+        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+    ) -> JobStatus:
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        tenant = check.check_ctx(ctx)
+        check.check_job_id(job_id)
+        await self._ready()
+        return await self._transact(
+            lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled)
+        )
+
+    async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
+        """The job's current state (equal to folding its history)."""
+        tenant = check.check_ctx(ctx)
+        check.check_job_id(job_id)
+        await self._ready()
+        job = await self._read_job(tenant, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+        """The job's current status."""
+        return (await self.get_job(ctx, job_id)).status
+
+    async def history(self, ctx: QueueCtx, job_id: str) -> list[AnyEvent]:
+        """The job's events in log order."""
+        tenant = check.check_ctx(ctx)
+        check.check_job_id(job_id)
+        await self._ready()
+        events = await self._read_history(tenant, job_id)
+        if not events:
+            raise JobNotFound(job_id)
+        return events
+
+    async def reap_expired(self) -> int:
+        """Expire every lease, across tenants, whose time has come; return how many."""
+        await self._ready()
+        return await self._transact(lambda tx, now: self._engine.reclaim(tx, None, now))
+
+    async def ready_tenants(self, queues: Sequence[str]) -> list[str]:
+        """Tenants with at least one job in `queues` that can be leased now."""
+        names = check.check_queues(queues)
+        await self._ready()
+        return await self._ready_tenants(names, self.now())
+
+    async def next_run_at(
+        self, queues: Sequence[str], tenant_ids: Sequence[str] | None = None
+    ) -> datetime | None:
+        """The earliest `run_at` of an ENQUEUED job in `queues` (of those tenants)."""
+        names = check.check_queues(queues)
+        tenants = None
+        if tenant_ids is not None:
+            tenants = tuple(check.check_name("tenant_id", t) for t in tenant_ids)
+        await self._ready()
+        return await self._next_run_at(names, tenants)
+
+    async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
+        """Events of every tenant with seq > after_seq, in log order."""
+        await self._ready()
+        return await self._read_events(after_seq, limit)
+
+    async def projected_jobs(self) -> dict[JobKey, JobInfo]:
+        """The live projection: every job's state, keyed by (tenant_id, job_id)."""
+        await self._ready()
+        return await self._projected_jobs()
+
+    async def rebuild_projections(self) -> int:
+        """Replace the projection with the fold of the log; return events folded."""
+        await self._ready()
+        return await self._rebuild_projections()
+
+
+def _check_lease(lease: object) -> None:
+    if not isinstance(lease, LeasedJob):
+        raise InvalidInput("lease", f"must be a LeasedJob, not {type(lease).__name__}")
+    if isinstance(lease.lease_token, bool) or not isinstance(lease.lease_token, int):
+        raise InvalidInput("lease_token", "must be an int")
+    check.check_job_id(lease.job_id)

@@ -1,0 +1,140 @@
+"""The storage contract every dogqueue backend fulfils, and that the shared conformance
+suite (tests/conformance) and the property suite (dogqueue.testing) check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from dogqueue.clock import Clock
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import JobKey
+from dogqueue.core.status import JobStatus
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A job log with per-tenant projections. Every method returns only after the
+    events it appended are committed; a refused call appends nothing."""
+
+    config: QueueConfig
+    clock: Clock
+
+    async def open(self) -> None:
+        """Open storage (also done on first use); idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Release storage; idempotent."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        """Append the job; return its new id."""
+        ...
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        """Append all jobs or none; return their ids in order."""
+        ...
+
+    async def dequeue(
+        self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
+    ) -> LeasedJob | None:
+        """Lease the tenant's next ready job in `queues`, or return None."""
+        ...
+
+    async def dequeue_many(
+        self,
+        ctx: QueueCtx,
+        queues: Sequence[str],
+        n: int,
+        *,
+        lease_duration: timedelta | None = None,
+    ) -> list[LeasedJob]:
+        """Lease up to `n` ready jobs in dequeue order, in one transaction."""
+        ...
+
+    async def heartbeat(
+        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+    ) -> LeasedJob:
+        """Extend a valid lease; the token stays the same."""
+        ...
+
+    async def ack_complete(
+        self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None
+    ) -> None:
+        """Mark the leased job COMPLETED."""
+        ...
+
+    async def ack_fail(
+        self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
+    ) -> JobStatus:
+        """Record a failed attempt; ENQUEUED if a retry was scheduled, else FAILED."""
+        ...
+
+    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
+        """Give the job back at once without counting the attempt."""
+        ...
+
+    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards."""
+        ...
+
+    async def retry_job(
+        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+    ) -> JobStatus:
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        ...
+
+    async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+        """The job's current status."""
+        ...
+
+    async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
+        """The job's current state (equal to folding its history)."""
+        ...
+
+    async def history(self, ctx: QueueCtx, job_id: str) -> list[AnyEvent]:
+        """The job's events in log order."""
+        ...
+
+    async def reap_expired(self) -> int:
+        """Expire every lease, across tenants, whose time has come; return how many."""
+        ...
+
+    async def ready_tenants(self, queues: Sequence[str]) -> list[str]:
+        """Tenants with at least one job in `queues` that can be leased now."""
+        ...
+
+    async def next_run_at(
+        self, queues: Sequence[str], tenant_ids: Sequence[str] | None = None
+    ) -> datetime | None:
+        """The earliest `run_at` of an ENQUEUED job in `queues` (of those tenants)."""
+        ...
+
+    async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
+        """Events of every tenant with seq > after_seq, in log order."""
+        ...
+
+    async def projected_jobs(self) -> dict[JobKey, JobInfo]:
+        """The live projection: every job's state, keyed by (tenant_id, job_id)."""
+        ...
+
+    async def rebuild_projections(self) -> int:
+        """Replace the projection with the fold of the log; return events folded."""
+        ...

@@ -1,0 +1,245 @@
+"""The in-memory backend: the same log and projections as SQLite, kept in dicts and heaps.
+
+For tests and for embedding where durability is not wanted. Events are still stored as
+encoded bytes, so the memory backend exercises the same codec as the persistent ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple
+
+from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.clock import Clock
+from dogqueue.core.codec import decode_event, encode_event
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import StorageError
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.status import JobStatus
+
+
+class StoredEvent(NamedTuple):
+    """One log record: identity columns plus the event's canonical bytes."""
+
+    seq: int
+    tenant_id: str
+    job_id: str
+    version: int
+    type: str
+    data: bytes
+
+
+class _ReadyEntry(NamedTuple):
+    neg_priority: int
+    run_at: datetime
+    enqueue_seq: int
+    job_id: str
+    version: int
+
+
+class _TimedEntry(NamedTuple):
+    when: datetime
+    tenant_id: str
+    job_id: str
+    version: int
+
+
+class MemoryStore:
+    """The log and the projection with its dequeue indexes. Index entries are dropped
+    lazily: an entry counts only while its job still has the entry's version."""
+
+    def __init__(self) -> None:
+        self.log: list[StoredEvent] = []
+        self.versions: set[tuple[str, str, int]] = set()
+        self.jobs: dict[JobKey, JobInfo] = {}
+        self.histories: dict[JobKey, list[int]] = defaultdict(list)
+        self.keys: dict[tuple[str, str], str] = {}
+        # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
+        self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
+        self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
+        self.leases: dict[str, list[_TimedEntry]] = defaultdict(list)
+
+    def _current(self, tenant_id: str, job_id: str, version: int) -> JobInfo | None:
+        job = self.jobs.get((tenant_id, job_id))
+        return job if job is not None and job.version == version else None
+
+    # -- Transaction -------------------------------------------------------------------
+
+    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        return self.jobs.get((tenant_id, job_id))
+
+    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
+        return self.keys.get((tenant_id, idempotency_key))
+
+    def _promote(self, tenant_id: str, queue: str, now: datetime) -> None:
+        scheduled = self.scheduled.get((tenant_id, queue))
+        if not scheduled:
+            return
+        ready = self.ready[(tenant_id, queue)]
+        while scheduled and scheduled[0].when <= now:
+            entry = heapq.heappop(scheduled)
+            job = self._current(tenant_id, entry.job_id, entry.version)
+            if job is not None and job.status is JobStatus.ENQUEUED:
+                heapq.heappush(
+                    ready,
+                    _ReadyEntry(
+                        -job.message.priority, job.run_at, job.enqueue_seq, job.job_id, job.version
+                    ),
+                )
+
+    def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
+        self._promote(tenant_id, queue, now)
+        ready = self.ready.get((tenant_id, queue))
+        while ready:
+            entry = ready[0]
+            job = self._current(tenant_id, entry.job_id, entry.version)
+            if job is not None and job.status is JobStatus.ENQUEUED:
+                return entry
+            heapq.heappop(ready)
+        return None
+
+    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
+        best: _ReadyEntry | None = None
+        for queue in queues:
+            head = self._head(tenant_id, queue, now)
+            if head is not None and (best is None or head < best):
+                best = head
+        return None if best is None else self.jobs[(tenant_id, best.job_id)]
+
+    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
+        tenants = [tenant_id] if tenant_id is not None else list(self.leases)
+        expired: list[JobInfo] = []
+        for tenant in tenants:
+            heap = self.leases.get(tenant)
+            while heap and heap[0].when <= now:
+                entry = heapq.heappop(heap)
+                job = self._current(tenant, entry.job_id, entry.version)
+                if job is not None and job.status is JobStatus.LEASED:
+                    expired.append(job)
+        expired.sort(key=lambda job: (job.lease_expires_at, job.enqueue_seq))
+        return expired
+
+    def append(self, event: AnyEvent) -> AnyEvent:
+        identity = (event.tenant_id, event.job_id, event.version)
+        if identity in self.versions:  # the unique (tenant, job, version) constraint
+            raise StorageError(f"version conflict on {identity}")
+        seq = len(self.log) + 1
+        self.log.append(
+            StoredEvent(
+                seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event)
+            )
+        )
+        self.versions.add(identity)
+        self.histories[(event.tenant_id, event.job_id)].append(seq)
+        return decode_event(self.log[-1].data, seq)
+
+    def save(self, before: JobInfo | None, after: JobInfo) -> None:
+        key = (after.tenant_id, after.job_id)
+        self.jobs[key] = after
+        if before is None and after.message.idempotency_key is not None:
+            self.keys[(after.tenant_id, after.message.idempotency_key)] = after.job_id
+        self._index(after)
+
+    def _index(self, job: JobInfo) -> None:
+        if job.status is JobStatus.ENQUEUED:
+            heapq.heappush(
+                self.scheduled[(job.tenant_id, job.message.queue)],
+                _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
+            )
+        elif job.status is JobStatus.LEASED:
+            assert job.lease_expires_at is not None
+            heapq.heappush(
+                self.leases[job.tenant_id],
+                _TimedEntry(job.lease_expires_at, job.tenant_id, job.job_id, job.version),
+            )
+
+    def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
+        """Replace the projection and its indexes with `jobs`."""
+        self.jobs = dict(jobs)
+        self.keys = {
+            (job.tenant_id, job.message.idempotency_key): job.job_id
+            for job in jobs.values()
+            if job.message.idempotency_key is not None
+        }
+        self.scheduled.clear()
+        self.ready.clear()
+        self.leases.clear()
+        for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
+            self._index(job)
+
+    def events(self, seqs: list[int] | range) -> list[AnyEvent]:
+        return [decode_event(self.log[seq - 1].data, seq) for seq in seqs]
+
+
+class MemoryBackend(EngineBackend):
+    """A backend that keeps its log and projections in this process's memory."""
+
+    def __init__(
+        self,
+        *,
+        config: QueueConfig | None = None,
+        clock: Clock | None = None,
+        draw: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(config=config, clock=clock, draw=draw)
+        self._store = MemoryStore()
+        self._lock = asyncio.Lock()
+
+    async def _open(self) -> None:
+        pass
+
+    async def _close(self) -> None:
+        pass
+
+    async def _transact(self, work: Work[T]) -> T:
+        # Units of work never await, so they cannot interleave; the lock keeps it so
+        # if that ever changes.
+        async with self._lock:
+            return work(self._store, self.now())
+
+    async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        return self._store.jobs.get((tenant_id, job_id))
+
+    async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
+        return self._store.events(self._store.histories.get((tenant_id, job_id), []))
+
+    async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
+        tenants = sorted(
+            {tenant for tenant, queue in self._store.scheduled}
+            | {tenant for tenant, queue in self._store.ready}
+        )
+        return [t for t in tenants if self._store.next_ready(t, queues, now) is not None]
+
+    async def _next_run_at(
+        self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
+    ) -> datetime | None:
+        wanted = None if tenant_ids is None else set(tenant_ids)
+        times = [
+            job.run_at
+            for job in self._store.jobs.values()
+            if job.status is JobStatus.ENQUEUED
+            and job.message.queue in queues
+            and (wanted is None or job.tenant_id in wanted)
+        ]
+        return min(times, default=None)
+
+    async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
+        end = (
+            len(self._store.log) if limit is None else min(len(self._store.log), after_seq + limit)
+        )
+        return self._store.events(range(after_seq + 1, end + 1))
+
+    async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
+        return dict(self._store.jobs)
+
+    async def _rebuild_projections(self) -> int:
+        async with self._lock:
+            events = self._store.events(range(1, len(self._store.log) + 1))
+            self._store.reindex(rebuild(events))
+            return len(events)

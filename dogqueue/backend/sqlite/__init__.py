@@ -1,0 +1,5 @@
+"""The SQLite backend."""
+
+from dogqueue.backend.sqlite.backend import SqliteBackend
+
+__all__ = ["SqliteBackend"]

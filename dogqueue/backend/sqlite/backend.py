@@ -1,0 +1,189 @@
+"""The SQLite backend: the log and its projection in one database file.
+
+Writes go through one writer thread with group commit (many callers, one transaction);
+reads go through an aiosqlite connection and see only committed data. Several processes
+may share one file: every write transaction starts with BEGIN IMMEDIATE, so deciding
+and appending happen under SQLite's write lock, and a busy database is waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.sqlite.connection import Synchronous, connect, migrate, translate
+from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
+from dogqueue.backend.sqlite.transaction import job_row, json_list
+from dogqueue.backend.sqlite.writer import GroupCommitWriter
+from dogqueue.clock import Clock
+from dogqueue.core.codec import decode_event, decode_job
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey, rebuild
+
+#: Events read per query when streaming the whole log.
+_PAGE = 10_000
+
+
+class SqliteBackend(EngineBackend):
+    """A backend on a SQLite database file (created if missing).
+
+    `synchronous="NORMAL"` (the default): every returned call survives a crash of the
+    process; a power loss or OS crash may lose the last commits. `synchronous="FULL"`:
+    every returned call also survives a power loss, at the cost of an fsync per commit.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        config: QueueConfig | None = None,
+        clock: Clock | None = None,
+        synchronous: Synchronous = "NORMAL",
+        draw: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(config=config, clock=clock, draw=draw)
+        if synchronous not in ("NORMAL", "FULL"):
+            raise InvalidInput("synchronous", 'must be "NORMAL" or "FULL"')
+        self.path = os.fspath(path)
+        self.synchronous: Synchronous = synchronous
+        self._writer: GroupCommitWriter | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer (open backends only)."""
+        if self._writer is None:
+            raise StorageError("backend is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StorageError("backend is not open")
+        return self._reader
+
+    async def _open(self) -> None:
+        writer = GroupCommitWriter(lambda: connect(self.path, self.synchronous), self.now)
+        try:
+            await writer.call(migrate)
+        except sqlite3.Error as error:
+            await writer.close()
+            raise translate(error) from error
+        except BaseException:
+            await writer.close()
+            raise
+        try:
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout = 5000")
+            await reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as error:
+            await writer.close()
+            raise translate(error) from error
+        self._writer, self._reader = writer, reader
+
+    async def _close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+        if self._reader is not None:
+            await self._reader.close()
+        self._writer = self._reader = None
+
+    async def _transact(self, work: Work[T]) -> T:
+        result: T = await self.writer.run(work)
+        return result
+
+    async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            async with self.reader.execute(query, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as error:
+            raise translate(error) from error
+
+    async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        rows = await self._fetchall(Q["load_job"], (tenant_id, job_id))
+        return decode_job(rows[0][0]) if rows else None
+
+    async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
+        rows = await self._fetchall(Q["history"], (tenant_id, job_id))
+        return [decode_event(data, seq) for seq, data in rows]
+
+    async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
+        tenants = [row[0] for row in await self._fetchall(Q["tenants_with_enqueued_jobs"], ())]
+        ready = []
+        for tenant in tenants:
+            rows = await self._fetchall(
+                Q["tenant_is_ready"], (tenant, json_list(queues), to_micros(now))
+            )
+            if rows[0][0]:
+                ready.append(tenant)
+        return ready
+
+    async def _next_run_at(
+        self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
+    ) -> datetime | None:
+        if tenant_ids is None:
+            rows = await self._fetchall(Q["next_run_at"], (json_list(queues),))
+        else:
+            rows = await self._fetchall(
+                Q["next_run_at_of_tenants"], (json_list(tenant_ids), json_list(queues))
+            )
+        value = rows[0][0] if rows else None
+        return None if value is None else from_micros(value)
+
+    async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
+        rows = await self._fetchall(Q["read_events"], (after_seq, -1 if limit is None else limit))
+        return [decode_event(data, seq) for seq, data in rows]
+
+    async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
+        rows = await self._fetchall(Q["all_jobs"], ())
+        jobs = (decode_job(row[0]) for row in rows)
+        return {(job.tenant_id, job.job_id): job for job in jobs}
+
+    async def _rebuild_projections(self) -> int:
+        return int(await self.writer.call(_rebuild))
+
+
+def _rebuild(conn: sqlite3.Connection) -> int:
+    """Replace every job row with the fold of the log, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+
+        def events() -> Any:
+            after = 0
+            while True:
+                rows = conn.execute(Q["read_events"], (after, _PAGE)).fetchall()
+                if not rows:
+                    return
+                for seq, data in rows:
+                    yield decode_event(data, seq)
+                after = rows[-1][0]
+
+        count = 0
+
+        def counted() -> Any:
+            nonlocal count
+            for event in events():
+                count += 1
+                yield event
+
+        jobs = rebuild(counted())
+        conn.execute(Q["delete_jobs"])
+        conn.executemany(
+            Q["insert_job"],
+            (job_row(job) for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq)),
+        )
+        conn.execute("COMMIT")
+        return count
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,91 @@
+-- Every statement the SQLite backend runs, by name. Loaded once by queries.py.
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+
+-- name: schema_version
+SELECT version FROM schema_version WHERE id = 1;
+
+-- name: set_schema_version
+INSERT INTO schema_version (id, version) VALUES (1, ?1)
+ON CONFLICT (id) DO UPDATE SET version = excluded.version;
+
+-- name: next_seq
+SELECT coalesce(max(seq), 0) + 1 FROM events;
+
+-- name: insert_event
+INSERT INTO events (seq, tenant_id, job_id, version, type, data) VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: load_job
+SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: job_for_key
+SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
+
+-- name: next_ready
+SELECT run_at, enqueue_seq, state FROM jobs
+WHERE tenant_id = ?1 AND queue = ?2 AND priority = ?3 AND status = 'enqueued' AND run_at <= ?4
+ORDER BY run_at, enqueue_seq
+LIMIT 1;
+
+-- name: expired_leases_of_tenant
+SELECT state FROM jobs
+WHERE tenant_id = ?1 AND status = 'leased' AND lease_expires_at <= ?2
+ORDER BY lease_expires_at, enqueue_seq;
+
+-- name: expired_leases
+SELECT state FROM jobs
+WHERE status = 'leased' AND lease_expires_at <= ?1
+ORDER BY lease_expires_at, enqueue_seq;
+
+-- name: insert_job
+INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
+                  lease_expires_at, idempotency_key, version, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: update_job
+UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
+WHERE enqueue_seq = ?6 AND version = ?7;
+
+-- name: history
+SELECT seq, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
+
+-- name: read_events
+SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: all_jobs
+SELECT state FROM jobs ORDER BY enqueue_seq;
+
+-- name: delete_jobs
+DELETE FROM jobs;
+
+-- name: tenants_with_enqueued_jobs
+WITH RECURSIVE tenants (tenant_id) AS (
+    SELECT min(tenant_id) FROM jobs WHERE status = 'enqueued'
+    UNION ALL
+    SELECT (SELECT min(tenant_id) FROM jobs
+            WHERE status = 'enqueued' AND tenant_id > tenants.tenant_id)
+    FROM tenants WHERE tenants.tenant_id IS NOT NULL
+)
+SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL;
+
+-- name: tenant_is_ready
+SELECT EXISTS (
+    SELECT 1 FROM json_each(?2) AS q, json_each('[0,1,2]') AS p
+    WHERE EXISTS (SELECT 1 FROM jobs
+                  WHERE tenant_id = ?1 AND queue = q.value AND priority = p.value
+                    AND status = 'enqueued' AND run_at <= ?3)
+);
+
+-- name: next_run_at
+SELECT min((SELECT min(run_at) FROM jobs WHERE status = 'enqueued' AND queue = q.value))
+FROM json_each(?1) AS q;
+
+-- name: next_run_at_of_tenants
+SELECT min((SELECT min(run_at) FROM jobs
+            WHERE tenant_id = t.value AND queue = q.value AND priority = p.value
+              AND status = 'enqueued'))
+FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;

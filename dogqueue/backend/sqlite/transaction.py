@@ -1,0 +1,137 @@
+"""The engine's Transaction on a sqlite3 connection, run in the writer thread."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.core.codec import decode_job, encode_event, encode_job
+from dogqueue.core.errors import StorageError
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo
+from dogqueue.core.status import JobPriority
+
+_PRIORITIES_HIGH_FIRST = sorted((int(p) for p in JobPriority), reverse=True)
+_replace_seq = msgspec.structs.replace
+
+
+class SqliteTransaction:
+    """One write transaction. Job rows are written at once (reads must see them);
+    events are buffered and inserted together before the commit."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.next_seq = 0
+        self.writes = 0
+        self._events: list[tuple[int, str, str, int, str, bytes]] = []
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+        self.writes = 0
+        self._events.clear()
+
+    def commit(self) -> None:
+        if self._events:
+            self.conn.executemany(Q["insert_event"], self._events)
+            self._events.clear()
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._events.clear()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- Transaction -------------------------------------------------------------------
+
+    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        row = self.conn.execute(Q["load_job"], (tenant_id, job_id)).fetchone()
+        return None if row is None else decode_job(row[0])
+
+    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
+        row = self.conn.execute(Q["job_for_key"], (tenant_id, idempotency_key)).fetchone()
+        return None if row is None else str(row[0])
+
+    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
+        now_us = to_micros(now)
+        execute = self.conn.execute
+        query = Q["next_ready"]
+        for priority in _PRIORITIES_HIGH_FIRST:
+            best = None
+            for queue in queues:
+                row = execute(query, (tenant_id, queue, priority, now_us)).fetchone()
+                if row is not None and (best is None or (row[0], row[1]) < (best[0], best[1])):
+                    best = row
+            if best is not None:
+                return decode_job(best[2])
+        return None
+
+    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
+        if tenant_id is None:
+            rows = self.conn.execute(Q["expired_leases"], (to_micros(now),))
+        else:
+            rows = self.conn.execute(Q["expired_leases_of_tenant"], (tenant_id, to_micros(now)))
+        return [decode_job(row[0]) for row in rows.fetchall()]
+
+    def append(self, event: AnyEvent) -> AnyEvent:
+        seq = self.next_seq
+        self.next_seq += 1
+        self.writes += 1
+        self._events.append(
+            (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
+        )
+        return _replace_seq(event, seq=seq)
+
+    def save(self, before: JobInfo | None, after: JobInfo) -> None:
+        self.writes += 1
+        lease_expires = (
+            None if after.lease_expires_at is None else to_micros(after.lease_expires_at)
+        )
+        if before is None:
+            self.conn.execute(Q["insert_job"], job_row(after))
+            return
+        cursor = self.conn.execute(
+            Q["update_job"],
+            (
+                after.status.value,
+                to_micros(after.run_at),
+                lease_expires,
+                after.version,
+                encode_job(after),
+                after.enqueue_seq,
+                before.version,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise StorageError(f"job {after.job_id!r} changed under this transaction")
+
+
+def job_row(job: JobInfo) -> tuple[Any, ...]:
+    """The parameters of `insert_job` for a job's state."""
+    message = job.message
+    lease_expires = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
+    return (
+        job.enqueue_seq,
+        job.tenant_id,
+        job.job_id,
+        job.status.value,
+        message.queue,
+        int(message.priority),
+        message.job_type,
+        to_micros(job.run_at),
+        lease_expires,
+        message.idempotency_key,
+        job.version,
+        encode_job(job),
+    )
+
+
+def json_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
+    """A list parameter for the json_each() queries."""
+    return json.dumps(list(values))

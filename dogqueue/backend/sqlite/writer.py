@@ -1,0 +1,129 @@
+"""Group commit: one writer thread runs the units of work of many callers in one
+transaction, and resumes each caller only after the commit that holds its events."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from dogqueue.backend.sqlite.connection import retry_busy, translate
+from dogqueue.backend.sqlite.transaction import SqliteTransaction
+from dogqueue.core.errors import QueueError
+
+#: Most units of work in one transaction; bounds the latency a batch adds.
+MAX_BATCH = 512
+UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
+
+
+class _Unexpected(Exception):
+    """A unit of work failed after writing: its batch must not commit."""
+
+
+class GroupCommitWriter:
+    """Owns the write connection and the thread it lives on."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], now: Callable[[], datetime]):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
+        self._connect = connect
+        self._now = now
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[UnitOfWork, asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        #: Transactions committed and units of work they held (for tests and benchmarks).
+        self.commits = 0
+        self.units = 0
+
+    async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(connection)` on the writer thread, outside any batch."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
+
+    def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return fn(self._conn)
+
+    async def run(self, work: UnitOfWork) -> Any:
+        """Run `work` in the next transaction; return its result once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((work, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            works = [work for work, _ in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, works)
+            except BaseException as error:  # the thread itself failed: fail the batch
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
+        try:
+            results = retry_busy(lambda: self._transaction(works))
+            self.commits += 1
+            self.units += len(works)
+            return results
+        except BaseException as error:
+            if len(works) == 1:
+                return [_public(error)]
+        # One unit broke the batch: run each alone, so it fails by itself.
+        return [self._run_batch([work])[0] for work in works]
+
+    def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
+        if self._conn is None:
+            self._conn = self._connect()
+        tx = SqliteTransaction(self._conn)
+        try:
+            tx.begin()
+            now = self._now()
+            results: list[Any] = []
+            for work in works:
+                before = tx.writes
+                try:
+                    results.append(work(tx, now))
+                except QueueError as error:
+                    if tx.writes != before:
+                        raise _Unexpected(f"{error!r} after a write") from error
+                    results.append(error)
+            tx.commit()
+            return results
+        except BaseException:
+            tx.rollback()
+            raise
+
+    async def close(self) -> None:
+        """Finish pending work, then close the connection and stop the thread."""
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_connection)
+        self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _public(error: BaseException) -> BaseException:
+    if isinstance(error, _Unexpected) and error.__cause__ is not None:
+        return error.__cause__
+    if isinstance(error, sqlite3.Error):
+        return translate(error)
+    return error

@@ -1,0 +1,79 @@
+"""Requests to change one job. Each carries its time (and random draws) as data, so
+deciding it is a pure function."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from dogqueue.core.message import JobMessage
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields every command carries: whose job, and when."""
+
+    tenant_id: str
+    job_id: str
+    at: datetime
+
+
+class Enqueue(Command, frozen=True):
+    """Create the job from a validated message."""
+
+    message: JobMessage
+    trace_context: dict[str, str] | None = None
+
+
+class Lease(Command, frozen=True):
+    """Take the job for `duration`."""
+
+    duration: timedelta
+
+
+class ExtendLease(Command, frozen=True):
+    """Heartbeat: keep the lease `token` for `duration` from now."""
+
+    token: int
+    duration: timedelta
+
+
+class Complete(Command, frozen=True):
+    """Acknowledge success under lease `token`."""
+
+    token: int
+    result: bytes | None = None
+
+
+class Fail(Command, frozen=True):
+    """Acknowledge failure under lease `token`; `draw` in [0, 1] picks the jitter."""
+
+    token: int
+    error: str
+    retry: bool = True
+    draw: float = 1.0
+
+
+class Cancel(Command, frozen=True):
+    """Cancel the job unless it is already terminal."""
+
+
+class Expire(Command, frozen=True):
+    """Reclaim a lease whose time has come; `draw` picks the retry jitter."""
+
+    draw: float = 1.0
+
+
+class Release(Command, frozen=True):
+    """Give back lease `token` without counting the attempt."""
+
+    token: int
+
+
+class Requeue(Command, frozen=True):
+    """Put a FAILED job (or a CANCELED one, if `include_canceled`) back to ENQUEUED."""
+
+    include_canceled: bool = False
+
+
+AnyCommand = Enqueue | Lease | ExtendLease | Complete | Fail | Cancel | Expire | Release | Requeue

@@ -1,0 +1,132 @@
+"""The immutable facts of a job's life, as appended to the log.
+
+Every event names its tenant, job and per-job `version` (1 for `enqueued`, then +1 per
+event), which the log keeps unique, so two writers can never both extend one job's
+history from the same state. `seq` is the global log position, assigned when the event
+is appended; it is not part of the encoded bytes.
+
+Schema evolution: add fields with defaults only; never rename or retype a field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+import msgspec
+
+from dogqueue.core.message import JobMessage
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    """Fields every event carries."""
+
+    tenant_id: str
+    job_id: str
+    #: Position in this job's history, from 1.
+    version: int
+    #: When the event happened (aware, UTC).
+    at: datetime
+    #: Global log position; 0 until appended.
+    seq: int = 0
+
+    TYPE: ClassVar[str]
+
+    @property
+    def type(self) -> str:
+        """The event's type name, as stored in the log (e.g. "enqueued")."""
+        return self.TYPE
+
+
+class Enqueued(Event, frozen=True, tag="enqueued"):
+    """The job entered the queue. `message.run_at` is its resolved first schedule (UTC)."""
+
+    TYPE: ClassVar[str] = "enqueued"
+    message: JobMessage
+    #: W3C trace context of the enqueuing span, for tracing (optional).
+    trace_context: dict[str, str] | None = None
+
+
+class Leased(Event, frozen=True, tag="leased"):
+    """A worker took the job under fencing token `token` until `expires_at`."""
+
+    TYPE: ClassVar[str] = "leased"
+    token: int
+    attempt: int
+    expires_at: datetime
+
+
+class Heartbeat(Event, frozen=True, tag="heartbeat"):
+    """The lease holder extended its lease to `expires_at`."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    token: int
+    expires_at: datetime
+
+
+class Completed(Event, frozen=True, tag="completed"):
+    """The lease holder finished the job; `result` is its encoded result, if any."""
+
+    TYPE: ClassVar[str] = "completed"
+    token: int
+    result: bytes | None = None
+
+
+class Failed(Event, frozen=True, tag="failed"):
+    """The lease holder reported a failure. `retry_at` is when the job runs again
+    (the jitter is already applied), or None when the failure is final."""
+
+    TYPE: ClassVar[str] = "failed"
+    token: int
+    error: str
+    retry_at: datetime | None = None
+
+
+class Canceled(Event, frozen=True, tag="canceled"):
+    """A caller canceled the job; nothing can change it afterwards."""
+
+    TYPE: ClassVar[str] = "canceled"
+
+
+class Expired(Event, frozen=True, tag="expired"):
+    """The lease ran out before an acknowledgement: a failed attempt ("lease expired").
+    `retry_at` as for `failed`."""
+
+    TYPE: ClassVar[str] = "expired"
+    token: int
+    retry_at: datetime | None = None
+
+
+class Released(Event, frozen=True, tag="released"):
+    """The lease holder gave the job back unstarted or unfinished (graceful shutdown);
+    the attempt does not count."""
+
+    TYPE: ClassVar[str] = "released"
+    token: int
+
+
+class Requeued(Event, frozen=True, tag="requeued"):
+    """An operator put a failed (or canceled) job back in the queue with fresh attempts."""
+
+    TYPE: ClassVar[str] = "requeued"
+
+
+AnyEvent = (
+    Enqueued | Leased | Heartbeat | Completed | Failed | Canceled | Expired | Released | Requeued
+)
+
+#: The type names of all events, in the order they were introduced.
+EVENT_TYPES: tuple[str, ...] = tuple(
+    cls.TYPE
+    for cls in (
+        Enqueued,
+        Leased,
+        Heartbeat,
+        Completed,
+        Failed,
+        Canceled,
+        Expired,
+        Released,
+        Requeued,
+    )
+)

@@ -1,0 +1,170 @@
+"""evolve: fold one event into a job's state.
+
+Pure and total over every event that `decide` produces from that state; an event that
+does not apply (wrong job, version or token, or a transition the state forbids) raises
+InvalidTransition, so a corrupt log is never silently folded.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.events import (
+    AnyEvent,
+    Canceled,
+    Completed,
+    Enqueued,
+    Expired,
+    Failed,
+    Heartbeat,
+    Leased,
+    Released,
+    Requeued,
+)
+from dogqueue.core.job import JobInfo
+from dogqueue.core.retry import LEASE_EXPIRED_ERROR
+from dogqueue.core.status import JobStatus
+
+_replace = msgspec.structs.replace
+
+
+def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
+    """Return the state after `event` (state None: the job does not exist yet)."""
+    if isinstance(event, Enqueued):
+        if state is not None:
+            raise InvalidTransition(f"job {event.job_id!r} enqueued twice")
+        if event.version != 1:
+            raise InvalidTransition(
+                f"enqueued event of {event.job_id!r} has version {event.version}"
+            )
+        run_at = event.message.run_at if event.message.run_at is not None else event.at
+        return JobInfo(
+            job_id=event.job_id,
+            tenant_id=event.tenant_id,
+            status=JobStatus.ENQUEUED,
+            message=event.message,
+            attempts=0,
+            result=None,
+            last_error=None,
+            created_at=event.at,
+            run_at=run_at,
+            lease_token=0,
+            lease_expires_at=None,
+            finished_at=None,
+            updated_at=event.at,
+            enqueue_seq=event.seq,
+            version=1,
+        )
+    if state is None:
+        raise InvalidTransition(f"{event.type} event for unknown job {event.job_id!r}")
+    if (event.tenant_id, event.job_id) != (state.tenant_id, state.job_id):
+        raise InvalidTransition(f"{event.type} event of another job folded into {state.job_id!r}")
+    if event.version != state.version + 1:
+        raise InvalidTransition(
+            f"{event.type} event of {state.job_id!r} has version {event.version},"
+            f" expected {state.version + 1}"
+        )
+    match event:
+        case Leased(token=token, attempt=attempt, expires_at=expires_at):
+            _require(state, event, JobStatus.ENQUEUED)
+            if token <= state.lease_token or attempt != state.attempts + 1:
+                raise InvalidTransition(f"leased event of {state.job_id!r} reuses a token")
+            return _replace(
+                state,
+                status=JobStatus.LEASED,
+                attempts=attempt,
+                lease_token=token,
+                lease_expires_at=expires_at,
+                updated_at=event.at,
+                version=event.version,
+            )
+        case Heartbeat(token=token, expires_at=expires_at):
+            _require_lease(state, event, token)
+            return _replace(
+                state, lease_expires_at=expires_at, updated_at=event.at, version=event.version
+            )
+        case Completed(token=token, result=result):
+            _require_lease(state, event, token)
+            return _replace(
+                state,
+                status=JobStatus.COMPLETED,
+                result=result,
+                lease_expires_at=None,
+                finished_at=event.at,
+                updated_at=event.at,
+                version=event.version,
+            )
+        case Failed(token=token, error=error):
+            _require_lease(state, event, token)
+            return _after_failure(state, event, error)
+        case Expired(token=token):
+            _require_lease(state, event, token)
+            return _after_failure(state, event, LEASE_EXPIRED_ERROR)
+        case Canceled():
+            if state.status.is_terminal:
+                raise InvalidTransition(f"canceled event of {state.status} job {state.job_id!r}")
+            return _replace(
+                state,
+                status=JobStatus.CANCELED,
+                lease_expires_at=None,
+                finished_at=event.at,
+                updated_at=event.at,
+                version=event.version,
+            )
+        case Released(token=token):
+            _require_lease(state, event, token)
+            return _replace(
+                state,
+                status=JobStatus.ENQUEUED,
+                attempts=state.attempts - 1,
+                lease_expires_at=None,
+                updated_at=event.at,
+                version=event.version,
+            )
+        case Requeued():
+            if state.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+                raise InvalidTransition(f"requeued event of {state.status} job {state.job_id!r}")
+            return _replace(
+                state,
+                status=JobStatus.ENQUEUED,
+                attempts=0,
+                run_at=event.at,
+                finished_at=None,
+                updated_at=event.at,
+                version=event.version,
+            )
+    raise InvalidTransition(f"unknown event {event!r}")
+
+
+def _require(state: JobInfo, event: AnyEvent, status: JobStatus) -> None:
+    if state.status is not status:
+        raise InvalidTransition(f"{event.type} event of {state.status} job {state.job_id!r}")
+
+
+def _require_lease(state: JobInfo, event: AnyEvent, token: int) -> None:
+    _require(state, event, JobStatus.LEASED)
+    if token != state.lease_token:
+        raise InvalidTransition(f"{event.type} event of {state.job_id!r} with a stale token")
+
+
+def _after_failure(state: JobInfo, event: Failed | Expired, error: str) -> JobInfo:
+    if event.retry_at is None:
+        return _replace(
+            state,
+            status=JobStatus.FAILED,
+            last_error=error,
+            lease_expires_at=None,
+            finished_at=event.at,
+            updated_at=event.at,
+            version=event.version,
+        )
+    return _replace(
+        state,
+        status=JobStatus.ENQUEUED,
+        last_error=error,
+        run_at=event.retry_at,
+        lease_expires_at=None,
+        updated_at=event.at,
+        version=event.version,
+    )

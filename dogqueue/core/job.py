@@ -1,0 +1,52 @@
+"""A job's current state (what folding its events gives) and a held lease."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from dogqueue.core.message import JobMessage
+from dogqueue.core.status import JobStatus
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of one job, folded from its events. Equal folds give equal JobInfos."""
+
+    job_id: str
+    tenant_id: str
+    status: JobStatus
+    #: The message as enqueued; `message.run_at` is the first schedule.
+    message: JobMessage
+    #: Leases taken so far (released leases do not count; a requeue resets it).
+    attempts: int
+    #: The encoded result of a completed job.
+    result: bytes | None
+    #: The error of the latest failed attempt.
+    last_error: str | None
+    created_at: datetime
+    #: When the job may next be leased, after any retry delay (UTC).
+    run_at: datetime
+    #: The latest fencing token issued (0 before the first lease).
+    lease_token: int
+    #: When the current lease ends; None unless LEASED.
+    lease_expires_at: datetime | None
+    #: When the job became terminal; None otherwise.
+    finished_at: datetime | None
+    updated_at: datetime
+    #: Log position of the `enqueued` event (the FIFO tie-breaker).
+    enqueue_seq: int
+    #: Number of events in the job's history.
+    version: int
+
+
+class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job held by a worker. `lease_token` fences every acknowledgement and heartbeat."""
+
+    job_id: str
+    tenant_id: str
+    message: JobMessage
+    lease_token: int
+    lease_expires_at: datetime
+    #: 1 for the first lease of the job.
+    attempt: int

@@ -1,0 +1,125 @@
+"""Checks on caller input; each failure is an InvalidInput naming the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import InvalidInput
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.status import JobPriority
+
+#: The longest tenant id, queue name, job type or idempotency key, in characters.
+MAX_NAME_LENGTH = 256
+#: The largest accepted `max_retries`.
+MAX_RETRIES_LIMIT = 1000
+# Unicode category Cc is exactly U+0000..U+001F and U+007F..U+009F.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_name(field: str, value: object) -> str:
+    """Return `value` if it is a usable name: a non-empty str of at most 256 characters,
+    with no control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a str, not {type(value).__name__}")
+    if not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    if _CONTROL_CHARACTER.search(value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def check_ctx(ctx: object) -> str:
+    """Return the tenant id of a valid QueueCtx."""
+    if not isinstance(ctx, QueueCtx):
+        raise InvalidInput("ctx", f"must be a QueueCtx, not {type(ctx).__name__}")
+    return check_name("tenant_id", ctx.tenant_id)
+
+
+def check_job_id(job_id: object) -> str:
+    """Return `job_id` if it is a str; unknown ids are JobNotFound, not InvalidInput."""
+    if not isinstance(job_id, str):
+        raise InvalidInput("job_id", f"must be a str, not {type(job_id).__name__}")
+    return job_id
+
+
+def check_aware(field: str, value: object) -> datetime:
+    """Return `value` if it is a timezone-aware datetime."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, f"must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "must be timezone-aware")
+    return value
+
+
+def check_duration(field: str, value: object) -> timedelta:
+    """Return `value` if it is a positive timedelta."""
+    if not isinstance(value, timedelta):
+        raise InvalidInput(field, f"must be a timedelta, not {type(value).__name__}")
+    if value <= timedelta(0):
+        raise InvalidInput(field, "must be positive")
+    return value
+
+
+def check_max_retries(value: object) -> int:
+    """Return `value` if it is an int in 0..1000."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("max_retries", f"must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_RETRIES_LIMIT:
+        raise InvalidInput("max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}")
+    return value
+
+
+def check_priority(value: object) -> JobPriority:
+    """Return `value` if it is a JobPriority member."""
+    if not isinstance(value, JobPriority):
+        raise InvalidInput("priority", f"must be a JobPriority, not {value!r}")
+    return value
+
+
+def check_queues(queues: object) -> tuple[str, ...]:
+    """Return a non-empty sequence of queue names (not a bare str) as a tuple."""
+    if isinstance(queues, (str, bytes)) or not isinstance(queues, Sequence):
+        raise InvalidInput("queues", "must be a list of queue names, not a single string")
+    if not queues:
+        raise InvalidInput("queues", "must not be empty")
+    return tuple(dict.fromkeys(check_name("queue", q) for q in queues))
+
+
+def check_message(message: object, config: QueueConfig) -> JobMessage:
+    """Return `message` if every field of it is acceptable under `config`."""
+    if not isinstance(message, JobMessage):
+        raise InvalidInput("message", f"must be a JobMessage, not {type(message).__name__}")
+    check_name("job_type", message.job_type)
+    if not isinstance(message.payload_bytes, bytes):
+        raise InvalidInput("payload_bytes", "must be bytes")
+    if len(message.payload_bytes) > config.max_payload_bytes:
+        raise InvalidInput(
+            "payload_bytes",
+            f"is {len(message.payload_bytes)} bytes, over the limit of {config.max_payload_bytes}",
+        )
+    check_name("codec", message.codec)
+    check_name("queue", message.queue)
+    check_priority(message.priority)
+    check_max_retries(message.max_retries)
+    if message.run_at is not None:
+        check_aware("run_at", message.run_at)
+    if message.idempotency_key is not None:
+        check_name("idempotency_key", message.idempotency_key)
+    return message
+
+
+def check_batch_keys(messages: Sequence[JobMessage]) -> None:
+    """Reject a batch that repeats an idempotency key."""
+    seen: set[str] = set()
+    for message in messages:
+        key = message.idempotency_key
+        if key is None:
+            continue
+        if key in seen:
+            raise InvalidInput("idempotency_key", f"{key!r} appears twice in one batch")
+        seen.add(key)

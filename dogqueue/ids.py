@@ -1,0 +1,34 @@
+"""Job ids: UUIDv7 strings, time-ordered so that new rows land at the end of an index."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_job_id() -> str:
+    """A new, unique job id, greater than every id made earlier in this process."""
+    global _last_ms, _counter
+    random_bits = int.from_bytes(os.urandom(8), "big")
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:
+                ms += 1
+                _counter = random_bits >> 53
+        else:
+            _counter = random_bits >> 53  # 11 random bits leave room to count up
+        _last_ms = ms
+        counter = _counter
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76 | counter << 64
+    value |= 0b10 << 62 | (random_bits & 0x3FFF_FFFF_FFFF_FFFF)
+    return str(uuid.UUID(int=value))

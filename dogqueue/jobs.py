@@ -1,0 +1,123 @@
+"""Typed job definitions and the registry that turns stored messages back into them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
+
+from dogqueue.core import validation as check
+from dogqueue.core.errors import InvalidInput, InvalidJobType
+from dogqueue.core.message import JobMessage
+from dogqueue.core.status import JobPriority
+
+ContextT = TypeVar("ContextT", contravariant=True)
+ResultT = TypeVar("ResultT", covariant=True)
+
+#: The codec name of payloads and results encoded by the adapter.
+JSON_CODEC = "json"
+
+
+class JobError(Exception):
+    """Raised by a job to fail its attempt. `retryable=False` fails it for good.
+
+    This is the job's own failure, not a QueueError.
+    """
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+    def __reduce__(self) -> tuple[type[JobError], tuple[str, bool]]:
+        return (type(self), (self.message, self.retryable))
+
+
+class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
+    """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
+    implement `execute`; the worker passes its context object to `execute`."""
+
+    #: The stable name stored in the log (required; keep it when renaming the class).
+    JOB_TYPE: ClassVar[str]
+    #: Dequeue priority of jobs of this class unless the enqueue names one.
+    PRIORITY: ClassVar[JobPriority] = JobPriority.NORMAL
+    #: Retries after the first attempt unless the enqueue names a number.
+    MAX_RETRIES: ClassVar[int] = 3
+    #: Longest run of one attempt; None uses the worker's default.
+    TIMEOUT: ClassVar[timedelta | None] = None
+
+    async def execute(self, ctx: ContextT) -> ResultT:
+        """Do the job's work and return its result (encoded with msgspec JSON)."""
+        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def encode_json(value: object) -> bytes:
+    """msgspec JSON bytes of a payload or result."""
+    return _json_encoder.encode(value)
+
+
+class JobRegistry(Generic[ContextT]):
+    """Job classes by JOB_TYPE, with a decoder for each built once."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Job[Any, Any]]] = {}
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+
+    def register(self, job_class: type[Job[Any, Any]]) -> None:
+        """Add `job_class`; a second class under the same JOB_TYPE is InvalidInput."""
+        if not (isinstance(job_class, type) and issubclass(job_class, Job)):
+            raise InvalidInput("job_class", "must be a subclass of dogqueue.Job")
+        job_type = getattr(job_class, "JOB_TYPE", None)
+        check.check_name("JOB_TYPE", job_type)
+        assert isinstance(job_type, str)
+        check.check_priority(job_class.PRIORITY)
+        check.check_max_retries(job_class.MAX_RETRIES)
+        existing = self._classes.get(job_type)
+        if existing is not None and existing is not job_class:
+            raise InvalidInput(
+                "JOB_TYPE",
+                f"{job_type!r} is already registered to {existing.__qualname__}",
+            )
+        self._classes[job_type] = job_class
+        self._decoders[job_type] = msgspec.json.Decoder(job_class)
+
+    def __contains__(self, job_type: object) -> bool:
+        return job_type in self._classes
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def job_class(self, job_type: str) -> type[Job[Any, Any]]:
+        """The class registered under `job_type`, or InvalidJobType."""
+        try:
+            return self._classes[job_type]
+        except KeyError:
+            raise InvalidJobType(job_type) from None
+
+    @property
+    def job_types(self) -> list[str]:
+        """Every registered JOB_TYPE, sorted."""
+        return sorted(self._classes)
+
+    def decode(self, message: JobMessage) -> Job[Any, Any]:
+        """The job a message carries. InvalidJobType for an unknown type; JobError
+        (not retryable) for a payload that does not decode into the class."""
+        self.job_class(message.job_type)
+        if message.codec != JSON_CODEC:
+            raise JobError(f"unsupported codec {message.codec!r}", retryable=False)
+        try:
+            job: Job[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
+        except msgspec.DecodeError as error:  # ValidationError is a DecodeError
+            raise JobError(f"payload does not decode: {error}", retryable=False) from error
+        return job
+
+    async def execute_job(self, message: JobMessage, context: ContextT) -> bytes | None:
+        """Decode the message, await its `execute(context)` and return the result as
+        msgspec JSON (None when `execute` returns None). Exceptions propagate."""
+        job = self.decode(message)
+        result = await job.execute(context)
+        return None if result is None else encode_json(result)
