@@ -1,0 +1,7 @@
+"""`python -m dogqueue` runs the command line."""
+
+import sys
+
+from dogqueue.cli import main
+
+sys.exit(main())
