@@ -14,6 +14,8 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import JSON_CODEC, ContextT, Job, JobRegistry, encode_json
+from dogqueue.observability import tracing
+from dogqueue.observability.reader import Observability
 
 R = TypeVar("R")
 
@@ -28,6 +30,7 @@ class QueueAdapter(Generic[ContextT]):
             backend.config = config
         self._backend = backend
         self._registry: JobRegistry[ContextT] = JobRegistry()
+        self._observability: Observability | None = None
 
     @classmethod
     def with_config(cls, backend: Backend, config: QueueConfig) -> QueueAdapter[ContextT]:
@@ -43,6 +46,13 @@ class QueueAdapter(Generic[ContextT]):
     def config(self) -> QueueConfig:
         """The settings in force (the backend's)."""
         return self._backend.config
+
+    @property
+    def observability(self) -> Observability:
+        """Metrics folded from this queue's log: `await adapter.observability.metrics()`."""
+        if self._observability is None:
+            self._observability = Observability(self._backend)
+        return self._observability
 
     @property
     def job_registry(self) -> JobRegistry[ContextT]:
@@ -100,6 +110,8 @@ class QueueAdapter(Generic[ContextT]):
             priority=priority,
             max_retries=max_retries,
         )
+        if tracing.OTEL_AVAILABLE:
+            return await tracing.traced_enqueue(self._backend, ctx, message)
         return await self._backend.enqueue(ctx, message)
 
     async def enqueue_many(self, ctx: QueueCtx, jobs: list[Job[Any, Any]]) -> list[str]:
