@@ -70,6 +70,12 @@ def enqueue_span(ctx: QueueCtx, message: JobMessage) -> Iterator[EnqueueTrace]:
     if tracer is None:
         yield EnqueueTrace(None, None)
         return
+    with _enqueue_span(tracer, ctx, message) as traced:
+        yield traced
+
+
+@contextmanager
+def _enqueue_span(tracer: Tracer, ctx: QueueCtx, message: JobMessage) -> Iterator[EnqueueTrace]:
     with tracer.start_as_current_span(
         f"dogqueue.enqueue {message.job_type}",
         kind=SpanKind.PRODUCER,
@@ -99,8 +105,12 @@ class EnqueueTrace:
 
 
 async def traced_enqueue(backend: Backend, ctx: QueueCtx, message: JobMessage) -> str:
-    """`backend.enqueue` inside an enqueue span whose context is stored with the job."""
-    with enqueue_span(ctx, message) as traced:
+    """`backend.enqueue` inside an enqueue span whose context is stored with the job
+    (just `backend.enqueue` when no tracer provider is configured)."""
+    tracer = _tracer()
+    if tracer is None:
+        return await backend.enqueue(ctx, message)
+    with _enqueue_span(tracer, ctx, message) as traced:
         job_id = await backend.enqueue(ctx, message, trace_context=traced.trace_context)
         traced.set_job_id(job_id)
         return job_id
