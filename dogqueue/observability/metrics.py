@@ -11,6 +11,7 @@ import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from dogqueue.core.events import (
     AnyEvent,
@@ -51,8 +52,7 @@ OUTCOME_FAILED = "failed"
 OUTCOME_EXPIRED = "expired"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class SeriesKey:
+class SeriesKey(NamedTuple):
     """Who a group of numbers belongs to: tenant, queue and job type."""
 
     tenant_id: str
@@ -147,6 +147,7 @@ class SeriesCounters:
 @dataclass(slots=True)
 class _JobTrack:
     series: SeriesKey
+    counters: SeriesCounters
     status: JobStatus
     #: When the job may next be leased.
     run_at: datetime
@@ -356,13 +357,14 @@ class MetricsFold:
             message = event.message
             series = SeriesKey(event.tenant_id, message.queue, message.job_type)
             run_at = message.run_at if message.run_at is not None else event.at
-            self._jobs[key] = _JobTrack(series, JobStatus.ENQUEUED, run_at, run_at)
-            self._series(series).enqueued += 1
+            counters = self._series(series)
+            self._jobs[key] = _JobTrack(series, counters, JobStatus.ENQUEUED, run_at, run_at)
+            counters.enqueued += 1
             return
         job = self._jobs.get(key)
         if job is None:
             return
-        counters = self._series(job.series)
+        counters = job.counters
         match event:
             case Leased():
                 counters.attempts += 1
