@@ -8,6 +8,7 @@ and appending happen under SQLite's write lock, and a busy database is waited fo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from dogqueue.core.projection import JobKey, rebuild
 
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
+#: How often an idle waiter asks SQLite whether another connection committed.
+CHANGE_POLL_SECONDS = 0.02
 
 
 class SqliteBackend(EngineBackend):
@@ -101,6 +104,34 @@ class SqliteBackend(EngineBackend):
     async def _transact(self, work: Work[T]) -> T:
         result: T = await self.writer.run(work)
         return result
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when a job may have become leasable, or after `timeout` seconds.
+
+        Commits made through this object wake the waiter at once; commits by other
+        processes are seen by polling `PRAGMA data_version`, a cheap read."""
+        if timeout <= 0:
+            return
+        await self._ready()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._change_waiters.add(waiter)
+        try:
+            seen = await self._data_version()
+            while not waiter.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                await asyncio.wait({waiter}, timeout=min(remaining, CHANGE_POLL_SECONDS))
+                if await self._data_version() != seen:
+                    return
+        finally:
+            self._change_waiters.discard(waiter)
+
+    async def _data_version(self) -> int:
+        rows = await self._fetchall(Q["data_version"], ())
+        return int(rows[0][0])
 
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:

@@ -89,3 +89,6 @@ SELECT min((SELECT min(run_at) FROM jobs
             WHERE tenant_id = t.value AND queue = q.value AND priority = p.value
               AND status = 'enqueued'))
 FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
+
+-- name: data_version
+PRAGMA data_version;
