@@ -138,7 +138,9 @@ class Worker(Generic[ContextT]):
         self.context = context
         self.concurrency = concurrency
         config = adapter.config
-        self.lease_duration = lease_duration or config.default_lease_duration
+        self.lease_duration = (
+            config.default_lease_duration if lease_duration is None else lease_duration
+        )
         lease_seconds = _seconds("lease_duration", self.lease_duration)
         self.heartbeat_seconds = (
             lease_seconds / 3
@@ -148,7 +150,9 @@ class Worker(Generic[ContextT]):
         self.timeout = timeout
         if timeout is not None:
             _seconds("timeout", timeout)
-        self.reaper_seconds = _seconds("reaper_interval", reaper_interval or config.reaper_interval)
+        self.reaper_seconds = _seconds(
+            "reaper_interval", config.reaper_interval if reaper_interval is None else reaper_interval
+        )
         self.shutdown_grace = shutdown_grace
         if not isinstance(shutdown_grace, timedelta) or shutdown_grace < timedelta(0):
             raise InvalidInput("shutdown_grace", "must be a non-negative timedelta")
@@ -162,7 +166,7 @@ class Worker(Generic[ContextT]):
             self._ctxs = {ctx.tenant_id: ctx for ctx in self.tenants}
             self._rotation.replace(self._ctxs)
         self._refreshed_at = -1.0
-        self._jobs: dict[tuple[str, str], _RunningJob] = {}
+        self._jobs: dict[tuple[str, str, int], _RunningJob] = {}
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._hurry = asyncio.Event()
@@ -278,8 +282,9 @@ class Worker(Generic[ContextT]):
                 if started >= free or self._stop_requested.is_set():
                     break
                 ctx = self._ctxs[tenant]
+                wanted = min(share, free - started, self._rotation.room(tenant))
                 leases = await self.backend.dequeue_many(
-                    ctx, self.queues, min(share, free - started), lease_duration=self.lease_duration
+                    ctx, self.queues, wanted, lease_duration=self.lease_duration
                 )
                 if not leases:
                     empty.add(tenant)
@@ -331,7 +336,7 @@ class Worker(Generic[ContextT]):
 
     def _start(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         job = _RunningJob(ctx, lease)
-        self._jobs[(ctx.tenant_id, lease.job_id)] = job
+        self._jobs[(ctx.tenant_id, lease.job_id, lease.lease_token)] = job
         self._rotation.started(ctx.tenant_id)
         job.runner = asyncio.get_running_loop().create_task(self._run_job(job))
 
@@ -369,7 +374,7 @@ class Worker(Generic[ContextT]):
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
-            del self._jobs[(job.ctx.tenant_id, job.lease.job_id)]
+            del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
             self._rotation.finished(job.ctx.tenant_id)
             self._wake.set()
 
@@ -379,9 +384,11 @@ class Worker(Generic[ContextT]):
         if reason in (CANCELED, LEASE_LOST):
             log.info("job %s stopped: %s; its result is discarded", label, reason)
         elif reason == SHUTDOWN:
-            with contextlib.suppress(JobCanceled, LeaseLost):
+            try:
                 await self.backend.release(job.ctx, job.lease)
-            log.info("job %s released at shutdown", label)
+                log.info("job %s released at shutdown", label)
+            except (JobCanceled, LeaseLost) as refused:
+                log.info("job %s not released: %s", label, refused)
         elif reason == TIMED_OUT:
             await self._ack_fail(job, f"timed out after {timeout}", retry=True)
             log.warning("job %s timed out after %s", label, timeout)
@@ -427,9 +434,9 @@ class Worker(Generic[ContextT]):
                 log.exception("heartbeat of job %s failed; trying again", job.lease.job_id)
 
     def _on_cancel(self, tenant_id: str, job_id: str) -> None:
-        job = self._jobs.get((tenant_id, job_id))
-        if job is not None:
-            job.interrupt(CANCELED)
+        for (tenant, job_id_running, _), job in self._jobs.items():
+            if (tenant, job_id_running) == (tenant_id, job_id):
+                job.interrupt(CANCELED)
 
     # -- maintenance and shutdown ----------------------------------------------------
 

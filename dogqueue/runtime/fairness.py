@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+#: The room of a tenant without a concurrency limit.
+UNLIMITED = 2**31
+
 
 class TenantRotation:
     """Hands out tenants in turn so that no tenant's backlog delays another's jobs by
@@ -37,9 +40,15 @@ class TenantRotation:
         if self._next >= len(self._tenants):
             self._next = 0
 
+    def room(self, tenant: str) -> int:
+        """How many more jobs of `tenant` may start (a large number when unlimited)."""
+        if self._limit is None:
+            return UNLIMITED
+        return max(0, self._limit - self._running.get(tenant, 0))
+
     def has_room(self, tenant: str) -> bool:
         """Whether `tenant` is below its concurrency limit."""
-        return self._limit is None or self._running.get(tenant, 0) < self._limit
+        return self.room(tenant) > 0
 
     def turns(self) -> Iterator[str]:
         """One round from the tenant due next; each tenant yielded moves the turn past

@@ -134,6 +134,11 @@ class SqliteBackend(EngineBackend):
         return int(rows[0][0])
 
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        # Shielded: a read cancelled halfway would leave its statement open, and the
+        # reader would keep seeing that old snapshot of the database.
+        return await asyncio.shield(self._fetchall_unshielded(query, params))
+
+    async def _fetchall_unshielded(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
             async with self.reader.execute(query, params) as cursor:
                 return list(await cursor.fetchall())
