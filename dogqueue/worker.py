@@ -279,7 +279,7 @@ class Worker(Generic[ContextT]):
             for tenant in self._rotation.turns():
                 if tenant in empty:
                     continue
-                if started >= free or self._stop_requested.is_set():
+                if self._stop_requested.is_set():
                     break
                 ctx = self._ctxs[tenant]
                 wanted = min(share, free - started, self._rotation.room(tenant))
@@ -293,6 +293,8 @@ class Worker(Generic[ContextT]):
                 for lease in leases:
                     self._start(ctx, lease)
                 started += len(leases)
+                if started >= free:
+                    break  # before the rotation hands out the next tenant's turn
             if not progress:
                 break
         if started == 0:
