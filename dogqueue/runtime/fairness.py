@@ -57,8 +57,8 @@ class TenantRotation:
         for tenant in order:
             if tenant not in self._tenants:
                 continue  # removed during this round
-            self._next = (self._tenants.index(tenant) + 1) % len(self._tenants)
-            if self.has_room(tenant):
+            if self.has_room(tenant):  # a tenant at its limit keeps its turn
+                self._next = (self._tenants.index(tenant) + 1) % len(self._tenants)
                 yield tenant
 
     def started(self, tenant: str) -> None:

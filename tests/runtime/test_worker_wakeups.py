@@ -1,0 +1,77 @@
+"""Idle workers wake for new work: at once in-process, by `data_version` across
+SQLite connections, and at the earliest `run_at` (real clock; bounded waits only)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from dogqueue import JobMessage, JobStatus, Leased, QueueAdapter, QueueCtx, Worker, utc_now
+from dogqueue.backend.memory import MemoryBackend
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.runtime.fairness import TenantRotation
+from runtime.helpers import Echo, Probe, until_status, within
+
+T = QueueCtx("tenant-a")
+#: Far longer than any bounded wait below: a worker that fell back to it would hang.
+NEVER = timedelta(hours=1)
+
+
+async def test_idle_worker_runs_an_enqueue_from_this_process_without_polling() -> None:
+    async with MemoryBackend() as backend:
+        adapter: QueueAdapter[Probe] = QueueAdapter(backend)
+        await adapter.register_job(Echo)
+        async with Worker(adapter, context=Probe(), max_idle=NEVER, handle_signals=False):
+            await asyncio.sleep(0.02)  # the worker is idle now
+            job_id = await adapter.enqueue(T, Echo(text="now"))
+            await until_status(backend, T, job_id, JobStatus.COMPLETED)
+
+
+async def test_idle_worker_sleeps_until_the_earliest_run_at() -> None:
+    async with MemoryBackend() as backend:
+        adapter: QueueAdapter[Probe] = QueueAdapter(backend)
+        await adapter.register_job(Echo)
+        run_at = utc_now() + timedelta(milliseconds=200)
+        job_id = await adapter.enqueue(T, Echo(text="soon"), run_at=run_at)
+        async with Worker(adapter, context=Probe(), max_idle=NEVER, handle_signals=False):
+            await until_status(backend, T, job_id, JobStatus.COMPLETED)
+        leased = [e for e in await backend.history(T, job_id) if isinstance(e, Leased)]
+        assert leased[0].at >= run_at
+
+
+async def test_sqlite_waiter_notices_a_commit_by_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    async with SqliteBackend(path) as watcher, SqliteBackend(path) as other:
+        waiting = asyncio.create_task(watcher.wait_for_change(NEVER.total_seconds()))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await other.enqueue(T, _message())
+        await within(waiting)
+
+
+async def test_worker_runs_a_job_enqueued_through_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    async with SqliteBackend(path) as backend, SqliteBackend(path) as other:
+        adapter: QueueAdapter[Probe] = QueueAdapter(backend)
+        await adapter.register_job(Echo)
+        async with Worker(adapter, context=Probe(), max_idle=NEVER, handle_signals=False):
+            await asyncio.sleep(0.02)
+            job_id = await other.enqueue(T, _message())
+            await until_status(backend, T, job_id, JobStatus.COMPLETED)
+
+
+def _message() -> JobMessage:
+    return JobMessage(job_type="echo", payload_bytes=b'{"text": "from elsewhere"}')
+
+
+def test_rotation_hands_turns_round_robin_and_respects_limits() -> None:
+    rotation = TenantRotation(limit_per_tenant=1)
+    rotation.replace(["a", "b", "c"])
+    turns = rotation.turns()
+    assert next(turns) == "a"
+    rotation.started("a")
+    assert list(rotation.turns()) == ["b", "c"]  # "a" is at its limit
+    rotation.finished("a")
+    rotation.remove("b")
+    assert list(rotation.turns()) == ["a", "c"]
