@@ -136,7 +136,9 @@ class SqliteBackend(EngineBackend):
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         # Shielded: a read cancelled halfway would leave its statement open, and the
         # reader would keep seeing that old snapshot of the database.
-        return await asyncio.shield(self._fetchall_unshielded(query, params))
+        read = asyncio.ensure_future(self._fetchall_unshielded(query, params))
+        read.add_done_callback(_consume_error)
+        return await asyncio.shield(read)
 
     async def _fetchall_unshielded(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
@@ -187,6 +189,13 @@ class SqliteBackend(EngineBackend):
 
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
+
+
+def _consume_error(read: asyncio.Future[Any]) -> None:
+    """Mark the error of a read whose caller was cancelled as seen (it has no one to
+    raise to: e.g. the backend was closed meanwhile)."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _rebuild(conn: sqlite3.Connection) -> int:
