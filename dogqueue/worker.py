@@ -30,6 +30,7 @@ from dogqueue.jobs import ContextT, JobError
 from dogqueue.runtime.fairness import TenantRotation
 
 log = logging.getLogger("dogqueue.worker")
+log.addHandler(logging.NullHandler())  # a library logs only where the application says
 
 #: How long discovered tenants are trusted before `ready_tenants` is asked again.
 TENANT_REFRESH_SECONDS = 1.0

@@ -87,6 +87,7 @@ async def test_killed_workers_lose_no_job_and_complete_none_twice(tmp_path: Path
     assert len(executions) == JOBS
     extra = sum(count - 1 for count in executions.values())
     assert kills > 0
+    print(f"crash test: {JOBS} jobs, {kills} kills, {extra} extra executions")
     assert extra <= kills * CONCURRENCY, f"{extra} extra executions after {kills} kills"
     assert rebuild(events) == jobs
 
