@@ -50,7 +50,9 @@ class Inbox:
     jobs: list[tuple[QueueCtx, str, str]] = field(default_factory=list)
     cleanup_started: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def enqueue(self, ctx: QueueCtx, label: str, job: Job[Inbox, object], **options: object) -> str:
+    async def enqueue(
+        self, ctx: QueueCtx, label: str, job: Job[Inbox, object], **options: object
+    ) -> str:
         job_id = await self.adapter.enqueue(ctx, job, **options)  # type: ignore[arg-type]
         self.jobs.append((ctx, job_id, label))
         return job_id
@@ -111,8 +113,10 @@ class Cleanup(Job[Inbox, int]):
     async def execute(self, ctx: Inbox) -> int:
         ctx.cleanup_started.set()
         try:
-            for archived in range(600):
+            archived = 0
+            while archived < 600:
                 await asyncio.sleep(0.05)
+                archived += 1
             return archived
         except asyncio.CancelledError:
             ctx.write(f"  [{self.tenant}] cleanup: task cancelled mid-run (cancel wins)")
@@ -156,13 +160,15 @@ async def run_demo(
                 idempotency_key=f"snapshot:{TENANTS['acme']}:{today}",
             )
         except JobAlreadyExists as duplicate:
-            write(f"  [acme] duplicate snapshot refused: job {duplicate.job_id} already has the key")
+            write(
+                f"  [acme] duplicate snapshot refused: job {duplicate.job_id} already has the key"
+            )
 
         write(f"2. schedule the daily summaries {SUMMARY_DELAY.total_seconds():.0f}s from now")
         for tenant, mailbox in TENANTS.items():
             run_at = utc_now() + SUMMARY_DELAY
-            job = Summaries(tenant=tenant, mailbox=mailbox)
-            await inbox.enqueue(QueueCtx(tenant), "summaries", job, run_at=run_at)
+            summary = Summaries(tenant=tenant, mailbox=mailbox)
+            await inbox.enqueue(QueueCtx(tenant), "summaries", summary, run_at=run_at)
 
         write("3. start a cleanup for globex, to be canceled while it runs")
         cleanup = await inbox.enqueue(

@@ -131,7 +131,10 @@ class Worker(Generic[ContextT]):
             if not tenants:
                 raise InvalidInput("tenants", "must not be empty (None serves every tenant)")
             self.tenants = list(tenants)
-        for name, limit in (("concurrency", concurrency), ("tenant_concurrency", tenant_concurrency)):
+        for name, limit in (
+            ("concurrency", concurrency),
+            ("tenant_concurrency", tenant_concurrency),
+        ):
             if limit is None and name == "tenant_concurrency":
                 continue
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -152,7 +155,8 @@ class Worker(Generic[ContextT]):
         if timeout is not None:
             _seconds("timeout", timeout)
         self.reaper_seconds = _seconds(
-            "reaper_interval", config.reaper_interval if reaper_interval is None else reaper_interval
+            "reaper_interval",
+            config.reaper_interval if reaper_interval is None else reaper_interval,
         )
         self.shutdown_grace = shutdown_grace
         if not isinstance(shutdown_grace, timedelta) or shutdown_grace < timedelta(0):
@@ -381,7 +385,7 @@ class Worker(Generic[ContextT]):
             self._rotation.finished(job.ctx.tenant_id)
             self._wake.set()
 
-    async def _settle(self, job: _RunningJob, label: str, timeout: timedelta | None) -> None:
+    async def _settle(self, job: _RunningJob, label: str, limit: timedelta | None) -> None:
         """Acknowledge the outcome of the job's task (or of its interruption)."""
         reason, task = job.stop_reason, job.task
         if reason in (CANCELED, LEASE_LOST):
@@ -393,8 +397,8 @@ class Worker(Generic[ContextT]):
             except (JobCanceled, LeaseLost) as refused:
                 log.info("job %s not released: %s", label, refused)
         elif reason == TIMED_OUT:
-            await self._ack_fail(job, f"timed out after {timeout}", retry=True)
-            log.warning("job %s timed out after %s", label, timeout)
+            await self._ack_fail(job, f"timed out after {limit}", retry=True)
+            log.warning("job %s timed out after %s", label, limit)
         elif task is None:
             return
         elif task.cancelled():
@@ -464,8 +468,8 @@ class Worker(Generic[ContextT]):
         )
         runners = [job.runner for job in self._jobs.values() if job.runner is not None]
         loop = asyncio.get_running_loop()
-        everything = asyncio.gather(*runners, return_exceptions=True)
-        hurry = loop.create_task(self._hurry.wait())
+        everything: asyncio.Future[Any] = asyncio.gather(*runners, return_exceptions=True)
+        hurry: asyncio.Future[Any] = loop.create_task(self._hurry.wait())
         await asyncio.wait(
             {everything, hurry},
             timeout=max(0.0, self._grace.total_seconds()),

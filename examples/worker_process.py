@@ -63,7 +63,7 @@ async def main() -> None:
             ctx = QueueCtx("tenant-1")
             ids = [await adapter.enqueue(ctx, Greet(name=n)) for n in ("ada", "grace")]
             async with Worker(adapter, context=services, concurrency=4):
-                while {await adapter.get_status(ctx, i) for i in ids} != {JobStatus.COMPLETED}:
+                while {await adapter.get_status(ctx, i) for i in ids} != {JobStatus.COMPLETED}:  # noqa: ASYNC110 (polling stored state)
                     await asyncio.sleep(0.01)
             for job_id in ids:
                 print(await adapter.get_result(ctx, job_id, str))

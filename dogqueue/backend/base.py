@@ -113,14 +113,14 @@ class EngineBackend(abc.ABC):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Return when a job may have become leasable, or after `timeout` seconds."""
-        if timeout <= 0:
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return when a job may have become leasable, or after `max_wait` seconds."""
+        if max_wait <= 0:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._change_waiters.add(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            await asyncio.wait_for(asyncio.shield(waiter), max_wait)
         except TimeoutError:
             pass
         finally:
@@ -283,9 +283,7 @@ class EngineBackend(abc.ABC):
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
         await self._ready()
-        status = await self._transact(
-            lambda tx, now: self._engine.cancel(tx, tenant, job_id, now)
-        )
+        status = await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
         if status is JobStatus.CANCELED:
             for listener in list(self._cancel_listeners):
                 listener(tenant, job_id)

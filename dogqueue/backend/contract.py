@@ -127,9 +127,9 @@ class Backend(Protocol):
         """The earliest `run_at` of an ENQUEUED job in `queues` (of those tenants)."""
         ...
 
-    async def wait_for_change(self, timeout: float) -> None:
+    async def wait_for_change(self, max_wait: float) -> None:
         """Return soon after a job may have become leasable (an enqueue, retry or
-        release, here or in another process sharing the storage), or after `timeout`
+        release, here or in another process sharing the storage), or after `max_wait`
         seconds, whichever comes first."""
         ...
 

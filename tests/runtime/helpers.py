@@ -120,7 +120,7 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
     """Wait until `condition()` holds."""
 
     async def poll() -> None:
-        while not await condition():
+        while not await condition():  # noqa: ASYNC110 (polling stored state)
             await asyncio.sleep(0.005)
 
     await within(poll())

@@ -60,8 +60,10 @@ async def test_worker_command_runs_jobs_and_exits_0_on_sigterm(tmp_path: Path) -
     async with SqliteBackend(db) as backend:
         adapter, _ = await make_adapter(backend)
         ids = [await adapter.enqueue(T, Greet(name=f"n{i}")) for i in range(5)]
-        process = subprocess.Popen(
-            dogqueue("worker", "worker_process:make_adapter", "--db", str(db), "--tenant", "tenant-1"),
+        process = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child)
+            dogqueue(
+                "worker", "worker_process:make_adapter", "--db", str(db), "--tenant", "tenant-1"
+            ),
             env=worker_env(),
             stderr=subprocess.PIPE,
             text=True,
@@ -82,7 +84,7 @@ async def test_second_sigterm_stops_at_once_and_releases_the_running_job(tmp_pat
     async with SqliteBackend(db) as backend:
         adapter, _ = await make_adapter(backend)
         job_id = await adapter.enqueue(T, Nap(seconds=3600))
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child)
             dogqueue("worker", "worker_process:make_adapter", "--db", str(db), "--grace", "3600"),
             env=worker_env(),
             stderr=subprocess.PIPE,
@@ -100,7 +102,9 @@ async def test_second_sigterm_stops_at_once_and_releases_the_running_job(tmp_pat
             _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
         assert [e.type for e in await backend.history(T, job_id)] == [
-            "enqueued", "leased", "released",
+            "enqueued",
+            "leased",
+            "released",
         ]
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from dogqueue import Completed, JobMessage, JobStatus, QueueCtx, rebuild
-from dogqueue.jobs import encode_json
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.jobs import encode_json
 from runtime.crash_app import CRASH_CONFIG, CrashWork
 
 JOBS = int(os.environ.get("DOGQUEUE_CRASH_JOBS", "2000"))
@@ -48,9 +48,7 @@ async def test_killed_workers_lose_no_job_and_complete_none_twice(tmp_path: Path
     async with SqliteBackend(db, config=CRASH_CONFIG) as backend:
         for index, tenant in enumerate(TENANTS):
             keys = [f"{tenant}:{n}" for n in range(index, JOBS, len(TENANTS))]
-            await backend.enqueue_many(
-                QueueCtx(tenant), [_message(key) for key in keys]
-            )
+            await backend.enqueue_many(QueueCtx(tenant), [_message(key) for key in keys])
         workers = [start_worker(db, log_dir) for _ in range(WORKERS)]
         kills = 0
         try:
@@ -94,7 +92,7 @@ async def test_killed_workers_lose_no_job_and_complete_none_twice(tmp_path: Path
 
 async def _ready(workers: list[subprocess.Popen[bytes]], log_dir: Path) -> None:
     """Wait until every worker process has built its app (it then handles SIGTERM)."""
-    while not all((log_dir / f"{process.pid}.log").exists() for process in workers):
+    while not all((log_dir / f"{process.pid}.log").exists() for process in workers):  # noqa: ASYNC110 (polling another process's writes)
         await asyncio.sleep(0.05)
 
 

@@ -63,14 +63,22 @@ async def test_runs_jobs_and_stores_results(backend: EngineBackend) -> None:
     assert probe.runs == {f"m{i}": 1 for i in range(5)}
 
 
-async def test_retryable_failure_is_retried_then_completes(make_backend: Callable[..., EngineBackend]) -> None:
+async def test_retryable_failure_is_retried_then_completes(
+    make_backend: Callable[..., EngineBackend],
+) -> None:
     async with make_backend(config=NO_BACKOFF) as backend:
         adapter, probe = await make_adapter(backend), Probe()
         job_id = await adapter.enqueue(T, Flaky(name="api", failures=2))
         async with worker(adapter, probe, tenants=[T]):
             await until_status(backend, T, job_id, JobStatus.COMPLETED)
         assert await event_types(backend, T, job_id) == [
-            "enqueued", "leased", "failed", "leased", "failed", "leased", "completed",
+            "enqueued",
+            "leased",
+            "failed",
+            "leased",
+            "failed",
+            "leased",
+            "completed",
         ]
         assert (await backend.get_job(T, job_id)).attempts == 3
 
@@ -171,7 +179,9 @@ async def test_lost_lease_cancels_the_task_and_the_job_runs_again(
         adapter, probe = await make_adapter(backend), Probe()
         job_id = await adapter.enqueue(T, Blocks(name="b"))
         options = {"heartbeat_interval": timedelta(milliseconds=10), "fast_cancel": False}
-        async with worker(adapter, probe, tenants=[T], lease_duration=timedelta(minutes=1), **options):
+        async with worker(
+            adapter, probe, tenants=[T], lease_duration=timedelta(minutes=1), **options
+        ):
             await probe.wait_started("b")
             clock.advance(timedelta(minutes=2))
             await backend.reap_expired()  # or the worker's own dequeue reclaims it
@@ -187,7 +197,9 @@ async def test_lost_lease_cancels_the_task_and_the_job_runs_again(
         assert types.count("completed") == 1
 
 
-async def test_stop_lets_running_jobs_finish_within_the_grace_period(backend: EngineBackend) -> None:
+async def test_stop_lets_running_jobs_finish_within_the_grace_period(
+    backend: EngineBackend,
+) -> None:
     adapter, probe = await make_adapter(backend), Probe()
     first = await adapter.enqueue(T, Blocks(name="first"))
     second = await adapter.enqueue(T, Echo(text="second"))
@@ -255,7 +267,9 @@ async def test_per_tenant_concurrency_limit_holds(backend: EngineBackend) -> Non
     assert probe.most_running == 1
 
 
-async def test_scheduled_job_runs_when_its_time_comes(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_scheduled_job_runs_when_its_time_comes(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
     adapter, probe = await make_adapter(backend), Probe()
     run_at = clock() + timedelta(hours=1)
     job_id = await adapter.enqueue(T, Echo(text="later"), run_at=run_at)
@@ -293,13 +307,18 @@ async def test_retry_job_brings_a_dead_letter_back(backend: EngineBackend) -> No
         assert await adapter.retry_job(T, job_id) is JobStatus.ENQUEUED
         await until_status(backend, T, job_id, JobStatus.COMPLETED)
     assert await event_types(backend, T, job_id) == [
-        "enqueued", "leased", "failed", "requeued", "leased", "completed",
+        "enqueued",
+        "leased",
+        "failed",
+        "requeued",
+        "leased",
+        "completed",
     ]
 
 
 async def test_invalid_worker_options_are_refused(backend: EngineBackend) -> None:
     adapter = await make_adapter(backend)
-    for options, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"concurrency": 0}, "concurrency"),
         ({"tenant_concurrency": -1}, "tenant_concurrency"),
         ({"tenants": "tenant-a"}, "tenants"),
@@ -307,7 +326,8 @@ async def test_invalid_worker_options_are_refused(backend: EngineBackend) -> Non
         ({"queues": []}, "queues"),
         ({"lease_duration": timedelta(0)}, "lease_duration"),
         ({"timeout": timedelta(seconds=-1)}, "timeout"),
-    ]:
+    ]
+    for options, field in cases:
         with pytest.raises(InvalidInput) as raised:
             Worker(adapter, **options)
         assert raised.value.field == field

@@ -105,16 +105,16 @@ class SqliteBackend(EngineBackend):
         result: T = await self.writer.run(work)
         return result
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Return when a job may have become leasable, or after `timeout` seconds.
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return when a job may have become leasable, or after `max_wait` seconds.
 
         Commits made through this object wake the waiter at once; commits by other
         processes are seen by polling `PRAGMA data_version`, a cheap read."""
-        if timeout <= 0:
+        if max_wait <= 0:
             return
         await self._ready()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + max_wait
         waiter: asyncio.Future[None] = loop.create_future()
         self._change_waiters.add(waiter)
         try:
