@@ -12,8 +12,9 @@ import asyncio
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.sqlite import SqliteBackend
@@ -51,9 +52,18 @@ class Inbox:
     cleanup_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def enqueue(
-        self, ctx: QueueCtx, label: str, job: Job[Inbox, object], **options: object
+        self,
+        ctx: QueueCtx,
+        label: str,
+        job: Job[Inbox, Any],
+        *,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        job_id = await self.adapter.enqueue(ctx, job, **options)  # type: ignore[arg-type]
+        """Enqueue a pipeline job and remember it for the report."""
+        job_id = await self.adapter.enqueue(
+            ctx, job, run_at=run_at, idempotency_key=idempotency_key
+        )
         self.jobs.append((ctx, job_id, label))
         return job_id
 
