@@ -4,10 +4,12 @@ SQLite connections, and at the earliest `run_at` (real clock; bounded waits only
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
 from dogqueue import JobMessage, JobStatus, Leased, QueueAdapter, QueueCtx, Worker, utc_now
+from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.runtime.fairness import TenantRotation
@@ -75,3 +77,41 @@ def test_rotation_hands_turns_round_robin_and_respects_limits() -> None:
     rotation.finished("a")
     rotation.remove("b")
     assert list(rotation.turns()) == ["a", "c"]
+
+
+async def test_wait_for_change_wakes_on_enqueue_release_and_retry(backend: EngineBackend) -> None:
+    async def woken_by(action: Callable[[], Awaitable[object]]) -> None:
+        waiting = asyncio.create_task(backend.wait_for_change(NEVER.total_seconds()))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await action()
+        await within(waiting)
+
+    await woken_by(lambda: backend.enqueue(T, _message()))
+    first = await backend.dequeue(T, ["default"])
+    assert first is not None
+    await woken_by(lambda: backend.release(T, first))
+    second = await backend.dequeue(T, ["default"])
+    assert second is not None
+    await backend.ack_fail(T, second, "boom", retry=False)
+    await woken_by(lambda: backend.retry_job(T, second.job_id))
+
+
+async def test_wait_for_change_returns_after_max_wait(backend: EngineBackend) -> None:
+    await within(backend.wait_for_change(0.01))
+    await within(backend.wait_for_change(0))
+
+
+async def test_cancel_listeners_hear_committed_cancels_only(backend: EngineBackend) -> None:
+    heard: list[tuple[str, str]] = []
+    remove = backend.add_cancel_listener(lambda tenant, job_id: heard.append((tenant, job_id)))
+    job_id = await backend.enqueue(T, _message())
+    done_id = await backend.enqueue(T, _message())
+    lease = await backend.dequeue(T, ["default"])
+    assert lease is not None and lease.job_id == job_id
+    await backend.ack_complete(T, lease)
+    assert await backend.cancel_job(T, job_id) is JobStatus.COMPLETED  # nothing to cancel
+    assert await backend.cancel_job(T, done_id) is JobStatus.CANCELED
+    remove()
+    await backend.cancel_job(T, done_id)
+    assert heard == [("tenant-a", done_id)]
