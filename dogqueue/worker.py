@@ -268,7 +268,7 @@ class Worker(Generic[ContextT]):
                 await self._idle_wait(self.max_idle_seconds)
                 continue
             if leased == 0:
-                await self._idle_wait(await self._time_to_next_job())
+                await self._idle()
 
     async def _lease_round(self, free: int) -> int:
         """Lease up to `free` jobs, taking turns across tenants; return how many."""
@@ -317,13 +317,24 @@ class Worker(Generic[ContextT]):
         self._rotation.replace(ready)
         self._refreshed_at = time.monotonic()
 
-    async def _time_to_next_job(self) -> float:
+    async def _idle(self) -> None:
+        """Sleep until a job may be leasable: the earliest `run_at` comes, or the queue
+        changes and a cheap read shows a job due, or `wake()`."""
+        first = True
+        while not self._wake.is_set():
+            due_in = await self._seconds_until_due()
+            if due_in <= 0 and not first:
+                return
+            first = False  # a job due at once that was not leased: wait a little
+            await self._idle_wait(min(self.max_idle_seconds, max(MIN_IDLE_SECONDS, due_in)))
+
+    async def _seconds_until_due(self) -> float:
+        """Seconds until the earliest `run_at` of the served queues (max idle if none)."""
         tenant_ids = None if self.tenants is None else list(self._ctxs)
         next_run_at = await self.backend.next_run_at(self.queues, tenant_ids)
         if next_run_at is None:
             return self.max_idle_seconds
-        wait = (next_run_at - self.backend.clock()).total_seconds()
-        return min(self.max_idle_seconds, max(MIN_IDLE_SECONDS, wait))
+        return (next_run_at - self.backend.clock()).total_seconds()
 
     async def _idle_wait(self, seconds: float) -> None:
         """Wait for a change in the queue, a wake-up, or `seconds`."""
