@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from dogqueue import Job, JobMessage, QueueAdapter, QueueCtx, Worker
+from dogqueue import Backend, Job, JobMessage, QueueAdapter, QueueCtx, Worker
 from dogqueue.backend.sqlite import SqliteBackend
 
 T = QueueCtx("bench")
@@ -73,6 +77,44 @@ async def wake_latencies(path: Path, rounds: int) -> list[float]:
     return latencies
 
 
+class Stamp(Job[Path, None]):
+    """Records how long after `sent` (wall clock) it started running."""
+
+    JOB_TYPE = "stamp"
+    sent: float
+
+    async def execute(self, ctx: Path) -> None:
+        with ctx.open("a") as out:
+            out.write(f"{time.time() - self.sent}\n")
+
+
+async def make_adapter(backend: Backend) -> tuple[QueueAdapter[Path], Path]:
+    """The factory of the worker process in `process_latencies`."""
+    adapter: QueueAdapter[Path] = QueueAdapter(backend)
+    await adapter.register_job(Stamp)
+    return adapter, Path(os.environ.get("DOGQUEUE_BENCH_OUT", "stamps"))
+
+
+async def process_latencies(path: Path, rounds: int) -> list[float]:
+    """Enqueue here, run in a `dogqueue worker` process: enqueue -> job started."""
+    out = path.with_suffix(".stamps")
+    env = dict(os.environ, DOGQUEUE_BENCH_OUT=str(out), PYTHONPATH=str(Path(__file__).parent))
+    command = [sys.executable, "-m", "dogqueue", "worker", "worker_latency:make_adapter"]
+    worker = subprocess.Popen([*command, "--db", str(path), "--log-level", "WARNING"], env=env)  # noqa: ASYNC220 (a long-lived child)
+    try:
+        async with SqliteBackend(path) as backend:
+            adapter = (await make_adapter(backend))[0]
+            for done in range(rounds + 1):  # the first one waits for the worker to start
+                await asyncio.sleep(random.uniform(0.05, 0.2))
+                await adapter.enqueue(T, Stamp(sent=time.time()))
+                while not out.exists() or len(out.read_text().split()) <= done:  # noqa: ASYNC110 (polling another process)
+                    await asyncio.sleep(0.005)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait()
+    return [float(line) for line in out.read_text().split()[1:]]
+
+
 def report(name: str, values: list[float]) -> None:
     ms = sorted(v * 1000 for v in values)
     p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
@@ -92,6 +134,10 @@ async def main(rounds: int) -> None:
         )
         report(
             "other connection commits -> idle waiter wakes", await wake_latencies(path, rounds * 3)
+        )
+        report(
+            "enqueue -> job started in a worker process",
+            await process_latencies(Path(directory) / "process.db", rounds * 3),
         )
 
 
