@@ -134,3 +134,34 @@ async def test_an_unexpected_error_fails_only_its_own_call(tmp_path: Path) -> No
         assert isinstance(results[0], str) and isinstance(results[2], str)
         assert isinstance(results[1], AttributeError)
         assert len(await backend.read_events()) == 2
+
+
+UNCLOSED = """
+import asyncio, sys
+from dogqueue import JobMessage, QueueCtx
+from dogqueue.backend.sqlite import SqliteBackend
+KEEP = []
+
+async def main() -> None:
+    backend = SqliteBackend(sys.argv[1])
+    KEEP.append(backend)
+    await backend.enqueue(QueueCtx("t"), JobMessage(job_type="x", payload_bytes=b""))
+    raise SystemExit(3)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_backend_left_open_does_not_hang_interpreter_exit(tmp_path: Path) -> None:
+    import sys
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", UNCLOSED, str(tmp_path / "q.db"), stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await asyncio.wait_for(process.wait(), timeout=30)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError("the interpreter hung at exit") from None
+    assert process.returncode == 3
