@@ -1,0 +1,298 @@
+"""Verification: recompute every tenant's hash chain, check the log's positions and
+bytes, fold it, and compare the fold with the stored projection and a checkpoint.
+
+The verifier trusts nothing in the file except what it recomputes: stored hashes, chain
+heads and projections are all checked against the events' bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.audit.checkpoint import Checkpoint
+from dogqueue.audit.logfile import Anchor, LogFile, LogRecord
+from dogqueue.core.codec import decode_event
+from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.evolve import evolve
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+
+#: Problems listed before the verifier stops looking for more.
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a log: where (a log position, or None) and what."""
+
+    seq: int | None
+    what: str
+
+
+@dataclass
+class Report:
+    """The outcome of verifying one log."""
+
+    events: int = 0
+    #: Each tenant's recomputed chain head: (seq, hash).
+    heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: The fold of the log, keyed by (tenant_id, job_id).
+    jobs: dict[JobKey, JobInfo] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        """The first log position found wrong, if any problem has a position."""
+        positions = [p.seq for p in self.problems if p.seq is not None]
+        return min(positions, default=None)
+
+    def add(self, seq: int | None, what: str) -> None:
+        """Record a problem."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(seq, what))
+
+    @property
+    def full(self) -> bool:
+        """True when enough problems were found to stop looking."""
+        return len(self.problems) >= MAX_PROBLEMS
+
+
+class _Ranges:
+    """Inclusive seq ranges, merged, for 'is this gap archived?' questions."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for first, last in sorted(ranges):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        self._firsts = [m[0] for m in merged]
+        self._lasts = [m[1] for m in merged]
+
+    def covers(self, first: int, last: int) -> bool:
+        """True when every seq in [first, last] is in some range."""
+        i = bisect.bisect_right(self._firsts, first) - 1
+        return i >= 0 and self._lasts[i] >= last
+
+
+def verify_records(
+    records: Iterable[LogRecord],
+    *,
+    anchors: Iterable[Anchor] = (),
+    archived: Iterable[tuple[int, int]] = (),
+    sparse: bool = False,
+    checkpoint: Checkpoint | None = None,
+) -> Report:
+    """Recompute the chains and fold the log from `records` (in log order).
+
+    `anchors` and `archived` come from archival; `sparse` is for an archive file, whose
+    positions have gaps where the live log kept events.
+    """
+    report = Report()
+    pending_anchors = sorted(anchors)
+    next_anchor = 0
+    archived_ranges = _Ranges(archived)
+    last_hash: dict[str, bytes] = {}
+    wanted = {} if checkpoint is None else {seq: (t, h) for t, (seq, h) in checkpoint.heads.items()}
+    broken_jobs: set[JobKey] = set()
+    previous_seq = 0
+    for record in records:
+        seq = record.seq
+        while next_anchor < len(pending_anchors) and pending_anchors[next_anchor].seq < seq:
+            anchor = pending_anchors[next_anchor]
+            last_hash[anchor.tenant_id] = anchor.hash
+            report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
+            _check_wanted(report, wanted, anchor.seq, anchor.tenant_id, anchor.hash)
+            next_anchor += 1
+        report.events += 1
+        if seq <= previous_seq:
+            report.add(seq, f"position {seq} is out of order after {previous_seq}")
+        elif (
+            seq > previous_seq + 1
+            and not sparse
+            and not archived_ranges.covers(previous_seq + 1, seq - 1)
+        ):
+            report.add(previous_seq + 1, _missing(previous_seq + 1, seq - 1))
+        previous_seq = max(previous_seq, seq)
+
+        previous = last_hash.get(record.tenant_id, GENESIS)
+        computed = chain_hash(previous, seq, record.data)
+        if record.hash is None:
+            report.add(seq, f"event {seq} has no chain hash")
+        elif record.hash != computed:
+            report.add(
+                seq,
+                f"event {seq} does not match its chain hash: its bytes, its tenant,"
+                " or the event before it were changed",
+            )
+        last_hash[record.tenant_id] = record.hash or computed
+        report.heads[record.tenant_id] = (seq, computed)
+        _check_wanted(report, wanted, seq, record.tenant_id, computed)
+
+        key = (record.tenant_id, record.job_id)
+        if key in broken_jobs:
+            continue
+        try:
+            event = decode_event(record.data, seq)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            report.add(seq, f"event {seq} cannot be decoded: {error}")
+            broken_jobs.add(key)
+            continue
+        if (event.tenant_id, event.job_id, event.version, event.type) != (
+            record.tenant_id,
+            record.job_id,
+            record.version,
+            record.type,
+        ):
+            report.add(seq, f"event {seq}'s columns disagree with its bytes")
+            broken_jobs.add(key)
+            continue
+        try:
+            report.jobs[key] = evolve(report.jobs.get(key), event)
+        except InvalidTransition as error:
+            if not sparse or report.jobs.get(key) is not None or event.version == 1:
+                report.add(seq, f"event {seq} does not follow its job's history: {error}")
+            broken_jobs.add(key)
+        if report.full:
+            break
+    for anchor in pending_anchors[next_anchor:]:
+        report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
+        _check_wanted(report, wanted, anchor.seq, anchor.tenant_id, anchor.hash)
+    if checkpoint is not None and not report.full:
+        _check_checkpoint_rest(report, checkpoint, wanted, previous_seq, archived_ranges)
+    for key in broken_jobs:
+        report.jobs.pop(key, None)
+    return report
+
+
+def _missing(first: int, last: int) -> str:
+    where = f"position {first}" if first == last else f"positions {first}-{last}"
+    return f"{where} missing: events were deleted (no archival moved them)"
+
+
+def _check_wanted(
+    report: Report,
+    wanted: dict[int, tuple[str, bytes]],
+    seq: int,
+    tenant_id: str,
+    digest: bytes,
+) -> None:
+    expected = wanted.pop(seq, None)
+    if expected is not None and expected != (tenant_id, digest):
+        report.add(
+            seq,
+            f"event {seq} differs from the checkpoint: the log was rewritten up to here",
+        )
+
+
+def _check_checkpoint_rest(
+    report: Report,
+    checkpoint: Checkpoint,
+    wanted: dict[int, tuple[str, bytes]],
+    last_seq: int,
+    archived: _Ranges,
+) -> None:
+    for seq in sorted(wanted):
+        if archived.covers(seq, seq):
+            continue  # moved to an archive after the checkpoint; verify the archive
+        report.add(
+            min(seq, last_seq + 1),
+            f"checkpointed event {seq} of tenant {wanted[seq][0]!r} is missing:"
+            " the log was truncated or rewritten",
+        )
+    if checkpoint.seq > last_seq and not archived.covers(last_seq + 1, checkpoint.seq):
+        report.add(
+            last_seq + 1,
+            f"the log ends at position {last_seq}, but the checkpoint saw {checkpoint.seq}:"
+            " its tail was truncated",
+        )
+
+
+def compare_projection(
+    report: Report, stored: Iterable[JobInfo], *, label: str = "projection"
+) -> None:
+    """Record every job whose stored state differs from the fold of the log."""
+    seen: set[JobKey] = set()
+    for job in stored:
+        key = (job.tenant_id, job.job_id)
+        seen.add(key)
+        folded = report.jobs.get(key)
+        if folded is None:
+            report.add(None, f"{label} holds job {key[1]!r} of {key[0]!r}, absent from the log")
+        elif folded != job:
+            report.add(None, f"{label} of job {key[1]!r} of {key[0]!r} differs from its events")
+    for key in report.jobs.keys() - seen:
+        report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
+
+
+def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
+    """Record every tenant whose stored chain head differs from the recomputed one."""
+    for tenant in sorted(stored.keys() | report.heads.keys()):
+        if stored.get(tenant) != report.heads.get(tenant):
+            seq = report.heads.get(tenant, stored.get(tenant, (None, b"")))[0]
+            report.add(
+                seq,
+                f"stored chain head of tenant {tenant!r} disagrees with the log"
+                " (events at its end were removed or added without the writer)",
+            )
+
+
+def seq_hash_digest(pairs: Iterable[tuple[int, bytes]]) -> bytes:
+    """SHA-256 over (seq, hash) pairs in log order: an archive file's fingerprint."""
+    digest = hashlib.sha256()
+    for seq, value in pairs:
+        digest.update(seq.to_bytes(8, "big"))
+        digest.update(value)
+    return digest.digest()
+
+
+def verify_log(log: LogFile, *, checkpoint: Checkpoint | None = None) -> Report:
+    """Verify a live log file: chains, positions, fold, projection, stored chain heads,
+    SQLite's integrity check, and the checkpoint if given."""
+    report = verify_records(
+        log.records(),
+        anchors=log.anchors(),
+        archived=log.archived_ranges(),
+        checkpoint=checkpoint,
+    )
+    if not report.full:
+        compare_projection(report, log.jobs())
+        compare_heads(report, log.chain_heads())
+    for line in log.integrity_problems():
+        report.add(None, f"SQLite integrity check: {line}")
+    return report
+
+
+def verify_archive(archive: LogFile, live: LogFile | None = None) -> Report:
+    """Verify an archive file on its own, and, given the live log it came from, that the
+    live log recorded a cut matching the archive's contents."""
+    report = verify_records(archive.records(), anchors=archive.anchors(), sparse=True)
+    if not report.full:
+        compare_projection(report, archive.jobs(), label="archived state")
+    for line in archive.integrity_problems():
+        report.add(None, f"SQLite integrity check: {line}")
+    if live is not None:
+        rows = [(r.seq, r.hash or b"") for r in archive.records()]
+        digest = seq_hash_digest(rows)
+        if not any(
+            cut.archive_events == len(rows) and bytes(cut.archive_digest) == digest
+            for cut in live.archive_cuts()
+        ):
+            report.add(
+                None,
+                "the live log records no archival that matches this archive's events"
+                " (events were added to or removed from the archive)",
+            )
+    return report
