@@ -14,7 +14,10 @@ INSERT INTO schema_version (id, version) VALUES (1, ?1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
 -- name: next_seq
-SELECT coalesce(max(seq), 0) + 1 FROM events;
+-- Positions moved out by archival are never reused.
+SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+           coalesce((SELECT last_seq FROM archived_ranges ORDER BY first_seq DESC LIMIT 1), 0))
+       + 1;
 
 -- name: insert_event
 INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)
