@@ -1,7 +1,9 @@
 -- Every statement the audit tools run on a SQLite log, by name. Loaded by logfile.py.
 
 -- name: records
-SELECT seq, tenant_id, job_id, version, type, data, hash FROM events ORDER BY seq;
+-- Cast: a tampered row may hold text where bytes belong; the verifier must still read it.
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS BLOB)
+FROM events ORDER BY seq;
 
 -- name: event_count
 SELECT count(*), coalesce(max(seq), 0) FROM events;

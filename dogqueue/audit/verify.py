@@ -240,8 +240,14 @@ def compare_projection(
 def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
     """Record every tenant whose stored chain head differs from the recomputed one."""
     for tenant in sorted(stored.keys() | report.heads.keys()):
-        if stored.get(tenant) != report.heads.get(tenant):
-            seq = report.heads.get(tenant, stored.get(tenant, (None, b"")))[0]
+        kept, computed = stored.get(tenant), report.heads.get(tenant)
+        if kept != computed:
+            if kept is None or computed is None:
+                seq = (kept or computed or (0, b""))[0]
+            elif kept[0] == computed[0]:
+                seq = kept[0]
+            else:  # the first position after the shorter chain
+                seq = min(kept[0], computed[0]) + 1
             report.add(
                 seq,
                 f"stored chain head of tenant {tenant!r} disagrees with the log"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audit_workload import write_story
 
 from dogqueue import FakeClock
 from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.audit_workload import write_story
 
 
 @pytest.fixture

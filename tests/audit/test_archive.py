@@ -7,14 +7,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from audit_workload import ACME, GLOBEX, message
-
 from dogqueue import FakeClock, JobStatus
 from dogqueue.audit.archive import archive_before
 from dogqueue.audit.checkpoint import checkpoint_of
 from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.verify import verify_archive, verify_log
 from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.audit_workload import ACME, GLOBEX, message
 
 Story = tuple[Path, dict[str, str]]
 NOW = datetime(2030, 1, 2, tzinfo=UTC)

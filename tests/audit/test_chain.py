@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-
-from audit_workload import write_story
 
 from dogqueue import FakeClock
 from dogqueue.audit.chain import GENESIS, chain_hash
@@ -14,6 +13,7 @@ from dogqueue.audit.verify import verify_records
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.audit_workload import write_story
 
 
 def test_chain_hash_is_sha256_of_previous_position_and_bytes() -> None:
@@ -57,8 +57,7 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
             if kind == "memory"
             else SqliteBackend(tmp_path / "q.db", clock=clock, draw=lambda: 0.5)
         )
-        numbers = iter(range(1, 1000))
-        backend._engine.new_id = lambda: f"job-{next(numbers)}"
+        backend._engine.new_id = _counter()
         async with backend:
             await write_story(backend, clock)
         chains.append(
@@ -66,6 +65,11 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
         )
     assert len(chains[0]) == 18
     assert chains[0] == chains[1]
+
+
+def _counter() -> Callable[[], str]:
+    numbers = iter(range(1, 1000))
+    return lambda: f"job-{next(numbers)}"
 
 
 async def _projection(backend: EngineBackend, path: Path) -> dict[tuple[str, str], object]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from audit_workload import ACME, GLOBEX, message, write_story
-
 from dogqueue import FakeClock, JobPriority
 from dogqueue.audit.api import explain_job
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend.base import EngineBackend
+from tests.audit.audit_workload import ACME, GLOBEX, message, write_story
 
 
 async def test_every_situation_is_explained(backend: EngineBackend, clock: FakeClock) -> None:

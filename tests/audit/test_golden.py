@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from audit_workload import ACME, GLOBEX, message
 
 from dogqueue import FakeClock, JobStatus
 from dogqueue.audit.checkpoint import load_checkpoint
@@ -17,6 +16,7 @@ from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.replay import replay
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.audit_workload import ACME, GLOBEX, message
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 #: Each golden log's stem; story-v1 predates the hash chain (schema version 1).

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from audit_workload import ACME, message, write_story
 
 from dogqueue import FakeClock, InvalidInput, JobNotFound, JobStatus, fold
 from dogqueue.audit.api import job_as_of, tenant_as_of
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend.base import EngineBackend
+from tests.audit.audit_workload import ACME, message, write_story
 
 
 async def test_job_as_of_each_position_follows_its_history(

@@ -14,12 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "audit"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from audit_workload import write_story  # noqa: E402
-
-from dogqueue import FakeClock  # noqa: E402
-from dogqueue.backend.sqlite import SqliteBackend  # noqa: E402
+from dogqueue import FakeClock
+from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.audit_workload import write_story
 
 
 async def main(stem: Path) -> None:
