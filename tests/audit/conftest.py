@@ -14,7 +14,7 @@ from tests.audit.audit_workload import write_story
 @pytest.fixture
 async def story_log(tmp_path: Path, clock: FakeClock) -> tuple[Path, dict[str, str]]:
     """A closed SQLite log holding the story of write_story, and the story's job ids."""
-    path = tmp_path / "story.db"
+    path = tmp_path / "queue.db"
     async with SqliteBackend(path, clock=clock) as backend:
         ids = await write_story(backend, clock)
     return path, ids
