@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -83,6 +84,19 @@ class LogFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the same committed state, while writers go on."""
+        try:
+            self.conn.execute("BEGIN")
+        except sqlite3.Error as error:
+            raise translate(error) from error
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def _rows(self, name: str, params: tuple[object, ...] = ()) -> Iterator[Any]:
         try:

@@ -38,15 +38,16 @@ def replay(log: LogFile, progress: Progress | None = None) -> ReplayResult:
     started = time.perf_counter()
     jobs: dict[JobKey, JobInfo] = {}
     count = 0
-    for event in log.events():
-        key = (event.tenant_id, event.job_id)
-        jobs[key] = evolve(jobs.get(key), event)
-        count += 1
-        if progress is not None and count % PROGRESS_EVERY == 0:
-            progress(count)
-    seconds = time.perf_counter() - started
+    with log.snapshot():
+        for event in log.events():
+            key = (event.tenant_id, event.job_id)
+            jobs[key] = evolve(jobs.get(key), event)
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+        seconds = time.perf_counter() - started
+        live = {(job.tenant_id, job.job_id): job for job in log.jobs()}
     if progress is not None:
         progress(count)
-    live = {(job.tenant_id, job.job_id): job for job in log.jobs()}
     differing = sorted(key for key in jobs.keys() | live.keys() if jobs.get(key) != live.get(key))
     return ReplayResult(events=count, jobs=len(jobs), seconds=seconds, differing=tuple(differing))

@@ -267,15 +267,16 @@ def seq_hash_digest(pairs: Iterable[tuple[int, bytes]]) -> bytes:
 def verify_log(log: LogFile, *, checkpoint: Checkpoint | None = None) -> Report:
     """Verify a live log file: chains, positions, fold, projection, stored chain heads,
     SQLite's integrity check, and the checkpoint if given."""
-    report = verify_records(
-        log.records(),
-        anchors=log.anchors(),
-        archived=log.archived_ranges(),
-        checkpoint=checkpoint,
-    )
-    if not report.full:
-        compare_projection(report, log.jobs())
-        compare_heads(report, log.chain_heads())
+    with log.snapshot():
+        report = verify_records(
+            log.records(),
+            anchors=log.anchors(),
+            archived=log.archived_ranges(),
+            checkpoint=checkpoint,
+        )
+        if not report.full:
+            compare_projection(report, log.jobs())
+            compare_heads(report, log.chain_heads())
     for line in log.integrity_problems():
         report.add(None, f"SQLite integrity check: {line}")
     return report

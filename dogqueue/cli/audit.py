@@ -131,7 +131,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log:
+    with open_log(args.db) as log, log.snapshot():
         heads = log.chain_heads()
         _, last = log.event_count()
         for anchor in log.anchors():  # a tenant's head may have moved to an archive
