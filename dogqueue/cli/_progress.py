@@ -17,11 +17,12 @@ def progress_bar(
     out = stream or sys.stderr
     if out.isatty():
         try:
+            from rich.console import Console
             from rich.progress import Progress
         except ImportError:
             pass
         else:
-            with Progress(transient=True) as bar:
+            with Progress(console=Console(file=out), transient=True) as bar:
                 task = bar.add_task(label, total=max(total, 1))
                 yield lambda done: bar.update(task, completed=done)
             return
