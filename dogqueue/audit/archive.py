@@ -134,7 +134,7 @@ def _copy(
                 live_anchors[item.seq] = (tenant_id, item.hash)
         target.executemany(
             "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
-            (job_row(job) for job in moved.values()),
+            (_archived_row(job) for job in moved.values()),
         )
         target.execute("COMMIT")
     except BaseException:
@@ -161,6 +161,14 @@ def _items(
         yield record.seq, record.tenant_id, record.job_id, tuple(record), record.hash, False
     for anchor in anchors[index:]:
         yield anchor.seq, anchor.tenant_id, "", (), anchor.hash, True
+
+
+def _archived_row(job: JobInfo) -> tuple[object, ...]:
+    """A job row for the archive. Its idempotency key column stays empty: keys are
+    released by archival, so two archived jobs may have held the same one."""
+    row = list(job_row(job))
+    row[9] = None
+    return tuple(row)
 
 
 def _fingerprint(archive: LogFile) -> tuple[int, bytes]:

@@ -148,3 +148,42 @@ def test_a_live_event_deleted_inside_an_archived_stretch_is_still_caught(
     conn.close()
     with LogFile(path) as log:
         assert verify_log(log).first_bad_seq == seq
+
+
+async def test_a_reused_idempotency_key_archived_twice_keeps_both_jobs(
+    story_log: Story, tmp_path: Path, clock: FakeClock
+) -> None:
+    path, ids = story_log
+    target = tmp_path / "a.db"
+    archive(path, target)
+    clock.set(datetime(2030, 1, 2, 1, tzinfo=UTC))
+    async with SqliteBackend(path, clock=clock) as backend:
+        again = await backend.enqueue(ACME, message("receipt", idempotency_key="order-1"))
+        await backend.cancel_job(ACME, again)
+    archive(path, target, datetime(2030, 1, 3, tzinfo=UTC))
+    with LogFile(target) as archived:
+        keys = {j.job_id for j in archived.jobs() if j.message.idempotency_key == "order-1"}
+    assert keys == {ids["completed"], again}
+    assert_verifies(path, target)
+
+
+async def test_steady_load_with_archival_keeps_the_live_log_bounded(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path, target = tmp_path / "live.db", tmp_path / "archive.db"
+    sizes = []
+    for _ in range(6):
+        async with SqliteBackend(path, clock=clock) as backend:
+            for _ in range(20):
+                await backend.enqueue(ACME, message())
+                lease = await backend.dequeue(ACME, ["default"])
+                assert lease is not None
+                await backend.ack_complete(ACME, lease)
+        clock.advance(timedelta(hours=1))
+        with LogFile(path) as log:
+            archive_before(log, target, clock() - timedelta(minutes=30), clock())
+            sizes.append(log.event_count()[0])
+    assert sizes == [0] * 6  # everything finished before each cut moved out
+    with LogFile(target) as archived:
+        assert archived.event_count()[0] == 6 * 20 * 3
+    assert_verifies(path, target)
