@@ -8,6 +8,9 @@ import sqlite3
 from dogqueue.audit.chain import GENESIS, chain_hash
 from dogqueue.backend.sqlite.queries import Q
 
+#: Events hashed per query when an old log is upgraded.
+BACKFILL_PAGE = 10_000
+
 
 class ChainHeads:
     """The chain heads one write transaction reads and extends. The transaction holds
@@ -49,11 +52,13 @@ def backfill(conn: sqlite3.Connection) -> int:
     """Hash every event that has no hash yet (written before the chain existed), in log
     order, inside the caller's transaction; return how many were hashed."""
     heads = ChainHeads()
-    count = 0
-    rows = conn.execute(Q["unhashed_events"]).fetchall()
-    for seq, tenant_id, data in rows:
-        digest = heads.link(conn, tenant_id, seq, bytes(data))
-        conn.execute(Q["set_event_hash"], (digest, seq))
-        count += 1
+    count = after = 0
+    while rows := conn.execute(Q["unhashed_events"], (after, BACKFILL_PAGE)).fetchall():
+        updates = [
+            (heads.link(conn, tenant_id, seq, bytes(data)), seq) for seq, tenant_id, data in rows
+        ]
+        conn.executemany(Q["set_event_hash"], updates)
+        count += len(rows)
+        after = rows[-1][0]
     heads.save(conn)
     return count

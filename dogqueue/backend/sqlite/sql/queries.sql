@@ -102,7 +102,7 @@ INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?1, ?2, ?3)
 ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
 
 -- name: unhashed_events
-SELECT seq, tenant_id, data FROM events WHERE hash IS NULL ORDER BY seq;
+SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: set_event_hash
 UPDATE events SET hash = ?1 WHERE seq = ?2;
