@@ -22,6 +22,7 @@ from dogqueue.cli._common import (
 )
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
+from dogqueue.core.errors import InvalidInput
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,7 +117,11 @@ def _print_report(name: str, report: Report) -> None:
 def _verify(args: argparse.Namespace) -> int:
     checkpoint = None
     if args.checkpoint:
-        checkpoint = load_checkpoint(Path(args.checkpoint).read_text("utf-8"))
+        try:
+            text = Path(args.checkpoint).read_text("utf-8")
+        except OSError as error:
+            raise InvalidInput("checkpoint", f"cannot be read: {error}") from error
+        checkpoint = load_checkpoint(text)
     ok = True
     with open_log(args.db) as log:
         report = verify_log(log, checkpoint=checkpoint)
@@ -139,7 +144,10 @@ def _checkpoint(args: argparse.Namespace) -> int:
                 heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
     text = dump_checkpoint(checkpoint_of(max([last, *(s for s, _ in heads.values())]), heads))
     if args.out:
-        Path(args.out).write_text(text, "utf-8")
+        try:
+            Path(args.out).write_text(text, "utf-8")
+        except OSError as error:
+            raise InvalidInput("out", f"cannot be written: {error}") from error
         print(
             f"checkpoint of {len(heads)} tenant chain(s) up to position {last}"
             f" written to {args.out}",

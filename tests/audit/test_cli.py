@@ -182,3 +182,11 @@ def test_a_missing_database_is_an_error_not_a_new_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no such file" in result.stderr
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_an_unreadable_checkpoint_is_an_error(story_log: Story, tmp_path: Path) -> None:
+    missing = dogqueue("verify", "--db", story_log[0], "--checkpoint", tmp_path / "no.json")
+    assert missing.returncode == 2 and "checkpoint: cannot be read" in missing.stderr
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    bad = dogqueue("verify", "--db", story_log[0], "--checkpoint", tmp_path / "bad.json")
+    assert bad.returncode == 2 and "is not a dogqueue checkpoint" in bad.stderr
