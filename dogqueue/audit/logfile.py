@@ -169,6 +169,10 @@ class LogFile:
         """Every archival this log records, oldest first."""
         return [ArchiveCut(*row) for row in self._rows("archive_cuts")]
 
+    def is_archive(self) -> bool:
+        """True for a file written by archival: it records cuts but no moved ranges."""
+        return bool(self.archive_cuts()) and not self.archived_ranges()
+
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check reports (empty when the file is sound)."""
         try:

@@ -124,7 +124,8 @@ def _verify(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(text)
     ok = True
     with open_log(args.db) as log:
-        report = verify_log(log, checkpoint=checkpoint)
+        # An archive file given as --db is verified on its own.
+        report = verify_archive(log) if log.is_archive() else verify_log(log, checkpoint=checkpoint)
         _print_report(args.db, report)
         ok = report.ok
         for path in args.archive:

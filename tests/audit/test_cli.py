@@ -175,6 +175,8 @@ def test_archive_then_read_and_verify_both_files(story_log: Story, tmp_path: Pat
     verified = dogqueue("verify", "--db", path, "--archive", target)
     assert verified.returncode == 0, verified.stdout
     assert verified.stdout.count(": OK") == 2
+    alone = dogqueue("verify", "--db", target)
+    assert alone.returncode == 0, alone.stdout
 
 
 def test_a_missing_database_is_an_error_not_a_new_file(tmp_path: Path) -> None:
