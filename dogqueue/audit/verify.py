@@ -146,7 +146,7 @@ def verify_records(
             continue
         try:
             event = decode_event(record.data, seq)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        except (msgspec.DecodeError, ValueError) as error:  # ValueError: e.g. bad UTF-8
             report.add(seq, f"event {seq} cannot be decoded: {error}")
             broken_jobs.add(key)
             continue
