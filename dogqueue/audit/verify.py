@@ -100,80 +100,114 @@ def verify_records(
     `anchors` and `archived` come from archival; `sparse` is for an archive file, whose
     positions have gaps where the live log kept events.
     """
-    report = Report()
-    pending_anchors = sorted(anchors)
-    next_anchor = 0
-    archived_ranges = _Ranges(archived)
-    last_hash: dict[str, bytes] = {}
-    wanted = {} if checkpoint is None else {seq: (t, h) for t, (seq, h) in checkpoint.heads.items()}
-    broken_jobs: set[JobKey] = set()
-    previous_seq = 0
+    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint)
     for record in records:
-        seq = record.seq
-        while next_anchor < len(pending_anchors) and pending_anchors[next_anchor].seq < seq:
-            anchor = pending_anchors[next_anchor]
-            last_hash[anchor.tenant_id] = anchor.hash
-            report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
-            _check_wanted(report, wanted, anchor.seq, anchor.tenant_id, anchor.hash)
-            next_anchor += 1
-        report.events += 1
-        if seq <= previous_seq:
-            report.add(seq, f"position {seq} is out of order after {previous_seq}")
-        elif (
-            seq > previous_seq + 1
-            and not sparse
-            and not archived_ranges.covers(previous_seq + 1, seq - 1)
-        ):
-            report.add(previous_seq + 1, _missing(previous_seq + 1, seq - 1))
-        previous_seq = max(previous_seq, seq)
+        walk.step(record)
+        if walk.report.full:
+            break
+    return walk.finish()
 
-        previous = last_hash.get(record.tenant_id, GENESIS)
-        computed = chain_hash(previous, seq, record.data)
+
+class _Walk:
+    """One pass over a log in order: positions, chains, checkpoint heads and the fold."""
+
+    def __init__(
+        self,
+        anchors: Iterable[Anchor],
+        archived: _Ranges,
+        sparse: bool,
+        checkpoint: Checkpoint | None,
+    ) -> None:
+        self.report = Report()
+        self.anchors = sorted(anchors)
+        self.next_anchor = 0
+        self.archived = archived
+        self.sparse = sparse
+        self.checkpoint = checkpoint
+        self.wanted = (
+            {} if checkpoint is None else {s: (t, h) for t, (s, h) in checkpoint.heads.items()}
+        )
+        self.last_hash: dict[str, bytes] = {}
+        self.broken_jobs: set[JobKey] = set()
+        self.previous_seq = 0
+
+    def step(self, record: LogRecord) -> None:
+        self._anchors_before(record.seq)
+        self.report.events += 1
+        self._position(record.seq)
+        self._chain(record)
+        self._fold(record)
+
+    def finish(self) -> Report:
+        self._anchors_before(None)
+        if self.checkpoint is not None and not self.report.full:
+            _check_checkpoint_rest(
+                self.report, self.checkpoint, self.wanted, self.previous_seq, self.archived
+            )
+        for key in self.broken_jobs:
+            self.report.jobs.pop(key, None)
+        return self.report
+
+    def _anchors_before(self, seq: int | None) -> None:
+        """Anchors stand in for moved events: they set their tenant's previous hash."""
+        while self.next_anchor < len(self.anchors) and (
+            seq is None or self.anchors[self.next_anchor].seq < seq
+        ):
+            anchor = self.anchors[self.next_anchor]
+            self.last_hash[anchor.tenant_id] = anchor.hash
+            self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
+            _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
+            self.next_anchor += 1
+
+    def _position(self, seq: int) -> None:
+        previous = self.previous_seq
+        if seq <= previous:
+            self.report.add(seq, f"position {seq} is out of order after {previous}")
+        elif (
+            seq > previous + 1
+            and not self.sparse
+            and not self.archived.covers(previous + 1, seq - 1)
+        ):
+            self.report.add(previous + 1, _missing(previous + 1, seq - 1))
+        self.previous_seq = max(previous, seq)
+
+    def _chain(self, record: LogRecord) -> None:
+        seq = record.seq
+        computed = chain_hash(self.last_hash.get(record.tenant_id, GENESIS), seq, record.data)
         if record.hash is None:
-            report.add(seq, f"event {seq} has no chain hash")
+            self.report.add(seq, f"event {seq} has no chain hash")
         elif record.hash != computed:
-            report.add(
+            self.report.add(
                 seq,
                 f"event {seq} does not match its chain hash: its bytes, its tenant,"
                 " or the event before it were changed",
             )
-        last_hash[record.tenant_id] = record.hash or computed
-        report.heads[record.tenant_id] = (seq, computed)
-        _check_wanted(report, wanted, seq, record.tenant_id, computed)
+        # Go on from the stored hash, so one bad event is reported once, not per successor.
+        self.last_hash[record.tenant_id] = record.hash or computed
+        self.report.heads[record.tenant_id] = (seq, computed)
+        _check_wanted(self.report, self.wanted, seq, record.tenant_id, computed)
 
-        key = (record.tenant_id, record.job_id)
-        if key in broken_jobs:
-            continue
+    def _fold(self, record: LogRecord) -> None:
+        seq, key = record.seq, (record.tenant_id, record.job_id)
+        if key in self.broken_jobs:
+            return
         try:
             event = decode_event(record.data, seq)
         except (msgspec.DecodeError, ValueError) as error:  # ValueError: e.g. bad UTF-8
-            report.add(seq, f"event {seq} cannot be decoded: {error}")
-            broken_jobs.add(key)
-            continue
-        if (event.tenant_id, event.job_id, event.version, event.type) != (
-            record.tenant_id,
-            record.job_id,
-            record.version,
-            record.type,
-        ):
-            report.add(seq, f"event {seq}'s columns disagree with its bytes")
-            broken_jobs.add(key)
-            continue
+            self._broken(key, seq, f"event {seq} cannot be decoded: {error}")
+            return
+        identity = (event.tenant_id, event.job_id, event.version, event.type)
+        if identity != (record.tenant_id, record.job_id, record.version, record.type):
+            self._broken(key, seq, f"event {seq}'s columns disagree with its bytes")
+            return
         try:
-            report.jobs[key] = evolve(report.jobs.get(key), event)
+            self.report.jobs[key] = evolve(self.report.jobs.get(key), event)
         except InvalidTransition as error:
-            report.add(seq, f"event {seq} does not follow its job's history: {error}")
-            broken_jobs.add(key)
-        if report.full:
-            break
-    for anchor in pending_anchors[next_anchor:]:
-        report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
-        _check_wanted(report, wanted, anchor.seq, anchor.tenant_id, anchor.hash)
-    if checkpoint is not None and not report.full:
-        _check_checkpoint_rest(report, checkpoint, wanted, previous_seq, archived_ranges)
-    for key in broken_jobs:
-        report.jobs.pop(key, None)
-    return report
+            self._broken(key, seq, f"event {seq} does not follow its job's history: {error}")
+
+    def _broken(self, key: JobKey, seq: int, what: str) -> None:
+        self.report.add(seq, what)
+        self.broken_jobs.add(key)
 
 
 def _missing(first: int, last: int) -> str:
