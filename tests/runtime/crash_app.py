@@ -1,4 +1,4 @@
-"""The application the crash test's worker processes run (`runtime.crash_app:make_adapter`).
+"""The application the crash test's worker processes run (`tests.runtime.crash_app:make_adapter`).
 
 Each execution appends one line to a per-process file, so the test can count executions
 even of processes it killed."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from dogqueue import JobStatus, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.demo import run_demo
-from runtime.helpers import until_status, within
+from tests.runtime.helpers import until_status, within
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -117,14 +117,3 @@ def test_worker_command_refuses_a_bad_target(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "no_such_module" in done.stderr
-
-
-def test_worker_example_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "worker_process.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["hello, ada", "hello, grace"]

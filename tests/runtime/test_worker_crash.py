@@ -19,7 +19,7 @@ import pytest
 from dogqueue import Completed, JobMessage, JobStatus, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.jobs import encode_json
-from runtime.crash_app import CRASH_CONFIG, CrashWork
+from tests.runtime.crash_app import CRASH_CONFIG, CrashWork
 
 JOBS = int(os.environ.get("DOGQUEUE_CRASH_JOBS", "2000"))
 KILL_SECONDS = float(os.environ.get("DOGQUEUE_CRASH_SECONDS", "8"))
@@ -28,14 +28,14 @@ WORKERS = 3
 CONCURRENCY = 8
 #: How long the survivors may take to finish everything after the last kill.
 DRAIN_SECONDS = 90.0
-TESTS_DIR = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(db: Path, log_dir: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["DOGQUEUE_CRASH_LOG_DIR"] = str(log_dir)
-    command = [sys.executable, "-m", "dogqueue", "worker", "runtime.crash_app:make_adapter"]
+    command = [sys.executable, "-m", "dogqueue", "worker", "tests.runtime.crash_app:make_adapter"]
     options = ["--db", str(db), "--concurrency", str(CONCURRENCY), "--log-level", "WARNING"]
     return subprocess.Popen(command + options, env=env, stderr=subprocess.PIPE)
 

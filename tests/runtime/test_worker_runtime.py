@@ -22,7 +22,7 @@ from dogqueue import (
     Worker,
 )
 from dogqueue.backend.base import EngineBackend
-from runtime.helpers import (
+from tests.runtime.helpers import (
     ALL_JOBS,
     Blocks,
     Counted,

@@ -13,7 +13,7 @@ from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.runtime.fairness import TenantRotation
-from runtime.helpers import Echo, Probe, until_status, within
+from tests.runtime.helpers import Echo, Probe, until_status, within
 
 T = QueueCtx("tenant-a")
 #: Far longer than any bounded wait below: a worker that fell back to it would hang.

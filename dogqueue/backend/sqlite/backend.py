@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -86,7 +87,9 @@ class SqliteBackend(EngineBackend):
             await writer.close()
             raise
         try:
-            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            pending = aiosqlite.connect(self.path, isolation_level=None)
+            _daemonize(pending)
+            reader = await pending
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
@@ -196,6 +199,14 @@ def _consume_error(read: asyncio.Future[Any]) -> None:
     raise to: e.g. the backend was closed meanwhile)."""
     if not read.cancelled():
         read.exception()
+
+
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Let the interpreter exit even if a backend was never closed: aiosqlite's reader
+    thread is not a daemon, and a read-only connection loses nothing when stopped."""
+    thread = getattr(connection, "_thread", connection)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
 
 
 def _rebuild(conn: sqlite3.Connection) -> int:
