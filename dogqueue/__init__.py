@@ -38,6 +38,7 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import Job, JobError, JobRegistry
+from dogqueue.worker import Worker
 
 __all__ = [
     "AnyEvent",
@@ -74,6 +75,7 @@ __all__ = [
     "Released",
     "Requeued",
     "StorageError",
+    "Worker",
     "fold",
     "rebuild",
     "utc_now",

@@ -130,6 +130,12 @@ class QueueAdapter(Generic[ContextT]):
         """Cancel the job unless it is terminal; return its status afterwards."""
         return await self._backend.cancel_job(ctx, job_id)
 
+    async def retry_job(
+        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+    ) -> JobStatus:
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        return await self._backend.retry_job(ctx, job_id, include_canceled=include_canceled)
+
     async def get_result(self, ctx: QueueCtx, job_id: str, result_type: type[R]) -> R | None:
         """A completed job's result decoded as `result_type`; None when it has none."""
         info = await self._backend.get_job(ctx, job_id)

@@ -7,6 +7,7 @@ every semantic rule, lives once, here and in the core.
 from __future__ import annotations
 
 import abc
+import asyncio
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from dogqueue.ids import new_job_id
 T = TypeVar("T")
 #: A unit of work: runs inside one transaction at time `now`.
 Work = Callable[[Transaction, datetime], T]
+#: Called with (tenant_id, job_id) after a `cancel_job` in this process committed.
+CancelListener = Callable[[str, str], None]
 
 
 class EngineBackend(abc.ABC):
@@ -48,6 +51,8 @@ class EngineBackend(abc.ABC):
         )
         self._opened = False
         self._closed = False
+        self._change_waiters: set[asyncio.Future[None]] = set()
+        self._cancel_listeners: list[CancelListener] = []
 
     @property
     def config(self) -> QueueConfig:
@@ -98,6 +103,39 @@ class EngineBackend(abc.ABC):
     async def _ready(self) -> None:
         if not self._opened or self._closed:
             await self.open()
+
+    # -- change notification ---------------------------------------------------------
+
+    def _notify_change(self) -> None:
+        """Wake every `wait_for_change` of this backend: something became leasable."""
+        waiters, self._change_waiters = self._change_waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return when a job may have become leasable, or after `max_wait` seconds."""
+        if max_wait <= 0:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._change_waiters.add(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max_wait)
+        except TimeoutError:
+            pass
+        finally:
+            self._change_waiters.discard(waiter)
+
+    def add_cancel_listener(self, listener: CancelListener) -> Callable[[], None]:
+        """Call `listener(tenant_id, job_id)` after each committed `cancel_job` made
+        through this backend object; return a function that removes it."""
+        self._cancel_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._cancel_listeners:
+                self._cancel_listeners.remove(listener)
+
+        return remove
 
     # -- hooks for each backend ------------------------------------------------------
 
@@ -151,6 +189,7 @@ class EngineBackend(abc.ABC):
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context)
         )
+        self._notify_change()
         return ids[0]
 
     async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
@@ -163,7 +202,9 @@ class EngineBackend(abc.ABC):
         if not batch:
             return []
         await self._ready()
-        return await self._transact(lambda tx, now: self._engine.enqueue(tx, tenant, batch, now))
+        ids = await self._transact(lambda tx, now: self._engine.enqueue(tx, tenant, batch, now))
+        self._notify_change()
+        return ids
 
     async def dequeue(
         self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
@@ -223,9 +264,11 @@ class EngineBackend(abc.ABC):
         if not isinstance(error, str):
             raise InvalidInput("error", "must be a str")
         await self._ready()
-        return await self._transact(
+        status = await self._transact(
             lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry))
         )
+        self._notify_change()
+        return status
 
     async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         """Give the job back at once without counting the attempt."""
@@ -233,13 +276,18 @@ class EngineBackend(abc.ABC):
         _check_lease(lease)
         await self._ready()
         await self._transact(lambda tx, now: self._engine.release(tx, tenant, lease, now))
+        self._notify_change()
 
     async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
         """Cancel the job unless it is terminal; return its status afterwards."""
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
         await self._ready()
-        return await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
+        status = await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
+        if status is JobStatus.CANCELED:
+            for listener in list(self._cancel_listeners):
+                listener(tenant, job_id)
+        return status
 
     async def retry_job(
         self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
@@ -248,9 +296,11 @@ class EngineBackend(abc.ABC):
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
         await self._ready()
-        return await self._transact(
+        status = await self._transact(
             lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled)
         )
+        self._notify_change()
+        return status
 
     async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
         """The job's current state (equal to folding its history)."""
@@ -279,7 +329,10 @@ class EngineBackend(abc.ABC):
     async def reap_expired(self) -> int:
         """Expire every lease, across tenants, whose time has come; return how many."""
         await self._ready()
-        return await self._transact(lambda tx, now: self._engine.reclaim(tx, None, now))
+        reaped = await self._transact(lambda tx, now: self._engine.reclaim(tx, None, now))
+        if reaped:
+            self._notify_change()
+        return reaped
 
     async def ready_tenants(self, queues: Sequence[str]) -> list[str]:
         """Tenants with at least one job in `queues` that can be leased now."""

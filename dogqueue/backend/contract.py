@@ -127,6 +127,12 @@ class Backend(Protocol):
         """The earliest `run_at` of an ENQUEUED job in `queues` (of those tenants)."""
         ...
 
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return soon after a job may have become leasable (an enqueue, retry or
+        release, here or in another process sharing the storage), or after `max_wait`
+        seconds, whichever comes first."""
+        ...
+
     async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
         """Events of every tenant with seq > after_seq, in log order."""
         ...

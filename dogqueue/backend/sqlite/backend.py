@@ -8,8 +8,10 @@ and appending happen under SQLite's write lock, and a busy database is waited fo
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,6 +34,8 @@ from dogqueue.core.projection import JobKey, rebuild
 
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
+#: How often an idle waiter asks SQLite whether another connection committed.
+CHANGE_POLL_SECONDS = 0.02
 
 
 class SqliteBackend(EngineBackend):
@@ -83,7 +87,9 @@ class SqliteBackend(EngineBackend):
             await writer.close()
             raise
         try:
-            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            pending = aiosqlite.connect(self.path, isolation_level=None)
+            _daemonize(pending)
+            reader = await pending
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
@@ -102,7 +108,42 @@ class SqliteBackend(EngineBackend):
         result: T = await self.writer.run(work)
         return result
 
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return when a job may have become leasable, or after `max_wait` seconds.
+
+        Commits made through this object wake the waiter at once; commits by other
+        processes are seen by polling `PRAGMA data_version`, a cheap read."""
+        if max_wait <= 0:
+            return
+        await self._ready()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._change_waiters.add(waiter)
+        try:
+            seen = await self._data_version()
+            while not waiter.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                await asyncio.wait({waiter}, timeout=min(remaining, CHANGE_POLL_SECONDS))
+                if await self._data_version() != seen:
+                    return
+        finally:
+            self._change_waiters.discard(waiter)
+
+    async def _data_version(self) -> int:
+        rows = await self._fetchall(Q["data_version"], ())
+        return int(rows[0][0])
+
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        # Shielded: a read cancelled halfway would leave its statement open, and the
+        # reader would keep seeing that old snapshot of the database.
+        read = asyncio.ensure_future(self._fetchall_unshielded(query, params))
+        read.add_done_callback(_consume_error)
+        return await asyncio.shield(read)
+
+    async def _fetchall_unshielded(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
             async with self.reader.execute(query, params) as cursor:
                 return list(await cursor.fetchall())
@@ -151,6 +192,21 @@ class SqliteBackend(EngineBackend):
 
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
+
+
+def _consume_error(read: asyncio.Future[Any]) -> None:
+    """Mark the error of a read whose caller was cancelled as seen (it has no one to
+    raise to: e.g. the backend was closed meanwhile)."""
+    if not read.cancelled():
+        read.exception()
+
+
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Let the interpreter exit even if a backend was never closed: aiosqlite's reader
+    thread is not a daemon, and a read-only connection loses nothing when stopped."""
+    thread = getattr(connection, "_thread", connection)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
 
 
 def _rebuild(conn: sqlite3.Connection) -> int:

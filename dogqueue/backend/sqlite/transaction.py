@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import decode_job, encode_event, encode_job
@@ -29,18 +30,21 @@ class SqliteTransaction:
         self.conn = conn
         self.next_seq = 0
         self.writes = 0
-        self._events: list[tuple[int, str, str, int, str, bytes]] = []
+        self._events: list[tuple[int, str, str, int, str, bytes, bytes]] = []
+        self._chain = ChainHeads()
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
         self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
         self.writes = 0
         self._events.clear()
+        self._chain.clear()
 
     def commit(self) -> None:
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             self._events.clear()
+            self._chain.save(self.conn)
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -83,8 +87,10 @@ class SqliteTransaction:
         seq = self.next_seq
         self.next_seq += 1
         self.writes += 1
+        data = encode_event(event)
+        digest = self._chain.link(self.conn, event.tenant_id, seq, data)
         self._events.append(
-            (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
+            (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
         )
         return _replace_seq(event, seq=seq)
 

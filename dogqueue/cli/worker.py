@@ -1,0 +1,145 @@
+"""`dogqueue worker`: run a worker process on a SQLite queue until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import signal
+import sys
+from datetime import timedelta
+from typing import Any
+
+from dogqueue.adapter import QueueAdapter
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.core.errors import QueueError
+from dogqueue.core.message import QueueCtx
+from dogqueue.worker import Worker
+
+#: Exit code for a target or option the command cannot use.
+USAGE_ERROR = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the `worker` subcommand."""
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a worker process",
+        description="Run jobs from a SQLite queue until SIGTERM or SIGINT (graceful: running"
+        " jobs get --grace seconds, then their leases are released; a second signal stops at"
+        " once). TARGET is module:attribute naming a QueueAdapter, or a factory called with"
+        " the SqliteBackend of --db that returns an adapter or (adapter, context), possibly"
+        " awaitable.",
+    )
+    parser.add_argument("target", metavar="TARGET", help="module:adapter_or_factory")
+    parser.add_argument("--db", help="SQLite database file (required for a factory)")
+    parser.add_argument(
+        "--tenant",
+        action="append",
+        dest="tenants",
+        metavar="TENANT",
+        help="serve this tenant (repeatable; default: every tenant with ready jobs)",
+    )
+    parser.add_argument(
+        "--queue", action="append", dest="queues", metavar="QUEUE", help="repeatable"
+    )
+    parser.add_argument("--concurrency", type=int, default=10, help="jobs at once (10)")
+    parser.add_argument("--tenant-concurrency", type=int, help="jobs at once per tenant")
+    parser.add_argument("--lease-seconds", type=float, help="lease duration")
+    parser.add_argument("--timeout-seconds", type=float, help="default job timeout")
+    parser.add_argument("--reaper-seconds", type=float, help="reaper interval")
+    parser.add_argument("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    parser.set_defaults(run=run)
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def load_target(spec: str) -> Any:
+    """The object named by `module:attribute`."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"TARGET must be module:attribute, not {spec!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+async def build_adapter(target: Any, db: str | None) -> tuple[QueueAdapter[Any], Any]:
+    """The adapter (and context) the target gives, opening `db` for a factory."""
+    if isinstance(target, QueueAdapter):
+        return target, None
+    if not callable(target):
+        raise ValueError("TARGET must be a QueueAdapter or a callable")
+    if db is None:
+        raise ValueError("--db is required when TARGET is a factory")
+    made = target(SqliteBackend(db))
+    if inspect.isawaitable(made):
+        made = await made
+    adapter, context = made if isinstance(made, tuple) else (made, None)
+    if not isinstance(adapter, QueueAdapter):
+        raise ValueError(f"the factory returned {type(adapter).__name__}, not a QueueAdapter")
+    return adapter, context
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Build the adapter, run the worker until it is stopped, close the backend."""
+    try:
+        adapter, context = await build_adapter(load_target(args.target), args.db)
+    except (ImportError, AttributeError, ValueError) as error:
+        print(f"dogqueue worker: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        worker: Worker[Any] = Worker(
+            adapter,
+            tenants=None if not args.tenants else [QueueCtx(t) for t in args.tenants],
+            queues=args.queues or ["default"],
+            context=context,
+            concurrency=args.concurrency,
+            tenant_concurrency=args.tenant_concurrency,
+            lease_duration=_seconds(args.lease_seconds),
+            timeout=_seconds(args.timeout_seconds),
+            reaper_interval=_seconds(args.reaper_seconds),
+            shutdown_grace=timedelta(seconds=args.grace),
+        )
+        logging.getLogger("dogqueue.worker").info(
+            "worker started: tenants=%s queues=%s concurrency=%d",
+            args.tenants or "all",
+            ",".join(worker.queues),
+            worker.concurrency,
+        )
+        await worker.run()
+    except QueueError as error:
+        print(f"dogqueue worker: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    finally:
+        await adapter.backend.close()
+    logging.getLogger("dogqueue.worker").info("worker stopped")
+    return 0
+
+
+class _StoppedEarly(Exception):
+    """SIGTERM arrived before the worker installed its own handlers."""
+
+
+def _stop_early(signum: int, frame: object) -> None:
+    raise _StoppedEarly
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `dogqueue worker`."""
+    # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
+    signal.signal(signal.SIGTERM, _stop_early)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(serve(args))
+    except _StoppedEarly:
+        return 0

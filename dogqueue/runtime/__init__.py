@@ -1,0 +1,1 @@
+"""The asyncio runtime pieces behind `dogqueue.Worker`."""
