@@ -26,7 +26,9 @@ from dogqueue.core.errors import (
 )
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
+from dogqueue.core.status import JobStatus
 from dogqueue.jobs import ContextT, JobError
+from dogqueue.observability.execution import observe_execution
 from dogqueue.runtime.fairness import TenantRotation
 
 log = logging.getLogger("dogqueue.worker")
@@ -75,6 +77,13 @@ def _seconds(name: str, value: timedelta) -> float:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise InvalidInput(name, "must be a positive timedelta")
     return value.total_seconds()
+
+
+def _failure_outcome(status: str | None) -> str:
+    """A failed attempt's outcome: retrying, failed (for good) or lost (not recorded)."""
+    if status is None:
+        return "lost"
+    return "retrying" if status == JobStatus.ENQUEUED else "failed"
 
 
 def summarize_error(error: BaseException) -> str:
@@ -361,72 +370,83 @@ class Worker(Generic[ContextT]):
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
         label = f"{job.ctx.tenant_id}/{job.lease.job_id} {message.job_type}#{job.lease.attempt}"
-        log.info("job %s started", label)
         heartbeat: asyncio.Task[None] | None = None
-        try:
+        # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
+        async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
-                job_class = self.adapter.job_registry.job_class(message.job_type)
-            except InvalidJobType:
-                await self._ack_fail(job, f"unknown job type {message.job_type!r}", retry=False)
-                log.warning("job %s failed: unknown job type", label)
-                return
-            timeout = job_class.TIMEOUT or self.timeout
-            loop = asyncio.get_running_loop()
-            heartbeat = loop.create_task(self._heartbeat(job))
-            if job.stop_reason is None:
-                job.task = loop.create_task(
-                    self.adapter.job_registry.execute_job(message, self.context)
-                )
-                done, _ = await asyncio.wait(
-                    {job.task}, timeout=None if timeout is None else timeout.total_seconds()
-                )
-                if not done:
-                    job.interrupt(TIMED_OUT)
-                    await asyncio.wait({job.task})
-            heartbeat.cancel()
-            await self._settle(job, label, timeout)
-        except Exception:
-            log.exception("job %s: unexpected worker error", label)
-        finally:
-            if heartbeat is not None:
+                try:
+                    job_class = self.adapter.job_registry.job_class(message.job_type)
+                except InvalidJobType:
+                    await self._ack_fail(job, f"unknown job type {message.job_type!r}", retry=False)
+                    observation.set_outcome("failed")
+                    log.warning("job %s failed: unknown job type", label)
+                    return
+                timeout = job_class.TIMEOUT or self.timeout
+                loop = asyncio.get_running_loop()
+                heartbeat = loop.create_task(self._heartbeat(job))
+                if job.stop_reason is None:
+                    job.task = loop.create_task(
+                        self.adapter.job_registry.execute_job(message, self.context)
+                    )
+                    done, _ = await asyncio.wait(
+                        {job.task}, timeout=None if timeout is None else timeout.total_seconds()
+                    )
+                    if not done:
+                        job.interrupt(TIMED_OUT)
+                        await asyncio.wait({job.task})
                 heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-            del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
-            self._rotation.finished(job.ctx.tenant_id)
-            self._wake.set()
+                outcome, error = await self._settle(job, label, timeout)
+                observation.set_outcome(outcome, error)
+            except Exception as error:
+                observation.set_outcome("worker_error", error)
+                log.exception("job %s: unexpected worker error", label)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
+                del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
+                self._rotation.finished(job.ctx.tenant_id)
+                self._wake.set()
 
-    async def _settle(self, job: _RunningJob, label: str, limit: timedelta | None) -> None:
-        """Acknowledge the outcome of the job's task (or of its interruption)."""
+    async def _settle(
+        self, job: _RunningJob, label: str, limit: timedelta | None
+    ) -> tuple[str, BaseException | None]:
+        """Acknowledge the outcome of the job's task (or of its interruption); return the
+        outcome ("completed", "retrying", "failed", "canceled", ...) and the job's error."""
         reason, task = job.stop_reason, job.task
         if reason in (CANCELED, LEASE_LOST):
             log.info("job %s stopped: %s; its result is discarded", label, reason)
-        elif reason == SHUTDOWN:
+            return ("canceled" if reason == CANCELED else "lease_lost"), None
+        if reason == SHUTDOWN:
             try:
                 await self.backend.release(job.ctx, job.lease)
                 log.info("job %s released at shutdown", label)
             except (JobCanceled, LeaseLost) as refused:
                 log.info("job %s not released: %s", label, refused)
-        elif reason == TIMED_OUT:
-            await self._ack_fail(job, f"timed out after {limit}", retry=True)
+            return "released", None
+        if reason == TIMED_OUT:
+            status = await self._ack_fail(job, f"timed out after {limit}", retry=True)
             log.warning("job %s timed out after %s", label, limit)
-        elif task is None:
-            return
-        elif task.cancelled():
-            await self._ack_fail(job, "cancelled from inside the job", retry=True)
+            return _failure_outcome(status), None
+        if task is None:
+            return "not_started", None
+        if task.cancelled():
+            status = await self._ack_fail(job, "cancelled from inside the job", retry=True)
             log.warning("job %s cancelled itself", label)
-        elif (error := task.exception()) is not None:
+            return _failure_outcome(status), None
+        if (error := task.exception()) is not None:
             if isinstance(error, JobError):
                 status = await self._ack_fail(job, error.message, retry=error.retryable)
             else:
                 status = await self._ack_fail(job, summarize_error(error), retry=True)
-            log.warning("job %s failed (%s): %r", label, status or "lost", error)
-        else:
-            try:
-                await self.backend.ack_complete(job.ctx, job.lease, task.result())
-                log.info("job %s completed", label)
-            except (JobCanceled, LeaseLost) as refused:
-                log.info("job %s finished but its result is discarded: %s", label, refused)
+            return _failure_outcome(status), error
+        try:
+            await self.backend.ack_complete(job.ctx, job.lease, task.result())
+        except (JobCanceled, LeaseLost) as refused:
+            log.info("job %s finished but its result is discarded: %s", label, refused)
+            return "discarded", None
+        return "completed", None
 
     async def _ack_fail(self, job: _RunningJob, error: str, *, retry: bool) -> str | None:
         try:

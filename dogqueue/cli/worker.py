@@ -52,6 +52,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reaper-seconds", type=float, help="reaper interval")
     parser.add_argument("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port;"
+        " needs the 'prometheus' extra)",
+    )
+    parser.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--no-tenant-labels",
+        action="store_true",
+        help="with --metrics-port: sum tenants into one series",
+    )
     parser.set_defaults(run=run)
 
 
@@ -89,6 +104,12 @@ async def build_adapter(target: Any, db: str | None) -> tuple[QueueAdapter[Any],
 
 async def serve(args: argparse.Namespace) -> int:
     """Build the adapter, run the worker until it is stopped, close the backend."""
+    if args.metrics_port is not None:
+        try:
+            import dogqueue.observability.prometheus  # noqa: F401 (the extra is needed)
+        except ImportError as error:
+            print(f"dogqueue worker: --metrics-port: {error}", file=sys.stderr)
+            return USAGE_ERROR
     try:
         adapter, context = await build_adapter(load_target(args.target), args.db)
     except (ImportError, AttributeError, ValueError) as error:
@@ -113,7 +134,10 @@ async def serve(args: argparse.Namespace) -> int:
             ",".join(worker.queues),
             worker.concurrency,
         )
-        await worker.run()
+        if args.metrics_port is None:
+            await worker.run()
+        else:
+            await _run_with_metrics(worker, adapter, args)
     except QueueError as error:
         print(f"dogqueue worker: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -121,6 +145,24 @@ async def serve(args: argparse.Namespace) -> int:
         await adapter.backend.close()
     logging.getLogger("dogqueue.worker").info("worker stopped")
     return 0
+
+
+async def _run_with_metrics(
+    worker: Worker[Any], adapter: QueueAdapter[Any], args: argparse.Namespace
+) -> None:
+    """Run the worker with a /metrics endpoint beside it on the same event loop."""
+    from dogqueue.observability.prometheus import MetricsServer
+
+    async with MetricsServer(
+        adapter.observability.reader,
+        host=args.metrics_host,
+        port=args.metrics_port,
+        tenant_labels=not args.no_tenant_labels,
+    ) as server:
+        logging.getLogger("dogqueue.worker").info(
+            "metrics on http://%s:%d/metrics", args.metrics_host, server.port
+        )
+        await worker.run()
 
 
 class _StoppedEarly(Exception):

@@ -7,11 +7,11 @@ import json
 import logging
 
 import pytest
-from obs_workload import ACME, message
 
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability import observe_execution
 from dogqueue.observability.logging import JsonLogFormatter
+from tests.observability.obs_workload import ACME, message
 
 
 def job_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -7,11 +7,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from obs_workload import ACME, GLOBEX, message, run_workload
 
 from dogqueue import Canceled, Enqueued, FakeClock, InvalidInput, JobStatus, QueueAdapter, rebuild
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability import MetricsFold, MetricsReader, metrics_from_events
+from tests.observability.obs_workload import ACME, GLOBEX, message, run_workload
 
 
 async def test_counts_durations_and_rates(backend: EngineBackend, clock: FakeClock) -> None:

@@ -7,12 +7,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from obs_workload import run_workload
 from prometheus_client.parser import text_string_to_metric_families
 
 from dogqueue import FakeClock, InvalidInput
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability.prometheus import MetricsServer
+from tests.observability.obs_workload import run_workload
 
 
 def _get(url: str) -> tuple[int, str, str]:

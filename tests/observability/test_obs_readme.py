@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from obs_workload import run_workload
 from prometheus_client.parser import text_string_to_metric_families
 
 from dogqueue import FakeClock
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.observability import MetricsReader
 from dogqueue.observability.prometheus import render
+from tests.observability.obs_workload import run_workload
 
 README = Path(__file__).parents[2] / "README.md"
 

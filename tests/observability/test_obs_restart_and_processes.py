@@ -9,11 +9,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from obs_workload import run_workload
-
 from dogqueue import FakeClock, QueueAdapter, utc_now
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.observability import metrics_from_events
+from tests.observability.obs_workload import run_workload
 
 
 async def test_equal_after_a_restart(tmp_path: Path, clock: FakeClock) -> None:
