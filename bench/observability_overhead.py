@@ -6,7 +6,7 @@ Modes: `untraced` (adapter.enqueue's old path: backend.enqueue of message_for(jo
 `no-otel` (adapter.enqueue with opentelemetry made unimportable), `otel-idle`
 (opentelemetry-api installed, no provider configured), `otel-sdk` (an SDK provider with a
 no-op processor: spans are created and contexts stored). Plus `fold`: events folded per
-second by MetricsReader on the memory backend.
+second by MetricsReader on the memory backend (`fold`) and on SQLite (`fold-sqlite`).
 """
 
 from __future__ import annotations
@@ -57,13 +57,19 @@ async def _enqueue_rate(mode: str) -> float:
         return N / (time.perf_counter() - started)
 
 
-async def _fold_rate() -> float:
+async def _fold_rate(kind: str) -> float:
+    import tempfile
+    from pathlib import Path
+
     from dogqueue import JobMessage, QueueCtx
     from dogqueue.backend.memory import MemoryBackend
+    from dogqueue.backend.sqlite import SqliteBackend
     from dogqueue.observability import MetricsReader
 
     ctx = QueueCtx("t")
-    async with MemoryBackend() as backend:
+    directory = tempfile.mkdtemp()
+    made = MemoryBackend() if kind == "fold" else SqliteBackend(Path(directory) / "q.db")
+    async with made as backend:
         for _ in range(10):
             await backend.enqueue_many(
                 ctx, [JobMessage(job_type="x", payload_bytes=b"{}") for _ in range(N // 2)]
@@ -81,11 +87,12 @@ async def _fold_rate() -> float:
 def main() -> None:
     if len(sys.argv) == 2:
         mode = sys.argv[1]
-        rate = asyncio.run(_fold_rate() if mode == "fold" else _enqueue_rate(mode))
-        unit = "events folded/s" if mode == "fold" else "enqueues/s"
+        folding = mode.startswith("fold")
+        rate = asyncio.run(_fold_rate(mode) if folding else _enqueue_rate(mode))
+        unit = "events read and folded/s" if folding else "enqueues/s"
         print(f"{mode:10s} {rate:12,.0f} {unit}")
         return
-    for mode in ("untraced", "no-otel", "otel-idle", "otel-sdk", "fold"):
+    for mode in ("untraced", "no-otel", "otel-idle", "otel-sdk", "fold", "fold-sqlite"):
         subprocess.run([sys.executable, __file__, mode], check=True)
 
 
