@@ -4,13 +4,14 @@ transaction (the SQLite writer reads ready jobs ahead and must keep that list ex
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from dogqueue import FakeClock, JobMessage, JobPriority, JobStatus, QueueCtx, rebuild
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.sqlite import SqliteBackend
-from tests.conftest import BackendFactory
 
+BackendFactory = Callable[..., EngineBackend]
 CTX = QueueCtx("tenant-a")
 
 
