@@ -312,6 +312,27 @@ def run_physical_limit(folder: Path, work: Workload, synchronous: str) -> Result
     return _result("sqlite3 limit", synchronous, work, elapsed, elapsed, [0.0], [0.0], settings)
 
 
+def run_commit_cost(folder: Path, work: Workload, synchronous: str) -> Result:
+    """Plain sqlite3, one small row per transaction: what a commit costs on this disk,
+    the bound of any queue that commits once per operation."""
+    conn = sqlite3.connect(folder / "commits.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("CREATE TABLE rows (seq INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    blob = os.urandom(160)
+    start = time.perf_counter()
+    for seq in range(1, work.jobs + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO rows (seq, data) VALUES (?, ?)", (seq, blob))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    settings = {"journal_mode": "wal", "synchronous": synchronous}
+    return _result(
+        "one row per commit", synchronous, work, elapsed, elapsed, [0.0], [0.0], settings
+    )
+
+
 def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Result:
     """dogqueue's own schema and SQL statements with no Python logic around them: the
     rows, indexes and queries of each lifecycle, in transactions of `lease_batch` jobs.
@@ -406,10 +427,13 @@ RUNNERS: dict[str, Callable[[Path, Workload, str], Result]] = {
     "litequeue": run_litequeue,
     "sqlite3 limit": run_physical_limit,
     "dogqueue SQL only": run_statements_only,
+    "one row per commit": run_commit_cost,
 }
 #: (runner, durability) in the order they run. "default" leaves the library's own.
 PLAN: list[tuple[str, str]] = [
     ("sqlite3 limit", "NORMAL"),
+    ("one row per commit", "NORMAL"),
+    ("one row per commit", "FULL"),
     ("dogqueue SQL only", "NORMAL"),
     ("dogqueue", "NORMAL"),
     ("dogqueue", "FULL"),
@@ -466,6 +490,7 @@ def _durability_of(result: Result) -> str:
 LIMITS = {
     "sqlite3 limit": f"physical limit: plain sqlite3, {ROWS_PER_JOB} rows/job, 1,000 rows/tx",
     "dogqueue SQL only": "dogqueue's schema and statements alone, no Python logic",
+    "one row per commit": "plain sqlite3, one row per transaction (commit cost)",
 }
 
 
@@ -494,11 +519,12 @@ def table(results: list[Result]) -> str:
         if here is not None and r.name != "dogqueue":
             ratio = f"{here.lifecycle_per_s / r.lifecycle_per_s:.1f}x"
         if r.name in LIMITS:
-            share = (
-                f"dogqueue reaches {here.lifecycle_per_s / r.lifecycle_per_s:.0%}" if here else ""
-            )
+            share = ""
+            if here is not None and r.name != "one row per commit":
+                share = f"dogqueue reaches {here.lifecycle_per_s / r.lifecycle_per_s:.0%}"
+            enqueue = f"{r.enqueue_per_s:,.0f}" if r.name == "dogqueue SQL only" else ""
             lines.append(
-                f"| {LIMITS[r.name]} | {journal}, {sync} | {r.enqueue_per_s:,.0f}"
+                f"| {LIMITS[r.name]} | {journal}, {sync} | {enqueue}"
                 f" | {_lifecycle_cell(r)} | {share} | | | {r.peak_rss_mib:.0f} |"
             )
             continue
