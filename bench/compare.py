@@ -567,22 +567,20 @@ def chart(results: list[Result], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.name}\n{_durability_of(r)}" for r in results]
-    values = [r.lifecycle_per_s for r in results]
+    shown = list(reversed(results))  # barh draws bottom-up; keep the table's order
+    labels = [f"{LIMITS.get(r.name, r.name)} ({_durability_of(r)})" for r in shown]
+    values = [r.lifecycle_per_s for r in shown]
     colors = [
-        "tab:blue"
-        if r.name == "dogqueue"
-        else "tab:gray"
-        if r.name == "sqlite3 limit"
-        else "tab:orange"
-        for r in results
+        "tab:blue" if r.name == "dogqueue" else "tab:gray" if r.name in LIMITS else "tab:orange"
+        for r in shown
     ]
-    figure, axes = plt.subplots(figsize=(10, 4.5))
-    bars = axes.bar(labels, values, color=colors)
-    axes.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=8)
-    axes.set_ylabel("lifecycle jobs/s (enqueue + lease + ack)")
-    axes.set_title("Full job lifecycle on a SQLite file, one run, one machine (higher is better)")
-    axes.tick_params(axis="x", labelsize=8)
+    figure, axes = plt.subplots(figsize=(11, 5.5))
+    bars = axes.barh(labels, values, color=colors)
+    axes.bar_label(bars, labels=[f" {v:,.0f}" for v in values], fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("lifecycle jobs/s, log scale (enqueue, then lease + ack); median of the runs")
+    axes.set_title("One SQLite file, one run, one machine: queues (blue: dogqueue) and references")
+    axes.tick_params(axis="y", labelsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -614,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of the whole plan")
     parser.add_argument("--only", nargs="*", help="run only these libraries")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replot", type=Path, help="redraw table and chart from a JSON")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--durability", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -623,6 +622,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             result = RUNNERS[args.one](Path(folder), work, args.durability)
         print(json.dumps(asdict(result)))
+        return 0
+
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        results = [Result(**found) for found in saved["results"]]
+        print(table(results))
+        chart(results, args.out / "compare.png")
         return 0
 
     print(f"machine: {machine()}")
