@@ -96,3 +96,31 @@ async def test_lease_then_cancel_of_the_head_in_one_commit(make_backend: Backend
         assert canceled is JobStatus.CANCELED
         assert [lease.job_id for lease in leases] == first[2:4]
         await assert_projection_is_fold(backend)
+
+
+async def test_tenants_and_queue_sets_interleaved_in_one_commit(
+    make_backend: BackendFactory,
+) -> None:
+    other = QueueCtx("tenant-b")
+    async with make_backend() as backend:
+        ours = [await backend.enqueue(CTX, message(queue="a")) for _ in range(4)]
+        ours += [await backend.enqueue(CTX, message(queue="b")) for _ in range(4)]
+        theirs = [await backend.enqueue(other, message(queue="a")) for _ in range(4)]
+
+        batches = await asyncio.gather(
+            backend.dequeue_many(CTX, ["a", "b"], 2),
+            backend.dequeue_many(other, ["a"], 1),
+            backend.dequeue_many(CTX, ["b"], 2),
+            backend.dequeue_many(CTX, ["a", "b"], 3),
+            backend.dequeue_many(other, ["a"], 5),
+        )
+
+        leased = [[lease.job_id for lease in batch] for batch in batches]
+        assert leased == [
+            ours[0:2],
+            theirs[0:1],
+            ours[4:6],
+            [ours[2], ours[3], ours[6]],
+            theirs[1:],
+        ]
+        await assert_projection_is_fold(backend)
