@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
+from dogqueue.audit.chain import GENESIS, chain_hash
 from dogqueue.backend.base import EngineBackend, T, Work
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
@@ -33,6 +34,8 @@ class StoredEvent(NamedTuple):
     version: int
     type: str
     data: bytes
+    #: Chain hash (dogqueue.audit.chain) linking it to its tenant's previous event.
+    hash: bytes = GENESIS
 
 
 class _ReadyEntry(NamedTuple):
@@ -60,6 +63,8 @@ class MemoryStore:
         self.jobs: dict[JobKey, JobInfo] = {}
         self.histories: dict[JobKey, list[int]] = defaultdict(list)
         self.keys: dict[tuple[str, str], str] = {}
+        #: Latest chain hash of each tenant.
+        self.chain_heads: dict[str, bytes] = {}
         # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
         self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
         self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
@@ -130,10 +135,11 @@ class MemoryStore:
         if identity in self.versions:  # the unique (tenant, job, version) constraint
             raise StorageError(f"version conflict on {identity}")
         seq = len(self.log) + 1
+        data = encode_event(event)
+        digest = chain_hash(self.chain_heads.get(event.tenant_id, GENESIS), seq, data)
+        self.chain_heads[event.tenant_id] = digest
         self.log.append(
-            StoredEvent(
-                seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event)
-            )
+            StoredEvent(seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
         )
         self.versions.add(identity)
         self.histories[(event.tenant_id, event.job_id)].append(seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -83,7 +84,9 @@ class SqliteBackend(EngineBackend):
             await writer.close()
             raise
         try:
-            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            pending = aiosqlite.connect(self.path, isolation_level=None)
+            _daemonize(pending)
+            reader = await pending
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute("PRAGMA query_only = ON")
         except sqlite3.Error as error:
@@ -151,6 +154,14 @@ class SqliteBackend(EngineBackend):
 
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
+
+
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Let the interpreter exit even if a backend was never closed: aiosqlite's reader
+    thread is not a daemon, and a read-only connection loses nothing when stopped."""
+    thread = getattr(connection, "_thread", connection)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
 
 
 def _rebuild(conn: sqlite3.Connection) -> int:

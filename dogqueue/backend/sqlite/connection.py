@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
+from dogqueue.backend.sqlite.chain import backfill as backfill_chain
 from dogqueue.backend.sqlite.queries import SCHEMA_VERSION, Q, migrations, statements
 from dogqueue.core.errors import StorageError
 
@@ -14,6 +15,8 @@ from dogqueue.core.errors import StorageError
 #: lose the last commits. FULL: a commit also survives a power loss.
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
+#: The schema version that added the hash chain; older logs are hashed on upgrade.
+CHAIN_SCHEMA_VERSION = 2
 
 #: How long one statement waits for another process's lock before retrying.
 BUSY_TIMEOUT_MS = 5_000
@@ -51,6 +54,8 @@ def migrate(conn: sqlite3.Connection) -> int:
                 if version > found:
                     for statement in statements(script):
                         conn.execute(statement)
+            if found < CHAIN_SCHEMA_VERSION:
+                backfill_chain(conn)
             if found != SCHEMA_VERSION:
                 conn.execute(Q["set_schema_version"], (SCHEMA_VERSION,))
             conn.execute("COMMIT")

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import decode_job, encode_event, encode_job
@@ -40,7 +41,8 @@ class SqliteTransaction:
         self.conn = conn
         self.next_seq = 0
         self.writes = 0
-        self._events: list[tuple[int, str, str, int, str, bytes]] = []
+        self._events: list[tuple[int, str, str, int, str, bytes, bytes]] = []
+        self._chain = ChainHeads()
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
         self._read_ahead = _FIRST_READ_AHEAD
@@ -50,12 +52,14 @@ class SqliteTransaction:
         self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
         self.writes = 0
         self._events.clear()
+        self._chain.clear()
         self._forget_ready()
 
     def commit(self) -> None:
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             self._events.clear()
+            self._chain.save(self.conn)
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -112,8 +116,10 @@ class SqliteTransaction:
         seq = self.next_seq
         self.next_seq += 1
         self.writes += 1
+        data = encode_event(event)
+        digest = self._chain.link(self.conn, event.tenant_id, seq, data)
         self._events.append(
-            (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
+            (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
         )
         return _replace_seq(event, seq=seq)
 

@@ -14,10 +14,14 @@ INSERT INTO schema_version (id, version) VALUES (1, ?1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
 -- name: next_seq
-SELECT coalesce(max(seq), 0) + 1 FROM events;
+-- Positions moved out by archival are never reused.
+SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+           coalesce((SELECT last_seq FROM archived_ranges ORDER BY first_seq DESC LIMIT 1), 0))
+       + 1;
 
 -- name: insert_event
-INSERT INTO events (seq, tenant_id, job_id, version, type, data) VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)
+VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: load_job
 SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
@@ -104,3 +108,16 @@ SELECT min((SELECT min(run_at) FROM jobs
             WHERE tenant_id = t.value AND queue = q.value AND priority = p.value
               AND status = 'enqueued'))
 FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
+
+-- name: chain_head
+SELECT hash FROM chain_heads WHERE tenant_id = ?1;
+
+-- name: set_chain_head
+INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?1, ?2, ?3)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+
+-- name: unhashed_events
+SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: set_event_hash
+UPDATE events SET hash = ?1 WHERE seq = ?2;

@@ -1,0 +1,187 @@
+"""Archival: move the whole histories of jobs that finished before a cut into an archive
+file, so the live log stays bounded, without losing the ability to read and verify them.
+
+What stays behind in the live log: each moved event's position (as a range, so a gap is
+not mistaken for a deletion), the hashes that remaining events still link to (anchors),
+and one `archive_cuts` row with the archive's fingerprint. The archive file has the same
+schema: the moved events with their hashes, anchors for the events they link to that
+stayed behind, and the moved jobs' final states.
+
+Idempotency keys: a job's key lives in the projection, which the archived job leaves.
+After archival, the key is free: enqueueing with it again creates a new job. Archival
+therefore ends the window in which a key deduplicates; choose `--before` accordingly.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from dogqueue.audit.logfile import AQ, LogFile
+from dogqueue.audit.verify import seq_hash_digest
+from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.backend.sqlite.transaction import job_row
+from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """What one archival moved."""
+
+    jobs: int
+    events: int
+    archive: str
+
+
+class _Item(NamedTuple):
+    seq: int
+    hash: bytes
+    kind: str  # "keep", "move" or "anchor"
+
+
+def archive_before(
+    live: LogFile, target: str | os.PathLike[str], cut: datetime, now: datetime
+) -> ArchiveResult:
+    """Move every job that became terminal before `cut` from `live` to the archive file
+    `target` (created if missing; appended to otherwise)."""
+    if cut.tzinfo is None:
+        raise InvalidInput("before", "must be timezone-aware")
+    target_path = os.fspath(target)
+    if os.path.abspath(target_path) == os.path.abspath(live.path):
+        raise InvalidInput("to", "the archive must be another file than the live log")
+    conn = live.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # no writer may extend a chain while we cut
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot lock the live log: {error}") from error
+    try:
+        moved = {
+            (job.tenant_id, job.job_id): job
+            for job in live.jobs()
+            if job.status.is_terminal and job.finished_at is not None and job.finished_at < cut
+        }
+        if not moved:
+            conn.execute("ROLLBACK")
+            return ArchiveResult(jobs=0, events=0, archive=target_path)
+        with LogFile(target_path, create=True) as archive:
+            moved_seqs, live_anchors, head = _copy(live, archive, moved)
+            archive_count, digest = _fingerprint(archive)
+        for tenant_id, job_id in moved:
+            conn.execute(AQ["delete_job_events"], (tenant_id, job_id))
+            conn.execute(AQ["delete_job"], (tenant_id, job_id))
+        conn.execute(AQ["delete_anchors"])
+        conn.executemany(AQ["insert_anchor"], live_anchors)
+        conn.executemany(AQ["insert_archived_range"], _runs(moved_seqs))
+        cut_row = (
+            to_micros(now),
+            to_micros(cut),
+            os.path.basename(target_path),
+            len(moved),
+            len(moved_seqs),
+            head,
+            archive_count,
+            digest,
+        )
+        conn.execute(AQ["insert_archive_cut"], cut_row)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    with LogFile(target_path) as archive:
+        archive.conn.execute(AQ["insert_archive_cut"], cut_row)
+    return ArchiveResult(jobs=len(moved), events=len(moved_seqs), archive=target_path)
+
+
+def _copy(
+    live: LogFile, archive: LogFile, moved: dict[JobKey, JobInfo]
+) -> tuple[list[int], list[tuple[int, str, bytes]], bytes]:
+    """Copy the moved jobs' events, states and anchors into the archive (committed there
+    first: a crash before the live commit leaves copies, never losses; copying again is
+    harmless). Return the moved seqs, the live log's new anchors and the last moved hash."""
+    last: dict[str, _Item] = {}
+    moved_seqs: list[int] = []
+    live_anchors: dict[int, tuple[str, bytes]] = {}
+    head = b""
+    target = archive.conn
+    target.execute("BEGIN IMMEDIATE")
+    try:
+        for seq, tenant_id, job_id, row, digest, is_anchor in _items(live):
+            if is_anchor:
+                last[tenant_id] = _Item(seq, digest, "anchor")
+                continue
+            previous = last.get(tenant_id)
+            if (tenant_id, job_id) in moved:
+                target.execute(AQ["insert_event_row"], row)
+                if previous is not None and previous.kind != "move":
+                    target.execute(AQ["insert_anchor"], (previous.seq, tenant_id, previous.hash))
+                moved_seqs.append(seq)
+                head = digest
+                last[tenant_id] = _Item(seq, digest, "move")
+            else:
+                if previous is not None and previous.kind != "keep":
+                    live_anchors[previous.seq] = (tenant_id, previous.hash)
+                last[tenant_id] = _Item(seq, digest, "keep")
+        for tenant_id, item in last.items():
+            if item.kind != "keep":  # the tenant's head moved: its next event links to it
+                live_anchors[item.seq] = (tenant_id, item.hash)
+        target.executemany(
+            "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
+            (_archived_row(job) for job in moved.values()),
+        )
+        target.execute("COMMIT")
+    except BaseException:
+        if target.in_transaction:
+            target.execute("ROLLBACK")
+        raise
+    anchors = [(seq, tenant, digest) for seq, (tenant, digest) in sorted(live_anchors.items())]
+    return moved_seqs, anchors, head
+
+
+def _items(
+    live: LogFile,
+) -> Iterator[tuple[int, str, str, tuple[object, ...], bytes, bool]]:
+    """The live log's events and anchors, merged in log order."""
+    anchors = live.anchors()
+    index = 0
+    for record in live.records():
+        while index < len(anchors) and anchors[index].seq < record.seq:
+            anchor = anchors[index]
+            yield anchor.seq, anchor.tenant_id, "", (), anchor.hash, True
+            index += 1
+        if record.hash is None:
+            raise StorageError(f"event {record.seq} has no chain hash; run `dogqueue verify`")
+        yield record.seq, record.tenant_id, record.job_id, tuple(record), record.hash, False
+    for anchor in anchors[index:]:
+        yield anchor.seq, anchor.tenant_id, "", (), anchor.hash, True
+
+
+def _archived_row(job: JobInfo) -> tuple[object, ...]:
+    """A job row for the archive. Its idempotency key column stays empty: keys are
+    released by archival, so two archived jobs may have held the same one."""
+    row = list(job_row(job))
+    row[9] = None
+    return tuple(row)
+
+
+def _fingerprint(archive: LogFile) -> tuple[int, bytes]:
+    rows = [(int(seq), bytes(h)) for seq, h in archive.conn.execute(AQ["seq_hashes"])]
+    return len(rows), seq_hash_digest(rows)
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted positions, as inclusive ranges."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs

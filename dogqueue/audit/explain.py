@@ -1,0 +1,156 @@
+"""Explain: why a job is where it is, in plain words, from its state and history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from dogqueue.core.events import AnyEvent, Enqueued, Expired, Failed, Leased, Released, Requeued
+from dogqueue.core.job import JobInfo
+from dogqueue.core.status import JobPriority, JobStatus
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The answer to "why is this job where it is?": a headline and supporting lines."""
+
+    job: JobInfo
+    headline: str
+    details: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join((self.headline, *(f"  {line}" for line in self.details)))
+
+
+def dequeue_order(job: JobInfo) -> tuple[int, datetime, int]:
+    """The key ready jobs of one queue are leased by: priority, run_at, enqueue order."""
+    return (-int(job.message.priority), job.run_at, job.enqueue_seq)
+
+
+def jobs_ahead(job: JobInfo, others: Iterable[JobInfo], now: datetime) -> int:
+    """How many ready jobs of the same tenant and queue would be leased before `job`."""
+    mine = dequeue_order(job)
+    return sum(
+        1
+        for other in others
+        if other.status is JobStatus.ENQUEUED
+        and other.tenant_id == job.tenant_id
+        and other.message.queue == job.message.queue
+        and other.run_at <= now
+        and other.job_id != job.job_id
+        and dequeue_order(other) < mine
+    )
+
+
+def explain(job: JobInfo, history: Sequence[AnyEvent], now: datetime, ahead: int) -> Explanation:
+    """Why `job` (its state at `now`, with `history` and `ahead` jobs before it in its
+    queue) is where it is."""
+    name = f"job {job.job_id} ({job.message.job_type}, queue {job.message.queue!r})"
+    max_attempts = job.message.max_retries + 1
+    details: list[str] = [f"enqueued at {_time(job.created_at)}"]
+    match job.status:
+        case JobStatus.ENQUEUED:
+            reason = _why_enqueued(history)
+            if reason:
+                details.append(reason)
+            details.append(f"attempts so far: {job.attempts} of at most {max_attempts}")
+            if job.run_at > now:
+                headline = (
+                    f"{name} is scheduled for {_time(job.run_at)} (in {_span(job.run_at - now)})"
+                )
+            else:
+                headline = f"{name} is ready since {_time(job.run_at)} and waiting to be leased"
+                details.append(
+                    f"{ahead} job(s) of higher priority or enqueued earlier are ahead of it in"
+                    f" queue {job.message.queue!r}"
+                    f" (its priority: {JobPriority(job.message.priority).name})"
+                )
+        case JobStatus.LEASED:
+            assert job.lease_expires_at is not None
+            headline = (
+                f"{name} is leased until {_time(job.lease_expires_at)}"
+                f" with token {job.lease_token}, attempt {job.attempts} of {max_attempts}"
+            )
+            leased = _last(history, Leased)
+            if leased is not None:
+                details.append(f"leased at {_time(leased.at)} ({_span(now - leased.at)} ago)")
+            if job.lease_expires_at <= now:
+                details.append(
+                    "the lease has run out: the next dequeue or reaper run will expire it"
+                    " and count the attempt as failed"
+                )
+        case JobStatus.COMPLETED:
+            assert job.finished_at is not None
+            headline = (
+                f"{name} completed at {_time(job.finished_at)},"
+                f" {_span(job.finished_at - job.created_at)} after it was enqueued"
+            )
+            leased = _last(history, Leased)
+            if leased is not None:
+                details.append(
+                    f"the successful attempt ({job.attempts} of {max_attempts}) ran for"
+                    f" {_span(job.finished_at - leased.at)}"
+                )
+        case JobStatus.FAILED:
+            assert job.finished_at is not None
+            headline = (
+                f"{name} failed for good at {_time(job.finished_at)}"
+                f" after {job.attempts} attempt(s)"
+            )
+            details.append(f"last error: {job.last_error}")
+            if job.attempts < max_attempts:
+                details.append("the failure was permanent (no retry was asked for)")
+            else:
+                details.append(f"no retries were left (max_retries={job.message.max_retries})")
+        case JobStatus.CANCELED:
+            assert job.finished_at is not None
+            headline = f"{name} was canceled at {_time(job.finished_at)}"
+            details.append(f"it had made {job.attempts} attempt(s) before")
+    details.append(f"history: {len(history)} event(s); last at {_time(job.updated_at)}")
+    return Explanation(job=job, headline=headline, details=tuple(details))
+
+
+def _why_enqueued(history: Sequence[AnyEvent]) -> str | None:
+    last = history[-1] if history else None
+    match last:
+        case Failed(error=error, retry_at=retry_at) if retry_at is not None:
+            return f"its last attempt failed ({error}); the retry is delayed with backoff"
+        case Expired():
+            return "its last lease expired before an acknowledgement (a failed attempt)"
+        case Released(at=at):
+            return f"its worker gave it back unfinished at {_time(at)} (not counted)"
+        case Requeued(at=at):
+            return f"an operator requeued it at {_time(at)} with fresh attempts"
+        case Enqueued():
+            return "it has not been leased yet"
+    return None
+
+
+def _last(history: Sequence[AnyEvent], kind: type[E]) -> E | None:
+    for event in reversed(history):
+        if isinstance(event, kind):
+            return event
+    return None
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 0:
+        return "-" + _span(-delta)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

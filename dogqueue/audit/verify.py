@@ -1,0 +1,338 @@
+"""Verification: recompute every tenant's hash chain, check the log's positions and
+bytes, fold it, and compare the fold with the stored projection and a checkpoint.
+
+The verifier trusts nothing in the file except what it recomputes: stored hashes, chain
+heads and projections are all checked against the events' bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.audit.checkpoint import Checkpoint
+from dogqueue.audit.logfile import Anchor, LogFile, LogRecord
+from dogqueue.core.codec import decode_event
+from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.evolve import evolve
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+
+#: Problems listed before the verifier stops looking for more.
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a log: where (a log position, or None) and what."""
+
+    seq: int | None
+    what: str
+
+
+@dataclass
+class Report:
+    """The outcome of verifying one log."""
+
+    events: int = 0
+    #: Each tenant's recomputed chain head: (seq, hash).
+    heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: The fold of the log, keyed by (tenant_id, job_id).
+    jobs: dict[JobKey, JobInfo] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        """The first log position found wrong, if any problem has a position."""
+        positions = [p.seq for p in self.problems if p.seq is not None]
+        return min(positions, default=None)
+
+    def add(self, seq: int | None, what: str) -> None:
+        """Record a problem."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(seq, what))
+
+    @property
+    def full(self) -> bool:
+        """True when enough problems were found to stop looking."""
+        return len(self.problems) >= MAX_PROBLEMS
+
+
+class _Ranges:
+    """Inclusive seq ranges, merged, for 'is this gap archived?' questions."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for first, last in sorted(ranges):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        self._firsts = [m[0] for m in merged]
+        self._lasts = [m[1] for m in merged]
+
+    def covers(self, first: int, last: int) -> bool:
+        """True when every seq in [first, last] is in some range."""
+        i = bisect.bisect_right(self._firsts, first) - 1
+        return i >= 0 and self._lasts[i] >= last
+
+
+def verify_records(
+    records: Iterable[LogRecord],
+    *,
+    anchors: Iterable[Anchor] = (),
+    archived: Iterable[tuple[int, int]] = (),
+    sparse: bool = False,
+    checkpoint: Checkpoint | None = None,
+) -> Report:
+    """Recompute the chains and fold the log from `records` (in log order).
+
+    `anchors` and `archived` come from archival; `sparse` is for an archive file, whose
+    positions have gaps where the live log kept events.
+    """
+    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint)
+    for record in records:
+        walk.step(record)
+        if walk.report.full:
+            break
+    return walk.finish()
+
+
+class _Walk:
+    """One pass over a log in order: positions, chains, checkpoint heads and the fold."""
+
+    def __init__(
+        self,
+        anchors: Iterable[Anchor],
+        archived: _Ranges,
+        sparse: bool,
+        checkpoint: Checkpoint | None,
+    ) -> None:
+        self.report = Report()
+        self.anchors = sorted(anchors)
+        self.next_anchor = 0
+        self.archived = archived
+        self.sparse = sparse
+        self.checkpoint = checkpoint
+        self.wanted = (
+            {} if checkpoint is None else {s: (t, h) for t, (s, h) in checkpoint.heads.items()}
+        )
+        self.last_hash: dict[str, bytes] = {}
+        self.broken_jobs: set[JobKey] = set()
+        self.previous_seq = 0
+
+    def step(self, record: LogRecord) -> None:
+        self._anchors_before(record.seq)
+        self.report.events += 1
+        self._position(record.seq)
+        self._chain(record)
+        self._fold(record)
+
+    def finish(self) -> Report:
+        self._anchors_before(None)
+        if self.checkpoint is not None and not self.report.full:
+            _check_checkpoint_rest(
+                self.report, self.checkpoint, self.wanted, self.previous_seq, self.archived
+            )
+        for key in self.broken_jobs:
+            self.report.jobs.pop(key, None)
+        return self.report
+
+    def _anchors_before(self, seq: int | None) -> None:
+        """Anchors stand in for moved events: they set their tenant's previous hash."""
+        while self.next_anchor < len(self.anchors) and (
+            seq is None or self.anchors[self.next_anchor].seq < seq
+        ):
+            anchor = self.anchors[self.next_anchor]
+            self.last_hash[anchor.tenant_id] = anchor.hash
+            self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
+            _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
+            self.next_anchor += 1
+
+    def _position(self, seq: int) -> None:
+        previous = self.previous_seq
+        if seq <= previous:
+            self.report.add(seq, f"position {seq} is out of order after {previous}")
+        elif (
+            seq > previous + 1
+            and not self.sparse
+            and not self.archived.covers(previous + 1, seq - 1)
+        ):
+            self.report.add(previous + 1, _missing(previous + 1, seq - 1))
+        self.previous_seq = max(previous, seq)
+
+    def _chain(self, record: LogRecord) -> None:
+        seq = record.seq
+        computed = chain_hash(self.last_hash.get(record.tenant_id, GENESIS), seq, record.data)
+        if record.hash is None:
+            self.report.add(seq, f"event {seq} has no chain hash")
+        elif record.hash != computed:
+            self.report.add(
+                seq,
+                f"event {seq} does not match its chain hash: its bytes, its tenant,"
+                " or the event before it were changed",
+            )
+        # Go on from the stored hash, so one bad event is reported once, not per successor.
+        self.last_hash[record.tenant_id] = record.hash or computed
+        self.report.heads[record.tenant_id] = (seq, computed)
+        _check_wanted(self.report, self.wanted, seq, record.tenant_id, computed)
+
+    def _fold(self, record: LogRecord) -> None:
+        seq, key = record.seq, (record.tenant_id, record.job_id)
+        if key in self.broken_jobs:
+            return
+        try:
+            event = decode_event(record.data, seq)
+        except (msgspec.DecodeError, ValueError) as error:  # ValueError: e.g. bad UTF-8
+            self._broken(key, seq, f"event {seq} cannot be decoded: {error}")
+            return
+        identity = (event.tenant_id, event.job_id, event.version, event.type)
+        if identity != (record.tenant_id, record.job_id, record.version, record.type):
+            self._broken(key, seq, f"event {seq}'s columns disagree with its bytes")
+            return
+        try:
+            self.report.jobs[key] = evolve(self.report.jobs.get(key), event)
+        except InvalidTransition as error:
+            self._broken(key, seq, f"event {seq} does not follow its job's history: {error}")
+
+    def _broken(self, key: JobKey, seq: int, what: str) -> None:
+        self.report.add(seq, what)
+        self.broken_jobs.add(key)
+
+
+def _missing(first: int, last: int) -> str:
+    where = f"position {first}" if first == last else f"positions {first}-{last}"
+    return f"{where} missing: events were deleted (no archival moved them)"
+
+
+def _check_wanted(
+    report: Report,
+    wanted: dict[int, tuple[str, bytes]],
+    seq: int,
+    tenant_id: str,
+    digest: bytes,
+) -> None:
+    expected = wanted.pop(seq, None)
+    if expected is not None and expected != (tenant_id, digest):
+        report.add(
+            seq,
+            f"event {seq} differs from the checkpoint: the log was rewritten up to here",
+        )
+
+
+def _check_checkpoint_rest(
+    report: Report,
+    checkpoint: Checkpoint,
+    wanted: dict[int, tuple[str, bytes]],
+    last_seq: int,
+    archived: _Ranges,
+) -> None:
+    for seq in sorted(wanted):
+        if archived.covers(seq, seq):
+            continue  # moved to an archive after the checkpoint; verify the archive
+        report.add(
+            min(seq, last_seq + 1),
+            f"checkpointed event {seq} of tenant {wanted[seq][0]!r} is missing:"
+            " the log was truncated or rewritten",
+        )
+    if checkpoint.seq > last_seq and not archived.covers(last_seq + 1, checkpoint.seq):
+        report.add(
+            last_seq + 1,
+            f"the log ends at position {last_seq}, but the checkpoint saw {checkpoint.seq}:"
+            " its tail was truncated",
+        )
+
+
+def compare_projection(
+    report: Report, stored: Iterable[JobInfo], *, label: str = "projection"
+) -> None:
+    """Record every job whose stored state differs from the fold of the log."""
+    seen: set[JobKey] = set()
+    for job in stored:
+        key = (job.tenant_id, job.job_id)
+        seen.add(key)
+        folded = report.jobs.get(key)
+        if folded is None:
+            report.add(None, f"{label} holds job {key[1]!r} of {key[0]!r}, absent from the log")
+        elif folded != job:
+            report.add(None, f"{label} of job {key[1]!r} of {key[0]!r} differs from its events")
+    for key in report.jobs.keys() - seen:
+        report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
+
+
+def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
+    """Record every tenant whose stored chain head differs from the recomputed one."""
+    for tenant in sorted(stored.keys() | report.heads.keys()):
+        kept, computed = stored.get(tenant), report.heads.get(tenant)
+        if kept != computed:
+            if kept is None or computed is None:
+                seq = (kept or computed or (0, b""))[0]
+            elif kept[0] == computed[0]:
+                seq = kept[0]
+            else:  # the first position after the shorter chain
+                seq = min(kept[0], computed[0]) + 1
+            report.add(
+                seq,
+                f"stored chain head of tenant {tenant!r} disagrees with the log"
+                " (events at its end were removed or added without the writer)",
+            )
+
+
+def seq_hash_digest(pairs: Iterable[tuple[int, bytes]]) -> bytes:
+    """SHA-256 over (seq, hash) pairs in log order: an archive file's fingerprint."""
+    digest = hashlib.sha256()
+    for seq, value in pairs:
+        digest.update(seq.to_bytes(8, "big"))
+        digest.update(value)
+    return digest.digest()
+
+
+def verify_log(log: LogFile, *, checkpoint: Checkpoint | None = None) -> Report:
+    """Verify a live log file: chains, positions, fold, projection, stored chain heads,
+    SQLite's integrity check, and the checkpoint if given."""
+    with log.snapshot():
+        report = verify_records(
+            log.records(),
+            anchors=log.anchors(),
+            archived=log.archived_ranges(),
+            checkpoint=checkpoint,
+        )
+        if not report.full:
+            compare_projection(report, log.jobs())
+            compare_heads(report, log.chain_heads())
+    for line in log.integrity_problems():
+        report.add(None, f"SQLite integrity check: {line}")
+    return report
+
+
+def verify_archive(archive: LogFile, live: LogFile | None = None) -> Report:
+    """Verify an archive file on its own, and, given the live log it came from, that the
+    live log recorded a cut matching the archive's contents."""
+    report = verify_records(archive.records(), anchors=archive.anchors(), sparse=True)
+    if not report.full:
+        compare_projection(report, archive.jobs(), label="archived state")
+    for line in archive.integrity_problems():
+        report.add(None, f"SQLite integrity check: {line}")
+    if live is not None:
+        rows = [(r.seq, r.hash or b"") for r in archive.records()]
+        digest = seq_hash_digest(rows)
+        if not any(
+            cut.archive_events == len(rows) and bytes(cut.archive_digest) == digest
+            for cut in live.archive_cuts()
+        ):
+            report.add(
+                None,
+                "the live log records no archival that matches this archive's events"
+                " (events were added to or removed from the archive)",
+            )
+    return report

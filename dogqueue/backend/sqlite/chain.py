@@ -1,0 +1,64 @@
+"""The hash chain on SQLite: extending each tenant's chain inside a write transaction,
+and hashing events written before the chain existed."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.backend.sqlite.queries import Q
+
+#: Events hashed per query when an old log is upgraded.
+BACKFILL_PAGE = 10_000
+
+
+class ChainHeads:
+    """The chain heads one write transaction reads and extends. The transaction holds
+    the write lock, so each tenant's head is read at most once per transaction."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, tuple[int, bytes]] = {}
+        self._touched: set[str] = set()
+
+    def clear(self) -> None:
+        """Forget every head (at begin and rollback)."""
+        self._heads.clear()
+        self._touched.clear()
+
+    def link(self, conn: sqlite3.Connection, tenant_id: str, seq: int, data: bytes) -> bytes:
+        """The hash of the tenant's next event, which becomes the tenant's head."""
+        head = self._heads.get(tenant_id)
+        if head is None:
+            row = conn.execute(Q["chain_head"], (tenant_id,)).fetchone()
+            previous = GENESIS if row is None else bytes(row[0])
+        else:
+            previous = head[1]
+        digest = chain_hash(previous, seq, data)
+        self._heads[tenant_id] = (seq, digest)
+        self._touched.add(tenant_id)
+        return digest
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Write the heads this transaction moved."""
+        if self._touched:
+            conn.executemany(
+                Q["set_chain_head"],
+                ((tenant, *self._heads[tenant]) for tenant in self._touched),
+            )
+            self._touched.clear()
+
+
+def backfill(conn: sqlite3.Connection) -> int:
+    """Hash every event that has no hash yet (written before the chain existed), in log
+    order, inside the caller's transaction; return how many were hashed."""
+    heads = ChainHeads()
+    count = after = 0
+    while rows := conn.execute(Q["unhashed_events"], (after, BACKFILL_PAGE)).fetchall():
+        updates = [
+            (heads.link(conn, tenant_id, seq, bytes(data)), seq) for seq, tenant_id, data in rows
+        ]
+        conn.executemany(Q["set_event_hash"], updates)
+        count += len(rows)
+        after = rows[-1][0]
+    heads.save(conn)
+    return count

@@ -1,0 +1,89 @@
+"""What the inspection commands share: the --db option, opening the log, time parsing
+and turning dogqueue errors into a message and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from dogqueue.audit.logfile import LogFile
+from dogqueue.audit.timetravel import AsOf
+from dogqueue.core.errors import InvalidInput, QueueError
+
+#: Exit codes: 0 all good, 1 the log or projection is wrong, 2 the command could not run.
+EXIT_OK, EXIT_BAD_LOG, EXIT_ERROR = 0, 1, 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    """The --db option every command takes."""
+    parser.add_argument(
+        "--db",
+        required=True,
+        metavar="PATH",
+        help="the queue's SQLite database file (opened and upgraded to this version's schema)",
+    )
+
+
+def add_as_of(parser: argparse.ArgumentParser) -> None:
+    """The --as-of option of the commands that can look into the past."""
+    parser.add_argument(
+        "--as-of",
+        metavar="WHEN",
+        type=_as_of,
+        default=AsOf(),
+        help="show the state as it was at a log position (e.g. 1500) or a time"
+        " (ISO 8601, e.g. 2030-01-01T12:00:00Z; UTC if no zone); folded from the log",
+    )
+
+
+def _as_of(text: str) -> AsOf:
+    try:
+        return AsOf.parse(text)
+    except InvalidInput as error:
+        raise argparse.ArgumentTypeError(error.reason) from error
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or time from the command line (UTC if no zone is given)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from error
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
+    """Run `command`, reporting a dogqueue error as one line on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except QueueError as error:
+            print(f"dogqueue {args.command}: {error}", file=sys.stderr)
+            return EXIT_ERROR
+
+    return run
+
+
+def open_log(path: str) -> LogFile:
+    """The log at `path`, which must exist."""
+    return LogFile(path)
+
+
+def when(moment: datetime | None) -> str:
+    """A time for tables: ISO 8601 to the second, or '-'."""
+    return "-" if moment is None else moment.isoformat(sep=" ", timespec="seconds")
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Rows as aligned, space-separated columns under a header."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,201 @@
+"""Audit commands: verify, checkpoint, replay and archive."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from dogqueue.audit.archive import archive_before
+from dogqueue.audit.checkpoint import checkpoint_of, dump_checkpoint, load_checkpoint
+from dogqueue.audit.replay import replay
+from dogqueue.audit.verify import Report, verify_archive, verify_log
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.cli._common import (
+    EXIT_BAD_LOG,
+    EXIT_OK,
+    add_db,
+    guarded,
+    open_log,
+    parse_time,
+)
+from dogqueue.cli._progress import progress_bar
+from dogqueue.clock import utc_now
+from dogqueue.core.errors import InvalidInput
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add verify, checkpoint, replay and archive."""
+    verify = subparsers.add_parser(
+        "verify",
+        help="check that the log was not tampered with and the projections are right",
+        description="Recompute every event's hash chain, check that no log position is"
+        " missing, fold the log and compare it with the stored job states, and run SQLite's"
+        " integrity check. With --checkpoint, also check that the log still contains the"
+        " heads written down by `dogqueue checkpoint` (this catches a truncated or wholly"
+        " rewritten log). Prints the first bad log position and exits with 1 if anything is"
+        " wrong, 0 if the log is sound.",
+    )
+    add_db(verify)
+    verify.add_argument(
+        "--checkpoint", metavar="FILE", help="a checkpoint file from `dogqueue checkpoint`"
+    )
+    verify.add_argument(
+        "--archive",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="also verify this archive file and that the log recorded it (repeatable)",
+    )
+    verify.set_defaults(run=guarded(_verify))
+
+    checkpoint = subparsers.add_parser(
+        "checkpoint",
+        help="write the log's current chain heads, to keep outside the database",
+        description="Write the last log position and each tenant's chain head (position and"
+        " hash) as JSON. Keep it somewhere the database's owner cannot rewrite; later,"
+        " `dogqueue verify --checkpoint FILE` proves the log still extends it. Run"
+        " `dogqueue verify` first if you do not already trust the log.",
+    )
+    add_db(checkpoint)
+    checkpoint.add_argument(
+        "--out", metavar="FILE", help="write to this file instead of standard output"
+    )
+    checkpoint.set_defaults(run=guarded(_checkpoint))
+
+    replay_cmd = subparsers.add_parser(
+        "replay",
+        help="rebuild every job's state from the log and compare it with the stored one",
+        description="Fold the whole log from the first event, showing progress and the speed"
+        " in events per second, and compare the result with the stored projection. Exits"
+        " with 1 if they differ; add --fix to replace the stored projection with the replay.",
+    )
+    add_db(replay_cmd)
+    replay_cmd.add_argument(
+        "--fix",
+        action="store_true",
+        help="if the stored projection differs, replace it with the fold of the log",
+    )
+    replay_cmd.set_defaults(run=guarded(_replay))
+
+    archive = subparsers.add_parser(
+        "archive",
+        help="move finished jobs' histories to an archive file",
+        description="Move every job that finished (completed, failed or canceled) before"
+        " --before, with all its events, from the live database into the archive FILE"
+        " (created or appended to). The live log keeps a record of the cut so both files"
+        " still verify; archived histories stay readable with `history --archive FILE`."
+        " Idempotency keys of archived jobs are released: the same key can enqueue a new job.",
+    )
+    add_db(archive)
+    archive.add_argument(
+        "--before",
+        required=True,
+        type=parse_time,
+        metavar="DATE",
+        help="archive jobs that finished before this date or time (ISO 8601, UTC if no zone)",
+    )
+    archive.add_argument("--to", required=True, metavar="FILE", help="the archive database file")
+    archive.set_defaults(run=guarded(_archive))
+
+
+def _print_report(name: str, report: Report) -> None:
+    if report.ok:
+        print(
+            f"{name}: OK, {report.events} events, {len(report.jobs)} jobs,"
+            f" {len(report.heads)} tenant chain(s)"
+        )
+        return
+    first = report.first_bad_seq
+    print(f"{name}: FAILED" + ("" if first is None else f", first bad position: {first}"))
+    for problem in sorted(report.problems, key=lambda p: (p.seq is None, p.seq or 0)):
+        where = "" if problem.seq is None else f"[{problem.seq}] "
+        print(f"  {where}{problem.what}")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    checkpoint = None
+    if args.checkpoint:
+        try:
+            text = Path(args.checkpoint).read_text("utf-8")
+        except OSError as error:
+            raise InvalidInput("checkpoint", f"cannot be read: {error}") from error
+        checkpoint = load_checkpoint(text)
+    ok = True
+    with open_log(args.db) as log:
+        # An archive file given as --db is verified on its own.
+        report = verify_archive(log) if log.is_archive() else verify_log(log, checkpoint=checkpoint)
+        _print_report(args.db, report)
+        ok = report.ok
+        for path in args.archive:
+            with open_log(path) as archive:
+                archived = verify_archive(archive, log)
+            _print_report(path, archived)
+            ok = ok and archived.ok
+    return EXIT_OK if ok else EXIT_BAD_LOG
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    with open_log(args.db) as log, log.snapshot():
+        heads = log.chain_heads()
+        _, last = log.event_count()
+        for anchor in log.anchors():  # a tenant's head may have moved to an archive
+            if anchor.tenant_id not in heads:
+                heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
+    text = dump_checkpoint(checkpoint_of(max([last, *(s for s, _ in heads.values())]), heads))
+    if args.out:
+        try:
+            Path(args.out).write_text(text, "utf-8")
+        except OSError as error:
+            raise InvalidInput("out", f"cannot be written: {error}") from error
+        print(
+            f"checkpoint of {len(heads)} tenant chain(s) up to position {last}"
+            f" written to {args.out}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    with open_log(args.db) as log:
+        total, _ = log.event_count()
+        with progress_bar("replaying", total) as update:
+            result = replay(log, update)
+    print(
+        f"replayed {result.events} events into {result.jobs} jobs in {result.seconds:.2f} s"
+        f" ({result.events_per_second:,.0f} events/s)"
+    )
+    if not result.differing:
+        print("the stored projection equals the fold of the log")
+        return EXIT_OK
+    print(f"{len(result.differing)} job(s) differ from the fold of the log, e.g.:")
+    for tenant_id, job_id in result.differing[:10]:
+        print(f"  tenant {tenant_id!r} job {job_id!r}")
+    if not args.fix:
+        print("run again with --fix to replace the stored projection with the replay")
+        return EXIT_BAD_LOG
+    folded = asyncio.run(_rebuild(args.db))
+    print(f"stored projection rebuilt from {folded} events")
+    return EXIT_OK
+
+
+async def _rebuild(path: str) -> int:
+    async with SqliteBackend(path) as backend:
+        return await backend.rebuild_projections()
+
+
+def _archive(args: argparse.Namespace) -> int:
+    with open_log(args.db) as log:
+        result = archive_before(log, args.to, args.before, utc_now())
+    if not result.jobs:
+        print(f"no job finished before {args.before.isoformat()}; nothing archived")
+        return EXIT_OK
+    print(f"archived {result.jobs} job(s), {result.events} event(s) to {result.archive}")
+    print(
+        "their idempotency keys are released; read them with"
+        f" `dogqueue history --db {args.db} --archive {result.archive} --tenant T JOB_ID`"
+    )
+    return EXIT_OK

@@ -1,0 +1,297 @@
+"""Inspection commands: history, jobs, stats and explain. They read the log and its
+projection; with --as-of they fold the log up to a past point instead."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from dogqueue.audit.explain import explain, jobs_ahead
+from dogqueue.audit.logfile import LogFile
+from dogqueue.audit.timetravel import AsOf, events_as_of, jobs_as_of
+from dogqueue.cli._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_as_of,
+    add_db,
+    guarded,
+    open_log,
+    parse_time,
+    table,
+    when,
+)
+from dogqueue.clock import utc_now
+from dogqueue.core.events import (
+    AnyEvent,
+    Completed,
+    Enqueued,
+    Expired,
+    Failed,
+    Heartbeat,
+    Leased,
+    Released,
+)
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import fold
+from dogqueue.core.retry import LEASE_EXPIRED_ERROR
+from dogqueue.core.status import JobStatus
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add history, jobs, stats and explain."""
+    history = subparsers.add_parser(
+        "history",
+        help="print one job's events as a timeline",
+        description="Print every event of one job, oldest first: when it happened, what"
+        " happened, the attempt and lease token it concerned, the error, and any delay"
+        " (schedule or retry backoff).",
+    )
+    add_db(history)
+    history.add_argument("--tenant", required=True, help="the tenant the job belongs to")
+    history.add_argument("job_id", metavar="JOB_ID", help="the job's id (from `dogqueue jobs`)")
+    history.add_argument(
+        "--json", action="store_true", help="print one JSON object per event instead"
+    )
+    history.add_argument(
+        "--archive",
+        metavar="FILE",
+        help="read the job from an archive file written by `dogqueue archive`",
+    )
+    add_as_of(history)
+    history.set_defaults(run=guarded(_history))
+
+    jobs = subparsers.add_parser(
+        "jobs",
+        help="list a tenant's jobs",
+        description="List a tenant's jobs in the order they were enqueued, with their"
+        " status, queue, type, attempts and next run time. Filters combine.",
+    )
+    add_db(jobs)
+    jobs.add_argument("--tenant", required=True, help="whose jobs to list")
+    jobs.add_argument(
+        "--status", choices=[s.value for s in JobStatus], help="only jobs in this status"
+    )
+    jobs.add_argument("--queue", help="only jobs of this queue")
+    jobs.add_argument("--type", dest="job_type", help="only jobs of this job type")
+    jobs.add_argument(
+        "--limit", type=int, default=50, help="list at most this many jobs (default 50)"
+    )
+    jobs.add_argument("--json", action="store_true", help="print one JSON object per job")
+    add_as_of(jobs)
+    jobs.set_defaults(run=guarded(_jobs))
+
+    stats = subparsers.add_parser(
+        "stats",
+        help="count jobs by status, queue and type",
+        description="Count jobs by status, by queue and by job type, and show how long the"
+        " oldest ready job has been waiting (its age since it became due).",
+    )
+    add_db(stats)
+    stats.add_argument("--tenant", help="only this tenant's jobs (default: every tenant)")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    add_as_of(stats)
+    stats.set_defaults(run=guarded(_stats))
+
+    why = subparsers.add_parser(
+        "explain",
+        help="say in plain words why a job is where it is",
+        description="Explain one job's situation: when it is scheduled for, who holds its"
+        " lease and until when, how many jobs are ahead of it in its queue, why it"
+        " failed, or when it was canceled or completed and how long it took.",
+    )
+    add_db(why)
+    why.add_argument("--tenant", required=True, help="the tenant the job belongs to")
+    why.add_argument("job_id", metavar="JOB_ID", help="the job's id")
+    why.add_argument(
+        "--now",
+        type=parse_time,
+        help="explain as if it were this time (ISO 8601; default: the current time)",
+    )
+    add_as_of(why)
+    why.set_defaults(run=guarded(_explain))
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+def _history(args: argparse.Namespace) -> int:
+    with open_log(args.archive or args.db) as log:
+        events = events_as_of(log.history(args.tenant, args.job_id), args.as_of)
+    if not events:
+        print(
+            f"dogqueue history: no job {args.job_id!r} in tenant {args.tenant!r}"
+            f"{' at that point' if not args.as_of.is_now else ''}"
+        )
+        return EXIT_ERROR
+    if args.json:
+        for event in events:
+            print(msgspec.json.encode(event).decode())
+        return EXIT_OK
+    print(table(timeline(events), ["seq", "time", "event", "attempt", "token", "error", "delay"]))
+    return EXIT_OK
+
+
+def timeline(events: list[AnyEvent]) -> list[list[str]]:
+    """One row per event: seq, time, event, attempt, lease token, error, delay."""
+    rows = []
+    attempt = 0
+    for event in events:
+        token = getattr(event, "token", None)
+        error = ""
+        delay = ""
+        match event:
+            case Enqueued(message=message):
+                if message.run_at is not None and message.run_at > event.at:
+                    delay = f"scheduled for {when(message.run_at)} (+{message.run_at - event.at})"
+            case Leased(attempt=number, expires_at=expires_at):
+                attempt = number
+                delay = f"lease until {when(expires_at)}"
+            case Heartbeat(expires_at=expires_at):
+                delay = f"lease until {when(expires_at)}"
+            case Failed(error=message, retry_at=retry_at):
+                error = message
+                delay = _retry(event.at, retry_at)
+            case Expired(retry_at=retry_at):
+                error = LEASE_EXPIRED_ERROR
+                delay = _retry(event.at, retry_at)
+            case Released():
+                delay = "attempt not counted"
+            case Completed():
+                pass
+        rows.append(
+            [
+                str(event.seq),
+                when(event.at),
+                event.type,
+                str(attempt) if attempt else "-",
+                "-" if token is None else str(token),
+                error or "-",
+                delay or "-",
+            ]
+        )
+        if isinstance(event, Released):
+            attempt -= 1
+    return rows
+
+
+def _retry(at: datetime, retry_at: datetime | None) -> str:
+    if retry_at is None:
+        return "final: no retry"
+    return f"retry at {when(retry_at)} (+{retry_at - at})"
+
+
+# -- jobs and stats ----------------------------------------------------------------------
+
+
+def _jobs_at(log: LogFile, tenant_id: str | None, as_of: AsOf) -> list[JobInfo]:
+    if as_of.is_now:
+        return log.jobs(tenant_id)
+    events = log.events() if tenant_id is None else log.tenant_events(tenant_id)
+    return sorted(jobs_as_of(events, as_of).values(), key=lambda job: job.enqueue_seq)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    with open_log(args.db) as log:
+        found = [
+            job
+            for job in _jobs_at(log, args.tenant, args.as_of)
+            if (args.status is None or job.status == args.status)
+            and (args.queue is None or job.message.queue == args.queue)
+            and (args.job_type is None or job.message.job_type == args.job_type)
+        ]
+    shown = found[: max(args.limit, 0)]
+    if args.json:
+        for job in shown:
+            print(json.dumps(_job_summary(job)))
+        return EXIT_OK
+    rows = [
+        [
+            job.job_id,
+            job.status.value,
+            job.message.queue,
+            job.message.job_type,
+            str(job.attempts),
+            when(job.run_at) if job.status is JobStatus.ENQUEUED else "-",
+            when(job.updated_at),
+        ]
+        for job in shown
+    ]
+    print(table(rows, ["job_id", "status", "queue", "type", "attempts", "run_at", "updated"]))
+    if len(found) > len(shown):
+        print(f"... {len(found) - len(shown)} more (raise --limit to see them)")
+    return EXIT_OK
+
+
+def _job_summary(job: JobInfo) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "tenant_id": job.tenant_id,
+        "status": job.status.value,
+        "queue": job.message.queue,
+        "type": job.message.job_type,
+        "priority": int(job.message.priority),
+        "attempts": job.attempts,
+        "run_at": job.run_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+        "last_error": job.last_error,
+    }
+
+
+def job_stats(jobs: list[JobInfo], now: datetime) -> dict[str, Any]:
+    """Counts by status, queue and type, and the oldest ready job's age in seconds."""
+    ready = [job.run_at for job in jobs if job.status is JobStatus.ENQUEUED and job.run_at <= now]
+    return {
+        "jobs": len(jobs),
+        "by_status": dict(sorted(Counter(job.status.value for job in jobs).items())),
+        "by_queue": dict(sorted(Counter(job.message.queue for job in jobs).items())),
+        "by_type": dict(sorted(Counter(job.message.job_type for job in jobs).items())),
+        "oldest_ready_age_seconds": (now - min(ready)).total_seconds() if ready else None,
+    }
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with open_log(args.db) as log:
+        jobs = _jobs_at(log, args.tenant, args.as_of)
+    now = args.as_of.at or (
+        max((j.updated_at for j in jobs), default=utc_now())
+        if args.as_of.seq is not None
+        else utc_now()
+    )
+    stats = job_stats(jobs, now)
+    if args.json:
+        print(json.dumps(stats))
+        return EXIT_OK
+    print(f"jobs: {stats['jobs']}" + (f" (tenant {args.tenant})" if args.tenant else ""))
+    for title, key in (
+        ("by status", "by_status"),
+        ("by queue", "by_queue"),
+        ("by type", "by_type"),
+    ):
+        print(f"{title}:")
+        for name, count in stats[key].items():
+            print(f"  {name:<24} {count}")
+    age = stats["oldest_ready_age_seconds"]
+    print("oldest ready job: " + ("none ready" if age is None else f"waiting {age:.1f} s"))
+    return EXIT_OK
+
+
+# -- explain -----------------------------------------------------------------------------
+
+
+def _explain(args: argparse.Namespace) -> int:
+    as_of: AsOf = args.as_of
+    with open_log(args.db) as log:
+        history = events_as_of(log.history(args.tenant, args.job_id), as_of)
+        if not history:
+            print(f"dogqueue explain: no job {args.job_id!r} in tenant {args.tenant!r}")
+            return EXIT_ERROR
+        job = fold(history)
+        now = args.now or as_of.at or (history[-1].at if as_of.seq is not None else utc_now())
+        others = _jobs_at(log, args.tenant, as_of)
+    print(explain(job, history, now, jobs_ahead(job, others, now)))
+    return EXIT_OK

@@ -1,0 +1,257 @@
+"""The verifier against forged logs: each kind of tampering is caught, at the right
+position, and an honest log raises no alarm."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+from dogqueue import FakeClock
+from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.audit.checkpoint import Checkpoint, checkpoint_of
+from dogqueue.audit.logfile import LogFile
+from dogqueue.audit.verify import Report, verify_log
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.core.codec import encode_event, encode_job
+from dogqueue.core.events import Canceled
+from tests.audit.audit_workload import write_bulk
+
+Story = tuple[Path, dict[str, str]]
+
+
+def verify(path: Path, checkpoint: Checkpoint | None = None) -> Report:
+    with LogFile(path) as log:
+        return verify_log(log, checkpoint=checkpoint)
+
+
+def checkpoint(path: Path) -> Checkpoint:
+    report = verify(path)
+    assert report.ok, report.problems
+    return checkpoint_of(max(seq for seq, _ in report.heads.values()), report.heads)
+
+
+def edit(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Change the file behind dogqueue's back, as an attacker with the file would."""
+    conn = sqlite3.connect(path)
+    with conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
+    conn.close()
+
+
+def row(path: Path, seq: int) -> tuple[str, str, int, str, bytes, bytes]:
+    conn = sqlite3.connect(path)
+    found = conn.execute(
+        "SELECT tenant_id, job_id, version, type, data, hash FROM events WHERE seq = ?", (seq,)
+    ).fetchone()
+    conn.close()
+    return found  # type: ignore[no-any-return]
+
+
+def last_seq(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    (seq,) = conn.execute("SELECT max(seq) FROM events").fetchone()
+    conn.close()
+    return int(seq)
+
+
+def test_honest_story_log_verifies(story_log: Story) -> None:
+    report = verify(story_log[0])
+    assert report.ok, report.problems
+    assert report.events == last_seq(story_log[0])
+    assert set(report.heads) == {"acme", "globex"}
+
+
+def test_flipped_byte_in_an_event_is_found_at_its_position(story_log: Story) -> None:
+    path, _ = story_log
+    data = bytearray(row(path, 7)[4])
+    data[len(data) // 2] ^= 0x01
+    edit(path, ("UPDATE events SET data = ? WHERE seq = 7", (bytes(data),)))
+    report = verify(path)
+    assert not report.ok
+    assert report.first_bad_seq == 7
+
+
+def test_flipped_byte_in_a_stored_hash_is_found(story_log: Story) -> None:
+    path, _ = story_log
+    digest = bytearray(row(path, 4)[5])
+    digest[0] ^= 0x80
+    edit(path, ("UPDATE events SET hash = ? WHERE seq = 4", (bytes(digest),)))
+    assert verify(path).first_bad_seq == 4
+
+
+def test_deleted_event_is_found_where_it_was(story_log: Story) -> None:
+    path, _ = story_log
+    edit(path, ("DELETE FROM events WHERE seq = 9", ()))
+    report = verify(path)
+    assert report.first_bad_seq == 9
+    assert any("missing" in p.what for p in report.problems)
+
+
+def test_two_swapped_events_are_found(story_log: Story) -> None:
+    path, _ = story_log
+    edit(
+        path,
+        ("UPDATE events SET seq = -1 WHERE seq = 10", ()),
+        ("UPDATE events SET seq = 10 WHERE seq = 11", ()),
+        ("UPDATE events SET seq = 11 WHERE seq = -1", ()),
+    )
+    assert verify(path).first_bad_seq == 10
+
+
+def test_forged_event_appended_without_the_right_hash_is_found(story_log: Story) -> None:
+    path, ids = story_log
+    end = last_seq(path)
+    with LogFile(path) as log:
+        waiting = log.history("acme", ids["waiting"])[-1]
+    forged = Canceled(tenant_id="acme", job_id=ids["waiting"], version=2, at=waiting.at)
+    data = encode_event(forged)
+    # A plausible hash, but not linked to acme's chain head.
+    edit(
+        path,
+        (
+            "INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)"
+            " VALUES (?, 'acme', ?, 2, 'canceled', ?, ?)",
+            (end + 1, ids["waiting"], data, chain_hash(GENESIS, end + 1, data)),
+        ),
+    )
+    report = verify(path)
+    assert report.first_bad_seq == end + 1
+
+
+def test_forged_event_with_a_correct_hash_but_no_projection_update_is_found(
+    story_log: Story,
+) -> None:
+    """An attacker who knows the chain can append a linked event; the projection (and the
+    stored head) then disagree with the log."""
+    path, ids = story_log
+    end = last_seq(path)
+    head = row(path, end)[5]
+    with LogFile(path) as log:
+        at = log.history("acme", ids["waiting"])[-1].at
+    data = encode_event(Canceled(tenant_id="acme", job_id=ids["waiting"], version=2, at=at))
+    edit(
+        path,
+        (
+            "INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)"
+            " VALUES (?, 'acme', ?, 2, 'canceled', ?, ?)",
+            (end + 1, ids["waiting"], data, chain_hash(head, end + 1, data)),
+        ),
+    )
+    report = verify(path)
+    assert not report.ok
+    assert any("differs from its events" in p.what for p in report.problems)
+    assert any("chain head" in p.what for p in report.problems)
+
+
+def test_truncated_tail_is_caught_with_a_checkpoint(story_log: Story) -> None:
+    path, _ = story_log
+    saved = checkpoint(path)
+    end = last_seq(path)
+    # A careful attacker also rolls the stored head and projection back, so the log
+    # alone looks honest; only the checkpoint remembers.
+    with LogFile(path) as log:
+        jobs_before = {(j.tenant_id, j.job_id): j for j in log.jobs()}
+    edit(path, ("DELETE FROM events WHERE seq > ?", (end - 2,)))
+    _roll_back_derived_state(path)
+    assert verify(path).ok, "without a checkpoint a clean truncation cannot be seen"
+    report = verify(path, saved)
+    assert not report.ok
+    assert report.first_bad_seq == end - 1
+    assert jobs_before  # the story had jobs to lose
+
+
+def test_rewritten_log_is_caught_with_a_checkpoint(story_log: Story, tmp_path: Path) -> None:
+    path, _ = story_log
+    saved = checkpoint(path)
+    # Rewrite history: every event re-encoded with the job "email" renamed, and the
+    # whole chain, heads and projection recomputed so that the log is self-consistent.
+    conn = sqlite3.connect(path)
+    with conn:
+        rows = conn.execute("SELECT seq, tenant_id, data FROM events ORDER BY seq").fetchall()
+        heads: dict[str, bytes] = {}
+        for seq, tenant, data in rows:
+            new = bytes(data).replace(b"a@example.com", b"b@example.com")
+            digest = chain_hash(heads.get(tenant, GENESIS), seq, new)
+            heads[tenant] = digest
+            conn.execute("UPDATE events SET data = ?, hash = ? WHERE seq = ?", (new, digest, seq))
+        for tenant, digest in heads.items():
+            conn.execute("UPDATE chain_heads SET hash = ? WHERE tenant_id = ?", (digest, tenant))
+    conn.close()
+    _roll_back_derived_state(path)
+    assert verify(path).ok, "the rewrite is self-consistent"
+    report = verify(path, saved)
+    assert not report.ok
+    assert report.first_bad_seq is not None
+
+
+def test_projection_edited_behind_the_log_is_found(story_log: Story) -> None:
+    path, ids = story_log
+    with LogFile(path) as log:
+        job = next(j for j in log.jobs("acme") if j.job_id == ids["waiting"])
+    forged = msgspec.structs.replace(job, attempts=3)
+    edit(
+        path,
+        ("UPDATE jobs SET state = ? WHERE job_id = ?", (encode_job(forged), ids["waiting"])),
+    )
+    report = verify(path)
+    assert [p.what for p in report.problems] == [
+        f"projection of job {ids['waiting']!r} of 'acme' differs from its events"
+    ]
+
+
+def test_event_moved_to_another_tenant_is_found(story_log: Story) -> None:
+    path, _ = story_log
+    edit(path, ("UPDATE events SET tenant_id = 'globex' WHERE seq = 6", ()))
+    assert verify(path).first_bad_seq == 6
+
+
+async def test_clean_log_of_100_000_events_raises_no_alarm(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "big.db"
+    async with SqliteBackend(path, clock=clock) as backend:
+        await write_bulk(backend, clock, jobs=33_334)
+    report = verify(path)
+    assert report.events >= 100_000
+    assert report.ok, report.problems
+
+
+def _roll_back_derived_state(path: Path) -> None:
+    """Make the stored heads and projection agree with whatever the events now say."""
+    with LogFile(path) as log:
+        report = verify_log(log)
+        conn = log.conn
+        conn.execute("DELETE FROM chain_heads")
+        conn.executemany(
+            "INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?, ?, ?)",
+            [(t, s, h) for t, (s, h) in report.heads.items()],
+        )
+    import asyncio
+
+    async def rebuild() -> None:
+        async with SqliteBackend(path) as backend:
+            await backend.rebuild_projections()
+
+    asyncio.run(rebuild())
+
+
+async def test_verifying_a_log_while_it_is_written_raises_no_alarm(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Verification reads one snapshot, so appends racing it are not mistaken for
+    tampering."""
+    import asyncio
+
+    path = tmp_path / "busy.db"
+    async with SqliteBackend(path, clock=clock) as backend:
+        await write_bulk(backend, clock, jobs=500)
+        writing = asyncio.create_task(write_bulk(backend, clock, jobs=3000))
+        reports = []
+        while not writing.done():
+            reports.append(await asyncio.to_thread(verify, path))
+        await writing
+    assert reports
+    assert all(report.ok for report in reports), [r.problems for r in reports if not r.ok]
