@@ -335,7 +335,8 @@ def run_commit_cost(folder: Path, work: Workload, synchronous: str) -> Result:
 
 def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Result:
     """dogqueue's own schema and SQL statements with no Python logic around them: the
-    rows, indexes and queries of each lifecycle, in transactions of `lease_batch` jobs.
+    rows, indexes and queries of each lifecycle (with the tenant's hash-chain head moved
+    once per transaction), in transactions of `lease_batch` jobs.
     The gap between this and dogqueue is the cost of the engine, codec and asyncio."""
     from dogqueue.backend.sqlite.queries import Q, migrations, statements
 
@@ -345,7 +346,7 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
     for _, script in migrations():
         for statement in statements(script):
             conn.execute(statement)
-    state, event = os.urandom(260), os.urandom(150)
+    state, event, digest = os.urandom(260), os.urandom(150), os.urandom(32)
     job_ids = [f"{index:032x}" for index in range(work.jobs)]
     batch, seq = work.lease_batch, 1
     start = time.perf_counter()
@@ -355,9 +356,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         for index in range(first, min(work.jobs, first + batch)):
             row = (index + 1, "t", job_ids[index], "enqueued", "default", 1, "x", 0)
             conn.execute(Q["insert_job"], (*row, None, None, 1, state))
-            events.append((seq, "t", job_ids[index], 1, "enqueued", event))
+            events.append((seq, "t", job_ids[index], 1, "enqueued", event, digest))
             seq += 1
         conn.executemany(Q["insert_event"], events)
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
         conn.execute("COMMIT")
     enqueued = time.perf_counter()
     while True:
@@ -366,9 +368,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         events = []
         for _, run_at, enqueue_seq, _ in ready:
             conn.execute(Q["update_job"], ("leased", run_at, 5, 2, state, enqueue_seq, 1))
-            events.append((seq, "t", job_ids[enqueue_seq - 1], 2, "leased", event))
+            events.append((seq, "t", job_ids[enqueue_seq - 1], 2, "leased", event, digest))
             seq += 1
         conn.executemany(Q["insert_event"], events)
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
         conn.execute("COMMIT")
         if not ready:
             break
@@ -377,9 +380,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         for _, run_at, enqueue_seq, _ in ready:
             conn.execute(Q["load_job"], ("t", job_ids[enqueue_seq - 1])).fetchone()
             conn.execute(Q["update_job"], ("completed", run_at, None, 3, state, enqueue_seq, 2))
-            events.append((seq, "t", job_ids[enqueue_seq - 1], 3, "completed", event))
+            events.append((seq, "t", job_ids[enqueue_seq - 1], 3, "completed", event, digest))
             seq += 1
         conn.executemany(Q["insert_event"], events)
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
         conn.execute("COMMIT")
     done = time.perf_counter()
     conn.close()
