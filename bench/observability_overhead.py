@@ -27,7 +27,7 @@ class _BlockOtel:
 
 async def _enqueue_rate(mode: str) -> float:
     if mode == "no-otel":
-        sys.meta_path.insert(0, _BlockOtel())  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _BlockOtel())
     from dogqueue import Job, QueueAdapter, QueueCtx
     from dogqueue.backend.memory import MemoryBackend
     from dogqueue.observability import tracing

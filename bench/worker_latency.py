@@ -53,8 +53,13 @@ async def cancel_latencies(path: Path, rounds: int, *, fast_cancel: bool) -> lis
         for _ in range(rounds):
             probe = Probe()
             job_id = await adapter.enqueue(T, Hang())
-            options = {"lease_duration": timedelta(seconds=3), "fast_cancel": fast_cancel}
-            async with Worker(adapter, context=probe, handle_signals=False, **options):
+            async with Worker(
+                adapter,
+                context=probe,
+                handle_signals=False,
+                lease_duration=timedelta(seconds=3),
+                fast_cancel=fast_cancel,
+            ):
                 await probe.started.wait()
                 await asyncio.sleep(random.uniform(0.05, 1.0))  # any point of a beat
                 before = time.perf_counter()

@@ -29,11 +29,26 @@ SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
 -- name: job_for_key
 SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
 
--- name: next_ready
-SELECT run_at, enqueue_seq, state FROM jobs
-WHERE tenant_id = ?1 AND queue = ?2 AND priority = ?3 AND status = 'enqueued' AND run_at <= ?4
-ORDER BY run_at, enqueue_seq
-LIMIT 1;
+-- name: ready_candidates
+-- The first ?4 jobs of one tenant's queue in dequeue order (HIGH, NORMAL, LOW priority,
+-- then earliest run_at, then FIFO): one index range per priority, no sort.
+SELECT priority, run_at, enqueue_seq, state FROM (
+    SELECT * FROM (SELECT priority, run_at, enqueue_seq, state FROM jobs
+                   WHERE tenant_id = ?1 AND queue = ?2 AND priority = 2
+                     AND status = 'enqueued' AND run_at <= ?3
+                   ORDER BY run_at, enqueue_seq LIMIT ?4)
+    UNION ALL
+    SELECT * FROM (SELECT priority, run_at, enqueue_seq, state FROM jobs
+                   WHERE tenant_id = ?1 AND queue = ?2 AND priority = 1
+                     AND status = 'enqueued' AND run_at <= ?3
+                   ORDER BY run_at, enqueue_seq LIMIT ?4)
+    UNION ALL
+    SELECT * FROM (SELECT priority, run_at, enqueue_seq, state FROM jobs
+                   WHERE tenant_id = ?1 AND queue = ?2 AND priority = 0
+                     AND status = 'enqueued' AND run_at <= ?3
+                   ORDER BY run_at, enqueue_seq LIMIT ?4)
+)
+LIMIT ?4;
 
 -- name: expired_leases_of_tenant
 SELECT state FROM jobs
