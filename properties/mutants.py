@@ -26,6 +26,7 @@ from dogqueue.testing.factories import JITTER_SEED, SqliteFactory
 
 _replace = msgspec.structs.replace
 
+
 class CanceledCanComplete(MemoryBackend):
     """ack_complete on a canceled job writes `completed` over the cancel."""
 
@@ -58,6 +59,7 @@ class CanceledCanComplete(MemoryBackend):
 
         await self._transact(overwrite)
 
+
 class StaleTokenAccepted(MemoryBackend):
     """Fencing broken: any token of a leased job is taken to be the current one."""
 
@@ -86,6 +88,7 @@ class StaleTokenAccepted(MemoryBackend):
         fresh = await self._fresh(ctx, lease)
         return await super().heartbeat(ctx, fresh, lease_duration=lease_duration)
 
+
 class LeasedJobLeasedAgain(MemoryBackend):
     """When nothing is ready, dequeue hands out a job that is still validly leased."""
 
@@ -106,6 +109,7 @@ class LeasedJobLeasedAgain(MemoryBackend):
             ):
                 return lease_of(job)
         return None
+
 
 class TenantLeak(MemoryBackend):
     """get_job and cancel_job find another tenant's job by its id."""
@@ -134,6 +138,7 @@ class TenantLeak(MemoryBackend):
                 raise
             return await super().cancel_job(QueueCtx(owner), job_id)
 
+
 class _PriorityBlindStore(MemoryStore):
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
         ready = [
@@ -146,12 +151,14 @@ class _PriorityBlindStore(MemoryStore):
         ]
         return min(ready, key=lambda job: (job.run_at, job.enqueue_seq), default=None)
 
+
 class PriorityIgnored(MemoryBackend):
     """dequeue takes the earliest due job whatever its priority."""
 
     def __init__(self, *, config: QueueConfig | None = None, clock: Clock | None = None) -> None:
         super().__init__(config=config, clock=clock, draw=random.Random(JITTER_SEED).random)
         self._store = _PriorityBlindStore()
+
 
 class ForgetfulSqlite(SqliteBackend):
     """Loses the newest event of the log (and rebuilds the projection) when opened."""
@@ -165,6 +172,7 @@ class ForgetfulSqlite(SqliteBackend):
         await self.writer.call(forget)
         await self._rebuild_projections()
 
+
 class MemoryMutantFactory:
     """Makes backends of one broken MemoryBackend subclass."""
 
@@ -177,9 +185,11 @@ class MemoryMutantFactory:
     def __repr__(self) -> str:
         return f"MemoryMutantFactory({self.mutant.__name__})"
 
+
 class PriorityIgnoredFactory:
     def __call__(self, *, clock: Clock, config: QueueConfig) -> Backend:
         return PriorityIgnored(clock=clock, config=config)
+
 
 class ForgetfulSqliteFactory(SqliteFactory):
     """Correct SQLite backends, except that a reopened one lost its newest event."""
@@ -192,6 +202,7 @@ class ForgetfulSqliteFactory(SqliteFactory):
             config=backend.config,
             draw=random.Random(JITTER_SEED).random,
         )
+
 
 MUTANTS = {
     "canceled job can complete": MemoryMutantFactory(CanceledCanComplete),

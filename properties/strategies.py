@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ from dogqueue.core.status import JobPriority
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
-names = st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), min_size=1, max_size=20)
+names = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), min_size=1, max_size=20
+)
 utc_times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
@@ -57,6 +60,12 @@ command_steps = st.tuples(
 )
 
 
+class _Ids(TypedDict):
+    tenant_id: str
+    job_id: str
+    at: datetime
+
+
 def command_of(
     step: tuple[str, int, int, bool, timedelta, float, bool],
     tenant_id: str,
@@ -66,7 +75,7 @@ def command_of(
 ) -> AnyCommand:
     """The command a step describes, for a job whose current token is `token`."""
     kind, _, offset, retry, duration, draw, include_canceled = step
-    ids = {"tenant_id": tenant_id, "job_id": job_id, "at": at}
+    ids = _Ids(tenant_id=tenant_id, job_id=job_id, at=at)
     token += offset
     match kind:
         case "lease":

@@ -21,7 +21,9 @@ from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.retry import backoff, retry_delay
 from properties.strategies import START, command_of, command_steps, messages
 
-CONFIG = QueueConfig(base_retry_backoff=timedelta(seconds=1), max_retry_backoff=timedelta(minutes=5))
+CONFIG = QueueConfig(
+    base_retry_backoff=timedelta(seconds=1), max_retry_backoff=timedelta(minutes=5)
+)
 
 
 def play(

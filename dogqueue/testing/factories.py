@@ -63,7 +63,9 @@ class SqliteFactory:
         return self._open_at(directory / "queue.db", clock, config)
 
     def _open_at(self, path: Path, clock: Clock, config: QueueConfig) -> SqliteBackend:
-        return SqliteBackend(path, clock=clock, config=config, draw=random.Random(JITTER_SEED).random)
+        return SqliteBackend(
+            path, clock=clock, config=config, draw=random.Random(JITTER_SEED).random
+        )
 
     def reopen(self, backend: Backend) -> Backend:
         """A new backend on the same file as `backend`."""

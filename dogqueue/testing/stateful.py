@@ -228,9 +228,7 @@ class BackendStateMachine(RuleBasedStateMachine):
     # -- rules -----------------------------------------------------------------------
 
     @rule(target=jobs, tenant=tenants, spec=message_specs)
-    def enqueue(
-        self, tenant: str, spec: tuple[str, int, int | None, str | None, int]
-    ) -> Any:
+    def enqueue(self, tenant: str, spec: tuple[str, int, int | None, str | None, int]) -> Any:
         message = self.message(spec)
         refusal = self.model.check_enqueue(tenant, [message.idempotency_key])
         call = self.backend.enqueue(QueueCtx(tenant), message)
@@ -366,7 +364,9 @@ class BackendStateMachine(RuleBasedStateMachine):
         operation=st.sampled_from(["heartbeat", "ack_complete", "ack_fail", "release"]),
         unknown_job=st.booleans(),
     )
-    def use_lease_as_other_tenant(self, lease: LeasedJob, operation: str, unknown_job: bool) -> None:
+    def use_lease_as_other_tenant(
+        self, lease: LeasedJob, operation: str, unknown_job: bool
+    ) -> None:
         if unknown_job:  # the right tenant, but a job id no one issued
             ctx = QueueCtx(lease.tenant_id)
             lease = LeasedJob(
