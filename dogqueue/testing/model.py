@@ -178,11 +178,19 @@ class QueueModel:
             if job.tenant == tenant
             and job.status == ENQUEUED
             and job.queue in queues
-            and job.run_at <= now
+            and self._due(job, now)
         ]
         if not ready:
             return None
         return min(ready, key=lambda job: (-job.priority, job.run_at, job.order))
+
+    @staticmethod
+    def _due(job: ModelJob, now: datetime) -> bool:
+        if job.run_at_window is not None:
+            # Retried during this very step: even the earliest retry time is later.
+            assert job.run_at_window[0] > now, "a retry window reaches back to now"
+            return False
+        return job.run_at <= now
 
     def lease(self, job: ModelJob, token: int, expires_at: datetime) -> None:
         """Record the lease the backend issued for `job`."""

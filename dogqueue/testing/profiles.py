@@ -15,7 +15,7 @@ def register_profiles() -> None:
     failures kept in `.hypothesis/examples` to be replayed first next time)."""
     settings.register_profile(
         "ci",
-        max_examples=25,
+        max_examples=40,
         stateful_step_count=40,
         derandomize=True,
         database=None,
