@@ -212,3 +212,6 @@ MUTANTS = {
     "event lost on reopen": ForgetfulSqliteFactory(),
     "priority ignored": PriorityIgnoredFactory(),
 }
+
+#: For `--dogqueue-backend=properties.mutants:PRIORITY_IGNORED` (test_readme.py).
+PRIORITY_IGNORED = MUTANTS["priority ignored"]
