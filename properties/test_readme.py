@@ -16,7 +16,8 @@ def section_code() -> str:
     section = text.split("## Verifying a backend", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1
-    return blocks[0]
+    code: str = blocks[0]
+    return code
 
 
 def test_the_readme_example_verifies_a_backend() -> None:
