@@ -34,7 +34,7 @@ from dogqueue.core.errors import (
     QueueError,
 )
 from dogqueue.core.events import AnyEvent
-from dogqueue.core.job import LeasedJob
+from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority
@@ -469,7 +469,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         if events:
             self.seen_seq = events[-1].seq
 
-    def check_history(self, tenant: str, job_id: str, projected: Any) -> None:
+    def check_history(self, tenant: str, job_id: str, projected: JobInfo) -> None:
         ctx = QueueCtx(tenant)
         history: list[AnyEvent] = self.run(self.backend.history(ctx, job_id))
         types = [event.type for event in history]
