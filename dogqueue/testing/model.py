@@ -1,0 +1,261 @@
+"""A reference model of the queue's documented semantics, written as plainly as possible.
+
+It shares no code with `dogqueue.core` on purpose: it is a second, independent reading of
+the rules (issue 2, semantics 1-10), so a bug in the engine cannot hide in the model too.
+Statuses are the plain strings a `JobStatus` compares equal to.
+
+Where the backend draws randomness (the retry jitter) the model keeps the documented
+window, and the state machine adopts the backend's value once it has checked it lies inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+ENQUEUED = "enqueued"
+LEASED = "leased"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+TERMINAL = (COMPLETED, FAILED, CANCELED)
+LEASE_EXPIRED = "lease expired"
+
+
+@dataclass
+class ModelJob:
+    """What the model knows about one job."""
+
+    tenant: str
+    job_id: str
+    queue: str
+    priority: int
+    max_retries: int
+    key: str | None
+    #: Position among all successful enqueues (the FIFO tie-breaker).
+    order: int
+    run_at: datetime
+    status: str = ENQUEUED
+    attempts: int = 0
+    result: bytes | None = None
+    last_error: str | None = None
+    #: The latest fencing token the backend issued for this job (0: never leased).
+    token: int = 0
+    lease_expires_at: datetime | None = None
+    #: The retry window [earliest, latest] while the backend's jittered run_at is unseen.
+    run_at_window: tuple[datetime, datetime] | None = None
+    #: The job's event types, in order.
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Refusal:
+    """An operation the model expects the backend to refuse; `kind` is one of
+    "not_found", "canceled", "lease_lost", "exists", "invalid", "transition"."""
+
+    kind: str
+    job_id: str | None = None
+
+
+class QueueModel:
+    """Jobs in dicts, the events each step should append in a list."""
+
+    def __init__(self, *, base_backoff: timedelta, max_backoff: timedelta) -> None:
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.jobs: dict[tuple[str, str], ModelJob] = {}
+        self.keys: dict[tuple[str, str], str] = {}
+        self.enqueued_count = 0
+        #: (tenant, job_id, event type) appended since the last `take_expected_events`.
+        self.expected_events: list[tuple[str, str, str]] = []
+        #: Jobs touched since the last `take_touched`.
+        self.touched: set[tuple[str, str]] = set()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _record(self, job: ModelJob, event_type: str) -> None:
+        job.events.append(event_type)
+        self.expected_events.append((job.tenant, job.job_id, event_type))
+        self.touched.add((job.tenant, job.job_id))
+
+    def take_expected_events(self) -> list[tuple[str, str, str]]:
+        """The events expected since the last call, and forget them."""
+        events, self.expected_events = self.expected_events, []
+        return events
+
+    def take_touched(self) -> set[tuple[str, str]]:
+        """The jobs changed since the last call, and forget them."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def job(self, tenant: str, job_id: str) -> ModelJob | None:
+        """The tenant's job, or None (another tenant's job is None too)."""
+        return self.jobs.get((tenant, job_id))
+
+    # -- retry policy --------------------------------------------------------------------
+
+    def retry_window(self, attempt: int, now: datetime) -> tuple[datetime, datetime]:
+        """Earliest and latest run_at after failed attempt `attempt`: the delay is
+        min(max, base * 2**(attempt-1)), jittered down to a point in [delay/2, delay]."""
+        base_us = self.base_backoff // timedelta(microseconds=1)
+        max_us = self.max_backoff // timedelta(microseconds=1)
+        delay_us = min(max_us, base_us * 2 ** max(attempt - 1, 0))
+        return (
+            now + timedelta(microseconds=delay_us // 2),
+            now + timedelta(microseconds=delay_us),
+        )
+
+    def _after_failed_attempt(self, job: ModelJob, error: str, retry: bool, now: datetime) -> None:
+        job.last_error = error
+        job.lease_expires_at = None
+        if retry and job.attempts <= job.max_retries:
+            job.status = ENQUEUED
+            job.run_at_window = self.retry_window(job.attempts, now)
+        else:
+            job.status = FAILED
+
+    # -- operations ----------------------------------------------------------------------
+
+    def check_enqueue(self, tenant: str, keys: list[str | None]) -> Refusal | None:
+        """Why a batch with these idempotency keys is refused, or None."""
+        given = [key for key in keys if key is not None]
+        if len(set(given)) != len(given):
+            return Refusal("invalid")
+        for key in given:
+            existing = self.keys.get((tenant, key))
+            if existing is not None:
+                return Refusal("exists", existing)
+        return None
+
+    def enqueue(
+        self,
+        tenant: str,
+        job_id: str,
+        *,
+        queue: str,
+        priority: int,
+        max_retries: int,
+        key: str | None,
+        run_at: datetime,
+    ) -> None:
+        """Record a job the backend accepted."""
+        self.enqueued_count += 1
+        job = ModelJob(
+            tenant=tenant,
+            job_id=job_id,
+            queue=queue,
+            priority=priority,
+            max_retries=max_retries,
+            key=key,
+            order=self.enqueued_count,
+            run_at=run_at,
+        )
+        self.jobs[(tenant, job_id)] = job
+        if key is not None:
+            self.keys[(tenant, key)] = job_id
+        self._record(job, "enqueued")
+
+    def expire(self, tenant: str | None, now: datetime) -> list[ModelJob]:
+        """Expire every lease (of one tenant, or all) whose time has come."""
+        expired = [
+            job
+            for job in self.jobs.values()
+            if job.status == LEASED
+            and (tenant is None or job.tenant == tenant)
+            and job.lease_expires_at is not None
+            and job.lease_expires_at <= now
+        ]
+        for job in expired:
+            self._after_failed_attempt(job, LEASE_EXPIRED, True, now)
+            self._record(job, "expired")
+        return expired
+
+    def next_ready(self, tenant: str, queues: list[str], now: datetime) -> ModelJob | None:
+        """The job dequeue must pick: highest priority, earliest run_at, earliest enqueued."""
+        ready = [
+            job
+            for job in self.jobs.values()
+            if job.tenant == tenant
+            and job.status == ENQUEUED
+            and job.queue in queues
+            and self._due(job, now)
+        ]
+        if not ready:
+            return None
+        return min(ready, key=lambda job: (-job.priority, job.run_at, job.order))
+
+    @staticmethod
+    def _due(job: ModelJob, now: datetime) -> bool:
+        if job.run_at_window is not None:
+            # Retried during this very step: even the earliest retry time is later.
+            assert job.run_at_window[0] > now, "a retry window reaches back to now"
+            return False
+        return job.run_at <= now
+
+    def lease(self, job: ModelJob, token: int, expires_at: datetime) -> None:
+        """Record the lease the backend issued for `job`."""
+        job.status = LEASED
+        job.attempts += 1
+        job.token = token
+        job.lease_expires_at = expires_at
+        self._record(job, "leased")
+
+    def check_lease(self, tenant: str, job_id: str, token: int, now: datetime) -> Refusal | None:
+        """Why an acknowledgement or heartbeat under this lease is refused, or None."""
+        job = self.job(tenant, job_id)
+        if job is None:
+            return Refusal("not_found")
+        if job.status == CANCELED:
+            return Refusal("canceled")
+        if job.status != LEASED or token != job.token:
+            return Refusal("lease_lost")
+        assert job.lease_expires_at is not None
+        if now >= job.lease_expires_at:
+            return Refusal("lease_lost")
+        return None
+
+    def heartbeat(self, job: ModelJob, expires_at: datetime) -> None:
+        """Extend the job's lease."""
+        job.lease_expires_at = expires_at
+        self._record(job, "heartbeat")
+
+    def complete(self, job: ModelJob, result: bytes | None) -> None:
+        """The holder finished the job."""
+        job.status = COMPLETED
+        job.result = result
+        job.lease_expires_at = None
+        self._record(job, "completed")
+
+    def fail(self, job: ModelJob, error: str, retry: bool, now: datetime) -> str:
+        """The holder reported a failure; return the status the backend must report."""
+        self._after_failed_attempt(job, error, retry, now)
+        self._record(job, "failed")
+        return job.status
+
+    def release(self, job: ModelJob) -> None:
+        """The holder gave the job back; the attempt does not count."""
+        job.status = ENQUEUED
+        job.attempts -= 1
+        job.lease_expires_at = None
+        self._record(job, "released")
+
+    def cancel(self, job: ModelJob) -> str:
+        """Cancel unless terminal; return the status the backend must report."""
+        if job.status in TERMINAL:
+            return job.status
+        job.status = CANCELED
+        job.lease_expires_at = None
+        self._record(job, "canceled")
+        return CANCELED
+
+    def check_requeue(self, job: ModelJob) -> Refusal | None:
+        """Only FAILED jobs go back to the queue (CANCELED stays canceled: cancel wins)."""
+        return None if job.status == FAILED else Refusal("transition")
+
+    def requeue(self, job: ModelJob, now: datetime) -> None:
+        """An operator put a FAILED job back with fresh attempts."""
+        job.status = ENQUEUED
+        job.attempts = 0
+        job.run_at = now
+        job.run_at_window = None
+        self._record(job, "requeued")

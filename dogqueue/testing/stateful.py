@@ -1,0 +1,497 @@
+"""The stateful property test: a backend driven by random operations and clock moves,
+compared after every step with the reference model (`dogqueue.testing.model`).
+
+Only the public `Backend` contract is used, except through a factory's optional hooks
+(see `dogqueue.testing.factories`). Each run owns one event loop (`asyncio.Runner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from dogqueue.backend.contract import Backend
+from dogqueue.clock import FakeClock
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import (
+    InvalidInput,
+    JobAlreadyExists,
+    JobCanceled,
+    JobNotFound,
+    LeaseLost,
+    QueueError,
+)
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import fold, rebuild
+from dogqueue.core.status import JobPriority
+from dogqueue.testing.factories import BackendFactory
+from dogqueue.testing.model import CANCELED, ENQUEUED, LEASED, TERMINAL, QueueModel, Refusal
+
+T = TypeVar("T")
+
+TENANTS = ("acme", "globex")
+QUEUES = ("default", "mail")
+QUEUE_CHOICES = (("default",), ("mail",), ("default", "mail"))
+KEYS = ("k1", "k2", "k3")
+#: A well-formed job id no backend will ever issue.
+UNKNOWN_JOB_ID = "00000000-0000-7000-8000-000000000000"
+
+#: Short leases and backoffs, so clock moves cross them often.
+CONFIG = QueueConfig(
+    default_lease_duration=timedelta(seconds=30),
+    base_retry_backoff=timedelta(seconds=1),
+    max_retry_backoff=timedelta(seconds=8),
+)
+
+_REFUSALS: dict[str, type[QueueError]] = {
+    "not_found": JobNotFound,
+    "canceled": JobCanceled,
+    "lease_lost": LeaseLost,
+    "exists": JobAlreadyExists,
+    "invalid": InvalidInput,
+    "transition": QueueError,
+}
+
+tenants = st.sampled_from(TENANTS)
+queue_lists = st.sampled_from(QUEUE_CHOICES)
+#: Seconds from now to run_at (None: now).
+run_in = st.sampled_from([None, -10, 0, 5, 60])
+priorities = st.sampled_from([int(p) for p in JobPriority])
+idempotency_keys = st.none() | st.sampled_from(KEYS)
+retry_limits = st.sampled_from([0, 1, 2])
+#: Lease durations in seconds (None: the config's default).
+lease_seconds = st.sampled_from([None, 2, 10, 60])
+#: (queue, priority, run_in, idempotency key, max_retries) of one message.
+message_specs = st.tuples(
+    st.sampled_from(QUEUES), priorities, run_in, idempotency_keys, retry_limits
+)
+
+
+class BackendStateMachine(RuleBasedStateMachine):
+    """Subclass with a `factory` (see `backend_state_machine`) to check a backend."""
+
+    factory: ClassVar[BackendFactory]
+
+    jobs = Bundle("jobs")
+    leases = Bundle("leases")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner = asyncio.Runner()
+        self.clock = FakeClock()
+        self.model = QueueModel(
+            base_backoff=CONFIG.base_retry_backoff, max_backoff=CONFIG.max_retry_backoff
+        )
+        self.owner: dict[str, str] = {}
+        self.seen_seq = 0
+        self.backend: Backend = self.factory(clock=self.clock, config=CONFIG)
+        self.run(self.backend.open())
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one backend call on this state machine's event loop."""
+        return self.runner.run(coroutine)
+
+    def teardown(self) -> None:
+        try:
+            self.run(self.backend.close())
+            discard = getattr(self.factory, "discard", None)
+            if discard is not None:
+                discard(self.backend)
+        finally:
+            self.runner.close()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def expect_refusal(self, coroutine: Coroutine[Any, Any, Any], refusal: Refusal) -> None:
+        """The call must raise the error `refusal` names (checks on the appended events
+        happen in the invariant)."""
+        expected = _REFUSALS[refusal.kind]
+        try:
+            outcome = self.run(coroutine)
+        except QueueError as error:
+            assert isinstance(error, expected), (
+                f"expected {expected.__name__} ({refusal.kind}), got {error!r}"
+            )
+            if refusal.kind == "transition":
+                assert not isinstance(error, JobNotFound), f"unexpected {error!r}"
+            if refusal.kind == "exists":
+                assert isinstance(error, JobAlreadyExists)
+                assert error.job_id == refusal.job_id, (
+                    f"JobAlreadyExists names {error.job_id!r}, the key belongs to"
+                    f" {refusal.job_id!r}"
+                )
+            return
+        raise AssertionError(
+            f"call succeeded with {outcome!r}; expected {expected.__name__} ({refusal.kind})"
+        )
+
+    def other_tenant(self, tenant: str) -> str:
+        return TENANTS[1] if tenant == TENANTS[0] else TENANTS[0]
+
+    def message(self, spec: tuple[str, int, int | None, str | None, int]) -> JobMessage:
+        queue, priority, seconds, key, max_retries = spec
+        run_at = None if seconds is None else self.clock() + timedelta(seconds=seconds)
+        return JobMessage(
+            job_type="props",
+            payload_bytes=b"{}",
+            queue=queue,
+            priority=JobPriority(priority),
+            max_retries=max_retries,
+            run_at=run_at,
+            idempotency_key=key,
+        )
+
+    def record_enqueued(self, tenant: str, job_id: str, message: JobMessage) -> None:
+        self.owner[job_id] = tenant
+        run_at = message.run_at if message.run_at is not None else self.clock()
+        self.model.enqueue(
+            tenant,
+            job_id,
+            queue=message.queue,
+            priority=int(message.priority),
+            max_retries=message.max_retries,
+            key=message.idempotency_key,
+            run_at=run_at,
+        )
+
+    def adopt_retry_times(self) -> None:
+        """Read the jittered run_at the backend chose for each retried job, check it lies
+        in the documented window (invariant 11), and adopt it."""
+        for job in self.model.jobs.values():
+            if job.run_at_window is None:
+                continue
+            info = self.run(self.backend.get_job(QueueCtx(job.tenant), job.job_id))
+            earliest, latest = job.run_at_window
+            assert earliest <= info.run_at <= latest, (
+                f"retry of {job.job_id} at {info.run_at}, outside [{earliest}, {latest}]"
+            )
+            assert latest - self.clock() <= CONFIG.max_retry_backoff
+            job.run_at = info.run_at
+            job.run_at_window = None
+
+    def do_dequeue(
+        self, tenant: str, queues: Sequence[str], seconds: int | None
+    ) -> LeasedJob | None:
+        now = self.clock()
+        self.model.expire(tenant, now)
+        expected = self.model.next_ready(tenant, list(queues), now)
+        duration = None if seconds is None else timedelta(seconds=seconds)
+        lease = self.run(
+            self.backend.dequeue(QueueCtx(tenant), list(queues), lease_duration=duration)
+        )
+        if expected is None:
+            assert lease is None, f"dequeue returned {lease!r}; no job was ready"
+            return None
+        assert lease is not None, f"dequeue returned None; {expected.job_id} was ready"
+        assert lease.job_id == expected.job_id, (
+            f"dequeue returned {lease.job_id}; the model's next job is {expected.job_id}"
+            f" (priority, run_at, enqueue order)"
+        )
+        assert lease.lease_token > expected.token, "a lease token was reused"
+        assert lease.attempt == expected.attempts + 1
+        assert lease.lease_expires_at == now + (duration or CONFIG.default_lease_duration)
+        self.model.lease(expected, lease.lease_token, lease.lease_expires_at)
+        return lease
+
+    def do_complete(self, lease: LeasedJob, result: bytes | None) -> None:
+        refusal = self.model.check_lease(
+            lease.tenant_id, lease.job_id, lease.lease_token, self.clock()
+        )
+        call = self.backend.ack_complete(QueueCtx(lease.tenant_id), lease, result)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return
+        self.run(call)
+        job = self.model.job(lease.tenant_id, lease.job_id)
+        assert job is not None
+        self.model.complete(job, result)
+
+    def do_reap(self) -> None:
+        expected = self.model.expire(None, self.clock())
+        count = self.run(self.backend.reap_expired())
+        assert count == len(expected), f"reaped {count} leases, expected {len(expected)}"
+
+    # -- rules -----------------------------------------------------------------------
+
+    @rule(target=jobs, tenant=tenants, spec=message_specs)
+    def enqueue(self, tenant: str, spec: tuple[str, int, int | None, str | None, int]) -> Any:
+        message = self.message(spec)
+        refusal = self.model.check_enqueue(tenant, [message.idempotency_key])
+        call = self.backend.enqueue(QueueCtx(tenant), message)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return multiple()
+        job_id = self.run(call)
+        self.record_enqueued(tenant, job_id, message)
+        return job_id
+
+    @rule(
+        target=jobs,
+        tenant=tenants,
+        specs=st.lists(message_specs, min_size=1, max_size=3),
+    )
+    def enqueue_many(
+        self, tenant: str, specs: list[tuple[str, int, int | None, str | None, int]]
+    ) -> Any:
+        messages = [self.message(spec) for spec in specs]
+        refusal = self.model.check_enqueue(tenant, [m.idempotency_key for m in messages])
+        call = self.backend.enqueue_many(QueueCtx(tenant), messages)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return multiple()
+        job_ids = self.run(call)
+        assert len(job_ids) == len(messages)
+        assert len(set(job_ids)) == len(job_ids), "enqueue_many issued one id twice"
+        for job_id, message in zip(job_ids, messages, strict=True):
+            self.record_enqueued(tenant, job_id, message)
+        return multiple(*job_ids)
+
+    @rule(target=leases, tenant=tenants, queues=queue_lists, seconds=lease_seconds)
+    def dequeue(self, tenant: str, queues: tuple[str, ...], seconds: int | None) -> Any:
+        lease = self.do_dequeue(tenant, queues, seconds)
+        return multiple() if lease is None else lease
+
+    @rule(target=leases, lease=leases, seconds=lease_seconds)
+    def heartbeat(self, lease: LeasedJob, seconds: int | None) -> Any:
+        now = self.clock()
+        refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
+        duration = None if seconds is None else timedelta(seconds=seconds)
+        call = self.backend.heartbeat(QueueCtx(lease.tenant_id), lease, lease_duration=duration)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return multiple()
+        extended = self.run(call)
+        assert extended.lease_token == lease.lease_token, "heartbeat changed the token"
+        assert extended.attempt == lease.attempt
+        expires = now + (duration or CONFIG.default_lease_duration)
+        assert extended.lease_expires_at == expires
+        job = self.model.job(lease.tenant_id, lease.job_id)
+        assert job is not None
+        self.model.heartbeat(job, expires)
+        return extended
+
+    @rule(lease=leases, result=st.none() | st.sampled_from([b"", b"ok"]))
+    def ack_complete(self, lease: LeasedJob, result: bytes | None) -> None:
+        self.do_complete(lease, result)
+
+    @rule(lease=leases, retry=st.booleans())
+    def ack_fail(self, lease: LeasedJob, retry: bool) -> None:
+        now = self.clock()
+        refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
+        call = self.backend.ack_fail(QueueCtx(lease.tenant_id), lease, "boom", retry=retry)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return
+        status = self.run(call)
+        job = self.model.job(lease.tenant_id, lease.job_id)
+        assert job is not None
+        expected = self.model.fail(job, "boom", retry, now)
+        assert status == expected, f"ack_fail returned {status}, expected {expected}"
+
+    @rule(lease=leases)
+    def release(self, lease: LeasedJob) -> None:
+        now = self.clock()
+        refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
+        call = self.backend.release(QueueCtx(lease.tenant_id), lease)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return
+        self.run(call)
+        job = self.model.job(lease.tenant_id, lease.job_id)
+        assert job is not None
+        self.model.release(job)
+
+    @rule(job_id=jobs)
+    def cancel_job(self, job_id: str) -> None:
+        tenant = self.owner[job_id]
+        job = self.model.job(tenant, job_id)
+        assert job is not None
+        status = self.run(self.backend.cancel_job(QueueCtx(tenant), job_id))
+        expected = self.model.cancel(job)
+        assert status == expected, f"cancel_job returned {status}, expected {expected}"
+
+    @rule(job_id=jobs)
+    def retry_job(self, job_id: str) -> None:
+        # Without include_canceled: the operator override that leaves CANCELED is not
+        # part of the promises checked here.
+        tenant = self.owner[job_id]
+        job = self.model.job(tenant, job_id)
+        assert job is not None
+        refusal = self.model.check_requeue(job)
+        call = self.backend.retry_job(QueueCtx(tenant), job_id)
+        if refusal is not None:
+            self.expect_refusal(call, refusal)
+            return
+        status = self.run(call)
+        self.model.requeue(job, self.clock())
+        assert status == ENQUEUED, f"retry_job returned {status}"
+
+    @rule()
+    def reap_expired(self) -> None:
+        self.do_reap()
+
+    @rule(seconds=st.sampled_from([1, 3, 10, 31, 120, 600]))
+    def advance_clock(self, seconds: int) -> None:
+        self.clock.advance(timedelta(seconds=seconds))
+
+    @rule(job_id=jobs, operation=st.sampled_from(["get_job", "history", "cancel_job", "retry_job"]))
+    def read_as_other_tenant(self, job_id: str, operation: str) -> None:
+        ctx = QueueCtx(self.other_tenant(self.owner[job_id]))
+        calls: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
+            "get_job": lambda: self.backend.get_job(ctx, job_id),
+            "history": lambda: self.backend.history(ctx, job_id),
+            "cancel_job": lambda: self.backend.cancel_job(ctx, job_id),
+            "retry_job": lambda: self.backend.retry_job(ctx, job_id),
+        }
+        self.expect_refusal(calls[operation](), Refusal("not_found"))
+
+    @rule(
+        lease=leases,
+        operation=st.sampled_from(["heartbeat", "ack_complete", "ack_fail", "release"]),
+        unknown_job=st.booleans(),
+    )
+    def use_lease_as_other_tenant(
+        self, lease: LeasedJob, operation: str, unknown_job: bool
+    ) -> None:
+        if unknown_job:  # the right tenant, but a job id no one issued
+            ctx = QueueCtx(lease.tenant_id)
+            lease = LeasedJob(
+                job_id=UNKNOWN_JOB_ID,
+                tenant_id=lease.tenant_id,
+                message=lease.message,
+                lease_token=lease.lease_token,
+                lease_expires_at=lease.lease_expires_at,
+                attempt=lease.attempt,
+            )
+        else:
+            ctx = QueueCtx(self.other_tenant(lease.tenant_id))
+        calls: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
+            "heartbeat": lambda: self.backend.heartbeat(ctx, lease),
+            "ack_complete": lambda: self.backend.ack_complete(ctx, lease, b"stolen"),
+            "ack_fail": lambda: self.backend.ack_fail(ctx, lease, "stolen", retry=False),
+            "release": lambda: self.backend.release(ctx, lease),
+        }
+        self.expect_refusal(calls[operation](), Refusal("not_found"))
+
+    @rule()
+    def drain(self) -> None:
+        """Run the clock far forward and complete everything: no job may stay behind."""
+        self.clock.advance(timedelta(days=1))
+        self.do_reap()
+        self.adopt_retry_times()
+        self.clock.advance(timedelta(days=1))  # past every retry delay the reap set
+        for tenant in TENANTS:
+            for _ in range(len(self.model.jobs) + 1):
+                lease = self.do_dequeue(tenant, QUEUES, None)
+                if lease is None:
+                    break
+                self.do_complete(lease, b"drained")
+        stuck = [job.job_id for job in self.model.jobs.values() if job.status not in TERMINAL]
+        assert not stuck, f"jobs not terminal after draining: {stuck}"
+
+    @rule()
+    def rebuild_projections(self) -> None:
+        before = self.run(self.backend.projected_jobs())
+        folded = self.run(self.backend.rebuild_projections())
+        assert folded == len(self.run(self.backend.read_events()))
+        assert self.run(self.backend.projected_jobs()) == before, "rebuild changed a job"
+
+    @precondition(lambda self: hasattr(self.factory, "reopen"))
+    @rule()
+    def close_and_reopen(self) -> None:
+        events = self.run(self.backend.read_events())
+        jobs = self.run(self.backend.projected_jobs())
+        self.run(self.backend.close())
+        self.backend = self.factory.reopen(self.backend)  # type: ignore[attr-defined]
+        self.run(self.backend.open())
+        assert self.run(self.backend.read_events()) == events, "the log changed on reopen"
+        assert self.run(self.backend.projected_jobs()) == jobs, "a job changed on reopen"
+
+    @precondition(lambda self: hasattr(self.factory, "crash_mid_transaction"))
+    @rule()
+    def crash_mid_transaction(self) -> None:
+        # The invariant then checks that no event of the lost transaction appeared.
+        self.run(self.factory.crash_mid_transaction(self.backend))  # type: ignore[attr-defined]
+
+    # -- the invariants, checked after every step --------------------------------------
+
+    @invariant()
+    def backend_matches_model(self) -> None:
+        self.check_new_events()
+        self.adopt_retry_times()
+        projected = self.run(self.backend.projected_jobs())
+        model_keys = set(self.model.jobs)
+        assert set(projected) == model_keys, (
+            f"jobs lost: {model_keys - set(projected)}; jobs unknown to the model:"
+            f" {set(projected) - model_keys}"
+        )
+        for key, job in self.model.jobs.items():
+            info = projected[key]
+            seen = (info.status, info.attempts, info.result, info.last_error)
+            wanted = (job.status, job.attempts, job.result, job.last_error)
+            assert seen == wanted, (
+                f"job {job.job_id}: (status, attempts, result, error) {seen} != model {wanted}"
+            )
+            if job.status == ENQUEUED:
+                assert info.run_at == job.run_at, f"job {job.job_id} run_at {info.run_at}"
+            if job.status == LEASED:
+                assert info.lease_token == job.token, f"job {job.job_id} token"
+                assert info.lease_expires_at == job.lease_expires_at, f"job {job.job_id} lease"
+        log = self.run(self.backend.read_events())
+        assert rebuild(log) == projected, "rebuilding from the log differs from the projection"
+        for tenant, job_id in self.model.take_touched():
+            self.check_history(tenant, job_id, projected[(tenant, job_id)])
+
+    def check_new_events(self) -> None:
+        """Each step appends exactly the events the model expects: a refused call (stale
+        or foreign token, other tenant, existing key) appends nothing."""
+        events = self.run(self.backend.read_events(after_seq=self.seen_seq))
+        seqs = [event.seq for event in events]
+        assert seqs == sorted(set(seqs)), f"log positions not increasing: {seqs}"
+        assert not seqs or seqs[0] > self.seen_seq
+        seen = sorted((e.tenant_id, e.job_id, e.type) for e in events)
+        wanted = sorted(self.model.take_expected_events())
+        assert seen == wanted, f"appended events {seen} != expected {wanted}"
+        if events:
+            self.seen_seq = events[-1].seq
+
+    def check_history(self, tenant: str, job_id: str, projected: JobInfo) -> None:
+        ctx = QueueCtx(tenant)
+        history: list[AnyEvent] = self.run(self.backend.history(ctx, job_id))
+        types = [event.type for event in history]
+        job = self.model.job(tenant, job_id)
+        assert job is not None
+        assert types == job.events, f"history of {job_id}: {types} != model {job.events}"
+        if CANCELED in types:  # cancel wins
+            after = types[types.index(CANCELED) + 1 :]
+            assert not {"completed", "failed", "leased"} & set(after), f"{job_id}: {types}"
+        if job.status == "completed":
+            assert types.count("completed") == 1, f"{job_id}: {types}"
+        assert fold(history) == projected, f"folding the history of {job_id} != projection"
+        assert self.run(self.backend.get_job(ctx, job_id)) == projected
+
+
+def backend_state_machine(
+    factory: BackendFactory, name: str = "Backend"
+) -> type[BackendStateMachine]:
+    """A state machine class that checks the backends `factory` makes; run it with
+    `hypothesis.stateful.run_state_machine_as_test` or through its `.TestCase`."""
+    attributes: dict[str, object] = {"factory": staticmethod(factory)}
+    return type(f"{name}StateMachine", (BackendStateMachine,), attributes)
+
+
+__all__ = ["CONFIG", "BackendStateMachine", "backend_state_machine"]

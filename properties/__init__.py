@@ -1,0 +1,1 @@
+"""The property-based verification suite (see properties/README.md)."""

@@ -1,0 +1,68 @@
+"""A writer process that the crash tests kill with SIGKILL (see test_crash.py).
+
+python -m properties.crash_child PATH mid-transaction
+    commit a few jobs, then open a transaction, write job rows and events to the
+    database file, and kill itself before COMMIT.
+python -m properties.crash_child PATH busy
+    enqueue, lease and complete jobs forever, printing each job id once committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import datetime, timedelta
+
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.transaction import SqliteTransaction
+from dogqueue.core.message import JobMessage, QueueCtx
+
+COMMITTED = 5
+ACME = QueueCtx("acme")
+
+
+def message(job_type: str, n: int) -> JobMessage:
+    return JobMessage(job_type=job_type, payload_bytes=b"{}", idempotency_key=f"{job_type}-{n}")
+
+
+async def die_mid_transaction(backend: SqliteBackend) -> None:
+    ids = await backend.enqueue_many(ACME, [message("kept", n) for n in range(COMMITTED)])
+    await backend.dequeue(ACME, ["default"], lease_duration=timedelta(minutes=5))
+    print(*ids, sep="\n", flush=True)
+    engine = backend._engine
+
+    def doomed(tx: SqliteTransaction, now: datetime) -> None:
+        # A tiny page cache spills the uncommitted pages into the WAL file.
+        tx.conn.execute("PRAGMA cache_size = 2")
+        engine.enqueue(tx, "acme", tuple(message("doomed", n) for n in range(500)), now)
+        for job_id in ids:
+            engine.cancel(tx, "acme", job_id, now)
+        # Put the buffered events into the database file too, then die before COMMIT.
+        tx.conn.executemany(Q["insert_event"], tx._events)
+        assert os.path.getsize(backend.path + "-wal") > 0
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    await backend._transact(doomed)  # type: ignore[arg-type]
+
+
+async def stay_busy(backend: SqliteBackend) -> None:
+    n = 0
+    while True:
+        job_id = await backend.enqueue(ACME, message("busy", n))
+        lease = await backend.dequeue(ACME, ["default"])
+        if lease is not None:
+            await backend.ack_complete(ACME, lease, b"done")
+        print(job_id, flush=True)
+        n += 1
+
+
+async def main(path: str, mode: str) -> None:
+    async with SqliteBackend(path) as backend:
+        await (die_mid_transaction(backend) if mode == "mid-transaction" else stay_busy(backend))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
