@@ -4,6 +4,8 @@ Every state change of a job is an immutable event in an append-only log; a pure 
 machine decides and folds them, so any job's state can be replayed and audited.
 """
 
+import logging
+
 from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import FakeClock, utc_now
@@ -80,3 +82,6 @@ __all__ = [
     "rebuild",
     "utc_now",
 ]
+
+# A library logs only where the application asks it to (no lastResort output).
+logging.getLogger("dogqueue").addHandler(logging.NullHandler())

@@ -66,7 +66,12 @@ def log_job_finished(
     fields["duration_seconds"] = round(duration_seconds, 6)
     if error is not None:
         fields["error_type"] = type(error).__name__
-    event = "job finished" if level == logging.INFO else "job failed"
+    if level == logging.INFO:
+        event = "job finished"
+    elif outcome in ("failed", "retrying"):
+        event = "job failed"
+    else:  # canceled, lease lost, released...: the job did not fail, it was stopped
+        event = "job stopped"
     job_logger.log(level, _text(event, fields), extra=fields)
 
 
