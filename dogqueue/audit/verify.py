@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.checkpoint import Checkpoint
 from dogqueue.audit.logfile import Anchor, LogFile, LogRecord
 from dogqueue.core.codec import decode_event

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.backend.base import EngineBackend, T, Work
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
@@ -34,7 +34,7 @@ class StoredEvent(NamedTuple):
     version: int
     type: str
     data: bytes
-    #: Chain hash (dogqueue.audit.chain) linking it to its tenant's previous event.
+    #: Chain hash (dogqueue.log.chain) linking it to its tenant's previous event.
     hash: bytes = GENESIS
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dogqueue import FakeClock
-from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.logfile import LogFile, LogRecord
 from dogqueue.audit.verify import verify_records
 from dogqueue.backend.base import EngineBackend

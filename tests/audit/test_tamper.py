@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from dogqueue import FakeClock
-from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.checkpoint import Checkpoint, checkpoint_of
 from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.verify import Report, verify_log

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from dogqueue.audit.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.backend.sqlite.queries import Q
 
 #: Events hashed per query when an old log is upgraded.

@@ -1,5 +1,5 @@
 -- Tamper evidence: each event's hash links it to the previous event of its tenant
--- (see dogqueue/audit/chain.py). Events written before this migration get their hashes
+-- (see dogqueue/log/chain.py). Events written before this migration get their hashes
 -- when the database is opened (dogqueue/backend/sqlite/chain.py backfills NULLs).
 ALTER TABLE events ADD COLUMN hash BLOB;
 
