@@ -213,11 +213,8 @@ class PostgresBackend(EngineBackend):
         declared = BatchReads()
         for _, reads in units:
             declared.add(reads)
-        now = await self._batch_time(conn)
+        now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
-        seqs: list[int] = []
-        if declared.new_jobs:
-            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], declared.new_jobs)]
         ws = WorkingSet(declared, seqs)
         if declared.jobs:
             keys = sorted(declared.jobs)
@@ -256,11 +253,18 @@ class PostgresBackend(EngineBackend):
         await self._flush(conn, ws)
         return results, ws
 
-    async def _batch_time(self, conn: asyncpg.Connection) -> datetime:
+    async def _batch_time_and_seqs(
+        self, conn: asyncpg.Connection, new_jobs: int
+    ) -> tuple[datetime, list[int]]:
+        """The batch's time (the server's unless a clock was given) and `new_jobs`
+        enqueue positions."""
         if not self._server_clock:
-            return self.now()
-        now: datetime = await conn.fetchval(Q["server_now"])
-        return now.astimezone(UTC)
+            if not new_jobs:
+                return self.now(), []
+            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], new_jobs)]
+            return self.now(), seqs
+        server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
+        return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
     async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
         if ws.journal:

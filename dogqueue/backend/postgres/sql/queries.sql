@@ -17,9 +17,6 @@ SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
 INSERT INTO schema_version (id, version) VALUES (1, $1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
--- name: server_now
-SELECT clock_timestamp();
-
 -- name: lock_jobs
 -- Loads of a batch, locked in one order so that two batches never deadlock.
 SELECT state FROM jobs
@@ -56,6 +53,10 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: next_seqs
 SELECT nextval('event_seq') FROM generate_series(1, $1);
+
+-- name: server_now_and_seqs
+-- A batch's time and the enqueue positions of the jobs it creates, in one round trip.
+SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1));
 
 -- name: insert_events
 INSERT INTO events (seq, tenant_id, job_id, version, type, data)
