@@ -26,7 +26,7 @@ from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import BatchReads, Conflict, WorkingSet, columns
+from dogqueue.backend.postgres.workingset import BatchReads, WorkingSet, columns
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
@@ -56,7 +56,7 @@ _RACES = (
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    Conflict,
+    asyncpg.DivisionByZeroError,  # the flush's version guard
 )
 
 
@@ -186,8 +186,13 @@ class PostgresBackend(EngineBackend):
         attempts = 0
         while True:
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    results, ws = await self._run_units(conn, units)
+                async with self.pool.acquire() as conn:
+                    if any(reads.ready or reads.expired for _, reads in units):
+                        # Claimed rows stay locked until the flush commits.
+                        async with conn.transaction():
+                            results, ws = await self._run_units(conn, units, lock=True)
+                    else:  # reads, then one atomic guarded statement
+                        results, ws = await self._run_units(conn, units, lock=False)
                 self.commits += 1
                 self.units += len(units)
                 self._after_commit(ws)
@@ -206,10 +211,10 @@ class PostgresBackend(EngineBackend):
                 return [_public(error)]
 
     async def _run_units(
-        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]]
+        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
     ) -> tuple[list[Any], WorkingSet]:
-        """Fetch the batch's reads, run its units on a working set, flush the writes;
-        the caller owns the transaction."""
+        """Fetch the batch's reads (loads locked if `lock`), run its units on a working
+        set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
         for _, reads in units:
             declared.add(reads)
@@ -218,7 +223,8 @@ class PostgresBackend(EngineBackend):
         ws = WorkingSet(declared, seqs)
         if declared.jobs:
             keys = sorted(declared.jobs)
-            rows = await conn.fetch(Q["lock_jobs"], [k[0] for k in keys], [k[1] for k in keys])
+            query = Q["lock_jobs"] if lock else Q["read_jobs"]
+            rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
             for row in rows:
                 ws.seed(decode_job_at(row[0]))
         if declared.keys:
@@ -267,16 +273,17 @@ class PostgresBackend(EngineBackend):
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
     async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
-        if ws.journal:
-            rows = await conn.fetch(Q["insert_events"], *columns(ws.journal, 6))
-            ws.last_seq = max(int(row[0]) for row in rows)
+        if not ws.journal:
+            return
         inserts, updates = ws.job_rows()
-        if inserts:
-            await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
-        if updates:
-            status = await conn.execute(Q["update_jobs"], *columns(updates, 7))
-            if int(status.split()[-1]) != len(updates):
-                raise Conflict("a job changed under this batch")
+        last_seq = await conn.fetchval(
+            Q["flush"],
+            *columns(ws.journal, 6),
+            *columns(inserts, 12),
+            *columns(updates, 7),
+            len(updates),
+        )
+        ws.last_seq = int(last_seq)
 
     def _after_commit(self, ws: WorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
@@ -308,6 +315,7 @@ class PostgresBackend(EngineBackend):
             results, _ = await self._run_units(
                 connection,
                 [(lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now), reads)],
+                lock=False,
             )
         except _RACES as error:
             raise StorageError(f"enqueue lost a race: {error}") from error
