@@ -20,11 +20,18 @@ SELECT max(coalesce((SELECT max(seq) FROM events), 0),
        + 1;
 
 -- name: insert_event
-INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)
-VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: load_job
 SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: tenant_job
+-- A job as its tenant sees it: with the tenant position of its enqueued event.
+SELECT jobs.state, events.tpos FROM jobs
+LEFT JOIN events ON events.tenant_id = jobs.tenant_id AND events.job_id = jobs.job_id
+            AND events.version = 1
+WHERE jobs.tenant_id = ?1 AND jobs.job_id = ?2;
 
 -- name: job_for_key
 SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
@@ -70,7 +77,7 @@ UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, s
 WHERE enqueue_seq = ?6 AND version = ?7;
 
 -- name: history
-SELECT seq, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
+SELECT tpos, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
 
 -- name: read_events
 SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
@@ -113,11 +120,12 @@ FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
 PRAGMA data_version;
 
 -- name: chain_head
-SELECT hash FROM chain_heads WHERE tenant_id = ?1;
+SELECT hash, tpos FROM chain_heads WHERE tenant_id = ?1;
 
 -- name: set_chain_head
-INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?1, ?2, ?3)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+INSERT INTO chain_heads (tenant_id, seq, hash, tpos) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (tenant_id) DO UPDATE
+SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
 
 -- name: unhashed_events
 SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2;
