@@ -45,13 +45,11 @@ LQ = _load_queries()
 
 
 class SqliteLogReader:
-    """A SQLite log file, read-only. Constructing it does no I/O beyond checking that
-    the file exists; the connection opens on the first read."""
+    """A SQLite log file, read-only. Constructing it does no I/O; the connection opens
+    on the first read (InvalidInput("db") if the file does not exist)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise InvalidInput("db", f"no such file: {self.path}")
         self._conn: sqlite3.Connection | None = None
         self._version = 0
         self._lock = threading.Lock()
@@ -61,6 +59,8 @@ class SqliteLogReader:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
+        if not os.path.exists(self.path):
+            raise InvalidInput("db", f"no such file: {self.path}")
         uri = "file:" + quote(str(Path(self.path).resolve())) + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)

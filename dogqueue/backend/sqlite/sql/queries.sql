@@ -132,3 +132,38 @@ SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY
 
 -- name: set_event_hash
 UPDATE events SET hash = ?1 WHERE seq = ?2;
+
+-- Archival (dogqueue/backend/sqlite/archive.py) ------------------------------------------
+
+-- name: archive_records
+SELECT seq, tenant_id, job_id, version, type, data, hash, tpos FROM events ORDER BY seq;
+
+-- name: archive_anchors
+SELECT seq, tenant_id, hash FROM chain_anchors ORDER BY seq;
+
+-- name: insert_event_row
+INSERT OR IGNORE INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- name: delete_job_events
+DELETE FROM events WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: delete_job
+DELETE FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: delete_anchors
+DELETE FROM chain_anchors;
+
+-- name: insert_anchor
+INSERT OR REPLACE INTO chain_anchors (seq, tenant_id, hash) VALUES (?1, ?2, ?3);
+
+-- name: insert_archived_range
+INSERT INTO archived_ranges (first_seq, last_seq) VALUES (?1, ?2);
+
+-- name: insert_archive_cut
+INSERT INTO archive_cuts (archived_at, cut_before, archive, jobs, events, head_hash,
+                          archive_events, archive_digest)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- name: seq_hashes
+SELECT seq, hash FROM events ORDER BY seq;
