@@ -79,7 +79,8 @@ class LogReader(Protocol):
 
     async def unsealed(self) -> list[LogRecord]:
         """Committed events that have no position yet (always empty on SQLite and
-        memory), in commit order as far as the log knows it."""
+        memory), in commit order as far as the log knows it. Their `seq` is the number
+        the writer gave them (not a position), `hash` None and `tpos` 0."""
         ...
 
     async def last_position(self) -> int:

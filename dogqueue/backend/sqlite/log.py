@@ -60,7 +60,7 @@ class SqliteLogReader:
         if self._conn is not None:
             return self._conn
         if not os.path.exists(self.path):
-            raise InvalidInput("db", f"no such file: {self.path}")
+            raise InvalidInput("db", f"no such file: no database at {self.path}")
         uri = "file:" + quote(str(Path(self.path).resolve())) + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
