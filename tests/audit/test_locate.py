@@ -179,7 +179,7 @@ async def test_unsealed_events_are_folded_and_their_versions_checked(clock: Fake
     async with MemoryBackend(clock=clock) as backend:
         await write_story(backend, clock)
         log = _Unsealing(backend.log_reader(), 3)
-        report = await verify_log(log)  # type: ignore[arg-type]
+        report = await verify_log(log)
         assert report.ok, report.problems
         assert report.events == len(await backend.read_events()) - 3
 
@@ -188,7 +188,7 @@ async def test_unsealed_events_are_folded_and_their_versions_checked(clock: Fake
                 tail = await super().unsealed()
                 return [*tail, tail[-1]]  # one job's version given twice
 
-        gapped = await verify_log(Gap(backend.log_reader(), 3))  # type: ignore[arg-type]
+        gapped = await verify_log(Gap(backend.log_reader(), 3))
         assert not gapped.ok
         assert [p.what for p in gapped.problems if "unsealed event" in p.what] == [
             next(p.what for p in gapped.problems if "expected" in p.what)

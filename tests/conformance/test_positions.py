@@ -3,7 +3,7 @@ whatever other tenants do; the global readers and the log reader use log positio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,13 +18,13 @@ A, B = QueueCtx("tenant-a"), QueueCtx("tenant-b")
 
 
 async def tenant_a_story(
-    backend: EngineBackend, clock: FakeClock, noise: Callable[[], object] | None = None
+    backend: EngineBackend, clock: FakeClock, noise: Callable[[], Awaitable[None]] | None = None
 ) -> list[str]:
     """The same work for tenant A; `noise` (other tenants' writes) runs between steps."""
 
     async def step() -> None:
         if noise is not None:
-            await noise()  # type: ignore[misc]
+            await noise()
 
     ids = []
     for index in range(4):
@@ -46,9 +46,12 @@ async def tenant_a_story(
     return ids
 
 
-async def view_of_a(backend: EngineBackend, ids: list[str]) -> list[object]:
+View = list[tuple[list[tuple[int, str, int]], int]]
+
+
+async def view_of_a(backend: EngineBackend, ids: list[str]) -> View:
     """Everything tenant A is shown about its jobs, with ids replaced by their index."""
-    seen: list[object] = []
+    seen: View = []
     for job_id in ids:
         history = await backend.history(A, job_id)
         job = await backend.get_job(A, job_id)
@@ -94,7 +97,7 @@ async def test_a_tenants_positions_do_not_depend_on_other_tenants(
 
         busy_view = await view_of_a(busy, await tenant_a_story(busy, clock, noise))
         # The other tenant's writes did move the log positions.
-        assert len(await busy.read_events()) > sum(len(h) for h, _ in busy_view)  # type: ignore[arg-type]
+        assert len(await busy.read_events()) > sum(len(h) for h, _ in busy_view)
 
     assert busy_view == quiet
 
