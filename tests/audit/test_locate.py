@@ -4,10 +4,8 @@ of logs, and the verifier's check of events not yet given a position."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -23,6 +21,7 @@ from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.log.reader import LogReader, LogRecord
 from tests.audit.audit_workload import write_story
+from tests.audit.cli_run import dogqueue
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 Story = tuple[Path, dict[str, str]]
@@ -36,21 +35,6 @@ READING = [
     ["jobs", "--tenant", "acme", "--as-of", "4"],
     ["metrics", "--format", "json"],
 ]
-
-
-def dogqueue(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != locate.DB_ENV}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "dogqueue", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=environment,
-    )
 
 
 def test_open_backend_and_open_log_take_a_path(tmp_path: Path) -> None:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from dogqueue.backend.sqlite.connection import BUSY_TIMEOUT_MS, translate
-from dogqueue.backend.sqlite.queries import SCHEMA_VERSION
+from dogqueue.backend.sqlite.connection import BUSY_TIMEOUT_MS, refuse_newer, translate
 from dogqueue.core.codec import decode_event, decode_job
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
@@ -224,11 +223,7 @@ def _schema_version(conn: sqlite3.Connection) -> int:
         raise StorageError("not a dogqueue database: it has no schema_version table")
     row = conn.execute(LQ["schema_version"]).fetchone()
     version = 0 if row is None else int(row[0])
-    if version > SCHEMA_VERSION:
-        raise StorageError(
-            f"database schema version {version} is newer than this dogqueue"
-            f" ({SCHEMA_VERSION}); upgrade dogqueue to read it"
-        )
+    refuse_newer(version)
     if version < 1:
         raise StorageError("not a dogqueue database: its schema version is unset")
     return version
