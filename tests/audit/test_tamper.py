@@ -256,3 +256,12 @@ async def test_verifying_a_log_while_it_is_written_raises_no_alarm(
         await writing
     assert reports
     assert all(report.ok for report in reports), [r.problems for r in reports if not r.ok]
+
+
+def test_an_edited_tenant_position_is_found(story_log: Story) -> None:
+    """Tenant positions are not in the chain, so verify checks them on their own."""
+    path, _ = story_log
+    edit(path, ("UPDATE events SET tpos = tpos + 1 WHERE seq = 7", ()))
+    report = verify(path)
+    assert report.first_bad_seq == 7
+    assert "tenant position" in report.problems[0].what
