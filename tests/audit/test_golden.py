@@ -91,6 +91,7 @@ async def test_golden_log_is_read_as_it_is(golden: tuple[Path, dict[str, str], s
     records = [record async for record in all_records(log, page=5)]
     assert [r.seq for r in records] == list(range(1, 19))
     assert all((r.hash is None) == (stem == "story-v1") for r in records)
+    assert await log.records(after=7, limit=3) == records[7:10]  # not from the last page
     for tenant in ("acme", "globex"):
         mine = [r.tpos for r in records if r.tenant_id == tenant]
         assert mine == list(range(1, len(mine) + 1))

@@ -52,6 +52,9 @@ class SqliteLogReader:
         self._conn: sqlite3.Connection | None = None
         self._version = 0
         self._lock = threading.Lock()
+        #: (position, events per tenant up to it): where the last page of an old log
+        #: (without tenant positions) ended.
+        self._counted: tuple[int, dict[str, int]] | None = None
 
     # -- the connection ----------------------------------------------------------------
 
@@ -122,20 +125,26 @@ class SqliteLogReader:
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         """Stored events with position > `after`, in position order, undecoded."""
         await self._ensure_open()
-        rows = await self._rows(self._variant("records"), (after, -1 if limit is None else limit))
-        return [
-            LogRecord(
-                int(seq),
-                str(tenant),
-                str(job),
-                int(version),
-                str(kind),
-                bytes(data),
-                None if digest is None else bytes(digest),
-                0 if tpos is None else int(tpos),
-            )
-            for seq, tenant, job, version, kind, data, digest, tpos in rows
-        ]
+        params = (after, -1 if limit is None else limit)
+        if self._version >= TENANT_POSITION_VERSION:
+            rows = await self._rows("records", params)
+            return [_record(row) for row in rows]
+        # An older log has no tenant positions: count them. Paging forward continues
+        # from the counts of the page before, so reading the whole log stays linear.
+        rows = await self._rows(self._variant("records"), params)
+        if self._counted is not None and self._counted[0] == after:
+            counts = dict(self._counted[1])
+        else:
+            counted = await self._rows("tenant_counts", (after,))
+            counts = {str(tenant): int(n) for tenant, n in counted}
+        records = []
+        for row in rows:
+            tenant = str(row[1])
+            counts[tenant] = counts.get(tenant, 0) + 1
+            records.append(_record((*row, counts[tenant])))
+        if records:
+            self._counted = (records[-1].seq, counts)
+        return records
 
     async def unsealed(self) -> list[LogRecord]:
         """Always empty: SQLite gives each event its position when it commits."""
@@ -215,6 +224,20 @@ class SqliteLogReader:
     async def _chained(self) -> bool:
         await self._ensure_open()
         return self._version >= CHAIN_VERSION
+
+
+def _record(row: tuple[Any, ...]) -> LogRecord:
+    seq, tenant, job, version, kind, data, digest, tpos = row
+    return LogRecord(
+        int(seq),
+        str(tenant),
+        str(job),
+        int(version),
+        str(kind),
+        bytes(data),
+        None if digest is None else bytes(digest),
+        0 if tpos is None else int(tpos),
+    )
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:

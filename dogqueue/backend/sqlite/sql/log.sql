@@ -15,18 +15,16 @@ SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS B
 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: records_v2
-SELECT * FROM (
-    SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS BLOB),
-           row_number() OVER (PARTITION BY tenant_id ORDER BY seq)
-    FROM events)
-WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+-- Tenant positions are counted by the reader (see tenant_counts).
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS BLOB)
+FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: records_v1
-SELECT * FROM (
-    SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), NULL,
-           row_number() OVER (PARTITION BY tenant_id ORDER BY seq)
-    FROM events)
-WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), NULL
+FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: tenant_counts
+SELECT tenant_id, count(*) FROM events WHERE seq <= ?1 GROUP BY tenant_id;
 
 -- name: events
 SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
