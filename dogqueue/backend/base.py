@@ -26,6 +26,7 @@ from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Engine, Reads, Transaction
 from dogqueue.ids import new_job_id
+from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
 #: A unit of work: runs inside one transaction at time `now`.
@@ -422,6 +423,10 @@ class EngineBackend(abc.ABC):
         """Replace the projection with the fold of the log; return events folded."""
         await self._ready()
         return await self._rebuild_projections()
+
+    @abc.abstractmethod
+    def log_reader(self) -> LogReader:
+        """The stored log, read-only (for the audit tools and metrics)."""
 
 
 def _job_reads(tenant_id: str, job_id: str) -> Reads:

@@ -145,6 +145,9 @@ class PostgresBackend(EngineBackend):
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
+        if self._pool is not None:  # leave what this object wrote sequenced
+            with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
+                await self.seal()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -398,8 +401,11 @@ class PostgresBackend(EngineBackend):
                 await self.seal()
 
     def log_reader(self) -> PostgresLog:
-        """The stored log, read-only (positions, hashes, the projection)."""
-        return PostgresLog(self.pool, before_read=self.seal)
+        """The stored log, read-only (positions, hashes, the projection). While this
+        backend is open, reads first sequence what it wrote, so they see its writes."""
+        if self._pool is None or self._closed:  # read the stored log on its own
+            return PostgresLog(dsn=self.dsn, schema=self.schema)
+        return PostgresLog(self._pool, before_read=self.seal)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -119,7 +119,7 @@ SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 ORDER BY j.enqueue_seq;
 
 -- name: jobs_of_tenant
-SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 ORDER BY j.enqueue_seq;
 
 -- name: history
@@ -132,7 +132,7 @@ SELECT l.tpos, e.data FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.tenant_id = $1 ORDER BY l.tpos;
 
 -- name: records
-SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash
+SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash, l.tpos
 FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
 
