@@ -16,6 +16,7 @@ from typing import Self, TypeVar
 
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
+from dogqueue.core.commands import Cancel, Requeue
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound
 from dogqueue.core.events import AnyEvent
@@ -278,26 +279,51 @@ class EngineBackend(abc.ABC):
         await self._transact(lambda tx, now: self._engine.release(tx, tenant, lease, now))
         self._notify_change()
 
-    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
-        """Cancel the job unless it is terminal; return its status afterwards."""
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards. `actor`
+        (who asked) is recorded in the `canceled` event."""
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
+        _check_actor(actor)
         await self._ready()
-        status = await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
+        status = await self._transact(
+            lambda tx, now: _run_as_actor(
+                self._engine, tx, Cancel(tenant_id=tenant, job_id=job_id, at=now, actor=actor)
+            )
+        )
         if status is JobStatus.CANCELED:
             for listener in list(self._cancel_listeners):
                 listener(tenant, job_id)
         return status
 
     async def retry_job(
-        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+        self,
+        ctx: QueueCtx,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        actor: str | None = None,
     ) -> JobStatus:
-        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED. `actor` (who
+        asked) is recorded in the `requeued` event."""
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
+        _check_actor(actor)
         await self._ready()
         status = await self._transact(
-            lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled)
+            lambda tx, now: _run_as_actor(
+                self._engine,
+                tx,
+                Requeue(
+                    tenant_id=tenant,
+                    job_id=job_id,
+                    at=now,
+                    include_canceled=include_canceled,
+                    actor=actor,
+                ),
+            )
         )
         self._notify_change()
         return status
@@ -365,6 +391,19 @@ class EngineBackend(abc.ABC):
         """Replace the projection with the fold of the log; return events folded."""
         await self._ready()
         return await self._rebuild_projections()
+
+
+def _check_actor(actor: object) -> None:
+    if actor is not None and (not isinstance(actor, str) or not actor or len(actor) > 200):
+        raise InvalidInput("actor", "must be a non-empty str of at most 200 characters, or None")
+
+
+def _run_as_actor(engine: Engine, tx: Transaction, command: Cancel | Requeue) -> JobStatus:
+    """An operator's command, which names who issued it, as one unit of work."""
+    state = tx.load(command.tenant_id, command.job_id)
+    if state is None:
+        raise JobNotFound(command.job_id)
+    return engine._apply(tx, state, command).status
 
 
 def _check_lease(lease: object) -> None:
