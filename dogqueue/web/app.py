@@ -286,7 +286,7 @@ class Dashboard:
             " frame-ancestors 'none'; base-uri 'none'"
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin null
         response.headers["Cache-Control"] = "no-store"
         return response
 
