@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.events import Canceled, Requeued
 from dogqueue.core.message import QueueCtx
@@ -28,13 +30,20 @@ from tests.web.workload import (
 BASE = "http://127.0.0.1:8080"
 
 
-@pytest.fixture
-async def queue(tmp_path: Path) -> AsyncIterator[tuple[SqliteBackend, Workload]]:
-    async with SqliteBackend(tmp_path / "queue.db") as backend:
+@pytest.fixture(params=["sqlite", "memory"])
+async def queue(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[EngineBackend, Workload]]:
+    """Every built-in backend: SQLite lists through SqliteBrowser, memory through the
+    projection."""
+    backend: EngineBackend = (
+        SqliteBackend(tmp_path / "queue.db") if request.param == "sqlite" else MemoryBackend()
+    )
+    async with backend:
         yield backend, await populate(backend)
 
 
-def client(backend: SqliteBackend, token: str | None = None) -> httpx.AsyncClient:
+def client(backend: EngineBackend, token: str | None = None) -> httpx.AsyncClient:
     app = create_app(backend, TokenStore.parse(TOKENS_TEXT))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers)
@@ -60,7 +69,7 @@ async def login(http: httpx.AsyncClient, token: str) -> str:
 
 
 async def test_no_token_is_401_and_a_wrong_token_too(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     for token in (None, "not-a-valid-token-at-all"):
@@ -72,7 +81,7 @@ async def test_no_token_is_401_and_a_wrong_token_too(
 
 
 async def test_tenant_token_sees_only_its_tenant_and_others_jobs_are_404_like_unknown(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     async with client(backend, ACME_TOKEN) as http:
@@ -101,7 +110,7 @@ async def test_tenant_token_sees_only_its_tenant_and_others_jobs_are_404_like_un
 
 
 async def test_stored_html_and_terminal_escapes_are_shown_as_text(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     async with client(backend, ADMIN_TOKEN) as http:
@@ -116,7 +125,7 @@ async def test_stored_html_and_terminal_escapes_are_shown_as_text(
 
 
 async def test_browser_posts_need_the_csrf_token_and_same_origin(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     url = job_url("acme", jobs.acme_waiting) + "/cancel"
@@ -134,7 +143,7 @@ async def test_browser_posts_need_the_csrf_token_and_same_origin(
 
 
 async def test_session_cookie_is_http_only_strict_and_the_token_never_in_a_url(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, _ = queue
     async with client(backend) as http:
@@ -148,7 +157,7 @@ async def test_session_cookie_is_http_only_strict_and_the_token_never_in_a_url(
 
 
 async def test_retry_and_requeue_by_filter_are_recorded_with_the_actor(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     acme = QueueCtx("acme")
@@ -166,7 +175,7 @@ async def test_retry_and_requeue_by_filter_are_recorded_with_the_actor(
 
 
 async def test_job_page_shows_timeline_explain_payload_and_result(
-    queue: tuple[SqliteBackend, Workload],
+    queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, jobs = queue
     async with client(backend, GLOBEX_TOKEN) as http:
