@@ -22,7 +22,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import visible
-from dogqueue.web.browser import MAX_PAGE, JobFilter, default_browser
+from dogqueue.web.browser import MAX_PAGE, JobFilter, all_matching, default_browser
 
 #: Exit code when some selected jobs could not be changed.
 EXIT_PARTIAL = 1
@@ -167,7 +167,7 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
         if args.job_ids:
             jobs = await _named(backend, tenant, args.job_ids, filters)
         else:
-            jobs = await _matching(backend, tenant, filters)
+            jobs = await all_matching(default_browser(backend), tenant, filters)
         if not jobs:
             print(f"no jobs to {action.verb}")
             return EXIT_OK
@@ -210,18 +210,6 @@ async def _named(
             else:
                 print(f"skipping {_describe(job)}", file=sys.stderr)
     return jobs
-
-
-async def _matching(backend: Backend, tenant: str | None, filters: JobFilter) -> list[JobInfo]:
-    browser = default_browser(backend)
-    jobs: list[JobInfo] = []
-    cursor = None
-    while True:
-        page = await browser.list_jobs(tenant, filters, cursor, MAX_PAGE)
-        jobs += page.jobs
-        if page.next_cursor is None:
-            return jobs
-        cursor = page.next_cursor
 
 
 def _confirmed(action: Action, count: int) -> bool:

@@ -28,7 +28,13 @@ from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import one_line, visible
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
-from dogqueue.web.browser import JobBrowser, JobFilter, TenantSummary, default_browser
+from dogqueue.web.browser import (
+    JobBrowser,
+    JobFilter,
+    TenantSummary,
+    all_matching,
+    default_browser,
+)
 
 #: The session cookie's name.
 COOKIE = "dogqueue_session"
@@ -513,7 +519,8 @@ class Dashboard:
         dead = {JobStatus.FAILED, JobStatus.CANCELED}
         statuses = (chosen.statuses & dead) if chosen.statuses else frozenset(dead)
         filters = JobFilter(**{**chosen.__dict__, "statuses": statuses})
-        ids = await self._matching_ids(tenant, filters) if statuses else []
+        matching = await all_matching(self.browser, tenant, filters, MAX_BULK) if statuses else []
+        ids = [job.job_id for job in matching]
         ctx = QueueCtx(tenant)
         for job_id in ids:
             try:
@@ -527,14 +534,3 @@ class Dashboard:
         return RedirectResponse(
             f"{base}/tenants/{quote(tenant, safe='')}/jobs?{query}", status_code=303
         )
-
-    async def _matching_ids(self, tenant: str, filters: JobFilter) -> list[str]:
-        ids: list[str] = []
-        cursor = None
-        while len(ids) < MAX_BULK:
-            page = await self.browser.list_jobs(tenant, filters, cursor, 500)
-            ids += [job.job_id for job in page.jobs]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        return ids[:MAX_BULK]

@@ -152,6 +152,21 @@ class ProjectionBrowser:
         return jobs_ahead(job, (await self.backend.projected_jobs()).values(), now)
 
 
+async def all_matching(
+    browser: JobBrowser, tenant_id: str | None, filters: JobFilter, cap: int | None = None
+) -> list[JobInfo]:
+    """Every job matching `filters` (at most `cap`), newest first, page by page."""
+    jobs: list[JobInfo] = []
+    cursor = None
+    while cap is None or len(jobs) < cap:
+        page = await browser.list_jobs(tenant_id, filters, cursor, MAX_PAGE)
+        jobs += page.jobs
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return jobs if cap is None else jobs[:cap]
+
+
 def default_browser(backend: Backend) -> JobBrowser:
     """The fastest JobBrowser for `backend`: indexed SQL for SQLite, else the projection."""
     from dogqueue.backend.sqlite import SqliteBackend
