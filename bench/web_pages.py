@@ -76,6 +76,8 @@ async def measure(db: Path, repeat: int) -> list[tuple[str, float, float]]:
         ) as http:
             listing = await http.get("/tenants/big/jobs?status=failed")
             job_path = listing.text.split('href="/tenants/big/jobs/', 1)[1].split('"', 1)[0]
+            waiting = await http.get("/tenants/big/jobs?status=enqueued")
+            waiting_path = waiting.text.split('href="/tenants/big/jobs/', 1)[1].split('"', 1)[0]
             first = await http.get("/tenants/big/jobs")
             cursor = first.text.split('id="next" href="?', 1)[1].split('"', 1)[0]
             cursor = cursor.replace("&amp;", "&")
@@ -88,6 +90,7 @@ async def measure(db: Path, repeat: int) -> list[tuple[str, float, float]]:
                 "job list, key search": "/tenants/big/jobs?q=order-4242",
                 "dead letters, every tenant": "/jobs?status=failed",
                 "job page (dead letter)": f"/tenants/big/jobs/{job_path}",
+                "job page (waiting job)": f"/tenants/big/jobs/{waiting_path}",
             }
             results = []
             for name, path in pages.items():
