@@ -394,8 +394,8 @@ class EngineBackend(abc.ABC):
 
 
 def _check_actor(actor: object) -> None:
-    if actor is not None and (not isinstance(actor, str) or not actor or len(actor) > 200):
-        raise InvalidInput("actor", "must be a non-empty str of at most 200 characters, or None")
+    if actor is not None:
+        check.check_name("actor", actor)
 
 
 def _run_as_actor(engine: Engine, tx: Transaction, command: Cancel | Requeue) -> JobStatus:
