@@ -98,14 +98,23 @@ class Backend(Protocol):
         """Give the job back at once without counting the attempt."""
         ...
 
-    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
-        """Cancel the job unless it is terminal; return its status afterwards."""
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards. `actor`
+        (who asked) is recorded in the `canceled` event."""
         ...
 
     async def retry_job(
-        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+        self,
+        ctx: QueueCtx,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        actor: str | None = None,
     ) -> JobStatus:
-        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED. `actor` (who
+        asked) is recorded in the `requeued` event."""
         ...
 
     async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
