@@ -106,6 +106,7 @@ class PostgresBackend(EngineBackend):
         self._ready_channel = f"dq_ready_{self.schema}"
         self._cancel_channel = f"dq_cancel_{self.schema}"
         self._last_notify = 0.0
+        self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
         self._last_seq = 0
         #: Batches committed, units they held, and batches re-run after a race.
@@ -148,6 +149,10 @@ class PostgresBackend(EngineBackend):
         if self._pool is not None:  # leave what this object wrote sequenced
             with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
                 await self.seal()
+        if self._notify_due is not None:  # send the NOTIFY it stood for before closing
+            self._notify_due.cancel()
+            self._notify_due = None
+            await self._notify(self._ready_channel, self._origin)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -332,11 +337,18 @@ class PostgresBackend(EngineBackend):
     # -- cross-host wake-ups and cancels ------------------------------------------------
 
     def _announce_ready(self) -> None:
+        """Wake local waiters now and other hosts' by NOTIFY: at most one per
+        NOTIFY_INTERVAL, and one at the end of an interval that suppressed some."""
         self._notify_change()
+        if not self.listen or self._notify_due is not None:
+            return  # a NOTIFY is already scheduled, and covers this change
         loop = asyncio.get_running_loop()
-        if not self.listen or loop.time() - self._last_notify < NOTIFY_INTERVAL:
-            return
-        self._last_notify = loop.time()
+        wait = max(0.0, self._last_notify + NOTIFY_INTERVAL - loop.time())
+        self._notify_due = loop.call_later(wait, self._send_ready)
+
+    def _send_ready(self) -> None:
+        self._notify_due = None
+        self._last_notify = asyncio.get_running_loop().time()
         self._spawn(self._notify(self._ready_channel, self._origin))
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
