@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.core.errors import InvalidInput, QueueError
+from dogqueue.core.validation import check_name
 
 #: Exit codes: 0 all good, 1 the log or projection is wrong, 2 the command could not run.
 EXIT_OK, EXIT_BAD_LOG, EXIT_ERROR = 0, 1, 2
@@ -57,10 +58,13 @@ def parse_time(text: str) -> datetime:
 
 
 def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
-    """Run `command`, reporting a dogqueue error as one line on stderr and exit code 2."""
+    """Run `command` (after checking its --tenant, if any), reporting a dogqueue error as
+    one line on stderr and exit code 2."""
 
     def run(args: argparse.Namespace) -> int:
         try:
+            if getattr(args, "tenant", None) is not None:
+                check_name("tenant", args.tenant)
             return command(args)
         except QueueError as error:
             print(f"dogqueue {args.command}: {error}", file=sys.stderr)
