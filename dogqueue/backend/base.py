@@ -83,8 +83,10 @@ class EngineBackend(abc.ABC):
             self._opened = True
 
     async def close(self) -> None:
-        """Release storage; idempotent."""
+        """Release storage; idempotent. Calls made from now on, and calls racing this
+        one that have not reached storage yet, raise BackendClosed."""
         if self._opened and not self._closed:
+            self._closed = True
             await self._close()
         self._closed = True
 

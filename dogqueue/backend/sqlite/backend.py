@@ -27,7 +27,7 @@ from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, decode_job
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
@@ -67,14 +67,19 @@ class SqliteBackend(EngineBackend):
     def writer(self) -> GroupCommitWriter:
         """The group-commit writer (open backends only)."""
         if self._writer is None:
-            raise StorageError("backend is not open")
+            raise self._not_open()
         return self._writer
 
     @property
     def reader(self) -> aiosqlite.Connection:
         if self._reader is None:
-            raise StorageError("backend is not open")
+            raise self._not_open()
         return self._reader
+
+    def _not_open(self) -> QueueError:
+        if self._closed:
+            return BackendClosed("backend is closed")
+        return StorageError("backend is not open")
 
     async def _open(self) -> None:
         writer = GroupCommitWriter(lambda: connect(self.path, self.synchronous), self.now)
@@ -147,8 +152,12 @@ class SqliteBackend(EngineBackend):
         try:
             async with self.reader.execute(query, params) as cursor:
                 return list(await cursor.fetchall())
-        except sqlite3.Error as error:
-            raise translate(error) from error
+        except (sqlite3.Error, ValueError) as error:
+            if self._closed:  # the reader was closed under this read
+                raise BackendClosed("backend is closed") from error
+            if isinstance(error, sqlite3.Error):
+                raise translate(error) from error
+            raise
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         rows = await self._fetchall(Q["load_job"], (tenant_id, job_id))

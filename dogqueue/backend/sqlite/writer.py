@@ -12,7 +12,7 @@ from typing import Any
 
 from dogqueue.backend.sqlite.connection import retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.core.errors import QueueError
+from dogqueue.core.errors import BackendClosed, QueueError
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
@@ -33,12 +33,14 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[UnitOfWork, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._closing = False
         #: Transactions committed and units of work they held (for tests and benchmarks).
         self.commits = 0
         self.units = 0
 
     async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn(connection)` on the writer thread, outside any batch."""
+        self._refuse_if_closing()
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -48,6 +50,7 @@ class GroupCommitWriter:
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
+        self._refuse_if_closing()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
@@ -108,12 +111,18 @@ class GroupCommitWriter:
             raise
 
     async def close(self) -> None:
-        """Finish pending work, then close the connection and stop the thread."""
+        """Finish pending work, then close the connection and stop the thread; work
+        submitted from now on is refused with BackendClosed."""
+        self._closing = True
         if self._drainer is not None and not self._drainer.done():
             await asyncio.shield(self._drainer)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=True)
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise BackendClosed("backend is closed")
 
     def _close_connection(self) -> None:
         if self._conn is not None:
