@@ -29,11 +29,49 @@ def connect(path: str, synchronous: Synchronous, *, read_only: bool = False) -> 
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not read_only:
+        try:
+            refuse_foreign(conn, path)
+        except BaseException:
+            conn.close()
+            raise
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     if read_only:
         conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+#: The first columns of the tables that make a database a dogqueue log (later schema
+#: versions add columns); a non-empty database without them is another application's.
+_OWN_TABLES = {
+    "schema_version": ("id", "version"),
+    "events": ("seq", "tenant_id", "job_id", "version", "type", "data"),
+}
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """Raise StorageError, having written nothing, unless the database is empty or a
+    dogqueue log (its `schema_version` and `events` tables have dogqueue's columns)."""
+
+    def tables() -> list[str]:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        return [row[0] for row in conn.execute(query)]
+
+    found = retry_busy(tables)
+    if not found:
+        return
+    for table, columns in _OWN_TABLES.items():
+        if table not in found:
+            break
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        if tuple(row[1] for row in info)[: len(columns)] != columns:
+            break
+    else:
+        return
+    raise StorageError(
+        f"{path} is not a dogqueue database: it already holds other tables"
+        f" ({', '.join(sorted(found)[:5])}); dogqueue leaves it untouched"
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -44,7 +82,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         try:
             conn.execute(Q["schema_version_table"])
             row = conn.execute(Q["schema_version"]).fetchone()
-            found = 0 if row is None else int(row[0])
+            found = 0 if row is None else row[0]
+            if not isinstance(found, int):
+                raise StorageError(f"corrupt database: schema version {found!r} is not an integer")
             if found > SCHEMA_VERSION:
                 raise StorageError(
                     f"database schema version {found} is newer than this dogqueue"
