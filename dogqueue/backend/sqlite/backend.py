@@ -13,13 +13,19 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T, Work
-from dogqueue.backend.sqlite.connection import Synchronous, connect, migrate, translate
+from dogqueue.backend.sqlite.connection import (
+    BUSY_GIVE_UP_SECONDS,
+    Synchronous,
+    connect,
+    migrate,
+    translate,
+)
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
@@ -31,7 +37,10 @@ from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, Storag
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.validation import check_duration
 
+#: How long a write waits for another connection's write lock unless told otherwise.
+DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
 #: How often an idle waiter asks SQLite whether another connection committed.
@@ -44,6 +53,10 @@ class SqliteBackend(EngineBackend):
     `synchronous="NORMAL"` (the default): every returned call survives a crash of the
     process; a power loss or OS crash may lose the last commits. `synchronous="FULL"`:
     every returned call also survives a power loss, at the cost of an fsync per commit.
+
+    `lock_wait` (default 60 s): how long a write waits while another connection holds
+    the database's write lock. Past it the call raises StorageError ("database stayed
+    locked"), having written nothing, and may be retried; None waits for ever.
     """
 
     def __init__(
@@ -54,10 +67,14 @@ class SqliteBackend(EngineBackend):
         clock: Clock | None = None,
         synchronous: Synchronous = "NORMAL",
         draw: Callable[[], float] | None = None,
+        lock_wait: timedelta | None = DEFAULT_LOCK_WAIT,
     ) -> None:
         super().__init__(config=config, clock=clock, draw=draw)
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidInput("synchronous", 'must be "NORMAL" or "FULL"')
+        if lock_wait is not None:
+            check_duration("lock_wait", lock_wait)
+        self.lock_wait = lock_wait
         self.path = os.fspath(path)
         self.synchronous: Synchronous = synchronous
         self._writer: GroupCommitWriter | None = None
@@ -82,9 +99,12 @@ class SqliteBackend(EngineBackend):
         return StorageError("backend is not open")
 
     async def _open(self) -> None:
-        writer = GroupCommitWriter(lambda: connect(self.path, self.synchronous), self.now)
+        wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
+        writer = GroupCommitWriter(
+            lambda: connect(self.path, self.synchronous, lock_wait=wait), self.now, wait
+        )
         try:
-            await writer.call(migrate)
+            await writer.call(lambda conn: migrate(conn, wait))
         except sqlite3.Error as error:
             await writer.close()
             raise translate(error) from error

@@ -20,21 +20,30 @@ CHAIN_SCHEMA_VERSION = 2
 
 #: How long one statement waits for another process's lock before retrying.
 BUSY_TIMEOUT_MS = 5_000
-#: How long a write keeps retrying a busy database before giving up.
+#: How long a write keeps retrying a busy database before giving up, by default
+#: (`SqliteBackend(lock_wait=...)`; None: for ever).
 BUSY_GIVE_UP_SECONDS = 60.0
 
 
-def connect(path: str, synchronous: Synchronous, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout."""
+def connect(
+    path: str,
+    synchronous: Synchronous,
+    *,
+    read_only: bool = False,
+    lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout;
+    opening waits up to `lock_wait` seconds (None: for ever) for another writer."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    busy_ms = BUSY_TIMEOUT_MS if lock_wait is None else min(BUSY_TIMEOUT_MS, int(lock_wait * 1000))
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     if not read_only:
         try:
-            refuse_foreign(conn, path)
+            refuse_foreign(conn, path, lock_wait)
         except BaseException:
             conn.close()
             raise
-        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), lock_wait)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     if read_only:
         conn.execute("PRAGMA query_only = ON")
@@ -49,7 +58,9 @@ _OWN_TABLES = {
 }
 
 
-def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+def refuse_foreign(
+    conn: sqlite3.Connection, path: str, lock_wait: float | None = BUSY_GIVE_UP_SECONDS
+) -> None:
     """Raise StorageError, having written nothing, unless the database is empty or a
     dogqueue log (its `schema_version` and `events` tables have dogqueue's columns)."""
 
@@ -57,7 +68,7 @@ def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
         query = "SELECT name FROM sqlite_master WHERE type = 'table'"
         return [row[0] for row in conn.execute(query)]
 
-    found = retry_busy(tables)
+    found = retry_busy(tables, lock_wait)
     if not found:
         return
     for table, columns in _OWN_TABLES.items():
@@ -74,7 +85,7 @@ def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
     )
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: sqlite3.Connection, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> int:
     """Bring the schema to SCHEMA_VERSION in one transaction; return the version found."""
 
     def run() -> int:
@@ -105,7 +116,7 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             raise
 
-    return retry_busy(run)
+    return retry_busy(run, lock_wait)
 
 
 def is_busy(error: sqlite3.Error) -> bool:
@@ -117,24 +128,29 @@ def is_busy(error: sqlite3.Error) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def retry_busy(action: Callable[[], T]) -> T:
-    """Run `action`, retrying while another process holds the lock."""
-    deadline = time.monotonic() + BUSY_GIVE_UP_SECONDS
+def retry_busy(action: Callable[[], T], lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> T:
+    """Run `action`, retrying while another process holds the lock, for up to
+    `lock_wait` seconds (None: for ever); past that, StorageError."""
+    deadline = None if lock_wait is None else time.monotonic() + lock_wait
     pause = 0.001
     while True:
         try:
             return action()
         except sqlite3.OperationalError as error:
-            if not is_busy(error) or time.monotonic() > deadline:
-                raise translate(error) from error
+            if not is_busy(error) or (deadline is not None and time.monotonic() > deadline):
+                raise translate(error, lock_wait) from error
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
 
-def translate(error: sqlite3.Error) -> StorageError:
-    """dogqueue's error for a driver error."""
+def translate(error: sqlite3.Error, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> StorageError:
+    """dogqueue's error for a driver error (`lock_wait`: how long a busy database was
+    waited for)."""
     if isinstance(error, sqlite3.OperationalError) and is_busy(error):
-        return StorageError(f"database stayed locked for {BUSY_GIVE_UP_SECONDS:.0f}s: {error}")
+        return StorageError(
+            f"database stayed locked for {lock_wait:g}s (another connection holds the write"
+            f" lock; nothing was written): {error}"
+        )
     if isinstance(error, sqlite3.IntegrityError):
         return StorageError(f"constraint violated (concurrent writer or corrupt log): {error}")
     if isinstance(error, sqlite3.DatabaseError) and "not a database" in str(error):

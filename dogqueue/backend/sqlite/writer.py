@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from dogqueue.backend.sqlite.connection import retry_busy, translate
+from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.errors import BackendClosed, QueueError
 
@@ -26,7 +26,13 @@ class _Unexpected(Exception):
 class GroupCommitWriter:
     """Owns the write connection and the thread it lives on."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], now: Callable[[], datetime]):
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        now: Callable[[], datetime],
+        lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+    ):
+        self._lock_wait = lock_wait
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
         self._now = now
@@ -78,13 +84,13 @@ class GroupCommitWriter:
 
     def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
         try:
-            results = retry_busy(lambda: self._transaction(works))
+            results = retry_busy(lambda: self._transaction(works), self._lock_wait)
             self.commits += 1
             self.units += len(works)
             return results
         except BaseException as error:
-            if len(works) == 1:
-                return [_public(error)]
+            if len(works) == 1 or _locked_out(error):  # waiting again per unit won't help
+                return [_public(error)] * len(works)
         # One unit broke the batch: run each alone, so it fails by itself.
         return [self._run_batch([work])[0] for work in works]
 
@@ -128,6 +134,11 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _locked_out(error: BaseException) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and is_busy(cause)
 
 
 def _public(error: BaseException) -> BaseException:
