@@ -44,7 +44,7 @@ from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
-from dogqueue.testing.factories import BackendFactory
+from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
 
 _LEASE_ERRORS = (InvalidInput, JobNotFound, LeaseLost, JobCanceled, BackendClosed)
 _JOB_ID_ERRORS = (InvalidInput, JobNotFound, BackendClosed)
@@ -331,6 +331,17 @@ def _camel(method: str) -> str:
     return "".join(part.title() for part in method.split("_"))
 
 
+def family(name: str) -> str:
+    """The family of the generated mutant called `name`."""
+    if "Swallows" in name:
+        return "swallow"
+    if name.endswith("LeaksAcrossTenants"):
+        return "tenant leak"
+    if name.endswith("AcceptsStaleToken"):
+        return "stale token"
+    return "reorder"
+
+
 def mutant_classes() -> dict[str, type]:
     """Every generated mutant, by a name saying what it breaks."""
     classes: list[type] = [
@@ -377,6 +388,11 @@ class WrappingFactory:
         return f"WrappingFactory({self.base!r}, {getattr(self.wrapper, '__name__', '?')})"
 
 
+#: Bases for `python -m properties.catch_table --backend properties.broken:SQLITE`.
+MEMORY = MemoryFactory()
+SQLITE = SqliteFactory()
+
+
 def broken_backends(base: BackendFactory) -> dict[str, BackendFactory]:
     """A factory per generated mutant, each wrapping the backends `base` makes."""
     return {name: WrappingFactory(base, cls) for name, cls in mutant_classes().items()}
@@ -387,6 +403,7 @@ __all__ = [
     "Forwarding",
     "WrappingFactory",
     "broken_backends",
+    "family",
     "mutant_classes",
     "recording",
 ]

@@ -523,16 +523,38 @@ class BackendStateMachine(RuleBasedStateMachine):
     def probe_every_refusal(self, tenant: str, queue: str, priority: int, older: int) -> Any:
         """Each example starts by provoking every refusal of every method once, so a
         backend that swallows one, answers for another tenant, takes a stale token or
-        reorders equal jobs is caught in the first example (properties/broken.py):
+        reorders jobs is caught in the first example (properties/broken.py):
 
-        jobs of one priority leave in enqueue order (`dequeue_many`, then `dequeue`);
-        a leased job refuses older tokens and then, canceled, its own; another tenant
-        finds none of them; malformed input and a closed backend are refused."""
-        leases = self.fifo_batch(tenant, queue, priority, 3, many=True)
-        leases += self.fifo_batch(tenant, queue, priority, 2, many=False)
+        jobs leave by priority, then in enqueue order (`dequeue_many`, then `dequeue`,
+        the last call finding nothing ready though jobs are leased); a leased job
+        refuses older tokens and then, canceled, its own; another tenant finds none of
+        them; a taken idempotency key, a retry of a leased job, malformed input and a
+        closed backend are refused."""
+        # Jobs of one priority and of another, enqueued so that enqueue order alone
+        # would be wrong: HIGH ones enqueued last must leave first, LOW ones enqueued
+        # first must leave last.
+        if priority < JobPriority.HIGH:
+            self.enqueue_due_now(tenant, queue, priority, 3)
+            self.enqueue_due_now(tenant, queue, JobPriority.HIGH, 2)
+        else:
+            self.enqueue_due_now(tenant, queue, JobPriority.LOW, 2)
+            self.enqueue_due_now(tenant, queue, priority, 3)
+        leases = self.do_dequeue(tenant, (queue,), None, 5)
+        self.enqueue_due_now(tenant, queue, priority, 2)
+        leases += [lease for _ in range(3) for lease in self.do_dequeue(tenant, (queue,), None)]
         self.enqueue_due_now(tenant, queue, priority, 1)
         self.do_lease_and_misuse(tenant, (queue,), older)
         self.do_act_as_other_tenant(leases[0].job_id)
+        # An idempotency key taken twice, and a retry of a job that has not failed.
+        keyed = self.message((queue, priority, None, KEYS[0], 0))
+        self.record_enqueued(tenant, self.run(self.backend.enqueue(QueueCtx(tenant), keyed)), keyed)
+        taken = self.model.check_enqueue(tenant, [KEYS[0]])
+        assert taken is not None
+        self.expect_refusal(self.backend.enqueue(QueueCtx(tenant), keyed), taken)
+        self.expect_refusal(self.backend.enqueue_many(QueueCtx(tenant), [keyed]), taken)
+        self.expect_refusal(
+            self.backend.retry_job(QueueCtx(tenant), leases[0].job_id), Refusal("transition")
+        )
         self.refuse_bad_input_and_closed_backends()
         return multiple(*leases)
 
@@ -543,16 +565,6 @@ class BackendStateMachine(RuleBasedStateMachine):
         for job_id, message in zip(job_ids, messages, strict=True):
             self.record_enqueued(tenant, job_id, message)
         return job_ids
-
-    def fifo_batch(
-        self, tenant: str, queue: str, priority: int, n: int, *, many: bool
-    ) -> list[LeasedJob]:
-        """Enqueue `n` jobs of one priority due now, then lease them with one
-        `dequeue_many` or with `dequeue` calls: they must leave in enqueue order."""
-        self.enqueue_due_now(tenant, queue, priority, n)
-        if many:
-            return self.do_dequeue(tenant, (queue,), None, n)
-        return [lease for _ in range(n) for lease in self.do_dequeue(tenant, (queue,), None)]
 
     def refuse_bad_input_and_closed_backends(self) -> None:
         """Every method refuses malformed input with InvalidInput, appending nothing;
