@@ -27,11 +27,11 @@ from dogqueue.backend.sqlite.connection import (
     translate,
 )
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.stored import stored_event, stored_job
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
-from dogqueue.core.codec import decode_event, decode_job
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
@@ -181,11 +181,11 @@ class SqliteBackend(EngineBackend):
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         rows = await self._fetchall(Q["load_job"], (tenant_id, job_id))
-        return decode_job(rows[0][0]) if rows else None
+        return stored_job(rows[0][0], f"job {job_id!r}") if rows else None
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         rows = await self._fetchall(Q["history"], (tenant_id, job_id))
-        return [decode_event(data, seq) for seq, data in rows]
+        return [stored_event(data, seq) for seq, data in rows]
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         tenants = [row[0] for row in await self._fetchall(Q["tenants_with_enqueued_jobs"], ())]
@@ -212,11 +212,11 @@ class SqliteBackend(EngineBackend):
 
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         rows = await self._fetchall(Q["read_events"], (after_seq, -1 if limit is None else limit))
-        return [decode_event(data, seq) for seq, data in rows]
+        return [stored_event(data, seq) for seq, data in rows]
 
     async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
         rows = await self._fetchall(Q["all_jobs"], ())
-        jobs = (decode_job(row[0]) for row in rows)
+        jobs = (stored_job(row[0], "a job") for row in rows)
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
     async def _rebuild_projections(self) -> int:
@@ -250,7 +250,7 @@ def _rebuild(conn: sqlite3.Connection) -> int:
                 if not rows:
                     return
                 for seq, data in rows:
-                    yield decode_event(data, seq)
+                    yield stored_event(data, seq)
                 after = rows[-1][0]
 
         count = 0
