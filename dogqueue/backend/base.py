@@ -187,6 +187,7 @@ class EngineBackend(abc.ABC):
         """Append the job; return its new id."""
         tenant = check.check_ctx(ctx)
         checked = check.check_message(message, self.config)
+        check.check_trace_context(trace_context)
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context)

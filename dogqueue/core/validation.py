@@ -148,6 +148,20 @@ def check_message(message: object, config: QueueConfig) -> JobMessage:
     return message
 
 
+def check_trace_context(value: object) -> dict[str, str] | None:
+    """Return `value` if it is None or a dict of str to str that UTF-8 can encode."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput("trace_context", f"must be a dict, not {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise InvalidInput("trace_context", "keys and values must be str")
+        if not (is_encodable(key) and is_encodable(item)):
+            raise InvalidInput("trace_context", "must be valid Unicode (it holds a lone surrogate)")
+    return value
+
+
 def check_batch_keys(messages: Sequence[JobMessage]) -> None:
     """Reject a batch that repeats an idempotency key."""
     seen: set[str] = set()

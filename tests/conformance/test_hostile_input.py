@@ -61,6 +61,16 @@ BAD_CALLS: list[tuple[str, str, Call]] = [
         lambda b: b.next_run_at(["default"], [SURROGATE]),
     ),
     (
+        "surrogate trace context",
+        "trace_context",
+        lambda b: b.enqueue(CTX, message(), trace_context={"traceparent": SURROGATE}),
+    ),
+    (
+        "trace context value not a str",
+        "trace_context",
+        lambda b: b.enqueue(CTX, message(), trace_context={"traceparent": 5}),  # type: ignore[dict-item]
+    ),
+    (
         "run_at year 1 at +05:00",
         "run_at",
         enqueue_with(run_at=datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5)))),

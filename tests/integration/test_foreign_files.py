@@ -91,3 +91,14 @@ async def test_a_non_integer_schema_version_is_a_storage_error(tmp_path: Path) -
     conn.close()
     with pytest.raises(StorageError, match="schema version 'two' is not an integer"):
         await SqliteBackend(path).open()
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"shopping list: eggs, milk\n" * 200)
+    before = _fingerprint(tmp_path)
+    with pytest.raises(StorageError, match="not a dogqueue database"):
+        await SqliteBackend(path).open()
+    with pytest.raises(StorageError, match="not a dogqueue database"):
+        LogFile(path)
+    assert _fingerprint(tmp_path) == before
