@@ -168,13 +168,18 @@ async def all_matching(
 
 
 def default_browser(backend: Backend) -> JobBrowser:
-    """The fastest JobBrowser for `backend`: indexed SQL for SQLite, else the projection."""
+    """The fastest JobBrowser for `backend`: indexed SQL for SQLite and PostgreSQL,
+    else the projection."""
     from dogqueue.backend.sqlite import SqliteBackend
 
     if isinstance(backend, SqliteBackend):
         from dogqueue.web.sqlite_browser import SqliteBrowser
 
         return SqliteBrowser(backend.path)
+    if type(backend).__name__ == "PostgresBackend":  # an optional extra: not imported here
+        from dogqueue.web.postgres_browser import PostgresBrowser
+
+        return PostgresBrowser(backend)  # type: ignore[arg-type]
     return ProjectionBrowser(backend)
 
 
