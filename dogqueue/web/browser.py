@@ -194,6 +194,14 @@ def summarize(jobs: Iterable[JobInfo], now: datetime) -> list[TenantSummary]:
             ready[job.tenant_id] += 1
             if job.tenant_id not in oldest or job.run_at < oldest[job.tenant_id]:
                 oldest[job.tenant_id] = job.run_at
+    return summaries(counts, ready, oldest)
+
+
+def summaries(
+    counts: dict[str, Counter[JobStatus]], ready: Counter[str], oldest: dict[str, datetime]
+) -> list[TenantSummary]:
+    """Tenant summaries from each tenant's jobs by status, ready jobs and oldest ready
+    `run_at`, by tenant id."""
     return [
         TenantSummary(
             tenant_id=tenant,

@@ -18,6 +18,7 @@ from dogqueue.web.browser import (
     check_page,
     page_of,
     parse_cursor,
+    summaries,
 )
 
 Q = load_queries("dogqueue.web", "postgres_browser.sql")
@@ -70,16 +71,7 @@ class PostgresBrowser:
             ready[tenant] += int(due)
             if first is not None:
                 oldest[tenant] = from_micros(int(first))
-        return [
-            TenantSummary(
-                tenant_id=tenant,
-                counts=dict(counts[tenant]),
-                ready=ready[tenant],
-                scheduled=counts[tenant][JobStatus.ENQUEUED] - ready[tenant],
-                oldest_ready_at=oldest.get(tenant),
-            )
-            for tenant in sorted(counts)
-        ]
+        return summaries(counts, ready, oldest)
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
