@@ -393,9 +393,9 @@ class PostgresBackend(EngineBackend):
         await self._ready()
         return await self._seal_now()
 
-    async def _seal_now(self) -> int:
+    async def _seal_now(self, *, wait: bool = True) -> int:
         total = 0
-        mine = self._last_seq
+        mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
         async with self._seal_lock, self.pool.acquire() as conn:
             while True:
@@ -425,7 +425,9 @@ class PostgresBackend(EngineBackend):
     # -- reads -------------------------------------------------------------------------
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        await self.seal()
+        # One step, no waiting: a job's state is current without it; only its enqueue
+        # position (the tenant's) needs the enqueued event to be numbered.
+        await self._seal_now(wait=False)
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["load_job"], tenant_id, job_id)
         return None if row is None else decode_job_at(row[0], row[1])
