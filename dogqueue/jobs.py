@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import typing
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -34,6 +37,13 @@ class JobError(Exception):
         return (type(self), (self.message, self.retryable))
 
 
+class PayloadError(JobError):
+    """A stored payload that does not decode into its job class (not retryable)."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message, retryable=retryable)
+
+
 class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
     """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
     implement `execute`; the worker passes its context object to `execute`."""
@@ -50,6 +60,32 @@ class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
     async def execute(self, ctx: ContextT) -> ResultT:
         """Do the job's work and return its result (encoded with msgspec JSON)."""
         raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+class SyncJob(Job[ContextT, ResultT], kw_only=True):
+    """A job whose `execute` is a plain `def`: the worker runs it in a bounded thread
+    pool, so blocking calls (`time.sleep`, a synchronous client) do not stall the loop."""
+
+    def execute(self, ctx: ContextT) -> ResultT:  # type: ignore[override]
+        """Do the job's work in a worker thread and return its result."""
+        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+def is_sync_job(job_class: type[Job[Any, Any]]) -> bool:
+    """Whether the class's `execute` is a plain function (run in a thread)."""
+    return not inspect.iscoroutinefunction(job_class.execute)
+
+
+def result_type_of(job_class: type[Job[Any, Any]]) -> Any:
+    """The result type `execute` declares (Any when it cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(job_class.execute)
+    except Exception:  # names only resolvable where the class was defined
+        return Any
+    declared = hints.get("return", Any)
+    if declared is type(None) or isinstance(declared, TypeVar):
+        return Any
+    return declared
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -108,16 +144,19 @@ class JobRegistry(Generic[ContextT]):
         (not retryable) for a payload that does not decode into the class."""
         self.job_class(message.job_type)
         if message.codec != JSON_CODEC:
-            raise JobError(f"unsupported codec {message.codec!r}", retryable=False)
+            raise PayloadError(f"unsupported codec {message.codec!r}")
         try:
             job: Job[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
         except msgspec.DecodeError as error:  # ValidationError is a DecodeError
-            raise JobError(f"payload does not decode: {error}", retryable=False) from error
+            raise PayloadError(f"payload does not decode: {error}") from error
         return job
 
     async def execute_job(self, message: JobMessage, context: ContextT) -> bytes | None:
         """Decode the message, await its `execute(context)` and return the result as
         msgspec JSON (None when `execute` returns None). Exceptions propagate."""
         job = self.decode(message)
-        result = await job.execute(context)
+        if is_sync_job(type(job)):
+            result = await asyncio.to_thread(job.execute, context)
+        else:
+            result = await job.execute(context)
         return None if result is None else encode_json(result)
