@@ -39,7 +39,7 @@ from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
-from dogqueue.jobs import Job, JobError, JobRegistry, SyncJob
+from dogqueue.jobs import BaseJob, Job, JobError, JobRegistry, SyncJob
 from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
@@ -49,6 +49,7 @@ __all__ = [
     "AnyEvent",
     "Backend",
     "BackendClosed",
+    "BaseJob",
     "Canceled",
     "Completed",
     "Enqueued",

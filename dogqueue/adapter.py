@@ -14,7 +14,7 @@ from dogqueue.core.errors import InvalidInput, InvalidJobType, JobCanceled
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobPriority, JobStatus
-from dogqueue.jobs import JSON_CODEC, ContextT, Job, JobRegistry, encode_json, result_type_of
+from dogqueue.jobs import JSON_CODEC, BaseJob, ContextT, JobRegistry, encode_json, result_type_of
 from dogqueue.observability import tracing
 from dogqueue.observability.reader import Observability
 from dogqueue.runtime.functions import JobFunction
@@ -74,7 +74,7 @@ class QueueAdapter(Generic[ContextT]):
         return self._registry
 
     async def register_job(
-        self, job_class: type[Job[Any, Any]] | JobFunction[Any, Any, Any]
+        self, job_class: type[BaseJob[Any, Any]] | JobFunction[Any, Any, Any]
     ) -> None:
         """Make `job_class` (or a function made a job by `dogqueue.job`) known for
         enqueueing and executing."""
@@ -84,7 +84,7 @@ class QueueAdapter(Generic[ContextT]):
 
     def message_for(
         self,
-        job: Job[Any, Any],
+        job: BaseJob[Any, Any],
         *,
         queue: str | None = None,
         run_at: datetime | None = None,
@@ -94,7 +94,7 @@ class QueueAdapter(Generic[ContextT]):
     ) -> JobMessage:
         """The message that enqueueing `job` with these options stores."""
         job_type = getattr(type(job), "JOB_TYPE", None)
-        if not isinstance(job, Job) or not isinstance(job_type, str):
+        if not isinstance(job, BaseJob) or not isinstance(job_type, str):
             raise InvalidInput("job", "must be an instance of a Job subclass with a JOB_TYPE")
         if self._registry.job_class(job_type) is not type(job):
             raise InvalidJobType(job_type)
@@ -112,7 +112,7 @@ class QueueAdapter(Generic[ContextT]):
     async def enqueue(
         self,
         ctx: QueueCtx,
-        job: Job[Any, R],
+        job: BaseJob[Any, R],
         *,
         queue: str | None = None,
         run_at: datetime | None = None,
@@ -136,7 +136,7 @@ class QueueAdapter(Generic[ContextT]):
             job_id = await self._backend.enqueue(ctx, message)
         return JobHandle(job_id, message.job_type)
 
-    async def enqueue_many(self, ctx: QueueCtx, jobs: list[Job[Any, R]]) -> list[JobHandle[R]]:
+    async def enqueue_many(self, ctx: QueueCtx, jobs: list[BaseJob[Any, R]]) -> list[JobHandle[R]]:
         """Enqueue registered job objects with their class defaults, all or none."""
         messages = [self.message_for(job) for job in jobs]
         ids = await self._backend.enqueue_many(ctx, messages)

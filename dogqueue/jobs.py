@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import typing
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -44,9 +43,9 @@ class PayloadError(JobError):
         super().__init__(message, retryable=retryable)
 
 
-class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
-    """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
-    implement `execute`; the worker passes its context object to `execute`."""
+class BaseJob(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
+    """What every job shares: payload fields and class settings. Subclass `Job` (async
+    `execute`) or `SyncJob` (plain `def execute`), not this."""
 
     #: The stable name stored in the log (required; keep it when renaming the class).
     JOB_TYPE: ClassVar[str]
@@ -57,29 +56,29 @@ class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
     #: Longest run of one attempt; None uses the worker's default.
     TIMEOUT: ClassVar[timedelta | None] = None
 
+
+class Job(BaseJob[ContextT, ResultT], kw_only=True):
+    """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
+    implement `execute`; the worker passes its context object to `execute`."""
+
     async def execute(self, ctx: ContextT) -> ResultT:
         """Do the job's work and return its result (encoded with msgspec JSON)."""
         raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
 
 
-class SyncJob(Job[ContextT, ResultT], kw_only=True):
+class SyncJob(BaseJob[ContextT, ResultT], kw_only=True):
     """A job whose `execute` is a plain `def`: the worker runs it in a bounded thread
     pool, so blocking calls (`time.sleep`, a synchronous client) do not stall the loop."""
 
-    def execute(self, ctx: ContextT) -> ResultT:  # type: ignore[override]
+    def execute(self, ctx: ContextT) -> ResultT:
         """Do the job's work in a worker thread and return its result."""
         raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
 
 
-def is_sync_job(job_class: type[Job[Any, Any]]) -> bool:
-    """Whether the class's `execute` is a plain function (run in a thread)."""
-    return not inspect.iscoroutinefunction(job_class.execute)
-
-
-def result_type_of(job_class: type[Job[Any, Any]]) -> Any:
+def result_type_of(job_class: type[BaseJob[Any, Any]]) -> Any:
     """The result type `execute` declares (Any when it cannot be resolved)."""
     try:
-        hints = typing.get_type_hints(job_class.execute)
+        hints = typing.get_type_hints(getattr(job_class, "execute", None))
     except Exception:  # names only resolvable where the class was defined
         return Any
     declared = hints.get("return", Any)
@@ -100,13 +99,13 @@ class JobRegistry(Generic[ContextT]):
     """Job classes by JOB_TYPE, with a decoder for each built once."""
 
     def __init__(self) -> None:
-        self._classes: dict[str, type[Job[Any, Any]]] = {}
+        self._classes: dict[str, type[BaseJob[Any, Any]]] = {}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
 
-    def register(self, job_class: type[Job[Any, Any]]) -> None:
+    def register(self, job_class: type[BaseJob[Any, Any]]) -> None:
         """Add `job_class`; a second class under the same JOB_TYPE is InvalidInput."""
-        if not (isinstance(job_class, type) and issubclass(job_class, Job)):
-            raise InvalidInput("job_class", "must be a subclass of dogqueue.Job")
+        if not (isinstance(job_class, type) and issubclass(job_class, BaseJob)):
+            raise InvalidInput("job_class", "must subclass dogqueue.Job or dogqueue.SyncJob")
         job_type = getattr(job_class, "JOB_TYPE", None)
         check.check_name("JOB_TYPE", job_type)
         assert isinstance(job_type, str)
@@ -127,7 +126,7 @@ class JobRegistry(Generic[ContextT]):
     def __len__(self) -> int:
         return len(self._classes)
 
-    def job_class(self, job_type: str) -> type[Job[Any, Any]]:
+    def job_class(self, job_type: str) -> type[BaseJob[Any, Any]]:
         """The class registered under `job_type`, or InvalidJobType."""
         try:
             return self._classes[job_type]
@@ -139,14 +138,14 @@ class JobRegistry(Generic[ContextT]):
         """Every registered JOB_TYPE, sorted."""
         return sorted(self._classes)
 
-    def decode(self, message: JobMessage) -> Job[Any, Any]:
+    def decode(self, message: JobMessage) -> BaseJob[Any, Any]:
         """The job a message carries. InvalidJobType for an unknown type; JobError
         (not retryable) for a payload that does not decode into the class."""
         self.job_class(message.job_type)
         if message.codec != JSON_CODEC:
             raise PayloadError(f"unsupported codec {message.codec!r}")
         try:
-            job: Job[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
+            job: BaseJob[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
         except msgspec.DecodeError as error:  # ValidationError is a DecodeError
             raise PayloadError(f"payload does not decode: {error}") from error
         return job
@@ -155,8 +154,10 @@ class JobRegistry(Generic[ContextT]):
         """Decode the message, await its `execute(context)` and return the result as
         msgspec JSON (None when `execute` returns None). Exceptions propagate."""
         job = self.decode(message)
-        if is_sync_job(type(job)):
+        if isinstance(job, SyncJob):
             result = await asyncio.to_thread(job.execute, context)
-        else:
+        elif isinstance(job, Job):
             result = await job.execute(context)
+        else:
+            raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
         return None if result is None else encode_json(result)

@@ -31,7 +31,7 @@ from dogqueue.core.errors import (
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.jobs import ContextT, Job, JobError, PayloadError, encode_json, is_sync_job
+from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
 from dogqueue.observability.execution import observe_execution
 from dogqueue.runtime.fairness import TenantRotation
 from dogqueue.runtime.results import job_settled
@@ -513,17 +513,19 @@ class Worker(Generic[ContextT]):
                 self._wake.set()
                 job_settled(self.backend)
 
-    async def _execute(self, job: Job[Any, Any], context: Any) -> bytes | None:
+    async def _execute(self, job: BaseJob[Any, Any], context: Any) -> bytes | None:
         """Run the job's `execute` (in the thread pool when it is synchronous) and
         encode its result."""
-        if is_sync_job(type(job)):
+        if isinstance(job, SyncJob):
             assert self._pool is not None
             call = contextvars.copy_context().run
             result = await asyncio.get_running_loop().run_in_executor(
                 self._pool, call, job.execute, context
             )
-        else:
+        elif isinstance(job, Job):
             result = await job.execute(context)
+        else:
+            raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
         return None if result is None else encode_json(result)
 
     async def _context_for(self, ctx: QueueCtx) -> Any:
@@ -771,7 +773,7 @@ class LoopWatchdog:
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
         while frame is not None:
             candidate = frame.f_locals.get("self")
-            if isinstance(candidate, Job):
+            if isinstance(candidate, BaseJob):
                 job_type = getattr(type(candidate), "JOB_TYPE", type(candidate).__name__)
                 labels = [
                     job.label

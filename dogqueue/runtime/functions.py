@@ -12,7 +12,7 @@ import msgspec
 
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.status import JobPriority
-from dogqueue.jobs import Job, SyncJob
+from dogqueue.jobs import BaseJob, Job, SyncJob
 
 C = TypeVar("C")
 P = ParamSpec("P")
@@ -26,14 +26,14 @@ class JobFunction(Generic[C, P, R]):
     context) makes the job object to enqueue: `await adapter.enqueue(ctx, send(to="a"))`.
     Register it with `adapter.register_job(send)`; `job_class` is the generated class."""
 
-    def __init__(self, function: Callable[..., Any], job_class: type[Job[C, R]]) -> None:
+    def __init__(self, function: Callable[..., Any], job_class: type[BaseJob[C, R]]) -> None:
         self.function = function
         self.job_class = job_class
         self._signature = inspect.signature(function)
         self.__doc__ = function.__doc__
         self.__name__ = getattr(function, "__name__", job_class.__name__)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[C, R]:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseJob[C, R]:
         bound = self._signature.bind(None, *args, **kwargs)
         bound.apply_defaults()
         fields = dict(list(bound.arguments.items())[1:])
@@ -49,7 +49,7 @@ def _make_class(
     max_retries: int | None,
     priority: JobPriority | None,
     timeout: timedelta | None,
-) -> type[Job[Any, Any]]:
+) -> type[BaseJob[Any, Any]]:
     if not callable(function):
         raise InvalidInput("function", "must be a function")
     parameters = list(inspect.signature(function).parameters.values())
@@ -74,16 +74,16 @@ def _make_class(
 
     is_async = inspect.iscoroutinefunction(function)
 
-    def arguments(job: Job[Any, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def arguments(job: BaseJob[Any, Any]) -> tuple[list[Any], dict[str, Any]]:
         return [getattr(job, name) for name in positional], {
             name: getattr(job, name) for name in keywords
         }
 
-    async def execute_async(self: Job[Any, Any], ctx: Any) -> Any:
+    async def execute_async(self: BaseJob[Any, Any], ctx: Any) -> Any:
         args, kwargs = arguments(self)
         return await function(ctx, *args, **kwargs)
 
-    def execute_sync(self: Job[Any, Any], ctx: Any) -> Any:
+    def execute_sync(self: BaseJob[Any, Any], ctx: Any) -> Any:
         args, kwargs = arguments(self)
         return function(ctx, *args, **kwargs)
 
@@ -101,7 +101,7 @@ def _make_class(
     if "return" in hints:
         # The declared result type, for wait_result.
         namespace["execute"].__annotations__ = {"return": hints["return"]}
-    job_class: type[Job[Any, Any]] = msgspec.defstruct(  # type: ignore[assignment]
+    job_class: type[BaseJob[Any, Any]] = msgspec.defstruct(  # type: ignore[assignment]
         f"{function.__name__}_job",
         fields,
         bases=(Job if is_async else SyncJob,),
