@@ -34,6 +34,7 @@ from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
 from dogqueue.observability.execution import observe_execution
 from dogqueue.runtime.fairness import TenantRotation
+from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
 from dogqueue.runtime.run import JobRun, set_current_run
 
@@ -154,7 +155,7 @@ class Worker(Generic[ContextT]):
         adapter: QueueAdapter[ContextT],
         *,
         tenants: Sequence[QueueCtx] | None = None,
-        queues: Sequence[str] = ("default",),
+        queues: Sequence[str] | str = ("default",),
         context: Any = None,
         concurrency: int = 10,
         tenant_concurrency: int | None = None,
@@ -179,7 +180,13 @@ class Worker(Generic[ContextT]):
             raise InvalidInput("adapter", "must be a QueueAdapter")
         self.adapter = adapter
         self.backend = adapter.backend
-        self.queues = check.check_queues(queues)
+        #: Whether the worker serves every queue in use (`queues="*"`).
+        self.all_queues = queues == "*" or (
+            isinstance(queues, (list, tuple)) and list(queues) == ["*"]
+        )
+        self.queues = ("default",) if self.all_queues else check.check_queues(queues)
+        self._discovery = QueueDiscovery(self.backend) if self.all_queues else None
+        self._discovered_at = -1.0
         if tenants is None:
             self.tenants: list[QueueCtx] | None = None
         else:
@@ -407,10 +414,22 @@ class Worker(Generic[ContextT]):
             if not progress:
                 break
         if started == 0:
-            self._refreshed_at = -1.0  # nothing found: ask for ready tenants next time
+            # Nothing found: ask for ready tenants (and new queues) next time.
+            self._refreshed_at = self._discovered_at = -1.0
         return started
 
+    async def _refresh_queues(self) -> None:
+        """With `queues="*"`: serve every queue a job was ever enqueued in."""
+        if self._discovery is None:
+            return
+        if time.monotonic() - self._discovered_at < TENANT_REFRESH_SECONDS:
+            return
+        found = await self._discovery.refresh()
+        self.queues = found or ("default",)
+        self._discovered_at = time.monotonic()
+
     async def _refresh_tenants(self) -> None:
+        await self._refresh_queues()
         if self.tenants is not None:
             return
         if time.monotonic() - self._refreshed_at < TENANT_REFRESH_SECONDS:
@@ -426,6 +445,9 @@ class Worker(Generic[ContextT]):
         changes and a cheap read shows a job due, or `wake()`."""
         first = True
         while not self._wake.is_set():
+            if self._discovery is not None:  # a new queue may be what changed
+                self._discovered_at = -1.0
+                await self._refresh_queues()
             due_in = await self._seconds_until_due()
             if due_in <= 0 and not first:
                 return

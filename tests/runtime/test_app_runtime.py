@@ -341,3 +341,15 @@ async def test_function_jobs_run_async_and_sync_with_their_declared_results(
 async def within_result(awaitable: Any) -> Any:
     """Await a result, failing the test on a hang."""
     return await asyncio.wait_for(awaitable, 20)
+
+
+async def test_a_worker_of_every_queue_runs_jobs_of_queues_made_after_it_started(
+    backend: EngineBackend,
+) -> None:
+    adapter, seen = await make_adapter(backend), Seen()
+    first = await adapter.enqueue(T, add(a=1), queue="reports")
+    async with Worker(adapter, context=seen, queues="*", handle_signals=False) as w:
+        assert await within_result(adapter.wait_result(T, first)) == 2
+        later = await adapter.enqueue(T, add(a=2), queue="emails")
+        assert await within_result(adapter.wait_result(T, later)) == 3
+        assert set(w.queues) == {"reports", "emails"}
