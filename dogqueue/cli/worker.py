@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -16,7 +17,8 @@ from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.errors import QueueError
 from dogqueue.core.message import QueueCtx
-from dogqueue.worker import Worker
+from dogqueue.observability.logging import JsonLogFormatter
+from dogqueue.worker import CANCEL_CHECK_SECONDS, DEPLOY_GRACE, DEPLOY_HOLD, Worker
 
 #: Exit code for a target or option the command cannot use.
 USAGE_ERROR = 2
@@ -31,7 +33,7 @@ def register(subparsers: Any) -> None:
         " jobs get --grace seconds, then their leases are released; a second signal stops at"
         " once). TARGET is module:attribute naming a QueueAdapter, or a factory called with"
         " the SqliteBackend of --db that returns an adapter or (adapter, context), possibly"
-        " awaitable.",
+        " awaitable. The current directory is on the import path.",
     )
     parser.add_argument("target", metavar="TARGET", help="module:adapter_or_factory")
     parser.add_argument("--db", help="SQLite database file (required for a factory)")
@@ -43,7 +45,11 @@ def register(subparsers: Any) -> None:
         help="serve this tenant (repeatable; default: every tenant with ready jobs)",
     )
     parser.add_argument(
-        "--queue", action="append", dest="queues", metavar="QUEUE", help="repeatable"
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="QUEUE",
+        help="serve this queue (repeatable; '*' serves every queue in use; default: default)",
     )
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once (10)")
     parser.add_argument("--tenant-concurrency", type=int, help="jobs at once per tenant")
@@ -52,6 +58,39 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reaper-seconds", type=float, help="reaper interval")
     parser.add_argument("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format (text)"
+    )
+    parser.add_argument(
+        "--sync-threads", type=int, default=8, help="threads for synchronous jobs (8)"
+    )
+    parser.add_argument(
+        "--cancel-check-seconds",
+        type=float,
+        default=CANCEL_CHECK_SECONDS,
+        help=f"how often running jobs are checked for cancels ({CANCEL_CHECK_SECONDS})",
+    )
+    parser.add_argument(
+        "--deploy-grace",
+        type=float,
+        default=DEPLOY_GRACE.total_seconds(),
+        metavar="SECONDS",
+        help="how long a job this worker cannot run (unknown type, undecodable payload) is"
+        f" given back for a newer worker before it fails ({DEPLOY_GRACE.total_seconds():g})",
+    )
+    parser.add_argument(
+        "--deploy-hold",
+        type=float,
+        default=DEPLOY_HOLD.total_seconds(),
+        metavar="SECONDS",
+        help=f"how long such a job is held before each give-back ({DEPLOY_HOLD.total_seconds():g})",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="health probe: load TARGET, open the database, print what would be served,"
+        " exit 0 (or 1 on a problem) without running jobs",
+    )
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -116,10 +155,11 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"dogqueue worker: {error}", file=sys.stderr)
         return USAGE_ERROR
     try:
+        queues: list[str] | str = args.queues or ["default"]
         worker: Worker[Any] = Worker(
             adapter,
             tenants=None if not args.tenants else [QueueCtx(t) for t in args.tenants],
-            queues=args.queues or ["default"],
+            queues="*" if "*" in queues else queues,
             context=context,
             concurrency=args.concurrency,
             tenant_concurrency=args.tenant_concurrency,
@@ -127,13 +167,14 @@ async def serve(args: argparse.Namespace) -> int:
             timeout=_seconds(args.timeout_seconds),
             reaper_interval=_seconds(args.reaper_seconds),
             shutdown_grace=timedelta(seconds=args.grace),
+            sync_threads=args.sync_threads,
+            cancel_check_interval=_seconds(args.cancel_check_seconds or None),
+            deploy_grace=timedelta(seconds=args.deploy_grace),
+            deploy_hold=timedelta(seconds=args.deploy_hold),
         )
-        logging.getLogger("dogqueue.worker").info(
-            "worker started: tenants=%s queues=%s concurrency=%d",
-            args.tenants or "all",
-            ",".join(worker.queues),
-            worker.concurrency,
-        )
+        if args.check:
+            return await _check(worker, adapter, args)
+        logging.getLogger("dogqueue.worker").info("worker started: %s", describe(worker, args))
         if args.metrics_port is None:
             await worker.run()
         else:
@@ -144,6 +185,29 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await adapter.backend.close()
     logging.getLogger("dogqueue.worker").info("worker stopped")
+    return 0
+
+
+def describe(worker: Worker[Any], args: argparse.Namespace) -> str:
+    """What the worker serves: database, queues, tenants, job types, concurrency."""
+    database = getattr(worker.backend, "path", None) or type(worker.backend).__name__
+    queues = "* (every queue in use)" if worker.all_queues else ",".join(worker.queues)
+    return (
+        f"db={database} queues={queues} tenants={','.join(args.tenants or []) or 'all'}"
+        f" job_types={','.join(worker.adapter.job_registry.job_types) or '(none)'}"
+        f" concurrency={worker.concurrency} pid={os.getpid()}"
+    )
+
+
+async def _check(worker: Worker[Any], adapter: QueueAdapter[Any], args: argparse.Namespace) -> int:
+    """The health probe: open the database, read it once, print what would be served."""
+    if not adapter.job_registry.job_types:
+        print("dogqueue worker --check: no job types are registered", file=sys.stderr)
+        return 1
+    await adapter.backend.open()
+    queues = worker.queues if not worker.all_queues else ["default"]
+    ready = await adapter.backend.ready_tenants(queues)
+    print(f"ok: {describe(worker, args)} ready_tenants={len(ready)}")
     return 0
 
 
@@ -177,11 +241,22 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `dogqueue worker`."""
     # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
     signal.signal(signal.SIGTERM, _stop_early)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    # Like `python -m`: `dogqueue worker myapp.jobs:make` imports from where it is run.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
-        return asyncio.run(serve(args))
+        code = asyncio.run(serve(args))
     except _StoppedEarly:
         return 0
+    except QueueError as error:  # e.g. --check on a database that cannot be opened
+        print(f"dogqueue worker: {error}", file=sys.stderr)
+        return 1
+    return code
