@@ -19,6 +19,7 @@ from dogqueue import (
     Job,
     JobError,
     JobFailed,
+    JobHandle,
     JobStatus,
     QueueAdapter,
     QueueCtx,
@@ -47,7 +48,7 @@ class ChargeCard(Job[dict[str, int], int]):
         return ctx[self.card]
 
 
-async def place_order(adapter: QueueAdapter[dict[str, int]], cents: int) -> str:
+async def place_order(adapter: QueueAdapter[dict[str, int]], cents: int) -> JobHandle[int]:
     """The code under test: it enqueues a charge now and a reminder tomorrow."""
     await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=1), run_at=None)
     tomorrow = adapter.backend.clock() + timedelta(days=1)
