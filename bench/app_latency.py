@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker_latency import process_latencies, report
-
 from dogqueue import Backend, Job, QueueAdapter, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from bench.worker_latency import process_latencies, report
 
 T = QueueCtx("bench")
 
