@@ -24,8 +24,13 @@ from dogqueue.worker import CANCEL_CHECK_SECONDS, DEPLOY_GRACE, DEPLOY_HOLD, Wor
 USAGE_ERROR = 2
 
 
+#: The worker's options as (flag, dest, argparse action), to pass them on to children.
+_OPTIONS: list[tuple[str, str, str]] = []
+
+
 def register(subparsers: Any) -> None:
     """Add the `worker` subcommand."""
+    _OPTIONS.clear()
     parser = subparsers.add_parser(
         "worker",
         help="run a worker process",
@@ -35,42 +40,44 @@ def register(subparsers: Any) -> None:
         " the SqliteBackend of --db that returns an adapter or (adapter, context), possibly"
         " awaitable. The current directory is on the import path.",
     )
-    parser.add_argument("target", metavar="TARGET", help="module:adapter_or_factory")
-    parser.add_argument("--db", help="SQLite database file (required for a factory)")
-    parser.add_argument(
+
+    def option(*flags: str, **options: Any) -> None:
+        action = parser.add_argument(*flags, **options)
+        if flags[0].startswith("--"):
+            _OPTIONS.append((flags[0], action.dest, options.get("action", "store")))
+
+    option("target", metavar="TARGET", help="module:adapter_or_factory")
+    option("--db", help="SQLite database file (required for a factory)")
+    option(
         "--tenant",
         action="append",
         dest="tenants",
         metavar="TENANT",
         help="serve this tenant (repeatable; default: every tenant with ready jobs)",
     )
-    parser.add_argument(
+    option(
         "--queue",
         action="append",
         dest="queues",
         metavar="QUEUE",
         help="serve this queue (repeatable; '*' serves every queue in use; default: default)",
     )
-    parser.add_argument("--concurrency", type=int, default=10, help="jobs at once (10)")
-    parser.add_argument("--tenant-concurrency", type=int, help="jobs at once per tenant")
-    parser.add_argument("--lease-seconds", type=float, help="lease duration")
-    parser.add_argument("--timeout-seconds", type=float, help="default job timeout")
-    parser.add_argument("--reaper-seconds", type=float, help="reaper interval")
-    parser.add_argument("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
-    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
-    parser.add_argument(
-        "--log-format", choices=("text", "json"), default="text", help="log line format (text)"
-    )
-    parser.add_argument(
-        "--sync-threads", type=int, default=8, help="threads for synchronous jobs (8)"
-    )
-    parser.add_argument(
+    option("--concurrency", type=int, default=10, help="jobs at once (10)")
+    option("--tenant-concurrency", type=int, help="jobs at once per tenant")
+    option("--lease-seconds", type=float, help="lease duration")
+    option("--timeout-seconds", type=float, help="default job timeout")
+    option("--reaper-seconds", type=float, help="reaper interval")
+    option("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
+    option("--log-level", default="INFO", help="logging level (INFO)")
+    option("--log-format", choices=("text", "json"), default="text", help="log line format (text)")
+    option("--sync-threads", type=int, default=8, help="threads for synchronous jobs (8)")
+    option(
         "--cancel-check-seconds",
         type=float,
         default=CANCEL_CHECK_SECONDS,
         help=f"how often running jobs are checked for cancels ({CANCEL_CHECK_SECONDS})",
     )
-    parser.add_argument(
+    option(
         "--deploy-grace",
         type=float,
         default=DEPLOY_GRACE.total_seconds(),
@@ -78,33 +85,39 @@ def register(subparsers: Any) -> None:
         help="how long a job this worker cannot run (unknown type, undecodable payload) is"
         f" given back for a newer worker before it fails ({DEPLOY_GRACE.total_seconds():g})",
     )
-    parser.add_argument(
+    option(
         "--deploy-hold",
         type=float,
         default=DEPLOY_HOLD.total_seconds(),
         metavar="SECONDS",
         help=f"how long such a job is held before each give-back ({DEPLOY_HOLD.total_seconds():g})",
     )
-    parser.add_argument(
+    option(
         "--check",
         action="store_true",
         help="health probe: load TARGET, open the database, print what would be served,"
         " exit 0 (or 1 on a problem) without running jobs",
     )
-    parser.add_argument(
+    option(
         "--metrics-port",
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port;"
         " needs the 'prometheus' extra)",
     )
-    parser.add_argument(
-        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
-    )
-    parser.add_argument(
+    option("--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)")
+    option(
         "--no-tenant-labels",
         action="store_true",
         help="with --metrics-port: sum tenants into one series",
+    )
+    option(
+        "--workers",
+        type=int,
+        default=1,
+        help="run N worker processes under a supervisor that restarts a crashed one and"
+        " passes SIGTERM/SIGINT on (1: this process is the worker); with --metrics-port P,"
+        " worker i serves P+i",
     )
     parser.set_defaults(run=run)
 
@@ -229,21 +242,7 @@ async def _run_with_metrics(
         await worker.run()
 
 
-class _StoppedEarly(Exception):
-    """SIGTERM arrived before the worker installed its own handlers."""
-
-
-def _stop_early(signum: int, frame: object) -> None:
-    raise _StoppedEarly
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of `dogqueue worker`."""
-    # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
-    signal.signal(signal.SIGTERM, _stop_early)
-    # Like `python -m`: `dogqueue worker myapp.jobs:make` imports from where it is run.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def _configure_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler()
     if args.log_format == "json":
         handler.setFormatter(JsonLogFormatter())
@@ -252,6 +251,53 @@ def run(args: argparse.Namespace) -> int:
             logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
         )
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+
+
+class _StoppedEarly(Exception):
+    """SIGTERM arrived before the worker installed its own handlers."""
+
+
+def _stop_early(signum: int, frame: object) -> None:
+    raise _StoppedEarly
+
+
+def child_command(args: argparse.Namespace, index: int) -> list[str]:
+    """The command line of worker `index` under the supervisor: these options but one."""
+    command = [sys.executable, "-m", "dogqueue", "worker", args.target]
+    for flag, dest, action in _OPTIONS:
+        value = getattr(args, dest)
+        if dest == "workers" or value is None or value is False:
+            continue
+        if dest == "metrics_port" and value:
+            value += index
+        if action == "store_true":
+            command.append(flag)
+        elif action == "append":
+            for item in value:
+                command += [flag, str(item)]
+        else:
+            command += [flag, str(value)]
+    return command
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `dogqueue worker`."""
+    if args.workers < 1:
+        print("dogqueue worker: --workers must be at least 1", file=sys.stderr)
+        return USAGE_ERROR
+    if args.workers > 1 and not args.check:
+        from dogqueue.runtime.supervisor import Supervisor
+
+        _configure_logging(args)
+        if os.getcwd() not in sys.path:  # children start in this directory
+            sys.path.insert(0, os.getcwd())
+        return Supervisor(lambda index: child_command(args, index), args.workers).run()
+    # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
+    signal.signal(signal.SIGTERM, _stop_early)
+    # Like `python -m`: `dogqueue worker myapp.jobs:make` imports from where it is run.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    _configure_logging(args)
     try:
         code = asyncio.run(serve(args))
     except _StoppedEarly:

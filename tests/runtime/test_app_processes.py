@@ -158,3 +158,37 @@ def test_the_worker_imports_from_the_current_directory_and_check_probes(tmp_path
         timeout=60,
     )
     assert broken.returncode != 0 and "dogqueue worker" in broken.stderr
+
+
+async def test_workers_n_restarts_a_killed_child_and_stops_all_on_sigterm(tmp_path: Path) -> None:
+    db, log_path = tmp_path / "queue.db", tmp_path / "supervisor.log"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_new(backend)
+        command = [sys.executable, "-m", "dogqueue", "worker", "tests.runtime.app_jobs:make_new"]
+        with log_path.open("w") as log_file:
+            supervisor = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child)
+                [*command, "--db", str(db), "--workers", "2"],
+                env=env_with_root(),
+                stderr=log_file,
+            )
+        try:
+
+            def log_lines(text: str) -> list[str]:
+                return [line for line in log_path.read_text().splitlines() if text in line]
+
+            async def started(count: int) -> bool:
+                return len(log_lines("worker started: db=")) >= count
+
+            await until(lambda: started(2))
+            pid = int(log_lines("worker 0 started: pid")[0].rsplit(" ", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            await until(lambda: started(3))  # the supervisor started it again
+            assert log_lines(f"(pid {pid}) exited with code -9; starting it again")
+            handles = [await adapter.enqueue(T, Report(name=f"r{i}")) for i in range(6)]
+            for handle in handles:
+                assert (await adapter.wait_result(T, handle, timeout=30)).startswith("report")
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            code = supervisor.wait(timeout=60)
+        assert code == 0, log_path.read_text()
+        assert len(log_lines("worker stopped")) == 2  # both live children stopped gracefully
