@@ -521,7 +521,15 @@ class Worker(Generic[ContextT]):
                 outcome, error = await self._settle(job, label, timeout)
                 observation.set_outcome(outcome, error)
                 if error is not None:
-                    log.warning("job %s %s: %s", label, outcome, first_line(error))
+                    fields = {
+                        "tenant_id": job.ctx.tenant_id,
+                        "job_id": job.lease.job_id,
+                        "job_type": message.job_type,
+                        "attempt": job.lease.attempt,
+                        "outcome": outcome,
+                        "error_type": type(error).__name__,
+                    }
+                    log.warning("job %s %s: %s", label, outcome, first_line(error), extra=fields)
             except Exception as error:
                 observation.set_outcome("worker_error", error)
                 log.exception("job %s: unexpected worker error", label)

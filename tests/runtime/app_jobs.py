@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
-from dogqueue import Backend, Job, QueueAdapter, current_run
+from dogqueue import Backend, Job, QueueAdapter, SyncJob, current_run
 
 
 def mark(path: str, text: str) -> None:
@@ -40,6 +41,17 @@ class Boom(Job[None, None]):
         raise ValueError("card declined: insufficient funds\nsecond line of detail")
 
 
+class Snooze(SyncJob[None, str]):
+    """Blocks its thread (a synchronous client, say) for longer than the lease."""
+
+    JOB_TYPE = "snooze"
+    seconds: float
+
+    def execute(self, ctx: None) -> str:
+        time.sleep(self.seconds)
+        return f"woke after attempt {current_run().attempt}"
+
+
 class Report(Job[None, str]):
     """Only the new build has it."""
 
@@ -55,6 +67,7 @@ async def make_old(backend: Backend) -> QueueAdapter[None]:
     adapter: QueueAdapter[None] = QueueAdapter(backend)
     await adapter.register_job(Sleepy)
     await adapter.register_job(Boom)
+    await adapter.register_job(Snooze)
     return adapter
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dogqueue import JobStatus, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
-from tests.runtime.app_jobs import Boom, Report, Sleepy, make_new, make_old
+from tests.runtime.app_jobs import Boom, Report, Sleepy, Snooze, make_new, make_old
 from tests.runtime.helpers import event_types, until, until_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ async def test_json_logs_name_what_is_served_and_the_error_of_a_failure(tmp_path
     messages = [record["message"] for record in records]
     (start,) = [m for m in messages if m.startswith("worker started")]
     assert f"db={db}" in start and "queues=default" in start and "tenants=shop" in start
-    assert "job_types=boom,sleepy" in start
+    assert "job_types=boom,sleepy,snooze" in start
     failure = [m for m in messages if "card declined" in m]
     assert failure and "ValueError: card declined: insufficient funds" in failure[0]
     assert "second line" not in failure[0]
@@ -192,3 +192,18 @@ async def test_workers_n_restarts_a_killed_child_and_stops_all_on_sigterm(tmp_pa
             code = supervisor.wait(timeout=60)
         assert code == 0, log_path.read_text()
         assert len(log_lines("worker stopped")) == 2  # both live children stopped gracefully
+
+
+async def test_a_blocking_job_longer_than_its_lease_completes_once(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_old(backend)
+        handle = await adapter.enqueue(T, Snooze(seconds=3))
+        # A 1 s lease: the job blocks its thread three times as long, heartbeats go on.
+        options = ("--lease-seconds", "1", "--reaper-seconds", "0.2")
+        with worker_process("tests.runtime.app_jobs:make_old", db, *options):
+            result = await adapter.wait_result(T, handle, timeout=60)
+        assert result == "woke after attempt 1"
+        types = await event_types(backend, T, handle)
+        assert types.count("leased") == 1 and "expired" not in types
+        assert types.count("heartbeat") >= 3
