@@ -87,7 +87,7 @@ async def test_a_rolled_back_transaction_leaves_no_job_and_no_event(tmp_path: Pa
 
 async def test_blocking_enqueue_from_a_thread_with_no_event_loop(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
-    results: list[object] = []
+    results: list[str] = []
     errors: list[BaseException] = []
 
     async def make() -> QueueAdapter[Probe]:
