@@ -40,6 +40,7 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import BaseJob, Job, JobError, JobRegistry, SyncJob
+from dogqueue.runtime.blocking import BlockingQueue
 from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
@@ -50,6 +51,7 @@ __all__ = [
     "Backend",
     "BackendClosed",
     "BaseJob",
+    "BlockingQueue",
     "Canceled",
     "Completed",
     "Enqueued",
