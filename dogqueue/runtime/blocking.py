@@ -17,6 +17,7 @@ from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT
 from dogqueue.runtime.results import JobHandle
+from dogqueue.runtime.run import call_on_loop
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -61,14 +62,9 @@ class BlockingQueue(Generic[ContextT]):
         if self._closed:
             coroutine.close()
             raise BackendClosed("the BlockingQueue is closed")
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            coroutine.close()
-            raise InvalidInput("thread", "call BlockingQueue methods from outside its loop")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        return call_on_loop(
+            self._loop, coroutine, "thread", "call BlockingQueue methods from outside its loop"
+        )
 
     def enqueue(self, ctx: QueueCtx, job: BaseJob[Any, R], **options: Any) -> JobHandle[R]:
         """`QueueAdapter.enqueue`, blocking until the job is stored."""

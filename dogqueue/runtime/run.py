@@ -146,14 +146,9 @@ class JobRun:
     # -- from a synchronous job's thread ---------------------------------------------
 
     def _blocking(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            coroutine.close()
-            raise InvalidInput("run", "use the async methods inside an async job")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        return call_on_loop(
+            self._loop, coroutine, "run", "use the async methods inside an async job"
+        )
 
     def extend_lease_blocking(self, duration: timedelta | None = None) -> datetime:
         """`extend_lease` for a synchronous job (called from its worker thread)."""
@@ -168,6 +163,21 @@ class JobRun:
             f"JobRun(tenant_id={self.tenant_id!r}, job_id={self.job_id!r},"
             f" attempt={self.attempt}/{self.max_attempts})"
         )
+
+
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T], field: str, misuse: str
+) -> T:
+    """Run `coroutine` on `loop` from another thread and wait for its result. Called on
+    that loop itself it would wait for ever: InvalidInput(field, misuse) instead."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coroutine.close()
+        raise InvalidInput(field, misuse)
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
 
 _current: ContextVar[JobRun] = ContextVar("dogqueue_current_run")
