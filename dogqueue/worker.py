@@ -58,6 +58,9 @@ BLOCKED_LOOP_SECONDS = 1.0
 #: given back for a newer worker before it fails, and how long it is held each time.
 DEPLOY_GRACE = timedelta(minutes=10)
 DEPLOY_HOLD = timedelta(seconds=5)
+#: After giving such a job back, the worker leases nothing of that tenant for this long,
+#: so workers of other processes (which see the release within ~20 ms) can take it.
+DEPLOY_YIELD_SECONDS = 0.5
 
 #: Why a running job's task was stopped before it finished.
 CANCELED, LEASE_LOST, TIMED_OUT, SHUTDOWN = "canceled", "lease lost", "timed out", "shutdown"
@@ -259,6 +262,8 @@ class Worker(Generic[ContextT]):
         #: Counters of what this worker did besides running jobs.
         self.counters: dict[str, int] = {"not_runnable_released": 0, "not_runnable_failed": 0}
         self._pool: ThreadPoolExecutor | None = None
+        #: Tenants whose unrunnable job was just given back, until when (monotonic).
+        self._yielding: dict[str, float] = {}
 
         self._rotation = TenantRotation(tenant_concurrency)
         self._ctxs: dict[str, QueueCtx] = {}
@@ -385,7 +390,9 @@ class Worker(Generic[ContextT]):
         """Lease up to `free` jobs, taking turns across tenants; return how many."""
         await self._refresh_tenants()
         started = 0
-        empty: set[str] = set()
+        now = time.monotonic()
+        self._yielding = {t: until for t, until in self._yielding.items() if until > now}
+        empty: set[str] = set(self._yielding)
         while started < free and not self._stop_requested.is_set():
             candidates = [t for t in self._rotation.tenants if t not in empty]
             if not candidates:
@@ -599,6 +606,7 @@ class Worker(Generic[ContextT]):
             await self.backend.release(job.ctx, job.lease)
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s not released: %s", job.label, refused)
+        self._yielding[job.ctx.tenant_id] = time.monotonic() + DEPLOY_YIELD_SECONDS
         self.counters["not_runnable_released"] += 1
         return "released"
 
