@@ -39,13 +39,19 @@ from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
-from dogqueue.jobs import Job, JobError, JobRegistry
+from dogqueue.jobs import BaseJob, Job, JobError, JobRegistry, SyncJob
+from dogqueue.runtime.blocking import BlockingQueue
+from dogqueue.runtime.functions import JobFunction, job
+from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
+from dogqueue.runtime.run import JobRun, current_run
 from dogqueue.worker import Worker
 
 __all__ = [
     "AnyEvent",
     "Backend",
     "BackendClosed",
+    "BaseJob",
+    "BlockingQueue",
     "Canceled",
     "Completed",
     "Enqueued",
@@ -61,11 +67,15 @@ __all__ = [
     "JobAlreadyExists",
     "JobCanceled",
     "JobError",
+    "JobFailed",
+    "JobFunction",
+    "JobHandle",
     "JobInfo",
     "JobMessage",
     "JobNotFound",
     "JobPriority",
     "JobRegistry",
+    "JobRun",
     "JobStatus",
     "LeaseLost",
     "Leased",
@@ -76,9 +86,13 @@ __all__ = [
     "QueueError",
     "Released",
     "Requeued",
+    "ResultTimeout",
     "StorageError",
+    "SyncJob",
     "Worker",
+    "current_run",
     "fold",
+    "job",
     "rebuild",
     "utc_now",
 ]

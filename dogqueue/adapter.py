@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from dogqueue.backend.contract import Backend
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import InvalidInput, InvalidJobType
+from dogqueue.core.errors import InvalidInput, InvalidJobType, JobCanceled
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobPriority, JobStatus
-from dogqueue.jobs import JSON_CODEC, ContextT, Job, JobRegistry, encode_json
+from dogqueue.jobs import JSON_CODEC, BaseJob, ContextT, JobRegistry, encode_json, result_type_of
 from dogqueue.observability import tracing
 from dogqueue.observability.reader import Observability
+from dogqueue.runtime.functions import JobFunction
+from dogqueue.runtime.results import (
+    JobFailed,
+    JobHandle,
+    ResultTimeout,
+    forget_waiter,
+    job_settled,
+    settled_waiter,
+)
 
 R = TypeVar("R")
+
+#: The longest `wait_result` sleeps between two reads when nothing wakes it: changes in
+#: another process are seen through `wait_for_change`, this only bounds a missed wake-up.
+RESULT_RECHECK_SECONDS = 1.0
 
 
 class QueueAdapter(Generic[ContextT]):
@@ -59,13 +73,18 @@ class QueueAdapter(Generic[ContextT]):
         """The registered job classes."""
         return self._registry
 
-    async def register_job(self, job_class: type[Job[Any, Any]]) -> None:
-        """Make `job_class` known for enqueueing and executing."""
+    async def register_job(
+        self, job_class: type[BaseJob[Any, Any]] | JobFunction[Any, Any, Any]
+    ) -> None:
+        """Make `job_class` (or a function made a job by `dogqueue.job`) known for
+        enqueueing and executing."""
+        if isinstance(job_class, JobFunction):
+            job_class = job_class.job_class
         self._registry.register(job_class)
 
     def message_for(
         self,
-        job: Job[Any, Any],
+        job: BaseJob[Any, Any],
         *,
         queue: str | None = None,
         run_at: datetime | None = None,
@@ -75,7 +94,7 @@ class QueueAdapter(Generic[ContextT]):
     ) -> JobMessage:
         """The message that enqueueing `job` with these options stores."""
         job_type = getattr(type(job), "JOB_TYPE", None)
-        if not isinstance(job, Job) or not isinstance(job_type, str):
+        if not isinstance(job, BaseJob) or not isinstance(job_type, str):
             raise InvalidInput("job", "must be an instance of a Job subclass with a JOB_TYPE")
         if self._registry.job_class(job_type) is not type(job):
             raise InvalidJobType(job_type)
@@ -93,15 +112,16 @@ class QueueAdapter(Generic[ContextT]):
     async def enqueue(
         self,
         ctx: QueueCtx,
-        job: Job[Any, Any],
+        job: BaseJob[Any, R],
         *,
         queue: str | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         priority: JobPriority | None = None,
         max_retries: int | None = None,
-    ) -> str:
-        """Enqueue a registered job object; return the new job id."""
+    ) -> JobHandle[R]:
+        """Enqueue a registered job object; return its handle (a str: the new job id,
+        typed with the class's result for `wait_result`)."""
         message = self.message_for(
             job,
             queue=queue,
@@ -111,12 +131,16 @@ class QueueAdapter(Generic[ContextT]):
             max_retries=max_retries,
         )
         if tracing.OTEL_AVAILABLE:
-            return await tracing.traced_enqueue(self._backend, ctx, message)
-        return await self._backend.enqueue(ctx, message)
+            job_id = await tracing.traced_enqueue(self._backend, ctx, message)
+        else:
+            job_id = await self._backend.enqueue(ctx, message)
+        return JobHandle(job_id, message.job_type)
 
-    async def enqueue_many(self, ctx: QueueCtx, jobs: list[Job[Any, Any]]) -> list[str]:
+    async def enqueue_many(self, ctx: QueueCtx, jobs: list[BaseJob[Any, R]]) -> list[JobHandle[R]]:
         """Enqueue registered job objects with their class defaults, all or none."""
-        return await self._backend.enqueue_many(ctx, [self.message_for(job) for job in jobs])
+        messages = [self.message_for(job) for job in jobs]
+        ids = await self._backend.enqueue_many(ctx, messages)
+        return [JobHandle(i, m.job_type) for i, m in zip(ids, messages, strict=True)]
 
     async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
         """The job's current state."""
@@ -128,7 +152,9 @@ class QueueAdapter(Generic[ContextT]):
 
     async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
         """Cancel the job unless it is terminal; return its status afterwards."""
-        return await self._backend.cancel_job(ctx, job_id)
+        status = await self._backend.cancel_job(ctx, job_id)
+        job_settled(self._backend)
+        return status
 
     async def retry_job(
         self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
@@ -144,3 +170,60 @@ class QueueAdapter(Generic[ContextT]):
         if info.result is None:
             return None
         return msgspec.json.decode(info.result, type=result_type)
+
+    async def wait_result(
+        self,
+        ctx: QueueCtx,
+        handle: JobHandle[R],
+        *,
+        timeout: float | timedelta | None = None,  # noqa: ASYNC109 (a deadline, not a cancel scope)
+    ) -> R:
+        """Wait until the job is terminal and return its result, decoded as the type its
+        class's `execute` declares. Raises JobFailed (failed for good), JobCanceled
+        (canceled), or ResultTimeout after `timeout` seconds (None: wait for ever).
+
+        It wakes when a job finishes in this process, and otherwise on the backend's
+        change notifications (`wait_for_change`), never by polling in a tight loop."""
+        if not isinstance(handle, JobHandle):
+            raise InvalidInput("handle", "must be the JobHandle that enqueue returned")
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if seconds is not None and (isinstance(seconds, bool) or seconds < 0):
+            raise InvalidInput("timeout", "must be a non-negative number of seconds or None")
+        loop = asyncio.get_running_loop()
+        deadline = None if seconds is None else loop.time() + seconds
+        while True:
+            # Registered before reading, so a finish between the read and the wait wakes it.
+            settled = settled_waiter(self._backend)
+            try:
+                info = await self._backend.get_job(ctx, handle)
+                if info.status is JobStatus.COMPLETED:
+                    return self._decode_result(handle, info.result)
+                if info.status is JobStatus.FAILED:
+                    raise JobFailed(handle, info.last_error)
+                if info.status is JobStatus.CANCELED:
+                    raise JobCanceled(handle)
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(handle, str(info.status))
+                wait = (
+                    RESULT_RECHECK_SECONDS
+                    if remaining is None
+                    else min(remaining, RESULT_RECHECK_SECONDS)
+                )
+                change = loop.create_task(self._backend.wait_for_change(wait))
+                try:
+                    await asyncio.wait({change, settled}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    change.cancel()
+                    await asyncio.gather(change, return_exceptions=True)
+            finally:
+                forget_waiter(self._backend, settled)
+
+    def _decode_result(self, handle: JobHandle[R], result: bytes | None) -> R:
+        declared = Any
+        if handle.job_type in self._registry:
+            declared = result_type_of(self._registry.job_class(handle.job_type))
+        if result is None:
+            return None  # type: ignore[return-value]  # a job that declares None
+        decoded: R = msgspec.json.decode(result, type=declared)  # type: ignore[assignment]
+        return decoded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import typing
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -34,9 +36,16 @@ class JobError(Exception):
         return (type(self), (self.message, self.retryable))
 
 
-class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
-    """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
-    implement `execute`; the worker passes its context object to `execute`."""
+class PayloadError(JobError):
+    """A stored payload that does not decode into its job class (not retryable)."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message, retryable=retryable)
+
+
+class BaseJob(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
+    """What every job shares: payload fields and class settings. Subclass `Job` (async
+    `execute`) or `SyncJob` (plain `def execute`), not this."""
 
     #: The stable name stored in the log (required; keep it when renaming the class).
     JOB_TYPE: ClassVar[str]
@@ -47,9 +56,35 @@ class Job(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
     #: Longest run of one attempt; None uses the worker's default.
     TIMEOUT: ClassVar[timedelta | None] = None
 
+
+class Job(BaseJob[ContextT, ResultT], kw_only=True):
+    """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
+    implement `execute`; the worker passes its context object to `execute`."""
+
     async def execute(self, ctx: ContextT) -> ResultT:
         """Do the job's work and return its result (encoded with msgspec JSON)."""
         raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+class SyncJob(BaseJob[ContextT, ResultT], kw_only=True):
+    """A job whose `execute` is a plain `def`: the worker runs it in a bounded thread
+    pool, so blocking calls (`time.sleep`, a synchronous client) do not stall the loop."""
+
+    def execute(self, ctx: ContextT) -> ResultT:
+        """Do the job's work in a worker thread and return its result."""
+        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+def result_type_of(job_class: type[BaseJob[Any, Any]]) -> Any:
+    """The result type `execute` declares (Any when it cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(getattr(job_class, "execute", None))
+    except Exception:  # names only resolvable where the class was defined
+        return Any
+    declared = hints.get("return", Any)
+    if declared is type(None) or isinstance(declared, TypeVar):
+        return Any
+    return declared
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -64,13 +99,13 @@ class JobRegistry(Generic[ContextT]):
     """Job classes by JOB_TYPE, with a decoder for each built once."""
 
     def __init__(self) -> None:
-        self._classes: dict[str, type[Job[Any, Any]]] = {}
+        self._classes: dict[str, type[BaseJob[Any, Any]]] = {}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
 
-    def register(self, job_class: type[Job[Any, Any]]) -> None:
+    def register(self, job_class: type[BaseJob[Any, Any]]) -> None:
         """Add `job_class`; a second class under the same JOB_TYPE is InvalidInput."""
-        if not (isinstance(job_class, type) and issubclass(job_class, Job)):
-            raise InvalidInput("job_class", "must be a subclass of dogqueue.Job")
+        if not (isinstance(job_class, type) and issubclass(job_class, BaseJob)):
+            raise InvalidInput("job_class", "must subclass dogqueue.Job or dogqueue.SyncJob")
         job_type = getattr(job_class, "JOB_TYPE", None)
         check.check_name("JOB_TYPE", job_type)
         assert isinstance(job_type, str)
@@ -91,7 +126,7 @@ class JobRegistry(Generic[ContextT]):
     def __len__(self) -> int:
         return len(self._classes)
 
-    def job_class(self, job_type: str) -> type[Job[Any, Any]]:
+    def job_class(self, job_type: str) -> type[BaseJob[Any, Any]]:
         """The class registered under `job_type`, or InvalidJobType."""
         try:
             return self._classes[job_type]
@@ -103,21 +138,26 @@ class JobRegistry(Generic[ContextT]):
         """Every registered JOB_TYPE, sorted."""
         return sorted(self._classes)
 
-    def decode(self, message: JobMessage) -> Job[Any, Any]:
+    def decode(self, message: JobMessage) -> BaseJob[Any, Any]:
         """The job a message carries. InvalidJobType for an unknown type; JobError
         (not retryable) for a payload that does not decode into the class."""
         self.job_class(message.job_type)
         if message.codec != JSON_CODEC:
-            raise JobError(f"unsupported codec {message.codec!r}", retryable=False)
+            raise PayloadError(f"unsupported codec {message.codec!r}")
         try:
-            job: Job[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
+            job: BaseJob[Any, Any] = self._decoders[message.job_type].decode(message.payload_bytes)
         except msgspec.DecodeError as error:  # ValidationError is a DecodeError
-            raise JobError(f"payload does not decode: {error}", retryable=False) from error
+            raise PayloadError(f"payload does not decode: {error}") from error
         return job
 
     async def execute_job(self, message: JobMessage, context: ContextT) -> bytes | None:
         """Decode the message, await its `execute(context)` and return the result as
         msgspec JSON (None when `execute` returns None). Exceptions propagate."""
         job = self.decode(message)
-        result = await job.execute(context)
+        if isinstance(job, SyncJob):
+            result = await asyncio.to_thread(job.execute, context)
+        elif isinstance(job, Job):
+            result = await job.execute(context)
+        else:
+            raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
         return None if result is None else encode_json(result)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import inspect
 import logging
 import signal
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
 
 from dogqueue.adapter import QueueAdapter
@@ -27,9 +31,12 @@ from dogqueue.core.errors import (
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.jobs import ContextT, JobError
+from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
 from dogqueue.observability.execution import observe_execution
 from dogqueue.runtime.fairness import TenantRotation
+from dogqueue.runtime.queues import QueueDiscovery
+from dogqueue.runtime.results import job_settled
+from dogqueue.runtime.run import JobRun, set_current_run
 
 log = logging.getLogger("dogqueue.worker")
 log.addHandler(logging.NullHandler())  # a library logs only where the application says
@@ -41,6 +48,19 @@ MIN_IDLE_SECONDS = 0.05
 #: Frames of a traceback kept in a failed event, and the longest error text stored.
 ERROR_FRAMES = 8
 MAX_ERROR_CHARS = 4_000
+
+#: How often the worker reads the state of its own running jobs to see cancels made by
+#: other processes (cheap: one read per running job), so a cancel lands within ~2 s.
+CANCEL_CHECK_SECONDS = 0.5
+#: A loop blocked this long gets a warning naming the job that blocks it.
+BLOCKED_LOOP_SECONDS = 1.0
+#: How long a job nobody here can run (unknown type, payload that does not decode) is
+#: given back for a newer worker before it fails, and how long it is held each time.
+DEPLOY_GRACE = timedelta(minutes=10)
+DEPLOY_HOLD = timedelta(seconds=5)
+#: After giving such a job back, the worker leases nothing of that tenant for this long,
+#: so workers of other processes (which see the release within ~20 ms) can take it.
+DEPLOY_YIELD_SECONDS = 0.5
 
 #: Why a running job's task was stopped before it finished.
 CANCELED, LEASE_LOST, TIMED_OUT, SHUTDOWN = "canceled", "lease lost", "timed out", "shutdown"
@@ -64,13 +84,23 @@ class _RunningJob:
         self.task: asyncio.Task[bytes | None] | None = None
         self.runner: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
+        self.stopped = asyncio.Event()
+        self.run: JobRun | None = None
+        self.label = f"{ctx.tenant_id}/{lease.job_id} {lease.message.job_type}#{lease.attempt}"
 
     def interrupt(self, reason: str) -> None:
         """Stop the job's task; the first reason given wins."""
         if self.stop_reason is None:
             self.stop_reason = reason
+        self.stopped.set()
+        if self.run is not None:
+            self.run.stop_requested.set()
         if self.task is not None:
             self.task.cancel()
+
+    def set_lease(self, lease: LeasedJob) -> None:
+        """Keep the lease as last extended (by the heartbeat or by the job itself)."""
+        self.lease = lease
 
 
 def _seconds(name: str, value: timedelta) -> float:
@@ -84,6 +114,13 @@ def _failure_outcome(status: str | None) -> str:
     if status is None:
         return "lost"
     return "retrying" if status == JobStatus.ENQUEUED else "failed"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of the error's text (what a log line shows)."""
+    text = error.message if isinstance(error, JobError) else str(error)
+    lines = text.strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def summarize_error(error: BaseException) -> str:
@@ -101,10 +138,19 @@ class Worker(Generic[ContextT]):
     the jobs running at once; `tenant_concurrency` bounds them per tenant. A job runs
     at most `timeout` (or its class's `TIMEOUT`); its lease is extended every
     `heartbeat_interval` (a third of the lease by default). A canceled job's task is
-    cancelled: at once when canceled through this process's backend, otherwise at its
-    next heartbeat. `stop()` (or SIGTERM/SIGINT when `run()` is in the main thread)
-    stops leasing, lets running jobs finish within the grace period, then gives back
-    the leases of those still running.
+    cancelled: at once when canceled through this process's backend (or a backend that
+    notifies cancels), otherwise within `cancel_check_interval`, when the worker reads
+    the state of its own running jobs. `stop()` (or SIGTERM/SIGINT when `run()` is in the
+    main thread) stops leasing, lets running jobs finish within the grace period, then
+    gives back the leases of those still running.
+
+    Jobs get `context`, or `context_factory(tenant_ctx)` (made once per tenant, possibly
+    awaitable); `on_startup(worker)` and `on_shutdown(worker)` run around `run()`.
+    Synchronous jobs (`SyncJob`, plain-`def` function jobs) run in a pool of
+    `sync_threads` threads. An event loop blocked for `blocked_loop_warning` is logged
+    with the job that blocks it. A job no code here can run (unknown type, payload that
+    does not decode) is held for `deploy_hold` and given back, so a newer worker can
+    take it, until `deploy_grace` after it was due; then it fails for good.
     """
 
     def __init__(
@@ -112,7 +158,7 @@ class Worker(Generic[ContextT]):
         adapter: QueueAdapter[ContextT],
         *,
         tenants: Sequence[QueueCtx] | None = None,
-        queues: Sequence[str] = ("default",),
+        queues: Sequence[str] | str = ("default",),
         context: Any = None,
         concurrency: int = 10,
         tenant_concurrency: int | None = None,
@@ -124,12 +170,26 @@ class Worker(Generic[ContextT]):
         max_idle: timedelta = timedelta(seconds=5),
         fast_cancel: bool = True,
         handle_signals: bool = True,
+        context_factory: Callable[[QueueCtx], Any] | None = None,
+        on_startup: Callable[[Worker[ContextT]], Awaitable[None]] | None = None,
+        on_shutdown: Callable[[Worker[ContextT]], Awaitable[None]] | None = None,
+        cancel_check_interval: timedelta | None = timedelta(seconds=CANCEL_CHECK_SECONDS),
+        sync_threads: int = 8,
+        blocked_loop_warning: timedelta | None = timedelta(seconds=BLOCKED_LOOP_SECONDS),
+        deploy_grace: timedelta = DEPLOY_GRACE,
+        deploy_hold: timedelta = DEPLOY_HOLD,
     ) -> None:
         if not isinstance(adapter, QueueAdapter):
             raise InvalidInput("adapter", "must be a QueueAdapter")
         self.adapter = adapter
         self.backend = adapter.backend
-        self.queues = check.check_queues(queues)
+        #: Whether the worker serves every queue in use (`queues="*"`).
+        self.all_queues = queues == "*" or (
+            isinstance(queues, (list, tuple)) and list(queues) == ["*"]
+        )
+        self.queues = ("default",) if self.all_queues else check.check_queues(queues)
+        self._discovery = QueueDiscovery(self.backend) if self.all_queues else None
+        self._discovered_at = -1.0
         if tenants is None:
             self.tenants: list[QueueCtx] | None = None
         else:
@@ -143,6 +203,7 @@ class Worker(Generic[ContextT]):
         for name, limit in (
             ("concurrency", concurrency),
             ("tenant_concurrency", tenant_concurrency),
+            ("sync_threads", sync_threads),
         ):
             if limit is None and name == "tenant_concurrency":
                 continue
@@ -173,6 +234,36 @@ class Worker(Generic[ContextT]):
         self.max_idle_seconds = _seconds("max_idle", max_idle)
         self.fast_cancel = fast_cancel
         self.handle_signals = handle_signals
+        if context is not None and context_factory is not None:
+            raise InvalidInput("context_factory", "give either context or context_factory")
+        if context_factory is not None and not callable(context_factory):
+            raise InvalidInput("context_factory", "must be callable with a QueueCtx")
+        self.context_factory = context_factory
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+        #: The context made for each tenant by `context_factory`.
+        self.tenant_contexts: dict[str, Any] = {}
+        self.cancel_check_seconds = (
+            None
+            if cancel_check_interval is None
+            else _seconds("cancel_check_interval", cancel_check_interval)
+        )
+        self.sync_threads = sync_threads
+        self.blocked_loop_seconds = (
+            None
+            if blocked_loop_warning is None
+            else _seconds("blocked_loop_warning", blocked_loop_warning)
+        )
+        for name, value in (("deploy_grace", deploy_grace), ("deploy_hold", deploy_hold)):
+            if not isinstance(value, timedelta) or value < timedelta(0):
+                raise InvalidInput(name, "must be a non-negative timedelta")
+        self.deploy_grace = deploy_grace
+        self.deploy_hold_seconds = min(deploy_hold.total_seconds(), lease_seconds / 2)
+        #: Counters of what this worker did besides running jobs.
+        self.counters: dict[str, int] = {"not_runnable_released": 0, "not_runnable_failed": 0}
+        self._pool: ThreadPoolExecutor | None = None
+        #: Tenants whose unrunnable job was just given back, until when (monotonic).
+        self._yielding: dict[str, float] = {}
 
         self._rotation = TenantRotation(tenant_concurrency)
         self._ctxs: dict[str, QueueCtx] = {}
@@ -238,18 +329,31 @@ class Worker(Generic[ContextT]):
             if self._stop_requested.is_set():
                 return
             await self.backend.open()
+            if self.on_startup is not None:
+                await self.on_startup(self)
             remove_listener: Callable[[], None] | None = None
             if self.fast_cancel and isinstance(self.backend, CancelNotifier):
                 remove_listener = self.backend.add_cancel_listener(self._on_cancel)
             signals = self._install_signal_handlers()
-            reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+            loop = asyncio.get_running_loop()
+            self._pool = ThreadPoolExecutor(self.sync_threads, thread_name_prefix="dogqueue-job")
+            helpers = [loop.create_task(self._reap_forever())]
+            if self.cancel_check_seconds is not None:
+                helpers.append(loop.create_task(self._check_cancels_forever()))
+            watchdog = None
+            if self.blocked_loop_seconds is not None:
+                watchdog = LoopWatchdog(self, self.blocked_loop_seconds)
+                helpers.append(loop.create_task(watchdog.beat_forever()))
+                watchdog.start()
             try:
                 await self._lease_loop()
                 await self._shut_down()
             finally:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reaper
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                if watchdog is not None:
+                    watchdog.stop()
                 for job in list(self._jobs.values()):
                     job.interrupt(SHUTDOWN)
                 runners = [job.runner for job in self._jobs.values() if job.runner is not None]
@@ -257,6 +361,9 @@ class Worker(Generic[ContextT]):
                 if remove_listener is not None:
                     remove_listener()
                 self._remove_signal_handlers(signals)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                if self.on_shutdown is not None:
+                    await self.on_shutdown(self)
         finally:
             self._finished.set()
 
@@ -283,7 +390,9 @@ class Worker(Generic[ContextT]):
         """Lease up to `free` jobs, taking turns across tenants; return how many."""
         await self._refresh_tenants()
         started = 0
-        empty: set[str] = set()
+        now = time.monotonic()
+        self._yielding = {t: until for t, until in self._yielding.items() if until > now}
+        empty: set[str] = set(self._yielding)
         while started < free and not self._stop_requested.is_set():
             candidates = [t for t in self._rotation.tenants if t not in empty]
             if not candidates:
@@ -312,10 +421,22 @@ class Worker(Generic[ContextT]):
             if not progress:
                 break
         if started == 0:
-            self._refreshed_at = -1.0  # nothing found: ask for ready tenants next time
+            # Nothing found: ask for ready tenants (and new queues) next time.
+            self._refreshed_at = self._discovered_at = -1.0
         return started
 
+    async def _refresh_queues(self) -> None:
+        """With `queues="*"`: serve every queue a job was ever enqueued in."""
+        if self._discovery is None:
+            return
+        if time.monotonic() - self._discovered_at < TENANT_REFRESH_SECONDS:
+            return
+        found = await self._discovery.refresh()
+        self.queues = found or ("default",)
+        self._discovered_at = time.monotonic()
+
     async def _refresh_tenants(self) -> None:
+        await self._refresh_queues()
         if self.tenants is not None:
             return
         if time.monotonic() - self._refreshed_at < TENANT_REFRESH_SECONDS:
@@ -331,6 +452,9 @@ class Worker(Generic[ContextT]):
         changes and a cheap read shows a job due, or `wake()`."""
         first = True
         while not self._wake.is_set():
+            if self._discovery is not None:  # a new queue may be what changed
+                self._discovered_at = -1.0
+                await self._refresh_queues()
             due_in = await self._seconds_until_due()
             if due_in <= 0 and not first:
                 return
@@ -369,24 +493,30 @@ class Worker(Generic[ContextT]):
 
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
-        label = f"{job.ctx.tenant_id}/{job.lease.job_id} {message.job_type}#{job.lease.attempt}"
+        label = job.label
         heartbeat: asyncio.Task[None] | None = None
         # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
         async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
                 try:
-                    job_class = self.adapter.job_registry.job_class(message.job_type)
-                except InvalidJobType:
-                    await self._ack_fail(job, f"unknown job type {message.job_type!r}", retry=False)
-                    observation.set_outcome("failed")
-                    log.warning("job %s failed: unknown job type", label)
+                    decoded = self.adapter.job_registry.decode(message)
+                except (InvalidJobType, PayloadError) as unrunnable:
+                    outcome = await self._not_runnable(job, unrunnable)
+                    observation.set_outcome(outcome)
                     return
+                job_class = type(decoded)
                 timeout = job_class.TIMEOUT or self.timeout
                 loop = asyncio.get_running_loop()
                 heartbeat = loop.create_task(self._heartbeat(job))
                 if job.stop_reason is None:
+                    context = await self._context_for(job.ctx)
+                    job.run = JobRun(
+                        self.backend, job.ctx, job.lease, self.lease_duration, job.set_lease
+                    )
+                    run_context = contextvars.copy_context()
+                    run_context.run(set_current_run, job.run)
                     job.task = loop.create_task(
-                        self.adapter.job_registry.execute_job(message, self.context)
+                        self._execute(decoded, context), context=run_context
                     )
                     done, _ = await asyncio.wait(
                         {job.task}, timeout=None if timeout is None else timeout.total_seconds()
@@ -397,6 +527,16 @@ class Worker(Generic[ContextT]):
                 heartbeat.cancel()
                 outcome, error = await self._settle(job, label, timeout)
                 observation.set_outcome(outcome, error)
+                if error is not None:
+                    fields = {
+                        "tenant_id": job.ctx.tenant_id,
+                        "job_id": job.lease.job_id,
+                        "job_type": message.job_type,
+                        "attempt": job.lease.attempt,
+                        "outcome": outcome,
+                        "error_type": type(error).__name__,
+                    }
+                    log.warning("job %s %s: %s", label, outcome, first_line(error), extra=fields)
             except Exception as error:
                 observation.set_outcome("worker_error", error)
                 log.exception("job %s: unexpected worker error", label)
@@ -408,6 +548,67 @@ class Worker(Generic[ContextT]):
                 del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
                 self._rotation.finished(job.ctx.tenant_id)
                 self._wake.set()
+                job_settled(self.backend)
+
+    async def _execute(self, job: BaseJob[Any, Any], context: Any) -> bytes | None:
+        """Run the job's `execute` (in the thread pool when it is synchronous) and
+        encode its result."""
+        if isinstance(job, SyncJob):
+            assert self._pool is not None
+            call = contextvars.copy_context().run
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._pool, call, job.execute, context
+            )
+        elif isinstance(job, Job):
+            result = await job.execute(context)
+        else:
+            raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
+        return None if result is None else encode_json(result)
+
+    async def _context_for(self, ctx: QueueCtx) -> Any:
+        """The context object jobs of this tenant get."""
+        if self.context_factory is None:
+            return self.context
+        if ctx.tenant_id not in self.tenant_contexts:
+            made = self.context_factory(ctx)
+            if inspect.isawaitable(made):
+                made = await made
+            self.tenant_contexts.setdefault(ctx.tenant_id, made)
+        return self.tenant_contexts[ctx.tenant_id]
+
+    async def _not_runnable(self, job: _RunningJob, error: QueueError | JobError) -> str:
+        """A job this worker has no code for: hold it a moment and give it back for a
+        newer worker, until the deploy grace period after it was due ends; then fail it."""
+        reason = str(error) if isinstance(error, QueueError) else error.message
+        info = await self.backend.get_job(job.ctx, job.lease.job_id)
+        due = info.message.run_at or info.created_at
+        grace_ends = due + self.deploy_grace
+        if self.backend.clock() >= grace_ends:
+            text = (
+                f"{reason} (no worker could run it within the deploy grace period of"
+                f" {self.deploy_grace})"
+            )
+            await self._ack_fail(job, text, retry=False)
+            self.counters["not_runnable_failed"] += 1
+            log.error("job %s failed: %s", job.label, text)
+            return "failed"
+        log.warning(
+            "job %s cannot run here: %s; giving it back for a newer worker (until %s)",
+            job.label,
+            reason,
+            grace_ends.isoformat(),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(job.stopped.wait(), self.deploy_hold_seconds)
+        if job.stop_reason in (CANCELED, LEASE_LOST):
+            return "canceled" if job.stop_reason == CANCELED else "lease_lost"
+        try:
+            await self.backend.release(job.ctx, job.lease)
+        except (JobCanceled, LeaseLost) as refused:
+            log.info("job %s not released: %s", job.label, refused)
+        self._yielding[job.ctx.tenant_id] = time.monotonic() + DEPLOY_YIELD_SECONDS
+        self.counters["not_runnable_released"] += 1
+        return "released"
 
     async def _settle(
         self, job: _RunningJob, label: str, limit: timedelta | None
@@ -459,9 +660,12 @@ class Worker(Generic[ContextT]):
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
-                job.lease = await self.backend.heartbeat(
+                lease = await self.backend.heartbeat(
                     job.ctx, job.lease, lease_duration=self.lease_duration
                 )
+                job.set_lease(lease)
+                if job.run is not None:
+                    job.run.set_lease(lease)
             except JobCanceled:
                 job.interrupt(CANCELED)
                 return
@@ -470,6 +674,28 @@ class Worker(Generic[ContextT]):
                 return
             except QueueError:
                 log.exception("heartbeat of job %s failed; trying again", job.lease.job_id)
+
+    async def _check_cancels_forever(self) -> None:
+        """Read the state of this worker's running jobs every `cancel_check_interval`
+        and stop those canceled meanwhile (by any process)."""
+        assert self.cancel_check_seconds is not None
+        while True:
+            await asyncio.sleep(self.cancel_check_seconds)
+            running = [job for job in self._jobs.values() if job.stop_reason is None]
+            if not running:
+                continue
+            states = await asyncio.gather(
+                *(self.backend.get_job(job.ctx, job.lease.job_id) for job in running),
+                return_exceptions=True,
+            )
+            for job, state in zip(running, states, strict=True):
+                if isinstance(state, BaseException):
+                    if not isinstance(state, QueueError):
+                        raise state
+                    continue
+                if state.status is JobStatus.CANCELED:
+                    log.info("job %s was canceled; stopping it", job.label)
+                    job.interrupt(CANCELED)
 
     def _on_cancel(self, tenant_id: str, job_id: str) -> None:
         for (tenant, job_id_running, _), job in self._jobs.items():
@@ -538,3 +764,61 @@ class Worker(Generic[ContextT]):
         else:
             log.info("%s: stopping gracefully (send it again to stop at once)", signum.name)
             self.request_stop()
+
+
+class LoopWatchdog:
+    """Warns when the worker's event loop is blocked longer than a threshold, naming the
+    job whose code blocks it. A thread watches a timestamp the loop refreshes."""
+
+    def __init__(self, worker: Worker[Any], threshold: float) -> None:
+        self._worker = worker
+        self._threshold = threshold
+        self._beat = time.monotonic()
+        self._done = threading.Event()
+        self._loop_thread = threading.get_ident()
+        self._thread = threading.Thread(
+            target=self._watch, name="dogqueue-loop-watchdog", daemon=True
+        )
+
+    async def beat_forever(self) -> None:
+        """Refresh the timestamp while the loop runs freely."""
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(self._threshold / 4)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        warned_for = -1.0
+        while not self._done.wait(self._threshold / 4):
+            beat = self._beat
+            blocked = time.monotonic() - beat
+            if blocked > self._threshold and beat != warned_for:
+                warned_for = beat
+                log.warning(
+                    "event loop blocked for over %.1fs by job %s; use a SyncJob (def execute)"
+                    " or await instead of blocking",
+                    blocked,
+                    self._blocking_job(),
+                )
+
+    def _blocking_job(self) -> str:
+        """The job whose `execute` is on the loop thread's stack (or the running ones)."""
+        frame: FrameType | None = sys._current_frames().get(self._loop_thread)
+        while frame is not None:
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, BaseJob):
+                job_type = getattr(type(candidate), "JOB_TYPE", type(candidate).__name__)
+                labels = [
+                    job.label
+                    for job in list(self._worker._jobs.values())
+                    if job.lease.message.job_type == job_type
+                ]
+                return " or ".join(labels) or job_type
+            frame = frame.f_back
+        labels = [job.label for job in list(self._worker._jobs.values())]
+        return ", ".join(labels) or "(none running)"

@@ -1,6 +1,12 @@
-"""Testing your own jobs: the memory backend, a fake clock and the job registry.
+"""Testing your own jobs: a memory backend on a fake clock, and `run_until_idle`, which
+runs what your code enqueued, retries and scheduled jobs included, in no real time.
 
-Run: python -m pytest examples/testing_your_jobs.py
+With pytest, the fixtures come from the plugin (in your top-level conftest.py:
+`pytest_plugins = ["dogqueue.testing.pytest_plugin"]`):
+
+    python -m pytest -p dogqueue.testing.pytest_plugin examples/testing_your_jobs.py
+
+`python examples/testing_your_jobs.py` runs the same tests without pytest.
 """
 
 from __future__ import annotations
@@ -8,60 +14,86 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from dogqueue import FakeClock, Job, JobError, JobStatus, QueueAdapter, QueueCtx
+from dogqueue import (
+    FakeClock,
+    Job,
+    JobError,
+    JobFailed,
+    JobHandle,
+    JobStatus,
+    QueueAdapter,
+    QueueCtx,
+    current_run,
+)
 from dogqueue.backend.memory import MemoryBackend
+from dogqueue.testing.runner import run_until_idle
+
+SHOP = QueueCtx("shop")
 
 
 class ChargeCard(Job[dict[str, int], int]):
-    """Charge a card; the context maps card ids to balances."""
+    """Charge a card; the context maps card ids to balances. The card API is flaky:
+    the first attempt of every charge times out."""
 
     JOB_TYPE = "charge_card"
-    MAX_RETRIES = 0
     card: str
     cents: int
 
     async def execute(self, ctx: dict[str, int]) -> int:
+        if current_run().attempt == 1:
+            raise JobError("card API timed out")  # retried after a backoff
         if ctx[self.card] < self.cents:
             raise JobError("insufficient funds", retryable=False)
         ctx[self.card] -= self.cents
         return ctx[self.card]
 
 
-async def run_one(
-    adapter: QueueAdapter[dict[str, int]], ctx: QueueCtx, wallet: dict[str, int]
+async def place_order(adapter: QueueAdapter[dict[str, int]], cents: int) -> JobHandle[int]:
+    """The code under test: it enqueues a charge now and a reminder tomorrow."""
+    await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=1), run_at=None)
+    tomorrow = adapter.backend.clock() + timedelta(days=1)
+    return await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=cents), run_at=tomorrow)
+
+
+def test_charges_run_with_retries_and_the_scheduled_one_tomorrow(
+    dogqueue_adapter: QueueAdapter[dict[str, int]], dogqueue_clock: FakeClock
 ) -> None:
-    """What a worker does for one job."""
-    lease = await adapter.backend.dequeue(ctx, ["default"])
-    assert lease is not None
-    try:
-        result = await adapter.job_registry.execute_job(lease.message, wallet)
-    except JobError as error:
-        await adapter.backend.ack_fail(ctx, lease, error.message, retry=error.retryable)
-    else:
-        await adapter.backend.ack_complete(ctx, lease, result)
-
-
-def test_charge_card_completes_then_fails_for_good() -> None:
     async def scenario() -> None:
-        clock = FakeClock()
-        adapter: QueueAdapter[dict[str, int]] = QueueAdapter(MemoryBackend(clock=clock))
-        await adapter.register_job(ChargeCard)
-        ctx, wallet = QueueCtx("shop"), {"visa": 500}
+        await dogqueue_adapter.register_job(ChargeCard)
+        wallet = {"visa": 500}
+        handle = await place_order(dogqueue_adapter, 300)
+        start = dogqueue_clock()
+        report = await run_until_idle(dogqueue_adapter, context=wallet, clock=dogqueue_clock)
+        assert report.statuses == {JobStatus.COMPLETED: 2}
+        assert await dogqueue_adapter.wait_result(SHOP, handle) == 199
+        assert report.now - start >= timedelta(days=1)  # the clock went to tomorrow
 
-        paid = await adapter.enqueue(ctx, ChargeCard(card="visa", cents=300))
-        await run_one(adapter, ctx, wallet)
-        assert await adapter.get_result(ctx, paid, int) == 200
+    asyncio.run(scenario())
 
-        refused = await adapter.enqueue(ctx, ChargeCard(card="visa", cents=300))
-        await run_one(adapter, ctx, wallet)
-        info = await adapter.get_job(ctx, refused)
-        assert info.status is JobStatus.FAILED and info.last_error == "insufficient funds"
-        clock.advance(timedelta(days=1))
-        assert await adapter.backend.dequeue(ctx, ["default"]) is None
+
+def test_a_declined_charge_fails_for_good(
+    dogqueue_adapter: QueueAdapter[dict[str, int]], dogqueue_clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        await dogqueue_adapter.register_job(ChargeCard)
+        handle = await dogqueue_adapter.enqueue(SHOP, ChargeCard(card="visa", cents=900))
+        await run_until_idle(dogqueue_adapter, context={"visa": 500}, clock=dogqueue_clock)
+        try:
+            await dogqueue_adapter.wait_result(SHOP, handle)
+        except JobFailed as failed:
+            assert failed.error == "insufficient funds"
+        else:
+            raise AssertionError("the charge should have failed")
 
     asyncio.run(scenario())
 
 
 if __name__ == "__main__":
-    test_charge_card_completes_then_fails_for_good()
-    print("ok")
+    for test in (
+        test_charges_run_with_retries_and_the_scheduled_one_tomorrow,
+        test_a_declined_charge_fails_for_good,
+    ):
+        clock = FakeClock()
+        adapter: QueueAdapter[dict[str, int]] = QueueAdapter(MemoryBackend(clock=clock))
+        test(adapter, clock)
+        print(f"ok: {test.__name__}")

@@ -7,65 +7,122 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
 from typing import Any
 
 from dogqueue.adapter import QueueAdapter
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend import locate
 from dogqueue.core.errors import QueueError
 from dogqueue.core.message import QueueCtx
-from dogqueue.worker import Worker
+from dogqueue.observability.logging import JsonLogFormatter
+from dogqueue.worker import CANCEL_CHECK_SECONDS, DEPLOY_GRACE, DEPLOY_HOLD, Worker
 
 #: Exit code for a target or option the command cannot use.
 USAGE_ERROR = 2
 
 
+#: The worker's options as (flag, dest, argparse action), to pass them on to children.
+_OPTIONS: list[tuple[str, str, str]] = []
+
+
 def register(subparsers: Any) -> None:
     """Add the `worker` subcommand."""
+    _OPTIONS.clear()
     parser = subparsers.add_parser(
         "worker",
         help="run a worker process",
-        description="Run jobs from a SQLite queue until SIGTERM or SIGINT (graceful: running"
+        description="Run jobs from a queue until SIGTERM or SIGINT (graceful: running"
         " jobs get --grace seconds, then their leases are released; a second signal stops at"
         " once). TARGET is module:attribute naming a QueueAdapter, or a factory called with"
-        " the SqliteBackend of --db that returns an adapter or (adapter, context), possibly"
-        " awaitable.",
+        " the backend of --db that returns an adapter or (adapter, context), possibly"
+        " awaitable. The current directory is on the import path.",
     )
-    parser.add_argument("target", metavar="TARGET", help="module:adapter_or_factory")
-    parser.add_argument("--db", help="SQLite database file (required for a factory)")
-    parser.add_argument(
+
+    def option(*flags: str, **options: Any) -> None:
+        action = parser.add_argument(*flags, **options)
+        if flags[0].startswith("--"):
+            _OPTIONS.append((flags[0], action.dest, options.get("action", "store")))
+
+    option("target", metavar="TARGET", help="module:adapter_or_factory")
+    option(
+        "--db",
+        metavar="PATH|URL",
+        help="the queue, for a factory: a SQLite file or a postgresql:// URL (schema=NAME"
+        f" picks the schema); default: ${locate.DB_ENV}",
+    )
+    option(
         "--tenant",
         action="append",
         dest="tenants",
         metavar="TENANT",
         help="serve this tenant (repeatable; default: every tenant with ready jobs)",
     )
-    parser.add_argument(
-        "--queue", action="append", dest="queues", metavar="QUEUE", help="repeatable"
+    option(
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="QUEUE",
+        help="serve this queue (repeatable; '*' serves every queue in use; default: default)",
     )
-    parser.add_argument("--concurrency", type=int, default=10, help="jobs at once (10)")
-    parser.add_argument("--tenant-concurrency", type=int, help="jobs at once per tenant")
-    parser.add_argument("--lease-seconds", type=float, help="lease duration")
-    parser.add_argument("--timeout-seconds", type=float, help="default job timeout")
-    parser.add_argument("--reaper-seconds", type=float, help="reaper interval")
-    parser.add_argument("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
-    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
-    parser.add_argument(
+    option("--concurrency", type=int, default=10, help="jobs at once (10)")
+    option("--tenant-concurrency", type=int, help="jobs at once per tenant")
+    option("--lease-seconds", type=float, help="lease duration")
+    option("--timeout-seconds", type=float, help="default job timeout")
+    option("--reaper-seconds", type=float, help="reaper interval")
+    option("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
+    option("--log-level", default="INFO", help="logging level (INFO)")
+    option("--log-format", choices=("text", "json"), default="text", help="log line format (text)")
+    option("--sync-threads", type=int, default=8, help="threads for synchronous jobs (8)")
+    option(
+        "--cancel-check-seconds",
+        type=float,
+        default=CANCEL_CHECK_SECONDS,
+        help=f"how often running jobs are checked for cancels ({CANCEL_CHECK_SECONDS})",
+    )
+    option(
+        "--deploy-grace",
+        type=float,
+        default=DEPLOY_GRACE.total_seconds(),
+        metavar="SECONDS",
+        help="how long a job this worker cannot run (unknown type, undecodable payload) is"
+        f" given back for a newer worker before it fails ({DEPLOY_GRACE.total_seconds():g})",
+    )
+    option(
+        "--deploy-hold",
+        type=float,
+        default=DEPLOY_HOLD.total_seconds(),
+        metavar="SECONDS",
+        help=f"how long such a job is held before each give-back ({DEPLOY_HOLD.total_seconds():g})",
+    )
+    option(
+        "--check",
+        action="store_true",
+        help="health probe: load TARGET, open the database, print what would be served,"
+        " exit 0 (or 1 on a problem) without running jobs",
+    )
+    option(
         "--metrics-port",
         type=int,
         metavar="PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port;"
         " needs the 'prometheus' extra)",
     )
-    parser.add_argument(
-        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
-    )
-    parser.add_argument(
+    option("--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)")
+    option(
         "--no-tenant-labels",
         action="store_true",
         help="with --metrics-port: sum tenants into one series",
+    )
+    option(
+        "--workers",
+        type=int,
+        default=1,
+        help="run N worker processes under a supervisor that restarts a crashed one and"
+        " passes SIGTERM/SIGINT on (1: this process is the worker); with --metrics-port P,"
+        " worker i serves P+i",
     )
     parser.set_defaults(run=run)
 
@@ -91,9 +148,10 @@ async def build_adapter(target: Any, db: str | None) -> tuple[QueueAdapter[Any],
         return target, None
     if not callable(target):
         raise ValueError("TARGET must be a QueueAdapter or a callable")
-    if db is None:
-        raise ValueError("--db is required when TARGET is a factory")
-    made = target(SqliteBackend(db))
+    db = db or os.environ.get(locate.DB_ENV)
+    if not db:
+        raise ValueError(f"--db (or ${locate.DB_ENV}) is required when TARGET is a factory")
+    made = target(locate.open_backend(db))
     if inspect.isawaitable(made):
         made = await made
     adapter, context = made if isinstance(made, tuple) else (made, None)
@@ -116,10 +174,11 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"dogqueue worker: {error}", file=sys.stderr)
         return USAGE_ERROR
     try:
+        queues: list[str] | str = args.queues or ["default"]
         worker: Worker[Any] = Worker(
             adapter,
             tenants=None if not args.tenants else [QueueCtx(t) for t in args.tenants],
-            queues=args.queues or ["default"],
+            queues="*" if "*" in queues else queues,
             context=context,
             concurrency=args.concurrency,
             tenant_concurrency=args.tenant_concurrency,
@@ -127,13 +186,14 @@ async def serve(args: argparse.Namespace) -> int:
             timeout=_seconds(args.timeout_seconds),
             reaper_interval=_seconds(args.reaper_seconds),
             shutdown_grace=timedelta(seconds=args.grace),
+            sync_threads=args.sync_threads,
+            cancel_check_interval=_seconds(args.cancel_check_seconds or None),
+            deploy_grace=timedelta(seconds=args.deploy_grace),
+            deploy_hold=timedelta(seconds=args.deploy_hold),
         )
-        logging.getLogger("dogqueue.worker").info(
-            "worker started: tenants=%s queues=%s concurrency=%d",
-            args.tenants or "all",
-            ",".join(worker.queues),
-            worker.concurrency,
-        )
+        if args.check:
+            return await _check(worker, adapter, args)
+        logging.getLogger("dogqueue.worker").info("worker started: %s", describe(worker, args))
         if args.metrics_port is None:
             await worker.run()
         else:
@@ -144,6 +204,29 @@ async def serve(args: argparse.Namespace) -> int:
     finally:
         await adapter.backend.close()
     logging.getLogger("dogqueue.worker").info("worker stopped")
+    return 0
+
+
+def describe(worker: Worker[Any], args: argparse.Namespace) -> str:
+    """What the worker serves: database, queues, tenants, job types, concurrency."""
+    database = getattr(worker.backend, "path", None) or type(worker.backend).__name__
+    queues = "* (every queue in use)" if worker.all_queues else ",".join(worker.queues)
+    return (
+        f"db={database} queues={queues} tenants={','.join(args.tenants or []) or 'all'}"
+        f" job_types={','.join(worker.adapter.job_registry.job_types) or '(none)'}"
+        f" concurrency={worker.concurrency} pid={os.getpid()}"
+    )
+
+
+async def _check(worker: Worker[Any], adapter: QueueAdapter[Any], args: argparse.Namespace) -> int:
+    """The health probe: open the database, read it once, print what would be served."""
+    if not adapter.job_registry.job_types:
+        print("dogqueue worker --check: no job types are registered", file=sys.stderr)
+        return 1
+    await adapter.backend.open()
+    queues = worker.queues if not worker.all_queues else ["default"]
+    ready = await adapter.backend.ready_tenants(queues)
+    print(f"ok: {describe(worker, args)} ready_tenants={len(ready)}")
     return 0
 
 
@@ -165,6 +248,17 @@ async def _run_with_metrics(
         await worker.run()
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+
+
 class _StoppedEarly(Exception):
     """SIGTERM arrived before the worker installed its own handlers."""
 
@@ -173,15 +267,48 @@ def _stop_early(signum: int, frame: object) -> None:
     raise _StoppedEarly
 
 
+def child_command(args: argparse.Namespace, index: int) -> list[str]:
+    """The command line of worker `index` under the supervisor: these options but one."""
+    command = [sys.executable, "-m", "dogqueue", "worker", args.target]
+    for flag, dest, action in _OPTIONS:
+        value = getattr(args, dest)
+        if dest == "workers" or value is None or value is False:
+            continue
+        if dest == "metrics_port" and value:
+            value += index
+        if action == "store_true":
+            command.append(flag)
+        elif action == "append":
+            for item in value:
+                command += [flag, str(item)]
+        else:
+            command += [flag, str(value)]
+    return command
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `dogqueue worker`."""
+    if args.workers < 1:
+        print("dogqueue worker: --workers must be at least 1", file=sys.stderr)
+        return USAGE_ERROR
+    if args.workers > 1 and not args.check:
+        from dogqueue.runtime.supervisor import Supervisor
+
+        _configure_logging(args)
+        if os.getcwd() not in sys.path:  # children start in this directory
+            sys.path.insert(0, os.getcwd())
+        return Supervisor(lambda index: child_command(args, index), args.workers).run()
     # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
     signal.signal(signal.SIGTERM, _stop_early)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    # Like `python -m`: `dogqueue worker myapp.jobs:make` imports from where it is run.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    _configure_logging(args)
     try:
-        return asyncio.run(serve(args))
+        code = asyncio.run(serve(args))
     except _StoppedEarly:
         return 0
+    except QueueError as error:  # e.g. --check on a database that cannot be opened
+        print(f"dogqueue worker: {error}", file=sys.stderr)
+        return 1
+    return code

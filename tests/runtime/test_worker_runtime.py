@@ -96,7 +96,8 @@ async def test_retryable_failure_is_retried_then_completes(
 async def test_permanent_failures_fail_at_once(backend: EngineBackend, message: JobMessage) -> None:
     adapter, probe = await make_adapter(backend), Probe()
     job_id = await backend.enqueue(T, message)
-    async with worker(adapter, probe, tenants=[T]):
+    # No deploy grace: a job no code here can run fails at once too.
+    async with worker(adapter, probe, tenants=[T], deploy_grace=timedelta(0)):
         await until_status(backend, T, job_id, JobStatus.FAILED)
     job = await backend.get_job(T, job_id)
     assert job.attempts == 1
@@ -262,8 +263,8 @@ async def test_per_tenant_concurrency_limit_holds(backend: EngineBackend) -> Non
     async with worker(adapter, probe, tenants=[a, b], concurrency=4, tenant_concurrency=1):
         for job_id in ids_a:
             await until_status(backend, a, job_id, JobStatus.COMPLETED)
-        for job_id in ids_b:
-            await until_status(backend, b, job_id, JobStatus.COMPLETED)
+        for b_id in ids_b:
+            await until_status(backend, b, b_id, JobStatus.COMPLETED)
     assert probe.most_running == 1
 
 

@@ -58,3 +58,83 @@ def test_mypy_rejects_a_wrong_return_type(tmp_path: Path) -> None:
     output, status = check(tmp_path, BAD)
     assert status == 1
     assert "[override]" in output and "snippet.py:8" in output
+
+
+RUNTIME_GOOD = """
+from dogqueue import Job, JobHandle, QueueAdapter, QueueCtx, SyncJob, current_run, job
+from dogqueue.backend.memory import MemoryBackend
+
+class Resize(Job[dict[str, int], int]):
+    JOB_TYPE = "resize"
+    width: int
+
+    async def execute(self, ctx: dict[str, int]) -> int:
+        run = current_run()
+        await run.report_progress(0.5)
+        return self.width * ctx["scale"] * run.attempt
+
+class Thumbnail(SyncJob[dict[str, int], list[str]]):
+    JOB_TYPE = "thumbnail"
+    path: str
+
+    def execute(self, ctx: dict[str, int]) -> list[str]:
+        return [self.path, current_run().tenant_id]
+
+@job
+async def add(ctx: dict[str, int], a: int, b: int = 1) -> int:
+    return a + b
+
+@job(job_type="shout")
+def shout(ctx: dict[str, int], text: str) -> str:
+    return text.upper()
+
+async def main() -> None:
+    adapter: QueueAdapter[dict[str, int]] = QueueAdapter(MemoryBackend())
+    for job_class in (Resize, Thumbnail):
+        await adapter.register_job(job_class)
+    await adapter.register_job(add)
+    t = QueueCtx("t")
+    handle: JobHandle[int] = await adapter.enqueue(t, Resize(width=3))
+    job_id: str = handle
+    width: int = await adapter.wait_result(t, handle, timeout=5)
+    paths: list[str] = await adapter.wait_result(t, await adapter.enqueue(t, Thumbnail(path="p")))
+    total: int = await adapter.wait_result(t, await adapter.enqueue(t, add(1, b=2)))
+    text: str = await adapter.wait_result(t, await adapter.enqueue(t, shout("hi")))
+    print(job_id, width, paths, total, text)
+"""
+
+RUNTIME_BAD = """
+from dogqueue import Job, QueueAdapter, QueueCtx, job
+from dogqueue.backend.memory import MemoryBackend
+
+class Resize(Job[None, int]):
+    JOB_TYPE = "resize"
+    width: int
+
+    async def execute(self, ctx: None) -> int:
+        return self.width
+
+@job
+async def add(ctx: None, a: int) -> int:
+    return a
+
+async def main(adapter: QueueAdapter[None]) -> None:
+    handle = await adapter.enqueue(QueueCtx("t"), Resize(width=3))
+    wrong: str = await adapter.wait_result(QueueCtx("t"), handle)
+    await adapter.enqueue(QueueCtx("t"), add("not an int"))
+    print(wrong)
+"""
+
+
+@pytest.mark.slow
+def test_mypy_accepts_runs_results_sync_and_function_jobs(tmp_path: Path) -> None:
+    output, status = check(tmp_path, RUNTIME_GOOD)
+    assert status == 0, output
+
+
+@pytest.mark.slow
+def test_mypy_rejects_a_wrong_result_type_and_a_wrong_job_argument(tmp_path: Path) -> None:
+    output, status = check(tmp_path, RUNTIME_BAD)
+    assert status == 1
+    assert 'snippet.py:18: error: Argument 2 to "wait_result"' in output, output
+    assert 'snippet.py:19: error: Argument 1 to "__call__" of "JobFunction"' in output, output

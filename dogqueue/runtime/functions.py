@@ -1,0 +1,174 @@
+"""Function jobs: `@dogqueue.job` turns a typed function into a registered job class."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+import msgspec
+
+from dogqueue.core.errors import InvalidInput
+from dogqueue.core.status import JobPriority
+from dogqueue.jobs import BaseJob, Job, SyncJob
+
+C = TypeVar("C")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ORDINARY = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+class JobFunction(Generic[C, P, R]):
+    """A function made a job. Calling it with the function's arguments (all but the
+    context) makes the job object to enqueue: `await adapter.enqueue(ctx, send(to="a"))`.
+    Register it with `adapter.register_job(send)`; `job_class` is the generated class."""
+
+    def __init__(self, function: Callable[..., Any], job_class: type[BaseJob[C, R]]) -> None:
+        self.function = function
+        self.job_class = job_class
+        self._signature = inspect.signature(function)
+        self.__doc__ = function.__doc__
+        self.__name__ = getattr(function, "__name__", job_class.__name__)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> BaseJob[C, R]:
+        bound = self._signature.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        fields = dict(list(bound.arguments.items())[1:])
+        return self.job_class(**fields)
+
+    def __repr__(self) -> str:
+        return f"<job function {self.job_class.JOB_TYPE!r}: {self.function.__qualname__}>"
+
+
+def _make_class(
+    function: Callable[..., Any],
+    job_type: str | None,
+    max_retries: int | None,
+    priority: JobPriority | None,
+    timeout: timedelta | None,
+) -> type[BaseJob[Any, Any]]:
+    if not callable(function):
+        raise InvalidInput("function", "must be a function")
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters or parameters[0].kind not in _ORDINARY:
+        raise InvalidInput("function", "must take the worker's context as its first argument")
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception as error:
+        raise InvalidInput("function", f"annotations do not resolve: {error}") from error
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    positional: list[str] = []
+    keywords: list[str] = []
+    for parameter in parameters[1:]:
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise InvalidInput("function", "*args and **kwargs cannot be stored in a payload")
+        annotation = hints.get(parameter.name, Any)
+        if parameter.default is inspect.Parameter.empty:
+            fields.append((parameter.name, annotation))
+        else:
+            fields.append((parameter.name, annotation, parameter.default))
+        (positional if parameter.kind in _ORDINARY else keywords).append(parameter.name)
+
+    is_async = inspect.iscoroutinefunction(function)
+
+    def arguments(job: BaseJob[Any, Any]) -> tuple[list[Any], dict[str, Any]]:
+        return [getattr(job, name) for name in positional], {
+            name: getattr(job, name) for name in keywords
+        }
+
+    async def execute_async(self: BaseJob[Any, Any], ctx: Any) -> Any:
+        args, kwargs = arguments(self)
+        return await function(ctx, *args, **kwargs)
+
+    def execute_sync(self: BaseJob[Any, Any], ctx: Any) -> Any:
+        args, kwargs = arguments(self)
+        return function(ctx, *args, **kwargs)
+
+    namespace: dict[str, Any] = {
+        "JOB_TYPE": job_type or function.__name__,
+        "execute": execute_async if is_async else execute_sync,
+        "__doc__": function.__doc__,
+    }
+    if max_retries is not None:
+        namespace["MAX_RETRIES"] = max_retries
+    if priority is not None:
+        namespace["PRIORITY"] = priority
+    if timeout is not None:
+        namespace["TIMEOUT"] = timeout
+    if "return" in hints:
+        # The declared result type, for wait_result.
+        namespace["execute"].__annotations__ = {"return": hints["return"]}
+    job_class: type[BaseJob[Any, Any]] = msgspec.defstruct(  # type: ignore[assignment]
+        f"{function.__name__}_job",
+        fields,
+        bases=(Job if is_async else SyncJob,),
+        module=function.__module__,
+        namespace=namespace,
+        kw_only=True,
+    )
+    return job_class
+
+
+class JobDecorator:
+    """What `job(...)` with options returns: apply it to the function."""
+
+    def __init__(
+        self,
+        job_type: str | None,
+        max_retries: int | None,
+        priority: JobPriority | None,
+        timeout: timedelta | None,
+    ) -> None:
+        self._options = (job_type, max_retries, priority, timeout)
+
+    @overload
+    def __call__(
+        self, function: Callable[Concatenate[C, P], Coroutine[Any, Any, R]]
+    ) -> JobFunction[C, P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[Concatenate[C, P], R]) -> JobFunction[C, P, R]: ...
+
+    def __call__(self, function: Callable[..., Any]) -> JobFunction[Any, Any, Any]:
+        return JobFunction(function, _make_class(function, *self._options))
+
+
+@overload
+def job(
+    function: Callable[Concatenate[C, P], Coroutine[Any, Any, R]],
+) -> JobFunction[C, P, R]: ...
+
+
+@overload
+def job(function: Callable[Concatenate[C, P], R]) -> JobFunction[C, P, R]: ...
+
+
+@overload
+def job(
+    *,
+    job_type: str | None = None,
+    max_retries: int | None = None,
+    priority: JobPriority | None = None,
+    timeout: timedelta | None = None,
+) -> JobDecorator: ...
+
+
+def job(
+    function: Callable[..., Any] | None = None,
+    *,
+    job_type: str | None = None,
+    max_retries: int | None = None,
+    priority: JobPriority | None = None,
+    timeout: timedelta | None = None,
+) -> JobFunction[Any, Any, Any] | JobDecorator:
+    """Make a typed function a job: `async def f(ctx: C, a: int) -> R` (or a plain
+    `def`, run in the worker's thread pool) becomes a job whose payload is the
+    arguments after the context. `@job` uses the function's name as JOB_TYPE;
+    `@job(job_type=..., max_retries=..., priority=..., timeout=...)` sets them."""
+    decorator = JobDecorator(job_type, max_retries, priority, timeout)
+    if function is None:
+        return decorator
+    return decorator(function)

@@ -1,0 +1,209 @@
+"""`dogqueue worker` processes on one SQLite file: cancel from another process with the
+default lease, a rolling deploy, the import path, logs and the health probe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dogqueue import JobStatus, QueueCtx
+from dogqueue.backend.sqlite import SqliteBackend
+from tests.runtime.app_jobs import Boom, Report, Sleepy, Snooze, make_new, make_old
+from tests.runtime.helpers import event_types, until, until_status
+
+ROOT = Path(__file__).resolve().parents[2]
+T = QueueCtx("shop")
+
+
+def env_with_root() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextmanager
+def worker_process(target: str, db: Path, *options: str) -> Iterator[subprocess.Popen[str]]:
+    """A `dogqueue worker` child, stopped with SIGTERM at the end (exit code 0)."""
+    command = [sys.executable, "-m", "dogqueue", "worker", target, "--db", str(db), *options]
+    process = subprocess.Popen(command, env=env_with_root(), stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
+def exists(path: Path) -> bool:
+    """Whether the job in the worker process left this file."""
+    return path.exists()
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM the worker; return its log."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    return stderr
+
+
+async def test_a_cancel_from_another_process_stops_the_job_with_the_default_lease(
+    tmp_path: Path,
+) -> None:
+    db, marker = tmp_path / "queue.db", tmp_path / "cancelled"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_old(backend)
+        handle = await adapter.enqueue(T, Sleepy(marker=str(marker), seconds=3600))
+        # Default lease (5 min): the next heartbeat is 100 s away, so only the worker's
+        # check of its own running jobs can stop the job within the test's patience.
+        with worker_process("tests.runtime.app_jobs:make_old", db):
+
+            async def started() -> bool:
+                return exists(tmp_path / "cancelled.started")
+
+            await until(started)
+            await adapter.cancel_job(T, handle)
+
+            async def cancelled() -> bool:
+                return exists(marker)
+
+            await until(cancelled)
+        assert await event_types(backend, T, handle) == ["enqueued", "leased", "canceled"]
+
+
+async def test_a_rolling_deploy_completes_a_new_job_type_once(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        new_adapter = await make_new(backend)
+        handle = await new_adapter.enqueue(T, Report(name="q3"))
+        hold = ("--deploy-hold", "0.05")
+        with worker_process("tests.runtime.app_jobs:make_old", db, *hold) as old:
+
+            async def given_back() -> bool:
+                return "released" in await event_types(backend, T, handle)
+
+            await until(given_back)  # the old build has no `report`: it gives it back
+            assert await backend.get_status(T, handle) is not JobStatus.FAILED
+            with worker_process("tests.runtime.app_jobs:make_new", db, *hold):
+                result = await new_adapter.wait_result(T, handle, timeout=30)
+            old_log = stop(old)
+        assert result.startswith("report q3")
+        types = await event_types(backend, T, handle)
+        assert types.count("completed") == 1 and "failed" not in types
+        assert (await backend.get_job(T, handle)).attempts == 1  # give-backs do not count
+        assert "cannot run here: job type 'report' is not registered" in old_log
+
+
+async def test_json_logs_name_what_is_served_and_the_error_of_a_failure(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_old(backend)
+        handle = await adapter.enqueue(T, Boom(), max_retries=0)
+        command = ["--log-format", "json", "--tenant", "shop", "--queue", "default"]
+        with worker_process("tests.runtime.app_jobs:make_old", db, *command) as process:
+            await until_status(backend, T, handle, JobStatus.FAILED)
+            log = stop(process)
+    records = [json.loads(line) for line in log.splitlines()]
+    messages = [record["message"] for record in records]
+    (start,) = [m for m in messages if m.startswith("worker started")]
+    assert f"db={db}" in start and "queues=default" in start and "tenants=shop" in start
+    assert "job_types=boom,sleepy,snooze" in start
+    failure = [m for m in messages if "card declined" in m]
+    assert failure and "ValueError: card declined: insufficient funds" in failure[0]
+    assert "second line" not in failure[0]
+
+
+def test_the_worker_imports_from_the_current_directory_and_check_probes(tmp_path: Path) -> None:
+    (tmp_path / "myapp_jobs.py").write_text(
+        textwrap.dedent(
+            """
+            from dogqueue import Job, QueueAdapter
+
+            class Ping(Job[None, str]):
+                JOB_TYPE = "ping"
+
+                async def execute(self, ctx: None) -> str:
+                    return "pong"
+
+            async def make(backend):
+                adapter = QueueAdapter(backend)
+                await adapter.register_job(Ping)
+                return adapter
+            """
+        )
+    )
+    # -I: no PYTHONPATH and no current directory from Python itself; only the worker's.
+    command = [sys.executable, "-I", "-m", "dogqueue", "worker", "myapp_jobs:make"]
+    ok = subprocess.run(
+        [*command, "--db", "queue.db", "--check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("ok: db=queue.db") and "job_types=ping" in ok.stdout
+    broken = subprocess.run(
+        [*command, "--db", str(tmp_path / "missing" / "queue.db"), "--check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert broken.returncode != 0 and "dogqueue worker" in broken.stderr
+
+
+async def test_workers_n_restarts_a_killed_child_and_stops_all_on_sigterm(tmp_path: Path) -> None:
+    db, log_path = tmp_path / "queue.db", tmp_path / "supervisor.log"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_new(backend)
+        command = [sys.executable, "-m", "dogqueue", "worker", "tests.runtime.app_jobs:make_new"]
+        with log_path.open("w") as log_file:
+            supervisor = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child)
+                [*command, "--db", str(db), "--workers", "2"],
+                env=env_with_root(),
+                stderr=log_file,
+            )
+        try:
+
+            def log_lines(text: str) -> list[str]:
+                return [line for line in log_path.read_text().splitlines() if text in line]
+
+            async def started(count: int) -> bool:
+                return len(log_lines("worker started: db=")) >= count
+
+            await until(lambda: started(2))
+            pid = int(log_lines("worker 0 started: pid")[0].rsplit(" ", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            await until(lambda: started(3))  # the supervisor started it again
+            assert log_lines(f"(pid {pid}) exited with code -9; starting it again")
+            handles = [await adapter.enqueue(T, Report(name=f"r{i}")) for i in range(6)]
+            for handle in handles:
+                assert (await adapter.wait_result(T, handle, timeout=30)).startswith("report")
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            code = supervisor.wait(timeout=60)
+        assert code == 0, log_path.read_text()
+        assert len(log_lines("worker stopped")) == 2  # both live children stopped gracefully
+
+
+async def test_a_blocking_job_longer_than_its_lease_completes_once(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_old(backend)
+        handle = await adapter.enqueue(T, Snooze(seconds=3))
+        # A 1 s lease: the job blocks its thread three times as long, heartbeats go on.
+        options = ("--lease-seconds", "1", "--reaper-seconds", "0.2")
+        with worker_process("tests.runtime.app_jobs:make_old", db, *options):
+            result = await adapter.wait_result(T, handle, timeout=60)
+        assert result == "woke after attempt 1"
+        types = await event_types(backend, T, handle)
+        assert types.count("leased") == 1 and "expired" not in types
+        assert types.count("heartbeat") >= 3

@@ -1,0 +1,92 @@
+"""examples/web_service.py for real: a uvicorn process serving the app and a
+`dogqueue worker` process on one SQLite file, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.runtime.helpers import until
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def process(
+    command: list[str], db: Path, log: Path, *, exit_codes: tuple[int, ...] = (0,)
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child in the examples directory, stopped with SIGTERM."""
+    env = dict(os.environ, DOGQUEUE_DB=str(db))
+    with log.open("w") as out:
+        child = subprocess.Popen(command, cwd=EXAMPLES, env=env, stderr=out, stdout=out)
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+    assert child.returncode in exit_codes, log.read_text()
+
+
+async def test_the_web_service_and_a_worker_process_run_jobs_over_http(tmp_path: Path) -> None:
+    db, port = tmp_path / "queue.db", free_port()
+    web = [sys.executable, "-m", "uvicorn", "web_service:app", "--port", str(port)]
+    worker = [sys.executable, "-m", "dogqueue", "worker", "web_service:make_adapter"]
+    worker += ["--db", str(db), "--queue", "*"]
+    with (
+        # uvicorn ends a graceful shutdown by re-raising SIGTERM on itself.
+        process(web, db, tmp_path / "web.log", exit_codes=(0, -signal.SIGTERM)),
+        process(worker, db, tmp_path / "worker.log"),
+    ):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            async def serving() -> bool:
+                try:
+                    return (await http.get("/docs")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await until(serving)
+            made = (await http.post("/acme/exports", params={"rows": 250})).json()
+            result = (await http.get(f"/acme/jobs/{made['job_id']}/result")).json()
+            assert result == {"result": {"tenant": "acme", "rows": 250, "attempt": 1}}
+
+            mail = (await http.post("/globex/welcome", params={"email": "a@b.c"})).json()
+            result = (await http.get(f"/globex/jobs/{mail['job_id']}/result")).json()
+            assert result == {"result": "sent to a@b.c"}
+
+            slow = await http.post("/acme/exports", params={"rows": 10**6, "seconds_per_row": 1})
+            slow_id = slow.json()["job_id"]
+
+            async def running() -> bool:
+                status = await http.get(f"/acme/jobs/{slow_id}")
+                return bool(status.json()["status"] == "leased")
+
+            await until(running)
+            assert (await http.delete(f"/acme/jobs/{slow_id}")).json() == {"status": "canceled"}
+            refused = await http.get(f"/acme/jobs/{slow_id}/result")
+            assert refused.status_code == 409 and "canceled" in refused.text
+            assert (await http.get("/acme/jobs/nope")).status_code == 404
+
+            async def stopped_by_worker() -> bool:
+                return "was canceled; stopping it" in read(tmp_path / "worker.log")
+
+            await until(stopped_by_worker)  # another process's cancel reached the job
+
+
+def read(path: Path) -> str:
+    return path.read_text()
