@@ -16,6 +16,7 @@ from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend import locate
 from dogqueue.core.errors import InvalidInput, QueueError
 from dogqueue.core.validation import check_name
+from dogqueue.display import one_line
 from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
@@ -112,7 +113,9 @@ def when(moment: datetime | None) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
-    """Rows as aligned, space-separated columns under a header."""
+    """Rows as aligned, space-separated columns under a header. Stored text is shown on
+    one line with control characters and terminal escapes made visible, never obeyed."""
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))

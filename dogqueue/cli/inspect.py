@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -71,12 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     jobs = subparsers.add_parser(
         "jobs",
-        help="list a tenant's jobs",
-        description="List a tenant's jobs in the order they were enqueued, with their"
+        help="list jobs (of one tenant, or of every tenant for an operator)",
+        description="List jobs in the order they were enqueued, with their tenant,"
         " status, queue, type, attempts and next run time. Filters combine.",
     )
     add_db(jobs)
-    jobs.add_argument("--tenant", required=True, help="whose jobs to list")
+    jobs.add_argument("--tenant", help="whose jobs to list (default: every tenant)")
     jobs.add_argument(
         "--status", choices=[s.value for s in JobStatus], help="only jobs in this status"
     )
@@ -215,6 +216,9 @@ def _jobs(args: argparse.Namespace) -> int:
         and (args.queue is None or job.message.queue == args.queue)
         and (args.job_type is None or job.message.job_type == args.job_type)
     ]
+    if args.tenant is not None and not found and not _tenant_exists(args.db, args.tenant):
+        print(f"dogqueue jobs: no tenant {args.tenant!r} in this log", file=sys.stderr)
+        return EXIT_ERROR
     shown = found[: max(args.limit, 0)]
     if args.json:
         for job in shown:
@@ -222,6 +226,7 @@ def _jobs(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [
         [
+            job.tenant_id,
             job.job_id,
             job.status.value,
             job.message.queue,
@@ -232,10 +237,20 @@ def _jobs(args: argparse.Namespace) -> int:
         ]
         for job in shown
     ]
-    print(table(rows, ["job_id", "status", "queue", "type", "attempts", "run_at", "updated"]))
+    header = ["tenant", "job_id", "status", "queue", "type", "attempts", "run_at", "updated"]
+    print(table(rows, header))
     if len(found) > len(shown):
         print(f"... {len(found) - len(shown)} more (raise --limit to see them)")
     return EXIT_OK
+
+
+def _tenant_exists(db: str, tenant_id: str) -> bool:
+    """Whether the log holds any event of the tenant (now, whatever the --as-of)."""
+
+    async def read(log: LogReader) -> bool:
+        return bool(await log.jobs(tenant_id)) or bool(await log.tenant_events(tenant_id))
+
+    return read_log(db, read)
 
 
 def _job_summary(job: JobInfo) -> dict[str, Any]:

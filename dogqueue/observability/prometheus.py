@@ -149,18 +149,38 @@ def metric_families(snapshot: MetricsSnapshot, *, tenant_labels: bool = True) ->
     yield latency
 
 
-class _SnapshotCollector(Collector):
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
+class DogqueueCollector(Collector):
+    """dogqueue's metrics for a prometheus_client registry of your own, e.g. beside your
+    application's metrics on its `/metrics`:
+
+        collector = DogqueueCollector()
+        prometheus_client.REGISTRY.register(collector)
+        ...
+        collector.update(await MetricsReader(backend).snapshot())  # e.g. every 15 s
+
+    `collect()` serves the latest snapshot given to `update` (none: no series)."""
+
+    def __init__(
+        self, snapshot: MetricsSnapshot | None = None, *, tenant_labels: bool = True
+    ) -> None:
+        self.tenant_labels = tenant_labels
+        self._snapshot = snapshot
+
+    def update(self, snapshot: MetricsSnapshot) -> None:
+        """Serve `snapshot` from now on."""
+        self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
-        return self._families
+        """The metric families of the latest snapshot."""
+        if self._snapshot is None:
+            return []
+        return list(metric_families(self._snapshot, tenant_labels=self.tenant_labels))
 
 
 def render(snapshot: MetricsSnapshot, *, tenant_labels: bool = True) -> bytes:
     """The snapshot in the Prometheus text exposition format."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(metric_families(snapshot, tenant_labels=tenant_labels)))
+    registry.register(DogqueueCollector(snapshot, tenant_labels=tenant_labels))
     return generate_latest(registry)
 
 
