@@ -173,16 +173,25 @@ class Engine:
         return leases
 
     def heartbeat(
-        self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime, duration: timedelta
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        lease: LeasedJob,
+        now: datetime,
+        duration: timedelta,
+        progress: tuple[float, str | None] | None = None,
     ) -> LeasedJob:
-        """Extend a valid lease."""
+        """Extend a valid lease, recording the job's progress if given."""
         state = self._load(tx, tenant_id, lease.job_id)
+        done, message = progress if progress is not None else (None, None)
         command = ExtendLease(
             tenant_id=tenant_id,
             job_id=lease.job_id,
             at=now,
             token=lease.lease_token,
             duration=duration,
+            progress=done,
+            progress_message=message,
         )
         return lease_of(self._apply(tx, state, command))
 

@@ -145,9 +145,21 @@ class Forwarding:
         return await self.inner.dequeue_many(ctx, queues, n, lease_duration=lease_duration)
 
     async def heartbeat(
-        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        lease_duration: timedelta | None = None,
+        progress: float | None = None,
+        progress_message: str | None = None,
     ) -> LeasedJob:
-        return await self.inner.heartbeat(ctx, lease, lease_duration=lease_duration)
+        return await self.inner.heartbeat(
+            ctx,
+            lease,
+            lease_duration=lease_duration,
+            progress=progress,
+            progress_message=progress_message,
+        )
 
     async def ack_complete(
         self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None

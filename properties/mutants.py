@@ -87,10 +87,22 @@ class StaleTokenAccepted(MemoryBackend):
         return await super().ack_fail(ctx, await self._fresh(ctx, lease), error, retry=retry)
 
     async def heartbeat(
-        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        lease_duration: timedelta | None = None,
+        progress: float | None = None,
+        progress_message: str | None = None,
     ) -> LeasedJob:
         fresh = await self._fresh(ctx, lease)
-        return await super().heartbeat(ctx, fresh, lease_duration=lease_duration)
+        return await super().heartbeat(
+            ctx,
+            fresh,
+            lease_duration=lease_duration,
+            progress=progress,
+            progress_message=progress_message,
+        )
 
 
 class LeasedJobLeasedAgain(MemoryBackend):

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from dogqueue.core.events import AnyEvent, Enqueued, Expired, Failed, Leased, Released, Requeued
+from dogqueue.core.events import (
+    AnyEvent,
+    Enqueued,
+    Expired,
+    Failed,
+    Heartbeat,
+    Leased,
+    Released,
+    Requeued,
+)
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobPriority, JobStatus
 
@@ -78,6 +87,13 @@ def explain(job: JobInfo, history: Sequence[AnyEvent], now: datetime, ahead: int
             leased = _last(history, Leased)
             if leased is not None:
                 details.append(f"leased at {_time(leased.at)} ({_span(now - leased.at)} ago)")
+            reported = _last_progress(history)
+            if reported is not None:
+                note = "" if reported.progress_message is None else f": {reported.progress_message}"
+                details.append(
+                    f"reported {100 * (reported.progress or 0):.0f}% done at"
+                    f" {_time(reported.at)}{note}"
+                )
             if job.lease_expires_at <= now:
                 details.append(
                     "the lease has run out: the next dequeue or reaper run will expire it"
@@ -154,3 +170,13 @@ def _span(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def _last_progress(history: Sequence[AnyEvent]) -> Heartbeat | None:
+    """The latest heartbeat of the current attempt that reported progress."""
+    for event in reversed(history):
+        if isinstance(event, Leased):
+            return None
+        if isinstance(event, Heartbeat) and event.progress is not None:
+            return event
+    return None

@@ -275,15 +275,23 @@ class EngineBackend(abc.ABC):
         self._notify_change()
 
     async def heartbeat(
-        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        lease_duration: timedelta | None = None,
+        progress: float | None = None,
+        progress_message: str | None = None,
     ) -> LeasedJob:
-        """Extend a valid lease; the token stays the same."""
+        """Extend a valid lease; the token stays the same. `progress` (0.0 to 1.0) and
+        `progress_message` are recorded in the heartbeat event."""
         tenant = check.check_ctx(ctx)
         _check_lease(lease)
         duration = self._lease_duration(lease_duration)
+        reported = check.check_progress(progress, progress_message)
         await self._ready()
         return await self._transact(
-            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration),
+            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration, reported),
             _job_reads(tenant, lease.job_id),
         )
 

@@ -77,9 +77,16 @@ class Backend(Protocol):
         ...
 
     async def heartbeat(
-        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        lease_duration: timedelta | None = None,
+        progress: float | None = None,
+        progress_message: str | None = None,
     ) -> LeasedJob:
-        """Extend a valid lease; the token stays the same."""
+        """Extend a valid lease; the token stays the same. `progress` (0.0 to 1.0) and
+        `progress_message` are recorded in the heartbeat event."""
         ...
 
     async def ack_complete(

@@ -36,6 +36,8 @@ class ExtendLease(Command, frozen=True):
 
     token: int
     duration: timedelta
+    progress: float | None = None
+    progress_message: str | None = None
 
 
 class Complete(Command, frozen=True):

@@ -81,7 +81,15 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
             ]
         case ExtendLease(token=token, duration=duration):
             _check_lease(state, token, command)
-            return [Heartbeat(**base, token=token, expires_at=command.at + duration)]
+            return [
+                Heartbeat(
+                    **base,
+                    token=token,
+                    expires_at=command.at + duration,
+                    progress=command.progress,
+                    progress_message=command.progress_message,
+                )
+            ]
         case Complete(token=token, result=result):
             _check_lease(state, token, command)
             return [Completed(**base, token=token, result=result)]

@@ -62,6 +62,10 @@ class Heartbeat(Event, frozen=True, tag="heartbeat"):
     TYPE: ClassVar[str] = "heartbeat"
     token: int
     expires_at: datetime
+    #: How far the job said it was (0.0 to 1.0), when the heartbeat reported progress.
+    progress: float | None = None
+    #: What the job said about its progress.
+    progress_message: str | None = None
 
 
 class Completed(Event, frozen=True, tag="completed"):

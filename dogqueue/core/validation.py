@@ -42,6 +42,27 @@ def is_encodable(text: str) -> bool:
     return _SURROGATE.search(text) is None
 
 
+#: The longest progress message kept (longer ones are cut).
+MAX_PROGRESS_MESSAGE = 1_000
+
+
+def check_progress(progress: float | None, message: str | None) -> tuple[float, str | None] | None:
+    """A heartbeat's reported progress, checked: a number from 0 to 1 and an optional
+    message (made recordable, cut to MAX_PROGRESS_MESSAGE); None when none is reported."""
+    if progress is None:
+        if message is not None:
+            raise InvalidInput("progress", "is needed with a progress_message")
+        return None
+    if isinstance(progress, bool) or not isinstance(progress, (int, float)):
+        raise InvalidInput("progress", "must be a number from 0 to 1")
+    if not 0 <= progress <= 1:
+        raise InvalidInput("progress", "must be a number from 0 to 1")
+    if message is not None and not isinstance(message, str):
+        raise InvalidInput("progress_message", "must be a str or None")
+    text = None if message is None else recordable_text(message)[:MAX_PROGRESS_MESSAGE]
+    return float(progress), text
+
+
 def recordable_text(text: str) -> str:
     """`text` with every character UTF-8 cannot encode (a lone surrogate, e.g. from an
     undecodable file name) replaced by U+FFFD, so that it can always be stored."""

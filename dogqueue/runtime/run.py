@@ -121,7 +121,8 @@ class JobRun:
 
     async def report_progress(self, done: float, message: str | None = None) -> None:
         """Report how far the job is (`done` from 0.0 to 1.0, with an optional message):
-        kept on the run, logged, and recorded in the job's history as a heartbeat."""
+        kept on the run, logged, and recorded in the job's history in a heartbeat event
+        (which also extends the lease)."""
         if isinstance(done, bool) or not isinstance(done, (int, float)) or not 0 <= done <= 1:
             raise InvalidInput("done", "must be a number from 0 to 1")
         if message is not None and not isinstance(message, str):
@@ -141,7 +142,14 @@ class JobRun:
             "" if message is None else f": {message}",
             extra=fields,
         )
-        await self.extend_lease()
+        lease = await self._backend.heartbeat(
+            self.ctx,
+            self._lease,
+            lease_duration=self._lease_duration,
+            progress=float(done),
+            progress_message=message,
+        )
+        self.set_lease(lease)
 
     # -- from a synchronous job's thread ---------------------------------------------
 

@@ -30,6 +30,7 @@ from dogqueue import (
     job,
 )
 from dogqueue.backend.base import EngineBackend
+from dogqueue.core.events import Heartbeat
 from dogqueue.runtime.results import JobFailed, ResultTimeout
 from tests.runtime.helpers import event_types, until, until_status, within
 
@@ -190,6 +191,8 @@ async def test_progress_and_lease_extension_are_recorded(
         "heartbeat",
         "completed",
     ]
+    beats = [e for e in await backend.history(T, handle) if isinstance(e, Heartbeat)]
+    assert [(e.progress, e.progress_message) for e in beats] == [(0.5, "half way"), (None, None)]
 
 
 def test_current_run_outside_a_job_is_a_lookup_error() -> None:
