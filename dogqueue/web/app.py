@@ -149,7 +149,16 @@ def event_row(event: AnyEvent) -> dict[str, Any]:
     """The timeline columns of one event (absent fields are None)."""
     fields = {
         name: getattr(event, name, None)
-        for name in ("attempt", "token", "error", "retry_at", "expires_at", "actor")
+        for name in (
+            "attempt",
+            "token",
+            "error",
+            "retry_at",
+            "expires_at",
+            "actor",
+            "progress",
+            "progress_message",
+        )
     }
     return {
         "type": event.type,

@@ -14,7 +14,7 @@ from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.events import Canceled, Requeued
-from dogqueue.core.message import QueueCtx
+from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.web import TokenStore, create_app
 from tests.web.workload import (
@@ -187,3 +187,19 @@ async def test_job_page_shows_timeline_explain_payload_and_result(
         assert "event-leased" in page and "event-completed" in page
         listing = (await http.get("/tenants/acme/jobs?q=order-")).text
         assert jobs.acme_dead in listing and jobs.acme_done not in listing
+
+
+async def test_the_timeline_shows_reported_progress_escaped(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, _ = queue
+    ctx = QueueCtx("acme")
+    job_id = await backend.enqueue(ctx, JobMessage(job_type="export", payload_bytes=b"{}"))
+    lease = None
+    while lease is None or lease.job_id != job_id:
+        lease = await backend.dequeue(ctx, ["default"])
+        assert lease is not None
+    await backend.heartbeat(ctx, lease, progress=0.4, progress_message="<b>row</b> 40\x1b[0m")
+    async with client(backend, ADMIN_TOKEN) as http:
+        page = (await http.get(job_url("acme", job_id))).text
+    assert "40% &lt;b&gt;row&lt;/b&gt; 40\\x1b[0m" in page
