@@ -83,10 +83,11 @@ class QueueModel:
         events, self.expected_events = self.expected_events, []
         return events
 
-    def take_touched(self) -> set[tuple[str, str]]:
-        """The jobs changed since the last call, and forget them."""
+    def take_touched(self) -> list[tuple[str, str]]:
+        """The jobs changed since the last call, in a fixed order (a run must replay
+        exactly for hypothesis), and forget them."""
         touched, self.touched = self.touched, set()
-        return touched
+        return sorted(touched)
 
     def job(self, tenant: str, job_id: str) -> ModelJob | None:
         """The tenant's job, or None (another tenant's job is None too)."""
