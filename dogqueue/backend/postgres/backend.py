@@ -394,6 +394,8 @@ class PostgresBackend(EngineBackend):
         return await self._seal_now()
 
     async def _seal_now(self, *, wait: bool = True) -> int:
+        """Sequencer steps until this object's own events have positions (one step when
+        not `wait`ing); other writers' new events never keep it looping."""
         total = 0
         mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
@@ -401,10 +403,10 @@ class PostgresBackend(EngineBackend):
             while True:
                 count = await seal(conn)
                 total += count
-                if count:
-                    continue
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
+                if count:
+                    continue
                 if asyncio.get_running_loop().time() > deadline:
                     return total  # an old transaction holds the watermark: read a prefix
                 await asyncio.sleep(0.002)
@@ -413,7 +415,7 @@ class PostgresBackend(EngineBackend):
         while True:
             await asyncio.sleep(SEAL_INTERVAL)
             with contextlib.suppress(Exception):
-                await self.seal()
+                await self._seal_now(wait=False)
 
     def log_reader(self) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this
