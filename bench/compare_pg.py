@@ -1,0 +1,923 @@
+"""dogqueue on PostgreSQL beside the PostgreSQL queues people use, in one run, one server.
+
+Systems, each in a fresh database on the same server, each in real processes:
+
+- **bare**: a plain asyncpg queue loop, the physical reference: one jobs table, claims with
+  `FOR UPDATE SKIP LOCKED`, enqueues and acks group-committed per process, no log.
+- **procrastinate**: its real worker (concurrency 16), jobs deferred one call at a time.
+- **pgqueuer**: its QueueManager in drain mode, jobs enqueued one call at a time.
+- **dogqueue**: `PostgresBackend`; producers call `enqueue`, consumers call
+  `dequeue_many(32)` and `ack_complete` each job (as bench/compare.py does on SQLite).
+
+Lifecycle: every process enqueues its share of N jobs from its producer tasks; once all
+processes are done, every process consumes until the queue is empty. Latency: one process
+enqueues jobs at a steady rate, the others (or one other) start them; enqueue->start is
+taken from the wall-clock time the producer put in the payload. WAL bytes per job is the
+`pg_current_wal_lsn()` advance over the lifecycle, after a CHECKPOINT.
+
+    pip install -e '.[bench]'
+    python bench/compare_pg.py                        # 20,000 jobs, 1 and 4 processes, 3 rounds
+    python bench/compare_pg.py --jobs 2000 --repeat 1 --only bare,dogqueue
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+RESULTS = Path(__file__).parent / "results"
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SYSTEMS = ("bare", "procrastinate", "pgqueuer", "dogqueue")
+#: Seconds a process waits at a barrier before the run is declared stuck.
+BARRIER_TIMEOUT = 900.0
+#: Seconds the latency producer waits after start so every consumer is listening.
+LATENCY_WARMUP = 1.0
+
+#: Records that job `number` started, `delay` seconds after it was enqueued.
+Record = Callable[[int, float], None]
+#: True once the consumers may stop waiting for new jobs.
+Stop = Callable[[], bool]
+
+
+@dataclass
+class Settings:
+    """The workload every system runs."""
+
+    dsn: str = DEFAULT_DSN
+    jobs: int = 20_000
+    #: Producer tasks and consumer tasks per process (procrastinate: worker concurrency).
+    tasks: int = 16
+    #: Jobs leased per call (dogqueue dequeue_many, bare claim, pgqueuer batch_size).
+    lease_batch: int = 32
+    #: Jobs enqueued at a steady rate for the enqueue->start latency; 0 skips it.
+    latency_jobs: int = 400
+    latency_rate: float = 100.0
+
+
+def payload(number: int) -> bytes:
+    """A job's body: its number and the wall-clock time it was enqueued."""
+    return json.dumps({"n": number, "t": time.time()}).encode()
+
+
+def started(body: bytes | str, record: Record) -> None:
+    """Record a job's start from its body."""
+    fields = json.loads(body)
+    record(int(fields["n"]), time.time() - float(fields["t"]))
+
+
+class Queue(Protocol):
+    """One process's handle on a system, opened inside the process that uses it."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def enqueue(self, number: int) -> None:
+        """Enqueue one job; called concurrently by the producer tasks."""
+        ...
+
+    async def drain(self, record: Record) -> None:
+        """Start jobs with the consumer tasks until the queue is empty."""
+        ...
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        """Start jobs as they arrive, woken by the system's own mechanism, until `stop()`."""
+        ...
+
+
+@dataclass
+class System:
+    """How to install, open and check one system."""
+
+    name: str
+    #: Modules that must import for the system to run; a missing one skips it.
+    needs: tuple[str, ...]
+    install: Callable[[str], Coroutine[Any, Any, None]]
+    open: Callable[[str, Settings], Queue]
+    #: Jobs the database holds as completed (after the lifecycle).
+    completed: Callable[[str], Coroutine[Any, Any, int]]
+
+
+async def until(stop: Stop, running: asyncio.Task[None]) -> None:
+    """Return once `stop()` is true or `running` has ended."""
+    while not stop() and not running.done():
+        await asyncio.wait([running], timeout=0.05)
+
+
+# -- bare asyncpg loop ------------------------------------------------------------------
+
+
+class GroupCommit:
+    """Calls made while a flush is in flight go together in the next one."""
+
+    def __init__(self, flush: Callable[[list[Any]], Awaitable[None]]) -> None:
+        self.flush = flush
+        self.pending: list[tuple[Any, asyncio.Future[None]]] = []
+        self.flushing = False
+
+    async def submit(self, item: Any) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((item, done))
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().create_task(self._run())
+        await done
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await self.flush([item for item, _ in batch])
+                except Exception as error:
+                    for _, done in batch:
+                        done.set_exception(error)
+                else:
+                    for _, done in batch:
+                        done.set_result(None)
+        finally:
+            self.flushing = False
+
+
+BARE_SCHEMA = """
+CREATE TABLE bare_jobs (
+    id bigserial PRIMARY KEY,
+    status smallint NOT NULL DEFAULT 0,  -- 0 ready, 1 running, 2 done
+    payload bytea NOT NULL
+);
+CREATE INDEX bare_jobs_ready ON bare_jobs (id) WHERE status = 0;
+"""
+BARE_ENQUEUE = """
+WITH added AS (INSERT INTO bare_jobs (payload) SELECT unnest($1::bytea[]) RETURNING id)
+SELECT pg_notify('bare_jobs', '') FROM (SELECT count(*) FROM added) AS counted
+"""
+BARE_CLAIM = """
+UPDATE bare_jobs SET status = 1 WHERE id IN (
+    SELECT id FROM bare_jobs WHERE status = 0 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+) RETURNING id, payload
+"""
+BARE_ACK = "UPDATE bare_jobs SET status = 2 WHERE id = ANY($1::bigint[])"
+
+
+async def bare_install(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(BARE_SCHEMA)
+    finally:
+        await conn.close()
+
+
+async def bare_completed(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        done: int = await conn.fetchval("SELECT count(*) FROM bare_jobs WHERE status = 2")
+        return done
+    finally:
+        await conn.close()
+
+
+class BareQueue:
+    """The reference loop: a pool, one group commit for enqueues and one for acks."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.enqueues = GroupCommit(self._insert)
+        self.acks = GroupCommit(self._ack)
+        self.woken = asyncio.Event()
+
+    async def __aenter__(self) -> Self:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=8)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.close()
+
+    async def _insert(self, bodies: list[bytes]) -> None:
+        await self.pool.execute(BARE_ENQUEUE, bodies)
+
+    async def _ack(self, ids: list[int]) -> None:
+        await self.pool.execute(BARE_ACK, ids)
+
+    async def enqueue(self, number: int) -> None:
+        await self.enqueues.submit(payload(number))
+
+    async def _consume(self, record: Record, idle: Callable[[], Awaitable[bool]]) -> None:
+        while True:
+            self.woken.clear()
+            claimed = await self.pool.fetch(BARE_CLAIM, self.settings.lease_batch)
+            if not claimed:
+                if await idle():
+                    return
+                continue
+            for row in claimed:
+                started(row["payload"], record)
+            await asyncio.gather(*(self.acks.submit(row["id"]) for row in claimed))
+
+    async def drain(self, record: Record) -> None:
+        async def empty() -> bool:
+            return True
+
+        await asyncio.gather(*(self._consume(record, empty) for _ in range(self.settings.tasks)))
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        async def wait() -> bool:
+            if stop():
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.woken.wait(), 0.2)
+            return False
+
+        def wake(*_: object) -> None:
+            self.woken.set()
+
+        async with self.pool.acquire() as listener:
+            await listener.add_listener("bare_jobs", wake)
+            try:
+                consumers = (self._consume(record, wait) for _ in range(self.settings.tasks))
+                await asyncio.gather(*consumers)
+            finally:
+                await listener.remove_listener("bare_jobs", wake)
+
+
+# -- procrastinate ----------------------------------------------------------------------
+
+PROCRASTINATE_QUEUE = "bench"
+
+
+def _procrastinate_app(dsn: str) -> Any:
+    import procrastinate
+
+    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn, max_size=10))
+
+
+async def procrastinate_install(dsn: str) -> None:
+    app = _procrastinate_app(dsn)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+
+
+async def procrastinate_completed(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+        done: int = await conn.fetchval(query)
+        return done
+    finally:
+        await conn.close()
+
+
+class ProcrastinateQueue:
+    """procrastinate's App: `defer_async` per job, its Worker to run them."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        self.settings = settings
+        self.app = _procrastinate_app(dsn)
+        self.record: Record = lambda number, delay: None
+
+        async def bench_job(n: int, t: float) -> None:
+            self.record(n, time.time() - t)
+
+        self.task = self.app.task(name="bench_job", queue=PROCRASTINATE_QUEUE)(bench_job)
+
+    async def __aenter__(self) -> Self:
+        self.opened = self.app.open_async()
+        await self.opened.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.opened.__aexit__(None, None, None)
+
+    async def enqueue(self, number: int) -> None:
+        await self.task.defer_async(n=number, t=time.time())
+
+    def _worker(self, wait: bool) -> Any:
+        from procrastinate.worker import Worker
+
+        return Worker(
+            self.app,
+            queues=[PROCRASTINATE_QUEUE],
+            concurrency=self.settings.tasks,
+            wait=wait,
+            install_signal_handlers=False,
+        )
+
+    async def drain(self, record: Record) -> None:
+        self.record = record
+        await self._worker(wait=False).run()
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        self.record = record
+        worker = self._worker(wait=True)
+        running = asyncio.create_task(worker.run())
+        await until(stop, running)
+        worker.stop()
+        await running
+
+
+# -- PgQueuer ---------------------------------------------------------------------------
+
+PGQUEUER_ENTRYPOINT = "bench_job"
+
+
+async def pgqueuer_install(dsn: str) -> None:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await Queries(AsyncpgDriver(conn)).install()
+    finally:
+        await conn.close()
+
+
+async def pgqueuer_completed(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
+        done: int = await conn.fetchval(query)
+        return done
+    finally:
+        await conn.close()
+
+
+class PgQueuerQueue:
+    """PgQueuer: `Queries.enqueue` per job on a pool, a QueueManager to run them."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        self.dsn = dsn
+        self.settings = settings
+
+    async def __aenter__(self) -> Self:
+        from pgqueuer import AsyncpgPoolDriver, Queries
+
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=2, max_size=8)
+        self.queries = Queries(AsyncpgPoolDriver(self.pool))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.close()
+
+    async def enqueue(self, number: int) -> None:
+        await self.queries.enqueue(PGQUEUER_ENTRYPOINT, payload(number), 0)
+
+    async def _run(self, record: Record, stop: Stop | None) -> None:
+        from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
+        from pgqueuer.domain.types import QueueExecutionMode
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            manager = QueueManager(Queries(AsyncpgDriver(conn)))
+
+            @manager.entrypoint(PGQUEUER_ENTRYPOINT)
+            async def bench_job(job: Job) -> None:
+                assert job.payload is not None
+                started(job.payload, record)
+
+            mode = QueueExecutionMode.drain if stop is None else QueueExecutionMode.continuous
+            running = asyncio.create_task(
+                manager.run(
+                    batch_size=self.settings.lease_batch,
+                    mode=mode,
+                    dequeue_timeout=timedelta(seconds=1),
+                )
+            )
+            if stop is not None:
+                await until(stop, running)
+                manager.shutdown.set()
+            await running
+        finally:
+            await conn.close()
+
+    async def drain(self, record: Record) -> None:
+        await self._run(record, None)
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        await self._run(record, stop)
+
+
+# -- dogqueue ---------------------------------------------------------------------------
+
+DOGQUEUE_QUEUES = ["default"]
+
+
+def _postgres_backend(dsn: str) -> Any:
+    # Imported by name: the backend is an optional extra, and this file must type-check
+    # and import where it is absent.
+    module = importlib.import_module("dogqueue.backend.postgres")
+    return module.PostgresBackend(dsn)
+
+
+async def dogqueue_install(dsn: str) -> None:
+    async with _postgres_backend(dsn):
+        pass
+
+
+async def dogqueue_completed(dsn: str) -> int:
+    async with _postgres_backend(dsn) as backend:
+        jobs = await backend.projected_jobs()
+        return sum(1 for job in jobs.values() if job.status == "completed")
+
+
+class DogqueueQueue:
+    """dogqueue's PostgresBackend through its public contract."""
+
+    def __init__(self, dsn: str, settings: Settings) -> None:
+        from dogqueue import QueueCtx
+
+        self.settings = settings
+        self.backend = _postgres_backend(dsn)
+        self.ctx = QueueCtx("tenant-1")
+
+    async def __aenter__(self) -> Self:
+        await self.backend.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.backend.close()
+
+    async def enqueue(self, number: int) -> None:
+        from dogqueue import JobMessage
+
+        message = JobMessage(job_type="bench_job", payload_bytes=payload(number))
+        await self.backend.enqueue(self.ctx, message)
+
+    async def _consume(self, record: Record, idle: Callable[[], Awaitable[bool]]) -> None:
+        backend, ctx = self.backend, self.ctx
+        while True:
+            leases = await backend.dequeue_many(ctx, DOGQUEUE_QUEUES, self.settings.lease_batch)
+            if not leases:
+                if await idle():
+                    return
+                continue
+            for lease in leases:
+                started(lease.message.payload_bytes, record)
+            await asyncio.gather(*(backend.ack_complete(ctx, lease) for lease in leases))
+
+    async def drain(self, record: Record) -> None:
+        async def empty() -> bool:
+            return True
+
+        await asyncio.gather(*(self._consume(record, empty) for _ in range(self.settings.tasks)))
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        async def wait() -> bool:
+            if stop():
+                return True
+            await self.backend.wait_for_change(0.2)
+            return False
+
+        await asyncio.gather(*(self._consume(record, wait) for _ in range(self.settings.tasks)))
+
+
+SYSTEM_TABLE: dict[str, System] = {
+    "bare": System("bare", ("asyncpg",), bare_install, BareQueue, bare_completed),
+    "procrastinate": System(
+        "procrastinate",
+        ("procrastinate", "psycopg"),
+        procrastinate_install,
+        ProcrastinateQueue,
+        procrastinate_completed,
+    ),
+    "pgqueuer": System(
+        "pgqueuer", ("pgqueuer",), pgqueuer_install, PgQueuerQueue, pgqueuer_completed
+    ),
+    "dogqueue": System(
+        "dogqueue",
+        ("dogqueue.backend.postgres",),
+        dogqueue_install,
+        DogqueueQueue,
+        dogqueue_completed,
+    ),
+}
+
+
+def missing(name: str) -> str | None:
+    """Why the system cannot run here, or None if it can."""
+    for module in SYSTEM_TABLE[name].needs:
+        try:
+            found = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            found = None
+        if found is None:
+            return f"{module} is not importable"
+    return None
+
+
+# -- one process ------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one process reports back."""
+
+    #: (job number, enqueue->start seconds) of every job this process started.
+    started: list[tuple[int, float]] = field(default_factory=list)
+    #: Wall-clock time its last job finished.
+    finished: float = 0.0
+
+
+async def produce(queue: Queue, numbers: Sequence[int], tasks: int) -> None:
+    """Enqueue `numbers` from `tasks` concurrent producers."""
+
+    async def producer(mine: Sequence[int]) -> None:
+        for number in mine:
+            await queue.enqueue(number)
+
+    await asyncio.gather(*(producer(numbers[offset::tasks]) for offset in range(tasks)))
+
+
+async def _lifecycle(
+    system: System, dsn: str, settings: Settings, numbers: list[int], barrier: Any
+) -> Outcome:
+    outcome = Outcome()
+    async with system.open(dsn, settings) as queue:
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone open: go
+        await produce(queue, numbers, settings.tasks)
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone enqueued: consume
+        await queue.drain(lambda number, delay: outcome.started.append((number, delay)))
+        outcome.finished = time.time()
+    return outcome
+
+
+async def _latency_producer(system: System, dsn: str, settings: Settings, barrier: Any) -> Outcome:
+    async with system.open(dsn, settings) as queue:
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)
+        await asyncio.sleep(LATENCY_WARMUP)
+        start, gap = time.perf_counter(), 1.0 / settings.latency_rate
+        for number in range(settings.latency_jobs):
+            await queue.enqueue(number)
+            await asyncio.sleep(max(0.0, start + (number + 1) * gap - time.perf_counter()))
+    return Outcome(finished=time.time())
+
+
+async def _latency_consumer(
+    system: System, dsn: str, settings: Settings, barrier: Any, seen: Any
+) -> Outcome:
+    outcome = Outcome()
+
+    def record(number: int, delay: float) -> None:
+        outcome.started.append((number, delay))
+        with seen.get_lock():
+            seen.value += 1
+
+    async with system.open(dsn, settings) as queue:
+        serving = asyncio.create_task(
+            queue.serve(record, lambda: seen.value >= settings.latency_jobs)
+        )
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)
+        await serving
+        outcome.finished = time.time()
+    return outcome
+
+
+def child(
+    name: str,
+    role: str,
+    dsn: str,
+    settings: Settings,
+    numbers: list[int],
+    barrier: Any,
+    seen: Any,
+    results: Any,
+) -> None:
+    """A process's body: run its role, send its Outcome (or the error) to the parent."""
+    system = SYSTEM_TABLE[name]
+    try:
+        if role == "lifecycle":
+            work = _lifecycle(system, dsn, settings, numbers, barrier)
+        elif role == "latency-producer":
+            work = _latency_producer(system, dsn, settings, barrier)
+        else:
+            work = _latency_consumer(system, dsn, settings, barrier, seen)
+        results.put(("ok", asdict(asyncio.run(work))))
+    except BaseException:
+        barrier.abort()
+        results.put(("error", f"{name} {role}:\n{traceback.format_exc()}"))
+
+
+# -- the parent -------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """One system, one process count, one round."""
+
+    system: str
+    processes: int
+    jobs: int
+    lifecycle_per_s: float
+    enqueue_per_s: float
+    wal_bytes_per_job: float
+    #: Every enqueue->start delay of the latency phase, in seconds.
+    latencies: list[float]
+    #: Jobs started once / more than once / never, and completed per the database.
+    started_once: int
+    started_twice: int
+    never_started: int
+    completed_in_db: int
+
+
+def database_dsn(dsn: str, database: str) -> str:
+    """`dsn` pointing at another database on the same server."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def split(numbers: list[int], parts: int) -> list[list[int]]:
+    return [numbers[index::parts] for index in range(parts)]
+
+
+class Processes:
+    """Spawned children sharing a barrier with the parent and a results queue."""
+
+    def __init__(self, count: int) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.barrier = self.context.Barrier(count + 1)
+        self.seen = self.context.Value("i", 0)
+        self.results = self.context.Queue()
+        self.children: list[Any] = []
+        self.count = count
+
+    def start(self, name: str, role: str, dsn: str, settings: Settings, numbers: list[int]) -> None:
+        arguments = (name, role, dsn, settings, numbers, self.barrier, self.seen, self.results)
+        process = self.context.Process(target=child, args=arguments, daemon=True)
+        process.start()
+        self.children.append(process)
+
+    def wait(self) -> None:
+        """Pass the barrier with the children (raises if one of them failed)."""
+        try:
+            self.barrier.wait(BARRIER_TIMEOUT)
+        except Exception:
+            self.collect()  # raises the child's error
+            raise
+
+    def collect(self) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        errors: list[str] = []
+        for _ in self.children:
+            status, body = self.results.get(timeout=BARRIER_TIMEOUT)
+            if status == "ok":
+                body["started"] = [tuple(pair) for pair in body["started"]]
+                outcomes.append(Outcome(**body))
+            else:
+                errors.append(body)
+        for process in self.children:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+        if errors:
+            raise RuntimeError("\n".join(errors))
+        return outcomes
+
+
+async def _wal_position(conn: asyncpg.Connection) -> int:
+    position: int = await conn.fetchval("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+    return position
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def measure(name: str, processes: int, settings: Settings) -> Measurement:
+    """Run one system in a fresh database: the lifecycle in `processes` processes, then
+    the latency phase; check that every job was started and completed exactly once."""
+    system = SYSTEM_TABLE[name]
+    database = f"dogqueue_bench_{name}_{os.getpid()}"
+    dsn = database_dsn(settings.dsn, database)
+    asyncio.run(_admin(settings.dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+    asyncio.run(_admin(settings.dsn, f"CREATE DATABASE {database}"))
+    try:
+        asyncio.run(system.install(dsn))
+        lifecycle = _measure_lifecycle(system, dsn, processes, settings)
+        lifecycle.latencies = _measure_latency(system, dsn, processes, settings)
+        return lifecycle
+    finally:
+        asyncio.run(_admin(settings.dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+
+def _measure_lifecycle(system: System, dsn: str, processes: int, settings: Settings) -> Measurement:
+    async def wal_mark() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await _wal_position(conn)
+        finally:
+            await conn.close()
+
+    group = Processes(processes)
+    for share in split(list(range(settings.jobs)), processes):
+        group.start(system.name, "lifecycle", dsn, settings, share)
+    asyncio.run(_admin(dsn, "CHECKPOINT"))
+    wal_before = asyncio.run(wal_mark())
+    group.wait()  # every process has opened its queue
+    start = time.time()
+    group.wait()  # every job is enqueued
+    enqueued = time.time()
+    outcomes = group.collect()
+    finished = max(outcome.finished for outcome in outcomes)
+    wal_after = asyncio.run(wal_mark())
+
+    counts: dict[int, int] = {}
+    for outcome in outcomes:
+        for number, _ in outcome.started:
+            counts[number] = counts.get(number, 0) + 1
+    return Measurement(
+        system=system.name,
+        processes=processes,
+        jobs=settings.jobs,
+        lifecycle_per_s=settings.jobs / (finished - start),
+        enqueue_per_s=settings.jobs / (enqueued - start),
+        wal_bytes_per_job=(wal_after - wal_before) / settings.jobs,
+        latencies=[],
+        started_once=sum(1 for count in counts.values() if count == 1),
+        started_twice=sum(1 for count in counts.values() if count > 1),
+        never_started=sum(1 for number in range(settings.jobs) if number not in counts),
+        completed_in_db=asyncio.run(system.completed(dsn)),
+    )
+
+
+def _measure_latency(system: System, dsn: str, processes: int, settings: Settings) -> list[float]:
+    if settings.latency_jobs == 0:
+        return []
+    consumers = max(1, processes - 1)
+    group = Processes(consumers + 1)
+    group.start(system.name, "latency-producer", dsn, settings, [])
+    for _ in range(consumers):
+        group.start(system.name, "latency-consumer", dsn, settings, [])
+    group.wait()
+    return [delay for outcome in group.collect() for _, delay in outcome.started]
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _spread(values: Sequence[float], fmt: str = ",.0f") -> str:
+    middle = statistics.median(values)
+    if len(values) < 2:
+        return format(middle, fmt)
+    return f"{format(middle, fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
+
+
+LABELS = {
+    "bare": "bare asyncpg loop, group commit, no log (physical reference)",
+    "procrastinate": "procrastinate (worker concurrency {tasks}, defer one by one)",
+    "pgqueuer": "PgQueuer (QueueManager drain, batch {batch}, enqueue one by one)",
+    "dogqueue": "dogqueue PostgresBackend (enqueue; dequeue_many({batch}) + ack_complete)",
+}
+
+
+def table(rounds: list[list[Measurement]], settings: Settings) -> str:
+    """Markdown: one row per (processes, system), and dogqueue's same-round ratios."""
+    by_key: dict[tuple[int, str], list[Measurement]] = {}
+    for found in rounds:
+        for m in found:
+            by_key.setdefault((m.processes, m.system), []).append(m)
+    lines = [
+        "| processes | system | lifecycle jobs/s | enqueue jobs/s | enqueue->start p50 / p99 ms"
+        " | WAL bytes/job | dogqueue / it (same round) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for (processes, name), found in sorted(
+        by_key.items(), key=lambda item: (item[0][0], SYSTEMS.index(item[0][1]))
+    ):
+        latencies = [delay for m in found for delay in m.latencies]
+        latency = (
+            f"{percentile(latencies, 0.5) * 1e3:.1f} / {percentile(latencies, 0.99) * 1e3:.1f}"
+            if latencies
+            else ""
+        )
+        ratios = []
+        if name != "dogqueue":
+            for found_round in rounds:
+                ours = [
+                    m for m in found_round if m.system == "dogqueue" and m.processes == processes
+                ]
+                theirs = [m for m in found_round if m.system == name and m.processes == processes]
+                if ours and theirs:
+                    ratios.append(ours[0].lifecycle_per_s / theirs[0].lifecycle_per_s)
+        ratio = _spread(ratios, ".2f").replace(" (", "x (", 1) if ratios else ""
+        if ratio and "x" not in ratio:
+            ratio += "x"
+        label = LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch)
+        lines.append(
+            f"| {processes} | {label} | {_spread([m.lifecycle_per_s for m in found])}"
+            f" | {_spread([m.enqueue_per_s for m in found])} | {latency}"
+            f" | {statistics.median([m.wal_bytes_per_job for m in found]):,.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def check(measurement: Measurement) -> None:
+    """Raise unless every job was started once and completed once."""
+    m = measurement
+    if (
+        m.started_once != m.jobs
+        or m.started_twice
+        or m.never_started
+        or m.completed_in_db != m.jobs
+    ):
+        raise RuntimeError(
+            f"{m.system} x{m.processes}: {m.started_once} started once, {m.started_twice} more"
+            f" than once, {m.never_started} never; {m.completed_in_db} of {m.jobs} completed"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="a database to connect to first")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--processes", default="1,4", help="process counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--only", default=",".join(SYSTEMS), help="systems, comma-separated")
+    parser.add_argument("--tasks", type=int, default=16, help="producer/consumer tasks")
+    parser.add_argument("--lease-batch", type=int, default=32)
+    parser.add_argument("--latency-jobs", type=int, default=400)
+    parser.add_argument("--latency-rate", type=float, default=100.0, help="jobs/s")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    settings = Settings(
+        dsn=args.dsn,
+        jobs=args.jobs,
+        tasks=args.tasks,
+        lease_batch=args.lease_batch,
+        latency_jobs=args.latency_jobs,
+        latency_rate=args.latency_rate,
+    )
+    counts = [int(count) for count in args.processes.split(",")]
+    names = []
+    for name in args.only.split(","):
+        if name not in SYSTEM_TABLE:
+            parser.error(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+        reason = missing(name)
+        if reason:
+            print(f"skipping {name}: {reason}", flush=True)
+        else:
+            names.append(name)
+
+    print(f"workload: {asdict(settings)}, processes {counts}", flush=True)
+    rounds: list[list[Measurement]] = []
+    for repetition in range(1, args.repeat + 1):
+        print(f"round {repetition} of {args.repeat}", flush=True)
+        found: list[Measurement] = []
+        for processes in counts:
+            for name in names:  # interleaved, so drift in the machine hits every system
+                m = measure(name, processes, settings)
+                check(m)
+                p99 = f"{percentile(m.latencies, 0.99) * 1e3:.1f}" if m.latencies else "-"
+                print(
+                    f"  {name:13} x{processes}  lifecycle {m.lifecycle_per_s:8,.0f} jobs/s"
+                    f"  enqueue {m.enqueue_per_s:8,.0f} jobs/s  WAL {m.wal_bytes_per_job:6,.0f}"
+                    f" B/job  latency p99 {p99} ms",
+                    flush=True,
+                )
+                found.append(m)
+        rounds.append(found)
+
+    report = table(rounds, settings)
+    print()
+    print(report)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    args.out.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"Run {stamp}: `python bench/compare_pg.py {' '.join(argv or sys.argv[1:])}`\n\n"
+        f"Workload: {asdict(settings) | {'dsn': '(local)'}}; processes {counts}; median of"
+        f" {args.repeat} rounds (min to max in brackets).\n\n"
+    )
+    (args.out / "compare_pg.md").write_text(header + report + "\n")
+    (args.out / "compare_pg.json").write_text(
+        json.dumps({"when": stamp, "rounds": [[asdict(m) for m in r] for r in rounds]}, indent=1)
+    )
+    print(f"\nwrote {args.out / 'compare_pg.md'} and compare_pg.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
