@@ -8,6 +8,7 @@ partial append behind, even when it shares a transaction with others (group comm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -60,6 +61,24 @@ class Transaction(Protocol):
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         """Replace the job's projected state `before` with `after`."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What one unit of work may read, declared before it runs, so that a backend with
+    a remote database can fetch a whole batch's reads at once and run the units on an
+    in-memory working set. Backends that read as they go ignore it."""
+
+    #: Jobs the unit loads, as (tenant_id, job_id).
+    jobs: tuple[tuple[str, str], ...] = ()
+    #: Idempotency keys the unit looks up, as (tenant_id, key).
+    keys: tuple[tuple[str, str], ...] = ()
+    #: Jobs the unit creates (each needs an enqueue position).
+    new_jobs: int = 0
+    #: Ready jobs the unit may lease: (tenant_id, queues, at most how many).
+    ready: tuple[tuple[str, tuple[str, ...], int], ...] = ()
+    #: Expired leases the unit reclaims: a tenant, or None for every tenant.
+    expired: tuple[str | None, ...] = ()
 
 
 class Engine:

@@ -19,6 +19,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.engine import Reads
 
 COMMITTED = 5
 ACME = QueueCtx("acme")
@@ -45,7 +46,7 @@ async def die_mid_transaction(backend: SqliteBackend) -> None:
         assert os.path.getsize(backend.path + "-wal") > 0
         os.kill(os.getpid(), signal.SIGKILL)
 
-    await backend._transact(doomed)  # type: ignore[arg-type]
+    await backend._transact(doomed, Reads(new_jobs=500, jobs=()))  # type: ignore[arg-type]
 
 
 async def stay_busy(backend: SqliteBackend) -> None:

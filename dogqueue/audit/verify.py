@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.checkpoint import Checkpoint
 from dogqueue.audit.logfile import Anchor, LogFile, LogRecord
 from dogqueue.core.codec import decode_event
@@ -22,6 +21,7 @@ from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
+from dogqueue.log.chain import GENESIS, chain_hash
 
 #: Problems listed before the verifier stops looking for more.
 MAX_PROBLEMS = 20

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,13 @@ from typing import Self, TypeVar
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound
+from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Engine, Transaction
+from dogqueue.engine import Engine, Reads, Transaction
 from dogqueue.ids import new_job_id
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class EngineBackend(abc.ABC):
         self._closed = False
         self._change_waiters: set[asyncio.Future[None]] = set()
         self._cancel_listeners: list[CancelListener] = []
+        self._orphan_releases: set[asyncio.Future[None]] = set()
 
     @property
     def config(self) -> QueueConfig:
@@ -146,8 +148,14 @@ class EngineBackend(abc.ABC):
     async def _close(self) -> None: ...
 
     @abc.abstractmethod
-    async def _transact(self, work: Work[T]) -> T:
-        """Run `work` in a transaction at the clock's time; return after the commit."""
+    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+        """Queue `work` for a transaction at the clock's time, in call order; the future
+        resolves after the commit. `work` reads only what `reads` declares. All of its
+        events commit, or none. Cancelling the future does not stop the commit."""
+
+    async def _transact(self, work: Work[T], reads: Reads) -> T:
+        """Run `work` in a transaction; return its result after the commit."""
+        return await self._submit(work, reads)
 
     @abc.abstractmethod
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None: ...
@@ -187,7 +195,8 @@ class EngineBackend(abc.ABC):
         checked = check.check_message(message, self.config)
         await self._ready()
         ids = await self._transact(
-            lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context)
+            lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context),
+            _enqueue_reads(tenant, (checked,)),
         )
         self._notify_change()
         return ids[0]
@@ -202,7 +211,10 @@ class EngineBackend(abc.ABC):
         if not batch:
             return []
         await self._ready()
-        ids = await self._transact(lambda tx, now: self._engine.enqueue(tx, tenant, batch, now))
+        ids = await self._transact(
+            lambda tx, now: self._engine.enqueue(tx, tenant, batch, now),
+            _enqueue_reads(tenant, batch),
+        )
         self._notify_change()
         return ids
 
@@ -221,16 +233,42 @@ class EngineBackend(abc.ABC):
         *,
         lease_duration: timedelta | None = None,
     ) -> list[LeasedJob]:
-        """Lease up to `n` ready jobs in dequeue order, in one transaction."""
+        """Lease up to `n` ready jobs in dequeue order, in one transaction.
+
+        A caller cancelled while its leases commit does not strand them: they are
+        released (not counted as an attempt) before the cancellation propagates."""
         tenant = check.check_ctx(ctx)
         names = check.check_queues(queues)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise InvalidInput("n", "must be a positive int")
         duration = self._lease_duration(lease_duration)
         await self._ready()
-        return await self._transact(
-            lambda tx, now: self._engine.dequeue(tx, tenant, names, now, duration, n)
+        unit = self._submit(
+            lambda tx, now: self._engine.dequeue(tx, tenant, names, now, duration, n),
+            Reads(ready=((tenant, names, n),), expired=(tenant,)),
         )
+        try:
+            return await asyncio.shield(unit)
+        except asyncio.CancelledError:
+            unit.add_done_callback(lambda done: self._release_orphans(tenant, done))
+            raise
+
+    def _release_orphans(self, tenant: str, unit: asyncio.Future[list[LeasedJob]]) -> None:
+        """Give back leases whose caller was cancelled before it could see them."""
+        if unit.cancelled() or unit.exception() is not None:
+            return
+        for lease in unit.result():
+            task = asyncio.ensure_future(self._release_orphan(tenant, lease))
+            self._orphan_releases.add(task)
+            task.add_done_callback(self._orphan_releases.discard)
+
+    async def _release_orphan(self, tenant: str, lease: LeasedJob) -> None:
+        with contextlib.suppress(QueueError):
+            await self._transact(
+                lambda tx, now: self._engine.release(tx, tenant, lease, now),
+                _job_reads(tenant, lease.job_id),
+            )
+        self._notify_change()
 
     async def heartbeat(
         self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
@@ -241,7 +279,8 @@ class EngineBackend(abc.ABC):
         duration = self._lease_duration(lease_duration)
         await self._ready()
         return await self._transact(
-            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration)
+            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration),
+            _job_reads(tenant, lease.job_id),
         )
 
     async def ack_complete(
@@ -253,7 +292,10 @@ class EngineBackend(abc.ABC):
         if result is not None and not isinstance(result, bytes):
             raise InvalidInput("result", "must be bytes or None")
         await self._ready()
-        await self._transact(lambda tx, now: self._engine.complete(tx, tenant, lease, now, result))
+        await self._transact(
+            lambda tx, now: self._engine.complete(tx, tenant, lease, now, result),
+            _job_reads(tenant, lease.job_id),
+        )
 
     async def ack_fail(
         self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
@@ -265,7 +307,8 @@ class EngineBackend(abc.ABC):
             raise InvalidInput("error", "must be a str")
         await self._ready()
         status = await self._transact(
-            lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry))
+            lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry)),
+            _job_reads(tenant, lease.job_id),
         )
         self._notify_change()
         return status
@@ -275,7 +318,10 @@ class EngineBackend(abc.ABC):
         tenant = check.check_ctx(ctx)
         _check_lease(lease)
         await self._ready()
-        await self._transact(lambda tx, now: self._engine.release(tx, tenant, lease, now))
+        await self._transact(
+            lambda tx, now: self._engine.release(tx, tenant, lease, now),
+            _job_reads(tenant, lease.job_id),
+        )
         self._notify_change()
 
     async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
@@ -283,7 +329,10 @@ class EngineBackend(abc.ABC):
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
         await self._ready()
-        status = await self._transact(lambda tx, now: self._engine.cancel(tx, tenant, job_id, now))
+        status = await self._transact(
+            lambda tx, now: self._engine.cancel(tx, tenant, job_id, now),
+            _job_reads(tenant, job_id),
+        )
         if status is JobStatus.CANCELED:
             for listener in list(self._cancel_listeners):
                 listener(tenant, job_id)
@@ -297,7 +346,8 @@ class EngineBackend(abc.ABC):
         check.check_job_id(job_id)
         await self._ready()
         status = await self._transact(
-            lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled)
+            lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled),
+            _job_reads(tenant, job_id),
         )
         self._notify_change()
         return status
@@ -329,7 +379,9 @@ class EngineBackend(abc.ABC):
     async def reap_expired(self) -> int:
         """Expire every lease, across tenants, whose time has come; return how many."""
         await self._ready()
-        reaped = await self._transact(lambda tx, now: self._engine.reclaim(tx, None, now))
+        reaped = await self._transact(
+            lambda tx, now: self._engine.reclaim(tx, None, now), Reads(expired=(None,))
+        )
         if reaped:
             self._notify_change()
         return reaped
@@ -365,6 +417,15 @@ class EngineBackend(abc.ABC):
         """Replace the projection with the fold of the log; return events folded."""
         await self._ready()
         return await self._rebuild_projections()
+
+
+def _job_reads(tenant_id: str, job_id: str) -> Reads:
+    return Reads(jobs=((tenant_id, job_id),))
+
+
+def _enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
+    keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
+    return Reads(keys=keys, new_jobs=len(messages))
 
 
 def _check_lease(lease: object) -> None:

@@ -11,9 +11,8 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.backend.base import EngineBackend, T, Work
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
@@ -23,6 +22,8 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
+from dogqueue.engine import Reads
+from dogqueue.log.chain import GENESIS, chain_hash
 
 
 class StoredEvent(NamedTuple):
@@ -53,6 +54,9 @@ class _TimedEntry(NamedTuple):
     version: int
 
 
+_E = TypeVar("_E", "_ReadyEntry", "_TimedEntry")
+
+
 class MemoryStore:
     """The log and the projection with its dequeue indexes. Index entries are dropped
     lazily: an entry counts only while its job still has the entry's version."""
@@ -69,6 +73,34 @@ class MemoryStore:
         self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
         self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
         self.leases: dict[str, list[_TimedEntry]] = defaultdict(list)
+        #: Undo steps of the open transaction, newest last (None: none open).
+        self._undo: list[Callable[[], None]] | None = None
+
+    # -- all or nothing ----------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start recording changes so that `rollback` can take them back."""
+        self._undo = []
+
+    def commit(self) -> None:
+        """Keep every change since `begin`."""
+        self._undo = None
+
+    def rollback(self) -> None:
+        """Take back every change since `begin`, newest first."""
+        undo, self._undo = self._undo or [], None
+        for step in reversed(undo):
+            step()
+
+    def _remember(self, step: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(step)
+
+    def _pop(self, heap: list[_E]) -> _E:
+        """Pop an index entry; a rollback pushes it back."""
+        entry = heapq.heappop(heap)
+        self._remember(lambda: heapq.heappush(heap, entry))
+        return entry
 
     def _current(self, tenant_id: str, job_id: str, version: int) -> JobInfo | None:
         job = self.jobs.get((tenant_id, job_id))
@@ -88,7 +120,7 @@ class MemoryStore:
             return
         ready = self.ready[(tenant_id, queue)]
         while scheduled and scheduled[0].when <= now:
-            entry = heapq.heappop(scheduled)
+            entry = self._pop(scheduled)
             job = self._current(tenant_id, entry.job_id, entry.version)
             if job is not None and job.status is JobStatus.ENQUEUED:
                 heapq.heappush(
@@ -106,7 +138,7 @@ class MemoryStore:
             job = self._current(tenant_id, entry.job_id, entry.version)
             if job is not None and job.status is JobStatus.ENQUEUED:
                 return entry
-            heapq.heappop(ready)
+            self._pop(ready)
         return None
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
@@ -123,7 +155,7 @@ class MemoryStore:
         for tenant in tenants:
             heap = self.leases.get(tenant)
             while heap and heap[0].when <= now:
-                entry = heapq.heappop(heap)
+                entry = self._pop(heap)
                 job = self._current(tenant, entry.job_id, entry.version)
                 if job is not None and job.status is JobStatus.LEASED:
                     expired.append(job)
@@ -137,19 +169,46 @@ class MemoryStore:
         seq = len(self.log) + 1
         data = encode_event(event)
         digest = chain_hash(self.chain_heads.get(event.tenant_id, GENESIS), seq, data)
+        previous_head = self.chain_heads.get(event.tenant_id)
         self.chain_heads[event.tenant_id] = digest
         self.log.append(
             StoredEvent(seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
         )
         self.versions.add(identity)
-        self.histories[(event.tenant_id, event.job_id)].append(seq)
+        history = self.histories[(event.tenant_id, event.job_id)]
+        history.append(seq)
+
+        def undo() -> None:
+            self.log.pop()
+            self.versions.discard(identity)
+            history.pop()
+            if previous_head is None:
+                self.chain_heads.pop(event.tenant_id, None)
+            else:
+                self.chain_heads[event.tenant_id] = previous_head
+
+        self._remember(undo)
         return decode_event(self.log[-1].data, seq)
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         key = (after.tenant_id, after.job_id)
+        previous = self.jobs.get(key)
         self.jobs[key] = after
+        new_key = None
         if before is None and after.message.idempotency_key is not None:
-            self.keys[(after.tenant_id, after.message.idempotency_key)] = after.job_id
+            new_key = (after.tenant_id, after.message.idempotency_key)
+            self.keys[new_key] = after.job_id
+
+        def undo() -> None:
+            if previous is None:
+                self.jobs.pop(key, None)
+            else:
+                self.jobs[key] = previous
+                self._index(previous)  # its index entries may have been popped
+            if new_key is not None:
+                self.keys.pop(new_key, None)
+
+        self._remember(undo)
         self._index(after)
 
     def _index(self, job: JobInfo) -> None:
@@ -195,7 +254,6 @@ class MemoryBackend(EngineBackend):
     ) -> None:
         super().__init__(config=config, clock=clock, draw=draw)
         self._store = MemoryStore()
-        self._lock = asyncio.Lock()
 
     async def _open(self) -> None:
         pass
@@ -203,11 +261,20 @@ class MemoryBackend(EngineBackend):
     async def _close(self) -> None:
         pass
 
-    async def _transact(self, work: Work[T]) -> T:
-        # Units of work never await, so they cannot interleave; the lock keeps it so
-        # if that ever changes.
-        async with self._lock:
-            return work(self._store, self.now())
+    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+        # Units of work never await, so each runs to its end here, in call order.
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        store = self._store
+        store.begin()
+        try:
+            result = work(store, self.now())
+        except BaseException as error:
+            store.rollback()
+            future.set_exception(error)
+        else:
+            store.commit()
+            future.set_result(result)
+        return future
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         return self._store.jobs.get((tenant_id, job_id))
@@ -245,7 +312,6 @@ class MemoryBackend(EngineBackend):
         return dict(self._store.jobs)
 
     async def _rebuild_projections(self) -> int:
-        async with self._lock:
-            events = self._store.events(range(1, len(self._store.log) + 1))
-            self._store.reindex(rebuild(events))
-            return len(events)
+        events = self._store.events(range(1, len(self._store.log) + 1))
+        self._store.reindex(rebuild(events))
+        return len(events)

@@ -27,7 +27,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.message import JobMessage
-from dogqueue.engine import Transaction
+from dogqueue.engine import Reads, Transaction
 
 
 class BackendFactory(Protocol):
@@ -87,7 +87,7 @@ class SqliteFactory:
 
         await backend.open()
         try:
-            await backend._transact(doomed)
+            await backend._transact(doomed, Reads(new_jobs=1, expired=(None,)))
         except CrashSimulated:
             return
         raise AssertionError("the doomed transaction did not fail")

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dogqueue import FakeClock
-from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.logfile import LogFile, LogRecord
 from dogqueue.audit.verify import verify_records
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.log.chain import GENESIS, chain_hash
 from tests.audit.audit_workload import write_story
 
 

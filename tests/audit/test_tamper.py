@@ -9,13 +9,13 @@ from pathlib import Path
 import msgspec
 
 from dogqueue import FakeClock
-from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.audit.checkpoint import Checkpoint, checkpoint_of
 from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.verify import Report, verify_log
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.events import Canceled
+from dogqueue.log.chain import GENESIS, chain_hash
 from tests.audit.audit_workload import write_bulk
 
 Story = tuple[Path, dict[str, str]]

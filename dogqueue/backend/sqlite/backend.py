@@ -31,6 +31,7 @@ from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.engine import Reads
 
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
@@ -104,9 +105,8 @@ class SqliteBackend(EngineBackend):
             await self._reader.close()
         self._writer = self._reader = None
 
-    async def _transact(self, work: Work[T]) -> T:
-        result: T = await self.writer.run(work)
-        return result
+    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+        return self.writer.submit(work)
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.

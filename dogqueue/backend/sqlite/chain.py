@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.log.chain import GENESIS, chain_hash
 
 #: Events hashed per query when an old log is upgraded.
 BACKFILL_PAGE = 10_000

@@ -48,12 +48,16 @@ class GroupCommitWriter:
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
+        return await self.submit(work)
+
+    def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
+        """Queue `work` for the next transaction; the future resolves once committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = loop.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
