@@ -549,7 +549,8 @@ async def _lifecycle(
 ) -> Outcome:
     outcome = Outcome()
     async with system.open(dsn, settings) as queue:
-        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone open: go
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone open
+        await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # WAL position taken: go
         await produce(queue, numbers, settings.tasks)
         await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone enqueued: consume
         await queue.drain(lambda number, delay: outcome.started.append((number, delay)))
@@ -625,7 +626,11 @@ class Measurement:
     jobs: int
     lifecycle_per_s: float
     enqueue_per_s: float
+    #: The server's WAL position advance over the lifecycle, per job (every database).
     wal_bytes_per_job: float
+    #: Of it, the records of this run's database and its transactions (pg_walinspect),
+    #: or None where that extension is missing.
+    own_wal_bytes_per_job: float | None
     #: Every enqueue->start delay of the latency phase, in seconds.
     latencies: list[float]
     #: Jobs started once / more than once / never, and completed per the database.
@@ -689,9 +694,44 @@ class Processes:
         return outcomes
 
 
-async def _wal_position(conn: asyncpg.Connection) -> int:
-    position: int = await conn.fetchval("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
-    return position
+#: WAL bytes between two positions written for one database: records touching its
+#: relations, and every record (commits included) of a transaction that touched them.
+OWN_WAL = """
+WITH records AS (
+    SELECT xid, record_length, block_ref LIKE $3 AS here
+    FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)
+), writers AS (SELECT DISTINCT xid FROM records WHERE here AND xid <> '0')
+SELECT coalesce(sum(record_length), 0)::bigint FROM records
+WHERE here OR xid IN (SELECT xid FROM writers)
+"""
+
+
+async def _wal_position(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        position: str = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+        return position
+    finally:
+        await conn.close()
+
+
+async def _wal_between(dsn: str, before: str, after: str) -> tuple[int, int | None]:
+    """The WAL bytes written between two positions: by the server, and for this database."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        total: int = await conn.fetchval(
+            "SELECT pg_wal_lsn_diff($2::text::pg_lsn, $1::text::pg_lsn)::bigint", before, after
+        )
+        try:
+            here = await conn.fetchval(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            )
+            own: int | None = await conn.fetchval(OWN_WAL, before, after, f"%/{here}/%")
+        except asyncpg.PostgresError:
+            own = None  # no pg_walinspect, or the segments were already recycled
+        return total, own
+    finally:
+        await conn.close()
 
 
 async def _admin(dsn: str, statement: str) -> None:
@@ -711,6 +751,8 @@ def measure(name: str, processes: int, settings: Settings) -> Measurement:
     asyncio.run(_admin(settings.dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
     asyncio.run(_admin(settings.dsn, f"CREATE DATABASE {database}"))
     try:
+        with contextlib.suppress(asyncpg.PostgresError):
+            asyncio.run(_admin(dsn, "CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
         asyncio.run(system.install(dsn))
         lifecycle = _measure_lifecycle(system, dsn, processes, settings)
         lifecycle.latencies = _measure_latency(system, dsn, processes, settings)
@@ -720,25 +762,19 @@ def measure(name: str, processes: int, settings: Settings) -> Measurement:
 
 
 def _measure_lifecycle(system: System, dsn: str, processes: int, settings: Settings) -> Measurement:
-    async def wal_mark() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await _wal_position(conn)
-        finally:
-            await conn.close()
-
     group = Processes(processes)
     for share in split(list(range(settings.jobs)), processes):
         group.start(system.name, "lifecycle", dsn, settings, share)
-    asyncio.run(_admin(dsn, "CHECKPOINT"))
-    wal_before = asyncio.run(wal_mark())
     group.wait()  # every process has opened its queue
+    asyncio.run(_admin(dsn, "CHECKPOINT"))
+    wal_before = asyncio.run(_wal_position(dsn))
+    group.wait()  # go
     start = time.time()
     group.wait()  # every job is enqueued
     enqueued = time.time()
     outcomes = group.collect()
     finished = max(outcome.finished for outcome in outcomes)
-    wal_after = asyncio.run(wal_mark())
+    wal, own_wal = asyncio.run(_wal_between(dsn, wal_before, asyncio.run(_wal_position(dsn))))
 
     counts: dict[int, int] = {}
     for outcome in outcomes:
@@ -750,7 +786,8 @@ def _measure_lifecycle(system: System, dsn: str, processes: int, settings: Setti
         jobs=settings.jobs,
         lifecycle_per_s=settings.jobs / (finished - start),
         enqueue_per_s=settings.jobs / (enqueued - start),
-        wal_bytes_per_job=(wal_after - wal_before) / settings.jobs,
+        wal_bytes_per_job=wal / settings.jobs,
+        own_wal_bytes_per_job=None if own_wal is None else own_wal / settings.jobs,
         latencies=[],
         started_once=sum(1 for count in counts.values() if count == 1),
         started_twice=sum(1 for count in counts.values() if count > 1),
@@ -779,13 +816,6 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _spread(values: Sequence[float], fmt: str = ",.0f") -> str:
-    middle = statistics.median(values)
-    if len(values) < 2:
-        return format(middle, fmt)
-    return f"{format(middle, fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
-
-
 LABELS = {
     "bare": "bare asyncpg loop, group commit, no log (physical reference)",
     "procrastinate": "procrastinate (worker concurrency {tasks}, defer one by one)",
@@ -794,44 +824,64 @@ LABELS = {
 }
 
 
+def _cell(values: Sequence[float | None], fmt: str = ",.0f") -> str:
+    """The median of the known values, and their range when there are several."""
+    known = [value for value in values if value is not None]
+    if not known:
+        return ""
+    middle = statistics.median(known)
+    if len(known) < 2:
+        return format(middle, fmt)
+    return f"{format(middle, fmt)} ({format(min(known), fmt)} to {format(max(known), fmt)})"
+
+
+def ratios(rounds: list[list[Measurement]], processes: int, peer: str) -> list[float]:
+    """dogqueue's lifecycle over `peer`'s, within each round that measured both."""
+    found = []
+    for measured in rounds:
+        here = {m.system: m for m in measured if m.processes == processes}
+        if "dogqueue" in here and peer in here:
+            found.append(here["dogqueue"].lifecycle_per_s / here[peer].lifecycle_per_s)
+    return found
+
+
 def table(rounds: list[list[Measurement]], settings: Settings) -> str:
-    """Markdown: one row per (processes, system), and dogqueue's same-round ratios."""
+    """Markdown: one row per (processes, system), then dogqueue's same-round ratios."""
     by_key: dict[tuple[int, str], list[Measurement]] = {}
-    for found in rounds:
-        for m in found:
+    for measured in rounds:
+        for m in measured:
             by_key.setdefault((m.processes, m.system), []).append(m)
     lines = [
-        "| processes | system | lifecycle jobs/s | enqueue jobs/s | enqueue->start p50 / p99 ms"
-        " | WAL bytes/job | dogqueue / it (same round) |",
+        "| processes | system | lifecycle jobs/s | enqueue jobs/s | enqueue->start ms p50 / p99"
+        " | WAL bytes/job: server / this database | dogqueue / it (same round) |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for (processes, name), found in sorted(
-        by_key.items(), key=lambda item: (item[0][0], SYSTEMS.index(item[0][1]))
-    ):
-        latencies = [delay for m in found for delay in m.latencies]
+    ordered = sorted(by_key.items(), key=lambda item: (item[0][0], SYSTEMS.index(item[0][1])))
+    for (processes, name), found in ordered:
+        delays = [delay for m in found for delay in m.latencies]
         latency = (
-            f"{percentile(latencies, 0.5) * 1e3:.1f} / {percentile(latencies, 0.99) * 1e3:.1f}"
-            if latencies
+            f"{percentile(delays, 0.5) * 1e3:.1f} / {percentile(delays, 0.99) * 1e3:.1f}"
+            if delays
             else ""
         )
-        ratios = []
-        if name != "dogqueue":
-            for found_round in rounds:
-                ours = [
-                    m for m in found_round if m.system == "dogqueue" and m.processes == processes
-                ]
-                theirs = [m for m in found_round if m.system == name and m.processes == processes]
-                if ours and theirs:
-                    ratios.append(ours[0].lifecycle_per_s / theirs[0].lifecycle_per_s)
-        ratio = _spread(ratios, ".2f").replace(" (", "x (", 1) if ratios else ""
-        if ratio and "x" not in ratio:
-            ratio += "x"
+        wal = _cell([m.wal_bytes_per_job for m in found]).split(" (")[0]
+        own = _cell([m.own_wal_bytes_per_job for m in found]).split(" (")[0] or "?"
+        ratio = _cell(ratios(rounds, processes, name), ".2f") if name != "dogqueue" else ""
         label = LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch)
         lines.append(
-            f"| {processes} | {label} | {_spread([m.lifecycle_per_s for m in found])}"
-            f" | {_spread([m.enqueue_per_s for m in found])} | {latency}"
-            f" | {statistics.median([m.wal_bytes_per_job for m in found]):,.0f} | {ratio} |"
+            f"| {processes} | {label} | {_cell([m.lifecycle_per_s for m in found])}"
+            f" | {_cell([m.enqueue_per_s for m in found])} | {latency} | {wal} / {own}"
+            f" | {ratio} |"
         )
+    summary = []
+    for processes in sorted({processes for processes, _ in by_key}):
+        for peer in SYSTEMS[:-1]:
+            found_ratios = ratios(rounds, processes, peer)
+            if found_ratios:
+                each = ", ".join(f"{ratio:.2f}" for ratio in found_ratios)
+                summary.append(f"- {processes} process(es), dogqueue / {peer}: {each}")
+    if summary:
+        lines += ["", "Lifecycle ratios, each within one round:", "", *summary]
     return "\n".join(lines)
 
 
@@ -895,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  {name:13} x{processes}  lifecycle {m.lifecycle_per_s:8,.0f} jobs/s"
                     f"  enqueue {m.enqueue_per_s:8,.0f} jobs/s  WAL {m.wal_bytes_per_job:6,.0f}"
-                    f" B/job  latency p99 {p99} ms",
+                    f" B/job ({m.own_wal_bytes_per_job or 0:6,.0f} own)  latency p99 {p99} ms",
                     flush=True,
                 )
                 found.append(m)

@@ -25,6 +25,7 @@ def test_every_job_starts_and_completes_exactly_once(name: str) -> None:
     assert measured.completed_in_db == 200
     assert len(measured.latencies) >= TINY.latency_jobs
     assert measured.wal_bytes_per_job > 0
+    assert measured.own_wal_bytes_per_job is None or measured.own_wal_bytes_per_job > 0
     compare_pg.check(measured)
     assert compare_pg.LABELS[name].split(" ")[0] in compare_pg.table([[measured]], TINY)
 
@@ -37,6 +38,7 @@ def test_a_job_started_twice_or_never_fails_the_run() -> None:
         lifecycle_per_s=1.0,
         enqueue_per_s=1.0,
         wal_bytes_per_job=1.0,
+        own_wal_bytes_per_job=None,
         latencies=[],
         started_once=2,
         started_twice=0,
