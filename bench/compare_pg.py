@@ -35,7 +35,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -68,8 +68,8 @@ class Settings:
     #: Jobs leased per call (dogqueue dequeue_many, bare claim, pgqueuer batch_size).
     lease_batch: int = 32
     #: Jobs enqueued at a steady rate for the enqueue->start latency; 0 skips it.
-    latency_jobs: int = 400
-    latency_rate: float = 100.0
+    latency_jobs: int = 200
+    latency_rate: float = 25.0
 
 
 def payload(number: int) -> bytes:
@@ -868,6 +868,8 @@ def table(rounds: list[list[Measurement]], settings: Settings) -> str:
         own = _cell([m.own_wal_bytes_per_job for m in found]).split(" (")[0] or "?"
         ratio = _cell(ratios(rounds, processes, name), ".2f") if name != "dogqueue" else ""
         label = LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch)
+        if found[0].jobs != settings.jobs:
+            label += f", {found[0].jobs:,} jobs"
         lines.append(
             f"| {processes} | {label} | {_cell([m.lifecycle_per_s for m in found])}"
             f" | {_cell([m.enqueue_per_s for m in found])} | {latency} | {wal} / {own}"
@@ -900,19 +902,56 @@ def check(measurement: Measurement) -> None:
         )
 
 
+def _save(out: Path, command: str, settings: Settings, rounds: list[list[Measurement]]) -> None:
+    """Write the JSON of every measurement so far, and the Markdown table."""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "when": stamp,
+        "command": command,
+        "settings": asdict(settings) | {"dsn": "(local)"},
+        "rounds": [[asdict(m) for m in measured] for measured in rounds],
+    }
+    (out / "compare_pg.json").write_text(json.dumps(saved, indent=1))
+    header = (
+        f"Run {stamp}: `{command}`\n\nWorkload: {saved['settings']}; lifecycle is the median of"
+        f" {len(rounds)} round(s), min to max in brackets; latencies pool every round.\n\n"
+    )
+    (out / "compare_pg.md").write_text(header + table(rounds, settings) + "\n")
+
+
+def replot(path: Path) -> str:
+    """The table of a saved run."""
+    saved = json.loads(path.read_text())
+    settings = Settings(**saved["settings"])
+    rounds = [[Measurement(**found) for found in measured] for measured in saved["rounds"]]
+    return table(rounds, settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=DEFAULT_DSN, help="a database to connect to first")
     parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument(
+        "--jobs-for",
+        action="append",
+        default=[],
+        metavar="SYSTEM=N",
+        help="another job count for one system (a slow peer); the table names it",
+    )
     parser.add_argument("--processes", default="1,4", help="process counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--only", default=",".join(SYSTEMS), help="systems, comma-separated")
     parser.add_argument("--tasks", type=int, default=16, help="producer/consumer tasks")
     parser.add_argument("--lease-batch", type=int, default=32)
-    parser.add_argument("--latency-jobs", type=int, default=400)
-    parser.add_argument("--latency-rate", type=float, default=100.0, help="jobs/s")
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--latency-rate", type=float, default=25.0, help="jobs/s")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replot", type=Path, help="print the table of a saved JSON")
     args = parser.parse_args(argv)
+    if args.replot:
+        print(replot(args.replot))
+        return 0
     settings = Settings(
         dsn=args.dsn,
         jobs=args.jobs,
@@ -922,6 +961,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_rate=args.latency_rate,
     )
     counts = [int(count) for count in args.processes.split(",")]
+    jobs_for = {name: int(count) for name, count in (s.split("=") for s in args.jobs_for)}
     names = []
     for name in args.only.split(","):
         if name not in SYSTEM_TABLE:
@@ -932,14 +972,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             names.append(name)
 
-    print(f"workload: {asdict(settings)}, processes {counts}", flush=True)
+    command = " ".join(["python bench/compare_pg.py", *(sys.argv[1:] if argv is None else argv)])
+    print(f"workload: {asdict(settings)}, processes {counts}, jobs for {jobs_for}", flush=True)
     rounds: list[list[Measurement]] = []
     for repetition in range(1, args.repeat + 1):
         print(f"round {repetition} of {args.repeat}", flush=True)
-        found: list[Measurement] = []
+        rounds.append([])
         for processes in counts:
             for name in names:  # interleaved, so drift in the machine hits every system
-                m = measure(name, processes, settings)
+                workload = replace(settings, jobs=jobs_for.get(name, settings.jobs))
+                m = measure(name, processes, workload)
                 check(m)
                 p99 = f"{percentile(m.latencies, 0.99) * 1e3:.1f}" if m.latencies else "-"
                 print(
@@ -948,23 +990,11 @@ def main(argv: list[str] | None = None) -> int:
                     f" B/job ({m.own_wal_bytes_per_job or 0:6,.0f} own)  latency p99 {p99} ms",
                     flush=True,
                 )
-                found.append(m)
-        rounds.append(found)
+                rounds[-1].append(m)
+                _save(args.out, command, settings, rounds)
 
-    report = table(rounds, settings)
     print()
-    print(report)
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    args.out.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"Run {stamp}: `python bench/compare_pg.py {' '.join(argv or sys.argv[1:])}`\n\n"
-        f"Workload: {asdict(settings) | {'dsn': '(local)'}}; processes {counts}; median of"
-        f" {args.repeat} rounds (min to max in brackets).\n\n"
-    )
-    (args.out / "compare_pg.md").write_text(header + report + "\n")
-    (args.out / "compare_pg.json").write_text(
-        json.dumps({"when": stamp, "rounds": [[asdict(m) for m in r] for r in rounds]}, indent=1)
-    )
+    print(table(rounds, settings))
     print(f"\nwrote {args.out / 'compare_pg.md'} and compare_pg.json")
     return 0
 
