@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from dogqueue import FakeClock, QueueConfig
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
+from dogqueue.backend.postgres import PostgresBackend
+from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.sqlite import SqliteBackend
 
 BackendFactory = Callable[..., EngineBackend]
-BACKEND_KINDS = ["memory", "sqlite"]
+BACKEND_KINDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -29,9 +34,33 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_backend(backend_kind: str, tmp_path: Path, clock: FakeClock) -> BackendFactory:
-    """Makes unopened backends of the parametrized kind; SQLite ones share one file
-    in a temporary directory unless given another path."""
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema name, dropped after the test."""
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    yield schema
+    drop_schema(schema)
+
+
+def drop_schema(schema: str) -> None:
+    """Drop a test schema and everything in it."""
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(default_dsn())
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def make_backend(
+    backend_kind: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+) -> BackendFactory:
+    """Makes unopened backends of the parametrized kind; SQLite ones share one file in
+    a temporary directory unless given another path, PostgreSQL ones one fresh schema."""
+    schema = request.getfixturevalue("pg_schema") if backend_kind == "postgres" else ""
 
     def make(
         *, config: QueueConfig | None = None, path: Path | None = None, **kwargs: object
@@ -39,6 +68,8 @@ def make_backend(backend_kind: str, tmp_path: Path, clock: FakeClock) -> Backend
         kwargs.setdefault("clock", clock)
         if backend_kind == "memory":
             return MemoryBackend(config=config, **kwargs)  # type: ignore[arg-type]
+        if backend_kind == "postgres":
+            return PostgresBackend(default_dsn(), schema=schema, config=config, **kwargs)  # type: ignore[arg-type]
         return SqliteBackend(path or tmp_path / "queue.db", config=config, **kwargs)  # type: ignore[arg-type]
 
     return make

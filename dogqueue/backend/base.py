@@ -334,9 +334,14 @@ class EngineBackend(abc.ABC):
             _job_reads(tenant, job_id),
         )
         if status is JobStatus.CANCELED:
-            for listener in list(self._cancel_listeners):
-                listener(tenant, job_id)
+            self._announce_cancel(tenant, job_id)
         return status
+
+    def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
+        """Tell this object's cancel listeners (and, where storage is shared across
+        hosts, the other hosts') that the job was canceled."""
+        for listener in list(self._cancel_listeners):
+            listener(tenant_id, job_id)
 
     async def retry_job(
         self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False

@@ -1,0 +1,446 @@
+"""The PostgreSQL backend: the log and its projection in one schema, shared by many
+processes on many hosts.
+
+Writes are batched per process (group commit): each batch fetches every row its units
+declared (locking loads, claiming ready jobs and expired leases with SKIP LOCKED) in a
+few statements, runs the unchanged units of work on an in-memory working set, then
+flushes events and job rows in one statement each, every job update guarded by its
+version. A batch that loses a race is rolled back and its units re-run alone on fresh
+state, so conflicts never reach the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
+from dogqueue.backend.postgres.migrate import migrate, quote
+from dogqueue.backend.postgres.queries import Q
+from dogqueue.backend.postgres.sequencer import seal
+from dogqueue.backend.postgres.workingset import BatchReads, Conflict, WorkingSet, columns
+from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
+from dogqueue.clock import Clock, utc_now
+from dogqueue.core import validation as check
+from dogqueue.core.codec import decode_event
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import InvalidInput, QueueError, StorageError
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.engine import Reads
+
+#: Most units of work in one batch.
+MAX_BATCH = 256
+#: Times a lone unit is re-run after losing a race before the error is raised.
+MAX_RETRIES = 50
+#: Expired leases reclaimed per batch at most.
+RECLAIM_LIMIT = 1_000
+#: How often the sequencer runs in the background (it also runs before log reads).
+SEAL_INTERVAL = 0.1
+#: At most one NOTIFY of new work per this many seconds per process.
+NOTIFY_INTERVAL = 0.05
+#: Errors that mean "another transaction got there first": re-run on fresh state.
+_RACES = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    Conflict,
+)
+
+
+class _Unexpected(Exception):
+    """A unit of work failed after writing: its batch must not commit."""
+
+
+class PostgresBackend(EngineBackend):
+    """A backend on a PostgreSQL schema, shared by processes on any number of hosts.
+
+    `dsn` is an asyncpg connection string; `schema` isolates one queue. With no
+    `clock`, leases and schedules use the database server's clock, so skewed host
+    clocks cannot shorten or extend a lease. `listen=False` turns LISTEN/NOTIFY off
+    (for transaction-pooling proxies): other hosts' work is then found by polling every
+    `poll_interval` seconds."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        config: QueueConfig | None = None,
+        clock: Clock | None = None,
+        schema: str = "dogqueue",
+        draw: Callable[[], float] | None = None,
+        pool_size: int = 4,
+        listen: bool = True,
+        poll_interval: float = 1.0,
+    ) -> None:
+        super().__init__(config=config, clock=clock or utc_now, draw=draw)
+        if not isinstance(dsn, str) or not dsn:
+            raise InvalidInput("dsn", "must be a PostgreSQL connection string")
+        self.schema = check.check_name("schema", schema)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 2:
+            raise InvalidInput("pool_size", "must be an int of at least 2")
+        self.dsn = dsn
+        self.listen = bool(listen)
+        self.poll_interval = float(poll_interval)
+        self._server_clock = clock is None
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._pending: list[tuple[Work[Any], Reads, asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._sealer: asyncio.Task[None] | None = None
+        self._seal_lock = asyncio.Lock()
+        self._origin = uuid.uuid4().hex
+        self._ready_channel = f"dq_ready_{self.schema}"
+        self._cancel_channel = f"dq_cancel_{self.schema}"
+        self._last_notify = 0.0
+        #: Batches committed, units they held, and batches re-run after a race.
+        self.commits = self.units = self.conflicts = 0
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool (open backends only)."""
+        if self._pool is None:
+            raise StorageError("backend is not open")
+        return self._pool
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            await migrate(self.dsn, self.schema)
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings={"search_path": self.schema},
+            )
+            if self.listen:
+                self._listener = await asyncpg.connect(self.dsn)
+                await self._listener.add_listener(self._ready_channel, self._on_ready)
+                await self._listener.add_listener(self._cancel_channel, self._on_cancel)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            await self._close()
+            raise StorageError(f"cannot open PostgreSQL queue {self.schema!r}: {error}") from error
+        self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
+
+    async def _close(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+        if self._sealer is not None:
+            self._sealer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sealer
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = self._listener = self._sealer = None
+
+    # -- writes: group commit ----------------------------------------------------------
+
+    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._closed:
+            future.set_exception(StorageError("backend is closed"))
+            return future
+        self._pending.append((work, reads, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            units = [(work, reads) for work, reads, _ in batch]
+            try:
+                results = await self._run_batch(units)
+            except BaseException as error:  # the batch itself failed: fail its callers
+                results = [_public(error)] * len(batch)
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _run_batch(self, units: list[tuple[Work[Any], Reads]]) -> list[Any]:
+        attempts = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    results, ws = await self._run_units(conn, units)
+                self.commits += 1
+                self.units += len(units)
+                self._after_commit(ws)
+                return results
+            except _RACES as error:
+                self.conflicts += 1
+                if len(units) > 1:  # re-run each alone, so one race costs one unit
+                    return [(await self._run_batch([unit]))[0] for unit in units]
+                attempts += 1
+                if attempts > MAX_RETRIES:
+                    return [StorageError(f"gave up after {attempts} conflicts: {error}")]
+                await asyncio.sleep(0.001 * attempts)
+            except (_Unexpected, asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+                if len(units) > 1:
+                    return [(await self._run_batch([unit]))[0] for unit in units]
+                return [_public(error)]
+
+    async def _run_units(
+        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]]
+    ) -> tuple[list[Any], WorkingSet]:
+        """Fetch the batch's reads, run its units on a working set, flush the writes;
+        the caller owns the transaction."""
+        declared = BatchReads()
+        for _, reads in units:
+            declared.add(reads)
+        now = await self._batch_time(conn)
+        now_us = to_micros(now)
+        seqs: list[int] = []
+        if declared.new_jobs:
+            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], declared.new_jobs)]
+        ws = WorkingSet(declared, seqs)
+        if declared.jobs:
+            keys = sorted(declared.jobs)
+            rows = await conn.fetch(Q["lock_jobs"], [k[0] for k in keys], [k[1] for k in keys])
+            for row in rows:
+                ws.seed(decode_job_at(row[0]))
+        if declared.keys:
+            tenants, names = zip(*sorted(declared.keys), strict=True)
+            for tenant, key, job_id in await conn.fetch(
+                Q["jobs_for_keys"], list(tenants), list(names)
+            ):
+                ws.seed_key(tenant, key, job_id)
+        if None in declared.expired:
+            for row in await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT):
+                ws.seed(decode_job_at(row[0]))
+        else:
+            for tenant in sorted(t for t in declared.expired if t is not None):
+                rows = await conn.fetch(Q["claim_expired_of_tenant"], now_us, RECLAIM_LIMIT, tenant)
+                for row in rows:
+                    ws.seed(decode_job_at(row[0]))
+        for (tenant, queues), n in declared.ready.items():
+            # Jobs the batch loads may leave the ready set (a cancel) before a dequeue.
+            wanted = n + len(declared.jobs)
+            for queue in queues:
+                for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
+                    ws.seed(decode_job_at(row[0]))
+        results: list[Any] = []
+        for work, _ in units:
+            before = ws.writes
+            try:
+                results.append(work(ws, now))
+            except QueueError as error:
+                if ws.writes != before:
+                    raise _Unexpected(f"{error!r} after a write") from error
+                results.append(error)
+        await self._flush(conn, ws)
+        return results, ws
+
+    async def _batch_time(self, conn: asyncpg.Connection) -> datetime:
+        if not self._server_clock:
+            return self.now()
+        now: datetime = await conn.fetchval(Q["server_now"])
+        return now.astimezone(UTC)
+
+    async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
+        if ws.journal:
+            await conn.execute(Q["insert_events"], *columns(ws.journal, 6))
+        inserts, updates = ws.job_rows()
+        if inserts:
+            await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
+        if updates:
+            status = await conn.execute(Q["update_jobs"], *columns(updates, 7))
+            if int(status.split()[-1]) != len(updates):
+                raise Conflict("a job changed under this batch")
+
+    def _after_commit(self, ws: WorkingSet) -> None:
+        if ws.became_ready():
+            self._announce_ready()
+
+    # -- transactional enqueue ---------------------------------------------------------
+
+    async def enqueue_in_transaction(
+        self, connection: asyncpg.Connection, ctx: QueueCtx, message: JobMessage
+    ) -> str:
+        """Enqueue inside the caller's own open asyncpg transaction on this database:
+        the job exists if and only if that transaction commits. The connection's
+        search_path is left alone; tables are named with this backend's schema. A race
+        with another writer raises StorageError (the caller's transaction is then
+        aborted and may be retried whole)."""
+        tenant = check.check_ctx(ctx)
+        checked = check.check_message(message, self.config)
+        if not connection.is_in_transaction():
+            raise InvalidInput("connection", "must be inside a transaction")
+        await self._ready()
+        reads = Reads(
+            keys=() if checked.idempotency_key is None else ((tenant, checked.idempotency_key),),
+            new_jobs=1,
+        )
+        path = await connection.fetchval("SELECT current_setting('search_path')")
+        await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
+        try:
+            results, _ = await self._run_units(
+                connection,
+                [(lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now), reads)],
+            )
+        except _RACES as error:
+            raise StorageError(f"enqueue lost a race: {error}") from error
+        finally:
+            await connection.execute("SELECT set_config('search_path', $1, true)", path)
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        ids: list[str] = results[0]
+        return ids[0]
+
+    # -- cross-host wake-ups and cancels ------------------------------------------------
+
+    def _announce_ready(self) -> None:
+        self._notify_change()
+        loop = asyncio.get_running_loop()
+        if not self.listen or loop.time() - self._last_notify < NOTIFY_INTERVAL:
+            return
+        self._last_notify = loop.time()
+        self._spawn(self._notify(self._ready_channel, self._origin))
+
+    def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
+        super()._announce_cancel(tenant_id, job_id)
+        if self.listen:
+            self._spawn(
+                self._notify(self._cancel_channel, f"{self._origin}\t{tenant_id}\t{job_id}")
+            )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._orphan_releases.add(task)
+        task.add_done_callback(self._orphan_releases.discard)
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        with contextlib.suppress(Exception):
+            async with self.pool.acquire() as conn:
+                await conn.execute(Q["notify"], channel, payload)
+
+    def _on_ready(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if payload != self._origin:
+            self._notify_change()
+
+    def _on_cancel(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        origin, _, rest = payload.partition("\t")
+        tenant_id, _, job_id = rest.partition("\t")
+        if origin != self._origin and job_id:
+            super()._announce_cancel(tenant_id, job_id)
+
+    async def wait_for_change(self, max_wait: float) -> None:
+        """Return soon after a job may have become leasable here or on another host
+        (NOTIFY), or after at most `poll_interval` seconds, or `max_wait`."""
+        await self._ready()
+        await super().wait_for_change(min(max_wait, self.poll_interval))
+
+    # -- positions ---------------------------------------------------------------------
+
+    async def seal(self) -> int:
+        """Number every event that can be numbered now; return how many were."""
+        await self._ready()
+        total = 0
+        async with self._seal_lock, self.pool.acquire() as conn:
+            while True:
+                count = await seal(conn)
+                total += count
+                if count == 0:
+                    return total
+
+    async def _seal_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SEAL_INTERVAL)
+            with contextlib.suppress(Exception):
+                await self.seal()
+
+    def log_reader(self) -> PostgresLog:
+        """The stored log, read-only (positions, hashes, the projection)."""
+        return PostgresLog(self.pool, before_read=self.seal)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        await self.seal()
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["load_job"], tenant_id, job_id)
+        return None if row is None else decode_job_at(row[0], row[1])
+
+    async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
+        await self.seal()
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["history"], tenant_id, job_id)
+        return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
+
+    async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["ready_tenants"], list(queues), to_micros(now))
+        return [str(row[0]) for row in rows]
+
+    async def _next_run_at(
+        self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
+    ) -> datetime | None:
+        async with self.pool.acquire() as conn:
+            if tenant_ids is None:
+                value = await conn.fetchval(Q["next_run_at"], list(queues))
+            else:
+                value = await conn.fetchval(
+                    Q["next_run_at_of_tenants"], list(queues), list(tenant_ids)
+                )
+        return None if value is None else from_micros(int(value))
+
+    async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
+        return await self.log_reader().events(after=after_seq, limit=limit)
+
+    async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
+        await self.seal()
+        jobs = await self.log_reader().jobs()
+        return {(job.tenant_id, job.job_id): job for job in jobs}
+
+    async def _rebuild_projections(self) -> int:
+        """Replace the projection with the fold of the log, in one transaction that
+        holds every writer back."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+            rows = await conn.fetch(Q["all_events_by_job"])
+            jobs = rebuild(decode_event(bytes(data), int(seq)) for seq, data in rows)
+            await conn.execute(Q["delete_jobs"])
+            ws = WorkingSet(BatchReads(), [])
+            for job in jobs.values():
+                ws.jobs[(job.tenant_id, job.job_id)] = job
+                ws.before[(job.tenant_id, job.job_id)] = None
+            inserts, _ = ws.job_rows()
+            if inserts:
+                await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
+        return len(rows)
+
+
+def _public(error: BaseException) -> BaseException:
+    if isinstance(error, _Unexpected) and error.__cause__ is not None:
+        return error.__cause__
+    if isinstance(error, QueueError):
+        return error
+    if isinstance(error, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        return StorageError(f"PostgreSQL: {error}")
+    return error
+
+
+def default_dsn() -> str:
+    """The DSN of the local test server unless DOGQUEUE_PG_DSN says otherwise."""
+    return os.environ.get("DOGQUEUE_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -1,0 +1,178 @@
+-- Every statement the PostgreSQL backend runs, by name. Loaded once by queries.py.
+-- The connection's search_path names the queue's schema.
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    version integer NOT NULL
+);
+
+-- name: schema_version
+SELECT version FROM schema_version WHERE id = 1;
+
+-- name: schema_exists
+SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
+
+-- name: set_schema_version
+INSERT INTO schema_version (id, version) VALUES (1, $1)
+ON CONFLICT (id) DO UPDATE SET version = excluded.version;
+
+-- name: server_now
+SELECT clock_timestamp();
+
+-- name: lock_jobs
+-- Loads of a batch, locked in one order so that two batches never deadlock.
+SELECT state FROM jobs
+WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY tenant_id, job_id
+FOR UPDATE;
+
+-- name: jobs_for_keys
+SELECT tenant_id, idempotency_key, job_id FROM jobs
+WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]));
+
+-- name: claim_ready
+-- The first $4 ready jobs of one tenant's queue in dequeue order, skipping jobs another
+-- transaction holds.
+SELECT state FROM jobs
+WHERE tenant_id = $1 AND queue = $2 AND status = 'enqueued' AND run_at <= $3
+ORDER BY priority DESC, run_at, enqueue_seq
+LIMIT $4
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_expired
+SELECT state FROM jobs
+WHERE status = 'leased' AND lease_expires_at <= $1
+ORDER BY lease_expires_at, enqueue_seq
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_expired_of_tenant
+SELECT state FROM jobs
+WHERE tenant_id = $3 AND status = 'leased' AND lease_expires_at <= $1
+ORDER BY lease_expires_at, enqueue_seq
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: next_seqs
+SELECT nextval('event_seq') FROM generate_series(1, $1);
+
+-- name: insert_events
+INSERT INTO events (seq, tenant_id, job_id, version, type, data)
+SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[])
+     AS u(s, t, j, v, k, d);
+
+-- name: insert_jobs
+INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
+                  lease_expires_at, idempotency_key, version, state)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::smallint[], $7::text[], $8::bigint[], $9::bigint[], $10::text[],
+                     $11::integer[], $12::bytea[]);
+
+-- name: update_jobs
+-- Guarded by version: a row another transaction moved is not touched (and the batch
+-- is re-run on fresh state).
+UPDATE jobs SET status = u.status, run_at = u.run_at, lease_expires_at = u.lease_expires_at,
+                version = u.version, state = u.state
+FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[],
+            $6::integer[], $7::bytea[])
+     AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state)
+WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version;
+
+-- name: notify
+SELECT pg_notify($1, $2);
+
+-- name: load_job
+-- A tenant sees positions of its own: the enqueue position is the tenant position.
+SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+WHERE j.tenant_id = $1 AND j.job_id = $2;
+
+-- name: all_jobs
+SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+ORDER BY j.enqueue_seq;
+
+-- name: jobs_of_tenant
+SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+WHERE j.tenant_id = $1 ORDER BY j.enqueue_seq;
+
+-- name: history
+-- A tenant sees its own positions only; an event not yet sequenced shows position 0.
+SELECT coalesce(l.tpos, 0), e.data FROM events e LEFT JOIN log l ON l.seq = e.seq
+WHERE e.tenant_id = $1 AND e.job_id = $2 ORDER BY e.version;
+
+-- name: tenant_events
+SELECT l.tpos, e.data FROM log l JOIN events e ON e.seq = l.seq
+WHERE l.tenant_id = $1 ORDER BY l.tpos;
+
+-- name: records
+SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash
+FROM log l JOIN events e ON e.seq = l.seq
+WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
+
+-- name: events_after
+SELECT l.pos, e.data FROM log l JOIN events e ON e.seq = l.seq
+WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
+
+-- name: unsealed
+SELECT e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data FROM events e
+WHERE NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
+ORDER BY e.xid, e.seq;
+
+-- name: last_pos
+SELECT last_pos FROM log_head WHERE id = 1;
+
+-- name: chain_heads
+SELECT tenant_id, pos, hash FROM chain_heads ORDER BY tenant_id;
+
+-- name: ready_tenants
+SELECT DISTINCT tenant_id FROM jobs
+WHERE status = 'enqueued' AND queue = ANY($1::text[]) AND run_at <= $2
+ORDER BY tenant_id;
+
+-- name: next_run_at
+SELECT min(run_at) FROM jobs WHERE status = 'enqueued' AND queue = ANY($1::text[]);
+
+-- name: next_run_at_of_tenants
+SELECT min(run_at) FROM jobs
+WHERE status = 'enqueued' AND queue = ANY($1::text[]) AND tenant_id = ANY($2::text[]);
+
+-- name: all_events_by_job
+SELECT seq, data FROM events ORDER BY tenant_id, job_id, version;
+
+-- name: delete_jobs
+DELETE FROM jobs;
+
+-- name: lock_log_head
+SELECT last_pos, cursor_xid::text, cursor_seq FROM log_head WHERE id = 1 FOR UPDATE;
+
+-- name: sealable
+-- Events of transactions older than every running one, after the cursor, not yet
+-- sequenced; `ready` says whether the job's previous version is already sequenced.
+SELECT e.seq, e.xid::text, e.tenant_id, e.job_id, e.version, e.data,
+       e.version = 1 OR EXISTS (
+           SELECT 1 FROM events p JOIN log pl ON pl.seq = p.seq
+           WHERE p.tenant_id = e.tenant_id AND p.job_id = e.job_id
+             AND p.version = e.version - 1) AS ready
+FROM events e
+WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
+  AND (e.xid, e.seq) > ($1::text::xid8, $2)
+  AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
+ORDER BY e.xid, e.seq
+LIMIT $3;
+
+-- name: heads_of_tenants
+SELECT tenant_id, tpos, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]);
+
+-- name: insert_log
+INSERT INTO log (pos, seq, tenant_id, tpos, hash)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[]);
+
+-- name: save_heads
+INSERT INTO chain_heads (tenant_id, pos, tpos, hash)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
+ON CONFLICT (tenant_id) DO UPDATE
+SET pos = excluded.pos, tpos = excluded.tpos, hash = excluded.hash;
+
+-- name: move_cursor
+UPDATE log_head SET last_pos = $1, cursor_xid = $2::text::xid8, cursor_seq = $3 WHERE id = 1;

@@ -1,0 +1,179 @@
+"""The engine's Transaction over rows fetched ahead: a batch's units of work run on it
+with no I/O, and what they wrote is flushed afterwards in a few statements.
+
+It reuses the memory backend's store (its dequeue and lease indexes), seeded with the
+rows the batch declared and locked, and records a journal instead of keeping a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from dogqueue.backend.memory import MemoryStore
+from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.core.codec import encode_event, encode_job
+from dogqueue.core.errors import StorageError
+from dogqueue.core.events import AnyEvent, Enqueued
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+from dogqueue.core.status import JobStatus
+from dogqueue.engine import Reads
+
+
+class UndeclaredRead(StorageError):
+    """A unit of work read something its `Reads` did not declare (a dogqueue bug)."""
+
+
+class Conflict(StorageError):
+    """Another transaction changed a job this batch changed: re-run on fresh state."""
+
+
+@dataclass
+class BatchReads:
+    """The union of the reads of a batch's units."""
+
+    jobs: set[JobKey] = field(default_factory=set)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+    new_jobs: int = 0
+    ready: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
+    expired: set[str | None] = field(default_factory=set)
+
+    def add(self, reads: Reads) -> None:
+        """Declare one unit's reads too."""
+        self.jobs.update(reads.jobs)
+        self.keys.update(reads.keys)
+        self.new_jobs += reads.new_jobs
+        for tenant, queues, n in reads.ready:
+            self.ready[(tenant, queues)] = self.ready.get((tenant, queues), 0) + n
+        self.expired.update(reads.expired)
+
+
+class WorkingSet(MemoryStore):
+    """A sync Transaction on the rows one batch fetched; reads see the batch's writes."""
+
+    def __init__(self, reads: BatchReads, seqs: list[int]) -> None:
+        super().__init__()
+        self._declared = reads
+        self._ready_tenants = {tenant for tenant, _ in reads.ready}
+        self._seqs = seqs[::-1]  # popped from the end, smallest first
+        self.writes = 0
+        #: Events to insert: (seq or None, tenant, job, version, type, data).
+        self.journal: list[tuple[int | None, str, str, int, str, bytes]] = []
+        #: For each job written: its state before the batch (None: new) and now.
+        self.before: dict[JobKey, JobInfo | None] = {}
+
+    # -- seeding -----------------------------------------------------------------------
+
+    def seed(self, job: JobInfo) -> None:
+        """Add a fetched (and locked) row."""
+        key = (job.tenant_id, job.job_id)
+        if key not in self.jobs:
+            self.jobs[key] = job
+            self._index(job)
+
+    def seed_key(self, tenant_id: str, key: str, job_id: str) -> None:
+        """Add a fetched idempotency key."""
+        self.keys[(tenant_id, key)] = job_id
+
+    # -- Transaction -------------------------------------------------------------------
+
+    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        key = (tenant_id, job_id)
+        if key not in self._declared.jobs and key not in self.jobs:
+            raise UndeclaredRead(f"load of {key} was not declared")
+        return self.jobs.get(key)
+
+    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
+        if (tenant_id, idempotency_key) not in self._declared.keys:
+            raise UndeclaredRead(f"key lookup {(tenant_id, idempotency_key)} was not declared")
+        return self.keys.get((tenant_id, idempotency_key))
+
+    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
+        if tenant_id not in self._ready_tenants:
+            raise UndeclaredRead(f"dequeue for {tenant_id!r} was not declared")
+        return super().next_ready(tenant_id, queues, now)
+
+    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
+        if tenant_id not in self._declared.expired and None not in self._declared.expired:
+            raise UndeclaredRead(f"reclaim for {tenant_id!r} was not declared")
+        return super().expired_leases(tenant_id, now)
+
+    def append(self, event: AnyEvent) -> AnyEvent:
+        self.writes += 1
+        seq: int | None = None
+        if isinstance(event, Enqueued):
+            if not self._seqs:
+                raise UndeclaredRead("more jobs created than declared")
+            seq = self._seqs.pop()
+            event = msgspec.structs.replace(event, seq=seq)
+        self.journal.append(
+            (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
+        )
+        return event
+
+    def save(self, before: JobInfo | None, after: JobInfo) -> None:
+        self.writes += 1
+        key = (after.tenant_id, after.job_id)
+        if key not in self.before:
+            self.before[key] = before
+        super().save(before, after)
+
+    # -- flush -------------------------------------------------------------------------
+
+    def job_rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """(rows to insert, rows to update) for the jobs this batch wrote."""
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for key, before in self.before.items():
+            job = self.jobs[key]
+            lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
+            if before is None:
+                message = job.message
+                inserts.append(
+                    (
+                        job.enqueue_seq,
+                        job.tenant_id,
+                        job.job_id,
+                        job.status.value,
+                        message.queue,
+                        int(message.priority),
+                        message.job_type,
+                        to_micros(job.run_at),
+                        lease,
+                        message.idempotency_key,
+                        job.version,
+                        encode_job(job),
+                    )
+                )
+            else:
+                updates.append(
+                    (
+                        job.enqueue_seq,
+                        before.version,
+                        job.status.value,
+                        to_micros(job.run_at),
+                        lease,
+                        job.version,
+                        encode_job(job),
+                    )
+                )
+        return inserts, updates
+
+    def became_ready(self) -> bool:
+        """Whether a job written by this batch can be leased now or later."""
+        return any(
+            self.jobs[key].status is JobStatus.ENQUEUED
+            and (before is None or before.status is not JobStatus.ENQUEUED)
+            for key, before in self.before.items()
+        )
+
+
+def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as per-column lists, for unnest()."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
