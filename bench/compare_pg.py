@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import importlib.util
 import json
 import multiprocessing
@@ -38,10 +37,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from dogqueue.backend.postgres import PostgresBackend
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -418,11 +420,11 @@ class PgQueuerQueue:
 DOGQUEUE_QUEUES = ["default"]
 
 
-def _postgres_backend(dsn: str) -> Any:
-    # Imported by name: the backend is an optional extra, and this file must type-check
-    # and import where it is absent.
-    module = importlib.import_module("dogqueue.backend.postgres")
-    return module.PostgresBackend(dsn)
+def _postgres_backend(dsn: str) -> PostgresBackend:
+    # Imported where used: asyncpg is an optional extra, and --only must work without it.
+    from dogqueue.backend.postgres import PostgresBackend
+
+    return PostgresBackend(dsn)
 
 
 async def dogqueue_install(dsn: str) -> None:
