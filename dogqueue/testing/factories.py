@@ -103,7 +103,9 @@ class SqliteFactory:
 
 def default_factories() -> dict[str, BackendFactory]:
     """The built-in backends the suite runs on without `--dogqueue-backend`."""
-    return {"memory": MemoryFactory(), "sqlite": SqliteFactory()}
+    from dogqueue.testing.postgres import PostgresFactory  # needs the postgres extra
+
+    return {"memory": MemoryFactory(), "sqlite": SqliteFactory(), "postgres": PostgresFactory()}
 
 
 def load_factory(spec: str) -> BackendFactory:

@@ -47,6 +47,8 @@ MAX_RETRIES = 50
 RECLAIM_LIMIT = 1_000
 #: How often the sequencer runs in the background (it also runs before log reads).
 SEAL_INTERVAL = 0.1
+#: How long a read waits for this object's own events to get positions.
+SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
 NOTIFY_INTERVAL = 0.05
 #: Errors that mean "another transaction got there first": re-run on fresh state.
@@ -104,6 +106,8 @@ class PostgresBackend(EngineBackend):
         self._ready_channel = f"dq_ready_{self.schema}"
         self._cancel_channel = f"dq_cancel_{self.schema}"
         self._last_notify = 0.0
+        #: The highest seq this object committed: reads wait until it has a position.
+        self._last_seq = 0
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -209,11 +213,8 @@ class PostgresBackend(EngineBackend):
         declared = BatchReads()
         for _, reads in units:
             declared.add(reads)
-        now = await self._batch_time(conn)
+        now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
-        seqs: list[int] = []
-        if declared.new_jobs:
-            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], declared.new_jobs)]
         ws = WorkingSet(declared, seqs)
         if declared.jobs:
             keys = sorted(declared.jobs)
@@ -252,15 +253,23 @@ class PostgresBackend(EngineBackend):
         await self._flush(conn, ws)
         return results, ws
 
-    async def _batch_time(self, conn: asyncpg.Connection) -> datetime:
+    async def _batch_time_and_seqs(
+        self, conn: asyncpg.Connection, new_jobs: int
+    ) -> tuple[datetime, list[int]]:
+        """The batch's time (the server's unless a clock was given) and `new_jobs`
+        enqueue positions."""
         if not self._server_clock:
-            return self.now()
-        now: datetime = await conn.fetchval(Q["server_now"])
-        return now.astimezone(UTC)
+            if not new_jobs:
+                return self.now(), []
+            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], new_jobs)]
+            return self.now(), seqs
+        server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
+        return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
     async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
         if ws.journal:
-            await conn.execute(Q["insert_events"], *columns(ws.journal, 6))
+            rows = await conn.fetch(Q["insert_events"], *columns(ws.journal, 6))
+            ws.last_seq = max(int(row[0]) for row in rows)
         inserts, updates = ws.job_rows()
         if inserts:
             await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
@@ -270,6 +279,7 @@ class PostgresBackend(EngineBackend):
                 raise Conflict("a job changed under this batch")
 
     def _after_commit(self, ws: WorkingSet) -> None:
+        self._last_seq = max(self._last_seq, ws.last_seq)
         if ws.became_ready():
             self._announce_ready()
 
@@ -354,15 +364,24 @@ class PostgresBackend(EngineBackend):
     # -- positions ---------------------------------------------------------------------
 
     async def seal(self) -> int:
-        """Number every event that can be numbered now; return how many were."""
+        """Number every event that can be numbered now, waiting (up to SEAL_WAIT
+        seconds) for transactions that hold the watermark back until this object's own
+        events have positions; return how many were numbered."""
         await self._ready()
         total = 0
+        mine = self._last_seq
+        deadline = asyncio.get_running_loop().time() + SEAL_WAIT
         async with self._seal_lock, self.pool.acquire() as conn:
             while True:
                 count = await seal(conn)
                 total += count
-                if count == 0:
+                if count:
+                    continue
+                if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
+                if asyncio.get_running_loop().time() > deadline:
+                    return total  # an old transaction holds the watermark: read a prefix
+                await asyncio.sleep(0.002)
 
     async def _seal_forever(self) -> None:
         while True:

@@ -61,6 +61,8 @@ class WorkingSet(MemoryStore):
         self._ready_tenants = {tenant for tenant, _ in reads.ready}
         self._seqs = seqs[::-1]  # popped from the end, smallest first
         self.writes = 0
+        #: The highest seq the flush gave an event.
+        self.last_seq = 0
         #: Events to insert: (seq or None, tenant, job, version, type, data).
         self.journal: list[tuple[int | None, str, str, int, str, bytes]] = []
         #: For each job written: its state before the batch (None: new) and now.

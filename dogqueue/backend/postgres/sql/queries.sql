@@ -17,9 +17,6 @@ SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
 INSERT INTO schema_version (id, version) VALUES (1, $1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
--- name: server_now
-SELECT clock_timestamp();
-
 -- name: lock_jobs
 -- Loads of a batch, locked in one order so that two batches never deadlock.
 SELECT state FROM jobs
@@ -57,11 +54,16 @@ FOR UPDATE SKIP LOCKED;
 -- name: next_seqs
 SELECT nextval('event_seq') FROM generate_series(1, $1);
 
+-- name: server_now_and_seqs
+-- A batch's time and the enqueue positions of the jobs it creates, in one round trip.
+SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1));
+
 -- name: insert_events
 INSERT INTO events (seq, tenant_id, job_id, version, type, data)
 SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[])
-     AS u(s, t, j, v, k, d);
+     AS u(s, t, j, v, k, d)
+RETURNING seq;
 
 -- name: insert_jobs
 INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
@@ -118,6 +120,9 @@ WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
 SELECT e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data FROM events e
 WHERE NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
 ORDER BY e.xid, e.seq;
+
+-- name: is_sealed
+SELECT EXISTS (SELECT 1 FROM log WHERE seq = $1);
 
 -- name: last_pos
 SELECT last_pos FROM log_head WHERE id = 1;
