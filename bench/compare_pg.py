@@ -36,6 +36,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -124,6 +125,28 @@ async def until(stop: Stop, running: asyncio.Task[None]) -> None:
         await asyncio.wait([running], timeout=0.05)
 
 
+async def _admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def counter(query: str) -> Callable[[str], Coroutine[Any, Any, int]]:
+    """A `System.completed` that runs one count query."""
+
+    async def count(dsn: str) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            found: int = await conn.fetchval(query)
+            return found
+        finally:
+            await conn.close()
+
+    return count
+
+
 # -- bare asyncpg loop ------------------------------------------------------------------
 
 
@@ -179,24 +202,44 @@ UPDATE bare_jobs SET status = 1 WHERE id IN (
 BARE_ACK = "UPDATE bare_jobs SET status = 2 WHERE id = ANY($1::bigint[])"
 
 
-async def bare_install(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(BARE_SCHEMA)
-    finally:
-        await conn.close()
+class ClaimingQueue:
+    """Consumer tasks that claim a batch, start each job and acknowledge it; shared by
+    the two systems driven through their own calls (bare, dogqueue)."""
+
+    settings: Settings
+
+    async def claim(self) -> list[tuple[bytes, Any]]:
+        """Claim up to `lease_batch` jobs: (body, what `ack` needs) each."""
+        raise NotImplementedError
+
+    async def ack(self, handle: Any) -> None:
+        """Mark one claimed job done."""
+        raise NotImplementedError
+
+    async def idle(self) -> None:
+        """Wait until new work may be there (at most a short while)."""
+        raise NotImplementedError
+
+    async def _consume(self, record: Record, stop: Stop | None) -> None:
+        while True:
+            claimed = await self.claim()
+            if not claimed:
+                if stop is None or stop():
+                    return
+                await self.idle()
+                continue
+            for body, _ in claimed:
+                started(body, record)
+            await asyncio.gather(*(self.ack(handle) for _, handle in claimed))
+
+    async def drain(self, record: Record) -> None:
+        await asyncio.gather(*(self._consume(record, None) for _ in range(self.settings.tasks)))
+
+    async def serve(self, record: Record, stop: Stop) -> None:
+        await asyncio.gather(*(self._consume(record, stop) for _ in range(self.settings.tasks)))
 
 
-async def bare_completed(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        done: int = await conn.fetchval("SELECT count(*) FROM bare_jobs WHERE status = 2")
-        return done
-    finally:
-        await conn.close()
-
-
-class BareQueue:
+class BareQueue(ClaimingQueue):
     """The reference loop: a pool, one group commit for enqueues and one for acks."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
@@ -222,40 +265,26 @@ class BareQueue:
     async def enqueue(self, number: int) -> None:
         await self.enqueues.submit(payload(number))
 
-    async def _consume(self, record: Record, idle: Callable[[], Awaitable[bool]]) -> None:
-        while True:
-            self.woken.clear()
-            claimed = await self.pool.fetch(BARE_CLAIM, self.settings.lease_batch)
-            if not claimed:
-                if await idle():
-                    return
-                continue
-            for row in claimed:
-                started(row["payload"], record)
-            await asyncio.gather(*(self.acks.submit(row["id"]) for row in claimed))
+    async def claim(self) -> list[tuple[bytes, Any]]:
+        self.woken.clear()  # a NOTIFY from now on wakes `idle`
+        rows = await self.pool.fetch(BARE_CLAIM, self.settings.lease_batch)
+        return [(row["payload"], row["id"]) for row in rows]
 
-    async def drain(self, record: Record) -> None:
-        async def empty() -> bool:
-            return True
+    async def ack(self, handle: Any) -> None:
+        await self.acks.submit(handle)
 
-        await asyncio.gather(*(self._consume(record, empty) for _ in range(self.settings.tasks)))
+    async def idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.woken.wait(), 0.2)
 
     async def serve(self, record: Record, stop: Stop) -> None:
-        async def wait() -> bool:
-            if stop():
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.woken.wait(), 0.2)
-            return False
-
         def wake(*_: object) -> None:
             self.woken.set()
 
         async with self.pool.acquire() as listener:
             await listener.add_listener("bare_jobs", wake)
             try:
-                consumers = (self._consume(record, wait) for _ in range(self.settings.tasks))
-                await asyncio.gather(*consumers)
+                await super().serve(record, stop)
             finally:
                 await listener.remove_listener("bare_jobs", wake)
 
@@ -275,16 +304,6 @@ async def procrastinate_install(dsn: str) -> None:
     app = _procrastinate_app(dsn)
     async with app.open_async():
         await app.schema_manager.apply_schema_async()
-
-
-async def procrastinate_completed(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        query = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
-        done: int = await conn.fetchval(query)
-        return done
-    finally:
-        await conn.close()
 
 
 class ProcrastinateQueue:
@@ -346,16 +365,6 @@ async def pgqueuer_install(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await Queries(AsyncpgDriver(conn)).install()
-    finally:
-        await conn.close()
-
-
-async def pgqueuer_completed(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        query = "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
-        done: int = await conn.fetchval(query)
-        return done
     finally:
         await conn.close()
 
@@ -438,7 +447,7 @@ async def dogqueue_completed(dsn: str) -> int:
         return sum(1 for job in jobs.values() if job.status == "completed")
 
 
-class DogqueueQueue:
+class DogqueueQueue(ClaimingQueue):
     """dogqueue's PostgresBackend through its public contract."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
@@ -461,45 +470,39 @@ class DogqueueQueue:
         message = JobMessage(job_type="bench_job", payload_bytes=payload(number))
         await self.backend.enqueue(self.ctx, message)
 
-    async def _consume(self, record: Record, idle: Callable[[], Awaitable[bool]]) -> None:
-        backend, ctx = self.backend, self.ctx
-        while True:
-            leases = await backend.dequeue_many(ctx, DOGQUEUE_QUEUES, self.settings.lease_batch)
-            if not leases:
-                if await idle():
-                    return
-                continue
-            for lease in leases:
-                started(lease.message.payload_bytes, record)
-            await asyncio.gather(*(backend.ack_complete(ctx, lease) for lease in leases))
+    async def claim(self) -> list[tuple[bytes, Any]]:
+        batch = self.settings.lease_batch
+        leases = await self.backend.dequeue_many(self.ctx, DOGQUEUE_QUEUES, batch)
+        return [(lease.message.payload_bytes, lease) for lease in leases]
 
-    async def drain(self, record: Record) -> None:
-        async def empty() -> bool:
-            return True
+    async def ack(self, handle: Any) -> None:
+        await self.backend.ack_complete(self.ctx, handle)
 
-        await asyncio.gather(*(self._consume(record, empty) for _ in range(self.settings.tasks)))
-
-    async def serve(self, record: Record, stop: Stop) -> None:
-        async def wait() -> bool:
-            if stop():
-                return True
-            await self.backend.wait_for_change(0.2)
-            return False
-
-        await asyncio.gather(*(self._consume(record, wait) for _ in range(self.settings.tasks)))
+    async def idle(self) -> None:
+        await self.backend.wait_for_change(0.2)
 
 
 SYSTEM_TABLE: dict[str, System] = {
-    "bare": System("bare", ("asyncpg",), bare_install, BareQueue, bare_completed),
+    "bare": System(
+        "bare",
+        ("asyncpg",),
+        partial(_admin, statement=BARE_SCHEMA),
+        BareQueue,
+        counter("SELECT count(*) FROM bare_jobs WHERE status = 2"),
+    ),
     "procrastinate": System(
         "procrastinate",
         ("procrastinate", "psycopg"),
         procrastinate_install,
         ProcrastinateQueue,
-        procrastinate_completed,
+        counter("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"),
     ),
     "pgqueuer": System(
-        "pgqueuer", ("pgqueuer",), pgqueuer_install, PgQueuerQueue, pgqueuer_completed
+        "pgqueuer",
+        ("pgqueuer",),
+        pgqueuer_install,
+        PgQueuerQueue,
+        counter("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"),
     ),
     "dogqueue": System(
         "dogqueue",
@@ -732,14 +735,6 @@ async def _wal_between(dsn: str, before: str, after: str) -> tuple[int, int | No
         except asyncpg.PostgresError:
             own = None  # no pg_walinspect, or the segments were already recycled
         return total, own
-    finally:
-        await conn.close()
-
-
-async def _admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
     finally:
         await conn.close()
 
