@@ -15,8 +15,8 @@ import time
 from datetime import timedelta
 
 from dogqueue import FakeClock, JobMessage, QueueCtx, utc_now
-from dogqueue.audit.logfile import LogFile
-from dogqueue.audit.verify import verify_log
+from dogqueue.audit.verify import Report, verify_log
+from dogqueue.backend.locate import open_log
 from dogqueue.backend.sqlite import SqliteBackend
 
 #: Jobs per enqueue_many / dequeue_many round.
@@ -68,9 +68,16 @@ async def open_and_dequeue(path: str) -> None:
 
 def verify(path: str) -> None:
     """Time a full verification."""
+
+    async def run() -> Report:
+        log = open_log(path)
+        try:
+            return await verify_log(log)
+        finally:
+            await log.close()
+
     started = time.perf_counter()
-    with LogFile(path) as log:
-        report = verify_log(log)
+    report = asyncio.run(run())
     seconds = time.perf_counter() - started
     print(
         f"verified {report.events} events in {seconds:.1f} s"

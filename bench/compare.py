@@ -356,10 +356,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         for index in range(first, min(work.jobs, first + batch)):
             row = (index + 1, "t", job_ids[index], "enqueued", "default", 1, "x", 0)
             conn.execute(Q["insert_job"], (*row, None, None, 1, state))
-            events.append((seq, "t", job_ids[index], 1, "enqueued", event, digest))
+            events.append((seq, "t", job_ids[index], 1, "enqueued", event, digest, seq))
             seq += 1
         conn.executemany(Q["insert_event"], events)
-        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
         conn.execute("COMMIT")
     enqueued = time.perf_counter()
     while True:
@@ -368,10 +368,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         events = []
         for _, run_at, enqueue_seq, _ in ready:
             conn.execute(Q["update_job"], ("leased", run_at, 5, 2, state, enqueue_seq, 1))
-            events.append((seq, "t", job_ids[enqueue_seq - 1], 2, "leased", event, digest))
+            events.append((seq, "t", job_ids[enqueue_seq - 1], 2, "leased", event, digest, seq))
             seq += 1
         conn.executemany(Q["insert_event"], events)
-        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
         conn.execute("COMMIT")
         if not ready:
             break
@@ -380,10 +380,10 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         for _, run_at, enqueue_seq, _ in ready:
             conn.execute(Q["load_job"], ("t", job_ids[enqueue_seq - 1])).fetchone()
             conn.execute(Q["update_job"], ("completed", run_at, None, 3, state, enqueue_seq, 2))
-            events.append((seq, "t", job_ids[enqueue_seq - 1], 3, "completed", event, digest))
+            events.append((seq, "t", job_ids[enqueue_seq - 1], 3, "completed", event, digest, seq))
             seq += 1
         conn.executemany(Q["insert_event"], events)
-        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest))
+        conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
         conn.execute("COMMIT")
     done = time.perf_counter()
     conn.close()

@@ -228,18 +228,39 @@ class Engine:
         command = Release(tenant_id=tenant_id, job_id=lease.job_id, at=now, token=lease.lease_token)
         self._apply(tx, state, command)
 
-    def cancel(self, tx: Transaction, tenant_id: str, job_id: str, now: datetime) -> JobStatus:
-        """Cancel unless terminal; return the job's status afterwards."""
+    def cancel(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        job_id: str,
+        now: datetime,
+        *,
+        actor: str | None = None,
+    ) -> JobStatus:
+        """Cancel unless terminal; return the job's status afterwards. `actor` names who
+        asked, for the log."""
         state = self._load(tx, tenant_id, job_id)
-        return self._apply(tx, state, Cancel(tenant_id=tenant_id, job_id=job_id, at=now)).status
+        command = Cancel(tenant_id=tenant_id, job_id=job_id, at=now, actor=actor)
+        return self._apply(tx, state, command).status
 
     def requeue(
-        self, tx: Transaction, tenant_id: str, job_id: str, now: datetime, include_canceled: bool
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        job_id: str,
+        now: datetime,
+        include_canceled: bool,
+        *,
+        actor: str | None = None,
     ) -> JobStatus:
         """Put a dead job back in the queue with fresh attempts."""
         state = self._load(tx, tenant_id, job_id)
         command = Requeue(
-            tenant_id=tenant_id, job_id=job_id, at=now, include_canceled=include_canceled
+            tenant_id=tenant_id,
+            job_id=job_id,
+            at=now,
+            include_canceled=include_canceled,
+            actor=actor,
         )
         return self._apply(tx, state, command).status
 

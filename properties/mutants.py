@@ -129,14 +129,16 @@ class TenantLeak(MemoryBackend):
                 raise
             return await super().get_job(QueueCtx(owner), job_id)
 
-    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
         try:
-            return await super().cancel_job(ctx, job_id)
+            return await super().cancel_job(ctx, job_id, actor=actor)
         except JobNotFound:
             owner = await self._owner(job_id)
             if owner is None:
                 raise
-            return await super().cancel_job(QueueCtx(owner), job_id)
+            return await super().cancel_job(QueueCtx(owner), job_id, actor=actor)
 
 
 class _PriorityBlindStore(MemoryStore):

@@ -42,16 +42,26 @@ def pg_schema() -> Iterator[str]:
 
 
 def drop_schema(schema: str) -> None:
-    """Drop a test schema and everything in it."""
+    """Drop a test schema, and those named after it, with everything in them."""
 
     async def drop() -> None:
         conn = await asyncpg.connect(default_dsn())
         try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            names = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $2",
+                schema,
+                schema + "\\_%",
+            )
+            for (name,) in names:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         finally:
             await conn.close()
 
     asyncio.run(drop())
+
+
+def _identifier(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower())
 
 
 @pytest.fixture
@@ -69,7 +79,9 @@ def make_backend(
         if backend_kind == "memory":
             return MemoryBackend(config=config, **kwargs)  # type: ignore[arg-type]
         if backend_kind == "postgres":
-            return PostgresBackend(default_dsn(), schema=schema, config=config, **kwargs)  # type: ignore[arg-type]
+            # Another path is another store: here, another schema with the same prefix.
+            name = schema if path is None else f"{schema}_{_identifier(path.name)}"
+            return PostgresBackend(default_dsn(), schema=name, config=config, **kwargs)  # type: ignore[arg-type]
         return SqliteBackend(path or tmp_path / "queue.db", config=config, **kwargs)  # type: ignore[arg-type]
 
     return make

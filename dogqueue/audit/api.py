@@ -1,50 +1,91 @@
-"""Auditing from Python, on any backend: time travel and explanations.
+"""Auditing from Python, on any backend's log (`backend.log_reader()`, or
+`dogqueue.backend.locate.open_log(db)`): time travel and explanations.
 
-(History is `Backend.history`; verification, replay and archival work on SQLite files,
-see `dogqueue.audit.verify`, `.replay` and `.archive`.)
+Everything here is tenant-scoped, so positions are the tenant's own: an `AsOf(seq=N)`
+means the tenant's N-th event, as `Backend.history` numbers them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
 from dogqueue.audit.explain import Explanation, explain, jobs_ahead
 from dogqueue.audit.timetravel import AsOf, events_as_of, jobs_as_of
-from dogqueue.backend.contract import Backend
+from dogqueue.clock import utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.errors import JobNotFound
+from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.projection import JobKey, fold
+from dogqueue.core.status import JobStatus
+from dogqueue.log.reader import LogReader
 
 
-async def job_as_of(backend: Backend, ctx: QueueCtx, job_id: str, as_of: AsOf) -> JobInfo:
+async def history_as_of(
+    log: LogReader, ctx: QueueCtx, job_id: str, as_of: AsOf | None = None
+) -> list[AnyEvent]:
+    """The job's events that had happened at `as_of` (all of them by default), in
+    tenant positions; empty if the job did not exist then."""
+    tenant = check.check_ctx(ctx)
+    return events_as_of(await log.history(tenant, job_id), as_of or AsOf())
+
+
+async def job_as_of(log: LogReader, ctx: QueueCtx, job_id: str, as_of: AsOf) -> JobInfo:
     """The job's state at `as_of`, folded from its history; JobNotFound if it did not
     exist yet."""
-    history = events_as_of(await backend.history(ctx, job_id), as_of)
+    history = await history_as_of(log, ctx, job_id, as_of)
     if not history:
         raise JobNotFound(job_id)
     return fold(history)
 
 
-async def tenant_as_of(backend: Backend, ctx: QueueCtx, as_of: AsOf) -> dict[JobKey, JobInfo]:
-    """Every job of the tenant at `as_of`, folded from the log."""
+async def tenant_as_of(log: LogReader, ctx: QueueCtx, as_of: AsOf) -> dict[JobKey, JobInfo]:
+    """Every job of the tenant at `as_of`, folded from its events."""
     tenant = check.check_ctx(ctx)
-    events = await backend.read_events()
-    return jobs_as_of((e for e in events if e.tenant_id == tenant), as_of)
+    return jobs_as_of(await log.tenant_events(tenant), as_of)
+
+
+async def jobs_at(log: LogReader, tenant_id: str | None, as_of: AsOf) -> list[JobInfo]:
+    """The jobs (of one tenant, in its positions; else of every tenant, in log
+    positions) at `as_of`, in enqueue order: the stored projection for now, the fold of
+    the log for a past point."""
+    if as_of.is_now:
+        return await log.jobs(tenant_id)
+    events = await (log.events() if tenant_id is None else log.tenant_events(tenant_id))
+    return sorted(jobs_as_of(events, as_of).values(), key=lambda job: job.enqueue_seq)
 
 
 async def explain_job(
-    backend: Backend, ctx: QueueCtx, job_id: str, *, as_of: AsOf | None = None
+    log: LogReader,
+    ctx: QueueCtx,
+    job_id: str,
+    *,
+    as_of: AsOf | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
-    """Why the job is where it is (now, or at `as_of`), in plain words."""
+    """Why the job is where it is (now, or at `as_of`), in plain words. `now` is the
+    moment to explain at (default: the current time, or the `as_of` point)."""
     as_of = as_of or AsOf()
-    history = events_as_of(await backend.history(ctx, job_id), as_of)
+    history = await history_as_of(log, ctx, job_id, as_of)
     if not history:
         raise JobNotFound(job_id)
     job = fold(history)
-    if as_of.is_now:
-        now = backend.clock()
-        others = list((await backend.projected_jobs()).values())
-    else:
-        now = as_of.at or history[-1].at
-        others = list((await tenant_as_of(backend, ctx, as_of)).values())
+    if now is None:
+        now = utc_now() if as_of.is_now else as_of.at or history[-1].at
+    others = await jobs_at(log, job.tenant_id, as_of)
     return explain(job, history, now, jobs_ahead(job, others, now))
+
+
+def job_stats(jobs: list[JobInfo], now: datetime) -> dict[str, Any]:
+    """Counts by status, queue and type, and the oldest ready job's age in seconds."""
+    ready = [job.run_at for job in jobs if job.status is JobStatus.ENQUEUED and job.run_at <= now]
+    return {
+        "jobs": len(jobs),
+        "by_status": dict(sorted(Counter(job.status.value for job in jobs).items())),
+        "by_queue": dict(sorted(Counter(job.message.queue for job in jobs).items())),
+        "by_type": dict(sorted(Counter(job.message.job_type for job in jobs).items())),
+        "oldest_ready_age_seconds": (now - min(ready)).total_seconds() if ready else None,
+    }

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import msgspec
 
 from dogqueue.core.errors import InvalidInput
+from dogqueue.log.reader import LogReader
 
 #: The `format` field of a checkpoint file.
 CHECKPOINT_FORMAT = "dogqueue-checkpoint/1"
@@ -28,6 +29,17 @@ class Checkpoint(msgspec.Struct, frozen=True):
 def checkpoint_of(seq: int, heads: Mapping[str, tuple[int, bytes]]) -> Checkpoint:
     """A checkpoint of a log whose last position is `seq`."""
     return Checkpoint(seq=seq, heads=dict(heads))
+
+
+async def take_checkpoint(log: LogReader) -> Checkpoint:
+    """The log's last position and chain heads now (a tenant whose head event was moved
+    to an archive keeps it, from the anchor that stands in for it)."""
+    async with log.snapshot():
+        heads = await log.chain_heads()
+        last = await log.last_position()
+        for anchor in await log.anchors():
+            heads.setdefault(anchor.tenant_id, (anchor.seq, anchor.hash))
+    return checkpoint_of(max([last, *(seq for seq, _ in heads.values())]), heads)
 
 
 def dump_checkpoint(checkpoint: Checkpoint) -> str:

@@ -1,4 +1,6 @@
-"""Replay: rebuild every projection from the log and compare it with the live one."""
+"""Replay: rebuild every projection from the log and compare it with the live one, on
+any backend's log (read-only: fixing the projection is the backend's
+`rebuild_projections`)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dogqueue.audit.logfile import LogFile
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
+from dogqueue.log.reader import LogReader
 
 #: Called with the number of events folded so far.
 Progress = Callable[[int], None]
-#: Events folded between two progress calls.
+#: Events read, folded and reported per step.
 PROGRESS_EVERY = 10_000
 
 
@@ -33,20 +35,22 @@ class ReplayResult:
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
-def replay(log: LogFile, progress: Progress | None = None) -> ReplayResult:
+async def replay(log: LogReader, progress: Progress | None = None) -> ReplayResult:
     """Fold the whole log in memory and compare the result with the stored projection."""
     started = time.perf_counter()
     jobs: dict[JobKey, JobInfo] = {}
-    count = 0
-    with log.snapshot():
-        for event in log.events():
-            key = (event.tenant_id, event.job_id)
-            jobs[key] = evolve(jobs.get(key), event)
-            count += 1
-            if progress is not None and count % PROGRESS_EVERY == 0:
+    count = after = 0
+    async with log.snapshot():
+        while events := await log.events(after=after, limit=PROGRESS_EVERY):
+            for event in events:
+                key = (event.tenant_id, event.job_id)
+                jobs[key] = evolve(jobs.get(key), event)
+            count += len(events)
+            after = events[-1].seq
+            if progress is not None:
                 progress(count)
         seconds = time.perf_counter() - started
-        live = {(job.tenant_id, job.job_id): job for job in log.jobs()}
+        live = {(job.tenant_id, job.job_id): job for job in await log.jobs()}
     if progress is not None:
         progress(count)
     differing = sorted(key for key in jobs.keys() | live.keys() if jobs.get(key) != live.get(key))

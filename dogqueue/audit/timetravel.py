@@ -13,8 +13,10 @@ from dogqueue.core.projection import JobKey, rebuild
 
 
 class AsOf:
-    """A point in a log's past: a log position, a moment, or both (events must be
-    at or before each). `AsOf()` means now."""
+    """A point in a log's past: a position, a moment, or both (events must be at or
+    before each). `AsOf()` means now. The position is of the events it is applied to:
+    a tenant position for a tenant's events (history, `tenant_events`), a log position
+    for the whole log."""
 
     def __init__(self, *, seq: int | None = None, at: datetime | None = None) -> None:
         if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):

@@ -1,30 +1,34 @@
 """Verification: recompute every tenant's hash chain, check the log's positions and
 bytes, fold it, and compare the fold with the stored projection and a checkpoint.
 
-The verifier trusts nothing in the file except what it recomputes: stored hashes, chain
-heads and projections are all checked against the events' bytes.
+The verifier trusts nothing in the log except what it recomputes: stored hashes, chain
+heads and projections are all checked against the events' bytes. It reads any backend's
+log through a `LogReader`. Positions are log positions (`pos`): a gap that no archival
+accounts for is a deletion. Committed events that have no position yet (`unsealed()`,
+PostgreSQL's tail) cannot be chained yet; their versions must continue their jobs'.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
 
 from dogqueue.audit.checkpoint import Checkpoint
-from dogqueue.audit.logfile import Anchor, LogFile, LogRecord
 from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
-from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
+from dogqueue.log.reader import Anchor, LogReader, LogRecord
 
 #: Problems listed before the verifier stops looking for more.
 MAX_PROBLEMS = 20
+#: Records read per page.
+PAGE = 10_000
 
 
 @dataclass(frozen=True, order=True)
@@ -45,6 +49,8 @@ class Report:
     #: The fold of the log, keyed by (tenant_id, job_id).
     jobs: dict[JobKey, JobInfo] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: True when no event has a chain hash (a log older than the chain).
+    unchained: bool = False
 
     @property
     def ok(self) -> bool:
@@ -80,6 +86,9 @@ class _Ranges:
                 merged.append([first, last])
         self._firsts = [m[0] for m in merged]
         self._lasts = [m[1] for m in merged]
+
+    def __bool__(self) -> bool:
+        return bool(self._firsts)
 
     def covers(self, first: int, last: int) -> bool:
         """True when every seq in [first, last] is in some range."""
@@ -128,6 +137,8 @@ class _Walk:
             {} if checkpoint is None else {s: (t, h) for t, (s, h) in checkpoint.heads.items()}
         )
         self.last_hash: dict[str, bytes] = {}
+        self.last_tpos: dict[str, int] = {}
+        self.unhashed: list[int] = []
         self.broken_jobs: set[JobKey] = set()
         self.previous_seq = 0
 
@@ -135,11 +146,21 @@ class _Walk:
         self._anchors_before(record.seq)
         self.report.events += 1
         self._position(record.seq)
+        self._tenant_position(record)
         self._chain(record)
         self._fold(record)
 
     def finish(self) -> Report:
         self._anchors_before(None)
+        if self.unhashed and len(self.unhashed) == self.report.events:
+            self.report.unchained = True
+            self.report.add(
+                self.unhashed[0],
+                "no event has a chain hash: the log predates the hash chain (schema 1);"
+                " open it once with this dogqueue's backend to hash it, then verify",
+            )
+        for seq in self.unhashed if not self.report.unchained else ():
+            self.report.add(seq, f"event {seq} has no chain hash")
         if self.checkpoint is not None and not self.report.full:
             _check_checkpoint_rest(
                 self.report, self.checkpoint, self.wanted, self.previous_seq, self.archived
@@ -171,11 +192,25 @@ class _Walk:
             self.report.add(previous + 1, _missing(previous + 1, seq - 1))
         self.previous_seq = max(previous, seq)
 
+    def _tenant_position(self, record: LogRecord) -> None:
+        """Tenant positions rise with the log; without archival they are dense."""
+        if not record.tpos:
+            return  # the reader gives none
+        previous = self.last_tpos.get(record.tenant_id, 0)
+        dense = not self.sparse and not self.archived
+        if record.tpos <= previous or (dense and record.tpos != previous + 1):
+            self.report.add(
+                record.seq,
+                f"event {record.seq} has tenant position {record.tpos} after {previous}"
+                f" in tenant {record.tenant_id!r}",
+            )
+        self.last_tpos[record.tenant_id] = max(previous, record.tpos)
+
     def _chain(self, record: LogRecord) -> None:
         seq = record.seq
         computed = chain_hash(self.last_hash.get(record.tenant_id, GENESIS), seq, record.data)
         if record.hash is None:
-            self.report.add(seq, f"event {seq} has no chain hash")
+            self.unhashed.append(seq)
         elif record.hash != computed:
             self.report.add(
                 seq,
@@ -288,47 +323,66 @@ def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> No
             )
 
 
-def seq_hash_digest(pairs: Iterable[tuple[int, bytes]]) -> bytes:
-    """SHA-256 over (seq, hash) pairs in log order: an archive file's fingerprint."""
-    digest = hashlib.sha256()
-    for seq, value in pairs:
-        digest.update(seq.to_bytes(8, "big"))
-        digest.update(value)
-    return digest.digest()
+def check_unsealed(report: Report, unsealed: Iterable[LogRecord]) -> None:
+    """Fold committed events that have no position yet (in commit order) onto the
+    report's fold, recording any whose version does not continue its job's."""
+    for record in unsealed:
+        key = (record.tenant_id, record.job_id)
+        where = f"unsealed event {record.type!r} of job {record.job_id!r} of {record.tenant_id!r}"
+        if key in report.jobs and record.version != report.jobs[key].version + 1:
+            expected = report.jobs[key].version + 1
+            report.add(None, f"{where} has version {record.version}, expected {expected}")
+            continue
+        try:
+            event = decode_event(record.data, record.seq)
+            report.jobs[key] = evolve(report.jobs.get(key), event)
+        except (msgspec.DecodeError, ValueError, InvalidTransition) as error:
+            report.add(None, f"{where} (version {record.version}) does not apply: {error}")
 
 
-def verify_log(log: LogFile, *, checkpoint: Checkpoint | None = None) -> Report:
-    """Verify a live log file: chains, positions, fold, projection, stored chain heads,
-    SQLite's integrity check, and the checkpoint if given."""
-    with log.snapshot():
-        report = verify_records(
-            log.records(),
-            anchors=log.anchors(),
-            archived=log.archived_ranges(),
-            checkpoint=checkpoint,
-        )
+async def all_records(log: LogReader, *, page: int = PAGE) -> AsyncIterator[LogRecord]:
+    """Every positioned record of `log`, in position order, read in pages."""
+    after = 0
+    while records := await log.records(after=after, limit=page):
+        for record in records:
+            yield record
+        after = records[-1].seq
+
+
+async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) -> Report:
+    """Verify a live log: chains, positions, fold, projection, stored chain heads, the
+    unsealed tail, the storage's integrity check, and the checkpoint if given."""
+    async with log.snapshot():
+        walk = _Walk(await log.anchors(), _Ranges(await log.archived_ranges()), False, checkpoint)
+        async for record in all_records(log):
+            walk.step(record)
+            if walk.report.full:
+                break
+        report = walk.finish()
         if not report.full:
-            compare_projection(report, log.jobs())
-            compare_heads(report, log.chain_heads())
-    for line in log.integrity_problems():
-        report.add(None, f"SQLite integrity check: {line}")
+            if not report.unchained:
+                compare_heads(report, await log.chain_heads())
+            check_unsealed(report, await log.unsealed())
+            compare_projection(report, await log.jobs())
+    for line in await log.integrity_problems():
+        report.add(None, f"integrity check: {line}")
     return report
 
 
-def verify_archive(archive: LogFile, live: LogFile | None = None) -> Report:
-    """Verify an archive file on its own, and, given the live log it came from, that the
+async def verify_archive(archive: LogReader, live: LogReader | None = None) -> Report:
+    """Verify an archive on its own, and, given the live log it came from, that the
     live log recorded a cut matching the archive's contents."""
-    report = verify_records(archive.records(), anchors=archive.anchors(), sparse=True)
+    records = [record async for record in all_records(archive)]
+    report = verify_records(records, anchors=await archive.anchors(), sparse=True)
     if not report.full:
-        compare_projection(report, archive.jobs(), label="archived state")
-    for line in archive.integrity_problems():
-        report.add(None, f"SQLite integrity check: {line}")
+        compare_projection(report, await archive.jobs(), label="archived state")
+    for line in await archive.integrity_problems():
+        report.add(None, f"integrity check: {line}")
     if live is not None:
-        rows = [(r.seq, r.hash or b"") for r in archive.records()]
-        digest = seq_hash_digest(rows)
+        digest = seq_hash_digest((r.seq, r.hash or b"") for r in records)
         if not any(
-            cut.archive_events == len(rows) and bytes(cut.archive_digest) == digest
-            for cut in live.archive_cuts()
+            cut.archive_events == len(records) and bytes(cut.archive_digest) == digest
+            for cut in await live.archive_cuts()
         ):
             report.add(
                 None,
@@ -336,3 +390,22 @@ def verify_archive(archive: LogFile, live: LogFile | None = None) -> Report:
                 " (events were added to or removed from the archive)",
             )
     return report
+
+
+async def is_archive(log: LogReader) -> bool:
+    """True for a log written by archival: it records cuts but no moved ranges."""
+    return bool(await log.archive_cuts()) and not await log.archived_ranges()
+
+
+__all__ = [
+    "Problem",
+    "Report",
+    "check_unsealed",
+    "compare_heads",
+    "compare_projection",
+    "is_archive",
+    "seq_hash_digest",
+    "verify_archive",
+    "verify_log",
+    "verify_records",
+]

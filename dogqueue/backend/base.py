@@ -26,6 +26,7 @@ from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Engine, Reads, Transaction
 from dogqueue.ids import new_job_id
+from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
 #: A unit of work: runs inside one transaction at time `now`.
@@ -324,13 +325,17 @@ class EngineBackend(abc.ABC):
         )
         self._notify_change()
 
-    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
-        """Cancel the job unless it is terminal; return its status afterwards."""
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards. `actor`
+        (who asked) is recorded in the `canceled` event."""
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
+        _check_actor(actor)
         await self._ready()
         status = await self._transact(
-            lambda tx, now: self._engine.cancel(tx, tenant, job_id, now),
+            lambda tx, now: self._engine.cancel(tx, tenant, job_id, now, actor=actor),
             _job_reads(tenant, job_id),
         )
         if status is JobStatus.CANCELED:
@@ -344,14 +349,23 @@ class EngineBackend(abc.ABC):
             listener(tenant_id, job_id)
 
     async def retry_job(
-        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+        self,
+        ctx: QueueCtx,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        actor: str | None = None,
     ) -> JobStatus:
-        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED. `actor` (who
+        asked) is recorded in the `requeued` event."""
         tenant = check.check_ctx(ctx)
         check.check_job_id(job_id)
+        _check_actor(actor)
         await self._ready()
         status = await self._transact(
-            lambda tx, now: self._engine.requeue(tx, tenant, job_id, now, include_canceled),
+            lambda tx, now: self._engine.requeue(
+                tx, tenant, job_id, now, include_canceled, actor=actor
+            ),
             _job_reads(tenant, job_id),
         )
         self._notify_change()
@@ -423,6 +437,10 @@ class EngineBackend(abc.ABC):
         await self._ready()
         return await self._rebuild_projections()
 
+    @abc.abstractmethod
+    def log_reader(self) -> LogReader:
+        """The stored log, read-only (for the audit tools and metrics)."""
+
 
 def _job_reads(tenant_id: str, job_id: str) -> Reads:
     return Reads(jobs=((tenant_id, job_id),))
@@ -431,6 +449,11 @@ def _job_reads(tenant_id: str, job_id: str) -> Reads:
 def _enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
     keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
     return Reads(keys=keys, new_jobs=len(messages))
+
+
+def _check_actor(actor: object) -> None:
+    if actor is not None:
+        check.check_name("actor", actor)
 
 
 def _check_lease(lease: object) -> None:

@@ -15,12 +15,19 @@ from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+from dogqueue.log.reader import LogReader
 
 
 @runtime_checkable
 class Backend(Protocol):
     """A job log with per-tenant projections. Every method returns only after the
-    events it appended are committed; a refused call appends nothing."""
+    events it appended are committed; a refused call appends nothing.
+
+    Positions: what a tenant is shown (`history`, `get_job`) carries tenant positions,
+    dense per tenant, which reveal nothing about other tenants: an event's `seq` is its
+    position among its tenant's events, a job's `enqueue_seq` that of its enqueued event.
+    The global readers (`read_events`, `projected_jobs`, `log_reader`) use log
+    positions (`pos`), which order the whole log."""
 
     config: QueueConfig
     clock: Clock
@@ -91,14 +98,23 @@ class Backend(Protocol):
         """Give the job back at once without counting the attempt."""
         ...
 
-    async def cancel_job(self, ctx: QueueCtx, job_id: str) -> JobStatus:
-        """Cancel the job unless it is terminal; return its status afterwards."""
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
+        """Cancel the job unless it is terminal; return its status afterwards. `actor`
+        (who asked) is recorded in the `canceled` event."""
         ...
 
     async def retry_job(
-        self, ctx: QueueCtx, job_id: str, *, include_canceled: bool = False
+        self,
+        ctx: QueueCtx,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        actor: str | None = None,
     ) -> JobStatus:
-        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED."""
+        """Put a FAILED (or, with the flag, CANCELED) job back to ENQUEUED. `actor` (who
+        asked) is recorded in the `requeued` event."""
         ...
 
     async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
@@ -106,11 +122,11 @@ class Backend(Protocol):
         ...
 
     async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
-        """The job's current state (equal to folding its history)."""
+        """The job's current state (equal to folding its history), in tenant positions."""
         ...
 
     async def history(self, ctx: QueueCtx, job_id: str) -> list[AnyEvent]:
-        """The job's events in log order."""
+        """The job's events in log order; each `seq` is a tenant position."""
         ...
 
     async def reap_expired(self) -> int:
@@ -134,13 +150,20 @@ class Backend(Protocol):
         ...
 
     async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        """Events of every tenant with seq > after_seq, in log order."""
+        """Events of every tenant with log position > after_seq, in log order; each
+        `seq` is a log position."""
         ...
 
     async def projected_jobs(self) -> dict[JobKey, JobInfo]:
-        """The live projection: every job's state, keyed by (tenant_id, job_id)."""
+        """The live projection: every job's state, keyed by (tenant_id, job_id), in log
+        positions (equal to folding `read_events()`)."""
         ...
 
     async def rebuild_projections(self) -> int:
         """Replace the projection with the fold of the log; return events folded."""
+        ...
+
+    def log_reader(self) -> LogReader:
+        """The stored log, read-only: what the audit tools, the command line and the
+        metrics read. Reading it never migrates or writes the log."""
         ...

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.core.config import QueueConfig
@@ -24,6 +25,7 @@ from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads
 from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.log.reader import in_tenant_positions
 
 
 class StoredEvent(NamedTuple):
@@ -37,6 +39,8 @@ class StoredEvent(NamedTuple):
     data: bytes
     #: Chain hash (dogqueue.log.chain) linking it to its tenant's previous event.
     hash: bytes = GENESIS
+    #: Position among its tenant's events, from 1.
+    tpos: int = 0
 
 
 class _ReadyEntry(NamedTuple):
@@ -67,8 +71,8 @@ class MemoryStore:
         self.jobs: dict[JobKey, JobInfo] = {}
         self.histories: dict[JobKey, list[int]] = defaultdict(list)
         self.keys: dict[tuple[str, str], str] = {}
-        #: Latest chain hash of each tenant.
-        self.chain_heads: dict[str, bytes] = {}
+        #: Each tenant's chain head: (seq, hash, tenant position) of its latest event.
+        self.chain_heads: dict[str, tuple[int, bytes, int]] = {}
         # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
         self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
         self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
@@ -168,11 +172,21 @@ class MemoryStore:
             raise StorageError(f"version conflict on {identity}")
         seq = len(self.log) + 1
         data = encode_event(event)
-        digest = chain_hash(self.chain_heads.get(event.tenant_id, GENESIS), seq, data)
         previous_head = self.chain_heads.get(event.tenant_id)
-        self.chain_heads[event.tenant_id] = digest
+        _, previous, tpos = self.chain_heads.get(event.tenant_id, (0, GENESIS, 0))
+        digest = chain_hash(previous, seq, data)
+        self.chain_heads[event.tenant_id] = (seq, digest, tpos + 1)
         self.log.append(
-            StoredEvent(seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
+            StoredEvent(
+                seq,
+                event.tenant_id,
+                event.job_id,
+                event.version,
+                event.type,
+                data,
+                digest,
+                tpos + 1,
+            )
         )
         self.versions.add(identity)
         history = self.histories[(event.tenant_id, event.job_id)]
@@ -241,6 +255,10 @@ class MemoryStore:
     def events(self, seqs: list[int] | range) -> list[AnyEvent]:
         return [decode_event(self.log[seq - 1].data, seq) for seq in seqs]
 
+    def tenant_view(self, job: JobInfo) -> JobInfo:
+        """The job with its enqueued event's tenant position as `enqueue_seq`."""
+        return in_tenant_positions(job, self.log[job.enqueue_seq - 1].tpos)
+
 
 class MemoryBackend(EngineBackend):
     """A backend that keeps its log and projections in this process's memory."""
@@ -277,10 +295,13 @@ class MemoryBackend(EngineBackend):
         return future
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        return self._store.jobs.get((tenant_id, job_id))
+        job = self._store.jobs.get((tenant_id, job_id))
+        return None if job is None else self._store.tenant_view(job)
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
-        return self._store.events(self._store.histories.get((tenant_id, job_id), []))
+        log = self._store.log
+        seqs = self._store.histories.get((tenant_id, job_id), [])
+        return [decode_event(log[seq - 1].data, log[seq - 1].tpos) for seq in seqs]
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         tenants = sorted(
@@ -315,3 +336,7 @@ class MemoryBackend(EngineBackend):
         events = self._store.events(range(1, len(self._store.log) + 1))
         self._store.reindex(rebuild(events))
         return len(events)
+
+    def log_reader(self) -> MemoryLogReader:
+        """This backend's log and chain, read in place."""
+        return MemoryLogReader(lambda: self._store)

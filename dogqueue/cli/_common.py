@@ -1,16 +1,23 @@
-"""What the inspection commands share: the --db option, opening the log, time parsing
-and turning dogqueue errors into a message and exit code 2."""
+"""What the inspection commands share: the --db option (a SQLite path or a PostgreSQL
+URL, DOGQUEUE_DB by default), reading the log, time parsing and turning dogqueue errors
+into a message and exit code 2."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from dogqueue.audit.logfile import LogFile
 from dogqueue.audit.timetravel import AsOf
+from dogqueue.backend import locate
 from dogqueue.core.errors import InvalidInput, QueueError
+from dogqueue.log.reader import LogReader
+
+T = TypeVar("T")
 
 #: Exit codes: 0 all good, 1 the log or projection is wrong, 2 the command could not run.
 EXIT_OK, EXIT_BAD_LOG, EXIT_ERROR = 0, 1, 2
@@ -18,14 +25,38 @@ EXIT_OK, EXIT_BAD_LOG, EXIT_ERROR = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
 
 
-def add_db(parser: argparse.ArgumentParser) -> None:
+def add_db(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
     """The --db option every command takes."""
+    how = (
+        "opened read-only: never migrated or written" if not writes else "this command writes to it"
+    )
     parser.add_argument(
         "--db",
-        required=True,
-        metavar="PATH",
-        help="the queue's SQLite database file (opened and upgraded to this version's schema)",
+        metavar="PATH|URL",
+        help=f"the queue: a SQLite database file or a postgresql:// URL (schema=NAME picks"
+        f" the schema); default: ${locate.DB_ENV}; {how}",
     )
+
+
+def db_of(args: argparse.Namespace) -> str:
+    """The --db value, else $DOGQUEUE_DB; InvalidInput("db") if neither is set."""
+    db: str | None = args.db or os.environ.get(locate.DB_ENV)
+    if not db:
+        raise InvalidInput("db", f"give --db PATH|URL or set {locate.DB_ENV}")
+    return db
+
+
+def read_log(db: str, read: Callable[[LogReader], Awaitable[T]]) -> T:
+    """Run `read` on the log of `db`, opened read-only and closed afterwards."""
+
+    async def run() -> T:
+        log = locate.open_log(db)
+        try:
+            return await read(log)
+        finally:
+            await log.close()
+
+    return asyncio.run(run())
 
 
 def add_as_of(parser: argparse.ArgumentParser) -> None:
@@ -61,17 +92,14 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
 
     def run(args: argparse.Namespace) -> int:
         try:
+            if hasattr(args, "db"):
+                args.db = db_of(args)
             return command(args)
         except QueueError as error:
             print(f"dogqueue {args.command}: {error}", file=sys.stderr)
             return EXIT_ERROR
 
     return run
-
-
-def open_log(path: str) -> LogFile:
-    """The log at `path`, which must exist."""
-    return LogFile(path)
 
 
 def when(moment: datetime | None) -> str:

@@ -7,22 +7,22 @@ import asyncio
 import sys
 from pathlib import Path
 
-from dogqueue.audit.archive import archive_before
-from dogqueue.audit.checkpoint import checkpoint_of, dump_checkpoint, load_checkpoint
-from dogqueue.audit.replay import replay
-from dogqueue.audit.verify import Report, verify_archive, verify_log
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.audit.checkpoint import dump_checkpoint, load_checkpoint, take_checkpoint
+from dogqueue.audit.replay import ReplayResult, replay
+from dogqueue.audit.verify import Report, is_archive, verify_archive, verify_log
+from dogqueue.backend import locate
 from dogqueue.cli._common import (
     EXIT_BAD_LOG,
     EXIT_OK,
     add_db,
     guarded,
-    open_log,
     parse_time,
+    read_log,
 )
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
 from dogqueue.core.errors import InvalidInput
+from dogqueue.log.reader import LogReader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,11 +31,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "verify",
         help="check that the log was not tampered with and the projections are right",
         description="Recompute every event's hash chain, check that no log position is"
-        " missing, fold the log and compare it with the stored job states, and run SQLite's"
-        " integrity check. With --checkpoint, also check that the log still contains the"
-        " heads written down by `dogqueue checkpoint` (this catches a truncated or wholly"
-        " rewritten log). Prints the first bad log position and exits with 1 if anything is"
-        " wrong, 0 if the log is sound.",
+        " missing, fold the log and compare it with the stored job states, check the"
+        " committed events not yet given a position (PostgreSQL), and run the storage's"
+        " integrity check. The log is read, never written. With --checkpoint, also check"
+        " that the log still contains the heads written down by `dogqueue checkpoint`"
+        " (this catches a truncated or wholly rewritten log). Prints the first bad log"
+        " position and exits with 1 if anything is wrong, 0 if the log is sound.",
     )
     add_db(verify)
     verify.add_argument(
@@ -75,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay_cmd.add_argument(
         "--fix",
         action="store_true",
-        help="if the stored projection differs, replace it with the fold of the log",
+        help="if the stored projection differs, replace it with the fold of the log"
+        " (this writes: it opens the queue's backend)",
     )
     replay_cmd.set_defaults(run=guarded(_replay))
 
@@ -86,9 +88,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " --before, with all its events, from the live database into the archive FILE"
         " (created or appended to). The live log keeps a record of the cut so both files"
         " still verify; archived histories stay readable with `history --archive FILE`."
-        " Idempotency keys of archived jobs are released: the same key can enqueue a new job.",
+        " Idempotency keys of archived jobs are released: the same key can enqueue a new job."
+        " SQLite logs only.",
     )
-    add_db(archive)
+    add_db(archive, writes=True)
     archive.add_argument(
         "--before",
         required=True,
@@ -122,36 +125,39 @@ def _verify(args: argparse.Namespace) -> int:
         except OSError as error:
             raise InvalidInput("checkpoint", f"cannot be read: {error}") from error
         checkpoint = load_checkpoint(text)
-    ok = True
-    with open_log(args.db) as log:
+
+    async def run(log: LogReader) -> bool:
         # An archive file given as --db is verified on its own.
-        report = verify_archive(log) if log.is_archive() else verify_log(log, checkpoint=checkpoint)
+        if await is_archive(log):
+            report = await verify_archive(log)
+        else:
+            report = await verify_log(log, checkpoint=checkpoint)
         _print_report(args.db, report)
         ok = report.ok
         for path in args.archive:
-            with open_log(path) as archive:
-                archived = verify_archive(archive, log)
+            archive = locate.open_log(path)
+            try:
+                archived = await verify_archive(archive, log)
+            finally:
+                await archive.close()
             _print_report(path, archived)
             ok = ok and archived.ok
-    return EXIT_OK if ok else EXIT_BAD_LOG
+        return ok
+
+    return EXIT_OK if read_log(args.db, run) else EXIT_BAD_LOG
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log, log.snapshot():
-        heads = log.chain_heads()
-        _, last = log.event_count()
-        for anchor in log.anchors():  # a tenant's head may have moved to an archive
-            if anchor.tenant_id not in heads:
-                heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
-    text = dump_checkpoint(checkpoint_of(max([last, *(s for s, _ in heads.values())]), heads))
+    checkpoint = read_log(args.db, take_checkpoint)
+    text = dump_checkpoint(checkpoint)
     if args.out:
         try:
             Path(args.out).write_text(text, "utf-8")
         except OSError as error:
             raise InvalidInput("out", f"cannot be written: {error}") from error
         print(
-            f"checkpoint of {len(heads)} tenant chain(s) up to position {last}"
-            f" written to {args.out}",
+            f"checkpoint of {len(checkpoint.heads)} tenant chain(s) up to position"
+            f" {checkpoint.seq} written to {args.out}",
             file=sys.stderr,
         )
     else:
@@ -160,10 +166,11 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log:
-        total, _ = log.event_count()
-        with progress_bar("replaying", total) as update:
-            result = replay(log, update)
+    async def run(log: LogReader) -> ReplayResult:
+        with progress_bar("replaying", await log.last_position()) as update:
+            return await replay(log, update)
+
+    result = read_log(args.db, run)
     print(
         f"replayed {result.events} events into {result.jobs} jobs in {result.seconds:.2f} s"
         f" ({result.events_per_second:,.0f} events/s)"
@@ -182,14 +189,17 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _rebuild(path: str) -> int:
-    async with SqliteBackend(path) as backend:
+async def _rebuild(db: str) -> int:
+    async with locate.open_backend(db) as backend:
         return await backend.rebuild_projections()
 
 
 def _archive(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log:
-        result = archive_before(log, args.to, args.before, utc_now())
+    if locate.is_postgres_url(args.db):
+        raise InvalidInput("db", "archival works on SQLite logs only")
+    from dogqueue.backend.sqlite.archive import archive_before
+
+    result = archive_before(args.db, args.to, args.before, utc_now())
     if not result.jobs:
         print(f"no job finished before {args.before.isoformat()}; nothing archived")
         return EXIT_OK

@@ -1,31 +1,34 @@
 """Inspection commands: history, jobs, stats and explain. They read the log and its
-projection; with --as-of they fold the log up to a past point instead."""
+projection, read-only; with --as-of they fold the log up to a past point instead.
+
+Positions: with --tenant, every position shown or given (`seq`, --as-of N) is the
+tenant's own; `stats` across every tenant uses log positions."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from dogqueue.audit.explain import explain, jobs_ahead
-from dogqueue.audit.logfile import LogFile
-from dogqueue.audit.timetravel import AsOf, events_as_of, jobs_as_of
+from dogqueue.audit.api import explain_job, history_as_of, job_stats, jobs_at
+from dogqueue.audit.explain import Explanation
+from dogqueue.audit.timetravel import AsOf
 from dogqueue.cli._common import (
     EXIT_ERROR,
     EXIT_OK,
     add_as_of,
     add_db,
     guarded,
-    open_log,
     parse_time,
+    read_log,
     table,
     when,
 )
 from dogqueue.clock import utc_now
+from dogqueue.core.errors import JobNotFound
 from dogqueue.core.events import (
     AnyEvent,
     Completed,
@@ -37,9 +40,10 @@ from dogqueue.core.events import (
     Released,
 )
 from dogqueue.core.job import JobInfo
-from dogqueue.core.projection import fold
+from dogqueue.core.message import QueueCtx
 from dogqueue.core.retry import LEASE_EXPIRED_ERROR
 from dogqueue.core.status import JobStatus
+from dogqueue.log.reader import LogReader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,8 +124,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _history(args: argparse.Namespace) -> int:
-    with open_log(args.archive or args.db) as log:
-        events = events_as_of(log.history(args.tenant, args.job_id), args.as_of)
+    ctx = QueueCtx(args.tenant)
+
+    async def read(log: LogReader) -> list[AnyEvent]:
+        return await history_as_of(log, ctx, args.job_id, args.as_of)
+
+    events = read_log(args.archive or args.db, read)
     if not events:
         print(
             f"dogqueue history: no job {args.job_id!r} in tenant {args.tenant!r}"
@@ -137,7 +145,8 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def timeline(events: list[AnyEvent]) -> list[list[str]]:
-    """One row per event: seq, time, event, attempt, lease token, error, delay."""
+    """One row per event: its (tenant) position, time, event, attempt, lease token,
+    error, delay."""
     rows = []
     attempt = 0
     for event in events:
@@ -188,22 +197,24 @@ def _retry(at: datetime, retry_at: datetime | None) -> str:
 # -- jobs and stats ----------------------------------------------------------------------
 
 
-def _jobs_at(log: LogFile, tenant_id: str | None, as_of: AsOf) -> list[JobInfo]:
-    if as_of.is_now:
-        return log.jobs(tenant_id)
-    events = log.events() if tenant_id is None else log.tenant_events(tenant_id)
-    return sorted(jobs_as_of(events, as_of).values(), key=lambda job: job.enqueue_seq)
+def _jobs_at(db: str, tenant_id: str | None, as_of: AsOf) -> list[JobInfo]:
+    if tenant_id is not None:
+        QueueCtx(tenant_id)  # checks the name
+
+    async def read(log: LogReader) -> list[JobInfo]:
+        return await jobs_at(log, tenant_id, as_of)
+
+    return read_log(db, read)
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log:
-        found = [
-            job
-            for job in _jobs_at(log, args.tenant, args.as_of)
-            if (args.status is None or job.status == args.status)
-            and (args.queue is None or job.message.queue == args.queue)
-            and (args.job_type is None or job.message.job_type == args.job_type)
-        ]
+    found = [
+        job
+        for job in _jobs_at(args.db, args.tenant, args.as_of)
+        if (args.status is None or job.status == args.status)
+        and (args.queue is None or job.message.queue == args.queue)
+        and (args.job_type is None or job.message.job_type == args.job_type)
+    ]
     shown = found[: max(args.limit, 0)]
     if args.json:
         for job in shown:
@@ -242,21 +253,8 @@ def _job_summary(job: JobInfo) -> dict[str, Any]:
     }
 
 
-def job_stats(jobs: list[JobInfo], now: datetime) -> dict[str, Any]:
-    """Counts by status, queue and type, and the oldest ready job's age in seconds."""
-    ready = [job.run_at for job in jobs if job.status is JobStatus.ENQUEUED and job.run_at <= now]
-    return {
-        "jobs": len(jobs),
-        "by_status": dict(sorted(Counter(job.status.value for job in jobs).items())),
-        "by_queue": dict(sorted(Counter(job.message.queue for job in jobs).items())),
-        "by_type": dict(sorted(Counter(job.message.job_type for job in jobs).items())),
-        "oldest_ready_age_seconds": (now - min(ready)).total_seconds() if ready else None,
-    }
-
-
 def _stats(args: argparse.Namespace) -> int:
-    with open_log(args.db) as log:
-        jobs = _jobs_at(log, args.tenant, args.as_of)
+    jobs = _jobs_at(args.db, args.tenant, args.as_of)
     now = args.as_of.at or (
         max((j.updated_at for j in jobs), default=utc_now())
         if args.as_of.seq is not None
@@ -284,14 +282,17 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    as_of: AsOf = args.as_of
-    with open_log(args.db) as log:
-        history = events_as_of(log.history(args.tenant, args.job_id), as_of)
-        if not history:
-            print(f"dogqueue explain: no job {args.job_id!r} in tenant {args.tenant!r}")
-            return EXIT_ERROR
-        job = fold(history)
-        now = args.now or as_of.at or (history[-1].at if as_of.seq is not None else utc_now())
-        others = _jobs_at(log, args.tenant, as_of)
-    print(explain(job, history, now, jobs_ahead(job, others, now)))
+    ctx = QueueCtx(args.tenant)
+
+    async def read(log: LogReader) -> Explanation | None:
+        try:
+            return await explain_job(log, ctx, args.job_id, as_of=args.as_of, now=args.now)
+        except JobNotFound:
+            return None
+
+    explanation = read_log(args.db, read)
+    if explanation is None:
+        print(f"dogqueue explain: no job {args.job_id!r} in tenant {args.tenant!r}")
+        return EXIT_ERROR
+    print(explanation)
     return EXIT_OK

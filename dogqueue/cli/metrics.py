@@ -1,16 +1,15 @@
-"""`dogqueue metrics`: the queue metrics folded from a SQLite log, as text, JSON or
-Prometheus exposition."""
+"""`dogqueue metrics`: the queue metrics folded from a queue's log (read-only), as text,
+JSON or Prometheus exposition."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from pathlib import Path
 
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.cli._common import add_db, guarded, read_log
 from dogqueue.core.message import QueueCtx
+from dogqueue.log.reader import LogReader
 from dogqueue.observability.metrics import MetricsSnapshot
 from dogqueue.observability.reader import MetricsReader
 
@@ -23,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Fold a queue's log into metrics (counts, rates, execution times,"
         " depths) and print them.",
     )
-    parser.add_argument("--db", required=True, type=Path, help="the SQLite database file")
+    add_db(parser)
     parser.add_argument("--tenant", help="only this tenant (default: every tenant)")
     parser.add_argument(
         "--format", choices=("text", "json", "prometheus"), default="text", help="output format"
@@ -33,15 +32,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="with --format prometheus: sum tenants into one series",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the metrics; 2 when the database file does not exist."""
-    if not args.db.exists():
-        print(f"dogqueue metrics: no database at {args.db}", file=sys.stderr)
-        return 2
-    snapshot = asyncio.run(_read(args.db, args.tenant))
+    """Print the metrics."""
+    ctx = None if args.tenant is None else QueueCtx(args.tenant)
+
+    async def read(log: LogReader) -> MetricsSnapshot:
+        return await MetricsReader(log).snapshot(ctx)
+
+    snapshot = read_log(args.db, read)
     if args.format == "json":
         print(json.dumps(snapshot.to_dict(), indent=2, sort_keys=True))
     elif args.format == "prometheus":
@@ -51,12 +52,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_text(snapshot))
     return 0
-
-
-async def _read(path: Path, tenant_id: str | None) -> MetricsSnapshot:
-    async with SqliteBackend(path) as backend:
-        ctx = None if tenant_id is None else QueueCtx(tenant_id)
-        return await MetricsReader(backend).snapshot(ctx)
 
 
 def format_text(snapshot: MetricsSnapshot) -> str:

@@ -55,7 +55,9 @@ class Fail(Command, frozen=True):
 
 
 class Cancel(Command, frozen=True):
-    """Cancel the job unless it is already terminal."""
+    """Cancel the job unless it is already terminal; `actor` names who asked, if known."""
+
+    actor: str | None = None
 
 
 class Expire(Command, frozen=True):
@@ -74,6 +76,7 @@ class Requeue(Command, frozen=True):
     """Put a FAILED job (or a CANCELED one, if `include_canceled`) back to ENQUEUED."""
 
     include_canceled: bool = False
+    actor: str | None = None
 
 
 AnyCommand = Enqueue | Lease | ExtendLease | Complete | Fail | Cancel | Expire | Release | Requeue

@@ -89,10 +89,10 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
             _check_lease(state, token, command)
             retry_at = _retry_at(state, command, draw, config) if retry else None
             return [Failed(**base, token=token, error=error, retry_at=retry_at)]
-        case Cancel():
+        case Cancel(actor=actor):
             if state.status.is_terminal:
                 return []
-            return [Canceled(**base)]
+            return [Canceled(**base, actor=actor)]
         case Expire(draw=draw):
             if state.status is not JobStatus.LEASED:
                 raise InvalidTransition(f"job {state.job_id!r} is {state.status}, not leased")
@@ -109,7 +109,7 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
         case Release(token=token):
             _check_lease(state, token, command)
             return [Released(**base, token=token)]
-        case Requeue(include_canceled=include_canceled):
+        case Requeue(include_canceled=include_canceled, actor=actor):
             allowed = (
                 {JobStatus.FAILED, JobStatus.CANCELED} if include_canceled else {JobStatus.FAILED}
             )
@@ -119,7 +119,7 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
                     + " or ".join(sorted(s.value for s in allowed))
                     + " jobs can be requeued"
                 )
-            return [Requeued(**base)]
+            return [Requeued(**base, actor=actor)]
     raise InvalidTransition(f"unknown command {command!r}")
 
 

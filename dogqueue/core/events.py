@@ -86,6 +86,8 @@ class Canceled(Event, frozen=True, tag="canceled"):
     """A caller canceled the job; nothing can change it afterwards."""
 
     TYPE: ClassVar[str] = "canceled"
+    #: Who canceled it (e.g. "web:admin", "cli:alice"), when the caller said so.
+    actor: str | None = None
 
 
 class Expired(Event, frozen=True, tag="expired"):
@@ -109,6 +111,8 @@ class Requeued(Event, frozen=True, tag="requeued"):
     """An operator put a failed (or canceled) job back in the queue with fresh attempts."""
 
     TYPE: ClassVar[str] = "requeued"
+    #: Who requeued it, when the caller said so.
+    actor: str | None = None
 
 
 AnyEvent = (

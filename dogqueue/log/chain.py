@@ -13,6 +13,7 @@ forged events; a truncated tail needs an outside checkpoint, as with any hash ch
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 #: The "previous hash" of a tenant's first event.
 GENESIS = bytes(32)
@@ -26,4 +27,13 @@ def chain_hash(previous: bytes, seq: int, data: bytes) -> bytes:
     digest = hashlib.sha256(previous)
     digest.update(seq.to_bytes(8, "big"))
     digest.update(data)
+    return digest.digest()
+
+
+def seq_hash_digest(pairs: Iterable[tuple[int, bytes]]) -> bytes:
+    """SHA-256 over (position, hash) pairs in log order: an archive file's fingerprint."""
+    digest = hashlib.sha256()
+    for seq, value in pairs:
+        digest.update(seq.to_bytes(8, "big"))
+        digest.update(value)
     return digest.digest()

@@ -9,7 +9,10 @@ ever shown. Reading never migrates or writes the log.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import NamedTuple, Protocol, runtime_checkable
+
+import msgspec
 
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -19,7 +22,9 @@ class LogRecord(NamedTuple):
     """One stored event as the log keeps it: identity columns, bytes and chain hash.
 
     `seq` is the log position (`pos`); `hash` is None where the log has not chained the
-    event yet (PostgreSQL's unsealed tail) or never did (a log older than the chain)."""
+    event yet (PostgreSQL's unsealed tail) or never did (a log older than the chain).
+    `tpos` is the event's position among its tenant's events (0 where none is given yet).
+    """
 
     seq: int
     tenant_id: str
@@ -28,6 +33,7 @@ class LogRecord(NamedTuple):
     type: str
     data: bytes
     hash: bytes | None
+    tpos: int = 0
 
 
 class Anchor(NamedTuple):
@@ -54,7 +60,17 @@ class ArchiveCut(NamedTuple):
 
 @runtime_checkable
 class LogReader(Protocol):
-    """A stored log, read-only. Every backend returns one from `log_reader()`."""
+    """A stored log, read-only. Every backend returns one from `log_reader()`.
+
+    Scopes: `records`, `events`, `jobs()` and the chain use log positions (`pos`); the
+    tenant-scoped reads (`tenant_events`, `history`, `jobs(tenant_id)`) use the tenant's
+    positions, so the `seq` of their events and the `enqueue_seq` of their jobs reveal
+    nothing about other tenants."""
+
+    def snapshot(self) -> AbstractAsyncContextManager[None]:
+        """Every read inside `async with log.snapshot():` sees one committed state of
+        the log, while writers go on."""
+        ...
 
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         """Stored events with position > `after`, in position order, undecoded; at most
@@ -63,7 +79,8 @@ class LogReader(Protocol):
 
     async def unsealed(self) -> list[LogRecord]:
         """Committed events that have no position yet (always empty on SQLite and
-        memory), in commit order as far as the log knows it."""
+        memory), in commit order as far as the log knows it. Their `seq` is the number
+        the writer gave them (not a position), `hash` None and `tpos` 0."""
         ...
 
     async def last_position(self) -> int:
@@ -83,7 +100,8 @@ class LogReader(Protocol):
         ...
 
     async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
-        """The stored projection (of one tenant), in enqueue order."""
+        """The stored projection, in enqueue order: every job with `enqueue_seq` a log
+        position, or one tenant's jobs with `enqueue_seq` a tenant position."""
         ...
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
@@ -109,3 +127,11 @@ class LogReader(Protocol):
     async def close(self) -> None:
         """Release what the reader holds (a reader from a backend leaves it open)."""
         ...
+
+
+def in_tenant_positions(job: JobInfo, enqueue_tpos: int | None) -> JobInfo:
+    """The job as its tenant sees it: `enqueue_seq` is the tenant position of its
+    enqueued event (unchanged when that event is not in the log)."""
+    if enqueue_tpos is None or job.enqueue_seq == enqueue_tpos:
+        return job
+    return msgspec.structs.replace(job, enqueue_seq=int(enqueue_tpos))

@@ -335,12 +335,12 @@ class MetricsSnapshot:
 class MetricsFold:
     """The running fold of the log into metrics: apply events in log order, then snapshot.
 
-    `last_seq` is the position of the last event applied, so a reader can continue
-    from it. A job whose `enqueued` event was not applied is ignored.
+    `last_position` is the log position of the last event applied, so a reader can
+    continue from it. A job whose `enqueued` event was not applied is ignored.
     """
 
     def __init__(self) -> None:
-        self.last_seq = 0
+        self.last_position = 0
         self._jobs: dict[tuple[str, str], _JobTrack] = {}
         self._counters: dict[SeriesKey, SeriesCounters] = {}
 
@@ -351,7 +351,7 @@ class MetricsFold:
 
     def apply(self, event: AnyEvent) -> None:
         """Fold one event in."""
-        self.last_seq = max(self.last_seq, event.seq)
+        self.last_position = max(self.last_position, event.seq)
         key = (event.tenant_id, event.job_id)
         if isinstance(event, Enqueued):
             message = event.message

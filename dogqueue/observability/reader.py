@@ -1,12 +1,15 @@
-"""Reading metrics from a backend's log without blocking the event loop."""
+"""Reading metrics from a queue's log without blocking the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from dogqueue.backend.contract import Backend
+from dogqueue.clock import Clock, utc_now
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import QueueCtx
+from dogqueue.log.reader import LogReader
 from dogqueue.observability.metrics import MetricsFold, MetricsSnapshot
 
 #: Events read and folded per step; the event loop runs between steps.
@@ -14,44 +17,72 @@ DEFAULT_PAGE_SIZE = 2_000
 
 
 class MetricsReader:
-    """Folds a backend's log into metrics incrementally: each read folds only the
-    events appended since the previous one, in pages, off the event loop."""
+    """Folds a queue's log into metrics incrementally: each read folds only the events
+    given a position since the previous one, in pages, off the event loop.
 
-    def __init__(self, backend: Backend, *, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+    `source` is a backend (its `log_reader()` and clock are used) or a `LogReader`
+    (then `clock`, default the system clock, tells the time)."""
+
+    def __init__(
+        self,
+        source: Backend | LogReader,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        clock: Clock | None = None,
+    ) -> None:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise InvalidInput("page_size", "must be a positive int")
-        self._backend = backend
+        self._backend = None if isinstance(source, LogReader) else source
+        self._log = source if isinstance(source, LogReader) else None
+        self._clock = clock
         self._page_size = page_size
         self._fold = MetricsFold()
         self._lock = asyncio.Lock()
 
     @property
-    def last_seq(self) -> int:
+    def last_position(self) -> int:
         """Log position folded so far."""
-        return self._fold.last_seq
+        return self._fold.last_position
+
+    def _reader(self) -> LogReader:
+        if self._log is None:
+            assert self._backend is not None
+            self._log = self._backend.log_reader()
+        return self._log
+
+    def now(self) -> datetime:
+        """The time metrics are computed at: the given clock, the backend's, or now."""
+        if self._clock is not None:
+            return self._clock()
+        return self._backend.clock() if self._backend is not None else utc_now()
 
     async def catch_up(self) -> int:
-        """Fold every event appended since the last read; return how many."""
+        """Fold every event given a position since the last read; return how many."""
         folded = 0
         async with self._lock:
+            log = self._reader()
             while True:
-                page = await self._backend.read_events(
-                    after_seq=self._fold.last_seq, limit=self._page_size
-                )
+                page = await log.events(after=self._fold.last_position, limit=self._page_size)
                 if not page:
                     return folded
                 await asyncio.to_thread(self._fold.apply_all, page)
                 folded += len(page)
 
     async def snapshot(self, ctx: QueueCtx | None = None) -> MetricsSnapshot:
-        """The metrics at the backend clock's now: one tenant's for `ctx`, else all."""
+        """The metrics at the clock's now: one tenant's for `ctx`, else all."""
         if ctx is not None and not isinstance(ctx, QueueCtx):
             raise InvalidInput("ctx", "must be a QueueCtx or None")
         await self.catch_up()
-        now = self._backend.clock()
+        now = self.now()
         tenant_id = None if ctx is None else ctx.tenant_id
         async with self._lock:
             return await asyncio.to_thread(self._fold.snapshot, now, tenant_id)
+
+    async def close(self) -> None:
+        """Release the log reader this object opened from a backend."""
+        if self._backend is not None and self._log is not None:
+            await self._log.close()
+            self._log = None
 
 
 class Observability:
@@ -61,5 +92,5 @@ class Observability:
         self.reader = MetricsReader(backend)
 
     async def metrics(self, ctx: QueueCtx | None = None) -> MetricsSnapshot:
-        """A snapshot folded from the log now; one tenant's when `ctx` is given."""
+        """A snapshot folded from the log now; one tenant's for `ctx`."""
         return await self.reader.snapshot(ctx)

@@ -67,7 +67,9 @@ class PostgresFactory:
             pid = conn.get_server_pid()
             transaction = conn.transaction()
             await transaction.start()
-            await backend._run_units(conn, [(doomed, Reads(new_jobs=1, expired=(None,)))])
+            await backend._run_units(
+                conn, [(doomed, Reads(new_jobs=1, expired=(None,)))], lock=True
+            )
             killer = await asyncpg.connect(self.dsn)
             try:
                 await killer.execute("SELECT pg_terminate_backend($1)", pid)

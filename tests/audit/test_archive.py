@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dogqueue import FakeClock, JobStatus
-from dogqueue.audit.archive import archive_before
 from dogqueue.audit.checkpoint import checkpoint_of
-from dogqueue.audit.logfile import LogFile
-from dogqueue.audit.verify import verify_archive, verify_log
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.archive import archive_before
 from tests.audit.audit_workload import ACME, GLOBEX, message
+from tests.audit.sync_log import SyncLog
 
 Story = tuple[Path, dict[str, str]]
 NOW = datetime(2030, 1, 2, tzinfo=UTC)
@@ -21,15 +20,14 @@ FINISHED = ("completed", "retried", "canceled")
 
 
 def archive(path: Path, target: Path, cut: datetime = NOW) -> tuple[int, int]:
-    with LogFile(path) as log:
-        result = archive_before(log, target, cut, NOW)
+    result = archive_before(path, target, cut, NOW)
     return result.jobs, result.events
 
 
 def assert_verifies(path: Path, target: Path) -> None:
-    with LogFile(path) as log, LogFile(target) as archived:
-        live_report = verify_log(log)
-        archive_report = verify_archive(archived, log)
+    with SyncLog(path) as log, SyncLog(target) as archived:
+        live_report = log.verify()
+        archive_report = archived.verify_archive(log)
     assert live_report.ok, live_report.problems
     assert archive_report.ok, archive_report.problems
 
@@ -39,19 +37,19 @@ def test_archive_moves_finished_jobs_and_both_files_verify(
 ) -> None:
     path, ids = story_log
     target = tmp_path / "archive.db"
-    with LogFile(path) as log:
-        before = {r.seq for r in log.records()}
+    with SyncLog(path) as log:
+        records = log.records()
         histories = {role: log.history("acme", ids[role]) for role in FINISHED}
+    finished = {ids[role] for role in FINISHED}
+    moved = {r.seq for r in records if r.tenant_id == "acme" and r.job_id in finished}
     jobs, events = archive(path, target)
     assert jobs == 3
     assert events == sum(len(h) for h in histories.values())
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         remaining = {(j.tenant_id, j.job_id) for j in log.jobs()}
-        assert {r.seq for r in log.records()} == before - {
-            e.seq for h in histories.values() for e in h
-        }
+        assert {r.seq for r in log.records()} == {r.seq for r in records} - moved
     assert all(("acme", ids[role]) not in remaining for role in FINISHED)
-    with LogFile(target) as archived:
+    with SyncLog(target) as archived:
         for role in FINISHED:
             assert archived.history("acme", ids[role]) == histories[role]
     assert_verifies(path, target)
@@ -71,8 +69,8 @@ async def test_idempotency_key_of_an_archived_job_is_released(
         again = await backend.enqueue(ACME, message(idempotency_key="order-1"))
         assert again != ids["completed"]
         assert await backend.get_status(ACME, again) is JobStatus.ENQUEUED
-    with LogFile(path) as log:
-        assert verify_log(log).ok
+    with SyncLog(path) as log:
+        assert log.verify().ok
 
 
 async def test_writes_after_archival_link_to_moved_heads(
@@ -88,7 +86,7 @@ async def test_writes_after_archival_link_to_moved_heads(
         for _ in range(3):
             await backend.enqueue(GLOBEX, message())
             await backend.enqueue(ACME, message())
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         assert "globex" in {a.tenant_id for a in log.anchors()}
     assert_verifies(path, target)
 
@@ -97,12 +95,12 @@ async def test_a_checkpoint_taken_before_archival_still_verifies(
     story_log: Story, tmp_path: Path
 ) -> None:
     path, _ = story_log
-    with LogFile(path) as log:
-        report = verify_log(log)
+    with SyncLog(path) as log:
+        report = log.verify()
     saved = checkpoint_of(report.events, report.heads)
     archive(path, tmp_path / "a.db")
-    with LogFile(path) as log:
-        after = verify_log(log, checkpoint=saved)
+    with SyncLog(path) as log:
+        after = log.verify(saved)
     assert after.ok, after.problems
 
 
@@ -116,7 +114,7 @@ async def test_two_cuts_into_one_archive_verify(
         await backend.cancel_job(ACME, ids["waiting"])
     clock.advance(timedelta(hours=1))
     archive(path, target)
-    with LogFile(target) as archived:
+    with SyncLog(target) as archived:
         assert archived.history("acme", ids["waiting"])
         assert archived.history("acme", ids["completed"])
     assert_verifies(path, target)
@@ -130,8 +128,8 @@ def test_an_event_removed_from_the_archive_is_caught(story_log: Story, tmp_path:
     with conn:
         conn.execute("DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)")
     conn.close()
-    with LogFile(path) as log, LogFile(target) as archived:
-        report = verify_archive(archived, log)
+    with SyncLog(path) as log, SyncLog(target) as archived:
+        report = archived.verify_archive(log)
     assert not report.ok
 
 
@@ -140,14 +138,14 @@ def test_a_live_event_deleted_inside_an_archived_stretch_is_still_caught(
 ) -> None:
     path, ids = story_log
     archive(path, tmp_path / "a.db")
-    with LogFile(path) as log:
-        seq = log.history("acme", ids["waiting"])[0].seq
+    with SyncLog(path) as log:
+        seq = next(r.seq for r in log.records() if r.job_id == ids["waiting"])
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
     conn.close()
-    with LogFile(path) as log:
-        assert verify_log(log).first_bad_seq == seq
+    with SyncLog(path) as log:
+        assert log.verify().first_bad_seq == seq
 
 
 async def test_a_reused_idempotency_key_archived_twice_keeps_both_jobs(
@@ -161,7 +159,7 @@ async def test_a_reused_idempotency_key_archived_twice_keeps_both_jobs(
         again = await backend.enqueue(ACME, message("receipt", idempotency_key="order-1"))
         await backend.cancel_job(ACME, again)
     archive(path, target, datetime(2030, 1, 3, tzinfo=UTC))
-    with LogFile(target) as archived:
+    with SyncLog(target) as archived:
         keys = {j.job_id for j in archived.jobs() if j.message.idempotency_key == "order-1"}
     assert keys == {ids["completed"], again}
     assert_verifies(path, target)
@@ -180,10 +178,10 @@ async def test_steady_load_with_archival_keeps_the_live_log_bounded(
                 assert lease is not None
                 await backend.ack_complete(ACME, lease)
         clock.advance(timedelta(hours=1))
-        with LogFile(path) as log:
-            archive_before(log, target, clock() - timedelta(minutes=30), clock())
-            sizes.append(log.event_count()[0])
+        with SyncLog(path) as log:
+            archive_before(path, target, clock() - timedelta(minutes=30), clock())
+            sizes.append(log.event_count())
     assert sizes == [0] * 6  # everything finished before each cut moved out
-    with LogFile(target) as archived:
-        assert archived.event_count()[0] == 6 * 20 * 3
+    with SyncLog(target) as archived:
+        assert archived.event_count() == 6 * 20 * 3
     assert_verifies(path, target)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dogqueue import FakeClock
-from dogqueue.audit.logfile import LogFile, LogRecord
-from dogqueue.audit.verify import verify_records
+from dogqueue.audit.verify import all_records, verify_records
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.log.reader import LogRecord
 from tests.audit.audit_workload import write_story
 
 
@@ -28,11 +28,12 @@ def test_chain_hash_depends_on_every_input() -> None:
     assert chain_hash(GENESIS, 1, b"evenT") != base
 
 
-def records_of(backend: EngineBackend, path: Path) -> list[LogRecord]:
-    if isinstance(backend, MemoryBackend):
-        return [LogRecord(*stored) for stored in backend._store.log]
-    with LogFile(path) as log:
-        return list(log.records())
+async def records_of(backend: EngineBackend) -> list[LogRecord]:
+    log = backend.log_reader()
+    try:
+        return [record async for record in all_records(log, page=7)]
+    finally:
+        await log.close()
 
 
 async def test_every_backend_writes_a_chain_that_verifies(
@@ -40,11 +41,13 @@ async def test_every_backend_writes_a_chain_that_verifies(
 ) -> None:
     await write_story(backend, clock)
     await backend.close()
-    records = records_of(backend, tmp_path / "queue.db")
+    records = await records_of(backend)
     report = verify_records(records)
     assert report.ok, report.problems
     assert report.events == len(records) == 18
-    assert report.jobs == await _projection(backend, tmp_path / "queue.db")
+    log = backend.log_reader()
+    assert report.jobs == {(j.tenant_id, j.job_id): j for j in await log.jobs()}
+    await log.close()
 
 
 async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
@@ -60,9 +63,7 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
         backend._engine.new_id = _counter()
         async with backend:
             await write_story(backend, clock)
-        chains.append(
-            [(r.seq, r.tenant_id, r.hash) for r in records_of(backend, tmp_path / "q.db")]
-        )
+        chains.append([(r.seq, r.tenant_id, r.hash, r.tpos) for r in await records_of(backend)])
     assert len(chains[0]) == 18
     assert chains[0] == chains[1]
 
@@ -70,10 +71,3 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
 def _counter() -> Callable[[], str]:
     numbers = iter(range(1, 1000))
     return lambda: f"job-{next(numbers)}"
-
-
-async def _projection(backend: EngineBackend, path: Path) -> dict[tuple[str, str], object]:
-    if isinstance(backend, MemoryBackend):
-        return dict(backend._store.jobs)
-    with LogFile(path) as log:
-        return {(j.tenant_id, j.job_id): j for j in log.jobs()}

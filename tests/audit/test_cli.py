@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.audit.cli_run import dogqueue
+
 Story = tuple[Path, dict[str, str]]
 COMMANDS = ["history", "jobs", "stats", "explain", "replay", "verify", "checkpoint", "archive"]
-
-
-def dogqueue(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dogqueue", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,7 +14,11 @@ from tests.audit.audit_workload import ACME, GLOBEX, message, write_story
 async def test_every_situation_is_explained(backend: EngineBackend, clock: FakeClock) -> None:
     ids = await write_story(backend, clock)
     text = {
-        role: str(await explain_job(backend, GLOBEX if role == "leased" else ACME, ids[role]))
+        role: str(
+            await explain_job(
+                backend.log_reader(), GLOBEX if role == "leased" else ACME, ids[role], now=clock()
+            )
+        )
         for role in ids
         if role != "other_tenant"
     }
@@ -41,7 +45,7 @@ async def test_higher_priority_jobs_count_as_ahead(
     for _ in range(2):
         await backend.enqueue(ACME, message(priority=JobPriority.HIGH))
     await backend.enqueue(ACME, message(queue="other", priority=JobPriority.HIGH))
-    explanation = await explain_job(backend, ACME, low)
+    explanation = await explain_job(backend.log_reader(), ACME, low, now=clock())
     assert "2 job(s) of higher priority or enqueued earlier are ahead" in str(explanation)
 
 
@@ -52,7 +56,9 @@ async def test_an_expired_lease_and_a_past_state_are_explained(
     lease = await backend.dequeue(ACME, ["default"])
     assert lease is not None
     clock.advance(timedelta(hours=1))
-    assert "the lease has run out" in str(await explain_job(backend, ACME, job_id))
+    assert "the lease has run out" in str(
+        await explain_job(backend.log_reader(), ACME, job_id, now=clock())
+    )
     first = (await backend.history(ACME, job_id))[0]
-    past = await explain_job(backend, ACME, job_id, as_of=AsOf(seq=first.seq))
+    past = await explain_job(backend.log_reader(), ACME, job_id, as_of=AsOf(seq=first.seq))
     assert "is ready since" in past.headline and "it has not been leased yet" in past.details

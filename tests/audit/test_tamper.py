@@ -10,20 +10,20 @@ import msgspec
 
 from dogqueue import FakeClock
 from dogqueue.audit.checkpoint import Checkpoint, checkpoint_of
-from dogqueue.audit.logfile import LogFile
-from dogqueue.audit.verify import Report, verify_log
+from dogqueue.audit.verify import Report
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.events import Canceled
 from dogqueue.log.chain import GENESIS, chain_hash
 from tests.audit.audit_workload import write_bulk
+from tests.audit.sync_log import SyncLog
 
 Story = tuple[Path, dict[str, str]]
 
 
 def verify(path: Path, checkpoint: Checkpoint | None = None) -> Report:
-    with LogFile(path) as log:
-        return verify_log(log, checkpoint=checkpoint)
+    with SyncLog(path) as log:
+        return log.verify(checkpoint)
 
 
 def checkpoint(path: Path) -> Checkpoint:
@@ -104,7 +104,7 @@ def test_two_swapped_events_are_found(story_log: Story) -> None:
 def test_forged_event_appended_without_the_right_hash_is_found(story_log: Story) -> None:
     path, ids = story_log
     end = last_seq(path)
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         waiting = log.history("acme", ids["waiting"])[-1]
     forged = Canceled(tenant_id="acme", job_id=ids["waiting"], version=2, at=waiting.at)
     data = encode_event(forged)
@@ -129,7 +129,7 @@ def test_forged_event_with_a_correct_hash_but_no_projection_update_is_found(
     path, ids = story_log
     end = last_seq(path)
     head = row(path, end)[5]
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         at = log.history("acme", ids["waiting"])[-1].at
     data = encode_event(Canceled(tenant_id="acme", job_id=ids["waiting"], version=2, at=at))
     edit(
@@ -152,7 +152,7 @@ def test_truncated_tail_is_caught_with_a_checkpoint(story_log: Story) -> None:
     end = last_seq(path)
     # A careful attacker also rolls the stored head and projection back, so the log
     # alone looks honest; only the checkpoint remembers.
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         jobs_before = {(j.tenant_id, j.job_id): j for j in log.jobs()}
     edit(path, ("DELETE FROM events WHERE seq > ?", (end - 2,)))
     _roll_back_derived_state(path)
@@ -189,7 +189,7 @@ def test_rewritten_log_is_caught_with_a_checkpoint(story_log: Story, tmp_path: P
 
 def test_projection_edited_behind_the_log_is_found(story_log: Story) -> None:
     path, ids = story_log
-    with LogFile(path) as log:
+    with SyncLog(path) as log:
         job = next(j for j in log.jobs("acme") if j.job_id == ids["waiting"])
     forged = msgspec.structs.replace(job, attempts=3)
     edit(
@@ -221,14 +221,15 @@ async def test_clean_log_of_100_000_events_raises_no_alarm(
 
 def _roll_back_derived_state(path: Path) -> None:
     """Make the stored heads and projection agree with whatever the events now say."""
-    with LogFile(path) as log:
-        report = verify_log(log)
-        conn = log.conn
-        conn.execute("DELETE FROM chain_heads")
-        conn.executemany(
-            "INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?, ?, ?)",
-            [(t, s, h) for t, (s, h) in report.heads.items()],
-        )
+    report = verify(path)
+    edit(
+        path,
+        ("DELETE FROM chain_heads", ()),
+        *[
+            ("INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?, ?, ?)", (t, s, h))
+            for t, (s, h) in report.heads.items()
+        ],
+    )
     import asyncio
 
     async def rebuild() -> None:
@@ -255,3 +256,12 @@ async def test_verifying_a_log_while_it_is_written_raises_no_alarm(
         await writing
     assert reports
     assert all(report.ok for report in reports), [r.problems for r in reports if not r.ok]
+
+
+def test_an_edited_tenant_position_is_found(story_log: Story) -> None:
+    """Tenant positions are not in the chain, so verify checks them on their own."""
+    path, _ = story_log
+    edit(path, ("UPDATE events SET tpos = tpos + 1 WHERE seq = 7", ()))
+    report = verify(path)
+    assert report.first_bad_seq == 7
+    assert "tenant position" in report.problems[0].what

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dogqueue import FakeClock
-from dogqueue.audit.logfile import LogRecord
 from dogqueue.audit.verify import verify_records
 from dogqueue.backend.memory import MemoryBackend
+from dogqueue.log.reader import LogRecord
 from tests.audit.audit_workload import write_story
 
 

@@ -28,12 +28,13 @@ async def main(stem: Path) -> None:
     stem.with_suffix(".ids.json").write_text(json.dumps(ids, indent=2) + "\n")
     try:
         from dogqueue.audit.checkpoint import checkpoint_of, dump_checkpoint
-        from dogqueue.audit.logfile import LogFile
         from dogqueue.audit.verify import verify_log
+        from dogqueue.backend.sqlite.log import SqliteLogReader
     except ImportError:
         return
-    with LogFile(stem.with_suffix(".db")) as log:
-        report = verify_log(log)
+    log = SqliteLogReader(stem.with_suffix(".db"))
+    report = await verify_log(log)
+    await log.close()
     assert report.ok, report.problems
     checkpoint = checkpoint_of(report.events, report.heads)
     stem.with_suffix(".checkpoint.json").write_text(dump_checkpoint(checkpoint))

@@ -216,3 +216,22 @@ async def test_a_sqlite_log_moves_to_postgresql(tmp_path: Path, pg: PostgresBack
         )
     with pytest.raises(StorageError, match="not empty"):
         await import_events(pg, events)
+
+
+async def test_every_enqueue_wakes_a_waiter_on_another_host(
+    pg: PostgresBackend, pg_schema: str
+) -> None:
+    # Polling every 60 s cannot explain a wake-up here: only NOTIFY can.
+    async with PostgresBackend(default_dsn(), schema=pg_schema, poll_interval=60) as other:
+        await other.wait_for_change(0)  # opened, listening
+        for _ in range(3):
+            woken = asyncio.ensure_future(other.wait_for_change(60))
+            await asyncio.sleep(0.05)
+            await pg.enqueue(ACME, message())
+            await asyncio.wait_for(woken, 10)
+            # A second enqueue right after the first falls in the same NOTIFY window:
+            # the window's trailing NOTIFY must still announce it.
+            woken = asyncio.ensure_future(other.wait_for_change(60))
+            await asyncio.sleep(0.005)
+            await pg.enqueue(ACME, message())
+            await asyncio.wait_for(woken, 10)

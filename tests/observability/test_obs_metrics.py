@@ -88,7 +88,7 @@ async def test_incremental_reads_equal_a_full_fold(
     await reader.snapshot()  # folds the empty log
     await run_workload(backend, clock)
     first = await reader.snapshot()
-    assert reader.last_seq == (await backend.read_events())[-1].seq
+    assert reader.last_position == (await backend.read_events())[-1].seq
     await backend.enqueue(ACME, message("email"))
     later = await reader.snapshot()
     full = metrics_from_events(await backend.read_events(), clock())
@@ -132,7 +132,7 @@ def test_events_of_a_job_whose_enqueue_was_not_folded_are_ignored(clock: FakeClo
     fold = MetricsFold()
     fold.apply(Canceled(tenant_id="t", job_id="j", version=2, at=clock(), seq=7))
     assert fold.snapshot(clock()).series == ()
-    assert fold.last_seq == 7
+    assert fold.last_position == 7
     fold.apply(Enqueued(tenant_id="t", job_id="k", version=1, at=clock(), message=message("x")))
     assert fold.snapshot(clock()).get_job_count("x") == 1
 

@@ -22,6 +22,10 @@ CRASH_CONFIG = QueueConfig(
 )
 
 
+#: The longest a job runs (DOGQUEUE_CRASH_JOB_SECONDS): long enough that kills find work.
+JOB_SECONDS = float(os.environ.get("DOGQUEUE_CRASH_JOB_SECONDS", "0.02"))
+
+
 class ExecutionLog:
     """Appends one line per execution to this process's file in DOGQUEUE_CRASH_LOG_DIR."""
 
@@ -41,7 +45,7 @@ class CrashWork(Job[ExecutionLog, None]):
 
     async def execute(self, ctx: ExecutionLog) -> None:
         ctx.record(self.key)
-        await asyncio.sleep(random.uniform(0.001, 0.02))
+        await asyncio.sleep(random.uniform(0.001, JOB_SECONDS))
 
 
 async def make_adapter(backend: Backend) -> tuple[QueueAdapter[ExecutionLog], ExecutionLog]:

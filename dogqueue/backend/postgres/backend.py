@@ -26,7 +26,7 @@ from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import BatchReads, Conflict, WorkingSet, columns
+from dogqueue.backend.postgres.workingset import BatchReads, WorkingSet, columns
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
@@ -56,7 +56,7 @@ _RACES = (
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    Conflict,
+    asyncpg.DivisionByZeroError,  # the flush's version guard
 )
 
 
@@ -106,6 +106,7 @@ class PostgresBackend(EngineBackend):
         self._ready_channel = f"dq_ready_{self.schema}"
         self._cancel_channel = f"dq_cancel_{self.schema}"
         self._last_notify = 0.0
+        self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
         self._last_seq = 0
         #: Batches committed, units they held, and batches re-run after a race.
@@ -145,6 +146,13 @@ class PostgresBackend(EngineBackend):
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
+        if self._pool is not None:  # leave what this object wrote sequenced
+            with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
+                await self.seal()
+        if self._notify_due is not None:  # send the NOTIFY it stood for before closing
+            self._notify_due.cancel()
+            self._notify_due = None
+            await self._notify(self._ready_channel, self._origin)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -186,8 +194,13 @@ class PostgresBackend(EngineBackend):
         attempts = 0
         while True:
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    results, ws = await self._run_units(conn, units)
+                async with self.pool.acquire() as conn:
+                    if any(reads.ready or reads.expired for _, reads in units):
+                        # Claimed rows stay locked until the flush commits.
+                        async with conn.transaction():
+                            results, ws = await self._run_units(conn, units, lock=True)
+                    else:  # reads, then one atomic guarded statement
+                        results, ws = await self._run_units(conn, units, lock=False)
                 self.commits += 1
                 self.units += len(units)
                 self._after_commit(ws)
@@ -206,10 +219,10 @@ class PostgresBackend(EngineBackend):
                 return [_public(error)]
 
     async def _run_units(
-        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]]
+        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
     ) -> tuple[list[Any], WorkingSet]:
-        """Fetch the batch's reads, run its units on a working set, flush the writes;
-        the caller owns the transaction."""
+        """Fetch the batch's reads (loads locked if `lock`), run its units on a working
+        set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
         for _, reads in units:
             declared.add(reads)
@@ -218,7 +231,8 @@ class PostgresBackend(EngineBackend):
         ws = WorkingSet(declared, seqs)
         if declared.jobs:
             keys = sorted(declared.jobs)
-            rows = await conn.fetch(Q["lock_jobs"], [k[0] for k in keys], [k[1] for k in keys])
+            query = Q["lock_jobs"] if lock else Q["read_jobs"]
+            rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
             for row in rows:
                 ws.seed(decode_job_at(row[0]))
         if declared.keys:
@@ -267,16 +281,17 @@ class PostgresBackend(EngineBackend):
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
     async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
-        if ws.journal:
-            rows = await conn.fetch(Q["insert_events"], *columns(ws.journal, 6))
-            ws.last_seq = max(int(row[0]) for row in rows)
+        if not ws.journal:
+            return
         inserts, updates = ws.job_rows()
-        if inserts:
-            await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
-        if updates:
-            status = await conn.execute(Q["update_jobs"], *columns(updates, 7))
-            if int(status.split()[-1]) != len(updates):
-                raise Conflict("a job changed under this batch")
+        last_seq = await conn.fetchval(
+            Q["flush"],
+            *columns(ws.journal, 6),
+            *columns(inserts, 12),
+            *columns(updates, 7),
+            len(updates),
+        )
+        ws.last_seq = int(last_seq)
 
     def _after_commit(self, ws: WorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
@@ -308,6 +323,7 @@ class PostgresBackend(EngineBackend):
             results, _ = await self._run_units(
                 connection,
                 [(lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now), reads)],
+                lock=False,
             )
         except _RACES as error:
             raise StorageError(f"enqueue lost a race: {error}") from error
@@ -321,11 +337,18 @@ class PostgresBackend(EngineBackend):
     # -- cross-host wake-ups and cancels ------------------------------------------------
 
     def _announce_ready(self) -> None:
+        """Wake local waiters now and other hosts' by NOTIFY: at most one per
+        NOTIFY_INTERVAL, and one at the end of an interval that suppressed some."""
         self._notify_change()
+        if not self.listen or self._notify_due is not None:
+            return  # a NOTIFY is already scheduled, and covers this change
         loop = asyncio.get_running_loop()
-        if not self.listen or loop.time() - self._last_notify < NOTIFY_INTERVAL:
-            return
-        self._last_notify = loop.time()
+        wait = max(0.0, self._last_notify + NOTIFY_INTERVAL - loop.time())
+        self._notify_due = loop.call_later(wait, self._send_ready)
+
+    def _send_ready(self) -> None:
+        self._notify_due = None
+        self._last_notify = asyncio.get_running_loop().time()
         self._spawn(self._notify(self._ready_channel, self._origin))
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
@@ -390,8 +413,11 @@ class PostgresBackend(EngineBackend):
                 await self.seal()
 
     def log_reader(self) -> PostgresLog:
-        """The stored log, read-only (positions, hashes, the projection)."""
-        return PostgresLog(self.pool, before_read=self.seal)
+        """The stored log, read-only (positions, hashes, the projection). While this
+        backend is open, reads first sequence what it wrote, so they see its writes."""
+        if self._pool is None or self._closed:  # read the stored log on its own
+            return PostgresLog(dsn=self.dsn, schema=self.schema)
+        return PostgresLog(self._pool, before_read=self.seal)
 
     # -- reads -------------------------------------------------------------------------
 

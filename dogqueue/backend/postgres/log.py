@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -25,41 +26,72 @@ def decode_job_at(state: bytes, pos: int | None = None) -> JobInfo:
 
 
 class PostgresLog:
-    """The LogReader of a PostgreSQL queue. Reads only: it never migrates or writes,
-    except that a reader given `before_read` (the backend's sequencer) runs it first so
-    that reads see the caller's own writes."""
+    """The LogReader of a PostgreSQL queue. Reads only: it never migrates or writes.
+    Given a backend's pool and `before_read` (its sequencer), reads see the caller's own
+    writes; given a DSN instead, it opens a read-only pool of its own on first use and
+    refuses a schema that is missing or newer than this dogqueue."""
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool | None = None,
         *,
         before_read: Callable[[], Awaitable[int]] | None = None,
-        owns_pool: bool = False,
+        dsn: str | None = None,
+        schema: str = "dogqueue",
     ) -> None:
         self._pool = pool
         self._before_read = before_read
-        self._owns_pool = owns_pool
+        self._dsn = dsn
+        self._schema = schema
+        self._owns_pool = pool is None
+        self._snapshot: asyncpg.Connection | None = None
 
-    async def _fetch(self, name: str, *args: Any) -> list[Any]:
+    async def _connected(self) -> asyncpg.Pool:
+        if self._pool is None:
+            if self._dsn is None:
+                raise StorageError("the log reader has neither a pool nor a DSN")
+            self._pool = await _read_only_pool(self._dsn, self._schema)
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Every read inside sees one committed state (a REPEATABLE READ transaction)."""
         if self._before_read is not None:
             await self._before_read()
-        async with self._pool.acquire() as conn:
-            rows: list[Any] = await conn.fetch(Q[name], *args)
+        pool = await self._connected()
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            self._snapshot = conn
+            try:
+                yield
+            finally:
+                self._snapshot = None
+
+    async def _fetch(self, name: str, *args: Any) -> list[Any]:
+        if self._snapshot is not None:
+            rows: list[Any] = await self._snapshot.fetch(Q[name], *args)
+            return rows
+        if self._before_read is not None:
+            await self._before_read()
+        pool = await self._connected()
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(Q[name], *args)
             return rows
 
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         rows = await self._fetch("records", after, limit)
         return [
-            LogRecord(int(p), str(t), str(j), int(v), str(k), bytes(d), bytes(h))
-            for p, t, j, v, k, d, h in rows
+            LogRecord(int(p), str(t), str(j), int(v), str(k), bytes(d), bytes(h), int(tp))
+            for p, t, j, v, k, d, h, tp in rows
         ]
 
     async def unsealed(self) -> list[LogRecord]:
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(Q["unsealed"])
+        rows = await self._fetch("unsealed")
         return [
-            LogRecord(0, str(t), str(j), int(v), str(k), bytes(d), None)
-            for _, t, j, v, k, d in rows
+            LogRecord(int(seq), str(t), str(j), int(v), str(k), bytes(d), None, 0)
+            for seq, t, j, v, k, d in rows
         ]
 
     async def last_position(self) -> int:
@@ -103,13 +135,12 @@ class PostgresLog:
         return []
 
     async def close(self) -> None:
-        if self._owns_pool:
+        if self._owns_pool and self._pool is not None:
             await self._pool.close()
+            self._pool = None
 
 
-async def open_log(dsn: str, schema: str = "dogqueue") -> PostgresLog:
-    """A read-only reader of an existing queue schema; refuses a missing or newer one.
-    It runs no migration and no sequencer step."""
+async def _read_only_pool(dsn: str, schema: str) -> asyncpg.Pool:
     try:
         conn = await asyncpg.connect(dsn)
         try:
@@ -122,7 +153,7 @@ async def open_log(dsn: str, schema: str = "dogqueue") -> PostgresLog:
             raise StorageError(
                 f"queue schema {schema!r} is at version {version}, newer than this dogqueue"
             )
-        pool = await asyncpg.create_pool(
+        pool: asyncpg.Pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
             max_size=2,
@@ -131,6 +162,14 @@ async def open_log(dsn: str, schema: str = "dogqueue") -> PostgresLog:
                 "default_transaction_read_only": "on",
             },
         )
+        return pool
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise StorageError(f"cannot read PostgreSQL queue {schema!r}: {error}") from error
-    return PostgresLog(pool, owns_pool=True)
+
+
+async def open_log(dsn: str, schema: str = "dogqueue") -> PostgresLog:
+    """A read-only reader of an existing queue schema, connected now; refuses a missing
+    or newer one. It runs no migration and no sequencer step."""
+    log = PostgresLog(dsn=dsn, schema=schema)
+    await log._connected()
+    return log

@@ -28,10 +28,6 @@ class UndeclaredRead(StorageError):
     """A unit of work read something its `Reads` did not declare (a dogqueue bug)."""
 
 
-class Conflict(StorageError):
-    """Another transaction changed a job this batch changed: re-run on fresh state."""
-
-
 @dataclass
 class BatchReads:
     """The union of the reads of a batch's units."""

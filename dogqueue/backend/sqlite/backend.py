@@ -20,6 +20,7 @@ import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T, Work
 from dogqueue.backend.sqlite.connection import Synchronous, connect, migrate, translate
+from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
@@ -32,6 +33,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.engine import Reads
+from dogqueue.log.reader import in_tenant_positions
 
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
@@ -151,8 +153,8 @@ class SqliteBackend(EngineBackend):
             raise translate(error) from error
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        rows = await self._fetchall(Q["load_job"], (tenant_id, job_id))
-        return decode_job(rows[0][0]) if rows else None
+        rows = await self._fetchall(Q["tenant_job"], (tenant_id, job_id))
+        return in_tenant_positions(decode_job(rows[0][0]), rows[0][1]) if rows else None
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         rows = await self._fetchall(Q["history"], (tenant_id, job_id))
@@ -192,6 +194,10 @@ class SqliteBackend(EngineBackend):
 
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
+
+    def log_reader(self) -> SqliteLogReader:
+        """The database file's log, read through its own read-only connection."""
+        return SqliteLogReader(self.path)
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:

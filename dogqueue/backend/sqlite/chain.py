@@ -1,5 +1,5 @@
-"""The hash chain on SQLite: extending each tenant's chain inside a write transaction,
-and hashing events written before the chain existed."""
+"""The hash chain on SQLite: extending each tenant's chain (and its tenant positions)
+inside a write transaction, and hashing events written before the chain existed."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ BACKFILL_PAGE = 10_000
 
 class ChainHeads:
     """The chain heads one write transaction reads and extends. The transaction holds
-    the write lock, so each tenant's head is read at most once per transaction."""
+    the write lock, so each tenant's head is read at most once per transaction. A head
+    also carries the tenant position of its event, so the next tenant position is +1."""
 
     def __init__(self) -> None:
-        self._heads: dict[str, tuple[int, bytes]] = {}
+        #: tenant -> (seq, hash, tpos) of its latest event
+        self._heads: dict[str, tuple[int, bytes, int]] = {}
         self._touched: set[str] = set()
 
     def clear(self) -> None:
@@ -25,18 +27,21 @@ class ChainHeads:
         self._heads.clear()
         self._touched.clear()
 
-    def link(self, conn: sqlite3.Connection, tenant_id: str, seq: int, data: bytes) -> bytes:
-        """The hash of the tenant's next event, which becomes the tenant's head."""
+    def link(
+        self, conn: sqlite3.Connection, tenant_id: str, seq: int, data: bytes
+    ) -> tuple[bytes, int]:
+        """The hash and tenant position of the tenant's next event, which becomes the
+        tenant's head."""
         head = self._heads.get(tenant_id)
         if head is None:
             row = conn.execute(Q["chain_head"], (tenant_id,)).fetchone()
-            previous = GENESIS if row is None else bytes(row[0])
+            previous, tpos = (GENESIS, 0) if row is None else (bytes(row[0]), int(row[1]))
         else:
-            previous = head[1]
+            previous, tpos = head[1], head[2]
         digest = chain_hash(previous, seq, data)
-        self._heads[tenant_id] = (seq, digest)
+        self._heads[tenant_id] = (seq, digest, tpos + 1)
         self._touched.add(tenant_id)
-        return digest
+        return digest, tpos + 1
 
     def save(self, conn: sqlite3.Connection) -> None:
         """Write the heads this transaction moved."""
@@ -55,7 +60,7 @@ def backfill(conn: sqlite3.Connection) -> int:
     count = after = 0
     while rows := conn.execute(Q["unhashed_events"], (after, BACKFILL_PAGE)).fetchall():
         updates = [
-            (heads.link(conn, tenant_id, seq, bytes(data)), seq) for seq, tenant_id, data in rows
+            (heads.link(conn, tenant_id, seq, bytes(data))[0], seq) for seq, tenant_id, data in rows
         ]
         conn.executemany(Q["set_event_hash"], updates)
         count += len(rows)

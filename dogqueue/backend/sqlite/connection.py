@@ -45,11 +45,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute(Q["schema_version_table"])
             row = conn.execute(Q["schema_version"]).fetchone()
             found = 0 if row is None else int(row[0])
-            if found > SCHEMA_VERSION:
-                raise StorageError(
-                    f"database schema version {found} is newer than this dogqueue"
-                    f" ({SCHEMA_VERSION}); upgrade dogqueue"
-                )
+            refuse_newer(found)
             for version, script in migrations():
                 if version > found:
                     for statement in statements(script):
@@ -66,6 +62,15 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise
 
     return retry_busy(run)
+
+
+def refuse_newer(version: int) -> None:
+    """StorageError for a database written by a newer dogqueue: its schema is unknown."""
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"database schema version {version} is newer than this dogqueue"
+            f" ({SCHEMA_VERSION}); upgrade dogqueue"
+        )
 
 
 def is_busy(error: sqlite3.Error) -> bool:

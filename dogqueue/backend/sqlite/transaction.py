@@ -41,7 +41,7 @@ class SqliteTransaction:
         self.conn = conn
         self.next_seq = 0
         self.writes = 0
-        self._events: list[tuple[int, str, str, int, str, bytes, bytes]] = []
+        self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
         self._chain = ChainHeads()
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
@@ -117,9 +117,9 @@ class SqliteTransaction:
         self.next_seq += 1
         self.writes += 1
         data = encode_event(event)
-        digest = self._chain.link(self.conn, event.tenant_id, seq, data)
+        digest, tpos = self._chain.link(self.conn, event.tenant_id, seq, data)
         self._events.append(
-            (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest)
+            (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest, tpos)
         )
         return _replace_seq(event, seq=seq)
 

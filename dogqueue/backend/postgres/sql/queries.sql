@@ -17,6 +17,11 @@ SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
 INSERT INTO schema_version (id, version) VALUES (1, $1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
+-- name: read_jobs
+-- Loads of a batch that claims nothing: not locked; the flush's version guard decides.
+SELECT state FROM jobs
+WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]));
+
 -- name: lock_jobs
 -- Loads of a batch, locked in one order so that two batches never deadlock.
 SELECT state FROM jobs
@@ -59,11 +64,9 @@ SELECT nextval('event_seq') FROM generate_series(1, $1);
 SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1));
 
 -- name: insert_events
+-- Used to import a log; batches write through `flush`.
 INSERT INTO events (seq, tenant_id, job_id, version, type, data)
-SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[])
-     AS u(s, t, j, v, k, d)
-RETURNING seq;
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[]);
 
 -- name: insert_jobs
 INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
@@ -72,15 +75,36 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[
                      $6::smallint[], $7::text[], $8::bigint[], $9::bigint[], $10::text[],
                      $11::integer[], $12::bytea[]);
 
--- name: update_jobs
--- Guarded by version: a row another transaction moved is not touched (and the batch
--- is re-run on fresh state).
-UPDATE jobs SET status = u.status, run_at = u.run_at, lease_expires_at = u.lease_expires_at,
-                version = u.version, state = u.state
-FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[],
-            $6::integer[], $7::bytea[])
-     AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state)
-WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version;
+-- name: flush
+-- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
+-- update is guarded by its version; if any guarded row moved (or an event's version is
+-- taken: unique violation), the statement fails whole (division by zero), and the batch
+-- is re-run on fresh state. Returns the highest seq written.
+WITH new_events AS (
+    INSERT INTO events (seq, tenant_id, job_id, version, type, data)
+    SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[],
+                $6::bytea[]) AS u(s, t, j, v, k, d)
+    RETURNING seq
+), new_jobs AS (
+    INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type,
+                      run_at, lease_expires_at, idempotency_key, version, state)
+    SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],
+                         $12::smallint[], $13::text[], $14::bigint[], $15::bigint[],
+                         $16::text[], $17::integer[], $18::bytea[])
+    RETURNING 1
+), moved_jobs AS (
+    UPDATE jobs SET status = u.status, run_at = u.run_at,
+                    lease_expires_at = u.lease_expires_at, version = u.version,
+                    state = u.state
+    FROM unnest($19::bigint[], $20::integer[], $21::text[], $22::bigint[], $23::bigint[],
+                $24::integer[], $25::bytea[])
+         AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state)
+    WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
+    RETURNING 1
+)
+SELECT (SELECT max(seq) FROM new_events)
+       / ((SELECT count(*) FROM moved_jobs) = $26)::int;
 
 -- name: notify
 SELECT pg_notify($1, $2);
@@ -95,7 +119,7 @@ SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 ORDER BY j.enqueue_seq;
 
 -- name: jobs_of_tenant
-SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 ORDER BY j.enqueue_seq;
 
 -- name: history
@@ -108,7 +132,7 @@ SELECT l.tpos, e.data FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.tenant_id = $1 ORDER BY l.tpos;
 
 -- name: records
-SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash
+SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash, l.tpos
 FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
 

@@ -20,11 +20,18 @@ SELECT max(coalesce((SELECT max(seq) FROM events), 0),
        + 1;
 
 -- name: insert_event
-INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash)
-VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: load_job
 SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: tenant_job
+-- A job as its tenant sees it: with the tenant position of its enqueued event.
+SELECT jobs.state, events.tpos FROM jobs
+LEFT JOIN events ON events.tenant_id = jobs.tenant_id AND events.job_id = jobs.job_id
+            AND events.version = 1
+WHERE jobs.tenant_id = ?1 AND jobs.job_id = ?2;
 
 -- name: job_for_key
 SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
@@ -70,7 +77,7 @@ UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, s
 WHERE enqueue_seq = ?6 AND version = ?7;
 
 -- name: history
-SELECT seq, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
+SELECT tpos, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
 
 -- name: read_events
 SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
@@ -113,14 +120,50 @@ FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
 PRAGMA data_version;
 
 -- name: chain_head
-SELECT hash FROM chain_heads WHERE tenant_id = ?1;
+SELECT hash, tpos FROM chain_heads WHERE tenant_id = ?1;
 
 -- name: set_chain_head
-INSERT INTO chain_heads (tenant_id, seq, hash) VALUES (?1, ?2, ?3)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+INSERT INTO chain_heads (tenant_id, seq, hash, tpos) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (tenant_id) DO UPDATE
+SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
 
 -- name: unhashed_events
 SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: set_event_hash
 UPDATE events SET hash = ?1 WHERE seq = ?2;
+
+-- Archival (dogqueue/backend/sqlite/archive.py) ------------------------------------------
+
+-- name: archive_records
+SELECT seq, tenant_id, job_id, version, type, data, hash, tpos FROM events ORDER BY seq;
+
+-- name: archive_anchors
+SELECT seq, tenant_id, hash FROM chain_anchors ORDER BY seq;
+
+-- name: insert_event_row
+INSERT OR IGNORE INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- name: delete_job_events
+DELETE FROM events WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: delete_job
+DELETE FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
+
+-- name: delete_anchors
+DELETE FROM chain_anchors;
+
+-- name: insert_anchor
+INSERT OR REPLACE INTO chain_anchors (seq, tenant_id, hash) VALUES (?1, ?2, ?3);
+
+-- name: insert_archived_range
+INSERT INTO archived_ranges (first_seq, last_seq) VALUES (?1, ?2);
+
+-- name: insert_archive_cut
+INSERT INTO archive_cuts (archived_at, cut_before, archive, jobs, events, head_hash,
+                          archive_events, archive_digest)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- name: seq_hashes
+SELECT seq, hash FROM events ORDER BY seq;

@@ -10,6 +10,9 @@ stayed behind, and the moved jobs' final states.
 Idempotency keys: a job's key lives in the projection, which the archived job leaves.
 After archival, the key is free: enqueueing with it again creates a new job. Archival
 therefore ends the window in which a key deduplicates; choose `--before` accordingly.
+
+Archival writes, so it is SQLite's own tool (the command line calls it); the backends
+never import it, and both files are read back, and verified, through `SqliteLogReader`.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from dogqueue.audit.logfile import AQ, LogFile
-from dogqueue.audit.verify import seq_hash_digest
+from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.backend.sqlite.transaction import job_row
+from dogqueue.core.codec import decode_job
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
+from dogqueue.log.chain import seq_hash_digest
 
 
 @dataclass(frozen=True)
@@ -46,39 +50,73 @@ class _Item(NamedTuple):
     kind: str  # "keep", "move" or "anchor"
 
 
+def _open(path: str) -> sqlite3.Connection:
+    """A writable connection to a log file, at this version's schema."""
+    try:
+        conn = connect(path, "NORMAL")
+    except sqlite3.Error as error:
+        raise translate(error) from error
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def archive_before(
-    live: LogFile, target: str | os.PathLike[str], cut: datetime, now: datetime
+    live_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    cut: datetime,
+    now: datetime,
 ) -> ArchiveResult:
-    """Move every job that became terminal before `cut` from `live` to the archive file
-    `target` (created if missing; appended to otherwise)."""
+    """Move every job that became terminal before `cut` from the live log file to the
+    archive file `target` (created if missing; appended to otherwise)."""
     if cut.tzinfo is None:
         raise InvalidInput("before", "must be timezone-aware")
-    target_path = os.fspath(target)
-    if os.path.abspath(target_path) == os.path.abspath(live.path):
+    live, target_path = os.fspath(live_path), os.fspath(target)
+    if not os.path.exists(live):
+        raise InvalidInput("db", f"no such file: {live}")
+    if os.path.abspath(target_path) == os.path.abspath(live):
         raise InvalidInput("to", "the archive must be another file than the live log")
-    conn = live.conn
+    conn = _open(live)
+    try:
+        return _archive(conn, target_path, cut, now)
+    except sqlite3.Error as error:
+        raise translate(error) from error
+    finally:
+        conn.close()
+
+
+def _archive(
+    conn: sqlite3.Connection, target_path: str, cut: datetime, now: datetime
+) -> ArchiveResult:
     try:
         conn.execute("BEGIN IMMEDIATE")  # no writer may extend a chain while we cut
     except sqlite3.Error as error:
         raise StorageError(f"cannot lock the live log: {error}") from error
     try:
+        jobs = (decode_job(row[0]) for row in conn.execute(Q["all_jobs"]))
         moved = {
             (job.tenant_id, job.job_id): job
-            for job in live.jobs()
+            for job in jobs
             if job.status.is_terminal and job.finished_at is not None and job.finished_at < cut
         }
         if not moved:
             conn.execute("ROLLBACK")
             return ArchiveResult(jobs=0, events=0, archive=target_path)
-        with LogFile(target_path, create=True) as archive:
-            moved_seqs, live_anchors, head = _copy(live, archive, moved)
+        archive = _open(target_path)
+        try:
+            moved_seqs, live_anchors, head = _copy(conn, archive, moved)
             archive_count, digest = _fingerprint(archive)
+        finally:
+            archive.close()
         for tenant_id, job_id in moved:
-            conn.execute(AQ["delete_job_events"], (tenant_id, job_id))
-            conn.execute(AQ["delete_job"], (tenant_id, job_id))
-        conn.execute(AQ["delete_anchors"])
-        conn.executemany(AQ["insert_anchor"], live_anchors)
-        conn.executemany(AQ["insert_archived_range"], _runs(moved_seqs))
+            conn.execute(Q["delete_job_events"], (tenant_id, job_id))
+            conn.execute(Q["delete_job"], (tenant_id, job_id))
+        conn.execute(Q["delete_anchors"])
+        conn.executemany(Q["insert_anchor"], live_anchors)
+        conn.executemany(Q["insert_archived_range"], _runs(moved_seqs))
         cut_row = (
             to_micros(now),
             to_micros(cut),
@@ -89,19 +127,22 @@ def archive_before(
             archive_count,
             digest,
         )
-        conn.execute(AQ["insert_archive_cut"], cut_row)
+        conn.execute(Q["insert_archive_cut"], cut_row)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    with LogFile(target_path) as archive:
-        archive.conn.execute(AQ["insert_archive_cut"], cut_row)
+    archive = _open(target_path)
+    try:
+        archive.execute(Q["insert_archive_cut"], cut_row)
+    finally:
+        archive.close()
     return ArchiveResult(jobs=len(moved), events=len(moved_seqs), archive=target_path)
 
 
 def _copy(
-    live: LogFile, archive: LogFile, moved: dict[JobKey, JobInfo]
+    live: sqlite3.Connection, target: sqlite3.Connection, moved: dict[JobKey, JobInfo]
 ) -> tuple[list[int], list[tuple[int, str, bytes]], bytes]:
     """Copy the moved jobs' events, states and anchors into the archive (committed there
     first: a crash before the live commit leaves copies, never losses; copying again is
@@ -110,7 +151,6 @@ def _copy(
     moved_seqs: list[int] = []
     live_anchors: dict[int, tuple[str, bytes]] = {}
     head = b""
-    target = archive.conn
     target.execute("BEGIN IMMEDIATE")
     try:
         for seq, tenant_id, job_id, row, digest, is_anchor in _items(live):
@@ -119,9 +159,9 @@ def _copy(
                 continue
             previous = last.get(tenant_id)
             if (tenant_id, job_id) in moved:
-                target.execute(AQ["insert_event_row"], row)
+                target.execute(Q["insert_event_row"], row)
                 if previous is not None and previous.kind != "move":
-                    target.execute(AQ["insert_anchor"], (previous.seq, tenant_id, previous.hash))
+                    target.execute(Q["insert_anchor"], (previous.seq, tenant_id, previous.hash))
                 moved_seqs.append(seq)
                 head = digest
                 last[tenant_id] = _Item(seq, digest, "move")
@@ -146,21 +186,21 @@ def _copy(
 
 
 def _items(
-    live: LogFile,
+    live: sqlite3.Connection,
 ) -> Iterator[tuple[int, str, str, tuple[object, ...], bytes, bool]]:
     """The live log's events and anchors, merged in log order."""
-    anchors = live.anchors()
+    anchors = [(int(s), str(t), bytes(h)) for s, t, h in live.execute(Q["archive_anchors"])]
     index = 0
-    for record in live.records():
-        while index < len(anchors) and anchors[index].seq < record.seq:
-            anchor = anchors[index]
-            yield anchor.seq, anchor.tenant_id, "", (), anchor.hash, True
+    for row in live.execute(Q["archive_records"]):
+        seq, tenant_id, job_id, digest = int(row[0]), str(row[1]), str(row[2]), row[6]
+        while index < len(anchors) and anchors[index][0] < seq:
+            yield *anchors[index][:2], "", (), anchors[index][2], True
             index += 1
-        if record.hash is None:
-            raise StorageError(f"event {record.seq} has no chain hash; run `dogqueue verify`")
-        yield record.seq, record.tenant_id, record.job_id, tuple(record), record.hash, False
+        if digest is None:
+            raise StorageError(f"event {seq} has no chain hash; run `dogqueue verify`")
+        yield seq, tenant_id, job_id, tuple(row), bytes(digest), False
     for anchor in anchors[index:]:
-        yield anchor.seq, anchor.tenant_id, "", (), anchor.hash, True
+        yield *anchor[:2], "", (), anchor[2], True
 
 
 def _archived_row(job: JobInfo) -> tuple[object, ...]:
@@ -171,8 +211,8 @@ def _archived_row(job: JobInfo) -> tuple[object, ...]:
     return tuple(row)
 
 
-def _fingerprint(archive: LogFile) -> tuple[int, bytes]:
-    rows = [(int(seq), bytes(h)) for seq, h in archive.conn.execute(AQ["seq_hashes"])]
+def _fingerprint(archive: sqlite3.Connection) -> tuple[int, bytes]:
+    rows = [(int(seq), bytes(h)) for seq, h in archive.execute(Q["seq_hashes"])]
     return len(rows), seq_hash_digest(rows)
 
 

@@ -1,0 +1,102 @@
+"""Opening a queue from one string: a SQLite file path or a PostgreSQL URL.
+
+`open_backend(db)` gives the backend to run a queue on; `open_log(db)` gives its log,
+read-only, for the audit tools. Both do no I/O until first used (a SQLite log must exist).
+A `postgresql://` or `postgres://` URL may carry `schema=NAME` among its query
+parameters: it selects the queue's schema and is not passed to the server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dogqueue.backend.contract import Backend
+from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.log.reader import LogReader
+
+if TYPE_CHECKING:
+    from dogqueue.backend.sqlite.backend import SqliteBackend
+
+#: The environment variable the command line reads when `--db` is not given.
+DB_ENV = "DOGQUEUE_DB"
+#: URL schemes that name a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres_url(db: str) -> bool:
+    """True when `db` is a PostgreSQL URL rather than a file path."""
+    return urlsplit(db).scheme.lower() in POSTGRES_SCHEMES
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """The URL without its `schema=NAME` query parameter, and that name (if any)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    if len(schemas) > 1:
+        raise InvalidInput("db", "the URL names more than one schema")
+    if schemas and not schemas[0]:
+        raise InvalidInput("db", "the URL's schema= parameter is empty")
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), (schemas[0] if schemas else None)
+
+
+def _check(db: object) -> str:
+    if not isinstance(db, (str, os.PathLike)):
+        raise InvalidInput("db", "must be a SQLite file path or a postgresql:// URL")
+    text = os.fspath(db)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("db", "must be a SQLite file path or a postgresql:// URL")
+    return text
+
+
+def _postgres_module(url: str) -> Any:
+    try:
+        # Imported by name: the PostgreSQL backend and its driver are optional.
+        return importlib.import_module("dogqueue.backend.postgres")
+    except ImportError as error:
+        raise StorageError(
+            f"cannot open {urlsplit(url).scheme}:// URLs: the PostgreSQL backend is not"
+            f" available ({error}); install dogqueue[postgres]"
+        ) from error
+
+
+def _postgres(url: str, **kwargs: Any) -> Backend:
+    postgres = _postgres_module(url)
+    dsn, schema = split_schema(url)
+    if schema is not None:
+        kwargs["schema"] = schema
+    backend: Backend = postgres.PostgresBackend(dsn, **kwargs)
+    return backend
+
+
+def open_backend(db: str | os.PathLike[str], **kwargs: Any) -> Backend:
+    """The backend for `db` (a SQLite path, created if missing, or a PostgreSQL URL),
+    unopened; `kwargs` go to its constructor (config, clock, ...)."""
+    text = _check(db)
+    if is_postgres_url(text):
+        return _postgres(text, **kwargs)
+    return _sqlite(text, **kwargs)
+
+
+def _sqlite(path: str, **kwargs: Any) -> SqliteBackend:
+    from dogqueue.backend.sqlite import SqliteBackend
+
+    return SqliteBackend(path, **kwargs)
+
+
+def open_log(db: str | os.PathLike[str]) -> LogReader:
+    """The log of `db`, read-only (never migrated or written). A SQLite file must exist.
+    Close it with `await log.close()`."""
+    text = _check(db)
+    if is_postgres_url(text):
+        postgres = _postgres_module(text)
+        dsn, schema = split_schema(text)
+        reader: LogReader = postgres.PostgresLog(dsn=dsn, schema=schema or "dogqueue")
+        return reader
+    from dogqueue.backend.sqlite.log import SqliteLogReader
+
+    return SqliteLogReader(text)

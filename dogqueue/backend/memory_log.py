@@ -1,0 +1,117 @@
+"""The memory backend's log, read in place: its stored bytes, hashes and chain heads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+from dogqueue.core.codec import decode_event
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, in_tenant_positions
+
+if TYPE_CHECKING:
+    from dogqueue.backend.memory import MemoryStore, StoredEvent
+
+
+class _Frozen(NamedTuple):
+    length: int
+    jobs: dict[JobKey, JobInfo]
+    heads: dict[str, tuple[int, bytes, int]]
+
+
+class MemoryLogReader:
+    """A memory backend's log. Reads see the store as it is at each call, or as it was
+    when `snapshot()` was entered."""
+
+    def __init__(self, store: Callable[[], MemoryStore]) -> None:
+        self._store = store
+        self._frozen: _Frozen | None = None
+
+    def _view(self) -> _Frozen:
+        if self._frozen is not None:
+            return self._frozen
+        store = self._store()
+        return _Frozen(len(store.log), store.jobs, store.chain_heads)
+
+    def _log(self) -> list[StoredEvent]:
+        return self._store().log[: self._view().length]
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Every read inside sees the log as it was on entry."""
+        store = self._store()
+        outer = self._frozen
+        if outer is None:
+            self._frozen = _Frozen(len(store.log), dict(store.jobs), dict(store.chain_heads))
+        try:
+            yield
+        finally:
+            self._frozen = outer
+
+    async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
+        """Stored events with position > `after`, in position order."""
+        end = None if limit is None else max(after, 0) + limit
+        return [
+            LogRecord(e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data, e.hash, e.tpos)
+            for e in self._log()[max(after, 0) : end]
+        ]
+
+    async def unsealed(self) -> list[LogRecord]:
+        """Always empty: every event has its position once appended."""
+        return []
+
+    async def last_position(self) -> int:
+        """The highest position given so far."""
+        return self._view().length
+
+    async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
+        """Decoded events with position > `after`; `seq` is the log position."""
+        return [decode_event(r.data, r.seq) for r in await self.records(after=after, limit=limit)]
+
+    async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
+        """The tenant's events in log order, `seq` = tenant position."""
+        return [decode_event(e.data, e.tpos) for e in self._log() if e.tenant_id == tenant_id]
+
+    async def history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
+        """The job's events in log order, `seq` = tenant position."""
+        log = self._log()
+        seqs = self._store().histories.get((tenant_id, job_id), [])
+        return [decode_event(log[s - 1].data, log[s - 1].tpos) for s in seqs if s <= len(log)]
+
+    async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
+        """The projection in enqueue order (one tenant's in its tenant positions)."""
+        ordered = sorted(self._view().jobs.values(), key=lambda job: job.enqueue_seq)
+        if tenant_id is None:
+            return ordered
+        log = self._log()
+        return [
+            in_tenant_positions(job, log[job.enqueue_seq - 1].tpos)
+            for job in ordered
+            if job.tenant_id == tenant_id
+        ]
+
+    async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
+        """Each tenant's chain head: (position, hash)."""
+        return {tenant: (seq, digest) for tenant, (seq, digest, _) in self._view().heads.items()}
+
+    async def anchors(self) -> list[Anchor]:
+        """None: the memory backend does not archive."""
+        return []
+
+    async def archived_ranges(self) -> list[tuple[int, int]]:
+        """None: the memory backend does not archive."""
+        return []
+
+    async def archive_cuts(self) -> list[ArchiveCut]:
+        """None: the memory backend does not archive."""
+        return []
+
+    async def integrity_problems(self) -> list[str]:
+        """None: there is no storage layer to check."""
+        return []
+
+    async def close(self) -> None:
+        """Nothing to release."""

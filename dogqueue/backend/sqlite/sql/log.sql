@@ -1,0 +1,87 @@
+-- Every statement the read-only log reader runs, by name. Loaded by log.py.
+-- Logs of earlier schema versions are read as they are: a `_v1` or `_v2` variant stands
+-- in where a column is missing (no `hash` before version 2, no `tpos` before 3; tenant
+-- positions are then numbered on the fly, as migration 0003 would).
+
+-- name: schema_version
+SELECT version FROM schema_version WHERE id = 1;
+
+-- name: has_schema_version
+SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
+
+-- name: records
+-- Cast: a tampered row may hold text where bytes belong; the verifier must still read it.
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS BLOB), tpos
+FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: records_v2
+-- Tenant positions are counted by the reader (see tenant_counts).
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), CAST(hash AS BLOB)
+FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: records_v1
+SELECT seq, tenant_id, job_id, version, type, CAST(data AS BLOB), NULL
+FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: tenant_counts
+SELECT tenant_id, count(*) FROM events WHERE seq <= ?1 GROUP BY tenant_id;
+
+-- name: events
+SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
+
+-- name: last_position
+-- Positions moved out by archival count: they were given.
+SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+           coalesce((SELECT max(last_seq) FROM archived_ranges), 0));
+
+-- name: last_position_v1
+SELECT coalesce(max(seq), 0) FROM events;
+
+-- name: tenant_events
+SELECT tpos, data FROM events WHERE tenant_id = ?1 ORDER BY seq;
+
+-- name: tenant_events_v2
+SELECT row_number() OVER (ORDER BY seq), data FROM events WHERE tenant_id = ?1 ORDER BY seq;
+
+-- name: history
+SELECT tpos, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
+
+-- name: history_v2
+SELECT tpos, data FROM (
+    SELECT job_id, version, row_number() OVER (ORDER BY seq) AS tpos, data
+    FROM events WHERE tenant_id = ?1)
+WHERE job_id = ?2 ORDER BY version;
+
+-- name: all_jobs
+SELECT state FROM jobs ORDER BY enqueue_seq;
+
+-- name: jobs_of_tenant
+-- The tenant's view: each job with the tenant position of its enqueued event.
+SELECT jobs.state, events.tpos FROM jobs
+LEFT JOIN events ON events.tenant_id = jobs.tenant_id AND events.job_id = jobs.job_id
+                 AND events.version = 1
+WHERE jobs.tenant_id = ?1 ORDER BY jobs.enqueue_seq;
+
+-- name: jobs_of_tenant_v2
+SELECT jobs.state, numbered.tpos FROM jobs
+LEFT JOIN (SELECT job_id, version, row_number() OVER (ORDER BY seq) AS tpos
+           FROM events WHERE tenant_id = ?1) AS numbered
+       ON numbered.job_id = jobs.job_id AND numbered.version = 1
+WHERE jobs.tenant_id = ?1 ORDER BY jobs.enqueue_seq;
+
+-- name: chain_heads
+SELECT tenant_id, seq, hash FROM chain_heads ORDER BY tenant_id;
+
+-- name: chain_anchors
+SELECT seq, tenant_id, hash FROM chain_anchors ORDER BY seq;
+
+-- name: archived_ranges
+SELECT first_seq, last_seq FROM archived_ranges ORDER BY first_seq;
+
+-- name: archive_cuts
+SELECT id, archived_at, cut_before, archive, jobs, events, head_hash, archive_events,
+       archive_digest
+FROM archive_cuts ORDER BY id;
+
+-- name: integrity_check
+PRAGMA integrity_check;

@@ -1,0 +1,160 @@
+"""The JobBrowser of a SQLite log: indexed, keyset-paged reads on its own read-only
+connection, run in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import threading
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from dogqueue.backend.sqlite.connection import connect, translate
+from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
+from dogqueue.core.codec import decode_job
+from dogqueue.core.job import JobInfo
+from dogqueue.core.status import JobStatus
+from dogqueue.web.browser import (
+    JobFilter,
+    JobPage,
+    TenantSummary,
+    check_page,
+    page_of,
+    parse_cursor,
+)
+
+#: Matches read per search query: a search shows the newest of at most these.
+SEARCH_LIMIT = 2_000
+_NO_CURSOR = 2**63 - 1
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def _load_queries() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("sqlite_browser.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+Q = _load_queries()
+
+
+class SqliteBrowser:
+    """A JobBrowser on the SQLite log at `path` (opened read-only on first use)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection; the next read opens a new one."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    async def _rows(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
+        return await asyncio.to_thread(self._rows_now, name, params)
+
+    def _rows_now(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = connect(self.path, "NORMAL", read_only=True)
+                return self._conn.execute(Q[name], params).fetchall()
+            except sqlite3.Error as error:
+                raise translate(error) from error
+
+    async def tenants(self) -> list[str]:
+        """Every tenant that has jobs."""
+        return [row[0] for row in await self._rows("tenants", ())]
+
+    async def list_jobs(
+        self, tenant_id: str | None, filters: JobFilter, cursor: str | None, limit: int
+    ) -> JobPage:
+        """Jobs matching `filters`, newest first (by enqueue order), after `cursor`."""
+        check_page(limit)
+        before = parse_cursor(cursor)
+        before = _NO_CURSOR if before is None else before
+        tenants = [tenant_id] if tenant_id is not None else await self.tenants()
+        found: dict[int, JobInfo] = {}
+        for tenant in tenants:
+            if filters.search:
+                rows = await self._search(tenant, filters.search, before)
+            else:
+                rows = await self._by_status(tenant, filters, before, limit + 1)
+            for seq, state in rows:
+                job = decode_job(state)
+                if filters.matches(job):
+                    found[seq] = job
+        newest = sorted(found, reverse=True)[: limit + 1]
+        return page_of([found[seq] for seq in newest], limit)
+
+    async def _by_status(
+        self, tenant: str, filters: JobFilter, before: int, limit: int
+    ) -> list[Any]:
+        low, high = filters.id_range
+        rows: list[Any] = []
+        for status in sorted(filters.statuses or JobStatus):
+            rows += await self._rows(
+                "page_of_status",
+                {
+                    "tenant": tenant,
+                    "status": status.value,
+                    "before": before,
+                    "job_type": filters.job_type,
+                    "queue": filters.queue,
+                    "low": low,
+                    "high": high,
+                    "limit": limit,
+                },
+            )
+        return rows
+
+    async def _search(self, tenant: str, prefix: str, before: int) -> list[Any]:
+        params = {
+            "tenant": tenant,
+            "prefix": prefix,
+            "prefix_end": prefix + "\U0010ffff",
+            "before": before,
+            "limit": SEARCH_LIMIT,
+        }
+        return await self._rows("search_ids", params) + await self._rows("search_keys", params)
+
+    async def tenant_overview(self, now: datetime) -> list[TenantSummary]:
+        """Every tenant that has jobs, by tenant id."""
+        summaries = []
+        for tenant in await self.tenants():
+            counts = {
+                JobStatus(status): count for status, count in await self._rows("counts", (tenant,))
+            }
+            [(ready, oldest)] = await self._rows("ready", (tenant, to_micros(now)))
+            summaries.append(
+                TenantSummary(
+                    tenant_id=tenant,
+                    counts=counts,
+                    ready=ready,
+                    scheduled=counts.get(JobStatus.ENQUEUED, 0) - ready,
+                    oldest_ready_at=None if oldest is None else from_micros(oldest),
+                )
+            )
+        return summaries
+
+    async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
+        """How many ready jobs of the job's tenant and queue would be leased before it."""
+        [(count,)] = await self._rows(
+            "jobs_ahead",
+            {
+                "tenant": job.tenant_id,
+                "queue": job.message.queue,
+                "now": to_micros(now),
+                "job_id": job.job_id,
+                "priority": int(job.message.priority),
+                "run_at": to_micros(job.run_at),
+                "seq": job.enqueue_seq,
+            },
+        )
+        return int(count)

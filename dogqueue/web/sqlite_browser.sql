@@ -1,0 +1,56 @@
+-- The dashboard's reads on a SQLite log, by name. Loaded once by sqlite_browser.py.
+
+-- name: tenants
+-- Every tenant with jobs, one index seek each (a loose scan of jobs_by_id).
+WITH RECURSIVE tenants (tenant_id) AS (
+    SELECT min(tenant_id) FROM jobs
+    UNION ALL
+    SELECT (SELECT min(tenant_id) FROM jobs WHERE tenant_id > tenants.tenant_id)
+    FROM tenants WHERE tenants.tenant_id IS NOT NULL
+)
+SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL;
+
+-- name: page_of_status
+-- One tenant's jobs of one status before a cursor, newest first: a range of
+-- jobs_by_status read backwards; the other filters are checked on the rows read.
+SELECT enqueue_seq, state FROM jobs
+WHERE tenant_id = :tenant AND status = :status AND enqueue_seq < :before
+  AND (:job_type IS NULL OR job_type = :job_type)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:low IS NULL OR job_id >= :low)
+  AND (:high IS NULL OR job_id < :high)
+ORDER BY enqueue_seq DESC
+LIMIT :limit;
+
+-- name: search_ids
+-- Jobs whose id starts with :prefix (a range of jobs_by_id).
+SELECT enqueue_seq, state FROM jobs
+WHERE tenant_id = :tenant AND job_id >= :prefix AND job_id < :prefix_end
+  AND enqueue_seq < :before
+ORDER BY job_id DESC
+LIMIT :limit;
+
+-- name: search_keys
+-- Jobs whose idempotency key starts with :prefix (a range of jobs_by_idempotency_key).
+SELECT enqueue_seq, state FROM jobs
+WHERE tenant_id = :tenant AND idempotency_key IS NOT NULL
+  AND idempotency_key >= :prefix AND idempotency_key < :prefix_end
+  AND enqueue_seq < :before
+ORDER BY idempotency_key DESC
+LIMIT :limit;
+
+-- name: counts
+SELECT status, count(*) FROM jobs WHERE tenant_id = ?1 GROUP BY status;
+
+-- name: ready
+SELECT count(*), min(run_at) FROM jobs
+WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2;
+
+-- name: jobs_ahead
+-- Ready jobs of the same tenant and queue that dequeue order puts first.
+SELECT count(*) FROM jobs
+WHERE tenant_id = :tenant AND queue = :queue AND status = 'enqueued' AND run_at <= :now
+  AND job_id != :job_id
+  AND (priority > :priority
+       OR (priority = :priority
+           AND (run_at < :run_at OR (run_at = :run_at AND enqueue_seq < :seq))));

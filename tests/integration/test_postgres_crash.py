@@ -1,0 +1,95 @@
+"""Worker processes on one PostgreSQL queue, SIGKILLed while work remains: no job lost,
+none completed twice, re-executions bounded by kills x concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dogqueue import Completed, JobStatus, QueueCtx, rebuild
+from dogqueue.backend.postgres import PostgresBackend
+from dogqueue.backend.postgres.backend import default_dsn
+from tests.runtime.crash_app import CRASH_CONFIG
+from tests.runtime.test_worker_crash import _message
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = 3_000
+TENANTS = [f"tenant-{i}" for i in range(4)]
+WORKERS = 4
+CONCURRENCY = 8
+KILLS = 12
+
+
+def start_worker(schema: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DOGQUEUE_CRASH_LOG_DIR=str(log_dir))
+    env["DOGQUEUE_CRASH_JOB_SECONDS"] = "0.3"  # so that the kills find work remaining
+    command = [sys.executable, "-m", "tests.integration.pg_worker", schema, str(CONCURRENCY)]
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+async def test_killed_workers_on_postgresql_lose_nothing(pg_schema: str, tmp_path: Path) -> None:
+    log_dir = tmp_path / "executions"
+    log_dir.mkdir()
+    rng = random.Random()
+    async with PostgresBackend(default_dsn(), schema=pg_schema, config=CRASH_CONFIG) as backend:
+        for index, tenant in enumerate(TENANTS):
+            keys = [f"{tenant}:{n}" for n in range(index, JOBS, len(TENANTS))]
+            await backend.enqueue_many(QueueCtx(tenant), [_message(key) for key in keys])
+        workers = [start_worker(pg_schema, log_dir) for _ in range(WORKERS)]
+        kills = 0
+        try:
+            while kills < KILLS:
+                await asyncio.sleep(rng.uniform(0.3, 1.0))
+                if await _all_terminal(backend, once=True):
+                    break  # the work ran out before the kills did
+                victim = workers.pop(rng.randrange(len(workers)))
+                victim.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(victim.communicate)
+                kills += 1
+                workers.append(start_worker(pg_schema, log_dir))
+            await asyncio.wait_for(_all_terminal(backend), 180)
+        finally:
+            for process in workers:
+                process.send_signal(signal.SIGTERM)
+            outputs = [
+                (await asyncio.to_thread(process.communicate, None, 60))[1].decode()
+                for process in workers
+            ]
+        assert not any("Traceback" in output for output in outputs), outputs
+        jobs = await backend.projected_jobs()
+        events = await backend.read_events()
+
+    assert len(jobs) == JOBS
+    assert {job.status for job in jobs.values()} == {JobStatus.COMPLETED}
+    completed = Counter(e.job_id for e in events if isinstance(e, Completed))
+    assert set(completed) == {job_id for _, job_id in jobs}
+    assert set(completed.values()) == {1}
+    executions: Counter[str] = Counter()
+    for file in log_dir.iterdir():
+        executions.update(file.read_text().split())
+    assert len(executions) == JOBS
+    extra = sum(count - 1 for count in executions.values())
+    assert kills > 0
+    print(f"postgres crash test: {JOBS} jobs, {kills} kills, {extra} extra executions")
+    assert extra <= kills * CONCURRENCY, f"{extra} extra executions after {kills} kills"
+    assert rebuild(events) == jobs
+
+
+async def _all_terminal(backend: PostgresBackend, *, once: bool = False) -> bool:
+    terminal = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED}
+    while True:
+        jobs = await backend.projected_jobs()
+        if all(job.status in terminal for job in jobs.values()):
+            return True
+        if once:
+            return False
+        await asyncio.sleep(0.2)

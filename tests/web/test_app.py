@@ -1,0 +1,189 @@
+"""The dashboard over HTTP (in-process ASGI): tokens, tenant scoping, CSRF, escaping and
+actions recorded with who made them. The real-browser tests are in test_chromium.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.memory import MemoryBackend
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.core.events import Canceled, Requeued
+from dogqueue.core.message import QueueCtx
+from dogqueue.core.status import JobStatus
+from dogqueue.web import TokenStore, create_app
+from tests.web.workload import (
+    ACME_TOKEN,
+    ADMIN_TOKEN,
+    GLOBEX_TOKEN,
+    HOSTILE,
+    TOKENS_TEXT,
+    Workload,
+    populate,
+)
+
+BASE = "http://127.0.0.1:8080"
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def queue(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[EngineBackend, Workload]]:
+    """Every built-in backend: SQLite lists through SqliteBrowser, memory through the
+    projection."""
+    backend: EngineBackend = (
+        SqliteBackend(tmp_path / "queue.db") if request.param == "sqlite" else MemoryBackend()
+    )
+    async with backend:
+        yield backend, await populate(backend)
+
+
+def client(backend: EngineBackend, token: str | None = None) -> httpx.AsyncClient:
+    app = create_app(backend, TokenStore.parse(TOKENS_TEXT))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers)
+
+
+def same_page(html: str) -> str:
+    """The page without its per-response script nonce."""
+    return re.sub(r'nonce="[^"]+"', "", html)
+
+
+def job_url(tenant: str, job_id: str) -> str:
+    return f"/tenants/{tenant}/jobs/{job_id}"
+
+
+async def login(http: httpx.AsyncClient, token: str) -> str:
+    """Log in through the form; return the session's CSRF token from a page."""
+    answer = await http.post("/login", data={"token": token}, headers={"Origin": BASE})
+    assert answer.status_code == 303
+    page = await http.get("/jobs")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_no_token_is_401_and_a_wrong_token_too(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    for token in (None, "not-a-valid-token-at-all"):
+        async with client(backend, token) as http:
+            for path in ("/", "/jobs", job_url("acme", jobs.acme_dead), "/partials/overview"):
+                answer = await http.get(path)
+                assert answer.status_code == 401, path
+                assert "Log in" in answer.text
+
+
+async def test_tenant_token_sees_only_its_tenant_and_others_jobs_are_404_like_unknown(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    async with client(backend, ACME_TOKEN) as http:
+        own = await http.get(job_url("acme", jobs.acme_dead))
+        assert own.status_code == 200
+        other = await http.get(job_url("globex", jobs.globex_waiting))
+        unknown = await http.get(job_url("acme", "00000000-0000-7000-8000-000000000000"))
+        unknown_tenant = await http.get(job_url("nobody", jobs.globex_waiting))
+        assert other.status_code == unknown.status_code == unknown_tenant.status_code == 404
+        assert same_page(other.text) == same_page(unknown.text) == same_page(unknown_tenant.text)
+        # nor can it reach the job through its own tenant's path
+        assert (await http.get(job_url("acme", jobs.globex_waiting))).status_code == 404
+        listing = await http.get("/jobs")
+        assert jobs.acme_waiting in listing.text and jobs.globex_waiting not in listing.text
+        assert (await http.get("/tenants/globex/jobs")).status_code == 404
+        overview = await http.get("/")
+        assert 'data-tenant="acme"' in overview.text
+        assert 'data-tenant="globex"' not in overview.text
+        cancel = await http.post(job_url("globex", jobs.globex_waiting) + "/cancel")
+        assert cancel.status_code == 404
+    status = await backend.get_status(QueueCtx("globex"), jobs.globex_waiting)
+    assert status is JobStatus.ENQUEUED
+    async with client(backend, ADMIN_TOKEN) as http:
+        listing = await http.get("/jobs")
+        assert jobs.acme_waiting in listing.text and jobs.globex_waiting in listing.text
+
+
+async def test_stored_html_and_terminal_escapes_are_shown_as_text(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    async with client(backend, ADMIN_TOKEN) as http:
+        for path in (job_url("acme", jobs.acme_dead), "/jobs?status=failed"):
+            page = (await http.get(path)).text
+            assert "<script>window" not in page and "<img src=x" not in page
+            assert "\x1b" not in page and "\x07" not in page
+            assert "&lt;script&gt;" in page and "\\x1b[31m" in page
+        answer = await http.get(job_url("acme", jobs.acme_dead))
+        assert "script-src 'nonce-" in answer.headers["content-security-policy"]
+    assert HOSTILE not in page
+
+
+async def test_browser_posts_need_the_csrf_token_and_same_origin(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    url = job_url("acme", jobs.acme_waiting) + "/cancel"
+    async with client(backend) as http:
+        csrf = await login(http, ADMIN_TOKEN)
+        assert (await http.post(url, data={})).status_code == 403
+        assert (await http.post(url, data={"csrf": "forged"})).status_code == 403
+        evil = {"Origin": "http://evil.example"}
+        assert (await http.post(url, data={"csrf": csrf}, headers=evil)).status_code == 403
+        assert await backend.get_status(QueueCtx("acme"), jobs.acme_waiting) is (JobStatus.ENQUEUED)
+        answer = await http.post(url, data={"csrf": csrf}, headers={"Origin": BASE})
+        assert answer.status_code == 303
+    history = await backend.history(QueueCtx("acme"), jobs.acme_waiting)
+    assert isinstance(history[-1], Canceled) and history[-1].actor == "web:ops"
+
+
+async def test_session_cookie_is_http_only_strict_and_the_token_never_in_a_url(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, _ = queue
+    async with client(backend) as http:
+        answer = await http.post("/login", data={"token": ADMIN_TOKEN})
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert ADMIN_TOKEN not in answer.headers["set-cookie"]
+        assert ADMIN_TOKEN not in answer.headers["location"]
+        page = await http.get("/")
+        assert ADMIN_TOKEN not in page.text
+
+
+async def test_retry_and_requeue_by_filter_are_recorded_with_the_actor(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    acme = QueueCtx("acme")
+    async with client(backend, ACME_TOKEN) as http:
+        await http.post(job_url("acme", jobs.acme_waiting) + "/cancel")
+        answer = await http.post("/tenants/acme/requeue", data={"type": "email"})
+        assert answer.status_code == 303 and "requeued+1+jobs" in answer.headers["location"]
+        assert await backend.get_status(acme, jobs.acme_dead) is JobStatus.FAILED
+        answer = await http.post(job_url("acme", jobs.acme_dead) + "/retry")
+        assert answer.status_code == 303
+    for job_id in (jobs.acme_waiting, jobs.acme_dead):
+        last = (await backend.history(acme, job_id))[-1]
+        assert isinstance(last, Requeued) and last.actor == "web:acme-ops"
+    assert await backend.get_status(acme, jobs.acme_done) is JobStatus.COMPLETED
+
+
+async def test_job_page_shows_timeline_explain_payload_and_result(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    async with client(backend, GLOBEX_TOKEN) as http:
+        page = (await http.get(job_url("globex", jobs.globex_waiting))).text
+        assert "event-enqueued" in page and 'id="explain"' in page and "ready" in page
+    async with client(backend, ADMIN_TOKEN) as http:
+        page = (await http.get(job_url("acme", jobs.acme_done))).text
+        assert 'id="result"' in page and "&#34;ok&#34;" in page
+        assert "event-leased" in page and "event-completed" in page
+        listing = (await http.get("/tenants/acme/jobs?q=order-")).text
+        assert jobs.acme_dead in listing and jobs.acme_done not in listing

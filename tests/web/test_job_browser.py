@@ -1,0 +1,161 @@
+"""The dashboard's list reads: the SQLite JobBrowser gives exactly what the reference
+(ProjectionBrowser, a filter over the projection) gives, page by page, and its queries
+walk indexes in order instead of scanning or sorting the jobs table."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.core.errors import InvalidInput
+from dogqueue.core.job import JobInfo
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.status import JobStatus
+from dogqueue.web.browser import JobBrowser, JobFilter, ProjectionBrowser, summarize
+from dogqueue.web.sqlite_browser import Q, SqliteBrowser
+
+TENANTS = ("acme", "globex", "initech")
+
+
+async def _fill(backend: SqliteBackend, seed: int) -> None:
+    draw = random.Random(seed)
+    for n in range(180):
+        ctx = QueueCtx(draw.choice(TENANTS))
+        await backend.enqueue(
+            ctx,
+            JobMessage(
+                job_type=draw.choice(("email", "resize")),
+                payload_bytes=b"{}",
+                queue=draw.choice(("default", "bulk")),
+                max_retries=0,
+                idempotency_key=f"order-{n}" if draw.random() < 0.3 else None,
+            ),
+        )
+    for tenant in TENANTS:
+        ctx = QueueCtx(tenant)
+        for lease in await backend.dequeue_many(ctx, ["default", "bulk"], 30):
+            match draw.randrange(4):
+                case 0:
+                    await backend.ack_complete(ctx, lease)
+                case 1:
+                    await backend.ack_fail(ctx, lease, "boom", retry=False)
+                case 2:
+                    await backend.cancel_job(ctx, lease.job_id)
+                case _:
+                    pass  # stays leased
+
+
+async def _all_pages(
+    browser: JobBrowser, tenant: str | None, filters: JobFilter, size: int
+) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = await browser.list_jobs(tenant, filters, cursor, size)
+        assert len(page.jobs) <= size
+        ids += [job.job_id for job in page.jobs]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def _filters(jobs: list[JobInfo]) -> list[JobFilter]:
+    created = sorted(job.job_id for job in jobs)
+    middle = datetime.fromtimestamp(
+        int(created[len(created) // 2][:13].replace("-", ""), 16) / 1000, UTC
+    )
+    return [
+        JobFilter(),
+        JobFilter(statuses=frozenset({JobStatus.FAILED})),
+        JobFilter(statuses=frozenset({JobStatus.ENQUEUED, JobStatus.CANCELED})),
+        JobFilter(job_type="email", queue="bulk"),
+        JobFilter(statuses=frozenset({JobStatus.LEASED}), job_type="resize"),
+        JobFilter(created_after=middle),
+        JobFilter(created_before=middle, queue="default"),
+        JobFilter(search="order-1"),
+        JobFilter(search=jobs[7].job_id[:10]),
+        JobFilter(search="no-such-prefix"),
+    ]
+
+
+async def test_sqlite_browser_pages_equal_the_reference(tmp_path: Path) -> None:
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        await _fill(backend, seed=7)
+        reference, fast = ProjectionBrowser(backend), SqliteBrowser(backend.path)
+        jobs = list((await backend.projected_jobs()).values())
+        for filters in _filters(jobs):
+            for tenant in (None, *TENANTS, "nobody"):
+                expected = await _all_pages(reference, tenant, filters, 500)
+                assert expected == [
+                    job.job_id
+                    for job in sorted(jobs, key=lambda j: -j.enqueue_seq)
+                    if (tenant is None or job.tenant_id == tenant) and filters.matches(job)
+                ]
+                for size in (1, 7, 50):
+                    assert await _all_pages(fast, tenant, filters, size) == expected, (
+                        filters,
+                        tenant,
+                        size,
+                    )
+        now = backend.now() + timedelta(seconds=1)
+        assert await fast.tenant_overview(now) == await reference.tenant_overview(now)
+        assert await fast.tenant_overview(now) == summarize(jobs, now)
+        for job in jobs:
+            if job.status is JobStatus.ENQUEUED:
+                assert await fast.jobs_ahead(job, now) == await reference.jobs_ahead(job, now)
+        fast.close()
+
+
+async def test_bad_cursor_and_page_size_are_refused(tmp_path: Path) -> None:
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        for browser in (ProjectionBrowser(backend), SqliteBrowser(backend.path)):
+            with pytest.raises(InvalidInput, match="cursor"):
+                await browser.list_jobs(None, JobFilter(), "1; DROP TABLE jobs", 10)
+            for limit in (0, 501):
+                with pytest.raises(InvalidInput, match="limit"):
+                    await browser.list_jobs(None, JobFilter(), None, limit)
+    with pytest.raises(InvalidInput, match="created_after"):
+        JobFilter(created_after=datetime(2030, 1, 1))
+
+
+def _plan(
+    conn: sqlite3.Connection, name: str, params: dict[str, object] | tuple[object, ...]
+) -> str:
+    rows = conn.execute("EXPLAIN QUERY PLAN " + Q[name], params).fetchall()
+    return " | ".join(row[-1] for row in rows)
+
+
+async def test_list_queries_walk_an_index_without_sorting(tmp_path: Path) -> None:
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        await _fill(backend, seed=1)
+    conn = sqlite3.connect(tmp_path / "q.db")
+    conn.execute("ANALYZE")
+    page = {
+        "tenant": "acme",
+        "status": "failed",
+        "before": 2**62,
+        "job_type": None,
+        "queue": None,
+        "low": None,
+        "high": None,
+        "limit": 51,
+    }
+    plan = _plan(conn, "page_of_status", page)
+    assert "USING INDEX jobs_by_status" in plan and "TEMP B-TREE" not in plan, plan
+    search = {
+        "tenant": "acme",
+        "prefix": "order",
+        "prefix_end": "order\U0010ffff",
+        "before": 2**62,
+        "limit": 10,
+    }
+    assert "jobs_by_id" in _plan(conn, "search_ids", search)
+    assert "jobs_by_idempotency_key" in _plan(conn, "search_keys", search)
+    assert "SCAN jobs" not in _plan(conn, "tenants", ())
+    assert "USING COVERING INDEX jobs_by_status" in _plan(conn, "counts", ("acme",))
+    conn.close()
