@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from dogqueue.testing import default_factories, load_factory, load_profile
+from dogqueue.testing import (
+    BackendFactory,
+    MemoryFactory,
+    default_factories,
+    load_factory,
+    load_profile,
+)
 
 load_profile()
 
@@ -26,3 +32,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = metafunc.config.getoption("--dogqueue-backend")
     factories = {spec: load_factory(spec)} if spec else default_factories()
     metafunc.parametrize("backend_factory", list(factories.values()), ids=list(factories))
+
+
+@pytest.fixture
+def mutant_base(request: pytest.FixtureRequest) -> BackendFactory:
+    """The correct backend the generated broken backends wrap: the one named by
+    --dogqueue-backend, else the memory backend (the fastest)."""
+    spec = request.config.getoption("--dogqueue-backend")
+    return load_factory(spec) if spec else MemoryFactory()

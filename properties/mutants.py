@@ -33,6 +33,8 @@ class CanceledCanComplete(MemoryBackend):
     async def ack_complete(
         self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None
     ) -> None:
+        if not isinstance(lease, LeasedJob):
+            return await super().ack_complete(ctx, lease, result)
         job = await self.get_job(ctx, lease.job_id)
         if job.status is not JobStatus.CANCELED:
             return await super().ack_complete(ctx, lease, result)
@@ -64,6 +66,8 @@ class StaleTokenAccepted(MemoryBackend):
     """Fencing broken: any token of a leased job is taken to be the current one."""
 
     async def _fresh(self, ctx: QueueCtx, lease: LeasedJob) -> LeasedJob:
+        if not isinstance(lease, LeasedJob):
+            return lease
         try:
             job = await self.get_job(ctx, lease.job_id)
         except JobNotFound:

@@ -86,8 +86,10 @@ class EngineBackend(abc.ABC):
             self._opened = True
 
     async def close(self) -> None:
-        """Release storage; idempotent."""
+        """Release storage; idempotent. Calls made from now on, and calls racing this
+        one that have not reached storage yet, raise BackendClosed."""
         if self._opened and not self._closed:
+            self._closed = True
             await self._close()
         self._closed = True
 
@@ -186,7 +188,7 @@ class EngineBackend(abc.ABC):
     def _lease_duration(self, lease_duration: timedelta | None) -> timedelta:
         if lease_duration is None:
             return self.config.default_lease_duration
-        return check.check_duration("lease_duration", lease_duration)
+        return check.check_lease_duration(lease_duration)
 
     async def enqueue(
         self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
@@ -194,6 +196,7 @@ class EngineBackend(abc.ABC):
         """Append the job; return its new id."""
         tenant = check.check_ctx(ctx)
         checked = check.check_message(message, self.config)
+        check.check_trace_context(trace_context)
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context),
@@ -301,11 +304,13 @@ class EngineBackend(abc.ABC):
     async def ack_fail(
         self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
     ) -> JobStatus:
-        """Record a failed attempt; ENQUEUED if a retry was scheduled, else FAILED."""
+        """Record a failed attempt; ENQUEUED if a retry was scheduled, else FAILED.
+        Characters of `error` that cannot be stored (lone surrogates) become U+FFFD."""
         tenant = check.check_ctx(ctx)
         _check_lease(lease)
         if not isinstance(error, str):
             raise InvalidInput("error", "must be a str")
+        error = check.recordable_text(error)
         await self._ready()
         status = await self._transact(
             lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry)),

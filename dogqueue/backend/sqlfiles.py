@@ -10,9 +10,9 @@ _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"(\d{4})_\w+\.sql")
 
 
-def load_queries(package: str) -> dict[str, str]:
-    """Every `-- name:` block of `package`'s sql/queries.sql, by name."""
-    text = resources.files(package).joinpath("sql/queries.sql").read_text("utf-8")
+def load_queries(package: str, file: str = "sql/queries.sql") -> dict[str, str]:
+    """Every `-- name:` block of `file` in `package` (by default sql/queries.sql)."""
+    text = resources.files(package).joinpath(file).read_text("utf-8")
     parts = _NAME.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend import locate
 from dogqueue.core.errors import InvalidInput, QueueError
+from dogqueue.core.validation import check_name
 from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
@@ -88,12 +89,15 @@ def parse_time(text: str) -> datetime:
 
 
 def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
-    """Run `command`, reporting a dogqueue error as one line on stderr and exit code 2."""
+    """Run `command` (after checking its --tenant, if any), reporting a dogqueue error as
+    one line on stderr and exit code 2."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             if hasattr(args, "db"):
                 args.db = db_of(args)
+            if getattr(args, "tenant", None) is not None:
+                check_name("tenant", args.tenant)
             return command(args)
         except QueueError as error:
             print(f"dogqueue {args.command}: {error}", file=sys.stderr)

@@ -8,6 +8,11 @@ import msgspec
 
 from dogqueue.core.errors import InvalidInput
 
+#: The longest lease a caller may ask for (`lease_duration`, `default_lease_duration`):
+#: longer work keeps its lease with heartbeats. A bound keeps every expiry time
+#: representable.
+MAX_LEASE_DURATION = timedelta(days=7)
+
 
 class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Settings that govern leases, retries, maintenance and payload limits."""
@@ -28,6 +33,8 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise InvalidInput(name, "must be a positive timedelta")
+        if self.default_lease_duration > MAX_LEASE_DURATION:
+            raise InvalidInput("default_lease_duration", f"must be at most {MAX_LEASE_DURATION}")
         for name in ("max_retry_backoff", "base_retry_backoff"):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value < timedelta(0):

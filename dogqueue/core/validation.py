@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import InvalidInput
+from dogqueue.core.config import MAX_LEASE_DURATION, QueueConfig
+from dogqueue.core.errors import InvalidInput, JobNotFound
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobPriority
 
@@ -17,6 +17,8 @@ MAX_NAME_LENGTH = 256
 MAX_RETRIES_LIMIT = 1000
 # Unicode category Cc is exactly U+0000..U+001F and U+007F..U+009F.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The only str characters UTF-8 cannot encode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_name(field: str, value: object) -> str:
@@ -30,7 +32,20 @@ def check_name(field: str, value: object) -> str:
         raise InvalidInput(field, f"must be at most {MAX_NAME_LENGTH} characters")
     if _CONTROL_CHARACTER.search(value):
         raise InvalidInput(field, "must not contain control characters")
+    if not is_encodable(value):
+        raise InvalidInput(field, "must be valid Unicode (it holds a lone surrogate)")
     return value
+
+
+def is_encodable(text: str) -> bool:
+    """True if `text` can be stored: UTF-8 encodes it (no lone surrogates)."""
+    return _SURROGATE.search(text) is None
+
+
+def recordable_text(text: str) -> str:
+    """`text` with every character UTF-8 cannot encode (a lone surrogate, e.g. from an
+    undecodable file name) replaced by U+FFFD, so that it can always be stored."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def check_ctx(ctx: object) -> str:
@@ -41,18 +56,30 @@ def check_ctx(ctx: object) -> str:
 
 
 def check_job_id(job_id: object) -> str:
-    """Return `job_id` if it is a str; unknown ids are JobNotFound, not InvalidInput."""
+    """Return `job_id` if it is a str; unknown ids (and ids no job can have, such as
+    one holding a lone surrogate) are JobNotFound, not InvalidInput."""
     if not isinstance(job_id, str):
         raise InvalidInput("job_id", f"must be a str, not {type(job_id).__name__}")
+    if not is_encodable(job_id):
+        raise JobNotFound(job_id)
     return job_id
 
 
 def check_aware(field: str, value: object) -> datetime:
-    """Return `value` if it is a timezone-aware datetime."""
+    """Return `value` if it is a timezone-aware datetime that has a UTC equivalent
+    (its zone gives a valid offset, and converting it to UTC does not overflow)."""
     if not isinstance(value, datetime):
         raise InvalidInput(field, f"must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    try:
+        offset = value.utcoffset()
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(field, f"has an invalid timezone: {error}") from error
+    if value.tzinfo is None or offset is None:
         raise InvalidInput(field, "must be timezone-aware")
+    try:
+        value.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidInput(field, "is out of range once converted to UTC") from error
     return value
 
 
@@ -63,6 +90,14 @@ def check_duration(field: str, value: object) -> timedelta:
     if value <= timedelta(0):
         raise InvalidInput(field, "must be positive")
     return value
+
+
+def check_lease_duration(value: object) -> timedelta:
+    """Return `value` if it is a positive timedelta of at most MAX_LEASE_DURATION."""
+    duration = check_duration("lease_duration", value)
+    if duration > MAX_LEASE_DURATION:
+        raise InvalidInput("lease_duration", f"must be at most {MAX_LEASE_DURATION}")
+    return duration
 
 
 def check_max_retries(value: object) -> int:
@@ -111,6 +146,20 @@ def check_message(message: object, config: QueueConfig) -> JobMessage:
     if message.idempotency_key is not None:
         check_name("idempotency_key", message.idempotency_key)
     return message
+
+
+def check_trace_context(value: object) -> dict[str, str] | None:
+    """Return `value` if it is None or a dict of str to str that UTF-8 can encode."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput("trace_context", f"must be a dict, not {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise InvalidInput("trace_context", "keys and values must be str")
+        if not (is_encodable(key) and is_encodable(item)):
+            raise InvalidInput("trace_context", "must be valid Unicode (it holds a lone surrogate)")
+    return value
 
 
 def check_batch_keys(messages: Sequence[JobMessage]) -> None:

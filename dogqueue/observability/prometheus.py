@@ -165,11 +165,17 @@ def render(snapshot: MetricsSnapshot, *, tenant_labels: bool = True) -> bytes:
 
 
 _MAX_REQUEST_BYTES = 16_384
+#: How long a client may take to send its request before the connection is dropped.
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 class MetricsServer:
     """Serves `GET /metrics` over HTTP on the running event loop; each scrape folds the
-    log's new events and renders a fresh snapshot. Port 0 picks a free port."""
+    log's new events and renders a fresh snapshot. Port 0 picks a free port.
+
+    A client that has not sent its whole request within `request_timeout` seconds is
+    disconnected; `close()` drops every open connection, so an idle or slow client can
+    never hold up shutdown."""
 
     def __init__(
         self,
@@ -178,9 +184,18 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 9464,
         tenant_labels: bool = True,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidInput("port", "must be an int from 0 to 65535")
+        if (
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, (int, float))
+            or not request_timeout > 0
+        ):
+            raise InvalidInput("request_timeout", "must be a positive number of seconds")
+        self._request_timeout = float(request_timeout)
+        self._connections: set[asyncio.Task[None]] = set()
         if isinstance(backend_or_reader, MetricsReader):
             self.reader = backend_or_reader
         else:
@@ -204,10 +219,14 @@ class MetricsServer:
             self._server = await asyncio.start_server(self._serve, self._host, self._port)
 
     async def close(self) -> None:
-        """Stop listening and wait for open connections; idempotent."""
+        """Stop listening, drop open connections (idle, slow or mid-scrape) and wait
+        for them to end; idempotent."""
         if self._server is not None:
             server, self._server = self._server, None
             server.close()
+            for connection in list(self._connections):
+                connection.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
             await server.wait_closed()
 
     async def __aenter__(self) -> Self:
@@ -223,8 +242,22 @@ class MetricsServer:
         await self.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = asyncio.current_task()
+        assert connection is not None
+        self._connections.add(connection)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            await self._answer(reader, writer)
+        except asyncio.CancelledError:
+            pass  # closing: the connection is dropped below
+        finally:
+            self._connections.discard(connection)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._request_timeout)
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
             if len(request_line) < 2 or request_line[0] not in ("GET", "HEAD"):
                 await _respond(writer, 405, b"method not allowed\n", "text/plain")
@@ -236,12 +269,13 @@ class MetricsServer:
                 if request_line[0] == "HEAD":
                     body = b""
                 await _respond(writer, 200, body, CONTENT_TYPE_LATEST)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+            TimeoutError,
+        ):
             pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}

@@ -172,6 +172,12 @@ class QueueModel:
 
     def next_ready(self, tenant: str, queues: list[str], now: datetime) -> ModelJob | None:
         """The job dequeue must pick: highest priority, earliest run_at, earliest enqueued."""
+        ready = self.ready_in_order(tenant, queues, now)
+        return ready[0] if ready else None
+
+    def ready_in_order(self, tenant: str, queues: list[str], now: datetime) -> list[ModelJob]:
+        """Every job dequeue could pick now, in the order it must pick them (what
+        `dequeue_many` leases, up to its limit)."""
         ready = [
             job
             for job in self.jobs.values()
@@ -180,9 +186,7 @@ class QueueModel:
             and job.queue in queues
             and self._due(job, now)
         ]
-        if not ready:
-            return None
-        return min(ready, key=lambda job: (-job.priority, job.run_at, job.order))
+        return sorted(ready, key=lambda job: (-job.priority, job.run_at, job.order))
 
     @staticmethod
     def _due(job: ModelJob, now: datetime) -> bool:

@@ -2,14 +2,14 @@
 compared after every step with the reference model (`dogqueue.testing.model`).
 
 Only the public `Backend` contract is used, except through a factory's optional hooks
-(see `dogqueue.testing.factories`). Each run owns one event loop (`asyncio.Runner`).
+(see `dogqueue.testing.factories`). Each run owns one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     multiple,
     precondition,
@@ -27,6 +28,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.clock import FakeClock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import (
+    BackendClosed,
     InvalidInput,
     JobAlreadyExists,
     JobCanceled,
@@ -65,7 +67,18 @@ _REFUSALS: dict[str, type[QueueError]] = {
     "exists": JobAlreadyExists,
     "invalid": InvalidInput,
     "transition": QueueError,
+    "closed": BackendClosed,
 }
+LEASE_OPERATIONS = ("heartbeat", "ack_complete", "ack_fail", "release")
+#: A lease on a job no backend will ever issue, for calls that must fail before any lookup.
+UNKNOWN_LEASE = LeasedJob(
+    job_id=UNKNOWN_JOB_ID,
+    tenant_id=TENANTS[0],
+    message=JobMessage(job_type="props", payload_bytes=b"{}"),
+    lease_token=1,
+    lease_expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+    attempt=1,
+)
 
 tenants = st.sampled_from(TENANTS)
 queue_lists = st.sampled_from(QUEUE_CHOICES)
@@ -82,6 +95,65 @@ message_specs = st.tuples(
 )
 
 
+Call = Callable[[Backend], Coroutine[Any, Any, Any]]
+_VALID = JobMessage(job_type="props", payload_bytes=b"{}")
+_replace = msgspec.structs.replace
+_CTX = QueueCtx(TENANTS[0])
+#: A malformed call of each method that takes input (README, promise 8).
+_BAD_CALLS: dict[str, Call] = {
+    "enqueue": lambda b: b.enqueue(QueueCtx(""), _VALID),
+    "enqueue_many": lambda b: b.enqueue_many(
+        _CTX, [_VALID, msgspec.structs.replace(_VALID, queue="")]
+    ),
+    "dequeue": lambda b: b.dequeue(_CTX, []),
+    "dequeue_many": lambda b: b.dequeue_many(_CTX, list(QUEUES), 0),
+    "heartbeat": lambda b: b.heartbeat(_CTX, "not a lease"),  # type: ignore[arg-type]
+    "ack_complete": lambda b: b.ack_complete(_CTX, "not a lease"),  # type: ignore[arg-type]
+    "ack_fail": lambda b: b.ack_fail(_CTX, "not a lease", "boom"),  # type: ignore[arg-type]
+    "release": lambda b: b.release(_CTX, "not a lease"),  # type: ignore[arg-type]
+    "cancel_job": lambda b: b.cancel_job(_CTX, 42),  # type: ignore[arg-type]
+    "retry_job": lambda b: b.retry_job(_CTX, 42),  # type: ignore[arg-type]
+    "get_status": lambda b: b.get_status(_CTX, 42),  # type: ignore[arg-type]
+    "get_job": lambda b: b.get_job(_CTX, 42),  # type: ignore[arg-type]
+    "history": lambda b: b.history(_CTX, 42),  # type: ignore[arg-type]
+    "ready_tenants": lambda b: b.ready_tenants("default"),
+    "next_run_at": lambda b: b.next_run_at([]),
+}
+#: A well-formed call of each method, for a closed backend to refuse.
+_CLOSED_CALLS: dict[str, Call] = {
+    "open": lambda b: b.open(),
+    "enqueue": lambda b: b.enqueue(_CTX, _VALID),
+    "enqueue_many": lambda b: b.enqueue_many(_CTX, [_VALID]),
+    "dequeue": lambda b: b.dequeue(_CTX, list(QUEUES)),
+    "dequeue_many": lambda b: b.dequeue_many(_CTX, list(QUEUES), 2),
+    "heartbeat": lambda b: b.heartbeat(_CTX, UNKNOWN_LEASE),
+    "ack_complete": lambda b: b.ack_complete(_CTX, UNKNOWN_LEASE),
+    "ack_fail": lambda b: b.ack_fail(_CTX, UNKNOWN_LEASE, "boom"),
+    "release": lambda b: b.release(_CTX, UNKNOWN_LEASE),
+    "cancel_job": lambda b: b.cancel_job(_CTX, UNKNOWN_JOB_ID),
+    "retry_job": lambda b: b.retry_job(_CTX, UNKNOWN_JOB_ID),
+    "get_status": lambda b: b.get_status(_CTX, UNKNOWN_JOB_ID),
+    "get_job": lambda b: b.get_job(_CTX, UNKNOWN_JOB_ID),
+    "history": lambda b: b.history(_CTX, UNKNOWN_JOB_ID),
+    "reap_expired": lambda b: b.reap_expired(),
+    "ready_tenants": lambda b: b.ready_tenants(list(QUEUES)),
+    "next_run_at": lambda b: b.next_run_at(list(QUEUES)),
+    "read_events": lambda b: b.read_events(),
+    "projected_jobs": lambda b: b.projected_jobs(),
+    "rebuild_projections": lambda b: b.rebuild_projections(),
+}
+
+
+def _lease_calls(ctx: QueueCtx, lease: LeasedJob) -> list[Call]:
+    """Every lease method called with `ctx` and `lease`."""
+    return [
+        lambda b: b.heartbeat(ctx, lease),
+        lambda b: b.ack_complete(ctx, lease, b"stolen"),
+        lambda b: b.ack_fail(ctx, lease, "stolen", retry=False),
+        lambda b: b.release(ctx, lease),
+    ]
+
+
 class BackendStateMachine(RuleBasedStateMachine):
     """Subclass with a `factory` (see `backend_state_machine`) to check a backend."""
 
@@ -92,7 +164,9 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.runner = asyncio.Runner()
+        # One loop driven step by step: asyncio.Runner.run would install and restore a
+        # SIGINT handler on every call, which costs more than most backend calls.
+        self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.model = QueueModel(
             base_backoff=CONFIG.base_retry_backoff, max_backoff=CONFIG.max_retry_backoff
@@ -104,7 +178,7 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run one backend call on this state machine's event loop."""
-        return self.runner.run(coroutine)
+        return self.loop.run_until_complete(coroutine)
 
     def teardown(self) -> None:
         try:
@@ -113,7 +187,7 @@ class BackendStateMachine(RuleBasedStateMachine):
             if discard is not None:
                 discard(self.backend)
         finally:
-            self.runner.close()
+            _close_loop(self.loop)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -185,28 +259,36 @@ class BackendStateMachine(RuleBasedStateMachine):
             job.run_at_window = None
 
     def do_dequeue(
-        self, tenant: str, queues: Sequence[str], seconds: int | None
-    ) -> LeasedJob | None:
+        self, tenant: str, queues: Sequence[str], seconds: int | None, n: int | None = None
+    ) -> list[LeasedJob]:
+        """`dequeue` (n None) or `dequeue_many(n)`: the leases must be exactly the
+        model's next jobs, in order."""
         now = self.clock()
         self.model.expire(tenant, now)
-        expected = self.model.next_ready(tenant, list(queues), now)
+        expected = self.model.ready_in_order(tenant, list(queues), now)[: n or 1]
         duration = None if seconds is None else timedelta(seconds=seconds)
-        lease = self.run(
-            self.backend.dequeue(QueueCtx(tenant), list(queues), lease_duration=duration)
-        )
-        if expected is None:
-            assert lease is None, f"dequeue returned {lease!r}; no job was ready"
-            return None
-        assert lease is not None, f"dequeue returned None; {expected.job_id} was ready"
-        assert lease.job_id == expected.job_id, (
-            f"dequeue returned {lease.job_id}; the model's next job is {expected.job_id}"
+        ctx = QueueCtx(tenant)
+        if n is None:
+            lease = self.run(self.backend.dequeue(ctx, list(queues), lease_duration=duration))
+            leases = [] if lease is None else [lease]
+            assert lease is None or isinstance(lease, LeasedJob), f"dequeue returned {lease!r}"
+        else:
+            leases = self.run(
+                self.backend.dequeue_many(ctx, list(queues), n, lease_duration=duration)
+            )
+            assert isinstance(leases, list), f"dequeue_many returned {leases!r}"
+        got = [lease.job_id for lease in leases]
+        wanted = [job.job_id for job in expected]
+        assert got == wanted, (
+            f"dequeue leased {got}; the model's next jobs are {wanted}"
             f" (priority, run_at, enqueue order)"
         )
-        assert lease.lease_token > expected.token, "a lease token was reused"
-        assert lease.attempt == expected.attempts + 1
-        assert lease.lease_expires_at == now + (duration or CONFIG.default_lease_duration)
-        self.model.lease(expected, lease.lease_token, lease.lease_expires_at)
-        return lease
+        for lease, job in zip(leases, expected, strict=True):
+            assert lease.lease_token > job.token, "a lease token was reused"
+            assert lease.attempt == job.attempts + 1
+            assert lease.lease_expires_at == now + (duration or CONFIG.default_lease_duration)
+            self.model.lease(job, lease.lease_token, lease.lease_expires_at)
+        return leases
 
     def do_complete(self, lease: LeasedJob, result: bytes | None) -> None:
         refusal = self.model.check_lease(
@@ -263,11 +345,25 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(target=leases, tenant=tenants, queues=queue_lists, seconds=lease_seconds)
     def dequeue(self, tenant: str, queues: tuple[str, ...], seconds: int | None) -> Any:
-        lease = self.do_dequeue(tenant, queues, seconds)
-        return multiple() if lease is None else lease
+        return multiple(*self.do_dequeue(tenant, queues, seconds))
+
+    @rule(
+        target=leases,
+        tenant=tenants,
+        queues=queue_lists,
+        n=st.integers(min_value=2, max_value=4),
+        seconds=lease_seconds,
+    )
+    def dequeue_many(
+        self, tenant: str, queues: tuple[str, ...], n: int, seconds: int | None
+    ) -> Any:
+        return multiple(*self.do_dequeue(tenant, queues, seconds, n))
 
     @rule(target=leases, lease=leases, seconds=lease_seconds)
     def heartbeat(self, lease: LeasedJob, seconds: int | None) -> Any:
+        return self.do_heartbeat(lease, seconds)
+
+    def do_heartbeat(self, lease: LeasedJob, seconds: int | None) -> Any:
         now = self.clock()
         refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
         duration = None if seconds is None else timedelta(seconds=seconds)
@@ -291,6 +387,9 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(lease=leases, retry=st.booleans())
     def ack_fail(self, lease: LeasedJob, retry: bool) -> None:
+        self.do_fail(lease, retry)
+
+    def do_fail(self, lease: LeasedJob, retry: bool) -> None:
         now = self.clock()
         refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
         call = self.backend.ack_fail(QueueCtx(lease.tenant_id), lease, "boom", retry=retry)
@@ -305,6 +404,9 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(lease=leases)
     def release(self, lease: LeasedJob) -> None:
+        self.do_release(lease)
+
+    def do_release(self, lease: LeasedJob) -> None:
         now = self.clock()
         refusal = self.model.check_lease(lease.tenant_id, lease.job_id, lease.lease_token, now)
         call = self.backend.release(QueueCtx(lease.tenant_id), lease)
@@ -318,6 +420,9 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(job_id=jobs)
     def cancel_job(self, job_id: str) -> None:
+        self.do_cancel(job_id)
+
+    def do_cancel(self, job_id: str) -> None:
         tenant = self.owner[job_id]
         job = self.model.job(tenant, job_id)
         assert job is not None
@@ -349,44 +454,134 @@ class BackendStateMachine(RuleBasedStateMachine):
     def advance_clock(self, seconds: int) -> None:
         self.clock.advance(timedelta(seconds=seconds))
 
-    @rule(job_id=jobs, operation=st.sampled_from(["get_job", "history", "cancel_job", "retry_job"]))
-    def read_as_other_tenant(self, job_id: str, operation: str) -> None:
-        ctx = QueueCtx(self.other_tenant(self.owner[job_id]))
-        calls: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
-            "get_job": lambda: self.backend.get_job(ctx, job_id),
-            "history": lambda: self.backend.history(ctx, job_id),
-            "cancel_job": lambda: self.backend.cancel_job(ctx, job_id),
-            "retry_job": lambda: self.backend.retry_job(ctx, job_id),
-        }
-        self.expect_refusal(calls[operation](), Refusal("not_found"))
+    @rule(job_id=jobs)
+    def act_as_other_tenant(self, job_id: str) -> None:
+        """Every call with another tenant's job id or lease, and every lease call on a
+        job id no one issued: JobNotFound, and nothing changes."""
+        self.do_act_as_other_tenant(job_id)
 
-    @rule(
-        lease=leases,
-        operation=st.sampled_from(["heartbeat", "ack_complete", "ack_fail", "release"]),
-        unknown_job=st.booleans(),
-    )
-    def use_lease_as_other_tenant(
-        self, lease: LeasedJob, operation: str, unknown_job: bool
-    ) -> None:
-        if unknown_job:  # the right tenant, but a job id no one issued
-            ctx = QueueCtx(lease.tenant_id)
-            lease = LeasedJob(
-                job_id=UNKNOWN_JOB_ID,
-                tenant_id=lease.tenant_id,
-                message=lease.message,
-                lease_token=lease.lease_token,
-                lease_expires_at=lease.lease_expires_at,
-                attempt=lease.attempt,
-            )
+    def do_act_as_other_tenant(self, job_id: str) -> None:
+        owner = self.owner[job_id]
+        job = self.model.job(owner, job_id)
+        assert job is not None
+        # The job's latest lease as its holder would present it (token 1 if never leased).
+        lease = LeasedJob(
+            job_id=job_id,
+            tenant_id=owner,
+            message=_VALID,
+            lease_token=max(job.token, 1),
+            lease_expires_at=job.lease_expires_at or self.clock(),
+            attempt=max(job.attempts, 1),
+        )
+        other = QueueCtx(self.other_tenant(owner))
+        unknown = _replace(lease, job_id=UNKNOWN_JOB_ID)
+        calls: list[Call] = [
+            lambda b: b.get_job(other, job_id),
+            lambda b: b.get_status(other, job_id),
+            lambda b: b.history(other, job_id),
+            lambda b: b.cancel_job(other, job_id),
+            lambda b: b.retry_job(other, job_id),
+        ]
+        calls += _lease_calls(other, lease) + _lease_calls(QueueCtx(owner), unknown)
+        for call in calls:
+            self.expect_refusal(call(self.backend), Refusal("not_found"))
+
+    @rule(tenant=tenants, queues=queue_lists, older=st.integers(1, 2))
+    def lease_and_misuse(self, tenant: str, queues: tuple[str, ...], older: int) -> None:
+        """Lease a job and use the lease every way with an older token (always refused,
+        never taken for the current one); then cancel the job and use the lease every
+        way with its own token (cancel wins)."""
+        self.do_lease_and_misuse(tenant, queues, older)
+
+    def do_lease_and_misuse(self, tenant: str, queues: tuple[str, ...], older: int) -> None:
+        for lease in self.do_dequeue(tenant, queues, None):
+            stale = _replace(lease, lease_token=max(lease.lease_token - older, 0))
+            for operation in LEASE_OPERATIONS:
+                self.use_lease(stale, operation)
+            self.do_cancel(lease.job_id)
+            for operation in LEASE_OPERATIONS:
+                self.use_lease(lease, operation)
+
+    def use_lease(self, lease: LeasedJob, operation: str) -> None:
+        """One lease operation, checked against the model like its own rule."""
+        if operation == "heartbeat":
+            self.do_heartbeat(lease, None)
+        elif operation == "ack_complete":
+            self.do_complete(lease, b"ok")
+        elif operation == "ack_fail":
+            self.do_fail(lease, False)
         else:
-            ctx = QueueCtx(self.other_tenant(lease.tenant_id))
-        calls: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
-            "heartbeat": lambda: self.backend.heartbeat(ctx, lease),
-            "ack_complete": lambda: self.backend.ack_complete(ctx, lease, b"stolen"),
-            "ack_fail": lambda: self.backend.ack_fail(ctx, lease, "stolen", retry=False),
-            "release": lambda: self.backend.release(ctx, lease),
-        }
-        self.expect_refusal(calls[operation](), Refusal("not_found"))
+            self.do_release(lease)
+
+    @initialize(
+        target=leases,
+        tenant=tenants,
+        queue=st.sampled_from(QUEUES),
+        priority=priorities,
+        older=st.integers(1, 2),
+    )
+    def probe_every_refusal(self, tenant: str, queue: str, priority: int, older: int) -> Any:
+        """Each example starts by provoking every refusal of every method once, so a
+        backend that swallows one, answers for another tenant, takes a stale token or
+        reorders jobs is caught in the first example (properties/broken.py):
+
+        jobs leave by priority, then in enqueue order (`dequeue_many`, then `dequeue`,
+        the last call finding nothing ready though jobs are leased); a leased job
+        refuses older tokens and then, canceled, its own; another tenant finds none of
+        them; a taken idempotency key, a retry of a leased job, malformed input and a
+        closed backend are refused."""
+        # Jobs of one priority and of another, enqueued so that enqueue order alone
+        # would be wrong: HIGH ones enqueued last must leave first, LOW ones enqueued
+        # first must leave last.
+        if priority < JobPriority.HIGH:
+            self.enqueue_due_now(tenant, queue, priority, 3)
+            self.enqueue_due_now(tenant, queue, JobPriority.HIGH, 2)
+        else:
+            self.enqueue_due_now(tenant, queue, JobPriority.LOW, 2)
+            self.enqueue_due_now(tenant, queue, priority, 3)
+        leases = self.do_dequeue(tenant, (queue,), None, 5)
+        self.enqueue_due_now(tenant, queue, priority, 2)
+        leases += [lease for _ in range(3) for lease in self.do_dequeue(tenant, (queue,), None)]
+        self.enqueue_due_now(tenant, queue, priority, 1)
+        self.do_lease_and_misuse(tenant, (queue,), older)
+        self.do_act_as_other_tenant(leases[0].job_id)
+        # An idempotency key taken twice, and a retry of a job that has not failed.
+        keyed = self.message((queue, priority, None, KEYS[0], 0))
+        self.record_enqueued(tenant, self.run(self.backend.enqueue(QueueCtx(tenant), keyed)), keyed)
+        taken = self.model.check_enqueue(tenant, [KEYS[0]])
+        assert taken is not None
+        self.expect_refusal(self.backend.enqueue(QueueCtx(tenant), keyed), taken)
+        self.expect_refusal(self.backend.enqueue_many(QueueCtx(tenant), [keyed]), taken)
+        self.expect_refusal(
+            self.backend.retry_job(QueueCtx(tenant), leases[0].job_id), Refusal("transition")
+        )
+        self.refuse_bad_input_and_closed_backends()
+        return multiple(*leases)
+
+    def enqueue_due_now(self, tenant: str, queue: str, priority: int, n: int) -> list[str]:
+        """Enqueue `n` jobs of one priority, due now, in one batch."""
+        messages = [self.message((queue, priority, None, None, 0)) for _ in range(n)]
+        job_ids = self.run(self.backend.enqueue_many(QueueCtx(tenant), messages))
+        for job_id, message in zip(job_ids, messages, strict=True):
+            self.record_enqueued(tenant, job_id, message)
+        return job_ids
+
+    def refuse_bad_input_and_closed_backends(self) -> None:
+        """Every method refuses malformed input with InvalidInput, appending nothing;
+        a closed backend (a fresh one from the factory) refuses every call with
+        BackendClosed."""
+        for call in _BAD_CALLS.values():
+            self.expect_refusal(call(self.backend), Refusal("invalid"))
+        closed = self.factory(clock=self.clock, config=CONFIG)
+        try:
+            self.run(closed.open())
+            self.run(closed.close())
+            for call in _CLOSED_CALLS.values():
+                self.expect_refusal(call(closed), Refusal("closed"))
+        finally:
+            discard = getattr(self.factory, "discard", None)
+            if discard is not None:
+                discard(closed)
 
     @rule()
     def drain(self) -> None:
@@ -397,10 +592,10 @@ class BackendStateMachine(RuleBasedStateMachine):
         self.clock.advance(timedelta(days=1))  # past every retry delay the reap set
         for tenant in TENANTS:
             for _ in range(len(self.model.jobs) + 1):
-                lease = self.do_dequeue(tenant, QUEUES, None)
-                if lease is None:
+                leases = self.do_dequeue(tenant, QUEUES, None)
+                if not leases:
                     break
-                self.do_complete(lease, b"drained")
+                self.do_complete(leases[0], b"drained")
         stuck = [job.job_id for job in self.model.jobs.values() if job.status not in TERMINAL]
         assert not stuck, f"jobs not terminal after draining: {stuck}"
 
@@ -487,6 +682,20 @@ class BackendStateMachine(RuleBasedStateMachine):
         mine = self.run(self.backend.get_job(ctx, job_id))
         assert fold(history) == mine, f"folding the history of {job_id} != get_job"
         assert mine == msgspec.structs.replace(projected, enqueue_seq=mine.enqueue_seq)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on `loop`, finish its generators and executor, close it."""
+    try:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def backend_state_machine(

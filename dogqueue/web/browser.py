@@ -168,13 +168,18 @@ async def all_matching(
 
 
 def default_browser(backend: Backend) -> JobBrowser:
-    """The fastest JobBrowser for `backend`: indexed SQL for SQLite, else the projection."""
+    """The fastest JobBrowser for `backend`: indexed SQL for SQLite and PostgreSQL,
+    else the projection."""
     from dogqueue.backend.sqlite import SqliteBackend
 
     if isinstance(backend, SqliteBackend):
         from dogqueue.web.sqlite_browser import SqliteBrowser
 
         return SqliteBrowser(backend.path)
+    if type(backend).__name__ == "PostgresBackend":  # an optional extra: not imported here
+        from dogqueue.web.postgres_browser import PostgresBrowser
+
+        return PostgresBrowser(backend)  # type: ignore[arg-type]
     return ProjectionBrowser(backend)
 
 
@@ -189,6 +194,14 @@ def summarize(jobs: Iterable[JobInfo], now: datetime) -> list[TenantSummary]:
             ready[job.tenant_id] += 1
             if job.tenant_id not in oldest or job.run_at < oldest[job.tenant_id]:
                 oldest[job.tenant_id] = job.run_at
+    return summaries(counts, ready, oldest)
+
+
+def summaries(
+    counts: dict[str, Counter[JobStatus]], ready: Counter[str], oldest: dict[str, datetime]
+) -> list[TenantSummary]:
+    """Tenant summaries from each tenant's jobs by status, ready jobs and oldest ready
+    `run_at`, by tenant id."""
     return [
         TenantSummary(
             tenant_id=tenant,

@@ -9,16 +9,15 @@ import random
 import signal
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from dogqueue import Completed, JobStatus, QueueCtx, rebuild
+from dogqueue import JobStatus, QueueCtx
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
 from tests.runtime.crash_app import CRASH_CONFIG
-from tests.runtime.test_worker_crash import _message
+from tests.runtime.test_worker_crash import _message, assert_nothing_lost
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 3_000
@@ -68,20 +67,7 @@ async def test_killed_workers_on_postgresql_lose_nothing(pg_schema: str, tmp_pat
         jobs = await backend.projected_jobs()
         events = await backend.read_events()
 
-    assert len(jobs) == JOBS
-    assert {job.status for job in jobs.values()} == {JobStatus.COMPLETED}
-    completed = Counter(e.job_id for e in events if isinstance(e, Completed))
-    assert set(completed) == {job_id for _, job_id in jobs}
-    assert set(completed.values()) == {1}
-    executions: Counter[str] = Counter()
-    for file in log_dir.iterdir():
-        executions.update(file.read_text().split())
-    assert len(executions) == JOBS
-    extra = sum(count - 1 for count in executions.values())
-    assert kills > 0
-    print(f"postgres crash test: {JOBS} jobs, {kills} kills, {extra} extra executions")
-    assert extra <= kills * CONCURRENCY, f"{extra} extra executions after {kills} kills"
-    assert rebuild(events) == jobs
+    assert_nothing_lost(jobs, events, log_dir, kills, JOBS, CONCURRENCY)
 
 
 async def _all_terminal(backend: PostgresBackend, *, once: bool = False) -> bool:

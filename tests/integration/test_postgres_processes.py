@@ -160,7 +160,7 @@ async def test_tailers_see_every_event_once_when_a_write_commits_late(
     for process in writers:
         await finish(process)
     total = 4 * 832 * 3 + 1
-    await asyncio.wait_for(tail_until(total), 120)
+    await asyncio.wait_for(tail_until(total), 300)
     assert seen == list(range(1, total + 1))  # every event once, gap-free
     assert job_id in versions
     assert await assert_chains_verify(reader) == total

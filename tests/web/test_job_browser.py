@@ -11,18 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from dogqueue.backend.contract import Backend
+from dogqueue.backend.postgres import PostgresBackend
+from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.web.browser import JobBrowser, JobFilter, ProjectionBrowser, summarize
+from dogqueue.web.postgres_browser import PostgresBrowser
 from dogqueue.web.sqlite_browser import Q, SqliteBrowser
 
 TENANTS = ("acme", "globex", "initech")
 
 
-async def _fill(backend: SqliteBackend, seed: int) -> None:
+async def _fill(backend: Backend, seed: int) -> None:
     draw = random.Random(seed)
     for n in range(180):
         ctx = QueueCtx(draw.choice(TENANTS))
@@ -109,6 +113,27 @@ async def test_sqlite_browser_pages_equal_the_reference(tmp_path: Path) -> None:
             if job.status is JobStatus.ENQUEUED:
                 assert await fast.jobs_ahead(job, now) == await reference.jobs_ahead(job, now)
         fast.close()
+
+
+async def test_postgres_browser_pages_equal_the_reference(pg_schema: str) -> None:
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
+        await _fill(backend, seed=7)
+        reference, fast = ProjectionBrowser(backend), PostgresBrowser(backend)
+        jobs = list((await backend.projected_jobs()).values())
+        for filters in _filters(jobs):
+            for tenant in (None, *TENANTS, "nobody"):
+                expected = await _all_pages(reference, tenant, filters, 500)
+                for size in (1, 7, 50):
+                    assert await _all_pages(fast, tenant, filters, size) == expected, (
+                        filters,
+                        tenant,
+                        size,
+                    )
+        now = backend.now() + timedelta(seconds=1)
+        assert await fast.tenant_overview(now) == await reference.tenant_overview(now)
+        for job in jobs:
+            if job.status is JobStatus.ENQUEUED:
+                assert await fast.jobs_ahead(job, now) == await reference.jobs_ahead(job, now)
 
 
 async def test_bad_cursor_and_page_size_are_refused(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import InvalidInput, QueueError, StorageError
+from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
@@ -148,7 +148,7 @@ class PostgresBackend(EngineBackend):
                 await self._sealer
         if self._pool is not None:  # leave what this object wrote sequenced
             with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
-                await self.seal()
+                await self._seal_now()
         if self._notify_due is not None:  # send the NOTIFY it stood for before closing
             self._notify_due.cancel()
             self._notify_due = None
@@ -166,7 +166,7 @@ class PostgresBackend(EngineBackend):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if self._closed:
-            future.set_exception(StorageError("backend is closed"))
+            future.set_exception(BackendClosed("backend is closed"))
             return future
         self._pending.append((work, reads, future))
         if self._drainer is None or self._drainer.done():
@@ -391,6 +391,9 @@ class PostgresBackend(EngineBackend):
         seconds) for transactions that hold the watermark back until this object's own
         events have positions; return how many were numbered."""
         await self._ready()
+        return await self._seal_now()
+
+    async def _seal_now(self) -> int:
         total = 0
         mine = self._last_seq
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT

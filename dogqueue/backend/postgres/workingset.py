@@ -15,6 +15,7 @@ import msgspec
 
 from dogqueue.backend.memory import MemoryStore
 from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.backend.sqlite.transaction import job_row
 from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent, Enqueued
@@ -130,23 +131,7 @@ class WorkingSet(MemoryStore):
             job = self.jobs[key]
             lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
             if before is None:
-                message = job.message
-                inserts.append(
-                    (
-                        job.enqueue_seq,
-                        job.tenant_id,
-                        job.job_id,
-                        job.status.value,
-                        message.queue,
-                        int(message.priority),
-                        message.job_type,
-                        to_micros(job.run_at),
-                        lease,
-                        message.idempotency_key,
-                        job.version,
-                        encode_job(job),
-                    )
-                )
+                inserts.append(job_row(job))
             else:
                 updates.append(
                     (

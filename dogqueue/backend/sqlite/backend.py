@@ -13,28 +13,37 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T, Work
-from dogqueue.backend.sqlite.connection import Synchronous, connect, migrate, translate
+from dogqueue.backend.sqlite.connection import (
+    BUSY_GIVE_UP_SECONDS,
+    Synchronous,
+    connect,
+    migrate,
+    translate,
+)
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.stored import stored_event, stored_job
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
-from dogqueue.core.codec import decode_event, decode_job
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.validation import check_duration
 from dogqueue.engine import Reads
 from dogqueue.log.reader import in_tenant_positions
 
+#: How long a write waits for another connection's write lock unless told otherwise.
+DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
 #: How often an idle waiter asks SQLite whether another connection committed.
@@ -47,6 +56,10 @@ class SqliteBackend(EngineBackend):
     `synchronous="NORMAL"` (the default): every returned call survives a crash of the
     process; a power loss or OS crash may lose the last commits. `synchronous="FULL"`:
     every returned call also survives a power loss, at the cost of an fsync per commit.
+
+    `lock_wait` (default 60 s): how long a write waits while another connection holds
+    the database's write lock. Past it the call raises StorageError ("database stayed
+    locked"), having written nothing, and may be retried; None waits for ever.
     """
 
     def __init__(
@@ -57,10 +70,14 @@ class SqliteBackend(EngineBackend):
         clock: Clock | None = None,
         synchronous: Synchronous = "NORMAL",
         draw: Callable[[], float] | None = None,
+        lock_wait: timedelta | None = DEFAULT_LOCK_WAIT,
     ) -> None:
         super().__init__(config=config, clock=clock, draw=draw)
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidInput("synchronous", 'must be "NORMAL" or "FULL"')
+        if lock_wait is not None:
+            check_duration("lock_wait", lock_wait)
+        self.lock_wait = lock_wait
         self.path = os.fspath(path)
         self.synchronous: Synchronous = synchronous
         self._writer: GroupCommitWriter | None = None
@@ -70,19 +87,27 @@ class SqliteBackend(EngineBackend):
     def writer(self) -> GroupCommitWriter:
         """The group-commit writer (open backends only)."""
         if self._writer is None:
-            raise StorageError("backend is not open")
+            raise self._not_open()
         return self._writer
 
     @property
     def reader(self) -> aiosqlite.Connection:
         if self._reader is None:
-            raise StorageError("backend is not open")
+            raise self._not_open()
         return self._reader
 
+    def _not_open(self) -> QueueError:
+        if self._closed:
+            return BackendClosed("backend is closed")
+        return StorageError("backend is not open")
+
     async def _open(self) -> None:
-        writer = GroupCommitWriter(lambda: connect(self.path, self.synchronous), self.now)
+        wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
+        writer = GroupCommitWriter(
+            lambda: connect(self.path, self.synchronous, lock_wait=wait), self.now, wait
+        )
         try:
-            await writer.call(migrate)
+            await writer.call(lambda conn: migrate(conn, wait))
         except sqlite3.Error as error:
             await writer.close()
             raise translate(error) from error
@@ -149,16 +174,22 @@ class SqliteBackend(EngineBackend):
         try:
             async with self.reader.execute(query, params) as cursor:
                 return list(await cursor.fetchall())
-        except sqlite3.Error as error:
-            raise translate(error) from error
+        except (sqlite3.Error, ValueError) as error:
+            if self._closed:  # the reader was closed under this read
+                raise BackendClosed("backend is closed") from error
+            if isinstance(error, sqlite3.Error):
+                raise translate(error) from error
+            raise
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         rows = await self._fetchall(Q["tenant_job"], (tenant_id, job_id))
-        return in_tenant_positions(decode_job(rows[0][0]), rows[0][1]) if rows else None
+        if not rows:
+            return None
+        return in_tenant_positions(stored_job(rows[0][0], f"job {job_id!r}"), rows[0][1])
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         rows = await self._fetchall(Q["history"], (tenant_id, job_id))
-        return [decode_event(data, seq) for seq, data in rows]
+        return [stored_event(data, seq) for seq, data in rows]
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         tenants = [row[0] for row in await self._fetchall(Q["tenants_with_enqueued_jobs"], ())]
@@ -185,11 +216,11 @@ class SqliteBackend(EngineBackend):
 
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         rows = await self._fetchall(Q["read_events"], (after_seq, -1 if limit is None else limit))
-        return [decode_event(data, seq) for seq, data in rows]
+        return [stored_event(data, seq) for seq, data in rows]
 
     async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
         rows = await self._fetchall(Q["all_jobs"], ())
-        jobs = (decode_job(row[0]) for row in rows)
+        jobs = (stored_job(row[0], "a job") for row in rows)
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
     async def _rebuild_projections(self) -> int:
@@ -227,7 +258,7 @@ def _rebuild(conn: sqlite3.Connection) -> int:
                 if not rows:
                     return
                 for seq, data in rows:
-                    yield decode_event(data, seq)
+                    yield stored_event(data, seq)
                 after = rows[-1][0]
 
         count = 0

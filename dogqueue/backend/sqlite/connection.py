@@ -20,23 +20,72 @@ CHAIN_SCHEMA_VERSION = 2
 
 #: How long one statement waits for another process's lock before retrying.
 BUSY_TIMEOUT_MS = 5_000
-#: How long a write keeps retrying a busy database before giving up.
+#: How long a write keeps retrying a busy database before giving up, by default
+#: (`SqliteBackend(lock_wait=...)`; None: for ever).
 BUSY_GIVE_UP_SECONDS = 60.0
 
 
-def connect(path: str, synchronous: Synchronous, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout."""
+def connect(
+    path: str,
+    synchronous: Synchronous,
+    *,
+    read_only: bool = False,
+    lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout;
+    opening waits up to `lock_wait` seconds (None: for ever) for another writer."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    busy_ms = BUSY_TIMEOUT_MS if lock_wait is None else min(BUSY_TIMEOUT_MS, int(lock_wait * 1000))
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     if not read_only:
-        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        try:
+            refuse_foreign(conn, path, lock_wait)
+        except BaseException:
+            conn.close()
+            raise
+        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), lock_wait)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     if read_only:
         conn.execute("PRAGMA query_only = ON")
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+#: The first columns of the tables that make a database a dogqueue log (later schema
+#: versions add columns); a non-empty database without them is another application's.
+_OWN_TABLES = {
+    "schema_version": ("id", "version"),
+    "events": ("seq", "tenant_id", "job_id", "version", "type", "data"),
+}
+
+
+def refuse_foreign(
+    conn: sqlite3.Connection, path: str, lock_wait: float | None = BUSY_GIVE_UP_SECONDS
+) -> None:
+    """Raise StorageError, having written nothing, unless the database is empty or a
+    dogqueue log (its `schema_version` and `events` tables have dogqueue's columns)."""
+
+    def tables() -> list[str]:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        return [row[0] for row in conn.execute(query)]
+
+    found = retry_busy(tables, lock_wait)
+    if not found:
+        return
+    for table, columns in _OWN_TABLES.items():
+        if table not in found:
+            break
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        if tuple(row[1] for row in info)[: len(columns)] != columns:
+            break
+    else:
+        return
+    raise StorageError(
+        f"{path} is not a dogqueue database: it already holds other tables"
+        f" ({', '.join(sorted(found)[:5])}); dogqueue leaves it untouched"
+    )
+
+
+def migrate(conn: sqlite3.Connection, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> int:
     """Bring the schema to SCHEMA_VERSION in one transaction; return the version found."""
 
     def run() -> int:
@@ -44,7 +93,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         try:
             conn.execute(Q["schema_version_table"])
             row = conn.execute(Q["schema_version"]).fetchone()
-            found = 0 if row is None else int(row[0])
+            found = 0 if row is None else row[0]
+            if not isinstance(found, int):
+                raise StorageError(f"corrupt database: schema version {found!r} is not an integer")
             refuse_newer(found)
             for version, script in migrations():
                 if version > found:
@@ -61,7 +112,7 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             raise
 
-    return retry_busy(run)
+    return retry_busy(run, lock_wait)
 
 
 def refuse_newer(version: int) -> None:
@@ -82,24 +133,29 @@ def is_busy(error: sqlite3.Error) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def retry_busy(action: Callable[[], T]) -> T:
-    """Run `action`, retrying while another process holds the lock."""
-    deadline = time.monotonic() + BUSY_GIVE_UP_SECONDS
+def retry_busy(action: Callable[[], T], lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> T:
+    """Run `action`, retrying while another process holds the lock, for up to
+    `lock_wait` seconds (None: for ever); past that, StorageError."""
+    deadline = None if lock_wait is None else time.monotonic() + lock_wait
     pause = 0.001
     while True:
         try:
             return action()
         except sqlite3.OperationalError as error:
-            if not is_busy(error) or time.monotonic() > deadline:
-                raise translate(error) from error
+            if not is_busy(error) or (deadline is not None and time.monotonic() > deadline):
+                raise translate(error, lock_wait) from error
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
 
-def translate(error: sqlite3.Error) -> StorageError:
-    """dogqueue's error for a driver error."""
+def translate(error: sqlite3.Error, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> StorageError:
+    """dogqueue's error for a driver error (`lock_wait`: how long a busy database was
+    waited for)."""
     if isinstance(error, sqlite3.OperationalError) and is_busy(error):
-        return StorageError(f"database stayed locked for {BUSY_GIVE_UP_SECONDS:.0f}s: {error}")
+        return StorageError(
+            f"database stayed locked for {lock_wait:g}s (another connection holds the write"
+            f" lock; nothing was written): {error}"
+        )
     if isinstance(error, sqlite3.IntegrityError):
         return StorageError(f"constraint violated (concurrent writer or corrupt log): {error}")
     if isinstance(error, sqlite3.DatabaseError) and "not a database" in str(error):

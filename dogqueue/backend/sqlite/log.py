@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from dogqueue.backend.sqlite.connection import BUSY_TIMEOUT_MS, refuse_newer, translate
+from dogqueue.backend.sqlite.connection import (
+    BUSY_TIMEOUT_MS,
+    refuse_foreign,
+    refuse_newer,
+    translate,
+)
 from dogqueue.core.codec import decode_event, decode_job
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
@@ -71,7 +76,7 @@ class SqliteLogReader:
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only = ON")
-            self._version = _schema_version(conn)
+            self._version = _schema_version(conn, self.path)
         except sqlite3.Error as error:
             conn.close()
             raise translate(error) from error
@@ -240,12 +245,15 @@ def _record(row: tuple[Any, ...]) -> LogRecord:
     )
 
 
-def _schema_version(conn: sqlite3.Connection) -> int:
+def _schema_version(conn: sqlite3.Connection, path: str) -> int:
     """The file's schema version; StorageError for a newer one or a foreign file."""
     if not conn.execute(LQ["has_schema_version"]).fetchone()[0]:
         raise StorageError("not a dogqueue database: it has no schema_version table")
+    refuse_foreign(conn, path, None)
     row = conn.execute(LQ["schema_version"]).fetchone()
-    version = 0 if row is None else int(row[0])
+    version = 0 if row is None else row[0]
+    if not isinstance(version, int):
+        raise StorageError(f"corrupt database: schema version {version!r} is not an integer")
     refuse_newer(version)
     if version < 1:
         raise StorageError("not a dogqueue database: its schema version is unset")

@@ -11,8 +11,9 @@ import msgspec
 
 from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.stored import stored_job
 from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.core.codec import decode_job, encode_event, encode_job
+from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -76,7 +77,7 @@ class SqliteTransaction:
 
     def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
         row = self.conn.execute(Q["load_job"], (tenant_id, job_id)).fetchone()
-        return None if row is None else decode_job(row[0])
+        return None if row is None else stored_job(row[0], f"job {job_id!r}")
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         row = self.conn.execute(Q["job_for_key"], (tenant_id, idempotency_key)).fetchone()
@@ -87,7 +88,7 @@ class SqliteTransaction:
         if key != self._ready_key or not self._ready:
             self._ready = self._read_ready(*key)
             self._ready_key = key
-        return decode_job(self._ready[0][3]) if self._ready else None
+        return stored_job(self._ready[0][3], "a ready job") if self._ready else None
 
     def _read_ready(self, tenant_id: str, queues: tuple[str, ...], now_us: int) -> list[_Candidate]:
         """The first ready jobs over `queues` in dequeue order. The best n of the union
@@ -110,7 +111,7 @@ class SqliteTransaction:
             rows = self.conn.execute(Q["expired_leases"], (to_micros(now),))
         else:
             rows = self.conn.execute(Q["expired_leases_of_tenant"], (tenant_id, to_micros(now)))
-        return [decode_job(row[0]) for row in rows.fetchall()]
+        return [stored_job(row[0], "a leased job") for row in rows.fetchall()]
 
     def append(self, event: AnyEvent) -> AnyEvent:
         seq = self.next_seq

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from dogqueue.backend.sqlite.connection import retry_busy, translate
+from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.core.errors import QueueError
+from dogqueue.core.errors import BackendClosed, QueueError
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
@@ -26,19 +26,27 @@ class _Unexpected(Exception):
 class GroupCommitWriter:
     """Owns the write connection and the thread it lives on."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], now: Callable[[], datetime]):
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        now: Callable[[], datetime],
+        lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+    ):
+        self._lock_wait = lock_wait
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
         self._now = now
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[UnitOfWork, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._closing = False
         #: Transactions committed and units of work they held (for tests and benchmarks).
         self.commits = 0
         self.units = 0
 
     async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn(connection)` on the writer thread, outside any batch."""
+        self._refuse_if_closing()
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -52,6 +60,7 @@ class GroupCommitWriter:
 
     def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
         """Queue `work` for the next transaction; the future resolves once committed."""
+        self._refuse_if_closing()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
@@ -79,13 +88,13 @@ class GroupCommitWriter:
 
     def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
         try:
-            results = retry_busy(lambda: self._transaction(works))
+            results = retry_busy(lambda: self._transaction(works), self._lock_wait)
             self.commits += 1
             self.units += len(works)
             return results
         except BaseException as error:
-            if len(works) == 1:
-                return [_public(error)]
+            if len(works) == 1 or _locked_out(error):  # waiting again per unit won't help
+                return [_public(error)] * len(works)
         # One unit broke the batch: run each alone, so it fails by itself.
         return [self._run_batch([work])[0] for work in works]
 
@@ -112,17 +121,28 @@ class GroupCommitWriter:
             raise
 
     async def close(self) -> None:
-        """Finish pending work, then close the connection and stop the thread."""
+        """Finish pending work, then close the connection and stop the thread; work
+        submitted from now on is refused with BackendClosed."""
+        self._closing = True
         if self._drainer is not None and not self._drainer.done():
             await asyncio.shield(self._drainer)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=True)
 
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise BackendClosed("backend is closed")
+
     def _close_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _locked_out(error: BaseException) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and is_busy(cause)
 
 
 def _public(error: BaseException) -> BaseException:

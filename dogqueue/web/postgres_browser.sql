@@ -1,0 +1,28 @@
+-- The dashboard's reads on a PostgreSQL queue, by name (search_path names its schema).
+
+-- name: page
+-- One chunk of jobs, newest first, below the cursor; the Python filter does the rest.
+SELECT state FROM jobs
+WHERE ($1::text IS NULL OR tenant_id = $1)
+  AND ($2::text[] IS NULL OR status = ANY($2))
+  AND ($3::text IS NULL OR job_type = $3)
+  AND ($4::text IS NULL OR queue = $4)
+  AND enqueue_seq < $5
+ORDER BY enqueue_seq DESC
+LIMIT $6;
+
+-- name: overview
+SELECT tenant_id, status, count(*),
+       count(*) FILTER (WHERE status = 'enqueued' AND run_at <= $1),
+       min(run_at) FILTER (WHERE status = 'enqueued' AND run_at <= $1)
+FROM jobs GROUP BY tenant_id, status ORDER BY tenant_id;
+
+-- name: ahead
+-- Ready jobs of the job's tenant and queue that dequeue order puts before it.
+SELECT count(*) FROM jobs j, (SELECT priority, run_at, enqueue_seq FROM jobs
+                              WHERE tenant_id = $1 AND job_id = $2) me
+WHERE j.tenant_id = $1 AND j.queue = $3 AND j.status = 'enqueued' AND j.run_at <= $4
+  AND j.job_id <> $2
+  AND (j.priority > me.priority
+       OR (j.priority = me.priority
+           AND (j.run_at, j.enqueue_seq) < (me.run_at, me.enqueue_seq)));

@@ -1,0 +1,422 @@
+"""Broken backends made systematically from any correct one, by wrapping it through the
+`Backend` contract only (no concrete class is touched, so the same families break a
+PostgreSQL backend as well as the memory one).
+
+Families, each one mutant per entry:
+
+- swallow: for every contract method and every error it may raise (`RAISES`), a backend
+  whose method catches that error and returns None;
+- tenant leak: for every method that takes a job id or a lease, a backend that answers
+  a `JobNotFound` by doing the call as the tenant that owns the job;
+- stale token: for every lease method, a backend that swaps an old token for the job's
+  current one before the call;
+- reorder: `dequeue` and `dequeue_many` giving out jobs of equal priority in the wrong
+  order.
+
+`broken_backends(factory)` returns a factory per mutant; `properties/test_broken_backends.py`
+requires the CI profile to catch every one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+
+from dogqueue.backend.contract import Backend
+from dogqueue.clock import Clock
+from dogqueue.core.config import QueueConfig
+from dogqueue.core.errors import (
+    BackendClosed,
+    InvalidInput,
+    InvalidTransition,
+    JobAlreadyExists,
+    JobCanceled,
+    JobNotFound,
+    LeaseLost,
+    QueueError,
+)
+from dogqueue.core.events import AnyEvent
+from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.projection import JobKey
+from dogqueue.core.status import JobStatus
+from dogqueue.log.reader import LogReader
+from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
+
+_LEASE_ERRORS = (InvalidInput, JobNotFound, LeaseLost, JobCanceled, BackendClosed)
+_JOB_ID_ERRORS = (InvalidInput, JobNotFound, BackendClosed)
+
+#: Every error each contract method may raise, StorageError aside (storage failing
+#: cannot be provoked through the contract; tests/integration covers it per backend).
+#: `properties/test_broken_backends.py` checks this against what a correct backend
+#: raised during the suite.
+RAISES: dict[str, tuple[type[QueueError], ...]] = {
+    "open": (BackendClosed,),
+    "enqueue": (InvalidInput, JobAlreadyExists, BackendClosed),
+    "enqueue_many": (InvalidInput, JobAlreadyExists, BackendClosed),
+    "dequeue": (InvalidInput, BackendClosed),
+    "dequeue_many": (InvalidInput, BackendClosed),
+    "heartbeat": _LEASE_ERRORS,
+    "ack_complete": _LEASE_ERRORS,
+    "ack_fail": _LEASE_ERRORS,
+    "release": _LEASE_ERRORS,
+    "cancel_job": _JOB_ID_ERRORS,
+    "retry_job": (*_JOB_ID_ERRORS, InvalidTransition),
+    "get_status": _JOB_ID_ERRORS,
+    "get_job": _JOB_ID_ERRORS,
+    "history": _JOB_ID_ERRORS,
+    "reap_expired": (BackendClosed,),
+    "ready_tenants": (InvalidInput, BackendClosed),
+    "next_run_at": (InvalidInput, BackendClosed),
+    "read_events": (BackendClosed,),
+    "projected_jobs": (BackendClosed,),
+    "rebuild_projections": (BackendClosed,),
+}
+LEASE_METHODS = ("heartbeat", "ack_complete", "ack_fail", "release")
+JOB_ID_METHODS = ("get_job", "get_status", "history", "cancel_job", "retry_job")
+
+
+class Forwarding:
+    """A Backend that forwards every call to `inner`; mutants override one method.
+    Run unchanged, it must pass the whole suite (test_broken_backends.py checks)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    @property
+    def config(self) -> QueueConfig:
+        return self.inner.config
+
+    @config.setter
+    def config(self, value: QueueConfig) -> None:
+        self.inner.config = value
+
+    @property
+    def clock(self) -> Clock:
+        return self.inner.clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self.inner.clock = value
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        return await self.inner.enqueue(ctx, message, trace_context=trace_context)
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        return await self.inner.enqueue_many(ctx, messages)
+
+    async def dequeue(
+        self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
+    ) -> LeasedJob | None:
+        return await self.inner.dequeue(ctx, queues, lease_duration=lease_duration)
+
+    async def dequeue_many(
+        self,
+        ctx: QueueCtx,
+        queues: Sequence[str],
+        n: int,
+        *,
+        lease_duration: timedelta | None = None,
+    ) -> list[LeasedJob]:
+        return await self.inner.dequeue_many(ctx, queues, n, lease_duration=lease_duration)
+
+    async def heartbeat(
+        self, ctx: QueueCtx, lease: LeasedJob, *, lease_duration: timedelta | None = None
+    ) -> LeasedJob:
+        return await self.inner.heartbeat(ctx, lease, lease_duration=lease_duration)
+
+    async def ack_complete(
+        self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None
+    ) -> None:
+        await self.inner.ack_complete(ctx, lease, result)
+
+    async def ack_fail(
+        self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
+    ) -> JobStatus:
+        return await self.inner.ack_fail(ctx, lease, error, retry=retry)
+
+    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
+        await self.inner.release(ctx, lease)
+
+    async def cancel_job(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> JobStatus:
+        return await self.inner.cancel_job(ctx, job_id, actor=actor)
+
+    async def retry_job(
+        self,
+        ctx: QueueCtx,
+        job_id: str,
+        *,
+        include_canceled: bool = False,
+        actor: str | None = None,
+    ) -> JobStatus:
+        return await self.inner.retry_job(
+            ctx, job_id, include_canceled=include_canceled, actor=actor
+        )
+
+    def log_reader(self) -> LogReader:
+        return self.inner.log_reader()
+
+    async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
+        return await self.inner.get_status(ctx, job_id)
+
+    async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
+        return await self.inner.get_job(ctx, job_id)
+
+    async def history(self, ctx: QueueCtx, job_id: str) -> list[AnyEvent]:
+        return await self.inner.history(ctx, job_id)
+
+    async def reap_expired(self) -> int:
+        return await self.inner.reap_expired()
+
+    async def ready_tenants(self, queues: Sequence[str]) -> list[str]:
+        return await self.inner.ready_tenants(queues)
+
+    async def next_run_at(
+        self, queues: Sequence[str], tenant_ids: Sequence[str] | None = None
+    ) -> datetime | None:
+        return await self.inner.next_run_at(queues, tenant_ids)
+
+    async def wait_for_change(self, max_wait: float) -> None:
+        await self.inner.wait_for_change(max_wait)
+
+    async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
+        return await self.inner.read_events(after_seq=after_seq, limit=limit)
+
+    async def projected_jobs(self) -> dict[JobKey, JobInfo]:
+        return await self.inner.projected_jobs()
+
+    async def rebuild_projections(self) -> int:
+        return await self.inner.rebuild_projections()
+
+
+Method = Callable[..., Awaitable[Any]]
+
+
+def _mutant(name: str, method: str, body: Callable[[Forwarding, Method], Method]) -> type:
+    """A Forwarding subclass whose `method` is `body(self, the forwarding method)`."""
+
+    def broken(self: Forwarding, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        correct = getattr(super(cls, self), method)
+        return body(self, correct)(*args, **kwargs)
+
+    cls = type(name, (Forwarding,), {method: broken, "__doc__": f"{name}: breaks {method}."})
+    return cls
+
+
+def swallowing(method: str, error: type[QueueError]) -> type:
+    """`method` catches `error` and returns None."""
+
+    def body(self: Forwarding, correct: Method) -> Method:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await correct(*args, **kwargs)
+            except error:
+                return None
+
+        return call
+
+    return _mutant(f"{_camel(method)}Swallows{error.__name__}", method, body)
+
+
+async def _owner(backend: Forwarding, job_id: object) -> str | None:
+    for tenant_id, other_id in await backend.inner.projected_jobs():
+        if other_id == job_id:
+            return tenant_id
+    return None
+
+
+def leaking(method: str) -> type:
+    """`method` answers for another tenant's job: a JobNotFound is retried as the owner."""
+
+    def body(self: Forwarding, correct: Method) -> Method:
+        async def call(ctx: QueueCtx, target: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await correct(ctx, target, *args, **kwargs)
+            except JobNotFound:
+                job_id = target.job_id if isinstance(target, LeasedJob) else target
+                owner = await _owner(self, job_id)
+                if owner is None or owner == ctx.tenant_id:
+                    raise
+                return await correct(QueueCtx(owner), target, *args, **kwargs)
+
+        return call
+
+    return _mutant(f"{_camel(method)}LeaksAcrossTenants", method, body)
+
+
+def stale_token_accepted(method: str) -> type:
+    """`method` takes any token of a leased job for the current one."""
+
+    def body(self: Forwarding, correct: Method) -> Method:
+        async def call(ctx: QueueCtx, lease: LeasedJob, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(lease, LeasedJob):
+                return await correct(ctx, lease, *args, **kwargs)
+            try:
+                job = await self.inner.get_job(ctx, lease.job_id)
+            except QueueError:
+                return await correct(ctx, lease, *args, **kwargs)
+            if job.status is JobStatus.LEASED:
+                lease = msgspec.structs.replace(lease, lease_token=job.lease_token)
+            return await correct(ctx, lease, *args, **kwargs)
+
+        return call
+
+    return _mutant(f"{_camel(method)}AcceptsStaleToken", method, body)
+
+
+class DequeueReordersEqualPriorities(Forwarding):
+    """dequeue hands out the second of two ready jobs of equal priority (giving the
+    first back), so equal-priority jobs leave out of run_at/FIFO order."""
+
+    async def dequeue(
+        self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
+    ) -> LeasedJob | None:
+        leases = await self.inner.dequeue_many(ctx, queues, 2, lease_duration=lease_duration)
+        if len(leases) == 2 and leases[0].message.priority == leases[1].message.priority:
+            await self.inner.release(ctx, leases[0])
+            return leases[1]
+        for extra in leases[1:]:
+            await self.inner.release(ctx, extra)
+        return leases[0] if leases else None
+
+
+class DequeueManyReordersEqualPriorities(Forwarding):
+    """dequeue_many returns the first two jobs swapped when their priorities are equal."""
+
+    async def dequeue_many(
+        self,
+        ctx: QueueCtx,
+        queues: Sequence[str],
+        n: int,
+        *,
+        lease_duration: timedelta | None = None,
+    ) -> list[LeasedJob]:
+        leases = await self.inner.dequeue_many(ctx, queues, n, lease_duration=lease_duration)
+        if len(leases) >= 2 and leases[0].message.priority == leases[1].message.priority:
+            leases[0], leases[1] = leases[1], leases[0]
+        return leases
+
+
+def recording(raised: set[tuple[str, type[QueueError]]]) -> type:
+    """A correct Forwarding backend that adds (method, error type) to `raised` for every
+    dogqueue error a contract method raises."""
+
+    def wrap(method: str) -> Callable[..., Awaitable[Any]]:
+        async def call(self: Forwarding, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await getattr(Forwarding, method)(self, *args, **kwargs)
+            except QueueError as error:
+                raised.add((method, type(error)))
+                raise
+
+        return call
+
+    return type("Recording", (Forwarding,), {method: wrap(method) for method in RAISES})
+
+
+def _camel(method: str) -> str:
+    return "".join(part.title() for part in method.split("_"))
+
+
+def family(name: str) -> str:
+    """The family of the generated mutant called `name`."""
+    if "Swallows" in name:
+        return "swallow"
+    if name.endswith("LeaksAcrossTenants"):
+        return "tenant leak"
+    if name.endswith("AcceptsStaleToken"):
+        return "stale token"
+    return "reorder"
+
+
+def mutant_classes() -> dict[str, type]:
+    """Every generated mutant, by a name saying what it breaks."""
+    classes: list[type] = [
+        swallowing(method, error) for method, errors in RAISES.items() for error in errors
+    ]
+    classes += [leaking(method) for method in (*JOB_ID_METHODS, *LEASE_METHODS)]
+    classes += [stale_token_accepted(method) for method in LEASE_METHODS]
+    classes += [DequeueReordersEqualPriorities, DequeueManyReordersEqualPriorities]
+    return {cls.__name__: cls for cls in classes}
+
+
+class WrappingFactory:
+    """Makes `wrapper(backend)` for each backend `base` makes, keeping base's hooks
+    (reopen wraps the reopened backend too)."""
+
+    def __init__(self, base: BackendFactory, wrapper: Callable[[Backend], Forwarding]) -> None:
+        self.base = base
+        self.wrapper = wrapper
+        if hasattr(base, "reopen"):
+            self.reopen = self._reopen
+        if hasattr(base, "crash_mid_transaction"):
+            self.crash_mid_transaction = self._crash_mid_transaction
+        if hasattr(base, "discard"):
+            self.discard = self._discard
+
+    def __call__(self, *, clock: Clock, config: QueueConfig) -> Backend:
+        backend: Backend = self.wrapper(self.base(clock=clock, config=config))
+        return backend
+
+    def _reopen(self, backend: Backend) -> Backend:
+        assert isinstance(backend, Forwarding)
+        reopened: Backend = self.wrapper(self.base.reopen(backend.inner))  # type: ignore[attr-defined]
+        return reopened
+
+    async def _crash_mid_transaction(self, backend: Backend) -> None:
+        assert isinstance(backend, Forwarding)
+        await self.base.crash_mid_transaction(backend.inner)  # type: ignore[attr-defined]
+
+    def _discard(self, backend: Backend) -> None:
+        assert isinstance(backend, Forwarding)
+        self.base.discard(backend.inner)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"WrappingFactory({self.base!r}, {getattr(self.wrapper, '__name__', '?')})"
+
+
+#: Bases for `python -m properties.catch_table --backend properties.broken:SQLITE`.
+MEMORY = MemoryFactory()
+SQLITE = SqliteFactory()
+
+
+def broken_backends(base: BackendFactory) -> dict[str, BackendFactory]:
+    """A factory per generated mutant, each wrapping the backends `base` makes."""
+    return {name: WrappingFactory(base, cls) for name, cls in mutant_classes().items()}
+
+
+__all__ = [
+    "RAISES",
+    "Forwarding",
+    "WrappingFactory",
+    "broken_backends",
+    "family",
+    "mutant_classes",
+    "recording",
+]

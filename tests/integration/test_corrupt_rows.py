@@ -1,0 +1,75 @@
+"""A stored row that does not decode surfaces from the Backend API as a StorageError
+naming the row, never as a decoder error; the other rows stay usable."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dogqueue import JobMessage, QueueCtx, StorageError
+from dogqueue.backend.sqlite import SqliteBackend
+
+CTX = QueueCtx("acme")
+MESSAGE = JobMessage(job_type="x", payload_bytes=b"{}")
+#: Not msgpack at all, a msgpack value of the wrong shape, and a value that is not bytes.
+GARBAGE: list[object] = [b"\xc1\xc1\xc1", b"\x93\x01\x02\x03", "not bytes"]
+
+
+def _corrupt(path: Path, statement: str, *params: object) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(statement, params)
+    conn.commit()
+    conn.close()
+
+
+async def _log(path: Path) -> tuple[str, str]:
+    async with SqliteBackend(path) as backend:
+        broken = await backend.enqueue(CTX, MESSAGE)
+        intact = await backend.enqueue(CTX, MESSAGE)
+    return broken, intact
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=["not-msgpack", "wrong-shape", "text"])
+async def test_an_undecodable_projection_row(tmp_path: Path, garbage: object) -> None:
+    path = tmp_path / "queue.db"
+    broken, intact = await _log(path)
+    _corrupt(path, "UPDATE jobs SET state = ? WHERE job_id = ?", garbage, broken)
+    calls: list[Callable[[SqliteBackend], Awaitable[Any]]] = [
+        lambda b: b.get_job(CTX, broken),
+        lambda b: b.get_status(CTX, broken),
+        lambda b: b.cancel_job(CTX, broken),
+        lambda b: b.projected_jobs(),
+        lambda b: b.dequeue(CTX, ["default"]),
+        lambda b: b.dequeue_many(CTX, ["default"], 2),
+    ]
+    async with SqliteBackend(path) as backend:
+        for call in calls:
+            with pytest.raises(StorageError, match="corrupt database: the projection row"):
+                await call(backend)
+        assert len(await backend.read_events()) == 2
+        assert (await backend.get_job(CTX, intact)).job_id == intact
+        # Replaying the log repairs the projection.
+        assert await backend.rebuild_projections() == 2
+        assert (await backend.get_job(CTX, broken)).job_id == broken
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=["not-msgpack", "wrong-shape", "text"])
+async def test_an_undecodable_event(tmp_path: Path, garbage: object) -> None:
+    path = tmp_path / "queue.db"
+    broken, intact = await _log(path)
+    _corrupt(path, "UPDATE events SET data = ? WHERE seq = 1", garbage)
+    calls: list[Callable[[SqliteBackend], Awaitable[Any]]] = [
+        lambda b: b.history(CTX, broken),
+        lambda b: b.read_events(),
+        lambda b: b.rebuild_projections(),
+    ]
+    async with SqliteBackend(path) as backend:
+        for call in calls:
+            with pytest.raises(StorageError, match="the event at seq 1 does not decode"):
+                await call(backend)
+        assert [event.seq for event in await backend.read_events(after_seq=1)] == [2]
+        assert len(await backend.history(CTX, intact)) == 1
