@@ -397,7 +397,7 @@ class PgQueuerQueue:
         try:
             manager = QueueManager(Queries(AsyncpgDriver(conn)))
 
-            @manager.entrypoint(PGQUEUER_ENTRYPOINT)
+            @manager.entrypoint(PGQUEUER_ENTRYPOINT)  # type: ignore[untyped-decorator,unused-ignore]
             async def bench_job(job: Job) -> None:
                 assert job.payload is not None
                 started(job.payload, record)
