@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from dogqueue.core.commands import (
     AnyCommand,
@@ -26,7 +26,7 @@ from dogqueue.core.commands import (
 )
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.decide import decide
-from dogqueue.core.errors import JobAlreadyExists, JobNotFound
+from dogqueue.core.errors import JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo, LeasedJob
@@ -61,6 +61,43 @@ class Transaction(Protocol):
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         """Replace the job's projected state `before` with `after`."""
         ...
+
+
+class BatchTransaction(Transaction, Protocol):
+    """A Transaction shared by several units of work, counting its writes."""
+
+    writes: int
+
+
+TxT = TypeVar("TxT", bound=BatchTransaction)
+
+
+class RefusedAfterWrite(Exception):
+    """A unit of work raised a QueueError after it wrote: its batch must not commit
+    (the QueueError is the cause)."""
+
+
+def run_units(tx: TxT, units: Sequence[Callable[[TxT, datetime], Any]], now: datetime) -> list[Any]:
+    """Run units of work in order in one transaction. A unit refused before its first
+    write (a QueueError) fails alone: the error is its result; one refused after writing
+    raises RefusedAfterWrite, so that the whole batch is rolled back and re-run unit by unit."""
+    results: list[Any] = []
+    for unit in units:
+        before = tx.writes
+        try:
+            results.append(unit(tx, now))
+        except QueueError as error:
+            if tx.writes != before:
+                raise RefusedAfterWrite(f"{error!r} after a write") from error
+            results.append(error)
+    return results
+
+
+def unwrap_refusal(error: BaseException) -> BaseException:
+    """The QueueError behind a RefusedAfterWrite, else the error itself."""
+    if isinstance(error, RefusedAfterWrite) and error.__cause__ is not None:
+        return error.__cause__
+    return error
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Reads
+from dogqueue.engine import Reads, RefusedAfterWrite, run_units, unwrap_refusal
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -60,8 +60,8 @@ _RACES = (
 )
 
 
-class _Unexpected(Exception):
-    """A unit of work failed after writing: its batch must not commit."""
+#: What the driver raises for a failed statement or a lost connection.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 class PostgresBackend(EngineBackend):
@@ -134,7 +134,7 @@ class PostgresBackend(EngineBackend):
                 self._listener = await asyncpg.connect(self.dsn)
                 await self._listener.add_listener(self._ready_channel, self._on_ready)
                 await self._listener.add_listener(self._cancel_channel, self._on_cancel)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except _DRIVER_ERRORS as error:
             await self._close()
             raise StorageError(f"cannot open PostgreSQL queue {self.schema!r}: {error}") from error
         self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
@@ -213,7 +213,7 @@ class PostgresBackend(EngineBackend):
                 if attempts > MAX_RETRIES:
                     return [StorageError(f"gave up after {attempts} conflicts: {error}")]
                 await asyncio.sleep(0.001 * attempts)
-            except (_Unexpected, asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+            except (RefusedAfterWrite, *_DRIVER_ERRORS) as error:
                 if len(units) > 1:
                     return [(await self._run_batch([unit]))[0] for unit in units]
                 return [_public(error)]
@@ -255,15 +255,7 @@ class PostgresBackend(EngineBackend):
             for queue in queues:
                 for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
                     ws.seed(decode_job_at(row[0]))
-        results: list[Any] = []
-        for work, _ in units:
-            before = ws.writes
-            try:
-                results.append(work(ws, now))
-            except QueueError as error:
-                if ws.writes != before:
-                    raise _Unexpected(f"{error!r} after a write") from error
-                results.append(error)
+        results = run_units(ws, [work for work, _ in units], now)
         await self._flush(conn, ws)
         return results, ws
 
@@ -484,11 +476,10 @@ class PostgresBackend(EngineBackend):
 
 
 def _public(error: BaseException) -> BaseException:
-    if isinstance(error, _Unexpected) and error.__cause__ is not None:
-        return error.__cause__
+    error = unwrap_refusal(error)
     if isinstance(error, QueueError):
         return error
-    if isinstance(error, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    if isinstance(error, _DRIVER_ERRORS):
         return StorageError(f"PostgreSQL: {error}")
     return error
 

@@ -12,15 +12,12 @@ from typing import Any
 
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.core.errors import BackendClosed, QueueError
+from dogqueue.core.errors import BackendClosed
+from dogqueue.engine import run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
-
-
-class _Unexpected(Exception):
-    """A unit of work failed after writing: its batch must not commit."""
 
 
 class GroupCommitWriter:
@@ -105,15 +102,7 @@ class GroupCommitWriter:
         try:
             tx.begin()
             now = self._now()
-            results: list[Any] = []
-            for work in works:
-                before = tx.writes
-                try:
-                    results.append(work(tx, now))
-                except QueueError as error:
-                    if tx.writes != before:
-                        raise _Unexpected(f"{error!r} after a write") from error
-                    results.append(error)
+            results = run_units(tx, works, now)
             tx.commit()
             return results
         except BaseException:
@@ -146,8 +135,7 @@ def _locked_out(error: BaseException) -> bool:
 
 
 def _public(error: BaseException) -> BaseException:
-    if isinstance(error, _Unexpected) and error.__cause__ is not None:
-        return error.__cause__
+    error = unwrap_refusal(error)
     if isinstance(error, sqlite3.Error):
         return translate(error)
     return error
