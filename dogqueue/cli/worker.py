@@ -253,6 +253,7 @@ async def _run_with_metrics(
         host=args.metrics_host,
         port=args.metrics_port,
         tenant_labels=not args.no_tenant_labels,
+        worker_counters=worker.counters,
     ) as server:
         logging.getLogger("dogqueue.worker").info(
             "metrics on http://%s:%d/metrics", args.metrics_host, server.port
