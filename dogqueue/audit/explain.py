@@ -158,9 +158,9 @@ def _time(moment: datetime) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 0:
-        return "-" + _span(-delta)
+    # Stamps come from the writers' clocks, which may differ: a span between two of them
+    # can come out negative, and is shown as none.
+    seconds = max(delta.total_seconds(), 0.0)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
