@@ -12,6 +12,7 @@ from dogqueue.clock import FakeClock, utc_now
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import (
     BackendClosed,
+    CorruptLog,
     InvalidInput,
     InvalidJobType,
     InvalidTransition,
@@ -54,6 +55,7 @@ __all__ = [
     "BlockingQueue",
     "Canceled",
     "Completed",
+    "CorruptLog",
     "Enqueued",
     "Event",
     "Expired",

@@ -18,12 +18,20 @@ import msgspec
 
 from dogqueue.audit.checkpoint import Checkpoint
 from dogqueue.core.codec import decode_event
-from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.errors import CorruptLog, InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
-from dogqueue.log.reader import Anchor, LogReader, LogRecord
+from dogqueue.log.reader import (
+    PROJECTED_COLUMNS,
+    Anchor,
+    LogReader,
+    LogRecord,
+    ProjectionRow,
+    projected_columns,
+)
+from dogqueue.log.stored import stored_job
 
 #: Problems listed before the verifier stops looking for more.
 MAX_PROBLEMS = 20
@@ -289,18 +297,46 @@ def _check_checkpoint_rest(
 
 
 def compare_projection(
-    report: Report, stored: Iterable[JobInfo], *, label: str = "projection"
+    report: Report,
+    rows: Iterable[ProjectionRow],
+    *,
+    label: str = "projection",
+    keys_released: bool = False,
 ) -> None:
-    """Record every job whose stored state differs from the fold of the log."""
+    """Record every stored projection row that differs from the fold of the log: its
+    state, and each column a read path searches on (dequeue, leases, keys, tenants). A
+    row that does not decode is named. `keys_released`: an archive keeps no keys."""
     seen: set[JobKey] = set()
-    for job in stored:
+    for row in rows:
+        try:
+            job = stored_job(row.state, f"job {row.job_id!r} of {row.tenant_id!r}")
+        except CorruptLog as error:
+            report.add(None, f"{label}: {error}")
+            seen.add((str(row.tenant_id), str(row.job_id)))
+            continue
+        # The state names the job; its columns are checked against the same fold.
         key = (job.tenant_id, job.job_id)
+        name = f"job {key[1]!r} of {key[0]!r}"
         seen.add(key)
         folded = report.jobs.get(key)
         if folded is None:
-            report.add(None, f"{label} holds job {key[1]!r} of {key[0]!r}, absent from the log")
-        elif folded != job:
-            report.add(None, f"{label} of job {key[1]!r} of {key[0]!r} differs from its events")
+            report.add(None, f"{label} holds {name}, absent from the log")
+            continue
+        if row.enqueue_seq != job.enqueue_seq:
+            report.add(None, f"{label} of {name}: column enqueue_seq disagrees with its state")
+        if msgspec.structs.replace(job, enqueue_seq=folded.enqueue_seq) != folded:
+            report.add(None, f"{label} of {name} differs from its events")
+        expected = projected_columns(folded)
+        if keys_released:
+            expected["idempotency_key"] = None
+        for column in PROJECTED_COLUMNS:
+            stored = getattr(row, column)
+            if stored != expected[column] or type(stored) is not type(expected[column]):
+                report.add(
+                    None,
+                    f"{label} of {name}: column {column} is {stored!r},"
+                    f" the log says {expected[column]!r}",
+                )
     for key in report.jobs.keys() - seen:
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
@@ -363,7 +399,7 @@ async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) ->
             if not report.unchained:
                 compare_heads(report, await log.chain_heads())
             check_unsealed(report, await log.unsealed())
-            compare_projection(report, await log.jobs())
+            compare_projection(report, await log.projection_rows())
     for line in await log.integrity_problems():
         report.add(None, f"integrity check: {line}")
     return report
@@ -375,7 +411,9 @@ async def verify_archive(archive: LogReader, live: LogReader | None = None) -> R
     records = [record async for record in all_records(archive)]
     report = verify_records(records, anchors=await archive.anchors(), sparse=True)
     if not report.full:
-        compare_projection(report, await archive.jobs(), label="archived state")
+        compare_projection(
+            report, await archive.projection_rows(), label="archived state", keys_released=True
+        )
     for line in await archive.integrity_problems():
         report.add(None, f"integrity check: {line}")
     if live is not None:

@@ -28,7 +28,6 @@ from dogqueue.backend.sqlite.connection import (
 )
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.stored import stored_event, stored_job
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
@@ -41,6 +40,7 @@ from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
 from dogqueue.engine import Reads
 from dogqueue.log.reader import in_tenant_positions
+from dogqueue.log.stored import stored_event, stored_job
 
 #: How long a write waits for another connection's write lock unless told otherwise.
 DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)

@@ -11,13 +11,13 @@ import msgspec
 
 from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.stored import stored_job
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobStatus
+from dogqueue.log.stored import stored_job
 
 _replace_seq = msgspec.structs.replace
 #: Ready jobs read ahead per refill of the candidate list: few at first, so a single
