@@ -21,6 +21,7 @@ from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.core.order import DequeueKey, dequeue_key
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads
@@ -44,9 +45,7 @@ class StoredEvent(NamedTuple):
 
 
 class _ReadyEntry(NamedTuple):
-    neg_priority: int
-    run_at: datetime
-    enqueue_seq: int
+    key: DequeueKey
     job_id: str
     version: int
 
@@ -129,9 +128,7 @@ class MemoryStore:
             if job is not None and job.status is JobStatus.ENQUEUED:
                 heapq.heappush(
                     ready,
-                    _ReadyEntry(
-                        -job.message.priority, job.run_at, job.enqueue_seq, job.job_id, job.version
-                    ),
+                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
                 )
 
     def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
