@@ -11,12 +11,12 @@ PostgreSQL's tail) cannot be chained yet; their versions must continue their job
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
-from dogqueue.audit.checkpoint import Checkpoint
+from dogqueue.audit.checkpoint import Checkpoint, cuts_head
 from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import CorruptLog, InvalidTransition
 from dogqueue.core.evolve import evolve
@@ -26,6 +26,7 @@ from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
 from dogqueue.log.reader import (
     PROJECTED_COLUMNS,
     Anchor,
+    ArchiveCut,
     LogReader,
     LogRecord,
     ProjectionRow,
@@ -98,6 +99,11 @@ class _Ranges:
     def __bool__(self) -> bool:
         return bool(self._firsts)
 
+    @property
+    def last(self) -> int:
+        """The last position covered (0 if none)."""
+        return self._lasts[-1] if self._lasts else 0
+
     def covers(self, first: int, last: int) -> bool:
         """True when every seq in [first, last] is in some range."""
         i = bisect.bisect_right(self._firsts, first) - 1
@@ -149,6 +155,10 @@ class _Walk:
         self.unhashed: list[int] = []
         self.broken_jobs: set[JobKey] = set()
         self.previous_seq = 0
+        #: Hashes stored at anchored positions whose events are present (an archive
+        #: given with the live log): each anchor must equal its event's.
+        self.anchor_seqs = {anchor.seq for anchor in self.anchors}
+        self.hash_at: dict[int, bytes] = {}
 
     def step(self, record: LogRecord) -> None:
         self._anchors_before(record.seq)
@@ -160,6 +170,10 @@ class _Walk:
 
     def finish(self) -> Report:
         self._anchors_before(None)
+        if not self.sparse and self.archived.last > self.previous_seq:
+            self.report.add(
+                self.previous_seq + 1, _unproven(self.previous_seq + 1, self.archived.last)
+            )
         if self.unhashed and len(self.unhashed) == self.report.events:
             self.report.unchained = True
             self.report.add(
@@ -183,21 +197,29 @@ class _Walk:
             seq is None or self.anchors[self.next_anchor].seq < seq
         ):
             anchor = self.anchors[self.next_anchor]
+            self.next_anchor += 1
+            present = self.hash_at.get(anchor.seq)
+            if present is not None:  # the event itself was read (from an archive)
+                if present != anchor.hash:
+                    self.report.add(
+                        anchor.seq,
+                        f"the anchor kept for position {anchor.seq} differs from the archived"
+                        " event there",
+                    )
+                continue
             self.last_hash[anchor.tenant_id] = anchor.hash
             self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
             _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
-            self.next_anchor += 1
 
     def _position(self, seq: int) -> None:
         previous = self.previous_seq
         if seq <= previous:
             self.report.add(seq, f"position {seq} is out of order after {previous}")
-        elif (
-            seq > previous + 1
-            and not self.sparse
-            and not self.archived.covers(previous + 1, seq - 1)
-        ):
-            self.report.add(previous + 1, _missing(previous + 1, seq - 1))
+        elif seq > previous + 1 and not self.sparse:
+            if self.archived.covers(previous + 1, seq - 1):
+                self.report.add(previous + 1, _unproven(previous + 1, seq - 1))
+            else:
+                self.report.add(previous + 1, _missing(previous + 1, seq - 1))
         self.previous_seq = max(previous, seq)
 
     def _tenant_position(self, record: LogRecord) -> None:
@@ -227,6 +249,8 @@ class _Walk:
             )
         # Go on from the stored hash, so one bad event is reported once, not per successor.
         self.last_hash[record.tenant_id] = record.hash or computed
+        if seq in self.anchor_seqs:
+            self.hash_at[seq] = record.hash or computed
         self.report.heads[record.tenant_id] = (seq, computed)
         _check_wanted(self.report, self.wanted, seq, record.tenant_id, computed)
 
@@ -256,6 +280,14 @@ class _Walk:
 def _missing(first: int, last: int) -> str:
     where = f"position {first}" if first == last else f"positions {first}-{last}"
     return f"{where} missing: events were deleted (no archival moved them)"
+
+
+def _unproven(first: int, last: int) -> str:
+    where = f"position {first}" if first == last else f"positions {first}-{last}"
+    return (
+        f"{where} were moved by archival, but no archive given holds them: give the"
+        " archive file (--archive FILE) to prove the gap"
+    )
 
 
 def _check_wanted(
@@ -302,11 +334,15 @@ def compare_projection(
     *,
     label: str = "projection",
     keys_released: bool = False,
+    seen: set[JobKey] | None = None,
 ) -> None:
     """Record every stored projection row that differs from the fold of the log: its
     state, and each column a read path searches on (dequeue, leases, keys, tenants). A
-    row that does not decode is named. `keys_released`: an archive keeps no keys."""
-    seen: set[JobKey] = set()
+    row that does not decode is named. `keys_released`: an archive keeps no keys, and its
+    jobs must have finished. Given `seen`, the rows' jobs are added to it and the jobs of
+    the fold without a row are not reported (the caller compares more rows)."""
+    complete = seen is None
+    seen = set() if seen is None else seen
     for row in rows:
         try:
             job = stored_job(row.state, f"job {row.job_id!r} of {row.tenant_id!r}")
@@ -337,6 +373,14 @@ def compare_projection(
                     f"{label} of {name}: column {column} is {stored!r},"
                     f" the log says {expected[column]!r}",
                 )
+        if keys_released and not folded.status.is_terminal:
+            report.add(None, f"{label} holds {name}, which had not finished")
+    if complete:
+        report_missing_rows(report, seen, label)
+
+
+def report_missing_rows(report: Report, seen: set[JobKey], label: str = "projection") -> None:
+    """Record every job of the fold that no compared row holds."""
     for key in report.jobs.keys() - seen:
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
@@ -385,12 +429,25 @@ async def all_records(log: LogReader, *, page: int = PAGE) -> AsyncIterator[LogR
         after = records[-1].seq
 
 
-async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) -> Report:
+async def verify_log(
+    log: LogReader,
+    *,
+    checkpoint: Checkpoint | None = None,
+    archives: Sequence[LogReader] = (),
+) -> Report:
     """Verify a live log: chains, positions, fold, projection, stored chain heads, the
-    unsealed tail, the storage's integrity check, and the checkpoint if given."""
+    unsealed tail, the storage's integrity check, and the checkpoint if given.
+
+    Positions moved out by archival are accepted only where one of `archives` holds
+    them: the archives' events are read in log order with the live log's, as if never
+    moved, so every chain, anchor and checkpoint head is checked across both."""
+    moved: list[LogRecord] = []
+    for archive in archives:
+        moved.extend([record async for record in all_records(archive)])
+    moved.sort(key=lambda record: record.seq)
     async with log.snapshot():
         walk = _Walk(await log.anchors(), _Ranges(await log.archived_ranges()), False, checkpoint)
-        async for record in all_records(log):
+        async for record in _merged(all_records(log), moved, walk.report):
             walk.step(record)
             if walk.report.full:
                 break
@@ -399,10 +456,55 @@ async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) ->
             if not report.unchained:
                 compare_heads(report, await log.chain_heads())
             check_unsealed(report, await log.unsealed())
-            compare_projection(report, await log.projection_rows())
+            seen: set[JobKey] = set()
+            compare_projection(report, await log.projection_rows(), seen=seen)
+            for archive in archives:
+                compare_projection(
+                    report,
+                    await archive.projection_rows(),
+                    label="archived state",
+                    keys_released=True,
+                    seen=seen,
+                )
+            report_missing_rows(report, seen)
+        if checkpoint is not None and checkpoint.cuts is not None:
+            _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
     for line in await log.integrity_problems():
         report.add(None, f"integrity check: {line}")
     return report
+
+
+async def _merged(
+    live: AsyncIterator[LogRecord], moved: list[LogRecord], report: Report
+) -> AsyncIterator[LogRecord]:
+    """The live records and the archived ones, in position order. A position in both
+    (a copy left by an interrupted archival) must hold the same event."""
+    index = 0
+    async for record in live:
+        while index < len(moved) and moved[index].seq <= record.seq:
+            copy = moved[index]
+            index += 1
+            if copy.seq < record.seq:
+                yield copy
+            elif copy[:7] != record[:7]:
+                report.add(
+                    copy.seq,
+                    f"position {copy.seq} holds different events in the live log and an archive",
+                )
+        yield record
+    for copy in moved[index:]:
+        yield copy
+
+
+def _check_cuts(report: Report, wanted: tuple[int, bytes], cuts: list[ArchiveCut]) -> None:
+    """The archivals recorded up to a checkpoint must be the ones it saw."""
+    count, digest = wanted
+    if len(cuts) < count or cuts_head(cuts[:count]) != (count, digest):
+        report.add(
+            None,
+            f"the log's first {count} archival record(s) differ from the checkpoint's:"
+            " archival records were forged, changed or removed",
+        )
 
 
 async def verify_archive(archive: LogReader, live: LogReader | None = None) -> Report:
