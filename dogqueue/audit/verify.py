@@ -117,13 +117,15 @@ def verify_records(
     archived: Iterable[tuple[int, int]] = (),
     sparse: bool = False,
     checkpoint: Checkpoint | None = None,
+    audit_key: bytes | None = None,
 ) -> Report:
     """Recompute the chains and fold the log from `records` (in log order).
 
     `anchors` and `archived` come from archival; `sparse` is for an archive file, whose
-    positions have gaps where the live log kept events.
+    positions have gaps where the live log kept events. `audit_key`: the key of a
+    keyed chain (see `dogqueue.log.chain.chain_hash`).
     """
-    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint)
+    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint, audit_key)
     for record in records:
         walk.step(record)
         if walk.report.full:
@@ -140,8 +142,11 @@ class _Walk:
         archived: _Ranges,
         sparse: bool,
         checkpoint: Checkpoint | None,
+        audit_key: bytes | None = None,
     ) -> None:
         self.report = Report()
+        self.audit_key = audit_key
+        self.linked = 0
         self.anchors = sorted(anchors)
         self.next_anchor = 0
         self.archived = archived
@@ -238,15 +243,20 @@ class _Walk:
 
     def _chain(self, record: LogRecord) -> None:
         seq = record.seq
-        computed = chain_hash(self.last_hash.get(record.tenant_id, GENESIS), seq, record.data)
+        computed = chain_hash(
+            self.last_hash.get(record.tenant_id, GENESIS), seq, record.data, self.audit_key
+        )
         if record.hash is None:
             self.unhashed.append(seq)
         elif record.hash != computed:
             self.report.add(
                 seq,
                 f"event {seq} does not match its chain hash: its bytes, its tenant,"
-                " or the event before it were changed",
+                " or the event before it were changed"
+                + ("" if self.linked else _KEY_HINT[self.audit_key is None]),
             )
+        else:
+            self.linked += 1
         # Go on from the stored hash, so one bad event is reported once, not per successor.
         self.last_hash[record.tenant_id] = record.hash or computed
         if seq in self.anchor_seqs:
@@ -280,6 +290,14 @@ class _Walk:
 def _missing(first: int, last: int) -> str:
     where = f"position {first}" if first == last else f"positions {first}-{last}"
     return f"{where} missing: events were deleted (no archival moved them)"
+
+
+#: Said when a log's first event does not link: with or without an audit key, the
+#: cause may be the key (keyed logs verify only under their key).
+_KEY_HINT = {
+    True: " (if the log is written with an audit key, verify with it: --key-file)",
+    False: " (or the log is not written with this audit key)",
+}
 
 
 def _unproven(first: int, last: int) -> str:
@@ -434,19 +452,27 @@ async def verify_log(
     *,
     checkpoint: Checkpoint | None = None,
     archives: Sequence[LogReader] = (),
+    audit_key: bytes | None = None,
 ) -> Report:
     """Verify a live log: chains, positions, fold, projection, stored chain heads, the
     unsealed tail, the storage's integrity check, and the checkpoint if given.
 
     Positions moved out by archival are accepted only where one of `archives` holds
     them: the archives' events are read in log order with the live log's, as if never
-    moved, so every chain, anchor and checkpoint head is checked across both."""
+    moved, so every chain, anchor and checkpoint head is checked across both. A log
+    written with an audit key verifies only under `audit_key`."""
     moved: list[LogRecord] = []
     for archive in archives:
         moved.extend([record async for record in all_records(archive)])
     moved.sort(key=lambda record: record.seq)
     async with log.snapshot():
-        walk = _Walk(await log.anchors(), _Ranges(await log.archived_ranges()), False, checkpoint)
+        walk = _Walk(
+            await log.anchors(),
+            _Ranges(await log.archived_ranges()),
+            False,
+            checkpoint,
+            audit_key,
+        )
         async for record in _merged(all_records(log), moved, walk.report):
             walk.step(record)
             if walk.report.full:
@@ -507,11 +533,15 @@ def _check_cuts(report: Report, wanted: tuple[int, bytes], cuts: list[ArchiveCut
         )
 
 
-async def verify_archive(archive: LogReader, live: LogReader | None = None) -> Report:
+async def verify_archive(
+    archive: LogReader, live: LogReader | None = None, *, audit_key: bytes | None = None
+) -> Report:
     """Verify an archive on its own, and, given the live log it came from, that the
     live log recorded a cut matching the archive's contents."""
     records = [record async for record in all_records(archive)]
-    report = verify_records(records, anchors=await archive.anchors(), sparse=True)
+    report = verify_records(
+        records, anchors=await archive.anchors(), sparse=True, audit_key=audit_key
+    )
     if not report.full:
         compare_projection(
             report, await archive.projection_rows(), label="archived state", keys_released=True

@@ -64,7 +64,8 @@ class MemoryStore:
     """The log and the projection with its dequeue indexes. Index entries are dropped
     lazily: an entry counts only while its job still has the entry's version."""
 
-    def __init__(self) -> None:
+    def __init__(self, audit_key: bytes | None = None) -> None:
+        self.audit_key = audit_key
         self.log: list[StoredEvent] = []
         self.versions: set[tuple[str, str, int]] = set()
         self.jobs: dict[JobKey, JobInfo] = {}
@@ -171,7 +172,7 @@ class MemoryStore:
         data = encode_event(event)
         previous_head = self.chain_heads.get(event.tenant_id)
         _, previous, tpos = self.chain_heads.get(event.tenant_id, (0, GENESIS, 0))
-        digest = chain_hash(previous, seq, data)
+        digest = chain_hash(previous, seq, data, self.audit_key)
         self.chain_heads[event.tenant_id] = (seq, digest, tpos + 1)
         self.log.append(
             StoredEvent(
@@ -266,9 +267,10 @@ class MemoryBackend(EngineBackend):
         config: QueueConfig | None = None,
         clock: Clock | None = None,
         draw: Callable[[], float] | None = None,
+        audit_key: bytes | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock, draw=draw)
-        self._store = MemoryStore()
+        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key)
+        self._store = MemoryStore(self.audit_key)
 
     async def _open(self) -> None:
         pass

@@ -23,6 +23,7 @@ from dogqueue.cli._common import (
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
 from dogqueue.core.errors import InvalidInput
+from dogqueue.log.chain import AUDIT_KEY_ENV, read_audit_key
 from dogqueue.log.reader import ArchiveCut, LogReader
 
 
@@ -53,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " match an archival the log recorded (repeatable; an archive named by the log and"
         " sitting next to a SQLite file is found without it). A moved position that no"
         " archive holds fails verification",
+    )
+    verify.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="the audit key the log is written with (default: the file"
+        f" ${AUDIT_KEY_ENV} names): with it, events appended or rechained by anyone"
+        " without the key are found even after the last checkpoint",
     )
     verify.set_defaults(run=guarded(_verify))
 
@@ -131,20 +139,22 @@ def _verify(args: argparse.Namespace) -> int:
             raise InvalidInput("checkpoint", f"cannot be read: {error}") from error
         checkpoint = load_checkpoint(text)
 
+    key = read_audit_key(args.key_file)
+
     async def run(log: LogReader) -> bool:
         # An archive file given as --db is verified on its own.
         if await is_archive(log):
-            report = await verify_archive(log)
+            report = await verify_archive(log, audit_key=key)
             _print_report(args.db, report)
             return report.ok
         paths = _archive_paths(args.db, args.archive, await log.archive_cuts())
         archives = [locate.open_log(path) for path in paths]
         try:
-            report = await verify_log(log, checkpoint=checkpoint, archives=archives)
+            report = await verify_log(log, checkpoint=checkpoint, archives=archives, audit_key=key)
             _print_report(args.db, report)
             ok = report.ok
             for path, archive in zip(paths, archives, strict=True):
-                archived = await verify_archive(archive, log)
+                archived = await verify_archive(archive, log, audit_key=key)
                 _print_report(path, archived)
                 ok = ok and archived.ok
         finally:

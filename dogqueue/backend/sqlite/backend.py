@@ -71,8 +71,9 @@ class SqliteBackend(EngineBackend):
         synchronous: Synchronous = "NORMAL",
         draw: Callable[[], float] | None = None,
         lock_wait: timedelta | None = DEFAULT_LOCK_WAIT,
+        audit_key: bytes | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock, draw=draw)
+        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key)
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidInput("synchronous", 'must be "NORMAL" or "FULL"')
         if lock_wait is not None:
@@ -104,10 +105,13 @@ class SqliteBackend(EngineBackend):
     async def _open(self) -> None:
         wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
         writer = GroupCommitWriter(
-            lambda: connect(self.path, self.synchronous, lock_wait=wait), self.now, wait
+            lambda: connect(self.path, self.synchronous, lock_wait=wait),
+            self.now,
+            wait,
+            self.audit_key,
         )
         try:
-            await writer.call(lambda conn: migrate(conn, wait))
+            await writer.call(lambda conn: migrate(conn, wait, self.audit_key))
         except sqlite3.Error as error:
             await writer.close()
             raise translate(error) from error

@@ -38,12 +38,12 @@ class SqliteTransaction:
     drops the head, and any other job write discards the list.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, audit_key: bytes | None = None) -> None:
         self.conn = conn
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
-        self._chain = ChainHeads()
+        self._chain = ChainHeads(audit_key)
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
         self._read_ahead = _FIRST_READ_AHEAD
