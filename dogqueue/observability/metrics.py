@@ -22,6 +22,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage
 from dogqueue.core.order import is_ready, ready_since
 from dogqueue.core.status import JobStatus
+from dogqueue.observability.outcome import Outcome
 
 #: Upper bounds (seconds) of the histogram buckets for execution time and start latency.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -42,11 +43,6 @@ DURATION_BUCKETS: tuple[float, ...] = (
     900.0,
     3600.0,
 )
-
-#: How an attempt ended, as recorded in execution-time histograms.
-OUTCOME_COMPLETED = "completed"
-OUTCOME_FAILED = "failed"
-OUTCOME_EXPIRED = "expired"
 
 
 class SeriesKey(NamedTuple):
@@ -115,7 +111,7 @@ class SeriesCounters:
     #: Failed or canceled jobs an operator put back in the queue.
     requeued: int = 0
     #: Execution time of finished attempts, by outcome.
-    execution: dict[str, Histogram] = field(default_factory=dict)
+    execution: dict[Outcome, Histogram] = field(default_factory=dict)
     #: Time from when a job was due (enqueued, scheduled or retry time) to its lease.
     start_latency: Histogram = field(default_factory=Histogram)
 
@@ -225,7 +221,7 @@ class MetricsSnapshot:
         self, job_type: str | None = None, *, queue: str | None = None
     ) -> timedelta | None:
         """Mean time from `leased` to `completed` over completed attempts; None if none."""
-        histogram = self._total(job_type, queue).execution.get(OUTCOME_COMPLETED)
+        histogram = self._total(job_type, queue).execution.get(Outcome.COMPLETED)
         if histogram is None or histogram.count == 0:
             return None
         return histogram.total / histogram.count
@@ -292,7 +288,7 @@ class MetricsSnapshot:
         rows: list[dict[str, object]] = []
         for item in self.series:
             counters = item.counters
-            completed = counters.execution.get(OUTCOME_COMPLETED)
+            completed = counters.execution.get(Outcome.COMPLETED)
             rows.append(
                 {
                     "tenant_id": item.key.tenant_id,
@@ -381,13 +377,13 @@ class MetricsFold:
                 job.lease_started_at = event.at
             case (JobStatus.LEASED, JobStatus.COMPLETED):
                 counters.completed += 1
-                self._observe_execution(job, counters, OUTCOME_COMPLETED, event.at)
+                self._observe_execution(job, counters, Outcome.COMPLETED, event.at)
             case (JobStatus.LEASED, JobStatus.ENQUEUED) if after.attempts < before.attempts:
                 counters.released += 1  # a release gives the attempt back
                 job.lease_started_at = None
             case (JobStatus.LEASED, JobStatus.ENQUEUED | JobStatus.FAILED):
                 counters.failed_attempts += 1
-                outcome = OUTCOME_EXPIRED if isinstance(event, Expired) else OUTCOME_FAILED
+                outcome = Outcome.EXPIRED if isinstance(event, Expired) else Outcome.FAILED
                 self._observe_execution(job, counters, outcome, event.at)
                 if after.status is JobStatus.FAILED:
                     counters.dead += 1
@@ -409,7 +405,7 @@ class MetricsFold:
 
     @staticmethod
     def _observe_execution(
-        job: _JobTrack, counters: SeriesCounters, outcome: str, at: datetime
+        job: _JobTrack, counters: SeriesCounters, outcome: Outcome, at: datetime
     ) -> None:
         if job.lease_started_at is not None:
             counters.execution.setdefault(outcome, Histogram()).observe(at - job.lease_started_at)
