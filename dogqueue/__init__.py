@@ -12,6 +12,7 @@ from dogqueue.clock import FakeClock, utc_now
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import (
     BackendClosed,
+    CorruptLog,
     InvalidInput,
     InvalidJobType,
     InvalidTransition,
@@ -55,6 +56,7 @@ __all__ = [
     "BlockingQueue",
     "Canceled",
     "Completed",
+    "CorruptLog",
     "Enqueued",
     "Event",
     "Expired",

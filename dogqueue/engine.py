@@ -46,8 +46,8 @@ class Transaction(Protocol):
         ...
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
-        """The tenant's best ENQUEUED job in `queues` due at `now`: highest priority,
-        then earliest run_at, then earliest enqueued."""
+        """The tenant's best ENQUEUED job in `queues` due at `now`: the smallest
+        `dogqueue.core.order.dequeue_key` (the conformance suite checks every backend)."""
         ...
 
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:

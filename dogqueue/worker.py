@@ -33,6 +33,7 @@ from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
 from dogqueue.observability.execution import observe_execution
+from dogqueue.observability.outcome import Outcome
 from dogqueue.runtime.fairness import TenantRotation
 from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
@@ -113,11 +114,11 @@ def _seconds(name: str, value: timedelta) -> float:
     return value.total_seconds()
 
 
-def _failure_outcome(status: str | None) -> str:
+def _failure_outcome(status: str | None) -> Outcome:
     """A failed attempt's outcome: retrying, failed (for good) or lost (not recorded)."""
     if status is None:
-        return "lost"
-    return "retrying" if status == JobStatus.ENQUEUED else "failed"
+        return Outcome.LOST
+    return Outcome.RETRYING if status == JobStatus.ENQUEUED else Outcome.FAILED
 
 
 def first_line(error: BaseException) -> str:
@@ -542,7 +543,7 @@ class Worker(Generic[ContextT]):
                     }
                     log.warning("job %s %s: %s", label, outcome, first_line(error), extra=fields)
             except Exception as error:
-                observation.set_outcome("worker_error", error)
+                observation.set_outcome(Outcome.WORKER_ERROR, error)
                 log.exception("job %s: unexpected worker error", label)
             finally:
                 if heartbeat is not None:
@@ -582,7 +583,7 @@ class Worker(Generic[ContextT]):
             self.tenant_contexts.setdefault(ctx.tenant_id, made)
         return self.tenant_contexts[ctx.tenant_id]
 
-    async def _not_runnable(self, job: _RunningJob, error: QueueError | JobError) -> str:
+    async def _not_runnable(self, job: _RunningJob, error: QueueError | JobError) -> Outcome:
         """A job this worker has no code for: hold it a moment and give it back for a
         newer worker, until the deploy grace period after it was due ends; then fail it."""
         reason = str(error) if isinstance(error, QueueError) else error.message
@@ -597,7 +598,7 @@ class Worker(Generic[ContextT]):
             await self._ack_fail(job, text, retry=False)
             self.counters["not_runnable_failed"] += 1
             log.error("job %s failed: %s", job.label, text)
-            return "failed"
+            return Outcome.FAILED
         log.warning(
             "job %s cannot run here: %s; giving it back for a newer worker (until %s)",
             job.label,
@@ -607,37 +608,37 @@ class Worker(Generic[ContextT]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(job.stopped.wait(), self.deploy_hold_seconds)
         if job.stop_reason in (CANCELED, LEASE_LOST):
-            return "canceled" if job.stop_reason == CANCELED else "lease_lost"
+            return Outcome.CANCELED if job.stop_reason == CANCELED else Outcome.LEASE_LOST
         try:
             await self.backend.release(job.ctx, job.lease)
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s not released: %s", job.label, refused)
         self._yielding[job.ctx.tenant_id] = time.monotonic() + DEPLOY_YIELD_SECONDS
         self.counters["not_runnable_released"] += 1
-        return "released"
+        return Outcome.RELEASED
 
     async def _settle(
         self, job: _RunningJob, label: str, limit: timedelta | None
-    ) -> tuple[str, BaseException | None]:
+    ) -> tuple[Outcome, BaseException | None]:
         """Acknowledge the outcome of the job's task (or of its interruption); return the
-        outcome ("completed", "retrying", "failed", "canceled", ...) and the job's error."""
+        outcome and the job's error."""
         reason, task = job.stop_reason, job.task
         if reason in (CANCELED, LEASE_LOST):
             log.info("job %s stopped: %s; its result is discarded", label, reason)
-            return ("canceled" if reason == CANCELED else "lease_lost"), None
+            return (Outcome.CANCELED if reason == CANCELED else Outcome.LEASE_LOST), None
         if reason == SHUTDOWN:
             try:
                 await self.backend.release(job.ctx, job.lease)
                 log.info("job %s released at shutdown", label)
             except (JobCanceled, LeaseLost) as refused:
                 log.info("job %s not released: %s", label, refused)
-            return "released", None
+            return Outcome.RELEASED, None
         if reason == TIMED_OUT:
             status = await self._ack_fail(job, f"timed out after {limit}", retry=True)
             log.warning("job %s timed out after %s", label, limit)
             return _failure_outcome(status), None
         if task is None:
-            return "not_started", None
+            return Outcome.NOT_STARTED, None
         if task.cancelled():
             status = await self._ack_fail(job, "cancelled from inside the job", retry=True)
             log.warning("job %s cancelled itself", label)
@@ -652,8 +653,8 @@ class Worker(Generic[ContextT]):
             await self.backend.ack_complete(job.ctx, job.lease, task.result())
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s finished but its result is discarded: %s", label, refused)
-            return "discarded", None
-        return "completed", None
+            return Outcome.DISCARDED, None
+        return Outcome.COMPLETED, None
 
     async def _ack_fail(self, job: _RunningJob, error: str, *, retry: bool) -> str | None:
         try:

@@ -8,7 +8,7 @@ means the tenant's N-th event, as `Backend.history` numbers them.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dogqueue.audit.explain import Explanation, explain, jobs_ahead
@@ -19,8 +19,8 @@ from dogqueue.core.errors import JobNotFound
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
+from dogqueue.core.order import is_ready, ready_since
 from dogqueue.core.projection import JobKey, fold
-from dogqueue.core.status import JobStatus
 from dogqueue.log.reader import LogReader
 
 
@@ -81,11 +81,13 @@ async def explain_job(
 
 def job_stats(jobs: list[JobInfo], now: datetime) -> dict[str, Any]:
     """Counts by status, queue and type, and the oldest ready job's age in seconds."""
-    ready = [job.run_at for job in jobs if job.status is JobStatus.ENQUEUED and job.run_at <= now]
+    ready = [ready_since(job) for job in jobs if is_ready(job, now)]
     return {
         "jobs": len(jobs),
         "by_status": dict(sorted(Counter(job.status.value for job in jobs).items())),
         "by_queue": dict(sorted(Counter(job.message.queue for job in jobs).items())),
         "by_type": dict(sorted(Counter(job.message.job_type for job in jobs).items())),
-        "oldest_ready_age_seconds": (now - min(ready)).total_seconds() if ready else None,
+        "oldest_ready_age_seconds": max(now - min(ready), timedelta(0)).total_seconds()
+        if ready
+        else None,
     }

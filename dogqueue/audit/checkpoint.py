@@ -7,28 +7,51 @@ JSON: the last log position and each tenant's head (position and hash, in hex).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgspec
 
 from dogqueue.core.errors import InvalidInput
-from dogqueue.log.reader import LogReader
+from dogqueue.log.chain import GENESIS
+from dogqueue.log.reader import ArchiveCut, LogReader
 
 #: The `format` field of a checkpoint file.
 CHECKPOINT_FORMAT = "dogqueue-checkpoint/1"
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
-    """The last log position seen and each tenant's chain head at that moment."""
+    """The last log position seen, each tenant's chain head at that moment, and the
+    head of the chain of archival records (how many, and their hash; None in a
+    checkpoint that predates it)."""
 
     seq: int
     heads: dict[str, tuple[int, bytes]]
+    cuts: tuple[int, bytes] | None = None
 
 
-def checkpoint_of(seq: int, heads: Mapping[str, tuple[int, bytes]]) -> Checkpoint:
+def checkpoint_of(
+    seq: int,
+    heads: Mapping[str, tuple[int, bytes]],
+    cuts: tuple[int, bytes] | None = None,
+) -> Checkpoint:
     """A checkpoint of a log whose last position is `seq`."""
-    return Checkpoint(seq=seq, heads=dict(heads))
+    return Checkpoint(seq=seq, heads=dict(heads), cuts=cuts)
+
+
+def cuts_head(cuts: Iterable[ArchiveCut]) -> tuple[int, bytes]:
+    """The chain of a log's archival records, oldest first: how many, and the last
+    link's hash. Each link covers the one before and every field of its record (what
+    was cut, where it went, and the archive's fingerprint), so a checkpoint holding it
+    proves the archivals it saw were neither changed nor removed, nor new ones slipped
+    in before them."""
+    count, digest = 0, GENESIS
+    for cut in cuts:
+        record = msgspec.msgpack.encode([_plain(value) for value in cut])
+        count, digest = count + 1, hashlib.sha256(digest + record).digest()
+    return count, digest
 
 
 async def take_checkpoint(log: LogReader) -> Checkpoint:
@@ -39,12 +62,20 @@ async def take_checkpoint(log: LogReader) -> Checkpoint:
         last = await log.last_position()
         for anchor in await log.anchors():
             heads.setdefault(anchor.tenant_id, (anchor.seq, anchor.hash))
-    return checkpoint_of(max([last, *(seq for seq, _ in heads.values())]), heads)
+        cuts = await log.archive_cuts()
+    return checkpoint_of(
+        max([last, *(seq for seq, _ in heads.values())]), heads, cuts_head(cuts) if cuts else None
+    )
+
+
+def _plain(value: object) -> object:
+    """A stored field as msgpack encodes it the same on every backend."""
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else value
 
 
 def dump_checkpoint(checkpoint: Checkpoint) -> str:
     """The checkpoint as JSON text."""
-    document = {
+    document: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "seq": checkpoint.seq,
         "heads": {
@@ -52,6 +83,9 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
             for tenant, (seq, digest) in sorted(checkpoint.heads.items())
         },
     }
+    if checkpoint.cuts is not None:
+        count, digest = checkpoint.cuts
+        document["archive_cuts"] = {"count": count, "hash": digest.hex()}
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -65,6 +99,11 @@ def load_checkpoint(text: str) -> Checkpoint:
             str(tenant): (int(head["seq"]), bytes.fromhex(head["hash"]))
             for tenant, head in document["heads"].items()
         }
-        return Checkpoint(seq=int(document["seq"]), heads=heads)
+        cuts = document.get("archive_cuts")
+        return Checkpoint(
+            seq=int(document["seq"]),
+            heads=heads,
+            cuts=None if cuts is None else (int(cuts["count"]), bytes.fromhex(cuts["hash"])),
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidInput("checkpoint", f"is not a dogqueue checkpoint: {error}") from error

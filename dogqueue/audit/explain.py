@@ -18,6 +18,7 @@ from dogqueue.core.events import (
     Requeued,
 )
 from dogqueue.core.job import JobInfo
+from dogqueue.core.order import dequeue_key, is_ready
 from dogqueue.core.status import JobPriority, JobStatus
 
 E = TypeVar("E")
@@ -35,23 +36,17 @@ class Explanation:
         return "\n".join((self.headline, *(f"  {line}" for line in self.details)))
 
 
-def dequeue_order(job: JobInfo) -> tuple[int, datetime, int]:
-    """The key ready jobs of one queue are leased by: priority, run_at, enqueue order."""
-    return (-int(job.message.priority), job.run_at, job.enqueue_seq)
-
-
 def jobs_ahead(job: JobInfo, others: Iterable[JobInfo], now: datetime) -> int:
     """How many ready jobs of the same tenant and queue would be leased before `job`."""
-    mine = dequeue_order(job)
+    mine = dequeue_key(job)
     return sum(
         1
         for other in others
-        if other.status is JobStatus.ENQUEUED
+        if is_ready(other, now)
         and other.tenant_id == job.tenant_id
         and other.message.queue == job.message.queue
-        and other.run_at <= now
         and other.job_id != job.job_id
-        and dequeue_order(other) < mine
+        and dequeue_key(other) < mine
     )
 
 
@@ -158,9 +153,9 @@ def _time(moment: datetime) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 0:
-        return "-" + _span(-delta)
+    # Stamps come from the writers' clocks, which may differ: a span between two of them
+    # can come out negative, and is shown as none.
+    seconds = max(delta.total_seconds(), 0.0)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:

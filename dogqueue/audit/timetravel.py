@@ -59,8 +59,22 @@ class AsOf:
 
 
 def events_as_of(events: Iterable[AnyEvent], as_of: AsOf) -> list[AnyEvent]:
-    """The events that had happened at `as_of`, in log order."""
-    return [event for event in events if as_of.includes(event)]
+    """The events that had happened at `as_of`, in log order: each job's history is cut
+    at its first event past the point, so the result holds a prefix of every job's
+    history. Clocks that differ between writers may stamp a later event of a job with an
+    earlier time; that event is left out with everything after it, never folded over a
+    hole."""
+    ended: set[JobKey] = set()
+    kept: list[AnyEvent] = []
+    for event in events:
+        key = (event.tenant_id, event.job_id)
+        if key in ended:
+            continue
+        if as_of.includes(event):
+            kept.append(event)
+        else:
+            ended.add(key)
+    return kept
 
 
 def jobs_as_of(events: Iterable[AnyEvent], as_of: AsOf) -> dict[JobKey, JobInfo]:

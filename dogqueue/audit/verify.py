@@ -11,19 +11,28 @@ PostgreSQL's tail) cannot be chained yet; their versions must continue their job
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
-from dogqueue.audit.checkpoint import Checkpoint
+from dogqueue.audit.checkpoint import Checkpoint, cuts_head
 from dogqueue.core.codec import decode_event
-from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.errors import CorruptLog, InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
-from dogqueue.log.reader import Anchor, LogReader, LogRecord
+from dogqueue.log.reader import (
+    PROJECTED_COLUMNS,
+    Anchor,
+    ArchiveCut,
+    LogReader,
+    LogRecord,
+    ProjectionRow,
+    projected_columns,
+)
+from dogqueue.log.stored import stored_job
 
 #: Problems listed before the verifier stops looking for more.
 MAX_PROBLEMS = 20
@@ -90,6 +99,11 @@ class _Ranges:
     def __bool__(self) -> bool:
         return bool(self._firsts)
 
+    @property
+    def last(self) -> int:
+        """The last position covered (0 if none)."""
+        return self._lasts[-1] if self._lasts else 0
+
     def covers(self, first: int, last: int) -> bool:
         """True when every seq in [first, last] is in some range."""
         i = bisect.bisect_right(self._firsts, first) - 1
@@ -103,13 +117,15 @@ def verify_records(
     archived: Iterable[tuple[int, int]] = (),
     sparse: bool = False,
     checkpoint: Checkpoint | None = None,
+    audit_key: bytes | None = None,
 ) -> Report:
     """Recompute the chains and fold the log from `records` (in log order).
 
     `anchors` and `archived` come from archival; `sparse` is for an archive file, whose
-    positions have gaps where the live log kept events.
+    positions have gaps where the live log kept events. `audit_key`: the key of a
+    keyed chain (see `dogqueue.log.chain.chain_hash`).
     """
-    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint)
+    walk = _Walk(anchors, _Ranges(archived), sparse, checkpoint, audit_key)
     for record in records:
         walk.step(record)
         if walk.report.full:
@@ -126,8 +142,11 @@ class _Walk:
         archived: _Ranges,
         sparse: bool,
         checkpoint: Checkpoint | None,
+        audit_key: bytes | None = None,
     ) -> None:
         self.report = Report()
+        self.audit_key = audit_key
+        self.linked = 0
         self.anchors = sorted(anchors)
         self.next_anchor = 0
         self.archived = archived
@@ -141,6 +160,10 @@ class _Walk:
         self.unhashed: list[int] = []
         self.broken_jobs: set[JobKey] = set()
         self.previous_seq = 0
+        #: Hashes stored at anchored positions whose events are present (an archive
+        #: given with the live log): each anchor must equal its event's.
+        self.anchor_seqs = {anchor.seq for anchor in self.anchors}
+        self.hash_at: dict[int, bytes] = {}
 
     def step(self, record: LogRecord) -> None:
         self._anchors_before(record.seq)
@@ -152,6 +175,10 @@ class _Walk:
 
     def finish(self) -> Report:
         self._anchors_before(None)
+        if not self.sparse and self.archived.last > self.previous_seq:
+            self.report.add(
+                self.previous_seq + 1, _unproven(self.previous_seq + 1, self.archived.last)
+            )
         if self.unhashed and len(self.unhashed) == self.report.events:
             self.report.unchained = True
             self.report.add(
@@ -175,21 +202,29 @@ class _Walk:
             seq is None or self.anchors[self.next_anchor].seq < seq
         ):
             anchor = self.anchors[self.next_anchor]
+            self.next_anchor += 1
+            present = self.hash_at.get(anchor.seq)
+            if present is not None:  # the event itself was read (from an archive)
+                if present != anchor.hash:
+                    self.report.add(
+                        anchor.seq,
+                        f"the anchor kept for position {anchor.seq} differs from the archived"
+                        " event there",
+                    )
+                continue
             self.last_hash[anchor.tenant_id] = anchor.hash
             self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
             _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
-            self.next_anchor += 1
 
     def _position(self, seq: int) -> None:
         previous = self.previous_seq
         if seq <= previous:
             self.report.add(seq, f"position {seq} is out of order after {previous}")
-        elif (
-            seq > previous + 1
-            and not self.sparse
-            and not self.archived.covers(previous + 1, seq - 1)
-        ):
-            self.report.add(previous + 1, _missing(previous + 1, seq - 1))
+        elif seq > previous + 1 and not self.sparse:
+            if self.archived.covers(previous + 1, seq - 1):
+                self.report.add(previous + 1, _unproven(previous + 1, seq - 1))
+            else:
+                self.report.add(previous + 1, _missing(previous + 1, seq - 1))
         self.previous_seq = max(previous, seq)
 
     def _tenant_position(self, record: LogRecord) -> None:
@@ -208,17 +243,24 @@ class _Walk:
 
     def _chain(self, record: LogRecord) -> None:
         seq = record.seq
-        computed = chain_hash(self.last_hash.get(record.tenant_id, GENESIS), seq, record.data)
+        computed = chain_hash(
+            self.last_hash.get(record.tenant_id, GENESIS), seq, record.data, self.audit_key
+        )
         if record.hash is None:
             self.unhashed.append(seq)
         elif record.hash != computed:
             self.report.add(
                 seq,
                 f"event {seq} does not match its chain hash: its bytes, its tenant,"
-                " or the event before it were changed",
+                " or the event before it were changed"
+                + ("" if self.linked else _KEY_HINT[self.audit_key is None]),
             )
+        else:
+            self.linked += 1
         # Go on from the stored hash, so one bad event is reported once, not per successor.
         self.last_hash[record.tenant_id] = record.hash or computed
+        if seq in self.anchor_seqs:
+            self.hash_at[seq] = record.hash or computed
         self.report.heads[record.tenant_id] = (seq, computed)
         _check_wanted(self.report, self.wanted, seq, record.tenant_id, computed)
 
@@ -248,6 +290,22 @@ class _Walk:
 def _missing(first: int, last: int) -> str:
     where = f"position {first}" if first == last else f"positions {first}-{last}"
     return f"{where} missing: events were deleted (no archival moved them)"
+
+
+#: Said when a log's first event does not link: with or without an audit key, the
+#: cause may be the key (keyed logs verify only under their key).
+_KEY_HINT = {
+    True: " (if the log is written with an audit key, verify with it: --key-file)",
+    False: " (or the log is not written with this audit key)",
+}
+
+
+def _unproven(first: int, last: int) -> str:
+    where = f"position {first}" if first == last else f"positions {first}-{last}"
+    return (
+        f"{where} were moved by archival, but no archive given holds them: give the"
+        " archive file (--archive FILE) to prove the gap"
+    )
 
 
 def _check_wanted(
@@ -289,18 +347,58 @@ def _check_checkpoint_rest(
 
 
 def compare_projection(
-    report: Report, stored: Iterable[JobInfo], *, label: str = "projection"
+    report: Report,
+    rows: Iterable[ProjectionRow],
+    *,
+    label: str = "projection",
+    keys_released: bool = False,
+    seen: set[JobKey] | None = None,
 ) -> None:
-    """Record every job whose stored state differs from the fold of the log."""
-    seen: set[JobKey] = set()
-    for job in stored:
+    """Record every stored projection row that differs from the fold of the log: its
+    state, and each column a read path searches on (dequeue, leases, keys, tenants). A
+    row that does not decode is named. `keys_released`: an archive keeps no keys, and its
+    jobs must have finished. Given `seen`, the rows' jobs are added to it and the jobs of
+    the fold without a row are not reported (the caller compares more rows)."""
+    complete = seen is None
+    seen = set() if seen is None else seen
+    for row in rows:
+        try:
+            job = stored_job(row.state, f"job {row.job_id!r} of {row.tenant_id!r}")
+        except CorruptLog as error:
+            report.add(None, f"{label}: {error}")
+            seen.add((str(row.tenant_id), str(row.job_id)))
+            continue
+        # The state names the job; its columns are checked against the same fold.
         key = (job.tenant_id, job.job_id)
+        name = f"job {key[1]!r} of {key[0]!r}"
         seen.add(key)
         folded = report.jobs.get(key)
         if folded is None:
-            report.add(None, f"{label} holds job {key[1]!r} of {key[0]!r}, absent from the log")
-        elif folded != job:
-            report.add(None, f"{label} of job {key[1]!r} of {key[0]!r} differs from its events")
+            report.add(None, f"{label} holds {name}, absent from the log")
+            continue
+        if row.enqueue_seq != job.enqueue_seq:
+            report.add(None, f"{label} of {name}: column enqueue_seq disagrees with its state")
+        if msgspec.structs.replace(job, enqueue_seq=folded.enqueue_seq) != folded:
+            report.add(None, f"{label} of {name} differs from its events")
+        expected = projected_columns(folded)
+        if keys_released:
+            expected["idempotency_key"] = None
+        for column in PROJECTED_COLUMNS:
+            stored = getattr(row, column)
+            if stored != expected[column] or type(stored) is not type(expected[column]):
+                report.add(
+                    None,
+                    f"{label} of {name}: column {column} is {stored!r},"
+                    f" the log says {expected[column]!r}",
+                )
+        if keys_released and not folded.status.is_terminal:
+            report.add(None, f"{label} holds {name}, which had not finished")
+    if complete:
+        report_missing_rows(report, seen, label)
+
+
+def report_missing_rows(report: Report, seen: set[JobKey], label: str = "projection") -> None:
+    """Record every job of the fold that no compared row holds."""
     for key in report.jobs.keys() - seen:
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
@@ -349,12 +447,33 @@ async def all_records(log: LogReader, *, page: int = PAGE) -> AsyncIterator[LogR
         after = records[-1].seq
 
 
-async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) -> Report:
+async def verify_log(
+    log: LogReader,
+    *,
+    checkpoint: Checkpoint | None = None,
+    archives: Sequence[LogReader] = (),
+    audit_key: bytes | None = None,
+) -> Report:
     """Verify a live log: chains, positions, fold, projection, stored chain heads, the
-    unsealed tail, the storage's integrity check, and the checkpoint if given."""
+    unsealed tail, the storage's integrity check, and the checkpoint if given.
+
+    Positions moved out by archival are accepted only where one of `archives` holds
+    them: the archives' events are read in log order with the live log's, as if never
+    moved, so every chain, anchor and checkpoint head is checked across both. A log
+    written with an audit key verifies only under `audit_key`."""
+    moved: list[LogRecord] = []
+    for archive in archives:
+        moved.extend([record async for record in all_records(archive)])
+    moved.sort(key=lambda record: record.seq)
     async with log.snapshot():
-        walk = _Walk(await log.anchors(), _Ranges(await log.archived_ranges()), False, checkpoint)
-        async for record in all_records(log):
+        walk = _Walk(
+            await log.anchors(),
+            _Ranges(await log.archived_ranges()),
+            False,
+            checkpoint,
+            audit_key,
+        )
+        async for record in _merged(all_records(log), moved, walk.report):
             walk.step(record)
             if walk.report.full:
                 break
@@ -363,19 +482,70 @@ async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) ->
             if not report.unchained:
                 compare_heads(report, await log.chain_heads())
             check_unsealed(report, await log.unsealed())
-            compare_projection(report, await log.jobs())
+            seen: set[JobKey] = set()
+            compare_projection(report, await log.projection_rows(), seen=seen)
+            for archive in archives:
+                compare_projection(
+                    report,
+                    await archive.projection_rows(),
+                    label="archived state",
+                    keys_released=True,
+                    seen=seen,
+                )
+            report_missing_rows(report, seen)
+        if checkpoint is not None and checkpoint.cuts is not None:
+            _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
     for line in await log.integrity_problems():
         report.add(None, f"integrity check: {line}")
     return report
 
 
-async def verify_archive(archive: LogReader, live: LogReader | None = None) -> Report:
+async def _merged(
+    live: AsyncIterator[LogRecord], moved: list[LogRecord], report: Report
+) -> AsyncIterator[LogRecord]:
+    """The live records and the archived ones, in position order. A position in both
+    (a copy left by an interrupted archival) must hold the same event."""
+    index = 0
+    async for record in live:
+        while index < len(moved) and moved[index].seq <= record.seq:
+            copy = moved[index]
+            index += 1
+            if copy.seq < record.seq:
+                yield copy
+            elif copy[:7] != record[:7]:
+                report.add(
+                    copy.seq,
+                    f"position {copy.seq} holds different events in the live log and an archive",
+                )
+        yield record
+    for copy in moved[index:]:
+        yield copy
+
+
+def _check_cuts(report: Report, wanted: tuple[int, bytes], cuts: list[ArchiveCut]) -> None:
+    """The archivals recorded up to a checkpoint must be the ones it saw."""
+    count, digest = wanted
+    if len(cuts) < count or cuts_head(cuts[:count]) != (count, digest):
+        report.add(
+            None,
+            f"the log's first {count} archival record(s) differ from the checkpoint's:"
+            " archival records were forged, changed or removed",
+        )
+
+
+async def verify_archive(
+    archive: LogReader, live: LogReader | None = None, *, audit_key: bytes | None = None
+) -> Report:
     """Verify an archive on its own, and, given the live log it came from, that the
     live log recorded a cut matching the archive's contents."""
     records = [record async for record in all_records(archive)]
-    report = verify_records(records, anchors=await archive.anchors(), sparse=True)
+    report = verify_records(
+        records, anchors=await archive.anchors(), sparse=True, audit_key=audit_key
+    )
     if not report.full:
-        compare_projection(report, await archive.jobs(), label="archived state")
+        compare_projection(
+            report, await archive.projection_rows(), label="archived state", keys_released=True
+        )
     for line in await archive.integrity_problems():
         report.add(None, f"integrity check: {line}")
     if live is not None:

@@ -26,6 +26,7 @@ from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Engine, Reads, Transaction
 from dogqueue.ids import new_job_id
+from dogqueue.log.chain import check_audit_key
 from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
@@ -44,9 +45,13 @@ class EngineBackend(abc.ABC):
         config: QueueConfig | None = None,
         clock: Clock | None = None,
         draw: Callable[[], float] | None = None,
+        audit_key: bytes | None = None,
     ) -> None:
         if config is not None and not isinstance(config, QueueConfig):
             raise InvalidInput("config", "must be a QueueConfig")
+        #: The key of the log's keyed chain (None: a plain hash chain); see
+        #: `dogqueue.log.chain.chain_hash`. Every writer of one log must use the same.
+        self.audit_key = check_audit_key(audit_key)
         self.clock: Clock = clock or utc_now
         self._engine = Engine(
             config or QueueConfig(), new_id=new_job_id, draw=draw or random.random

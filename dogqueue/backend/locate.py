@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dogqueue.backend.contract import Backend
 from dogqueue.core.errors import InvalidInput, StorageError
+from dogqueue.log.chain import read_audit_key
 from dogqueue.log.reader import LogReader
 
 if TYPE_CHECKING:
@@ -75,8 +76,11 @@ def _postgres(url: str, **kwargs: Any) -> Backend:
 
 def open_backend(db: str | os.PathLike[str], **kwargs: Any) -> Backend:
     """The backend for `db` (a SQLite path, created if missing, or a PostgreSQL URL),
-    unopened; `kwargs` go to its constructor (config, clock, ...)."""
+    unopened; `kwargs` go to its constructor (config, clock, ...). Its audit key is
+    read from the file `$DOGQUEUE_AUDIT_KEY_FILE` names, unless `kwargs` give one."""
     text = _check(db)
+    if "audit_key" not in kwargs and (key := read_audit_key()) is not None:
+        kwargs["audit_key"] = key
     if is_postgres_url(text):
         return _postgres(text, **kwargs)
     return _sqlite(text, **kwargs)

@@ -21,6 +21,7 @@ from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.core.order import DequeueKey, dequeue_key
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads
@@ -44,9 +45,7 @@ class StoredEvent(NamedTuple):
 
 
 class _ReadyEntry(NamedTuple):
-    neg_priority: int
-    run_at: datetime
-    enqueue_seq: int
+    key: DequeueKey
     job_id: str
     version: int
 
@@ -65,7 +64,8 @@ class MemoryStore:
     """The log and the projection with its dequeue indexes. Index entries are dropped
     lazily: an entry counts only while its job still has the entry's version."""
 
-    def __init__(self) -> None:
+    def __init__(self, audit_key: bytes | None = None) -> None:
+        self.audit_key = audit_key
         self.log: list[StoredEvent] = []
         self.versions: set[tuple[str, str, int]] = set()
         self.jobs: dict[JobKey, JobInfo] = {}
@@ -129,9 +129,7 @@ class MemoryStore:
             if job is not None and job.status is JobStatus.ENQUEUED:
                 heapq.heappush(
                     ready,
-                    _ReadyEntry(
-                        -job.message.priority, job.run_at, job.enqueue_seq, job.job_id, job.version
-                    ),
+                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
                 )
 
     def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
@@ -174,7 +172,7 @@ class MemoryStore:
         data = encode_event(event)
         previous_head = self.chain_heads.get(event.tenant_id)
         _, previous, tpos = self.chain_heads.get(event.tenant_id, (0, GENESIS, 0))
-        digest = chain_hash(previous, seq, data)
+        digest = chain_hash(previous, seq, data, self.audit_key)
         self.chain_heads[event.tenant_id] = (seq, digest, tpos + 1)
         self.log.append(
             StoredEvent(
@@ -269,9 +267,10 @@ class MemoryBackend(EngineBackend):
         config: QueueConfig | None = None,
         clock: Clock | None = None,
         draw: Callable[[], float] | None = None,
+        audit_key: bytes | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock, draw=draw)
-        self._store = MemoryStore()
+        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key)
+        self._store = MemoryStore(self.audit_key)
 
     async def _open(self) -> None:
         pass

@@ -6,11 +6,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from dogqueue.core.codec import decode_event
+from dogqueue.core.codec import decode_event, encode_job
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, in_tenant_positions
+from dogqueue.log.reader import (
+    Anchor,
+    ArchiveCut,
+    LogRecord,
+    ProjectionRow,
+    in_tenant_positions,
+    projected_columns,
+)
 
 if TYPE_CHECKING:
     from dogqueue.backend.memory import MemoryStore, StoredEvent
@@ -92,6 +99,18 @@ class MemoryLogReader:
             for job in ordered
             if job.tenant_id == tenant_id
         ]
+
+    async def projection_rows(self) -> list[ProjectionRow]:
+        """The projection as rows: each job's state, and the key index's entry for it."""
+        keys = {(tenant, job): key for (tenant, key), job in self._store().keys.items()}
+        rows = []
+        for job in await self.jobs():
+            columns = projected_columns(job)
+            columns["idempotency_key"] = keys.get((job.tenant_id, job.job_id))
+            rows.append(
+                ProjectionRow(**columns, enqueue_seq=job.enqueue_seq, state=encode_job(job))
+            )
+        return rows
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """Each tenant's chain head: (position, hash)."""

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend import locate
-from dogqueue.core.errors import InvalidInput, QueueError
+from dogqueue.core.errors import CorruptLog, InvalidInput, QueueError
 from dogqueue.core.validation import check_name
 from dogqueue.display import one_line
 from dogqueue.log.reader import LogReader
@@ -91,7 +91,8 @@ def parse_time(text: str) -> datetime:
 
 def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
     """Run `command` (after checking its --tenant, if any), reporting a dogqueue error as
-    one line on stderr and exit code 2."""
+    one line on stderr and exit code 2; a stored row that does not decode is a bad log:
+    the line names the row, and the exit code is 1."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -100,6 +101,9 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
             if getattr(args, "tenant", None) is not None:
                 check_name("tenant", args.tenant)
             return command(args)
+        except CorruptLog as error:
+            print(f"dogqueue {args.command}: {error}", file=sys.stderr)
+            return EXIT_BAD_LOG
         except QueueError as error:
             print(f"dogqueue {args.command}: {error}", file=sys.stderr)
             return EXIT_ERROR

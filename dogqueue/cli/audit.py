@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from dogqueue.cli._common import (
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
 from dogqueue.core.errors import InvalidInput
-from dogqueue.log.reader import LogReader
+from dogqueue.log.chain import AUDIT_KEY_ENV, read_audit_key
+from dogqueue.log.reader import ArchiveCut, LogReader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +49,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         action="append",
         default=[],
-        help="also verify this archive file and that the log recorded it (repeatable)",
+        help="an archive file of this log: its events fill the positions archival moved"
+        " out, so chains and checkpoints are checked across both files, and the file must"
+        " match an archival the log recorded (repeatable; an archive named by the log and"
+        " sitting next to a SQLite file is found without it). A moved position that no"
+        " archive holds fails verification",
+    )
+    verify.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="the audit key the log is written with (default: the file"
+        f" ${AUDIT_KEY_ENV} names): with it, events appended or rechained by anyone"
+        " without the key are found even after the last checkpoint",
     )
     verify.set_defaults(run=guarded(_verify))
 
@@ -126,25 +139,45 @@ def _verify(args: argparse.Namespace) -> int:
             raise InvalidInput("checkpoint", f"cannot be read: {error}") from error
         checkpoint = load_checkpoint(text)
 
+    key = read_audit_key(args.key_file)
+
     async def run(log: LogReader) -> bool:
         # An archive file given as --db is verified on its own.
         if await is_archive(log):
-            report = await verify_archive(log)
-        else:
-            report = await verify_log(log, checkpoint=checkpoint)
-        _print_report(args.db, report)
-        ok = report.ok
-        for path in args.archive:
-            archive = locate.open_log(path)
-            try:
-                archived = await verify_archive(archive, log)
-            finally:
+            report = await verify_archive(log, audit_key=key)
+            _print_report(args.db, report)
+            return report.ok
+        paths = _archive_paths(args.db, args.archive, await log.archive_cuts())
+        archives = [locate.open_log(path) for path in paths]
+        try:
+            report = await verify_log(log, checkpoint=checkpoint, archives=archives, audit_key=key)
+            _print_report(args.db, report)
+            ok = report.ok
+            for path, archive in zip(paths, archives, strict=True):
+                archived = await verify_archive(archive, log, audit_key=key)
+                _print_report(path, archived)
+                ok = ok and archived.ok
+        finally:
+            for archive in archives:
                 await archive.close()
-            _print_report(path, archived)
-            ok = ok and archived.ok
         return ok
 
     return EXIT_OK if read_log(args.db, run) else EXIT_BAD_LOG
+
+
+def _archive_paths(db: str, given: list[str], cuts: list[ArchiveCut]) -> list[str]:
+    """The archives to verify with the live log: those given, and each archive its
+    archivals (`cuts`) name that sits next to a SQLite log file."""
+    paths = list(given)
+    if locate.is_postgres_url(db):
+        return paths
+    known = {os.path.realpath(path) for path in paths}
+    for cut in cuts:
+        candidate = os.path.join(os.path.dirname(os.path.abspath(db)), str(cut.archive))
+        if os.path.realpath(candidate) not in known and os.path.isfile(candidate):
+            known.add(os.path.realpath(candidate))
+            paths.append(candidate)
+    return paths
 
 
 def _checkpoint(args: argparse.Namespace) -> int:

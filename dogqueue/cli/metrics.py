@@ -11,6 +11,7 @@ from dogqueue.cli._common import add_db, guarded, read_log
 from dogqueue.core.message import QueueCtx
 from dogqueue.log.reader import LogReader
 from dogqueue.observability.metrics import MetricsSnapshot
+from dogqueue.observability.outcome import Outcome
 from dogqueue.observability.reader import MetricsReader
 
 
@@ -74,7 +75,7 @@ def format_text(snapshot: MetricsSnapshot) -> str:
     rows: list[tuple[str, ...]] = [header]
     for item in snapshot.series:
         key, counters = item.key, item.counters
-        completed = counters.execution.get("completed")
+        completed = counters.execution.get(Outcome.COMPLETED)
         average = (
             "-"
             if completed is None or completed.count == 0

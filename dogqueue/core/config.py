@@ -12,6 +12,9 @@ from dogqueue.core.errors import InvalidInput
 #: longer work keeps its lease with heartbeats. A bound keeps every expiry time
 #: representable.
 MAX_LEASE_DURATION = timedelta(days=7)
+#: The longest retry delay a configuration may name (`max_retry_backoff`,
+#: `base_retry_backoff`): a retry time stays representable from any current time.
+MAX_RETRY_BACKOFF = timedelta(days=366)
 
 
 class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +42,8 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise InvalidInput(name, "must be a non-negative timedelta")
+            if value > MAX_RETRY_BACKOFF:
+                raise InvalidInput(name, f"must be at most {MAX_RETRY_BACKOFF}")
         if isinstance(self.max_payload_bytes, bool) or not isinstance(self.max_payload_bytes, int):
             raise InvalidInput("max_payload_bytes", "must be an int")
         if self.max_payload_bytes < 0:

@@ -87,5 +87,10 @@ class StorageError(QueueError):
     """The storage backend failed (disk, lock, corruption); the operation did not commit."""
 
 
+class CorruptLog(StorageError):
+    """A stored row does not decode (a corrupt or tampered file); the message names the
+    row. `dogqueue verify` lists every such row."""
+
+
 class BackendClosed(QueueError):
     """The backend was used after `close()`."""

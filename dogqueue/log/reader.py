@@ -9,7 +9,9 @@ ever shown. Reading never migrates or writes the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
@@ -58,6 +60,74 @@ class ArchiveCut(NamedTuple):
     archive_digest: bytes
 
 
+class ProjectionRow(NamedTuple):
+    """One stored projection row as the log keeps it: every column a read path searches
+    on (dequeue, leases, keys, tenant reads), and the job's state bytes.
+
+    Columns hold what is stored, even where it has the wrong type (a tampered file), so
+    the verifier can compare each with the fold. `enqueue_pos` is the log position of the
+    event the row's enqueue column names (None if it names none); `enqueue_seq` is that
+    column as stored."""
+
+    tenant_id: object
+    job_id: object
+    status: object
+    queue: object
+    priority: object
+    job_type: object
+    run_at: object
+    lease_expires_at: object
+    idempotency_key: object
+    version: object
+    enqueue_seq: object
+    enqueue_pos: object
+    state: object
+
+
+#: The columns of a `ProjectionRow` that must equal the fold's, in the order checked.
+PROJECTED_COLUMNS = (
+    "tenant_id",
+    "job_id",
+    "status",
+    "queue",
+    "priority",
+    "job_type",
+    "run_at",
+    "lease_expires_at",
+    "idempotency_key",
+    "version",
+    "enqueue_pos",
+)
+
+
+def projected_columns(job: JobInfo) -> dict[str, object]:
+    """The column values a projection row of `job` (folded, positions of the log) holds."""
+    message = job.message
+    return {
+        "tenant_id": job.tenant_id,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "queue": message.queue,
+        "priority": int(message.priority),
+        "job_type": message.job_type,
+        "run_at": job.run_at,
+        "lease_expires_at": job.lease_expires_at,
+        "idempotency_key": message.idempotency_key,
+        "version": job.version,
+        "enqueue_pos": job.enqueue_seq,
+    }
+
+
+def stored_time(value: object, from_micros: Callable[[int], datetime]) -> object:
+    """A stored time column as a datetime; a value that is not one stays as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return from_micros(value)
+        except (OverflowError, ValueError):
+            return value
+    return value
+
+
 @runtime_checkable
 class LogReader(Protocol):
     """A stored log, read-only. Every backend returns one from `log_reader()`.
@@ -102,6 +172,10 @@ class LogReader(Protocol):
     async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
         """The stored projection, in enqueue order: every job with `enqueue_seq` a log
         position, or one tenant's jobs with `enqueue_seq` a tenant position."""
+        ...
+
+    async def projection_rows(self) -> list[ProjectionRow]:
+        """Every stored projection row, undecoded, in enqueue order."""
         ...
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:

@@ -11,6 +11,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.observability.logging import log_job_finished, log_job_started
+from dogqueue.observability.outcome import Outcome
 from dogqueue.observability.tracing import ExecutionSpan, execution_span
 
 
@@ -22,12 +23,12 @@ class ExecutionObservation:
         self.error: BaseException | None = None
 
     @property
-    def outcome(self) -> str | None:
+    def outcome(self) -> Outcome | None:
         """The outcome set so far, if any."""
         return self._span.outcome
 
-    def set_outcome(self, outcome: str, error: BaseException | None = None) -> None:
-        """How the execution ended ("completed", "failed", "retrying", "canceled", ...)."""
+    def set_outcome(self, outcome: Outcome, error: BaseException | None = None) -> None:
+        """How the execution ended."""
         self._span.set_outcome(outcome)
         if error is not None:
             self.error = error
@@ -49,23 +50,23 @@ async def observe_execution(
             yield observation
         except asyncio.CancelledError:
             if observation.outcome is None:
-                observation.set_outcome("canceled")
+                observation.set_outcome(Outcome.CANCELED)
             log_job_finished(
-                lease, observation.outcome or "canceled", time.perf_counter() - started
+                lease, observation.outcome or Outcome.CANCELED, time.perf_counter() - started
             )
             raise
         except BaseException as error:
             if observation.outcome is None:
-                observation.set_outcome("failed", error)
+                observation.set_outcome(Outcome.FAILED, error)
             log_job_finished(
-                lease, observation.outcome or "failed", time.perf_counter() - started, error
+                lease, observation.outcome or Outcome.FAILED, time.perf_counter() - started, error
             )
             raise
         if observation.outcome is None:
-            observation.set_outcome("completed")
+            observation.set_outcome(Outcome.COMPLETED)
         log_job_finished(
             lease,
-            observation.outcome or "completed",
+            observation.outcome or Outcome.COMPLETED,
             time.perf_counter() - started,
             observation.error,
         )

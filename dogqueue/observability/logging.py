@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from dogqueue.core.job import LeasedJob
+from dogqueue.observability.outcome import Outcome
 
 #: The logger of job lifecycle lines (a child of the `dogqueue` logger).
 job_logger = logging.getLogger("dogqueue.jobs")
@@ -52,23 +53,23 @@ def log_job_started(lease: LeasedJob) -> None:
 
 def log_job_finished(
     lease: LeasedJob,
-    outcome: str,
+    outcome: Outcome,
     duration_seconds: float,
     error: BaseException | None = None,
 ) -> None:
     """Log how an execution ended: INFO when it completed, WARNING otherwise. Only the
     error's type is logged, since its message may carry payload data."""
-    level = logging.INFO if outcome == "completed" and error is None else logging.WARNING
+    level = logging.INFO if outcome is Outcome.COMPLETED and error is None else logging.WARNING
     if not job_logger.isEnabledFor(level):
         return
     fields = _fields(lease)
-    fields["outcome"] = outcome
+    fields["outcome"] = outcome.value
     fields["duration_seconds"] = round(duration_seconds, 6)
     if error is not None:
         fields["error_type"] = type(error).__name__
     if level == logging.INFO:
         event = "job finished"
-    elif outcome in ("failed", "retrying"):
+    elif outcome.is_failure:
         event = "job failed"
     else:  # canceled, lease lost, released...: the job did not fail, it was stopped
         event = "job stopped"

@@ -13,18 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from dogqueue.core.events import (
-    AnyEvent,
-    Canceled,
-    Completed,
-    Enqueued,
-    Expired,
-    Failed,
-    Leased,
-    Released,
-    Requeued,
-)
+import msgspec
+
+from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.events import AnyEvent, Enqueued, Expired
+from dogqueue.core.evolve import evolve
+from dogqueue.core.job import JobInfo
+from dogqueue.core.message import JobMessage
+from dogqueue.core.order import is_ready, ready_since
 from dogqueue.core.status import JobStatus
+from dogqueue.observability.outcome import Outcome
 
 #: Upper bounds (seconds) of the histogram buckets for execution time and start latency.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -45,11 +43,6 @@ DURATION_BUCKETS: tuple[float, ...] = (
     900.0,
     3600.0,
 )
-
-#: How an attempt ended, as recorded in execution-time histograms.
-OUTCOME_COMPLETED = "completed"
-OUTCOME_FAILED = "failed"
-OUTCOME_EXPIRED = "expired"
 
 
 class SeriesKey(NamedTuple):
@@ -118,7 +111,7 @@ class SeriesCounters:
     #: Failed or canceled jobs an operator put back in the queue.
     requeued: int = 0
     #: Execution time of finished attempts, by outcome.
-    execution: dict[str, Histogram] = field(default_factory=dict)
+    execution: dict[Outcome, Histogram] = field(default_factory=dict)
     #: Time from when a job was due (enqueued, scheduled or retry time) to its lease.
     start_latency: Histogram = field(default_factory=Histogram)
 
@@ -148,11 +141,8 @@ class SeriesCounters:
 class _JobTrack:
     series: SeriesKey
     counters: SeriesCounters
-    status: JobStatus
-    #: When the job may next be leased.
-    run_at: datetime
-    #: Since when it has been waiting to be leased (start-latency origin).
-    due_since: datetime
+    #: The job's state as `evolve` folds it (without its payload, which no metric uses).
+    state: JobInfo
     lease_started_at: datetime | None = None
 
 
@@ -231,7 +221,7 @@ class MetricsSnapshot:
         self, job_type: str | None = None, *, queue: str | None = None
     ) -> timedelta | None:
         """Mean time from `leased` to `completed` over completed attempts; None if none."""
-        histogram = self._total(job_type, queue).execution.get(OUTCOME_COMPLETED)
+        histogram = self._total(job_type, queue).execution.get(Outcome.COMPLETED)
         if histogram is None or histogram.count == 0:
             return None
         return histogram.total / histogram.count
@@ -298,7 +288,7 @@ class MetricsSnapshot:
         rows: list[dict[str, object]] = []
         for item in self.series:
             counters = item.counters
-            completed = counters.execution.get(OUTCOME_COMPLETED)
+            completed = counters.execution.get(Outcome.COMPLETED)
             rows.append(
                 {
                     "tenant_id": item.key.tenant_id,
@@ -332,6 +322,10 @@ class MetricsSnapshot:
         return {"at": self.at.isoformat(), "series": rows}
 
 
+def _without_payload(message: JobMessage) -> JobMessage:
+    return msgspec.structs.replace(message, payload_bytes=b"")
+
+
 class MetricsFold:
     """The running fold of the log into metrics: apply events in log order, then snapshot.
 
@@ -350,55 +344,56 @@ class MetricsFold:
             self.apply(event)
 
     def apply(self, event: AnyEvent) -> None:
-        """Fold one event in."""
+        """Fold one event in: the job's state moves by `evolve` (the one status machine),
+        and each metric counts a transition between its states."""
         self.last_position = max(self.last_position, event.seq)
         key = (event.tenant_id, event.job_id)
-        if isinstance(event, Enqueued):
-            message = event.message
-            series = SeriesKey(event.tenant_id, message.queue, message.job_type)
-            run_at = message.run_at if message.run_at is not None else event.at
+        job = self._jobs.get(key)
+        if job is None and not isinstance(event, Enqueued):
+            return
+        before = None if job is None else job.state
+        try:
+            after = evolve(before, event)
+        except InvalidTransition:
+            return  # metrics do not judge the log; `dogqueue verify` does
+        if job is None:
+            message = after.message
+            series = SeriesKey(after.tenant_id, message.queue, message.job_type)
             counters = self._series(series)
-            self._jobs[key] = _JobTrack(series, counters, JobStatus.ENQUEUED, run_at, run_at)
+            lean = msgspec.structs.replace(after, message=_without_payload(message))
+            self._jobs[key] = _JobTrack(series, counters, lean)
             counters.enqueued += 1
             return
-        job = self._jobs.get(key)
-        if job is None:
-            return
+        assert before is not None
+        job.state = after
+        self._count(job, before, after, event)
+
+    def _count(self, job: _JobTrack, before: JobInfo, after: JobInfo, event: AnyEvent) -> None:
         counters = job.counters
-        match event:
-            case Leased():
+        match (before.status, after.status):
+            case (JobStatus.ENQUEUED, JobStatus.LEASED):
                 counters.attempts += 1
-                counters.start_latency.observe(event.at - max(job.due_since, job.run_at))
-                job.status = JobStatus.LEASED
+                counters.start_latency.observe(event.at - ready_since(before))
                 job.lease_started_at = event.at
-            case Completed():
+            case (JobStatus.LEASED, JobStatus.COMPLETED):
                 counters.completed += 1
-                self._observe_execution(job, counters, OUTCOME_COMPLETED, event.at)
-                job.status = JobStatus.COMPLETED
-            case Failed() | Expired():
+                self._observe_execution(job, counters, Outcome.COMPLETED, event.at)
+            case (JobStatus.LEASED, JobStatus.ENQUEUED) if after.attempts < before.attempts:
+                counters.released += 1  # a release gives the attempt back
+                job.lease_started_at = None
+            case (JobStatus.LEASED, JobStatus.ENQUEUED | JobStatus.FAILED):
                 counters.failed_attempts += 1
-                outcome = OUTCOME_FAILED if isinstance(event, Failed) else OUTCOME_EXPIRED
+                outcome = Outcome.EXPIRED if isinstance(event, Expired) else Outcome.FAILED
                 self._observe_execution(job, counters, outcome, event.at)
-                if event.retry_at is None:
+                if after.status is JobStatus.FAILED:
                     counters.dead += 1
-                    job.status = JobStatus.FAILED
                 else:
                     counters.retries += 1
-                    job.status = JobStatus.ENQUEUED
-                    job.run_at = job.due_since = event.retry_at
-            case Canceled():
+            case (_, JobStatus.CANCELED) if before.status is not JobStatus.CANCELED:
                 counters.canceled += 1
-                job.status = JobStatus.CANCELED
                 job.lease_started_at = None
-            case Released():
-                counters.released += 1
-                job.status = JobStatus.ENQUEUED
-                job.due_since = event.at
-                job.lease_started_at = None
-            case Requeued():
+            case (JobStatus.FAILED | JobStatus.CANCELED, JobStatus.ENQUEUED):
                 counters.requeued += 1
-                job.status = JobStatus.ENQUEUED
-                job.run_at = job.due_since = event.at
             case _:
                 pass  # heartbeats change no metric
 
@@ -410,7 +405,7 @@ class MetricsFold:
 
     @staticmethod
     def _observe_execution(
-        job: _JobTrack, counters: SeriesCounters, outcome: str, at: datetime
+        job: _JobTrack, counters: SeriesCounters, outcome: Outcome, at: datetime
     ) -> None:
         if job.lease_started_at is not None:
             counters.execution.setdefault(outcome, Histogram()).observe(at - job.lease_started_at)
@@ -423,15 +418,15 @@ class MetricsFold:
         scheduled: dict[SeriesKey, int] = {}
         oldest_due: dict[SeriesKey, datetime] = {}
         for job in self._jobs.values():
-            series = job.series
+            series, state = job.series, job.state
             if tenant_id is not None and series.tenant_id != tenant_id:
                 continue
             statuses = by_status.setdefault(series, {})
-            statuses[job.status] = statuses.get(job.status, 0) + 1
-            if job.status is JobStatus.ENQUEUED:
-                if job.run_at <= now:
+            statuses[state.status] = statuses.get(state.status, 0) + 1
+            if state.status is JobStatus.ENQUEUED:
+                if is_ready(state, now):
                     ready[series] = ready.get(series, 0) + 1
-                    due = max(job.due_since, job.run_at)
+                    due = ready_since(state)
                     if series not in oldest_due or due < oldest_due[series]:
                         oldest_due[series] = due
                 else:

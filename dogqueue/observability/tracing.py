@@ -16,6 +16,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.core.events import Enqueued
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.observability.outcome import Outcome
 
 try:
     from opentelemetry import propagate, trace
@@ -130,16 +131,14 @@ class ExecutionSpan:
 
     def __init__(self, span: Span | None) -> None:
         self.span = span
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
 
-    def set_outcome(self, outcome: str) -> None:
-        """How the execution ended: "completed", "failed", "retrying", "canceled", ..."""
+    def set_outcome(self, outcome: Outcome) -> None:
+        """How the execution ended; an error outcome makes an error span."""
         self.outcome = outcome
         if self.span is not None:
-            self.span.set_attribute(ATTR_OUTCOME, outcome)
-            if outcome in ("completed",):
-                return
-            if outcome in ("failed", "retrying", "expired", "timeout"):
+            self.span.set_attribute(ATTR_OUTCOME, outcome.value)
+            if outcome.is_error:
                 self.span.set_status(StatusCode.ERROR)
 
 
@@ -178,7 +177,7 @@ async def execution_span(
             yield handle
         except BaseException:
             if handle.outcome is None:
-                handle.set_outcome("failed")
+                handle.set_outcome(Outcome.FAILED)
             raise
         if handle.outcome is None:
-            handle.set_outcome("completed")
+            handle.set_outcome(Outcome.COMPLETED)

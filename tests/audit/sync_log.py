@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -55,8 +55,11 @@ class SyncLog:
     def event_count(self) -> int:
         return len(self.records())
 
-    def verify(self, checkpoint: Checkpoint | None = None) -> Report:
-        return run_sync(verify_log(self.reader, checkpoint=checkpoint))
+    def verify(
+        self, checkpoint: Checkpoint | None = None, archives: Sequence[SyncLog] = ()
+    ) -> Report:
+        readers = [archive.reader for archive in archives]
+        return run_sync(verify_log(self.reader, checkpoint=checkpoint, archives=readers))
 
     def verify_archive(self, live: SyncLog | None = None) -> Report:
         return run_sync(verify_archive(self.reader, None if live is None else live.reader))

@@ -26,7 +26,7 @@ def archive(path: Path, target: Path, cut: datetime = NOW) -> tuple[int, int]:
 
 def assert_verifies(path: Path, target: Path) -> None:
     with SyncLog(path) as log, SyncLog(target) as archived:
-        live_report = log.verify()
+        live_report = log.verify(archives=[archived])
         archive_report = archived.verify_archive(log)
     assert live_report.ok, live_report.problems
     assert archive_report.ok, archive_report.problems
@@ -69,8 +69,7 @@ async def test_idempotency_key_of_an_archived_job_is_released(
         again = await backend.enqueue(ACME, message(idempotency_key="order-1"))
         assert again != ids["completed"]
         assert await backend.get_status(ACME, again) is JobStatus.ENQUEUED
-    with SyncLog(path) as log:
-        assert log.verify().ok
+    assert_verifies(path, tmp_path / "a.db")
 
 
 async def test_writes_after_archival_link_to_moved_heads(
@@ -99,8 +98,8 @@ async def test_a_checkpoint_taken_before_archival_still_verifies(
         report = log.verify()
     saved = checkpoint_of(report.events, report.heads)
     archive(path, tmp_path / "a.db")
-    with SyncLog(path) as log:
-        after = log.verify(saved)
+    with SyncLog(path) as log, SyncLog(tmp_path / "a.db") as archived:
+        after = log.verify(saved, archives=[archived])
     assert after.ok, after.problems
 
 
@@ -144,8 +143,8 @@ def test_a_live_event_deleted_inside_an_archived_stretch_is_still_caught(
     with conn:
         conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
     conn.close()
-    with SyncLog(path) as log:
-        assert log.verify().first_bad_seq == seq
+    with SyncLog(path) as log, SyncLog(tmp_path / "a.db") as archived:
+        assert log.verify(archives=[archived]).first_bad_seq == seq
 
 
 async def test_a_reused_idempotency_key_archived_twice_keeps_both_jobs(

@@ -190,7 +190,7 @@ def test_rewritten_log_is_caught_with_a_checkpoint(story_log: Story, tmp_path: P
 def test_projection_edited_behind_the_log_is_found(story_log: Story) -> None:
     path, ids = story_log
     with SyncLog(path) as log:
-        job = next(j for j in log.jobs("acme") if j.job_id == ids["waiting"])
+        job = next(j for j in log.jobs() if j.job_id == ids["waiting"])
     forged = msgspec.structs.replace(job, attempts=3)
     edit(
         path,

@@ -13,7 +13,7 @@ import pytest
 
 from dogqueue import InvalidInput, JobNotFound, JobStatus, QueueConfig, QueueCtx
 from dogqueue.backend.base import EngineBackend
-from dogqueue.core.config import MAX_LEASE_DURATION
+from dogqueue.core.config import MAX_LEASE_DURATION, MAX_RETRY_BACKOFF
 from dogqueue.core.job import LeasedJob
 
 from .helpers import log_size, message
@@ -181,3 +181,23 @@ async def test_unencodable_error_text_is_recorded_with_replacements(
     info = await backend.get_job(CTX, lease.job_id)
     assert info.last_error == "cannot open /tmp/caf\ufffd.txt"
     assert (await backend.history(CTX, lease.job_id))[-1].error == info.last_error  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["max_retry_backoff", "base_retry_backoff"])
+def test_retry_backoff_is_bounded(name: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        QueueConfig(**{name: timedelta.max})  # type: ignore[arg-type]
+    assert raised.value.field == name
+
+
+async def test_the_longest_retry_backoff_is_reached_without_overflow(
+    make_backend: Any,
+) -> None:
+    config = QueueConfig(base_retry_backoff=MAX_RETRY_BACKOFF, max_retry_backoff=MAX_RETRY_BACKOFF)
+    async with make_backend(config=config) as backend:
+        await backend.enqueue(CTX, message(max_retries=3))
+        lease = await backend.dequeue(CTX, ["default"])
+        assert lease is not None
+        assert await backend.ack_fail(CTX, lease, "boom", retry=True) is JobStatus.ENQUEUED
+        info = await backend.get_job(CTX, lease.job_id)
+        assert info.updated_at < info.run_at <= info.updated_at + MAX_RETRY_BACKOFF

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from dogqueue import FakeClock, JobPriority, QueueCtx
 from dogqueue.backend.base import EngineBackend
+from dogqueue.core.order import dequeue_key
 
 from .helpers import message
 
@@ -81,3 +83,30 @@ async def test_ready_tenants_and_next_run_at(backend: EngineBackend, clock: Fake
     clock.advance(timedelta(minutes=1))
     assert await backend.ready_tenants(["default"]) == ["t1", "t2"]
     assert await backend.ready_tenants(["default", "other"]) == ["t1", "t2", "t3"]
+
+
+async def test_every_backend_leases_in_the_order_of_dequeue_key(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    """The one definition of the order (dogqueue.core.order.dequeue_key) is the order
+    every backend leases by, across priorities, run_at ties and released jobs; one
+    queue at a time and with dequeue_many."""
+    rng = random.Random(15)
+    start = clock()
+    messages = [
+        message(
+            priority=rng.choice(list(JobPriority)),
+            run_at=start - timedelta(seconds=rng.randrange(4)),
+        )
+        for _ in range(30)
+    ]
+    ids = [await backend.enqueue(CTX, m) for m in messages[:20]]
+    ids += await backend.enqueue_many(CTX, messages[20:])
+    # A released job keeps its place by key.
+    first = await backend.dequeue(CTX, ["default"])
+    assert first is not None
+    await backend.release(CTX, first)
+    jobs = [await backend.get_job(CTX, job_id) for job_id in ids]
+    expected = [job.job_id for job in sorted(jobs, key=dequeue_key)]
+    leased = [lease.job_id for lease in await backend.dequeue_many(CTX, ["default"], 7)]
+    assert leased + await drain(backend, ["default"]) == expected

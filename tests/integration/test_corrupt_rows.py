@@ -3,6 +3,7 @@ naming the row, never as a decoder error; the other rows stay usable."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from dogqueue import JobMessage, QueueCtx, StorageError
 from dogqueue.backend.sqlite import SqliteBackend
+from tests.audit.cli_run import dogqueue
 
 CTX = QueueCtx("acme")
 MESSAGE = JobMessage(job_type="x", payload_bytes=b"{}")
@@ -73,3 +75,54 @@ async def test_an_undecodable_event(tmp_path: Path, garbage: object) -> None:
                 await call(backend)
         assert [event.seq for event in await backend.read_events(after_seq=1)] == [2]
         assert len(await backend.history(CTX, intact)) == 1
+
+
+#: The commands that read the projection or the log, with their extra arguments.
+COMMANDS = [
+    ("verify", []),
+    ("replay", []),
+    ("jobs", []),
+    ("jobs", ["--tenant", "acme"]),
+    ("stats", []),
+    ("stats", ["--tenant", "acme"]),
+    ("jobs", ["--as-of", "100"]),
+    ("stats", ["--tenant", "acme", "--as-of", "100"]),
+]
+COMMAND_IDS = [" ".join([name, *extra]) for name, extra in COMMANDS]
+
+
+def _run(path: Path, name: str, extra: list[str]) -> tuple[int, str]:
+    done = dogqueue(name, "--db", path, *extra)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("name", "extra"), COMMANDS, ids=COMMAND_IDS)
+async def test_the_command_line_reports_a_corrupt_projection_row(
+    tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    path = tmp_path / "queue.db"
+    broken, _ = await _log(path)
+    _corrupt(path, "UPDATE jobs SET state = ? WHERE job_id = ?", b"\xc1\xc1", broken)
+    code, text = await asyncio.to_thread(_run, path, name, extra)
+    if "--as-of" in extra:  # folded from the log, which is sound
+        assert code == 0, text
+        return
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert broken in text and "does not decode" in text
+
+
+@pytest.mark.parametrize(("name", "extra"), COMMANDS, ids=COMMAND_IDS)
+async def test_the_command_line_reports_an_undecodable_event(
+    tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    path = tmp_path / "queue.db"
+    await _log(path)
+    _corrupt(path, "UPDATE events SET data = ? WHERE seq = 1", b"\xc1\xc1")
+    code, text = await asyncio.to_thread(_run, path, name, extra)
+    if name in ("jobs", "stats") and "--as-of" not in extra:  # the projection is sound
+        assert code == 0, text
+        return
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert "event 1" in text or "seq 1" in text, text

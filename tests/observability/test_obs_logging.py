@@ -11,6 +11,7 @@ import pytest
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability import observe_execution
 from dogqueue.observability.logging import JsonLogFormatter
+from dogqueue.observability.outcome import Outcome
 from tests.observability.obs_workload import ACME, message
 
 
@@ -85,7 +86,7 @@ async def test_json_formatter_writes_one_object_per_line(
     assert lease is not None
     with caplog.at_level(logging.INFO, logger="dogqueue"):
         async with observe_execution(backend, ACME, lease) as observation:
-            observation.set_outcome("retrying", RuntimeError("flaky"))
+            observation.set_outcome(Outcome.RETRYING, RuntimeError("flaky"))
     line = JsonLogFormatter().format(job_records(caplog)[-1])
     document = json.loads(line)
     assert document["logger"] == "dogqueue.jobs"

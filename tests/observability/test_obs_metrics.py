@@ -11,6 +11,7 @@ import pytest
 from dogqueue import Canceled, Enqueued, FakeClock, InvalidInput, JobStatus, QueueAdapter, rebuild
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability import MetricsFold, MetricsReader, metrics_from_events
+from dogqueue.observability.outcome import Outcome
 from tests.observability.obs_workload import ACME, GLOBEX, message, run_workload
 
 
@@ -46,9 +47,9 @@ async def test_counts_durations_and_rates(backend: EngineBackend, clock: FakeClo
     assert metrics.get_oldest_ready_age(job_type="email") == timedelta(seconds=11)
 
     execution = metrics.counters("email").execution
-    assert execution["completed"].count == 2
-    assert execution["failed"].total == timedelta(seconds=1)
-    assert execution["expired"].total == timedelta(seconds=11)
+    assert execution[Outcome.COMPLETED].count == 2
+    assert execution[Outcome.FAILED].total == timedelta(seconds=1)
+    assert execution[Outcome.EXPIRED].total == timedelta(seconds=11)
 
 
 async def test_one_tenant_when_ctx_is_given(backend: EngineBackend, clock: FakeClock) -> None:

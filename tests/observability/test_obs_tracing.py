@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -13,9 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from dogqueue import Enqueued, Job, QueueAdapter, QueueCtx
+import dogqueue.worker
+from dogqueue import Enqueued, Job, JobMessage, QueueAdapter, QueueCtx
 from dogqueue.backend.base import EngineBackend
 from dogqueue.observability import observe_execution, tracing
+from dogqueue.observability.outcome import Outcome
 
 CTX = QueueCtx("acme")
 
@@ -64,7 +68,7 @@ async def run_one(adapter: QueueAdapter[None]) -> None:
             result = await adapter.job_registry.execute_job(lease.message, None)
         except RuntimeError as error:
             await adapter.backend.ack_fail(CTX, lease, str(error), retry=True)
-            observation.set_outcome("retrying", error)
+            observation.set_outcome(Outcome.RETRYING, error)
             return
         await adapter.backend.ack_complete(CTX, lease, result)
 
@@ -207,3 +211,35 @@ def test_without_the_extras_everything_still_works() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'dogqueue[prometheus]'" in done.stdout
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+async def test_every_outcome_is_traced_and_logged_by_one_rule(
+    backend: EngineBackend,
+    spans: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    outcome: Outcome,
+) -> None:
+    """The worker's outcomes, the span's status and the log line's level and event come
+    from one vocabulary: an error outcome (lost, worker_error, lease_lost, ...) is an
+    error span and a WARNING, a failed attempt logs "job failed"."""
+    await backend.enqueue(CTX, JobMessage(job_type="email.send", payload_bytes=b"{}"))
+    lease = await backend.dequeue(CTX, ["default"])
+    assert lease is not None
+    with caplog.at_level(logging.INFO, logger="dogqueue"):
+        async with observe_execution(backend, CTX, lease) as observation:
+            observation.set_outcome(outcome)
+    span = only(spans, SpanKind.CONSUMER)
+    assert span.attributes is not None and span.attributes["dogqueue.outcome"] == outcome.value
+    assert (span.status.status_code is StatusCode.ERROR) == outcome.is_error
+    (record,) = [r for r in caplog.records if getattr(r, "outcome", None) is not None]
+    assert record.levelno == (logging.INFO if outcome is Outcome.COMPLETED else logging.WARNING)
+    assert ("job failed" in record.getMessage()) == outcome.is_failure
+
+
+def test_the_worker_reports_only_outcomes() -> None:
+    """No outcome in the worker is a free string (they drifted from tracing's)."""
+    source = Path(dogqueue.worker.__file__).read_text("utf-8")
+    for outcome in Outcome:
+        assert f'return "{outcome.value}"' not in source, outcome
+        assert f'set_outcome("{outcome.value}"' not in source, outcome

@@ -84,8 +84,9 @@ class PostgresBackend(EngineBackend):
         pool_size: int = 4,
         listen: bool = True,
         poll_interval: float = 1.0,
+        audit_key: bytes | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock or utc_now, draw=draw)
+        super().__init__(config=config, clock=clock or utc_now, draw=draw, audit_key=audit_key)
         if not isinstance(dsn, str) or not dsn:
             raise InvalidInput("dsn", "must be a PostgreSQL connection string")
         self.schema = check.check_name("schema", schema)
@@ -393,7 +394,7 @@ class PostgresBackend(EngineBackend):
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
         async with self._seal_lock, self.pool.acquire() as conn:
             while True:
-                count = await seal(conn)
+                count = await seal(conn, self.audit_key)
                 total += count
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total

@@ -11,17 +11,19 @@ import msgspec
 
 from dogqueue.backend.postgres.migrate import quote, schema_version
 from dogqueue.backend.postgres.queries import SCHEMA_VERSION, Q
-from dogqueue.core.codec import decode_event, decode_job
+from dogqueue.backend.sqlite.timecodec import from_micros
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord
+from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, ProjectionRow, stored_time
+from dogqueue.log.stored import stored_event, stored_job
 
 
-def decode_job_at(state: bytes, pos: int | None = None) -> JobInfo:
-    """A stored job state; with `pos`, its enqueue position is the log position of its
-    enqueued event, as folding the log by position gives it."""
-    job = decode_job(bytes(state))
+def decode_job_at(state: bytes, pos: int | None = None, which: str = "a job") -> JobInfo:
+    """A stored job state (of the row described by `which`); with `pos`, its enqueue
+    position is the log position of its enqueued event, as folding the log by position
+    gives it."""
+    job = stored_job(state, which)
     return job if pos is None else msgspec.structs.replace(job, enqueue_seq=int(pos))
 
 
@@ -100,15 +102,15 @@ class PostgresLog:
 
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
         rows = await self._fetch("events_after", after, limit)
-        return [decode_event(bytes(data), int(pos)) for pos, data in rows]
+        return [stored_event(data, int(pos)) for pos, data in rows]
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
         rows = await self._fetch("tenant_events", tenant_id)
-        return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
+        return [stored_event(data, int(tpos)) for tpos, data in rows]
 
     async def history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         rows = await self._fetch("history", tenant_id, job_id)
-        return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
+        return [stored_event(data, int(tpos)) for tpos, data in rows]
 
     async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
         rows = (
@@ -116,7 +118,32 @@ class PostgresLog:
             if tenant_id is None
             else await self._fetch("jobs_of_tenant", tenant_id)
         )
-        return [decode_job_at(state, pos) for state, pos in rows]
+        return [
+            decode_job_at(state, pos, f"job {job!r} of {tenant!r}")
+            for state, pos, tenant, job in rows
+        ]
+
+    async def projection_rows(self) -> list[ProjectionRow]:
+        """Every stored projection row, undecoded, in enqueue order; `enqueue_pos` is
+        the log position of the event its `enqueue_seq` names."""
+        return [
+            ProjectionRow(
+                tenant_id=row["tenant_id"],
+                job_id=row["job_id"],
+                status=row["status"],
+                queue=row["queue"],
+                priority=row["priority"],
+                job_type=row["job_type"],
+                run_at=stored_time(row["run_at"], from_micros),
+                lease_expires_at=stored_time(row["lease_expires_at"], from_micros),
+                idempotency_key=row["idempotency_key"],
+                version=row["version"],
+                enqueue_seq=row["enqueue_seq"],
+                enqueue_pos=row["pos"],
+                state=bytes(row["state"]),
+            )
+            for row in await self._fetch("projection_rows")
+        ]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         rows = await self._fetch("chain_heads")

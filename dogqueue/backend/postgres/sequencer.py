@@ -22,9 +22,9 @@ from dogqueue.log.chain import GENESIS, chain_hash
 STEP_LIMIT = 5_000
 
 
-async def seal(conn: asyncpg.Connection) -> int:
-    """Run one sequencer step in its own transaction; return how many events it
-    numbered."""
+async def seal(conn: asyncpg.Connection, audit_key: bytes | None = None) -> int:
+    """Run one sequencer step in its own transaction, chaining under `audit_key` if
+    given; return how many events it numbered."""
     async with conn.transaction():
         head = await conn.fetchrow(Q["lock_log_head"])
         last_pos, cursor_xid, cursor_seq = int(head[0]), str(head[1]), int(head[2])
@@ -43,7 +43,7 @@ async def seal(conn: asyncpg.Connection) -> int:
             pos += 1
             tenant = str(row["tenant_id"])
             tpos, previous = heads.get(tenant, (0, GENESIS))
-            digest = chain_hash(previous, pos, bytes(row["data"]))
+            digest = chain_hash(previous, pos, bytes(row["data"]), audit_key)
             heads[tenant] = (tpos + 1, digest)
             log_rows.append((pos, int(row["seq"]), tenant, tpos + 1, digest))
         await conn.execute(Q["insert_log"], *_columns(log_rows, 5))

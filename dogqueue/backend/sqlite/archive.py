@@ -11,6 +11,12 @@ Idempotency keys: a job's key lives in the projection, which the archived job le
 After archival, the key is free: enqueueing with it again creates a new job. Archival
 therefore ends the window in which a key deduplicates; choose `--before` accordingly.
 
+What proves a cut: the `archive_cuts` rows form a chain of records (see
+`dogqueue.audit.checkpoint.cuts_head`), which a checkpoint pins; and `dogqueue verify`
+accepts a moved position only where an archive file holds its event, reading the archives
+in log order with the live log, so every chain and checkpoint head is checked across both.
+The ranges and anchors left behind are conveniences for readers, never proof.
+
 Archival writes, so it is SQLite's own tool (the command line calls it); the backends
 never import it, and both files are read back, and verified, through `SqliteLogReader`.
 """

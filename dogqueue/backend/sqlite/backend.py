@@ -28,7 +28,6 @@ from dogqueue.backend.sqlite.connection import (
 )
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.stored import stored_event, stored_job
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
@@ -41,6 +40,7 @@ from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
 from dogqueue.engine import Reads
 from dogqueue.log.reader import in_tenant_positions
+from dogqueue.log.stored import stored_event, stored_job
 
 #: How long a write waits for another connection's write lock unless told otherwise.
 DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)
@@ -71,8 +71,9 @@ class SqliteBackend(EngineBackend):
         synchronous: Synchronous = "NORMAL",
         draw: Callable[[], float] | None = None,
         lock_wait: timedelta | None = DEFAULT_LOCK_WAIT,
+        audit_key: bytes | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock, draw=draw)
+        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key)
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidInput("synchronous", 'must be "NORMAL" or "FULL"')
         if lock_wait is not None:
@@ -104,10 +105,13 @@ class SqliteBackend(EngineBackend):
     async def _open(self) -> None:
         wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
         writer = GroupCommitWriter(
-            lambda: connect(self.path, self.synchronous, lock_wait=wait), self.now, wait
+            lambda: connect(self.path, self.synchronous, lock_wait=wait),
+            self.now,
+            wait,
+            self.audit_key,
         )
         try:
-            await writer.call(lambda conn: migrate(conn, wait))
+            await writer.call(lambda conn: migrate(conn, wait, self.audit_key))
         except sqlite3.Error as error:
             await writer.close()
             raise translate(error) from error

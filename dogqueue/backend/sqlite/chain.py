@@ -17,7 +17,8 @@ class ChainHeads:
     the write lock, so each tenant's head is read at most once per transaction. A head
     also carries the tenant position of its event, so the next tenant position is +1."""
 
-    def __init__(self) -> None:
+    def __init__(self, audit_key: bytes | None = None) -> None:
+        self._key = audit_key
         #: tenant -> (seq, hash, tpos) of its latest event
         self._heads: dict[str, tuple[int, bytes, int]] = {}
         self._touched: set[str] = set()
@@ -38,7 +39,7 @@ class ChainHeads:
             previous, tpos = (GENESIS, 0) if row is None else (bytes(row[0]), int(row[1]))
         else:
             previous, tpos = head[1], head[2]
-        digest = chain_hash(previous, seq, data)
+        digest = chain_hash(previous, seq, data, self._key)
         self._heads[tenant_id] = (seq, digest, tpos + 1)
         self._touched.add(tenant_id)
         return digest, tpos + 1
@@ -53,10 +54,10 @@ class ChainHeads:
             self._touched.clear()
 
 
-def backfill(conn: sqlite3.Connection) -> int:
+def backfill(conn: sqlite3.Connection, audit_key: bytes | None = None) -> int:
     """Hash every event that has no hash yet (written before the chain existed), in log
     order, inside the caller's transaction; return how many were hashed."""
-    heads = ChainHeads()
+    heads = ChainHeads(audit_key)
     count = after = 0
     while rows := conn.execute(Q["unhashed_events"], (after, BACKFILL_PAGE)).fetchall():
         updates = [

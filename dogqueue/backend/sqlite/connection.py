@@ -85,8 +85,13 @@ def refuse_foreign(
     )
 
 
-def migrate(conn: sqlite3.Connection, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> int:
-    """Bring the schema to SCHEMA_VERSION in one transaction; return the version found."""
+def migrate(
+    conn: sqlite3.Connection,
+    lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+    audit_key: bytes | None = None,
+) -> int:
+    """Bring the schema to SCHEMA_VERSION in one transaction (chaining old events under
+    `audit_key`, if given); return the version found."""
 
     def run() -> int:
         conn.execute("BEGIN IMMEDIATE")
@@ -102,7 +107,7 @@ def migrate(conn: sqlite3.Connection, lock_wait: float | None = BUSY_GIVE_UP_SEC
                     for statement in statements(script):
                         conn.execute(statement)
             if found < CHAIN_SCHEMA_VERSION:
-                backfill_chain(conn)
+                backfill_chain(conn, audit_key)
             if found != SCHEMA_VERSION:
                 conn.execute(Q["set_schema_version"], (SCHEMA_VERSION,))
             conn.execute("COMMIT")

@@ -102,7 +102,8 @@ def enqueue_messages_in(
     clock = getattr(adapter.backend, "now", None)
     now = clock() if callable(clock) else datetime.now(UTC)
     engine = Engine(config, new_id=new_job_id, draw=random.random)
-    tx = SqliteTransaction(cast(sqlite3.Connection, _JoinedConnection(conn)))
+    key = getattr(adapter.backend, "audit_key", None)
+    tx = SqliteTransaction(cast(sqlite3.Connection, _JoinedConnection(conn)), key)
     tx.begin()
     try:
         ids = engine.enqueue(tx, tenant, batch, now)

@@ -27,11 +27,19 @@ from dogqueue.backend.sqlite.connection import (
     refuse_newer,
     translate,
 )
-from dogqueue.core.codec import decode_event, decode_job
+from dogqueue.backend.sqlite.timecodec import from_micros
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, in_tenant_positions
+from dogqueue.log.reader import (
+    Anchor,
+    ArchiveCut,
+    LogRecord,
+    ProjectionRow,
+    in_tenant_positions,
+    stored_time,
+)
+from dogqueue.log.stored import stored_event, stored_job
 
 T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
@@ -164,28 +172,67 @@ class SqliteLogReader:
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
         """Decoded events with position > `after`; `seq` is the log position."""
         rows = await self._rows("events", (after, -1 if limit is None else limit))
-        return [decode_event(data, seq) for seq, data in rows]
+        return [stored_event(data, seq) for seq, data in rows]
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
         """The tenant's events in log order, `seq` = tenant position."""
         await self._ensure_open()
         rows = await self._rows(self._variant("tenant_events"), (tenant_id,))
-        return [decode_event(data, tpos) for tpos, data in rows]
+        return [stored_event(data, tpos) for tpos, data in rows]
 
     async def history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         """The job's events in log order, `seq` = tenant position."""
         await self._ensure_open()
         rows = await self._rows(self._variant("history"), (tenant_id, job_id))
-        return [decode_event(data, tpos) for tpos, data in rows]
+        return [stored_event(data, tpos) for tpos, data in rows]
 
     async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
         """The stored projection (all of it in log positions, or one tenant's in its
         tenant positions), in enqueue order."""
         await self._ensure_open()
         if tenant_id is None:
-            return [decode_job(row[0]) for row in await self._rows("all_jobs")]
+            rows = await self._rows("all_jobs")
+            return [stored_job(state, f"job {job!r} of {tenant!r}") for state, tenant, job in rows]
         rows = await self._rows(self._variant("jobs_of_tenant"), (tenant_id,))
-        return [in_tenant_positions(decode_job(state), tpos) for state, tpos in rows]
+        return [
+            in_tenant_positions(stored_job(state, f"job {job!r} of {tenant_id!r}"), tpos)
+            for state, tpos, job in rows
+        ]
+
+    async def projection_rows(self) -> list[ProjectionRow]:
+        """Every stored projection row, undecoded, in enqueue order."""
+        await self._ensure_open()
+        return [
+            ProjectionRow(
+                tenant_id=tenant,
+                job_id=job,
+                status=status,
+                queue=queue,
+                priority=priority,
+                job_type=job_type,
+                run_at=stored_time(run_at, from_micros),
+                lease_expires_at=stored_time(lease_expires_at, from_micros),
+                idempotency_key=key,
+                version=version,
+                enqueue_seq=enqueue_seq,
+                enqueue_pos=enqueue_seq,  # a SQLite enqueue_seq is the log position
+                state=state,
+            )
+            for (
+                enqueue_seq,
+                tenant,
+                job,
+                status,
+                queue,
+                priority,
+                job_type,
+                run_at,
+                lease_expires_at,
+                key,
+                version,
+                state,
+            ) in await self._rows("projection_rows")
+        ]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""

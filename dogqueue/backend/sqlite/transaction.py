@@ -11,13 +11,13 @@ import msgspec
 
 from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.stored import stored_job
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobStatus
+from dogqueue.log.stored import stored_job
 
 _replace_seq = msgspec.structs.replace
 #: Ready jobs read ahead per refill of the candidate list: few at first, so a single
@@ -38,12 +38,12 @@ class SqliteTransaction:
     drops the head, and any other job write discards the list.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, audit_key: bytes | None = None) -> None:
         self.conn = conn
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
-        self._chain = ChainHeads()
+        self._chain = ChainHeads(audit_key)
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
         self._read_ahead = _FIRST_READ_AHEAD

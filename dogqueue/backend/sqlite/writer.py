@@ -28,8 +28,10 @@ class GroupCommitWriter:
         connect: Callable[[], sqlite3.Connection],
         now: Callable[[], datetime],
         lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
+        audit_key: bytes | None = None,
     ):
         self._lock_wait = lock_wait
+        self._audit_key = audit_key
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
         self._now = now
@@ -98,7 +100,7 @@ class GroupCommitWriter:
     def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
         if self._conn is None:
             self._conn = self._connect()
-        tx = SqliteTransaction(self._conn)
+        tx = SqliteTransaction(self._conn, self._audit_key)
         try:
             tx.begin()
             now = self._now()

@@ -115,12 +115,21 @@ SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 AND j.job_id = $2;
 
 -- name: all_jobs
-SELECT j.state, l.pos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+SELECT j.state, l.pos, j.tenant_id, j.job_id FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 ORDER BY j.enqueue_seq;
 
 -- name: jobs_of_tenant
-SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+SELECT j.state, l.tpos, j.tenant_id, j.job_id FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 ORDER BY j.enqueue_seq;
+
+-- name: projection_rows
+-- pos: the log position of the event the row's enqueue_seq names; for an event not
+-- sequenced yet, its writer's number (as verify folds the unsealed tail); else NULL.
+SELECT j.enqueue_seq, j.tenant_id, j.job_id, j.status, j.queue, j.priority, j.job_type,
+       j.run_at, j.lease_expires_at, j.idempotency_key, j.version, j.state,
+       coalesce(l.pos, (SELECT e.seq FROM events e WHERE e.seq = j.enqueue_seq)) AS pos
+FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
+ORDER BY j.enqueue_seq;
 
 -- name: history
 -- A tenant sees its own positions only; an event not yet sequenced shows position 0.

@@ -53,17 +53,22 @@ SELECT tpos, data FROM (
 WHERE job_id = ?2 ORDER BY version;
 
 -- name: all_jobs
-SELECT state FROM jobs ORDER BY enqueue_seq;
+SELECT state, tenant_id, job_id FROM jobs ORDER BY enqueue_seq;
+
+-- name: projection_rows
+SELECT enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
+       lease_expires_at, idempotency_key, version, state
+FROM jobs ORDER BY enqueue_seq;
 
 -- name: jobs_of_tenant
 -- The tenant's view: each job with the tenant position of its enqueued event.
-SELECT jobs.state, events.tpos FROM jobs
+SELECT jobs.state, events.tpos, jobs.job_id FROM jobs
 LEFT JOIN events ON events.tenant_id = jobs.tenant_id AND events.job_id = jobs.job_id
                  AND events.version = 1
 WHERE jobs.tenant_id = ?1 ORDER BY jobs.enqueue_seq;
 
 -- name: jobs_of_tenant_v2
-SELECT jobs.state, numbered.tpos FROM jobs
+SELECT jobs.state, numbered.tpos, jobs.job_id FROM jobs
 LEFT JOIN (SELECT job_id, version, row_number() OVER (ORDER BY seq) AS tpos
            FROM events WHERE tenant_id = ?1) AS numbered
        ON numbered.job_id = jobs.job_id AND numbered.version = 1
