@@ -38,6 +38,9 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     enqueue_seq: int
     #: Number of events in the job's history.
     version: int
+    #: The parents (`message.after`) this job still waits for, in `after` order; empty
+    #: unless WAITING.
+    waiting_for: tuple[str, ...] = ()
 
 
 class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
