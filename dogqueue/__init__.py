@@ -32,6 +32,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -45,6 +46,7 @@ from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
 from dogqueue.worker import Worker
+from dogqueue.workflow import Step
 
 __all__ = [
     "AnyEvent",
@@ -80,6 +82,7 @@ __all__ = [
     "LeaseLost",
     "Leased",
     "LeasedJob",
+    "ParentFinished",
     "QueueAdapter",
     "QueueConfig",
     "QueueCtx",
@@ -87,6 +90,7 @@ __all__ = [
     "Released",
     "Requeued",
     "ResultTimeout",
+    "Step",
     "StorageError",
     "SyncJob",
     "Worker",

@@ -238,8 +238,8 @@ class Engine:
                 ),
             )
             created = self._apply(tx, None, command)
-            for parent in states:  # parents that already failed or were canceled
-                if parent.status.is_terminal and parent.status is not JobStatus.COMPLETED:
+            for ended in states:  # parents that already failed or were canceled
+                if ended.status.is_terminal and ended.status is not JobStatus.COMPLETED:
                     created = self._apply(
                         tx,
                         created,
@@ -247,9 +247,9 @@ class Engine:
                             tenant_id=tenant_id,
                             job_id=job_id,
                             at=now,
-                            parent_id=parent.job_id,
-                            parent_status=parent.status.value,
-                            reason=parent.last_error if parent.status is JobStatus.FAILED else None,
+                            parent_id=ended.job_id,
+                            parent_status=ended.status.value,
+                            reason=ended.last_error if ended.status is JobStatus.FAILED else None,
                         ),
                     )
             job_ids.append(job_id)

@@ -179,6 +179,11 @@ class Forwarding:
     ) -> JobStatus:
         return await self.inner.cancel_job(ctx, job_id, actor=actor)
 
+    async def cancel_workflow(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> list[str]:
+        return await self.inner.cancel_workflow(ctx, job_id, actor=actor)
+
     async def retry_job(
         self,
         ctx: QueueCtx,

@@ -163,7 +163,7 @@ class MemoryStore:
         for parent in child.message.after:
             siblings = self.children[(child.tenant_id, parent)]
             siblings.append(child.job_id)
-            self._remember(siblings.pop)
+            self._remember(siblings.pop)  # type: ignore[arg-type]  # its result is unused
 
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
         tenants = [tenant_id] if tenant_id is not None else list(self.leases)

@@ -82,18 +82,14 @@ class WorkingSet(MemoryStore):
         if key not in self.jobs:
             self.jobs[key] = job
             self.stored_dependents[key] = dependents
+            if not dependents:  # none stored; the flush's guard sees any added meanwhile
+                self._dependents_known.add(key)
             self._index(job)
 
     def closure_roots(self, keys: set[JobKey]) -> list[JobKey]:
         """Of these jobs (those the batch may end), the fetched ones with dependents
-        stored; the others' dependents are known now (none outside this batch)."""
-        roots = []
-        for key in keys:
-            if self.stored_dependents.get(key, 0):
-                roots.append(key)
-            else:
-                self._dependents_known.add(key)
-        return sorted(roots)
+        stored: their dependents closure must be fetched."""
+        return sorted(key for key in keys if self.stored_dependents.get(key, 0))
 
     def seed_closure(self, roots: list[JobKey], rows: list[tuple[Any, ...]]) -> None:
         """Add the fetched dependents closure of `roots`: (tenant, parent, child, child
