@@ -776,9 +776,10 @@ class BackendStateMachine(RuleBasedStateMachine):
         for job_id, message in zip(ids, chord, strict=True):
             self.record_enqueued(tenant, job_id, message, ids)
         anyway = _replace(part, after=(ids[0], ids[1]), on_parent_failure="run")
-        self.record_enqueued(tenant, self.run(self.backend.enqueue(ctx, anyway)), anyway)
+        watched = [*ids, self.run(self.backend.enqueue(ctx, anyway))]
+        self.record_enqueued(tenant, watched[-1], anyway)
         self.expect_refusal(
-            self.backend.enqueue(ctx, _replace(part, after=(ids[0], foreign))),
+            self.backend.enqueue(ctx, _replace(part, after=(foreign, ids[0]))),
             Refusal("invalid"),
         )
         for _ in range(len(self.model.jobs)):  # the first part completes, the second fails
@@ -789,6 +790,12 @@ class BackendStateMachine(RuleBasedStateMachine):
                 self.do_fail(leases[0], False)
             else:
                 self.do_complete(leases[0], b"ok")
+            for job_id in watched:  # no dependent is released a step early
+                status = self.run(self.backend.get_status(ctx, job_id))
+                job = self.model.job(tenant, job_id)
+                assert job is not None and status == job.status, (
+                    f"job {job_id} is {status}; the model says {job.status if job else None}"
+                )
         steps = [part, _replace(part, after_earlier=(0,)), _replace(part, after_earlier=(1,))]
         chain = self.run(self.backend.enqueue_many(ctx, steps))
         for job_id, message in zip(chain, steps, strict=True):
