@@ -201,7 +201,7 @@ class EngineBackend(abc.ABC):
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context),
-            _enqueue_reads(tenant, (checked,)),
+            enqueue_reads(tenant, (checked,)),
         )
         self._notify_change()
         return ids[0]
@@ -219,7 +219,7 @@ class EngineBackend(abc.ABC):
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, batch, now),
-            _enqueue_reads(tenant, batch),
+            enqueue_reads(tenant, batch),
         )
         self._notify_change()
         return ids
@@ -489,7 +489,8 @@ def _ending_reads(tenant_id: str, job_id: str) -> Reads:
     return Reads(jobs=(job,), dependents=(job,))
 
 
-def _enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
+def enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
+    """What enqueueing `messages` reads: their keys and the parents they name."""
     keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
     parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
     return Reads(jobs=parents, keys=keys, new_jobs=len(messages))

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
@@ -317,10 +317,8 @@ class PostgresBackend(EngineBackend):
         if not connection.is_in_transaction():
             raise InvalidInput("connection", "must be inside a transaction")
         await self._ready()
-        reads = Reads(
-            keys=() if checked.idempotency_key is None else ((tenant, checked.idempotency_key),),
-            new_jobs=1,
-        )
+        check.check_earlier((checked,))
+        reads = enqueue_reads(tenant, (checked,))
         path = await connection.fetchval("SELECT current_setting('search_path')")
         await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
         try:
