@@ -21,6 +21,7 @@ from dogqueue.core.events import (
     Expired,
     Failed,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -154,6 +155,9 @@ class _JobTrack:
     #: Since when it has been waiting to be leased (start-latency origin).
     due_since: datetime
     lease_started_at: datetime | None = None
+    #: Parents a WAITING job still waits for, and whether it runs if one fails.
+    waiting: set[str] | None = None
+    runs_anyway: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +364,11 @@ class MetricsFold:
             counters = self._series(series)
             self._jobs[key] = _JobTrack(series, counters, JobStatus.ENQUEUED, run_at, run_at)
             counters.enqueued += 1
+            if event.waiting_for:  # not leasable, nor counted as waiting to be, until released
+                track = self._jobs[key]
+                track.status = JobStatus.WAITING
+                track.waiting = set(event.waiting_for)
+                track.runs_anyway = message.on_parent_failure == "run"
             return
         job = self._jobs.get(key)
         if job is None:
@@ -399,6 +408,16 @@ class MetricsFold:
                 counters.requeued += 1
                 job.status = JobStatus.ENQUEUED
                 job.run_at = job.due_since = event.at
+            case ParentFinished(parent_id=parent, parent_status=status) if job.waiting:
+                job.waiting.discard(parent)
+                if status != JobStatus.COMPLETED.value and not job.runs_anyway:
+                    counters.canceled += 1
+                    job.status = JobStatus.CANCELED
+                    job.waiting = None
+                elif not job.waiting:
+                    job.status = JobStatus.ENQUEUED
+                    job.due_since = max(job.run_at, event.at)
+                    job.waiting = None
             case _:
                 pass  # heartbeats change no metric
 

@@ -323,8 +323,13 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(target=jobs, tenant=tenants, spec=message_specs)
     def enqueue(self, tenant: str, spec: tuple[str, int, int | None, str | None, int]) -> Any:
-        message = self.message(spec)
+        return self.do_enqueue(tenant, self.message(spec))
+
+    def do_enqueue(self, tenant: str, message: JobMessage) -> Any:
+        """`enqueue` one message, refused as the model says (a taken key, a parent
+        that is not the tenant's)."""
         refusal = self.model.check_enqueue(tenant, [message.idempotency_key])
+        refusal = refusal or self.model.check_parents(tenant, list(message.after))
         call = self.backend.enqueue(QueueCtx(tenant), message)
         if refusal is not None:
             self.expect_refusal(call, refusal)
@@ -700,15 +705,7 @@ class BackendStateMachine(RuleBasedStateMachine):
             after=tuple(parents),
             on_parent_failure="run" if run_anyway else "cancel",
         )
-        refusal = self.model.check_enqueue(tenant, [message.idempotency_key])
-        refusal = refusal or self.model.check_parents(tenant, parents)
-        call = self.backend.enqueue(QueueCtx(tenant), message)
-        if refusal is not None:
-            self.expect_refusal(call, refusal)
-            return multiple()
-        job_id = self.run(call)
-        self.record_enqueued(tenant, job_id, message)
-        return job_id
+        return self.do_enqueue(tenant, message)
 
     @rule(
         target=jobs,
