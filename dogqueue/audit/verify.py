@@ -305,6 +305,24 @@ def compare_projection(
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
 
+def compare_dependencies(report: Report, stored: Iterable[tuple[str, str, str]]) -> None:
+    """Record every dependency the stored index holds that the folded jobs' `after`
+    does not name, and every one it lacks."""
+    folded = {
+        (job.tenant_id, parent, job.job_id)
+        for job in report.jobs.values()
+        for parent in job.message.after
+    }
+    kept = set(stored)
+    for tenant, parent, child in sorted(kept - folded):
+        report.add(
+            None,
+            f"dependency index holds {parent!r} -> {child!r} of {tenant!r}, which no job names",
+        )
+    for tenant, parent, child in sorted(folded - kept):
+        report.add(None, f"dependency index lacks {parent!r} -> {child!r} of {tenant!r}")
+
+
 def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
     """Record every tenant whose stored chain head differs from the recomputed one."""
     for tenant in sorted(stored.keys() | report.heads.keys()):
@@ -364,6 +382,7 @@ async def verify_log(log: LogReader, *, checkpoint: Checkpoint | None = None) ->
                 compare_heads(report, await log.chain_heads())
             check_unsealed(report, await log.unsealed())
             compare_projection(report, await log.jobs())
+            compare_dependencies(report, await log.dependencies())
     for line in await log.integrity_problems():
         report.add(None, f"integrity check: {line}")
     return report
@@ -401,6 +420,7 @@ __all__ = [
     "Problem",
     "Report",
     "check_unsealed",
+    "compare_dependencies",
     "compare_heads",
     "compare_projection",
     "is_archive",

@@ -20,6 +20,7 @@ from dogqueue import (
     QueueCtx,
     fold,
 )
+from dogqueue.audit.verify import compare_dependencies, verify_log
 from dogqueue.backend.base import EngineBackend
 from tests.conformance.helpers import log_size, message
 
@@ -264,3 +265,15 @@ async def test_waiting_jobs_replay_to_the_same_state(backend: EngineBackend) -> 
     assert await backend.projected_jobs() == projected
     await run(backend, b)  # the rebuilt dependency index still releases c
     assert await backend.get_status(CTX, c) is JobStatus.ENQUEUED
+
+
+async def test_verify_checks_the_dependency_index(backend: EngineBackend) -> None:
+    a, b = await backend.enqueue_many(CTX, [message("a"), message("b", after_earlier=(0,))])
+    report = await verify_log(backend.log_reader())
+    assert report.ok, report.problems
+    assert await backend.log_reader().dependencies() == [("acme", a, b)]
+    compare_dependencies(report, [("acme", b, a)])  # an index that says otherwise
+    assert [p.what for p in report.problems[-2:]] == [
+        f"dependency index holds {b!r} -> {a!r} of 'acme', which no job names",
+        f"dependency index lacks {a!r} -> {b!r} of 'acme'",
+    ]

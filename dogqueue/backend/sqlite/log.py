@@ -35,7 +35,7 @@ from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, in_tenant_positio
 
 T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
-CHAIN_VERSION, TENANT_POSITION_VERSION = 2, 3
+CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 
 
 def _load_queries() -> dict[str, str]:
@@ -186,6 +186,13 @@ class SqliteLogReader:
             return [decode_job(row[0]) for row in await self._rows("all_jobs")]
         rows = await self._rows(self._variant("jobs_of_tenant"), (tenant_id,))
         return [in_tenant_positions(decode_job(state), tpos) for state, tpos in rows]
+
+    async def dependencies(self) -> list[tuple[str, str, str]]:
+        """The stored dependency index (none before schema version 5)."""
+        await self._ensure_open()
+        if self._version < DEPENDENCIES_VERSION:
+            return []
+        return [(str(t), str(p), str(c)) for t, p, c in await self._rows("dependencies")]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""

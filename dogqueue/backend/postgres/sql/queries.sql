@@ -97,9 +97,12 @@ JOIN job_edges e ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
 JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
 ORDER BY e.tenant_id, e.parent_id, e.child_seq;
 
--- name: dependents_of_tenant
--- One tenant's dependencies: (parent, child), oldest child first.
-SELECT parent_id, child_id FROM job_edges WHERE tenant_id = $1 ORDER BY child_seq;
+-- name: has_dependencies
+-- Whether the schema has the dependency index (version 3 on).
+SELECT to_regclass('job_edges') IS NOT NULL;
+
+-- name: dependencies
+SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;
 
 -- name: flush
 -- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
