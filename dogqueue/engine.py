@@ -159,20 +159,11 @@ class Engine:
         pending = [ended]
         while pending:
             parent = pending.pop()
-            reason = parent.last_error if parent.status is JobStatus.FAILED else None
             for child_id in tx.dependents(parent.tenant_id, parent.job_id):
                 child = tx.load(parent.tenant_id, child_id)
                 if child is None or child.status is not JobStatus.WAITING:
                     continue
-                command = SettleParent(
-                    tenant_id=parent.tenant_id,
-                    job_id=child_id,
-                    at=now,
-                    parent_id=parent.job_id,
-                    parent_status=parent.status.value,
-                    reason=reason,
-                )
-                settled = self._apply_one(tx, child, command)
+                settled = self._apply_one(tx, child, _parent_ended(parent, child_id, now))
                 if settled.status.is_terminal:
                     pending.append(settled)
                 elif settled.status is JobStatus.ENQUEUED:
@@ -240,18 +231,7 @@ class Engine:
             created = self._apply(tx, None, command)
             for ended in states:  # parents that already failed or were canceled
                 if ended.status.is_terminal and ended.status is not JobStatus.COMPLETED:
-                    created = self._apply(
-                        tx,
-                        created,
-                        SettleParent(
-                            tenant_id=tenant_id,
-                            job_id=job_id,
-                            at=now,
-                            parent_id=ended.job_id,
-                            parent_status=ended.status.value,
-                            reason=ended.last_error if ended.status is JobStatus.FAILED else None,
-                        ),
-                    )
+                    created = self._apply(tx, created, _parent_ended(ended, job_id, now))
             job_ids.append(job_id)
         return job_ids
 
@@ -416,6 +396,18 @@ class Engine:
             actor=actor,
         )
         return self._apply(tx, state, command).status
+
+
+def _parent_ended(parent: JobInfo, child_id: str, now: datetime) -> SettleParent:
+    """The command telling the job `child_id` that `parent` (terminal) ended, and why."""
+    return SettleParent(
+        tenant_id=parent.tenant_id,
+        job_id=child_id,
+        at=now,
+        parent_id=parent.job_id,
+        parent_status=parent.status.value,
+        reason=parent.last_error if parent.status is JobStatus.FAILED else None,
+    )
 
 
 def lease_of(state: JobInfo) -> LeasedJob:
