@@ -346,7 +346,10 @@ class BackendStateMachine(RuleBasedStateMachine):
     def enqueue_many(
         self, tenant: str, specs: list[tuple[str, int, int | None, str | None, int]]
     ) -> Any:
-        messages = [self.message(spec) for spec in specs]
+        return self.do_enqueue_many(tenant, [self.message(spec) for spec in specs])
+
+    def do_enqueue_many(self, tenant: str, messages: list[JobMessage]) -> Any:
+        """`enqueue_many`, all or none, refused as the model says."""
         refusal = self.model.check_enqueue(tenant, [m.idempotency_key for m in messages])
         call = self.backend.enqueue_many(QueueCtx(tenant), messages)
         if refusal is not None:
@@ -356,7 +359,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         assert len(job_ids) == len(messages)
         assert len(set(job_ids)) == len(job_ids), "enqueue_many issued one id twice"
         for job_id, message in zip(job_ids, messages, strict=True):
-            self.record_enqueued(tenant, job_id, message)
+            self.record_enqueued(tenant, job_id, message, job_ids)
         return multiple(*job_ids)
 
     @rule(target=leases, tenant=tenants, queues=queue_lists, seconds=lease_seconds)
@@ -737,15 +740,7 @@ class BackendStateMachine(RuleBasedStateMachine):
                 on_parent_failure=policy,
             )
         )
-        refusal = self.model.check_enqueue(tenant, [m.idempotency_key for m in messages])
-        call = self.backend.enqueue_many(QueueCtx(tenant), messages)
-        if refusal is not None:
-            self.expect_refusal(call, refusal)
-            return multiple()
-        job_ids = self.run(call)
-        for job_id, message in zip(job_ids, messages, strict=True):
-            self.record_enqueued(tenant, job_id, message, job_ids)
-        return multiple(*job_ids)
+        return self.do_enqueue_many(tenant, messages)
 
     @rule(job_id=jobs)
     def cancel_workflow(self, job_id: str) -> None:
