@@ -33,6 +33,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -47,6 +48,7 @@ from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
 from dogqueue.runtime.threads import JobInterrupted
 from dogqueue.worker import Worker
+from dogqueue.workflow import Step
 
 __all__ = [
     "AnyEvent",
@@ -84,6 +86,7 @@ __all__ = [
     "LeaseLost",
     "Leased",
     "LeasedJob",
+    "ParentFinished",
     "QueueAdapter",
     "QueueConfig",
     "QueueCtx",
@@ -91,6 +94,7 @@ __all__ = [
     "Released",
     "Requeued",
     "ResultTimeout",
+    "Step",
     "StorageError",
     "SyncJob",
     "Worker",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +26,13 @@ from dogqueue.runtime.results import (
     forget_waiter,
     job_settled,
     settled_waiter,
+)
+from dogqueue.workflow import (
+    ParentFailurePolicy,
+    Step,
+    as_step,
+    check_parent_ids,
+    parent_results,
 )
 
 R = TypeVar("R")
@@ -91,6 +99,8 @@ class QueueAdapter(Generic[ContextT]):
         idempotency_key: str | None = None,
         priority: JobPriority | None = None,
         max_retries: int | None = None,
+        after: Sequence[str] = (),
+        on_parent_failure: ParentFailurePolicy = "cancel",
     ) -> JobMessage:
         """The message that enqueueing `job` with these options stores."""
         job_type = getattr(type(job), "JOB_TYPE", None)
@@ -107,6 +117,8 @@ class QueueAdapter(Generic[ContextT]):
             max_retries=type(job).MAX_RETRIES if max_retries is None else max_retries,
             run_at=run_at,
             idempotency_key=idempotency_key,
+            after=check_parent_ids(after),
+            on_parent_failure=on_parent_failure,
         )
 
     async def enqueue(
@@ -119,9 +131,16 @@ class QueueAdapter(Generic[ContextT]):
         idempotency_key: str | None = None,
         priority: JobPriority | None = None,
         max_retries: int | None = None,
+        after: Sequence[str] = (),
+        on_parent_failure: ParentFailurePolicy = "cancel",
     ) -> JobHandle[R]:
         """Enqueue a registered job object; return its handle (a str: the new job id,
-        typed with the class's result for `wait_result`)."""
+        typed with the class's result for `wait_result`).
+
+        With `after` (ids of the tenant's jobs) the job is WAITING until every one of
+        them has completed, then ENQUEUED (at `run_at` if that is later). If one of
+        them fails or is canceled the job is canceled too, unless `on_parent_failure`
+        is "run": then it runs once all of them have ended."""
         message = self.message_for(
             job,
             queue=queue,
@@ -129,6 +148,8 @@ class QueueAdapter(Generic[ContextT]):
             idempotency_key=idempotency_key,
             priority=priority,
             max_retries=max_retries,
+            after=after,
+            on_parent_failure=on_parent_failure,
         )
         if tracing.OTEL_AVAILABLE:
             job_id = await tracing.traced_enqueue(self._backend, ctx, message)
@@ -141,6 +162,90 @@ class QueueAdapter(Generic[ContextT]):
         messages = [self.message_for(job) for job in jobs]
         ids = await self._backend.enqueue_many(ctx, messages)
         return [JobHandle(i, m.job_type) for i, m in zip(ids, messages, strict=True)]
+
+    def _step_message(
+        self, item: BaseJob[Any, Any] | Step[Any], after: tuple[str, ...], earlier: tuple[int, ...]
+    ) -> JobMessage:
+        step = as_step(item)
+        message = self.message_for(
+            step.job,
+            queue=step.queue,
+            run_at=step.run_at,
+            idempotency_key=step.idempotency_key,
+            priority=step.priority,
+            max_retries=step.max_retries,
+            after=after,
+            on_parent_failure=step.on_parent_failure,
+        )
+        return msgspec.structs.replace(message, after_earlier=earlier)
+
+    async def _enqueue_steps(
+        self, ctx: QueueCtx, messages: list[JobMessage]
+    ) -> list[JobHandle[Any]]:
+        ids = await self._backend.enqueue_many(ctx, messages)
+        return [JobHandle(i, m.job_type) for i, m in zip(ids, messages, strict=True)]
+
+    async def enqueue_chain(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        *,
+        after: Sequence[str] = (),
+    ) -> list[JobHandle[Any]]:
+        """Enqueue jobs that run one after another (each after the one before it; the
+        first after `after`), all or none; return their handles in order."""
+        parents = check_parent_ids(after)
+        messages = [
+            self._step_message(step, parents if i == 0 else (), () if i == 0 else (i - 1,))
+            for i, step in enumerate(_steps(steps))
+        ]
+        return await self._enqueue_steps(ctx, messages)
+
+    async def enqueue_group(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        *,
+        after: Sequence[str] = (),
+    ) -> list[JobHandle[Any]]:
+        """Enqueue jobs that may run side by side (a fan-out, each after `after`), all
+        or none; return their handles in order."""
+        parents = check_parent_ids(after)
+        messages = [self._step_message(step, parents, ()) for step in _steps(steps)]
+        return await self._enqueue_steps(ctx, messages)
+
+    async def enqueue_chord(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        then: BaseJob[Any, R] | Step[R],
+        *,
+        after: Sequence[str] = (),
+    ) -> tuple[list[JobHandle[Any]], JobHandle[R]]:
+        """Enqueue a group and one job that runs after all of it (a fan-in), all or
+        none; return the group's handles and the fan-in job's."""
+        parents = check_parent_ids(after)
+        group = [self._step_message(step, parents, ()) for step in _steps(steps)]
+        last = self._step_message(then, (), tuple(range(len(group))))
+        handles = await self._enqueue_steps(ctx, [*group, last])
+        return handles[:-1], JobHandle(handles[-1], last.job_type)
+
+    async def cancel_workflow(self, ctx: QueueCtx, job_id: str) -> list[str]:
+        """Cancel the job and every job that depends on it, directly or through
+        others, in one transaction; return the ids of the jobs this canceled."""
+        canceled = await self._backend.cancel_workflow(ctx, job_id)
+        if canceled:
+            job_settled(self._backend)
+        return canceled
+
+    async def parent_results(
+        self, ctx: QueueCtx, job_id: str, result_type: type[R]
+    ) -> dict[str, R | None]:
+        """The results of the job's completed parents (its `after`), decoded as
+        `result_type`, by parent id in `after` order."""
+        info = await self._backend.get_job(ctx, job_id)
+        parents = [await self._backend.get_job(ctx, parent) for parent in info.message.after]
+        return parent_results(parents, result_type)
 
     async def get_job(self, ctx: QueueCtx, job_id: str) -> JobInfo:
         """The job's current state."""
@@ -227,3 +332,11 @@ class QueueAdapter(Generic[ContextT]):
             return None  # type: ignore[return-value]  # a job that declares None
         decoded: R = msgspec.json.decode(result, type=declared)  # type: ignore[assignment]
         return decoded
+
+
+def _steps(steps: object) -> list[BaseJob[Any, Any] | Step[Any]]:
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise InvalidInput("steps", "must be a list of jobs or Steps")
+    if not steps:
+        raise InvalidInput("steps", "must not be empty")
+    return list(steps)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import msgspec
+
 from dogqueue.core.commands import (
     AnyCommand,
     Cancel,
@@ -23,10 +25,11 @@ from dogqueue.core.commands import (
     Lease,
     Release,
     Requeue,
+    SettleParent,
 )
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.decide import decide
-from dogqueue.core.errors import JobAlreadyExists, JobNotFound, QueueError
+from dogqueue.core.errors import InvalidInput, JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo, LeasedJob
@@ -52,6 +55,10 @@ class Transaction(Protocol):
 
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
         """LEASED jobs (of one tenant, or all) whose lease ended at or before `now`."""
+        ...
+
+    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        """The ids of the jobs created after this one (`JobMessage.after`), oldest first."""
         ...
 
     def append(self, event: AnyEvent) -> AnyEvent:
@@ -114,8 +121,12 @@ class Reads:
     new_jobs: int = 0
     #: Ready jobs the unit may lease: (tenant_id, queues, at most how many).
     ready: tuple[tuple[str, tuple[str, ...], int], ...] = ()
-    #: Expired leases the unit reclaims: a tenant, or None for every tenant.
+    #: Expired leases the unit reclaims: a tenant, or None for every tenant. The
+    #: dependents of the jobs it reclaims are declared with them.
     expired: tuple[str | None, ...] = ()
+    #: Jobs the unit may end, as (tenant_id, job_id): it reads their dependents, and
+    #: theirs in turn (the closure), to settle the jobs waiting for them.
+    dependents: tuple[tuple[str, str], ...] = ()
 
 
 class Engine:
@@ -134,6 +145,32 @@ class Engine:
         self.draw = draw
 
     def _apply(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
+        """Decide and record `command`; a job it ends settles the jobs waiting for it."""
+        after = self._apply_one(tx, state, command)
+        if after.status.is_terminal and (state is None or not state.status.is_terminal):
+            self._settle_dependents(tx, after, command.at)
+        return after
+
+    def _settle_dependents(self, tx: Transaction, ended: JobInfo, now: datetime) -> int:
+        """Tell every WAITING dependent of `ended` that it ended; a dependent this
+        cancels settles its own dependents in turn (a worklist, not recursion, so long
+        chains need no deep stack). Return how many dependents became ENQUEUED."""
+        unblocked = 0
+        pending = [ended]
+        while pending:
+            parent = pending.pop()
+            for child_id in tx.dependents(parent.tenant_id, parent.job_id):
+                child = tx.load(parent.tenant_id, child_id)
+                if child is None or child.status is not JobStatus.WAITING:
+                    continue
+                settled = self._apply_one(tx, child, _parent_ended(parent, child_id, now))
+                if settled.status.is_terminal:
+                    pending.append(settled)
+                elif settled.status is JobStatus.ENQUEUED:
+                    unblocked += 1
+        return unblocked
+
+    def _apply_one(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
         events = decide(state, command, self.config)
         after = state
         for event in events:
@@ -158,24 +195,43 @@ class Engine:
         now: datetime,
         trace_context: dict[str, str] | None = None,
     ) -> list[str]:
-        """Create every job or none (messages already validated)."""
+        """Create every job or none (messages already validated, `after_earlier`
+        indexes included).
+
+        A job's parents must exist when it is created and `after` never changes, so
+        every dependency points from an older job to a newer one: following them only
+        ever goes forward in time, and no cycle can form."""
         for message in messages:
             key = message.idempotency_key
             if key is not None:
                 existing = tx.job_for_key(tenant_id, key)
                 if existing is not None:
                     raise JobAlreadyExists(existing, key)
-        job_ids = []
+        for message in messages:
+            for parent in message.after:
+                if tx.load(tenant_id, parent) is None:
+                    raise InvalidInput("after", f"names job {parent!r}, which does not exist")
+        job_ids: list[str] = []
         for message in messages:
             job_id = self.new_id()
+            parents = message.after + tuple(job_ids[i] for i in message.after_earlier)
+            states = [self._load(tx, tenant_id, parent) for parent in parents]
+            if message.after_earlier:
+                message = msgspec.structs.replace(message, after=parents, after_earlier=())
             command = Enqueue(
                 tenant_id=tenant_id,
                 job_id=job_id,
                 at=now,
                 message=message,
                 trace_context=trace_context,
+                waiting_for=tuple(
+                    state.job_id for state in states if state.status is not JobStatus.COMPLETED
+                ),
             )
-            self._apply(tx, None, command)
+            created = self._apply(tx, None, command)
+            for ended in states:  # parents that already failed or were canceled
+                if ended.status.is_terminal and ended.status is not JobStatus.COMPLETED:
+                    created = self._apply(tx, created, _parent_ended(ended, job_id, now))
             job_ids.append(job_id)
         return job_ids
 
@@ -234,8 +290,9 @@ class Engine:
 
     def complete(
         self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime, result: bytes | None
-    ) -> None:
-        """Acknowledge success under a valid lease."""
+    ) -> int:
+        """Acknowledge success under a valid lease; return how many jobs waiting for
+        this one it released."""
         state = self._load(tx, tenant_id, lease.job_id)
         command = Complete(
             tenant_id=tenant_id,
@@ -244,7 +301,7 @@ class Engine:
             token=lease.lease_token,
             result=result,
         )
-        self._apply(tx, state, command)
+        return self._settle_dependents(tx, self._apply_one(tx, state, command), now)
 
     def fail(
         self,
@@ -289,6 +346,36 @@ class Engine:
         command = Cancel(tenant_id=tenant_id, job_id=job_id, at=now, actor=actor)
         return self._apply(tx, state, command).status
 
+    def cancel_workflow(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        job_id: str,
+        now: datetime,
+        *,
+        actor: str | None = None,
+    ) -> list[str]:
+        """Cancel the job and every job that depends on it, directly or not; return the
+        ids of the jobs this canceled (those already terminal are left alone)."""
+        self._load(tx, tenant_id, job_id)
+        order = [job_id]
+        seen = {job_id}
+        for parent in order:  # grows as it goes: breadth first over the dependents
+            for child in tx.dependents(tenant_id, parent):
+                if child not in seen:
+                    seen.add(child)
+                    order.append(child)
+        live = [
+            state
+            for state in (tx.load(tenant_id, member) for member in order)
+            if state is not None and not state.status.is_terminal
+        ]
+        for state in live:
+            current = self._load(tx, tenant_id, state.job_id)
+            command = Cancel(tenant_id=tenant_id, job_id=state.job_id, at=now, actor=actor)
+            self._apply(tx, current, command)
+        return [state.job_id for state in live]
+
     def requeue(
         self,
         tx: Transaction,
@@ -309,6 +396,18 @@ class Engine:
             actor=actor,
         )
         return self._apply(tx, state, command).status
+
+
+def _parent_ended(parent: JobInfo, child_id: str, now: datetime) -> SettleParent:
+    """The command telling the job `child_id` that `parent` (terminal) ended, and why."""
+    return SettleParent(
+        tenant_id=parent.tenant_id,
+        job_id=child_id,
+        at=now,
+        parent_id=parent.job_id,
+        parent_status=parent.status.value,
+        reason=parent.last_error if parent.status is JobStatus.FAILED else None,
+    )
 
 
 def lease_of(state: JobInfo) -> LeasedJob:

@@ -65,6 +65,7 @@ RAISES: dict[str, tuple[type[QueueError], ...]] = {
     "ack_fail": _LEASE_ERRORS,
     "release": _LEASE_ERRORS,
     "cancel_job": _JOB_ID_ERRORS,
+    "cancel_workflow": _JOB_ID_ERRORS,
     "retry_job": (*_JOB_ID_ERRORS, InvalidTransition),
     "get_status": _JOB_ID_ERRORS,
     "get_job": _JOB_ID_ERRORS,
@@ -77,7 +78,7 @@ RAISES: dict[str, tuple[type[QueueError], ...]] = {
     "rebuild_projections": (BackendClosed,),
 }
 LEASE_METHODS = ("heartbeat", "ack_complete", "ack_fail", "release")
-JOB_ID_METHODS = ("get_job", "get_status", "history", "cancel_job", "retry_job")
+JOB_ID_METHODS = ("get_job", "get_status", "history", "cancel_job", "retry_job", "cancel_workflow")
 
 
 class Forwarding:
@@ -178,6 +179,11 @@ class Forwarding:
         self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
     ) -> JobStatus:
         return await self.inner.cancel_job(ctx, job_id, actor=actor)
+
+    async def cancel_workflow(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> list[str]:
+        return await self.inner.cancel_workflow(ctx, job_id, actor=actor)
 
     async def retry_job(
         self,
@@ -335,6 +341,46 @@ class DequeueManyReordersEqualPriorities(Forwarding):
         return leases
 
 
+class ReleasesChildEarly(Forwarding):
+    """A job with several parents waits for all but the last one: it is released (and
+    leased) while a parent has not completed."""
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        return await self.inner.enqueue(ctx, _fewer_parents(message), trace_context=trace_context)
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        return await self.inner.enqueue_many(ctx, [_fewer_parents(m) for m in messages])
+
+
+def _fewer_parents(message: JobMessage) -> JobMessage:
+    if not isinstance(message, JobMessage) or len(message.after) + len(message.after_earlier) < 2:
+        return message
+    if message.after_earlier:
+        return msgspec.structs.replace(message, after_earlier=message.after_earlier[:-1])
+    return msgspec.structs.replace(message, after=message.after[:-1])
+
+
+class RunsDependentOfFailedParent(Forwarding):
+    """Every dependent runs once its parents have ended, even after one failed or was
+    canceled (as if each had opted in)."""
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        return await self.inner.enqueue(ctx, _run_anyway(message), trace_context=trace_context)
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        return await self.inner.enqueue_many(ctx, [_run_anyway(m) for m in messages])
+
+
+def _run_anyway(message: JobMessage) -> JobMessage:
+    if not isinstance(message, JobMessage) or message.on_parent_failure != "cancel":
+        return message
+    return msgspec.structs.replace(message, on_parent_failure="run")
+
+
 def recording(raised: set[tuple[str, type[QueueError]]]) -> type:
     """A correct Forwarding backend that adds (method, error type) to `raised` for every
     dogqueue error a contract method raises."""
@@ -364,6 +410,8 @@ def family(name: str) -> str:
         return "tenant leak"
     if name.endswith("AcceptsStaleToken"):
         return "stale token"
+    if name in ("ReleasesChildEarly", "RunsDependentOfFailedParent"):
+        return "workflow"
     return "reorder"
 
 
@@ -375,6 +423,7 @@ def mutant_classes() -> dict[str, type]:
     classes += [leaking(method) for method in (*JOB_ID_METHODS, *LEASE_METHODS)]
     classes += [stale_token_accepted(method) for method in LEASE_METHODS]
     classes += [DequeueReordersEqualPriorities, DequeueManyReordersEqualPriorities]
+    classes += [ReleasesChildEarly, RunsDependentOfFailedParent]
     return {cls.__name__: cls for cls in classes}
 
 

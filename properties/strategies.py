@@ -17,6 +17,7 @@ from dogqueue.core.commands import (
     Lease,
     Release,
     Requeue,
+    SettleParent,
 )
 from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobPriority
@@ -39,7 +40,11 @@ messages = st.builds(
     max_retries=st.integers(0, 1000) | st.integers(0, 3),
     run_at=st.none() | utc_times,
     idempotency_key=st.none() | names,
+    after=st.lists(st.sampled_from(["p1", "p2", "p3"]), unique=True).map(tuple),
+    on_parent_failure=st.sampled_from(["cancel", "run"]),
 )
+#: The parents a message's `after` may name.
+PARENTS = ("p1", "p2", "p3")
 durations = st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=2))
 draws = st.floats(0.0, 1.0)
 #: How a command's token relates to the job's current one.
@@ -50,6 +55,7 @@ token_offsets = st.sampled_from([0, 0, 0, -1, 1])
 command_steps = st.tuples(
     st.sampled_from(
         ["lease", "heartbeat", "complete", "fail", "cancel", "expire", "release", "requeue"]
+        + ["parent"] * 3
     ),
     st.integers(0, 400) | st.just(0),
     token_offsets,
@@ -92,5 +98,9 @@ def command_of(
             return Expire(**ids, draw=draw)
         case "release":
             return Release(**ids, token=token)
+        case "parent":  # a parent ended: which one, and how, from the step's draws
+            status = "completed" if retry else ("failed" if include_canceled else "canceled")
+            parent = PARENTS[min(int(draw * len(PARENTS)), len(PARENTS) - 1)]
+            return SettleParent(**ids, parent_id=parent, parent_status=status, reason="boom")
         case _:
             return Requeue(**ids, include_canceled=include_canceled)

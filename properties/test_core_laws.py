@@ -32,7 +32,8 @@ def play(
     """Decide every step against the folded state; evolve must accept every event decide
     produced (a refused command produces none). Returns the log and the final state."""
     assert isinstance(message, msgspec.Struct)
-    enqueue = Enqueue(tenant_id="t", job_id="j", at=START, message=message)  # type: ignore[arg-type]
+    waiting = getattr(message, "after", ())  # every parent still running at first
+    enqueue = Enqueue(tenant_id="t", job_id="j", at=START, message=message, waiting_for=waiting)  # type: ignore[arg-type]
     log: list[AnyEvent] = []
     state: JobInfo | None = None
     now = START

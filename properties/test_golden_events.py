@@ -24,6 +24,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -78,24 +79,67 @@ SAMPLES: dict[str, AnyEvent] = {
     "released": Released(tenant_id=TENANT, job_id=JOB, version=3, at=AT, token=1),
     "requeued": Requeued(tenant_id=TENANT, job_id=JOB, version=5, at=AT),
 }
+PARENT = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2a"
+OTHER_PARENT = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a29"
+
+#: Events as the workflows release (dependencies between jobs) first wrote them.
+WORKFLOW_SAMPLES: dict[str, AnyEvent] = {
+    "enqueued-after": Enqueued(
+        tenant_id=TENANT,
+        job_id=JOB,
+        version=1,
+        at=AT,
+        message=JobMessage(
+            job_type="merge",
+            payload_bytes=b"{}",
+            run_at=AT,
+            after=(OTHER_PARENT, PARENT),
+            on_parent_failure="run",
+        ),
+        waiting_for=(PARENT,),
+    ),
+    "parent-finished": ParentFinished(
+        tenant_id=TENANT, job_id=JOB, version=2, at=LATER, parent_id=PARENT,
+        parent_status="completed",
+    ),
+    "parent-finished-failed": ParentFinished(
+        tenant_id=TENANT, job_id=JOB, version=2, at=LATER, parent_id=PARENT,
+        parent_status="failed", reason="disk full",
+    ),
+}  # fmt: skip
+
+#: Each file name prefix and its samples.
+GENERATIONS = {"v1": SAMPLES, "workflows": WORKFLOW_SAMPLES}
 
 
-def write_samples() -> None:
-    """Write the golden files (done once, for schema version 1; never again)."""
-    for name, event in SAMPLES.items():
-        (GOLDEN / f"v1-{name}.msgpack").write_bytes(encode_event(event))
+def write_samples(prefix: str) -> None:
+    """Write one generation's golden files (done once, when its events were new; never
+    again)."""
+    for name, event in GENERATIONS[prefix].items():
+        (GOLDEN / f"{prefix}-{name}.msgpack").write_bytes(encode_event(event))
 
 
-@pytest.mark.parametrize("name", list(SAMPLES))
-def test_old_event_bytes_still_decode(name: str) -> None:
-    data = (GOLDEN / f"v1-{name}.msgpack").read_bytes()
+@pytest.mark.parametrize(
+    ("prefix", "name"), [(p, name) for p, samples in GENERATIONS.items() for name in samples]
+)
+def test_old_event_bytes_still_decode(prefix: str, name: str) -> None:
+    data = (GOLDEN / f"{prefix}-{name}.msgpack").read_bytes()
     event = decode_event(data, 7)
-    assert event == msgspec.structs.replace(SAMPLES[name], seq=7)
-    assert event.type == SAMPLES[name].type
+    sample = GENERATIONS[prefix][name]
+    assert event == msgspec.structs.replace(sample, seq=7)
+    assert event.type == sample.type
 
 
 def test_every_event_type_has_a_golden_sample() -> None:
-    assert {event.type for event in SAMPLES.values()} == {
+    samples = [*SAMPLES.values(), *WORKFLOW_SAMPLES.values()]
+    assert {event.type for event in samples} == {
         "enqueued", "leased", "heartbeat", "completed", "failed",
-        "canceled", "expired", "released", "requeued",
+        "canceled", "expired", "released", "requeued", "parent_finished",
     }  # fmt: skip
+
+
+def test_events_of_before_workflows_decode_with_no_dependencies() -> None:
+    event = decode_event((GOLDEN / "v1-enqueued.msgpack").read_bytes(), 1)
+    assert isinstance(event, Enqueued)
+    assert event.message.after == () and event.waiting_for == ()
+    assert event.message.on_parent_failure == "cancel"

@@ -24,7 +24,9 @@ def test_readme_python_blocks_run_in_order(capsys: pytest.CaptureFixture[str]) -
     namespace: dict[str, object] = {"__name__": "readme"}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
-    assert "['enqueued', 'leased', 'completed']" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "['enqueued', 'leased', 'completed']" in out
+    assert "600 rows kept\n11\n" in out  # the workflow examples: a chain, a fan-in
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -76,7 +76,12 @@ async def explain_job(
     if now is None:
         now = utc_now() if as_of.is_now else as_of.at or history[-1].at
     others = await jobs_at(log, job.tenant_id, as_of)
-    return explain(job, history, now, jobs_ahead(job, others, now))
+    family = [
+        other
+        for other in others
+        if other.job_id in job.message.after or job.job_id in other.message.after
+    ]
+    return explain(job, history, now, jobs_ahead(job, others, now), family)
 
 
 def job_stats(jobs: list[JobInfo], now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -50,13 +51,34 @@ def jobs_ahead(job: JobInfo, others: Iterable[JobInfo], now: datetime) -> int:
     )
 
 
-def explain(job: JobInfo, history: Sequence[AnyEvent], now: datetime, ahead: int) -> Explanation:
+def explain(
+    job: JobInfo,
+    history: Sequence[AnyEvent],
+    now: datetime,
+    ahead: int,
+    family: Iterable[JobInfo] = (),
+) -> Explanation:
     """Why `job` (its state at `now`, with `history` and `ahead` jobs before it in its
-    queue) is where it is."""
+    queue) is where it is. `family` holds other jobs of its tenant: its parents and
+    dependents among them are described too."""
     name = f"job {job.job_id} ({job.message.job_type}, queue {job.message.queue!r})"
     max_attempts = job.message.max_retries + 1
     details: list[str] = [f"enqueued at {_time(job.created_at)}"]
+    relatives = {other.job_id: other for other in family}
     match job.status:
+        case JobStatus.WAITING:
+            parents = job.message.after
+            headline = (
+                f"{name} is waiting for {len(job.waiting_for)} of {len(parents)} parents: "
+                + ", ".join(_relative(parent, relatives) for parent in job.waiting_for)
+            )
+            done = [parent for parent in parents if parent not in job.waiting_for]
+            if done:
+                details.append("parents already ended: " + ", ".join(done))
+            if job.message.on_parent_failure == "run":
+                details.append("it runs even if a parent fails or is canceled")
+            else:
+                details.append("it is canceled if a parent fails or is canceled")
         case JobStatus.ENQUEUED:
             reason = _why_enqueued(history)
             if reason:
@@ -120,9 +142,39 @@ def explain(job: JobInfo, history: Sequence[AnyEvent], now: datetime, ahead: int
         case JobStatus.CANCELED:
             assert job.finished_at is not None
             headline = f"{name} was canceled at {_time(job.finished_at)}"
+            if isinstance(history[-1], ParentFinished):
+                details.append(f"because {job.last_error}")
             details.append(f"it had made {job.attempts} attempt(s) before")
+    if job.message.after and job.status is not JobStatus.WAITING:
+        details.append(
+            f"ran after {len(job.message.after)} parent(s): "
+            + ", ".join(_relative(parent, relatives) for parent in job.message.after)
+        )
+    dependents = [other for other in relatives.values() if job.job_id in other.message.after]
+    if dependents:
+        details.append(_dependents_line(job, dependents))
     details.append(f"history: {len(history)} event(s); last at {_time(job.updated_at)}")
     return Explanation(job=job, headline=headline, details=tuple(details))
+
+
+def _relative(job_id: str, relatives: dict[str, JobInfo]) -> str:
+    known = relatives.get(job_id)
+    return job_id if known is None else f"{job_id} ({known.status})"
+
+
+def _dependents_line(job: JobInfo, dependents: list[JobInfo]) -> str:
+    """What the job's ending did (or will do) to the jobs that wait for it."""
+    listed = ", ".join(f"{d.job_id} ({d.status})" for d in dependents)
+    if job.status is JobStatus.COMPLETED:
+        unblocked = [
+            d
+            for d in dependents
+            if job.job_id not in d.waiting_for and d.status is not JobStatus.WAITING
+        ]
+        return f"it unblocked {len(unblocked)} of its {len(dependents)} dependent(s): {listed}"
+    if job.status.is_terminal:
+        return f"its {len(dependents)} dependent(s) were told it {job.status}: {listed}"
+    return f"{len(dependents)} job(s) wait for it: {listed}"
 
 
 def _why_enqueued(history: Sequence[AnyEvent]) -> str | None:
@@ -136,6 +188,8 @@ def _why_enqueued(history: Sequence[AnyEvent]) -> str | None:
             return f"its worker gave it back unfinished at {_time(at)} (not counted)"
         case Requeued(at=at):
             return f"an operator requeued it at {_time(at)} with fresh attempts"
+        case ParentFinished(parent_id=parent_id):
+            return f"its last parent, {parent_id}, ended at {_time(last.at)}: it may run"
         case Enqueued():
             return "it has not been leased yet"
     return None

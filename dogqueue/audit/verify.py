@@ -403,6 +403,24 @@ def report_missing_rows(report: Report, seen: set[JobKey], label: str = "project
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
 
+def compare_dependencies(report: Report, stored: Iterable[tuple[str, str, str]]) -> None:
+    """Record every dependency the stored index holds that the folded jobs' `after`
+    does not name, and every one it lacks."""
+    folded = {
+        (job.tenant_id, parent, job.job_id)
+        for job in report.jobs.values()
+        for parent in job.message.after
+    }
+    kept = set(stored)
+    for tenant, parent, child in sorted(kept - folded):
+        report.add(
+            None,
+            f"dependency index holds {parent!r} -> {child!r} of {tenant!r}, which no job names",
+        )
+    for tenant, parent, child in sorted(folded - kept):
+        report.add(None, f"dependency index lacks {parent!r} -> {child!r} of {tenant!r}")
+
+
 def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
     """Record every tenant whose stored chain head differs from the recomputed one."""
     for tenant in sorted(stored.keys() | report.heads.keys()):
@@ -493,6 +511,7 @@ async def verify_log(
                     seen=seen,
                 )
             report_missing_rows(report, seen)
+            compare_dependencies(report, await log.dependencies())
         if checkpoint is not None and checkpoint.cuts is not None:
             _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
     for line in await log.integrity_problems():
@@ -571,6 +590,7 @@ __all__ = [
     "Problem",
     "Report",
     "check_unsealed",
+    "compare_dependencies",
     "compare_heads",
     "compare_projection",
     "is_archive",

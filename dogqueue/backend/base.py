@@ -201,11 +201,12 @@ class EngineBackend(abc.ABC):
         """Append the job; return its new id."""
         tenant = check.check_ctx(ctx)
         checked = check.check_message(message, self.config)
+        check.check_earlier((checked,))
         check.check_trace_context(trace_context)
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context),
-            _enqueue_reads(tenant, (checked,)),
+            enqueue_reads(tenant, (checked,)),
         )
         self._notify_change()
         return ids[0]
@@ -217,12 +218,13 @@ class EngineBackend(abc.ABC):
             raise InvalidInput("messages", "must be a list of JobMessage")
         batch = tuple(check.check_message(m, self.config) for m in messages)
         check.check_batch_keys(batch)
+        check.check_earlier(batch)
         if not batch:
             return []
         await self._ready()
         ids = await self._transact(
             lambda tx, now: self._engine.enqueue(tx, tenant, batch, now),
-            _enqueue_reads(tenant, batch),
+            enqueue_reads(tenant, batch),
         )
         self._notify_change()
         return ids
@@ -309,10 +311,12 @@ class EngineBackend(abc.ABC):
         if result is not None and not isinstance(result, bytes):
             raise InvalidInput("result", "must be bytes or None")
         await self._ready()
-        await self._transact(
+        released = await self._transact(
             lambda tx, now: self._engine.complete(tx, tenant, lease, now, result),
-            _job_reads(tenant, lease.job_id),
+            _ending_reads(tenant, lease.job_id),
         )
+        if released:
+            self._notify_change()
 
     async def ack_fail(
         self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
@@ -327,7 +331,7 @@ class EngineBackend(abc.ABC):
         await self._ready()
         status = await self._transact(
             lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry)),
-            _job_reads(tenant, lease.job_id),
+            _ending_reads(tenant, lease.job_id),
         )
         self._notify_change()
         return status
@@ -354,11 +358,31 @@ class EngineBackend(abc.ABC):
         await self._ready()
         status = await self._transact(
             lambda tx, now: self._engine.cancel(tx, tenant, job_id, now, actor=actor),
-            _job_reads(tenant, job_id),
+            _ending_reads(tenant, job_id),
         )
         if status is JobStatus.CANCELED:
             self._announce_cancel(tenant, job_id)
         return status
+
+    async def cancel_workflow(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> list[str]:
+        """Cancel the job and every job that depends on it, directly or through others,
+        in one transaction; return the ids of the jobs this canceled (jobs already
+        terminal are left as they are). `actor` is recorded in each `canceled` event."""
+        tenant = check.check_ctx(ctx)
+        check.check_job_id(job_id)
+        _check_actor(actor)
+        await self._ready()
+        canceled = await self._transact(
+            lambda tx, now: self._engine.cancel_workflow(tx, tenant, job_id, now, actor=actor),
+            _ending_reads(tenant, job_id),
+        )
+        for member in canceled:
+            self._announce_cancel(tenant, member)
+        if canceled:
+            self._notify_change()
+        return canceled
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
         """Tell this object's cancel listeners (and, where storage is shared across
@@ -464,9 +488,17 @@ def _job_reads(tenant_id: str, job_id: str) -> Reads:
     return Reads(jobs=((tenant_id, job_id),))
 
 
-def _enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
+def _ending_reads(tenant_id: str, job_id: str) -> Reads:
+    """A unit that may end the job reads it and its dependents."""
+    job = (tenant_id, job_id)
+    return Reads(jobs=(job,), dependents=(job,))
+
+
+def enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
+    """What enqueueing `messages` reads: their keys and the parents they name."""
     keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
-    return Reads(keys=keys, new_jobs=len(messages))
+    parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
+    return Reads(jobs=parents, keys=keys, new_jobs=len(messages))
 
 
 def _check_actor(actor: object) -> None:

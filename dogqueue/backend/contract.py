@@ -112,6 +112,13 @@ class Backend(Protocol):
         (who asked) is recorded in the `canceled` event."""
         ...
 
+    async def cancel_workflow(
+        self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
+    ) -> list[str]:
+        """Cancel the job and every job that depends on it (`JobMessage.after`),
+        directly or through others, in one transaction; return the ids canceled."""
+        ...
+
     async def retry_job(
         self,
         ctx: QueueCtx,

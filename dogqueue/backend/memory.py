@@ -77,6 +77,8 @@ class MemoryStore:
         self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
         self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
         self.leases: dict[str, list[_TimedEntry]] = defaultdict(list)
+        #: Each job's dependents (the jobs whose `after` names it), oldest first.
+        self.children: dict[JobKey, list[str]] = defaultdict(list)
         #: Undo steps of the open transaction, newest last (None: none open).
         self._undo: list[Callable[[], None]] | None = None
 
@@ -151,6 +153,16 @@ class MemoryStore:
                 best = head
         return None if best is None else self.jobs[(tenant_id, best.job_id)]
 
+    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        return list(self.children.get((tenant_id, job_id), ()))
+
+    def _adopt(self, child: JobInfo) -> None:
+        """Record a new job as a dependent of each of its parents."""
+        for parent in child.message.after:
+            siblings = self.children[(child.tenant_id, parent)]
+            siblings.append(child.job_id)
+            self._remember(siblings.pop)  # type: ignore[arg-type]  # its result is unused
+
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
         tenants = [tenant_id] if tenant_id is not None else list(self.leases)
         expired: list[JobInfo] = []
@@ -221,6 +233,8 @@ class MemoryStore:
                 self.keys.pop(new_key, None)
 
         self._remember(undo)
+        if before is None:
+            self._adopt(after)
         self._index(after)
 
     def _index(self, job: JobInfo) -> None:
@@ -247,8 +261,10 @@ class MemoryStore:
         self.scheduled.clear()
         self.ready.clear()
         self.leases.clear()
+        self.children.clear()
         for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
             self._index(job)
+            self._adopt(job)
 
     def events(self, seqs: list[int] | range) -> list[AnyEvent]:
         return [decode_event(self.log[seq - 1].data, seq) for seq in seqs]

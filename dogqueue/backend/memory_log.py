@@ -27,6 +27,7 @@ class _Frozen(NamedTuple):
     length: int
     jobs: dict[JobKey, JobInfo]
     heads: dict[str, tuple[int, bytes, int]]
+    children: dict[JobKey, list[str]]
 
 
 class MemoryLogReader:
@@ -41,7 +42,7 @@ class MemoryLogReader:
         if self._frozen is not None:
             return self._frozen
         store = self._store()
-        return _Frozen(len(store.log), store.jobs, store.chain_heads)
+        return _Frozen(len(store.log), store.jobs, store.chain_heads, store.children)
 
     def _log(self) -> list[StoredEvent]:
         return self._store().log[: self._view().length]
@@ -52,7 +53,12 @@ class MemoryLogReader:
         store = self._store()
         outer = self._frozen
         if outer is None:
-            self._frozen = _Frozen(len(store.log), dict(store.jobs), dict(store.chain_heads))
+            self._frozen = _Frozen(
+                len(store.log),
+                dict(store.jobs),
+                dict(store.chain_heads),
+                {key: list(children) for key, children in store.children.items()},
+            )
         try:
             yield
         finally:
@@ -87,6 +93,14 @@ class MemoryLogReader:
         log = self._log()
         seqs = self._store().histories.get((tenant_id, job_id), [])
         return [decode_event(log[s - 1].data, log[s - 1].tpos) for s in seqs if s <= len(log)]
+
+    async def dependencies(self) -> list[tuple[str, str, str]]:
+        """The dependency index: (tenant, parent, child)."""
+        return [
+            (tenant, parent, child)
+            for (tenant, parent), children in sorted(self._view().children.items())
+            for child in children
+        ]
 
     async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
         """The projection in enqueue order (one tenant's in its tenant positions)."""

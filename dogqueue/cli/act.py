@@ -43,9 +43,9 @@ ACTIONS = (
     Action(
         "cancel",
         "cancel",
-        frozenset({JobStatus.ENQUEUED, JobStatus.LEASED}),
+        frozenset({JobStatus.ENQUEUED, JobStatus.LEASED, JobStatus.WAITING}),
         JobStatus.CANCELED,
-        "cancel waiting or running jobs",
+        "cancel waiting or running jobs (and jobs waiting for their parents)",
     ),
     Action(
         "retry",

@@ -38,6 +38,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
 )
 from dogqueue.core.job import JobInfo
@@ -150,14 +151,23 @@ def timeline(events: list[AnyEvent]) -> list[list[str]]:
     error, delay."""
     rows = []
     attempt = 0
+    waiting: tuple[str, ...] = ()
     for event in events:
         token = getattr(event, "token", None)
         error = ""
         delay = ""
         match event:
-            case Enqueued(message=message):
+            case Enqueued(message=message, waiting_for=waiting):
                 if message.run_at is not None and message.run_at > event.at:
                     delay = f"scheduled for {when(message.run_at)} (+{message.run_at - event.at})"
+                if waiting:
+                    delay = _parents_left(waiting, message.after, delay)
+            case ParentFinished(parent_id=parent, parent_status=status, reason=reason):
+                waiting = tuple(p for p in waiting if p != parent)
+                if status != JobStatus.COMPLETED.value:
+                    error = f"parent {parent} {status}" + (f": {reason}" if reason else "")
+                left = f"{len(waiting)} parent(s) left" if waiting else "no parent left"
+                delay = f"parent {parent} {status}; {left}"
             case Leased(attempt=number, expires_at=expires_at):
                 attempt = number
                 delay = f"lease until {when(expires_at)}"
@@ -187,6 +197,11 @@ def timeline(events: list[AnyEvent]) -> list[list[str]]:
         if isinstance(event, Released):
             attempt -= 1
     return rows
+
+
+def _parents_left(waiting: tuple[str, ...], parents: tuple[str, ...], delay: str) -> str:
+    left = f"waiting for {len(waiting)} of {len(parents)} parents: {', '.join(waiting)}"
+    return f"{delay}; {left}" if delay else left
 
 
 def _retry(at: datetime, retry_at: datetime | None) -> str:

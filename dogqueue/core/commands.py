@@ -23,6 +23,8 @@ class Enqueue(Command, frozen=True):
 
     message: JobMessage
     trace_context: dict[str, str] | None = None
+    #: Parents of `message.after` that have not completed yet.
+    waiting_for: tuple[str, ...] = ()
 
 
 class Lease(Command, frozen=True):
@@ -81,4 +83,23 @@ class Requeue(Command, frozen=True):
     actor: str | None = None
 
 
-AnyCommand = Enqueue | Lease | ExtendLease | Complete | Fail | Cancel | Expire | Release | Requeue
+class SettleParent(Command, frozen=True):
+    """Tell a WAITING job that its parent `parent_id` ended with `parent_status`."""
+
+    parent_id: str
+    parent_status: str
+    reason: str | None = None
+
+
+AnyCommand = (
+    Enqueue
+    | Lease
+    | ExtendLease
+    | Complete
+    | Fail
+    | Cancel
+    | Expire
+    | Release
+    | Requeue
+    | SettleParent
+)

@@ -22,6 +22,7 @@ from dogqueue.core.commands import (
     Lease,
     Release,
     Requeue,
+    SettleParent,
 )
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import InvalidTransition, JobCanceled, JobNotFound, LeaseLost
@@ -34,6 +35,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -58,6 +60,7 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
                 at=command.at,
                 message=resolved,
                 trace_context=command.trace_context,
+                waiting_for=command.waiting_for,
             )
         ]
     if state is None:
@@ -128,7 +131,22 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
                     + " jobs can be requeued"
                 )
             return [Requeued(**base, actor=actor)]
+        case SettleParent(parent_id=parent_id, parent_status=parent_status, reason=reason):
+            if state.status is not JobStatus.WAITING or parent_id not in state.waiting_for:
+                return []  # already settled (or no longer waiting): nothing to record
+            if parent_status not in _PARENT_ENDINGS:
+                raise InvalidTransition(f"parent {parent_id!r} has not ended ({parent_status})")
+            return [
+                ParentFinished(
+                    **base, parent_id=parent_id, parent_status=parent_status, reason=reason
+                )
+            ]
     raise InvalidTransition(f"unknown command {command!r}")
+
+
+_PARENT_ENDINGS = frozenset(
+    {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELED.value}
+)
 
 
 class _Header(TypedDict):

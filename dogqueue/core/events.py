@@ -45,6 +45,9 @@ class Enqueued(Event, frozen=True, tag="enqueued"):
     message: JobMessage
     #: W3C trace context of the enqueuing span, for tracing (optional).
     trace_context: dict[str, str] | None = None
+    #: The parents (of `message.after`) not yet completed when the job was created: while
+    #: any is left the job is WAITING.
+    waiting_for: tuple[str, ...] = ()
 
 
 class Leased(Event, frozen=True, tag="leased"):
@@ -119,8 +122,29 @@ class Requeued(Event, frozen=True, tag="requeued"):
     actor: str | None = None
 
 
+class ParentFinished(Event, frozen=True, tag="parent_finished"):
+    """A parent this WAITING job was waiting for ended with `parent_status` ("completed",
+    "failed" or "canceled"); `reason` is the parent's error, if it had one. After the
+    last parent the job is ENQUEUED, or CANCELED when a parent did not complete and the
+    job did not opt in to run anyway (`on_parent_failure="run"`)."""
+
+    TYPE: ClassVar[str] = "parent_finished"
+    parent_id: str
+    parent_status: str
+    reason: str | None = None
+
+
 AnyEvent = (
-    Enqueued | Leased | Heartbeat | Completed | Failed | Canceled | Expired | Released | Requeued
+    Enqueued
+    | Leased
+    | Heartbeat
+    | Completed
+    | Failed
+    | Canceled
+    | Expired
+    | Released
+    | Requeued
+    | ParentFinished
 )
 
 #: The type names of all events, in the order they were introduced.
@@ -136,5 +160,6 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         Expired,
         Released,
         Requeued,
+        ParentFinished,
     )
 )

@@ -19,6 +19,7 @@ from dogqueue.core.events import (
     Failed,
     Heartbeat,
     Leased,
+    ParentFinished,
     Released,
     Requeued,
 )
@@ -39,10 +40,12 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
                 f"enqueued event of {event.job_id!r} has version {event.version}"
             )
         run_at = event.message.run_at if event.message.run_at is not None else event.at
+        if not set(event.waiting_for) <= set(event.message.after):
+            raise InvalidTransition(f"enqueued event of {event.job_id!r} waits for a non-parent")
         return JobInfo(
             job_id=event.job_id,
             tenant_id=event.tenant_id,
-            status=JobStatus.ENQUEUED,
+            status=JobStatus.WAITING if event.waiting_for else JobStatus.ENQUEUED,
             message=event.message,
             attempts=0,
             result=None,
@@ -55,6 +58,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
             updated_at=event.at,
             enqueue_seq=event.seq,
             version=1,
+            waiting_for=event.waiting_for,
         )
     if state is None:
         raise InvalidTransition(f"{event.type} event for unknown job {event.job_id!r}")
@@ -107,6 +111,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
             return _replace(
                 state,
                 status=JobStatus.CANCELED,
+                waiting_for=(),
                 lease_expires_at=None,
                 finished_at=event.at,
                 updated_at=event.at,
@@ -129,12 +134,43 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
                 state,
                 status=JobStatus.ENQUEUED,
                 attempts=0,
+                waiting_for=(),
                 run_at=event.at,
                 finished_at=None,
                 updated_at=event.at,
                 version=event.version,
             )
+        case ParentFinished():
+            return _after_parent(state, event)
     raise InvalidTransition(f"unknown event {event!r}")
+
+
+def _after_parent(state: JobInfo, event: ParentFinished) -> JobInfo:
+    """A WAITING job hears that one of its parents ended."""
+    _require(state, event, JobStatus.WAITING)
+    if event.parent_id not in state.waiting_for:
+        raise InvalidTransition(f"{state.job_id!r} is not waiting for {event.parent_id!r}")
+    completed = event.parent_status == JobStatus.COMPLETED.value
+    if not completed and state.message.on_parent_failure != "run":
+        because = f": {event.reason}" if event.reason else ""
+        return _replace(
+            state,
+            status=JobStatus.CANCELED,
+            waiting_for=(),
+            last_error=f"parent {event.parent_id} {event.parent_status}{because}",
+            finished_at=event.at,
+            updated_at=event.at,
+            version=event.version,
+        )
+    index = state.waiting_for.index(event.parent_id)  # slices: cheap for wide fan-ins
+    left = state.waiting_for[:index] + state.waiting_for[index + 1 :]
+    return _replace(
+        state,
+        status=JobStatus.WAITING if left else JobStatus.ENQUEUED,
+        waiting_for=left,
+        updated_at=event.at,
+        version=event.version,
+    )
 
 
 def _require(state: JobInfo, event: AnyEvent, status: JobStatus) -> None:

@@ -10,7 +10,7 @@ from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
 
 
-class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The state of one job, folded from its events. Equal folds give equal JobInfos."""
 
     job_id: str
@@ -38,6 +38,9 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     enqueue_seq: int
     #: Number of events in the job's history.
     version: int
+    #: The parents (`message.after`) this job still waits for, in `after` order; empty
+    #: unless WAITING.
+    waiting_for: tuple[str, ...] = ()
 
 
 class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,6 +18,9 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
     #: Canceled by a caller; terminal, and wins over any later acknowledgement.
     CANCELED = "canceled"
+    #: Created after other jobs (`JobMessage.after`) that have not all finished yet;
+    #: never leased until its last parent completes (then ENQUEUED).
+    WAITING = "waiting"
 
     @property
     def is_terminal(self) -> bool:

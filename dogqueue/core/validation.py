@@ -166,7 +166,47 @@ def check_message(message: object, config: QueueConfig) -> JobMessage:
         check_aware("run_at", message.run_at)
     if message.idempotency_key is not None:
         check_name("idempotency_key", message.idempotency_key)
+    _check_parents(message)
     return message
+
+
+#: Most parents one job may wait for.
+MAX_PARENTS = 100_000
+
+
+def _check_parents(message: JobMessage) -> None:
+    """`after`, `after_earlier` and `on_parent_failure` have the right shapes (whether
+    the parents exist is for the engine to say)."""
+    after, earlier = message.after, message.after_earlier
+    if not isinstance(after, tuple):
+        raise InvalidInput("after", f"must be a tuple of job ids, not {type(after).__name__}")
+    for parent in after:
+        check_name("after", parent)
+    if not isinstance(earlier, tuple) or any(
+        isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in earlier
+    ):
+        raise InvalidInput("after_earlier", "must be a tuple of message indexes (int >= 0)")
+    if len(set(after)) != len(after):
+        raise InvalidInput("after", "names a parent twice")
+    if len(set(earlier)) != len(earlier):
+        raise InvalidInput("after_earlier", "names a message twice")
+    if len(after) + len(earlier) > MAX_PARENTS:
+        raise InvalidInput("after", f"names more than {MAX_PARENTS} parents")
+    if message.on_parent_failure not in ("cancel", "run"):
+        raise InvalidInput("on_parent_failure", 'must be "cancel" or "run"')
+
+
+def check_earlier(messages: Sequence[JobMessage]) -> None:
+    """Each `after_earlier` index names a message before its own in the same call, so
+    the dependencies of one call point backwards too and can form no cycle."""
+    for position, message in enumerate(messages):
+        for index in message.after_earlier:
+            if index >= position:
+                raise InvalidInput(
+                    "after_earlier",
+                    f"message {position} names message {index}: only earlier messages"
+                    " of the same call can be parents",
+                )
 
 
 def check_trace_context(value: object) -> dict[str, str] | None:

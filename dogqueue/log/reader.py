@@ -178,6 +178,11 @@ class LogReader(Protocol):
         """Every stored projection row, undecoded, in enqueue order."""
         ...
 
+    async def dependencies(self) -> list[tuple[str, str, str]]:
+        """The stored dependency index: (tenant, parent, child) for every parent each
+        job's `after` names (empty for a log written before workflows)."""
+        ...
+
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""
         ...

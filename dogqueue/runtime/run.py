@@ -15,6 +15,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
+from dogqueue.workflow import parent_results
 
 log = logging.getLogger("dogqueue.jobs")
 
@@ -68,6 +69,22 @@ class JobRun:
     def queue(self) -> str:
         """The queue the job was enqueued in."""
         return self._lease.message.queue
+
+    @property
+    def parent_ids(self) -> tuple[str, ...]:
+        """The jobs this one ran after (`JobMessage.after`), in order."""
+        return self._lease.message.after
+
+    async def parent_results(self, result_type: type[T]) -> dict[str, T | None]:
+        """The results of this job's completed parents, decoded as `result_type`, by
+        parent id in `after` order (a parent that failed or was canceled, which a job
+        with `on_parent_failure="run"` may see, is left out)."""
+        parents = [await self._backend.get_job(self.ctx, parent) for parent in self.parent_ids]
+        return parent_results(parents, result_type)
+
+    def parent_results_blocking(self, result_type: type[T]) -> dict[str, T | None]:
+        """`parent_results` for a synchronous job (called from its worker thread)."""
+        return self._blocking(self.parent_results(result_type))
 
     @property
     def attempt(self) -> int:

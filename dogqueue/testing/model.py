@@ -18,6 +18,7 @@ LEASED = "leased"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELED = "canceled"
+WAITING = "waiting"
 TERMINAL = (COMPLETED, FAILED, CANCELED)
 LEASE_EXPIRED = "lease expired"
 
@@ -46,6 +47,11 @@ class ModelJob:
     run_at_window: tuple[datetime, datetime] | None = None
     #: The job's event types, in order.
     events: list[str] = field(default_factory=list)
+    #: Workflows: the jobs it runs after, those it still waits for, and whether it runs
+    #: even when one of them fails or is canceled.
+    parents: tuple[str, ...] = ()
+    waiting: list[str] = field(default_factory=list)
+    run_anyway: bool = False
 
 
 @dataclass
@@ -166,9 +172,11 @@ class QueueModel:
             and job.lease_expires_at is not None
             and job.lease_expires_at <= now
         ]
+        expired.sort(key=lambda job: (job.lease_expires_at, job.order))
         for job in expired:
             self._after_failed_attempt(job, LEASE_EXPIRED, True, now)
             self._record(job, "expired")
+            self._ended(job)
         return expired
 
     def next_ready(self, tenant: str, queues: list[str], now: datetime) -> ModelJob | None:
@@ -230,11 +238,13 @@ class QueueModel:
         job.result = result
         job.lease_expires_at = None
         self._record(job, "completed")
+        self._ended(job)
 
     def fail(self, job: ModelJob, error: str, retry: bool, now: datetime) -> str:
         """The holder reported a failure; return the status the backend must report."""
         self._after_failed_attempt(job, error, retry, now)
         self._record(job, "failed")
+        self._ended(job)
         return job.status
 
     def release(self, job: ModelJob) -> None:
@@ -250,7 +260,9 @@ class QueueModel:
             return job.status
         job.status = CANCELED
         job.lease_expires_at = None
+        job.waiting = []
         self._record(job, "canceled")
+        self._ended(job)
         return CANCELED
 
     def check_requeue(self, job: ModelJob) -> Refusal | None:
@@ -264,3 +276,71 @@ class QueueModel:
         job.run_at = now
         job.run_at_window = None
         self._record(job, "requeued")
+
+    # -- workflows: jobs that run after other jobs ----------------------------------------
+
+    def check_parents(self, tenant: str, parents: list[str]) -> Refusal | None:
+        """A job may only run after existing jobs of its own tenant."""
+        if any(self.job(tenant, parent) is None for parent in parents):
+            return Refusal("invalid")
+        return None
+
+    def wait_for(self, job: ModelJob, parents: tuple[str, ...], run_anyway: bool) -> None:
+        """Give a just-enqueued job its parents: it waits for those not yet completed,
+        and hears at once of those that already failed or were canceled."""
+        job.parents = parents
+        job.run_anyway = run_anyway
+        found = [self.jobs[(job.tenant, parent)] for parent in parents]
+        job.waiting = [parent.job_id for parent in found if parent.status != COMPLETED]
+        if job.waiting:
+            job.status = WAITING
+        for parent in found:
+            if parent.status in (FAILED, CANCELED) and job.status == WAITING:
+                self._hear(job, parent)
+                if job.status == CANCELED:
+                    self._ended(job)
+
+    def _dependents(self, parent: ModelJob) -> list[ModelJob]:
+        """The jobs created after `parent` that name it, oldest first."""
+        found = [
+            job
+            for job in self.jobs.values()
+            if job.tenant == parent.tenant and parent.job_id in job.parents
+        ]
+        return sorted(found, key=lambda job: job.order)
+
+    def _ended(self, ended: ModelJob) -> None:
+        """A job became terminal: every job waiting for it hears so; one this cancels
+        is heard of by its own dependents in turn (the newest canceled first)."""
+        if ended.status not in TERMINAL:
+            return
+        stack = [ended]
+        while stack:
+            parent = stack.pop()
+            for child in self._dependents(parent):
+                if child.status == WAITING and parent.job_id in child.waiting:
+                    self._hear(child, parent)
+                    if child.status == CANCELED:
+                        stack.append(child)
+
+    def _hear(self, child: ModelJob, parent: ModelJob) -> None:
+        self._record(child, "parent_finished")
+        child.waiting.remove(parent.job_id)
+        if parent.status != COMPLETED and not child.run_anyway:
+            because = f": {parent.last_error}" if parent.status == FAILED else ""
+            child.status = CANCELED
+            child.last_error = f"parent {parent.job_id} {parent.status}{because}"
+            child.waiting = []
+        elif not child.waiting:
+            child.status = ENQUEUED
+
+    def cancel_workflow(self, root: ModelJob) -> list[str]:
+        """Cancel `root` and every job after it, directly or not (breadth first);
+        return the ids that were not terminal before."""
+        order = [root]
+        for job in order:
+            order.extend(child for child in self._dependents(job) if child not in order)
+        live = [job for job in order if job.status not in TERMINAL]
+        for job in live:
+            self.cancel(job)
+        return [job.job_id for job in live]

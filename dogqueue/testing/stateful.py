@@ -36,7 +36,7 @@ from dogqueue.core.errors import (
     LeaseLost,
     QueueError,
 )
-from dogqueue.core.events import AnyEvent
+from dogqueue.core.events import AnyEvent, Enqueued, Expired, Failed, ParentFinished
 from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
@@ -112,6 +112,7 @@ _BAD_CALLS: dict[str, Call] = {
     "ack_fail": lambda b: b.ack_fail(_CTX, "not a lease", "boom"),  # type: ignore[arg-type]
     "release": lambda b: b.release(_CTX, "not a lease"),  # type: ignore[arg-type]
     "cancel_job": lambda b: b.cancel_job(_CTX, 42),  # type: ignore[arg-type]
+    "cancel_workflow": lambda b: b.cancel_workflow(_CTX, 42),  # type: ignore[arg-type]
     "retry_job": lambda b: b.retry_job(_CTX, 42),  # type: ignore[arg-type]
     "get_status": lambda b: b.get_status(_CTX, 42),  # type: ignore[arg-type]
     "get_job": lambda b: b.get_job(_CTX, 42),  # type: ignore[arg-type]
@@ -131,6 +132,7 @@ _CLOSED_CALLS: dict[str, Call] = {
     "ack_fail": lambda b: b.ack_fail(_CTX, UNKNOWN_LEASE, "boom"),
     "release": lambda b: b.release(_CTX, UNKNOWN_LEASE),
     "cancel_job": lambda b: b.cancel_job(_CTX, UNKNOWN_JOB_ID),
+    "cancel_workflow": lambda b: b.cancel_workflow(_CTX, UNKNOWN_JOB_ID),
     "retry_job": lambda b: b.retry_job(_CTX, UNKNOWN_JOB_ID),
     "get_status": lambda b: b.get_status(_CTX, UNKNOWN_JOB_ID),
     "get_job": lambda b: b.get_job(_CTX, UNKNOWN_JOB_ID),
@@ -230,7 +232,11 @@ class BackendStateMachine(RuleBasedStateMachine):
             idempotency_key=key,
         )
 
-    def record_enqueued(self, tenant: str, job_id: str, message: JobMessage) -> None:
+    def record_enqueued(
+        self, tenant: str, job_id: str, message: JobMessage, batch: Sequence[str] = ()
+    ) -> None:
+        """Tell the model of a job the backend accepted; `batch` holds the ids of the
+        call's jobs, for `after_earlier`."""
         self.owner[job_id] = tenant
         run_at = message.run_at if message.run_at is not None else self.clock()
         self.model.enqueue(
@@ -242,6 +248,11 @@ class BackendStateMachine(RuleBasedStateMachine):
             key=message.idempotency_key,
             run_at=run_at,
         )
+        parents = message.after + tuple(batch[i] for i in message.after_earlier)
+        if parents:
+            job = self.model.job(tenant, job_id)
+            assert job is not None
+            self.model.wait_for(job, parents, message.on_parent_failure == "run")
 
     def adopt_retry_times(self) -> None:
         """Read the jittered run_at the backend chose for each retried job, check it lies
@@ -312,8 +323,13 @@ class BackendStateMachine(RuleBasedStateMachine):
 
     @rule(target=jobs, tenant=tenants, spec=message_specs)
     def enqueue(self, tenant: str, spec: tuple[str, int, int | None, str | None, int]) -> Any:
-        message = self.message(spec)
+        return self.do_enqueue(tenant, self.message(spec))
+
+    def do_enqueue(self, tenant: str, message: JobMessage) -> Any:
+        """`enqueue` one message, refused as the model says (a taken key, a parent
+        that is not the tenant's)."""
         refusal = self.model.check_enqueue(tenant, [message.idempotency_key])
+        refusal = refusal or self.model.check_parents(tenant, list(message.after))
         call = self.backend.enqueue(QueueCtx(tenant), message)
         if refusal is not None:
             self.expect_refusal(call, refusal)
@@ -330,7 +346,10 @@ class BackendStateMachine(RuleBasedStateMachine):
     def enqueue_many(
         self, tenant: str, specs: list[tuple[str, int, int | None, str | None, int]]
     ) -> Any:
-        messages = [self.message(spec) for spec in specs]
+        return self.do_enqueue_many(tenant, [self.message(spec) for spec in specs])
+
+    def do_enqueue_many(self, tenant: str, messages: list[JobMessage]) -> Any:
+        """`enqueue_many`, all or none, refused as the model says."""
         refusal = self.model.check_enqueue(tenant, [m.idempotency_key for m in messages])
         call = self.backend.enqueue_many(QueueCtx(tenant), messages)
         if refusal is not None:
@@ -340,7 +359,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         assert len(job_ids) == len(messages)
         assert len(set(job_ids)) == len(job_ids), "enqueue_many issued one id twice"
         for job_id, message in zip(job_ids, messages, strict=True):
-            self.record_enqueued(tenant, job_id, message)
+            self.record_enqueued(tenant, job_id, message, job_ids)
         return multiple(*job_ids)
 
     @rule(target=leases, tenant=tenants, queues=queue_lists, seconds=lease_seconds)
@@ -481,6 +500,7 @@ class BackendStateMachine(RuleBasedStateMachine):
             lambda b: b.history(other, job_id),
             lambda b: b.cancel_job(other, job_id),
             lambda b: b.retry_job(other, job_id),
+            lambda b: b.cancel_workflow(other, job_id),
         ]
         calls += _lease_calls(other, lease) + _lease_calls(QueueCtx(owner), unknown)
         for call in calls:
@@ -649,6 +669,7 @@ class BackendStateMachine(RuleBasedStateMachine):
                 assert info.lease_expires_at == job.lease_expires_at, f"job {job.job_id} lease"
         log = self.run(self.backend.read_events())
         assert rebuild(log) == projected, "rebuilding from the log differs from the projection"
+        self.check_workflows(log, projected)
         for tenant, job_id in self.model.take_touched():
             self.check_history(tenant, job_id, projected[(tenant, job_id)])
 
@@ -664,6 +685,157 @@ class BackendStateMachine(RuleBasedStateMachine):
         assert seen == wanted, f"appended events {seen} != expected {wanted}"
         if events:
             self.seen_seq = events[-1].seq
+
+    # -- workflows: jobs that run after other jobs --------------------------------------
+
+    @rule(
+        target=jobs,
+        tenant=tenants,
+        spec=message_specs,
+        parents=st.lists(jobs, max_size=3, unique=True),
+        run_anyway=st.booleans(),
+    )
+    def enqueue_after(
+        self,
+        tenant: str,
+        spec: tuple[str, int, int | None, str | None, int],
+        parents: list[str],
+        run_anyway: bool,
+    ) -> Any:
+        """A job after earlier jobs (some perhaps another tenant's: refused)."""
+        message = _replace(
+            self.message(spec),
+            after=tuple(parents),
+            on_parent_failure="run" if run_anyway else "cancel",
+        )
+        return self.do_enqueue(tenant, message)
+
+    @rule(
+        target=jobs,
+        tenant=tenants,
+        specs=st.lists(message_specs, min_size=1, max_size=3),
+        chained=st.booleans(),
+        run_anyway=st.booleans(),
+    )
+    def enqueue_chord(
+        self,
+        tenant: str,
+        specs: list[tuple[str, int, int | None, str | None, int]],
+        chained: bool,
+        run_anyway: bool,
+    ) -> Any:
+        """A group and a job after all of it, or a chain, in one call."""
+        messages = [self.message(spec) for spec in specs]
+        if chained:
+            messages = [
+                _replace(m, after_earlier=(i - 1,) if i else ()) for i, m in enumerate(messages)
+            ]
+        policy = "run" if run_anyway else "cancel"
+        messages.append(
+            _replace(
+                _VALID,
+                queue=QUEUES[0],
+                max_retries=0,
+                after_earlier=tuple(range(len(messages))),
+                on_parent_failure=policy,
+            )
+        )
+        return self.do_enqueue_many(tenant, messages)
+
+    @rule(job_id=jobs)
+    def cancel_workflow(self, job_id: str) -> None:
+        tenant = self.owner[job_id]
+        job = self.model.job(tenant, job_id)
+        assert job is not None
+        canceled = self.run(self.backend.cancel_workflow(QueueCtx(tenant), job_id))
+        expected = self.model.cancel_workflow(job)
+        assert sorted(canceled) == sorted(expected), (
+            f"cancel_workflow canceled {canceled}, expected {expected}"
+        )
+
+    @initialize(target=jobs, tenant=tenants, queue=st.sampled_from(QUEUES))
+    def probe_workflows(self, tenant: str, queue: str) -> Any:
+        """Each example also starts with a small workflow run to its end: a chord whose
+        fan-in must wait for both parts and is canceled when one fails, a dependent
+        that opted in and runs anyway, a job after another tenant's job (refused), and
+        a chain canceled whole."""
+        ctx = QueueCtx(tenant)
+        foreign = self.run(self.backend.enqueue(QueueCtx(self.other_tenant(tenant)), _VALID))
+        self.record_enqueued(self.other_tenant(tenant), foreign, _VALID)
+        part = self.message((queue, int(JobPriority.HIGH), None, None, 0))
+        chord = [part, part, _replace(part, after_earlier=(0, 1))]
+        ids = self.run(self.backend.enqueue_many(ctx, chord))
+        for job_id, message in zip(ids, chord, strict=True):
+            self.record_enqueued(tenant, job_id, message, ids)
+        anyway = _replace(part, after=(ids[0], ids[1]), on_parent_failure="run")
+        watched = [*ids, self.run(self.backend.enqueue(ctx, anyway))]
+        self.record_enqueued(tenant, watched[-1], anyway)
+        self.expect_refusal(
+            self.backend.enqueue(ctx, _replace(part, after=(foreign, ids[0]))),
+            Refusal("invalid"),
+        )
+        for _ in range(len(self.model.jobs)):  # the first part completes, the second fails
+            leases = self.do_dequeue(tenant, (queue,), None)
+            if not leases:
+                break
+            if leases[0].job_id == ids[1]:
+                self.do_fail(leases[0], False)
+            else:
+                self.do_complete(leases[0], b"ok")
+            for job_id in watched:  # no dependent is released a step early
+                status = self.run(self.backend.get_status(ctx, job_id))
+                job = self.model.job(tenant, job_id)
+                assert job is not None and status == job.status, (
+                    f"job {job_id} is {status}; the model says {job.status if job else None}"
+                )
+        steps = [part, _replace(part, after_earlier=(0,)), _replace(part, after_earlier=(1,))]
+        chain = self.run(self.backend.enqueue_many(ctx, steps))
+        for job_id, message in zip(chain, steps, strict=True):
+            self.record_enqueued(tenant, job_id, message, chain)
+        self.cancel_workflow(chain[0])
+        return multiple(*ids, *chain)
+
+    def check_workflows(self, log: list[AnyEvent], projected: dict[Any, JobInfo]) -> None:
+        """No job is leased before all its parents completed, and a dependent of a
+        failed or canceled parent never runs unless it opted in (from the log alone);
+        the replayed workflow state (the parents each job still waits for) is the
+        model's."""
+        completed: dict[tuple[str, str], int] = {}
+        ended: dict[tuple[str, str], int] = {}
+        for event in log:
+            key = (event.tenant_id, event.job_id)
+            if isinstance(event, Enqueued) and (event.message.after or event.waiting_for):
+                assert set(event.waiting_for) <= set(event.message.after)
+            ending = (
+                event.type in ("completed", "canceled")
+                or (isinstance(event, (Failed, Expired)) and event.retry_at is None)
+                or (  # canceled with a parent that did not complete
+                    isinstance(event, ParentFinished)
+                    and event.parent_status != "completed"
+                    and projected[key].message.on_parent_failure != "run"
+                )
+            )
+            if ending:
+                ended.setdefault(key, event.seq)
+            if event.type == "completed":
+                completed.setdefault(key, event.seq)
+            if event.type == "leased":
+                info = projected[key]
+                for parent in info.message.after:
+                    parent_key = (event.tenant_id, parent)
+                    if info.message.on_parent_failure == "run":
+                        assert ended.get(parent_key, event.seq) < event.seq, (
+                            f"{event.job_id} leased before its parent {parent} ended"
+                        )
+                    else:
+                        assert completed.get(parent_key, event.seq) < event.seq, (
+                            f"{event.job_id} leased though its parent {parent} had not completed"
+                        )
+        for key, job in self.model.jobs.items():
+            waiting = projected[key].waiting_for
+            assert waiting == tuple(job.waiting), (
+                f"job {job.job_id} waits for {waiting}; the model says {job.waiting}"
+            )
 
     def check_history(self, tenant: str, job_id: str, projected: JobInfo) -> None:
         ctx = QueueCtx(tenant)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
 from dogqueue import (
@@ -137,6 +138,23 @@ async def test_transactional_enqueue_exists_only_if_the_transaction_commits(
         assert await pg.read_events() == []
 
 
+async def test_transactional_enqueue_may_wait_for_a_parent(pg: PostgresBackend) -> None:
+    parent = await pg.enqueue(ACME, message("parent"))
+    conn = await asyncpg.connect(default_dsn())
+    try:
+        async with conn.transaction():
+            child = await pg.enqueue_in_transaction(
+                conn, ACME, msgspec.structs.replace(message("child"), after=(parent,))
+            )
+    finally:
+        await conn.close()
+    assert await pg.get_status(ACME, child) is JobStatus.WAITING
+    lease = await pg.dequeue(ACME, ["default"])
+    assert lease is not None and lease.job_id == parent
+    await pg.ack_complete(ACME, lease)
+    assert await pg.get_status(ACME, child) is JobStatus.ENQUEUED
+
+
 async def test_transactional_enqueue_needs_an_open_transaction(pg: PostgresBackend) -> None:
     conn = await asyncpg.connect(default_dsn())
     try:
@@ -235,3 +253,22 @@ async def test_every_enqueue_wakes_a_waiter_on_another_host(
             await asyncio.sleep(0.005)
             await pg.enqueue(ACME, message())
             await asyncio.wait_for(woken, 10)
+
+
+async def test_a_child_enqueued_while_its_parent_completes_elsewhere_is_never_stranded(
+    pg: PostgresBackend, pg_schema: str
+) -> None:
+    """Two hosts race: one completes a parent while the other enqueues a child after
+    it. Whichever commits second re-runs on fresh state (the parent's `dependents`
+    count guards the completion), so the child ends ENQUEUED either way."""
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as other:
+        for _ in range(30):
+            parent = await pg.enqueue(ACME, message("parent"))
+            lease = await pg.dequeue(ACME, ["default"])
+            assert lease is not None and lease.job_id == parent
+            _, child = await asyncio.gather(
+                pg.ack_complete(ACME, lease),
+                other.enqueue(ACME, msgspec.structs.replace(message("child"), after=(parent,))),
+            )
+            assert await pg.get_status(ACME, child) is JobStatus.ENQUEUED
+            await pg.cancel_job(ACME, child)

@@ -77,7 +77,9 @@ async def test_sixteen_processes_lease_twenty_thousand_jobs_once(
         for _ in range(jobs // len(TENANTS) // 1_000):
             await pg.enqueue_many(QueueCtx(tenant), [message() for _ in range(1_000)])
     processes = [client(pg_schema, "drain", "16", *TENANTS) for _ in range(16)]
-    outputs = [await finish(p) for p in processes]
+    # Read every process's pipes at once: one waiting on a full pipe while the test
+    # reads another's would hold its sequencer transaction and stall them all.
+    outputs = await asyncio.gather(*(finish(p) for p in processes))
 
     leased = [line for out in outputs for line in out.split("\n") if line]
     assert len(leased) == len(set(leased)) == jobs  # no (job, token) leased twice

@@ -143,3 +143,39 @@ def test_page_size_is_validated(clock: FakeClock) -> None:
 
     with pytest.raises(InvalidInput, match="page_size"):
         MetricsReader(MemoryBackend(clock=clock), page_size=0)
+
+
+async def test_workflow_statuses_equal_the_fold_of_the_log(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    """Waiting jobs are not ready; a released one is, a canceled dependent is canceled."""
+    ids = await backend.enqueue_many(
+        ACME,
+        [
+            message("part"),
+            message("part"),
+            message("merge", after_earlier=(0, 1)),
+            message("anyway", after_earlier=(0, 1), on_parent_failure="run"),
+            message("after_first", after_earlier=(0,)),
+        ],
+    )
+
+    async def check() -> None:
+        events = await backend.read_events()
+        metrics = metrics_from_events(events, clock())
+        jobs = rebuild(events).values()
+        counted = Counter((j.message.job_type, j.status) for j in jobs)
+        for (job_type, status), count in counted.items():
+            assert metrics.get_job_count(job_type, status) == count, (job_type, status)
+        ready = [j for j in jobs if j.status is JobStatus.ENQUEUED and j.run_at <= clock()]
+        assert sum(metrics.get_queue_depth(q)["ready"] for q in metrics.queues) == len(ready)
+
+    await check()
+    first = await backend.dequeue(ACME, ["default"])
+    assert first is not None and first.job_id == ids[0]
+    await backend.ack_complete(ACME, first)
+    await check()
+    second = await backend.dequeue(ACME, ["default"])
+    assert second is not None and second.job_id == ids[1]
+    await backend.ack_fail(ACME, second, "boom", retry=False)
+    await check()

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
@@ -230,32 +230,43 @@ class PostgresBackend(EngineBackend):
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
         ws = WorkingSet(declared, seqs)
+        ending = set(declared.dependents)  # jobs the batch may end
         if declared.jobs:
             keys = sorted(declared.jobs)
             query = Q["lock_jobs"] if lock else Q["read_jobs"]
             rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
             for row in rows:
-                ws.seed(decode_job_at(row[0]))
+                ws.seed(decode_job_at(row[0]), row[1])
         if declared.keys:
             tenants, names = zip(*sorted(declared.keys), strict=True)
             for tenant, key, job_id in await conn.fetch(
                 Q["jobs_for_keys"], list(tenants), list(names)
             ):
                 ws.seed_key(tenant, key, job_id)
+        expired_rows = []
         if None in declared.expired:
-            for row in await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT):
-                ws.seed(decode_job_at(row[0]))
+            expired_rows = await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT)
         else:
             for tenant in sorted(t for t in declared.expired if t is not None):
-                rows = await conn.fetch(Q["claim_expired_of_tenant"], now_us, RECLAIM_LIMIT, tenant)
-                for row in rows:
-                    ws.seed(decode_job_at(row[0]))
+                expired_rows += await conn.fetch(
+                    Q["claim_expired_of_tenant"], now_us, RECLAIM_LIMIT, tenant
+                )
+        for row in expired_rows:
+            job = decode_job_at(row[0])
+            ws.seed(job, row[1])
+            ending.add((job.tenant_id, job.job_id))
         for (tenant, queues), n in declared.ready.items():
             # Jobs the batch loads may leave the ready set (a cancel) before a dequeue.
             wanted = n + len(declared.jobs)
             for queue in queues:
                 for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
-                    ws.seed(decode_job_at(row[0]))
+                    ws.seed(decode_job_at(row[0]), row[1])
+        roots = ws.closure_roots(ending)
+        if roots:  # only batches ending jobs that others wait for pay this read
+            rows = await conn.fetch(
+                Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
+            )
+            ws.seed_closure(roots, [tuple(row) for row in rows])
         results = run_units(ws, [work for work, _ in units], now)
         await self._flush(conn, ws)
         return results, ws
@@ -280,9 +291,10 @@ class PostgresBackend(EngineBackend):
         last_seq = await conn.fetchval(
             Q["flush"],
             *columns(ws.journal, 6),
-            *columns(inserts, 12),
-            *columns(updates, 7),
+            *columns(inserts, 13),
+            *columns(updates, 9),
             len(updates),
+            *columns(ws.new_edges, 4),
         )
         ws.last_seq = int(last_seq)
 
@@ -306,10 +318,8 @@ class PostgresBackend(EngineBackend):
         if not connection.is_in_transaction():
             raise InvalidInput("connection", "must be inside a transaction")
         await self._ready()
-        reads = Reads(
-            keys=() if checked.idempotency_key is None else ((tenant, checked.idempotency_key),),
-            new_jobs=1,
-        )
+        check.check_earlier((checked,))
+        reads = enqueue_reads(tenant, (checked,))
         path = await connection.fetchval("SELECT current_setting('search_path')")
         await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
         try:
@@ -466,13 +476,17 @@ class PostgresBackend(EngineBackend):
             rows = await conn.fetch(Q["all_events_by_job"])
             jobs = rebuild(decode_event(bytes(data), int(seq)) for seq, data in rows)
             await conn.execute(Q["delete_jobs"])
+            await conn.execute(Q["delete_edges"])
             ws = WorkingSet(BatchReads(), [])
-            for job in jobs.values():
+            for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
                 ws.jobs[(job.tenant_id, job.job_id)] = job
                 ws.before[(job.tenant_id, job.job_id)] = None
+                ws._adopt(job)
             inserts, _ = ws.job_rows()
             if inserts:
-                await conn.execute(Q["insert_jobs"], *columns(inserts, 12))
+                await conn.execute(Q["insert_jobs"], *columns(inserts, 13))
+            if ws.new_edges:
+                await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
 
 

@@ -145,6 +145,11 @@ class PostgresLog:
             for row in await self._fetch("projection_rows")
         ]
 
+    async def dependencies(self) -> list[tuple[str, str, str]]:
+        if not (await self._fetch("has_dependencies"))[0][0]:
+            return []  # a schema written before workflows, read as it is
+        return [(str(t), str(p), str(c)) for t, p, c in await self._fetch("dependencies")]
+
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         rows = await self._fetch("chain_heads")
         return {str(t): (int(p), bytes(h)) for t, p, h in rows}

@@ -16,7 +16,7 @@ import msgspec
 from dogqueue.backend.memory import MemoryStore
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.backend.sqlite.transaction import job_row
-from dogqueue.core.codec import encode_event, encode_job
+from dogqueue.core.codec import decode_job, encode_event, encode_job
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent, Enqueued
 from dogqueue.core.job import JobInfo
@@ -38,6 +38,7 @@ class BatchReads:
     new_jobs: int = 0
     ready: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
     expired: set[str | None] = field(default_factory=set)
+    dependents: set[JobKey] = field(default_factory=set)
 
     def add(self, reads: Reads) -> None:
         """Declare one unit's reads too."""
@@ -47,6 +48,7 @@ class BatchReads:
         for tenant, queues, n in reads.ready:
             self.ready[(tenant, queues)] = self.ready.get((tenant, queues), 0) + n
         self.expired.update(reads.expired)
+        self.dependents.update(reads.dependents)
 
 
 class WorkingSet(MemoryStore):
@@ -64,15 +66,39 @@ class WorkingSet(MemoryStore):
         self.journal: list[tuple[int | None, str, str, int, str, bytes]] = []
         #: For each job written: its state before the batch (None: new) and now.
         self.before: dict[JobKey, JobInfo | None] = {}
+        #: Each fetched job's stored number of dependents (the flush guards on it).
+        self.stored_dependents: dict[JobKey, int] = {}
+        #: Dependents this batch created, per parent, and the dependency rows to insert.
+        self.adopted: dict[JobKey, int] = {}
+        self.new_edges: list[tuple[str, str, int, str]] = []
+        #: Jobs whose every dependent is in this working set.
+        self._dependents_known: set[JobKey] = set()
 
     # -- seeding -----------------------------------------------------------------------
 
-    def seed(self, job: JobInfo) -> None:
-        """Add a fetched (and locked) row."""
+    def seed(self, job: JobInfo, dependents: int) -> None:
+        """Add a fetched (and locked) row and its stored number of dependents."""
         key = (job.tenant_id, job.job_id)
         if key not in self.jobs:
             self.jobs[key] = job
+            self.stored_dependents[key] = dependents
+            if not dependents:  # none stored; the flush's guard sees any added meanwhile
+                self._dependents_known.add(key)
             self._index(job)
+
+    def closure_roots(self, keys: set[JobKey]) -> list[JobKey]:
+        """Of these jobs (those the batch may end), the fetched ones with dependents
+        stored: their dependents closure must be fetched."""
+        return sorted(key for key in keys if self.stored_dependents.get(key, 0))
+
+    def seed_closure(self, roots: list[JobKey], rows: list[tuple[Any, ...]]) -> None:
+        """Add the fetched dependents closure of `roots`: (tenant, parent, child, child
+        state, its dependents), oldest child of each parent first."""
+        self._dependents_known.update(roots)
+        for tenant_id, parent_id, child_id, state, dependents in rows:
+            self.seed(decode_job(bytes(state)), int(dependents))
+            self.children[(tenant_id, parent_id)].append(child_id)
+            self._dependents_known.add((tenant_id, child_id))
 
     def seed_key(self, tenant_id: str, key: str, job_id: str) -> None:
         """Add a fetched idempotency key."""
@@ -100,6 +126,19 @@ class WorkingSet(MemoryStore):
         if tenant_id not in self._declared.expired and None not in self._declared.expired:
             raise UndeclaredRead(f"reclaim for {tenant_id!r} was not declared")
         return super().expired_leases(tenant_id, now)
+
+    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        if (tenant_id, job_id) not in self._dependents_known:
+            raise UndeclaredRead(f"dependents of {(tenant_id, job_id)} were not declared")
+        return super().dependents(tenant_id, job_id)
+
+    def _adopt(self, child: JobInfo) -> None:
+        super()._adopt(child)
+        self._dependents_known.add((child.tenant_id, child.job_id))  # a new job has none
+        for parent in child.message.after:
+            key = (child.tenant_id, parent)
+            self.adopted[key] = self.adopted.get(key, 0) + 1
+            self.new_edges.append((child.tenant_id, parent, child.enqueue_seq, child.job_id))
 
     def append(self, event: AnyEvent) -> AnyEvent:
         self.writes += 1
@@ -129,22 +168,30 @@ class WorkingSet(MemoryStore):
         updates: list[tuple[Any, ...]] = []
         for key, before in self.before.items():
             job = self.jobs[key]
-            lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
             if before is None:
-                inserts.append(job_row(job))
+                inserts.append((*job_row(job), self.adopted.get(key, 0)))
             else:
-                updates.append(
-                    (
-                        job.enqueue_seq,
-                        before.version,
-                        job.status.value,
-                        to_micros(job.run_at),
-                        lease,
-                        job.version,
-                        encode_job(job),
-                    )
-                )
+                updates.append(self._update_row(key, before.version))
+        for key in self.adopted:  # parents that only gained dependents
+            if key not in self.before:
+                updates.append(self._update_row(key, self.jobs[key].version))
         return inserts, updates
+
+    def _update_row(self, key: JobKey, before_version: int) -> tuple[Any, ...]:
+        job = self.jobs[key]
+        lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
+        stored = self.stored_dependents.get(key, 0)
+        return (
+            job.enqueue_seq,
+            before_version,
+            job.status.value,
+            to_micros(job.run_at),
+            lease,
+            job.version,
+            encode_job(job),
+            stored,
+            stored + self.adopted.get(key, 0),
+        )
 
     def became_ready(self) -> bool:
         """Whether a job written by this batch can be leased now or later."""

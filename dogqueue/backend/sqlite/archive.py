@@ -120,6 +120,7 @@ def _archive(
         for tenant_id, job_id in moved:
             conn.execute(Q["delete_job_events"], (tenant_id, job_id))
             conn.execute(Q["delete_job"], (tenant_id, job_id))
+            conn.execute(Q["delete_edges_of_child"], (tenant_id, job_id))
         conn.execute(Q["delete_anchors"])
         conn.executemany(Q["insert_anchor"], live_anchors)
         conn.executemany(Q["insert_archived_range"], _runs(moved_seqs))

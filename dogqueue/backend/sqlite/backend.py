@@ -29,7 +29,7 @@ from dogqueue.backend.sqlite.connection import (
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.backend.sqlite.transaction import job_row, json_list
+from dogqueue.backend.sqlite.transaction import edge_rows, job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
@@ -274,11 +274,11 @@ def _rebuild(conn: sqlite3.Connection) -> int:
                 yield event
 
         jobs = rebuild(counted())
+        ordered = sorted(jobs.values(), key=lambda j: j.enqueue_seq)
         conn.execute(Q["delete_jobs"])
-        conn.executemany(
-            Q["insert_job"],
-            (job_row(job) for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq)),
-        )
+        conn.execute(Q["delete_edges"])
+        conn.executemany(Q["insert_job"], (job_row(job) for job in ordered))
+        conn.executemany(Q["insert_edge"], (edge for job in ordered for edge in edge_rows(job)))
         conn.execute("COMMIT")
         return count
     except BaseException:

@@ -43,7 +43,7 @@ from dogqueue.log.stored import stored_event, stored_job
 
 T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
-CHAIN_VERSION, TENANT_POSITION_VERSION = 2, 3
+CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 
 
 def _load_queries() -> dict[str, str]:
@@ -233,6 +233,13 @@ class SqliteLogReader:
                 state,
             ) in await self._rows("projection_rows")
         ]
+
+    async def dependencies(self) -> list[tuple[str, str, str]]:
+        """The stored dependency index (none before schema version 5)."""
+        await self._ensure_open()
+        if self._version < DEPENDENCIES_VERSION:
+            return []
+        return [(str(t), str(p), str(c)) for t, p, c in await self._rows("dependencies")]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""

@@ -106,6 +106,10 @@ class SqliteTransaction:
             del found[limit:]
         return found
 
+    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        rows = self.conn.execute(Q["dependents"], (tenant_id, job_id)).fetchall()
+        return [str(row[0]) for row in rows]
+
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
         if tenant_id is None:
             rows = self.conn.execute(Q["expired_leases"], (to_micros(now),))
@@ -132,6 +136,8 @@ class SqliteTransaction:
         )
         if before is None:
             self.conn.execute(Q["insert_job"], job_row(after))
+            if after.message.after:
+                self.conn.executemany(Q["insert_edge"], edge_rows(after))
             return
         cursor = self.conn.execute(
             Q["update_job"],
@@ -180,6 +186,11 @@ def job_row(job: JobInfo) -> tuple[Any, ...]:
         job.version,
         encode_job(job),
     )
+
+
+def edge_rows(job: JobInfo) -> list[tuple[str, str, int, str]]:
+    """The parameters of `insert_edge` for each parent of a job."""
+    return [(job.tenant_id, parent, job.enqueue_seq, job.job_id) for parent in job.message.after]
 
 
 def json_list(values: tuple[str, ...] | tuple[int, ...]) -> str:

@@ -19,12 +19,12 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
 -- name: read_jobs
 -- Loads of a batch that claims nothing: not locked; the flush's version guard decides.
-SELECT state FROM jobs
+SELECT state, dependents FROM jobs
 WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]));
 
 -- name: lock_jobs
 -- Loads of a batch, locked in one order so that two batches never deadlock.
-SELECT state FROM jobs
+SELECT state, dependents FROM jobs
 WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 ORDER BY tenant_id, job_id
 FOR UPDATE;
@@ -36,21 +36,21 @@ WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text
 -- name: claim_ready
 -- The first $4 ready jobs of one tenant's queue in dequeue order, skipping jobs another
 -- transaction holds.
-SELECT state FROM jobs
+SELECT state, dependents FROM jobs
 WHERE tenant_id = $1 AND queue = $2 AND status = 'enqueued' AND run_at <= $3
 ORDER BY priority DESC, run_at, enqueue_seq
 LIMIT $4
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_expired
-SELECT state FROM jobs
+SELECT state, dependents FROM jobs
 WHERE status = 'leased' AND lease_expires_at <= $1
 ORDER BY lease_expires_at, enqueue_seq
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_expired_of_tenant
-SELECT state FROM jobs
+SELECT state, dependents FROM jobs
 WHERE tenant_id = $3 AND status = 'leased' AND lease_expires_at <= $1
 ORDER BY lease_expires_at, enqueue_seq
 LIMIT $2
@@ -70,10 +70,39 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::te
 
 -- name: insert_jobs
 INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
-                  lease_expires_at, idempotency_key, version, state)
+                  lease_expires_at, idempotency_key, version, state, dependents)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::smallint[], $7::text[], $8::bigint[], $9::bigint[], $10::text[],
-                     $11::integer[], $12::bytea[]);
+                     $11::integer[], $12::bytea[], $13::integer[]);
+
+-- name: insert_edges
+INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]);
+
+-- name: delete_edges
+DELETE FROM job_edges;
+
+-- name: dependents_closure
+-- Every dependency reachable from the given jobs, with each dependent's row: what a
+-- batch that may end those jobs reads to settle the jobs waiting for them.
+WITH RECURSIVE closure(tenant_id, job_id) AS (
+    SELECT * FROM unnest($1::text[], $2::text[])
+    UNION
+    SELECT e.tenant_id, e.child_id FROM job_edges e
+    JOIN closure c ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
+)
+SELECT e.tenant_id, e.parent_id, e.child_id, j.state, j.dependents
+FROM closure c
+JOIN job_edges e ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
+JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
+ORDER BY e.tenant_id, e.parent_id, e.child_seq;
+
+-- name: has_dependencies
+-- Whether the schema has the dependency index (version 3 on).
+SELECT to_regclass('job_edges') IS NOT NULL;
+
+-- name: dependencies
+SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;
 
 -- name: flush
 -- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
@@ -88,23 +117,30 @@ WITH new_events AS (
     RETURNING seq
 ), new_jobs AS (
     INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type,
-                      run_at, lease_expires_at, idempotency_key, version, state)
+                      run_at, lease_expires_at, idempotency_key, version, state, dependents)
     SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],
                          $12::smallint[], $13::text[], $14::bigint[], $15::bigint[],
-                         $16::text[], $17::integer[], $18::bytea[])
+                         $16::text[], $17::integer[], $18::bytea[], $19::integer[])
     RETURNING 1
 ), moved_jobs AS (
     UPDATE jobs SET status = u.status, run_at = u.run_at,
                     lease_expires_at = u.lease_expires_at, version = u.version,
-                    state = u.state
-    FROM unnest($19::bigint[], $20::integer[], $21::text[], $22::bigint[], $23::bigint[],
-                $24::integer[], $25::bytea[])
-         AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state)
+                    state = u.state, dependents = u.dependents
+    FROM unnest($20::bigint[], $21::integer[], $22::text[], $23::bigint[], $24::bigint[],
+                $25::integer[], $26::bytea[], $27::integer[], $28::integer[])
+         AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state,
+              before_dependents, dependents)
     WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
+      AND jobs.dependents = u.before_dependents
+    RETURNING 1
+), new_edges AS (
+    INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id)
+    SELECT * FROM unnest($30::text[], $31::text[], $32::bigint[], $33::text[])
     RETURNING 1
 )
 SELECT (SELECT max(seq) FROM new_events)
-       / ((SELECT count(*) FROM moved_jobs) = $26)::int;
+       / ((SELECT count(*) FROM moved_jobs) = $29
+          AND (SELECT count(*) FROM new_edges) = cardinality($30::text[]))::int;
 
 -- name: notify
 SELECT pg_notify($1, $2);

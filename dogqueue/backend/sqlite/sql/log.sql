@@ -90,3 +90,6 @@ FROM archive_cuts ORDER BY id;
 
 -- name: integrity_check
 PRAGMA integrity_check;
+
+-- name: dependencies
+SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;

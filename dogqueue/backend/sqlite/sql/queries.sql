@@ -72,6 +72,22 @@ INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_t
                   lease_expires_at, idempotency_key, version, state)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: insert_edge
+INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id) VALUES (?1, ?2, ?3, ?4);
+
+-- name: dependents
+SELECT child_id FROM job_edges WHERE tenant_id = ?1 AND parent_id = ?2 ORDER BY child_seq;
+
+-- name: parents_and_dependents_of_tenant
+-- Every dependency of one tenant's jobs: (parent, child), oldest child first.
+SELECT parent_id, child_id FROM job_edges WHERE tenant_id = ?1 ORDER BY child_seq;
+
+-- name: delete_edges
+DELETE FROM job_edges;
+
+-- name: delete_edges_of_child
+DELETE FROM job_edges WHERE tenant_id = ?1 AND child_id = ?2;
+
 -- name: update_job
 UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
 WHERE enqueue_seq = ?6 AND version = ?7;
