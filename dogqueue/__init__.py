@@ -44,6 +44,7 @@ from dogqueue.runtime.blocking import BlockingQueue
 from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
+from dogqueue.schedules import Schedule, ScheduleState, enqueue_due
 from dogqueue.worker import Worker
 
 __all__ = [
@@ -87,10 +88,13 @@ __all__ = [
     "Released",
     "Requeued",
     "ResultTimeout",
+    "Schedule",
+    "ScheduleState",
     "StorageError",
     "SyncJob",
     "Worker",
     "current_run",
+    "enqueue_due",
     "fold",
     "job",
     "rebuild",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from dogqueue.core import cron
 from dogqueue.core.commands import (
     AnyCommand,
     Cancel,
@@ -25,6 +26,7 @@ from dogqueue.core.commands import (
     Requeue,
 )
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.decide import decide
 from dogqueue.core.errors import JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
@@ -43,6 +45,11 @@ class Transaction(Protocol):
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         """The id of the tenant's job holding this idempotency key, or None."""
+        ...
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        """The greatest idempotency key of the tenant's jobs that starts with `prefix` (a
+        schedule's, in the cron namespace), with its job's id; or None."""
         ...
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
@@ -110,6 +117,8 @@ class Reads:
     jobs: tuple[tuple[str, str], ...] = ()
     #: Idempotency keys the unit looks up, as (tenant_id, key).
     keys: tuple[tuple[str, str], ...] = ()
+    #: Key prefixes whose greatest key the unit looks up, as (tenant_id, prefix).
+    key_prefixes: tuple[tuple[str, str], ...] = ()
     #: Jobs the unit creates (each needs an enqueue position).
     new_jobs: int = 0
     #: Ready jobs the unit may lease: (tenant_id, queues, at most how many).
@@ -165,19 +174,41 @@ class Engine:
                 existing = tx.job_for_key(tenant_id, key)
                 if existing is not None:
                     raise JobAlreadyExists(existing, key)
-        job_ids = []
-        for message in messages:
-            job_id = self.new_id()
-            command = Enqueue(
-                tenant_id=tenant_id,
-                job_id=job_id,
-                at=now,
-                message=message,
-                trace_context=trace_context,
-            )
-            self._apply(tx, None, command)
-            job_ids.append(job_id)
-        return job_ids
+        return [self._create(tx, tenant_id, message, now, trace_context) for message in messages]
+
+    def _create(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        message: JobMessage,
+        now: datetime,
+        trace_context: dict[str, str] | None = None,
+    ) -> str:
+        job_id = self.new_id()
+        command = Enqueue(
+            tenant_id=tenant_id, job_id=job_id, at=now, message=message, trace_context=trace_context
+        )
+        self._apply(tx, None, command)
+        return job_id
+
+    def enqueue_ticks(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        schedule: ScheduleSpec,
+        at: datetime,
+        now: datetime,
+        limit: int,
+    ) -> list[str]:
+        """Enqueue the schedule's ticks due `at` that come after its newest enqueued tick
+        (read from the log in this transaction), at most the newest `limit`, one job per
+        tick keyed by the tick."""
+        latest = tx.latest_key(tenant_id, cron.key_prefix(schedule.name))
+        messages = cron.tick_messages(schedule, None if latest is None else latest[0], at)
+        del messages[:-limit]
+        # Each key sorts after the schedule's greatest key, so no job holds it yet; the
+        # storage's unique (tenant, key) constraint still settles a race between writers.
+        return [self._create(tx, tenant_id, message, now) for message in messages]
 
     def reclaim(self, tx: Transaction, tenant_id: str | None, now: datetime) -> int:
         """Expire every lease (of one tenant, or all) whose time has come."""
