@@ -10,7 +10,7 @@ hour tick in real (UTC) time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -193,7 +193,7 @@ def schedule_name_of_key(key: str | None) -> str | None:
     return name if separator and tick_of_key(name, key) is not None else None
 
 
-def _local(moment: datetime, zone: ZoneInfo) -> datetime:
+def _local(moment: datetime, zone: tzinfo) -> datetime:
     if moment.tzinfo is None:
         raise InvalidInput("now", "must be timezone-aware")
     return moment.astimezone(zone)
@@ -203,8 +203,9 @@ def latest_ticks(
     cron: str, zone: ZoneInfo, now: datetime, limit: int, *, after: datetime | None = None
 ) -> list[datetime]:
     """Up to `limit` ticks at or before `now` (and after `after`), newest first, in UTC."""
-    # Walking backwards starts one second after `now` truncated, so a tick at `now` counts.
-    start = _local(now, zone).replace(microsecond=0) + timedelta(seconds=1)
+    # Walking backwards starts one second after `now` truncated, so a tick at `now` counts
+    # (the second is added in UTC: local arithmetic would lose a repeated hour's fold).
+    start = _local(_local(now, UTC).replace(microsecond=0) + timedelta(seconds=1), zone)
     walk = _cronsim()(cron, start, reverse=True)
     ticks: list[datetime] = []
     for tick in walk:
