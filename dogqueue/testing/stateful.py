@@ -742,6 +742,15 @@ class BackendStateMachine(RuleBasedStateMachine):
             record_tick(self.model, tenant, name, tick, job_id)
         return multiple(*job_ids)
 
+    @initialize(target=jobs, tenant=tenants, schedule=schedules)
+    def probe_ticks(self, tenant: str, schedule: tuple[str, str, int, int]) -> Any:
+        """Each example also starts by enqueueing a schedule's tick and asking again at
+        the same moment (nothing more may be enqueued), so a backend that enqueues a
+        tick twice is caught in the first example."""
+        first = self.enqueue_ticks(tenant, schedule, QUEUES[0])
+        again = self.enqueue_ticks(tenant, schedule, QUEUES[0])
+        return multiple(*first.values, *again.values)
+
     @rule(tenant=tenants, schedule=schedules)
     def latest_tick(self, tenant: str, schedule: tuple[str, str, int, int]) -> None:
         name = schedule[0]
