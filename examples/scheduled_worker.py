@@ -67,9 +67,13 @@ async def make_adapter(backend: Backend) -> QueueAdapter[None]:
     return adapter
 
 
-async def completed(backend: Backend) -> int:
-    jobs = await backend.projected_jobs()
-    return sum(job.status is JobStatus.COMPLETED for job in jobs.values())
+async def settled(backend: Backend, expected: int) -> None:
+    """Wait until `expected` jobs have completed (the worker runs them in real time)."""
+    while True:
+        jobs = await backend.projected_jobs()
+        if sum(job.status is JobStatus.COMPLETED for job in jobs.values()) >= expected:
+            return
+        await backend.wait_for_change(0.01)
 
 
 async def main() -> None:
@@ -80,13 +84,11 @@ async def main() -> None:
             async with Worker(adapter, schedules=SCHEDULES, handle_signals=False) as worker:
                 expected = 3  # at noon UTC: a heartbeat, the digest, a quarter-hour
                 for minute in range(1, 61):
-                    while await completed(backend) < expected:
-                        await asyncio.sleep(0.01)  # real time: the jobs run
+                    await settled(backend, expected)
                     clock.advance(timedelta(minutes=1))
                     worker.wake()
                     expected += 1 + (minute % 15 == 0)
-                while await completed(backend) < expected:
-                    await asyncio.sleep(0.01)
+                await settled(backend, expected)
             jobs = await backend.projected_jobs()
     per_schedule = Counter(
         (job.message.idempotency_key or "").partition("@")[0] for job in jobs.values()
