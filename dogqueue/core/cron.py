@@ -96,6 +96,11 @@ def parse_cron(expression: object) -> str:
     "@hourly" is expanded); InvalidInput("cron") if it is not one that ever fires."""
     if not isinstance(expression, str):
         raise InvalidInput("cron", f"must be a str, not {type(expression).__name__}")
+    return _parse_cron(expression)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cron(expression: str) -> str:
     text = " ".join(expression.split())
     if text.startswith("@"):
         if text.lower() not in ALIASES:
@@ -180,9 +185,11 @@ def tick_of_key(name: str, key: str | None) -> datetime | None:
     if key is None or not key.startswith(prefix):
         return None
     try:
-        return datetime.strptime(key[len(prefix) :], _TICK_FORMAT).replace(tzinfo=UTC)
+        tick = datetime.fromisoformat(key[len(prefix) :])
     except ValueError:
         return None
+    # Only the exact form tick_key writes (fromisoformat accepts others too).
+    return tick if tick.tzinfo is not None and tick_key(name, tick) == key else None
 
 
 def schedule_name_of_key(key: str | None) -> str | None:
