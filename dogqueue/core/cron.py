@@ -19,7 +19,7 @@ import msgspec
 
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import JobMessage
-from dogqueue.core.validation import check_name
+from dogqueue.core.validation import check_int_between, check_name
 
 if TYPE_CHECKING:
     from cronsim import CronSim
@@ -154,11 +154,7 @@ def check_schedule_name(name: object) -> str:
 
 def check_catch_up(value: object) -> int:
     """`value` if it is a number of missed ticks to catch up: an int in 1..1000."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput("catch_up", f"must be an int, not {type(value).__name__}")
-    if not 1 <= value <= MAX_CATCH_UP:
-        raise InvalidInput("catch_up", f"must be between 1 and {MAX_CATCH_UP}")
-    return value
+    return check_int_between("catch_up", value, 1, MAX_CATCH_UP)
 
 
 def key_prefix(name: str) -> str:
