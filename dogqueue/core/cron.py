@@ -75,9 +75,13 @@ def tick_messages(spec: ScheduleSpec, latest_key: str | None, now: datetime) -> 
         now=now,
         catch_up=spec.catch_up,
     )
+    keyed = [(tick_key(spec.name, t), t) for t in ticks]
+    # Only keys after the greatest are known to be free (a key in the namespace that is
+    # not a tick, made by hand, holds the schedule back rather than risk a second job).
     return [
-        msgspec.structs.replace(spec.message, idempotency_key=tick_key(spec.name, t), run_at=t)
-        for t in ticks
+        msgspec.structs.replace(spec.message, idempotency_key=key, run_at=t)
+        for key, t in keyed
+        if latest_key is None or key > latest_key
     ]
 
 

@@ -316,3 +316,16 @@ async def test_a_key_like_a_tick_taken_by_hand_counts_as_that_tick(
     taken = await backend.enqueue(ACME, message(idempotency_key=tick_key("s", T0)))
     assert await enqueue_due(adapter, [Schedule("s", "* * * * *", Report(), tenant="acme")]) == []
     assert await backend.latest_tick(ACME, "s") == (T0, taken)
+
+
+async def test_a_key_in_the_namespace_that_is_no_tick_never_gives_a_tick_two_jobs(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    clock.set(T0)
+    adapter = await adapter_for(backend)
+    await backend.enqueue(ACME, message(idempotency_key="dogqueue.cron:s@by-hand"))
+    schedule = Schedule("s", "* * * * *", Report(), tenant="acme")
+    for _ in range(3):
+        assert await enqueue_due(adapter, [schedule]) == []
+        clock.advance(timedelta(minutes=1))
+    assert set((await ticks_of(backend)).values()) == {1}

@@ -102,4 +102,6 @@ def test_without_the_extra_the_error_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "cronsim", None)
     with pytest.raises(ImportError, match=r"dogqueue\[cron\]"):
-        cron.parse_cron("* * * * *")
+        cron.parse_cron("7 7 * * *  ")  # not parsed (and cached) before
+    with pytest.raises(ImportError, match=r"dogqueue\[cron\]"):
+        cron.latest_ticks("* * * * *", ZoneInfo("UTC"), datetime(2030, 1, 1, tzinfo=UTC), 1)
