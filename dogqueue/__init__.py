@@ -47,6 +47,7 @@ from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
 from dogqueue.runtime.threads import JobInterrupted
+from dogqueue.schedules import Schedule, ScheduleState, enqueue_due
 from dogqueue.worker import Worker
 from dogqueue.workflow import Step
 
@@ -94,11 +95,14 @@ __all__ = [
     "Released",
     "Requeued",
     "ResultTimeout",
+    "Schedule",
+    "ScheduleState",
     "Step",
     "StorageError",
     "SyncJob",
     "Worker",
     "current_run",
+    "enqueue_due",
     "fold",
     "job",
     "rebuild",

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from dogqueue.core import cron
 from dogqueue.core.commands import (
     AnyCommand,
     Cancel,
@@ -28,6 +29,7 @@ from dogqueue.core.commands import (
     SettleParent,
 )
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.decide import decide
 from dogqueue.core.errors import InvalidInput, JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
@@ -46,6 +48,11 @@ class Transaction(Protocol):
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         """The id of the tenant's job holding this idempotency key, or None."""
+        ...
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        """The greatest idempotency key of the tenant's jobs that starts with `prefix` (a
+        schedule's, in the cron namespace), with its job's id; or None."""
         ...
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
@@ -117,6 +124,8 @@ class Reads:
     jobs: tuple[tuple[str, str], ...] = ()
     #: Idempotency keys the unit looks up, as (tenant_id, key).
     keys: tuple[tuple[str, str], ...] = ()
+    #: Key prefixes whose greatest key the unit looks up, as (tenant_id, prefix).
+    key_prefixes: tuple[tuple[str, str], ...] = ()
     #: Jobs the unit creates (each needs an enqueue position).
     new_jobs: int = 0
     #: Ready jobs the unit may lease: (tenant_id, queues, at most how many).
@@ -213,27 +222,59 @@ class Engine:
                     raise InvalidInput("after", f"names job {parent!r}, which does not exist")
         job_ids: list[str] = []
         for message in messages:
-            job_id = self.new_id()
-            parents = message.after + tuple(job_ids[i] for i in message.after_earlier)
-            states = [self._load(tx, tenant_id, parent) for parent in parents]
-            if message.after_earlier:
-                message = msgspec.structs.replace(message, after=parents, after_earlier=())
-            command = Enqueue(
-                tenant_id=tenant_id,
-                job_id=job_id,
-                at=now,
-                message=message,
-                trace_context=trace_context,
-                waiting_for=tuple(
-                    state.job_id for state in states if state.status is not JobStatus.COMPLETED
-                ),
-            )
-            created = self._apply(tx, None, command)
-            for ended in states:  # parents that already failed or were canceled
-                if ended.status.is_terminal and ended.status is not JobStatus.COMPLETED:
-                    created = self._apply(tx, created, _parent_ended(ended, job_id, now))
-            job_ids.append(job_id)
+            job_ids.append(self._create(tx, tenant_id, message, now, trace_context, job_ids))
         return job_ids
+
+    def _create(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        message: JobMessage,
+        now: datetime,
+        trace_context: dict[str, str] | None = None,
+        earlier: Sequence[str] = (),
+    ) -> str:
+        """Create one job (WAITING while a parent is unfinished); `earlier` are the ids
+        created before it in the same call, which its `after_earlier` indexes."""
+        job_id = self.new_id()
+        parents = message.after + tuple(earlier[i] for i in message.after_earlier)
+        states = [self._load(tx, tenant_id, parent) for parent in parents]
+        if message.after_earlier:
+            message = msgspec.structs.replace(message, after=parents, after_earlier=())
+        command = Enqueue(
+            tenant_id=tenant_id,
+            job_id=job_id,
+            at=now,
+            message=message,
+            trace_context=trace_context,
+            waiting_for=tuple(
+                state.job_id for state in states if state.status is not JobStatus.COMPLETED
+            ),
+        )
+        created = self._apply(tx, None, command)
+        for ended in states:  # parents that already failed or were canceled
+            if ended.status.is_terminal and ended.status is not JobStatus.COMPLETED:
+                created = self._apply(tx, created, _parent_ended(ended, job_id, now))
+        return job_id
+
+    def enqueue_ticks(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        schedule: ScheduleSpec,
+        at: datetime,
+        now: datetime,
+        limit: int,
+    ) -> list[str]:
+        """Enqueue the schedule's ticks due `at` that come after its newest enqueued tick
+        (read from the log in this transaction), at most the newest `limit`, one job per
+        tick keyed by the tick."""
+        latest = tx.latest_key(tenant_id, cron.key_prefix(schedule.name))
+        messages = cron.tick_messages(schedule, None if latest is None else latest[0], at)
+        del messages[:-limit]
+        # Each key sorts after the schedule's greatest key, so no job holds it yet; the
+        # storage's unique (tenant, key) constraint still settles a race between writers.
+        return [self._create(tx, tenant_id, message, now) for message in messages]
 
     def reclaim(self, tx: Transaction, tenant_id: str | None, now: datetime) -> int:
         """Expire every lease (of one tenant, or all) whose time has come."""

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
 
@@ -39,6 +39,7 @@ from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
 from dogqueue.runtime.run import JobRun, set_current_run
 from dogqueue.runtime.threads import Interruptible, SyncJobThreads
+from dogqueue.schedules import Schedule, check_schedules, enqueue_due
 
 log = logging.getLogger("dogqueue.worker")
 log.addHandler(logging.NullHandler())  # a library logs only where the application says
@@ -63,6 +64,10 @@ DEPLOY_HOLD = timedelta(seconds=5)
 #: After giving such a job back, the worker leases nothing of that tenant for this long,
 #: so workers of other processes (which see the release within ~20 ms) can take it.
 DEPLOY_YIELD_SECONDS = 0.5
+
+#: While waiting for the clock's next minute boundary, the schedule loop rereads the
+#: clock this often (reading it costs nothing; a fake clock moved by a test is seen).
+SCHEDULE_RECHECK_SECONDS = 1.0
 
 #: Why a running job's task was stopped before it finished.
 CANCELED, LEASE_LOST, TIMED_OUT, SHUTDOWN = "canceled", "lease lost", "timed out", "shutdown"
@@ -157,6 +162,10 @@ class Worker(Generic[ContextT]):
     with the job that blocks it. A job no code here can run (unknown type, payload that
     does not decode) is held for `deploy_hold` and given back, so a newer worker can
     take it, until `deploy_grace` after it was due; then it fails for good.
+
+    `schedules` (dogqueue.Schedule) are run too: their due ticks are enqueued when the
+    worker starts and at every minute boundary of the backend's clock (any number of
+    workers may run the same schedules: each tick is enqueued once).
     """
 
     def __init__(
@@ -184,9 +193,12 @@ class Worker(Generic[ContextT]):
         blocked_loop_warning: timedelta | None = timedelta(seconds=BLOCKED_LOOP_SECONDS),
         deploy_grace: timedelta = DEPLOY_GRACE,
         deploy_hold: timedelta = DEPLOY_HOLD,
+        schedules: Sequence[Schedule] | None = None,
     ) -> None:
         if not isinstance(adapter, QueueAdapter):
             raise InvalidInput("adapter", "must be a QueueAdapter")
+        #: The schedules whose ticks this worker enqueues.
+        self.schedules = [] if schedules is None else check_schedules(schedules)
         self.adapter = adapter
         self.backend = adapter.backend
         #: Whether the worker serves every queue in use (`queues="*"`).
@@ -279,6 +291,7 @@ class Worker(Generic[ContextT]):
         self._refreshed_at = -1.0
         self._jobs: dict[tuple[str, str, int], _RunningJob] = {}
         self._wake = asyncio.Event()
+        self._schedule_wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
@@ -294,8 +307,10 @@ class Worker(Generic[ContextT]):
         return len(self._jobs)
 
     def wake(self) -> None:
-        """Look for ready jobs now (e.g. after moving a fake clock)."""
+        """Look for ready jobs and due schedule ticks now (e.g. after moving a fake
+        clock)."""
         self._wake.set()
+        self._schedule_wake.set()
 
     def request_stop(self, grace: timedelta | None = None) -> None:
         """Begin a graceful stop without waiting for it; a zero grace stops at once."""
@@ -344,6 +359,8 @@ class Worker(Generic[ContextT]):
             loop = asyncio.get_running_loop()
             self._threads = SyncJobThreads(self.sync_threads)
             helpers = [loop.create_task(self._reap_forever())]
+            if self.schedules:
+                helpers.append(loop.create_task(self._schedule_forever()))
             if self.cancel_check_seconds is not None:
                 helpers.append(loop.create_task(self._check_cancels_forever()))
             watchdog = None
@@ -721,6 +738,29 @@ class Worker(Generic[ContextT]):
             except QueueError:
                 log.exception("reaper failed; trying again later")
             await asyncio.sleep(self.reaper_seconds)
+
+    async def _schedule_forever(self) -> None:
+        """Enqueue the schedules' due ticks at start and whenever the clock has entered
+        a new minute since the last successful check."""
+        checked: datetime | None = None
+        while True:
+            now = self.backend.clock()
+            minute = now.replace(second=0, microsecond=0)
+            if minute != checked:
+                try:
+                    ids = await enqueue_due(self.adapter, self.schedules, now)
+                    checked = minute
+                    if ids:
+                        log.info("enqueued %d scheduled jobs at %s", len(ids), now.isoformat())
+                        self._wake.set()
+                except Exception:  # a schedule loop that dies would silently stop ticks
+                    log.exception("enqueueing due schedule ticks failed; trying again")
+            boundary = (minute + timedelta(minutes=1) - now).total_seconds()
+            self._schedule_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._schedule_wake.wait(), max(0.0, min(boundary, SCHEDULE_RECHECK_SECONDS))
+                )
 
     async def _shut_down(self) -> None:
         if not self._jobs:

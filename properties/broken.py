@@ -11,7 +11,8 @@ Families, each one mutant per entry:
 - stale token: for every lease method, a backend that swaps an old token for the job's
   current one before the call;
 - reorder: `dequeue` and `dequeue_many` giving out jobs of equal priority in the wrong
-  order.
+  order;
+- tick twice: `enqueue_ticks` enqueuing a schedule's tick that already has a job.
 
 `broken_backends(factory)` returns a factory per mutant; `properties/test_broken_backends.py`
 requires the CI profile to catch every one.
@@ -29,6 +30,7 @@ import msgspec
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import (
     BackendClosed,
     InvalidInput,
@@ -76,6 +78,8 @@ RAISES: dict[str, tuple[type[QueueError], ...]] = {
     "read_events": (BackendClosed,),
     "projected_jobs": (BackendClosed,),
     "rebuild_projections": (BackendClosed,),
+    "enqueue_ticks": (InvalidInput, BackendClosed),
+    "latest_tick": (InvalidInput, BackendClosed),
 }
 LEASE_METHODS = ("heartbeat", "ack_complete", "ack_fail", "release")
 JOB_ID_METHODS = ("get_job", "get_status", "history", "cancel_job", "retry_job", "cancel_workflow")
@@ -232,6 +236,14 @@ class Forwarding:
     async def rebuild_projections(self) -> int:
         return await self.inner.rebuild_projections()
 
+    async def enqueue_ticks(
+        self, ctx: QueueCtx, schedule: ScheduleSpec, now: datetime
+    ) -> list[str]:
+        return await self.inner.enqueue_ticks(ctx, schedule, now)
+
+    async def latest_tick(self, ctx: QueueCtx, name: str) -> tuple[datetime, str] | None:
+        return await self.inner.latest_tick(ctx, name)
+
 
 Method = Callable[..., Awaitable[Any]]
 
@@ -381,6 +393,23 @@ def _run_anyway(message: JobMessage) -> JobMessage:
     return msgspec.structs.replace(message, on_parent_failure="run")
 
 
+class EnqueueTicksRepeatsATick(Forwarding):
+    """enqueue_ticks ignores the key of a tick that already has a job: called again with
+    nothing due, it enqueues the schedule's newest tick once more (as a store whose key
+    index missed the schedule's keys would; the copy goes in without the key, which the
+    correct store underneath would refuse)."""
+
+    async def enqueue_ticks(
+        self, ctx: QueueCtx, schedule: ScheduleSpec, now: datetime
+    ) -> list[str]:
+        job_ids = await self.inner.enqueue_ticks(ctx, schedule, now)
+        latest = await self.inner.latest_tick(ctx, schedule.name)
+        if job_ids or latest is None:
+            return job_ids
+        again = msgspec.structs.replace(schedule.message, run_at=latest[0])
+        return [await self.inner.enqueue(ctx, again)]
+
+
 def recording(raised: set[tuple[str, type[QueueError]]]) -> type:
     """A correct Forwarding backend that adds (method, error type) to `raised` for every
     dogqueue error a contract method raises."""
@@ -412,6 +441,8 @@ def family(name: str) -> str:
         return "stale token"
     if name in ("ReleasesChildEarly", "RunsDependentOfFailedParent"):
         return "workflow"
+    if name.startswith("EnqueueTicks"):
+        return "tick twice"
     return "reorder"
 
 
@@ -423,7 +454,7 @@ def mutant_classes() -> dict[str, type]:
     classes += [leaking(method) for method in (*JOB_ID_METHODS, *LEASE_METHODS)]
     classes += [stale_token_accepted(method) for method in LEASE_METHODS]
     classes += [DequeueReordersEqualPriorities, DequeueManyReordersEqualPriorities]
-    classes += [ReleasesChildEarly, RunsDependentOfFailedParent]
+    classes += [ReleasesChildEarly, RunsDependentOfFailedParent, EnqueueTicksRepeatsATick]
     return {cls.__name__: cls for cls in classes}
 
 

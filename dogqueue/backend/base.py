@@ -15,9 +15,13 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 
+import msgspec
+
 from dogqueue.clock import Clock, utc_now
+from dogqueue.core import cron
 from dogqueue.core import validation as check
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo, LeasedJob
@@ -169,6 +173,11 @@ class EngineBackend(abc.ABC):
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None: ...
 
     @abc.abstractmethod
+    async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        """The greatest idempotency key of the tenant starting with `prefix` (in the
+        cron namespace) and its job's id, as committed; or None."""
+
+    @abc.abstractmethod
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]: ...
 
     @abc.abstractmethod
@@ -228,6 +237,43 @@ class EngineBackend(abc.ABC):
         )
         self._notify_change()
         return ids
+
+    async def enqueue_ticks(
+        self, ctx: QueueCtx, schedule: ScheduleSpec, now: datetime
+    ) -> list[str]:
+        """Enqueue the schedule's ticks due at `now` after its newest tick in the log
+        (at most `catch_up` of them), one job per tick, keyed by the tick: exactly once
+        per tick however many callers race. Return the new jobs' ids, oldest tick first."""
+        tenant = check.check_ctx(ctx)
+        spec = check_schedule(schedule, self.config)
+        at = check.check_aware("now", now).astimezone(UTC)
+        prefix = cron.key_prefix(spec.name)
+        await self._ready()
+        # A read first: when nothing is due (most calls, and every caller but one when
+        # several race) no write transaction is started at all.
+        latest = await self._latest_key(tenant, prefix)
+        due = len(cron.tick_messages(spec, None if latest is None else latest[0], at))
+        if not due:
+            return []
+        ids = await self._transact(
+            lambda tx, when: self._engine.enqueue_ticks(tx, tenant, spec, at, when, due),
+            Reads(key_prefixes=((tenant, prefix),), new_jobs=due),
+        )
+        if ids:
+            self._notify_change()
+        return ids
+
+    async def latest_tick(self, ctx: QueueCtx, name: str) -> tuple[datetime, str] | None:
+        """The newest tick of the schedule `name` enqueued in the log, and its job's id;
+        None if it has none."""
+        tenant = check.check_ctx(ctx)
+        checked = cron.check_schedule_name(name)
+        await self._ready()
+        latest = await self._latest_key(tenant, cron.key_prefix(checked))
+        if latest is None:
+            return None
+        tick = cron.tick_of_key(checked, latest[0])
+        return None if tick is None else (tick, latest[1])
 
     async def dequeue(
         self, ctx: QueueCtx, queues: Sequence[str], *, lease_duration: timedelta | None = None
@@ -499,6 +545,22 @@ def enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
     keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
     parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
     return Reads(jobs=parents, keys=keys, new_jobs=len(messages))
+
+
+def check_schedule(schedule: object, config: QueueConfig) -> ScheduleSpec:
+    """`schedule` if every field of it is acceptable (InvalidInput naming the field)."""
+    if not isinstance(schedule, ScheduleSpec):
+        raise InvalidInput("schedule", f"must be a ScheduleSpec, not {type(schedule).__name__}")
+    name = cron.check_schedule_name(schedule.name)
+    if cron.parse_cron(schedule.cron) != schedule.cron:
+        raise InvalidInput("cron", "must be given as its five fields (see parse_cron)")
+    cron.parse_timezone(schedule.timezone)
+    cron.check_catch_up(schedule.catch_up)
+    sample = cron.tick_key(name, datetime(2000, 1, 1, tzinfo=UTC))
+    check.check_message(
+        msgspec.structs.replace(schedule.message, idempotency_key=sample, run_at=None), config
+    )
+    return schedule
 
 
 def _check_actor(actor: object) -> None:

@@ -10,6 +10,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import JobMessage, QueueCtx
@@ -57,6 +58,20 @@ class Backend(Protocol):
 
     async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
         """Append all jobs or none; return their ids in order."""
+        ...
+
+    async def enqueue_ticks(
+        self, ctx: QueueCtx, schedule: ScheduleSpec, now: datetime
+    ) -> list[str]:
+        """Enqueue the schedule's ticks due at `now` after its newest tick in the log
+        (at most `catch_up` of them), one job per tick keyed by the tick
+        (`dogqueue.core.cron.tick_key`): exactly once per tick however many callers race.
+        Return the new jobs' ids, oldest tick first."""
+        ...
+
+    async def latest_tick(self, ctx: QueueCtx, name: str) -> tuple[datetime, str] | None:
+        """The newest tick of the schedule `name` enqueued in the log, and its job's id;
+        None if it has none."""
         ...
 
     async def dequeue(

@@ -7,6 +7,7 @@ encoded bytes, so the memory backend exercises the same codec as the persistent 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import KEY_NAMESPACE
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -71,6 +73,8 @@ class MemoryStore:
         self.jobs: dict[JobKey, JobInfo] = {}
         self.histories: dict[JobKey, list[int]] = defaultdict(list)
         self.keys: dict[tuple[str, str], str] = {}
+        #: Each tenant's idempotency keys in the cron namespace, sorted (for latest_key).
+        self.schedule_keys: dict[str, list[str]] = defaultdict(list)
         #: Each tenant's chain head: (seq, hash, tenant position) of its latest event.
         self.chain_heads: dict[str, tuple[int, bytes, int]] = {}
         # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
@@ -119,6 +123,30 @@ class MemoryStore:
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         return self.keys.get((tenant_id, idempotency_key))
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        keys = self.schedule_keys.get(tenant_id)
+        if not keys:
+            return None
+        # The greatest key below the first string after every key that starts with prefix.
+        index = bisect.bisect_left(keys, prefix + "\U0010ffff")
+        if index == 0 or not keys[index - 1].startswith(prefix):
+            return None
+        key = keys[index - 1]
+        return key, self.keys[(tenant_id, key)]
+
+    def _add_key(self, tenant_id: str, key: str, job_id: str) -> None:
+        self.keys[(tenant_id, key)] = job_id
+        if key.startswith(KEY_NAMESPACE):
+            bisect.insort(self.schedule_keys[tenant_id], key)
+
+    def _drop_key(self, tenant_id: str, key: str) -> None:
+        self.keys.pop((tenant_id, key), None)
+        if key.startswith(KEY_NAMESPACE):
+            keys = self.schedule_keys[tenant_id]
+            index = bisect.bisect_left(keys, key)
+            if index < len(keys) and keys[index] == key:
+                del keys[index]
 
     def _promote(self, tenant_id: str, queue: str, now: datetime) -> None:
         scheduled = self.scheduled.get((tenant_id, queue))
@@ -220,8 +248,8 @@ class MemoryStore:
         self.jobs[key] = after
         new_key = None
         if before is None and after.message.idempotency_key is not None:
-            new_key = (after.tenant_id, after.message.idempotency_key)
-            self.keys[new_key] = after.job_id
+            new_key = after.message.idempotency_key
+            self._add_key(after.tenant_id, new_key, after.job_id)
 
         def undo() -> None:
             if previous is None:
@@ -230,7 +258,7 @@ class MemoryStore:
                 self.jobs[key] = previous
                 self._index(previous)  # its index entries may have been popped
             if new_key is not None:
-                self.keys.pop(new_key, None)
+                self._drop_key(after.tenant_id, new_key)
 
         self._remember(undo)
         if before is None:
@@ -253,11 +281,11 @@ class MemoryStore:
     def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
         """Replace the projection and its indexes with `jobs`."""
         self.jobs = dict(jobs)
-        self.keys = {
-            (job.tenant_id, job.message.idempotency_key): job.job_id
-            for job in jobs.values()
-            if job.message.idempotency_key is not None
-        }
+        self.keys = {}
+        self.schedule_keys.clear()
+        for job in jobs.values():
+            if job.message.idempotency_key is not None:
+                self._add_key(job.tenant_id, job.message.idempotency_key, job.job_id)
         self.scheduled.clear()
         self.ready.clear()
         self.leases.clear()
@@ -312,6 +340,9 @@ class MemoryBackend(EngineBackend):
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         job = self._store.jobs.get((tenant_id, job_id))
         return None if job is None else self._store.tenant_view(job)
+
+    async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        return self._store.latest_key(tenant_id, prefix)
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         log = self._store.log

@@ -21,10 +21,13 @@ from dogqueue.backend import locate
 from dogqueue.core.errors import QueueError
 from dogqueue.core.message import QueueCtx
 from dogqueue.observability.logging import JsonLogFormatter
+from dogqueue.schedules import Schedule, check_schedules
 from dogqueue.worker import CANCEL_CHECK_SECONDS, DEPLOY_GRACE, DEPLOY_HOLD, Worker
 
 #: Exit code for a target or option the command cannot use.
 USAGE_ERROR = 2
+#: The module attribute a worker takes its schedules from by default.
+SCHEDULES_ATTRIBUTE = "SCHEDULES"
 
 
 #: The worker's options as (flag, dest, argparse action), to pass them on to children.
@@ -101,6 +104,14 @@ def register(subparsers: Any) -> None:
         help=f"how long such a job is held before each give-back ({DEPLOY_HOLD.total_seconds():g})",
     )
     option(
+        "--schedules",
+        metavar="MODULE[:ATTRIBUTE]",
+        help="also run these schedules (a list of dogqueue.Schedule, or a callable returning"
+        " one; MODULE alone means MODULE:SCHEDULES); default: SCHEDULES of TARGET's module,"
+        " if it has one. Any number of workers may run the same schedules: each tick is"
+        " enqueued once",
+    )
+    option(
         "--check",
         action="store_true",
         help="health probe: load TARGET, open the database, print what would be served,"
@@ -145,6 +156,26 @@ def load_target(spec: str) -> Any:
     return target
 
 
+def load_schedules(spec: str) -> list[Schedule]:
+    """The schedules `spec` names: MODULE:ATTRIBUTE (a list, or a callable returning
+    one) or MODULE, meaning its SCHEDULES."""
+    found = load_target(spec if ":" in spec else f"{spec}:{SCHEDULES_ATTRIBUTE}")
+    if callable(found):
+        found = found()
+    return check_schedules(found)
+
+
+def target_schedules(target_spec: str, schedules_spec: str | None) -> list[Schedule]:
+    """The schedules a worker runs: those of --schedules, else SCHEDULES of the
+    target's module if it has one, else none."""
+    if schedules_spec is not None:
+        return load_schedules(schedules_spec)
+    module = importlib.import_module(target_spec.partition(":")[0])
+    if not hasattr(module, SCHEDULES_ATTRIBUTE):
+        return []
+    return load_schedules(f"{module.__name__}:{SCHEDULES_ATTRIBUTE}")
+
+
 async def build_adapter(target: Any, db: str | None) -> tuple[QueueAdapter[Any], Any]:
     """The adapter (and context) the target gives, opening `db` for a factory."""
     if isinstance(target, QueueAdapter):
@@ -180,6 +211,7 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"dogqueue worker: --metrics-port: {error}", file=sys.stderr)
             return USAGE_ERROR
     try:
+        schedules = target_schedules(args.target, args.schedules)
         adapter, context = await build_adapter(load_target(args.target), args.db)
     except (ImportError, AttributeError, ValueError) as error:
         print(f"dogqueue worker: {error}", file=sys.stderr)
@@ -201,6 +233,7 @@ async def serve(args: argparse.Namespace) -> int:
             cancel_check_interval=_seconds(args.cancel_check_seconds or None),
             deploy_grace=timedelta(seconds=args.deploy_grace),
             deploy_hold=timedelta(seconds=args.deploy_hold),
+            schedules=schedules,
         )
         _on_stop_signals(loop, worker.request_stop)
         if args.check:
@@ -226,7 +259,8 @@ def describe(worker: Worker[Any], args: argparse.Namespace) -> str:
     return (
         f"db={database} queues={queues} tenants={','.join(args.tenants or []) or 'all'}"
         f" job_types={','.join(worker.adapter.job_registry.job_types) or '(none)'}"
-        f" concurrency={worker.concurrency} pid={os.getpid()}"
+        f" concurrency={worker.concurrency} schedules={len(worker.schedules)}"
+        f" pid={os.getpid()}"
     )
 
 

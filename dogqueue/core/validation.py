@@ -123,10 +123,15 @@ def check_lease_duration(value: object) -> timedelta:
 
 def check_max_retries(value: object) -> int:
     """Return `value` if it is an int in 0..1000."""
+    return check_int_between("max_retries", value, 0, MAX_RETRIES_LIMIT)
+
+
+def check_int_between(field: str, value: object, low: int, high: int) -> int:
+    """Return `value` if it is an int (not a bool) in low..high."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput("max_retries", f"must be an int, not {type(value).__name__}")
-    if not 0 <= value <= MAX_RETRIES_LIMIT:
-        raise InvalidInput("max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}")
+        raise InvalidInput(field, f"must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidInput(field, f"must be between {low} and {high}")
     return value
 
 

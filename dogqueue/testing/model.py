@@ -11,7 +11,7 @@ window, and the state machine adopts the backend's value once it has checked it 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 ENQUEUED = "enqueued"
 LEASED = "leased"
@@ -76,6 +76,8 @@ class QueueModel:
         self.expected_events: list[tuple[str, str, str]] = []
         #: Jobs touched since the last `take_touched`.
         self.touched: set[tuple[str, str]] = set()
+        #: Each schedule's enqueued ticks and their jobs, by (tenant, schedule name).
+        self.ticks: dict[tuple[str, str], dict[datetime, str]] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -344,3 +346,46 @@ class QueueModel:
         for job in live:
             self.cancel(job)
         return [job.job_id for job in live]
+
+
+# -- schedules (cron) ---------------------------------------------------------------------
+
+#: A schedule whose ticks were never enqueued starts with its latest tick only if that
+#: came at most this long ago.
+FIRST_TICK_GRACE = timedelta(minutes=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def schedule_key(name: str, tick: datetime) -> str:
+    """The idempotency key a schedule's job for `tick` holds (documented format)."""
+    return f"dogqueue.cron:{name}@{tick.astimezone(UTC):%Y-%m-%dT%H:%M}Z"
+
+
+def due_ticks(
+    model: QueueModel,
+    tenant: str,
+    name: str,
+    every: timedelta,
+    catch_up: int,
+    now: datetime,
+) -> list[datetime]:
+    """The ticks `enqueue_ticks` must enqueue at `now`, oldest first, for a UTC schedule
+    firing every `every` (a divisor of a day, so its ticks are multiples of it since the
+    epoch): those after the newest enqueued tick, at most the newest `catch_up`; with
+    none enqueued yet, the latest tick if it came within FIRST_TICK_GRACE."""
+    latest = _EPOCH + ((now - _EPOCH) // every) * every
+    known = model.ticks.get((tenant, name))
+    if not known:
+        return [latest] if now - latest <= FIRST_TICK_GRACE else []
+    newest = max(known)
+    due: list[datetime] = []
+    tick = latest
+    while tick > newest and len(due) < catch_up:
+        due.append(tick)
+        tick -= every
+    return due[::-1]
+
+
+def record_tick(model: QueueModel, tenant: str, name: str, tick: datetime, job_id: str) -> None:
+    """Remember that the schedule's job for `tick` is `job_id`."""
+    model.ticks.setdefault((tenant, name), {})[tick] = job_id

@@ -8,6 +8,7 @@ Only the public `Backend` contract is used, except through a factory's optional 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -27,6 +28,7 @@ from hypothesis.stateful import (
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import FakeClock
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import (
     BackendClosed,
     InvalidInput,
@@ -42,7 +44,17 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority
 from dogqueue.testing.factories import BackendFactory
-from dogqueue.testing.model import CANCELED, ENQUEUED, LEASED, TERMINAL, QueueModel, Refusal
+from dogqueue.testing.model import (
+    CANCELED,
+    ENQUEUED,
+    LEASED,
+    TERMINAL,
+    QueueModel,
+    Refusal,
+    due_ticks,
+    record_tick,
+    schedule_key,
+)
 
 T = TypeVar("T")
 
@@ -97,6 +109,25 @@ message_specs = st.tuples(
 
 Call = Callable[[Backend], Coroutine[Any, Any, Any]]
 _VALID = JobMessage(job_type="props", payload_bytes=b"{}")
+
+# -- schedules (cron) ----------------------------------------------------------------------
+#: (name, cron, seconds between ticks, catch_up): UTC schedules whose ticks the model
+#: finds by arithmetic (every one divides a day), so it shares nothing with the engine.
+SCHEDULES = (
+    ("minutely", "* * * * *", 60, 1),
+    ("quarterly", "*/15 * * * *", 900, 3),
+    ("hourly", "0 * * * *", 3600, 2),
+)
+schedules = st.sampled_from(SCHEDULES)
+_T = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _schedule_spec(schedule: tuple[str, str, int, int], queue: str = "default") -> ScheduleSpec:
+    name, cron, _, catch_up = schedule
+    message = JobMessage(job_type="props", payload_bytes=b"{}", queue=queue, max_retries=0)
+    return ScheduleSpec(name=name, cron=cron, timezone="UTC", catch_up=catch_up, message=message)
+
+
 _replace = msgspec.structs.replace
 _CTX = QueueCtx(TENANTS[0])
 #: A malformed call of each method that takes input (README, promise 8).
@@ -119,6 +150,10 @@ _BAD_CALLS: dict[str, Call] = {
     "history": lambda b: b.history(_CTX, 42),  # type: ignore[arg-type]
     "ready_tenants": lambda b: b.ready_tenants("default"),
     "next_run_at": lambda b: b.next_run_at([]),
+    "enqueue_ticks": lambda b: b.enqueue_ticks(
+        _CTX, _schedule_spec(("a@b", "* * * * *", 60, 1)), _T
+    ),
+    "latest_tick": lambda b: b.latest_tick(_CTX, ""),
 }
 #: A well-formed call of each method, for a closed backend to refuse.
 _CLOSED_CALLS: dict[str, Call] = {
@@ -143,6 +178,8 @@ _CLOSED_CALLS: dict[str, Call] = {
     "read_events": lambda b: b.read_events(),
     "projected_jobs": lambda b: b.projected_jobs(),
     "rebuild_projections": lambda b: b.rebuild_projections(),
+    "enqueue_ticks": lambda b: b.enqueue_ticks(_CTX, _schedule_spec(SCHEDULES[0]), _T),
+    "latest_tick": lambda b: b.latest_tick(_CTX, SCHEDULES[0][0]),
 }
 
 
@@ -670,6 +707,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         log = self.run(self.backend.read_events())
         assert rebuild(log) == projected, "rebuilding from the log differs from the projection"
         self.check_workflows(log, projected)
+        self.check_each_tick_has_one_job(projected)
         for tenant, job_id in self.model.take_touched():
             self.check_history(tenant, job_id, projected[(tenant, job_id)])
 
@@ -854,6 +892,61 @@ class BackendStateMachine(RuleBasedStateMachine):
         mine = self.run(self.backend.get_job(ctx, job_id))
         assert fold(history) == mine, f"folding the history of {job_id} != get_job"
         assert mine == msgspec.structs.replace(projected, enqueue_seq=mine.enqueue_seq)
+
+    # -- schedules (cron): ticks enqueued exactly once -----------------------------------
+
+    @rule(target=jobs, tenant=tenants, schedule=schedules, queue=st.sampled_from(QUEUES))
+    def enqueue_ticks(self, tenant: str, schedule: tuple[str, str, int, int], queue: str) -> Any:
+        """The schedule's due ticks: exactly those the model expects, each one job."""
+        name, _, seconds, catch_up = schedule
+        now = self.clock()
+        spec = _schedule_spec(schedule, queue)
+        due = due_ticks(self.model, tenant, name, timedelta(seconds=seconds), catch_up, now)
+        job_ids = self.run(self.backend.enqueue_ticks(QueueCtx(tenant), spec, now))
+        assert isinstance(job_ids, list), f"enqueue_ticks returned {job_ids!r}"
+        assert len(job_ids) == len(due), (
+            f"enqueue_ticks of {name} at {now} enqueued {len(job_ids)} jobs; the due ticks"
+            f" are {due}"
+        )
+        for job_id, tick in zip(job_ids, due, strict=True):
+            keyed = _replace(spec.message, idempotency_key=schedule_key(name, tick), run_at=tick)
+            self.record_enqueued(tenant, job_id, keyed)
+            record_tick(self.model, tenant, name, tick, job_id)
+        return multiple(*job_ids)
+
+    @initialize(target=jobs, tenant=tenants, schedule=schedules)
+    def probe_ticks(self, tenant: str, schedule: tuple[str, str, int, int]) -> Any:
+        """Each example also starts by enqueueing a schedule's tick and asking again at
+        the same moment (nothing more may be enqueued), so a backend that enqueues a
+        tick twice is caught in the first example."""
+        first = self.enqueue_ticks(tenant, schedule, QUEUES[0])
+        again = self.enqueue_ticks(tenant, schedule, QUEUES[0])
+        return multiple(*first.values, *again.values)
+
+    @rule(tenant=tenants, schedule=schedules)
+    def latest_tick(self, tenant: str, schedule: tuple[str, str, int, int]) -> None:
+        name = schedule[0]
+        ticks = self.model.ticks.get((tenant, name))
+        expected = None if not ticks else (max(ticks), ticks[max(ticks)])
+        got = self.run(self.backend.latest_tick(QueueCtx(tenant), name))
+        assert got == expected, f"latest_tick of {name}: {got}, expected {expected}"
+
+    def check_each_tick_has_one_job(self, projected: dict[tuple[str, str], JobInfo]) -> None:
+        """Invariant: each (schedule, tick) has exactly one job, and only the model's
+        ticks have (checked on the projection `backend_matches_model` reads)."""
+        held = Counter(
+            (tenant, job.message.idempotency_key)
+            for (tenant, _), job in projected.items()
+            if (job.message.idempotency_key or "").startswith("dogqueue.cron:")
+        )
+        repeated = {key: count for key, count in held.items() if count > 1}
+        assert not repeated, f"ticks with more than one job: {repeated}"
+        expected = {
+            (tenant, schedule_key(name, tick))
+            for (tenant, name), ticks in self.model.ticks.items()
+            for tick in ticks
+        }
+        assert set(held) == expected, f"tick jobs {sorted(held)} != model {sorted(expected)}"
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

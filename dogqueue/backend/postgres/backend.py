@@ -32,6 +32,7 @@ from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -244,6 +245,16 @@ class PostgresBackend(EngineBackend):
             ):
                 ws.seed_key(tenant, key, job_id)
         expired_rows = []
+        if declared.key_prefixes:
+            prefixes = sorted(declared.key_prefixes)
+            rows = await conn.fetch(
+                Q["latest_keys"],
+                [tenant for tenant, _ in prefixes],
+                [prefix for _, prefix in prefixes],
+                [prefix_end(prefix) for _, prefix in prefixes],
+            )
+            for tenant, key, job_id in rows:
+                ws.seed_key(tenant, key, job_id)
         if None in declared.expired:
             expired_rows = await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT)
         else:
@@ -436,6 +447,11 @@ class PostgresBackend(EngineBackend):
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["load_job"], tenant_id, job_id)
         return None if row is None else decode_job_at(row[0], row[1])
+
+    async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["latest_keys"], [tenant_id], [prefix], [prefix_end(prefix)])
+        return None if row is None else (str(row[1]), str(row[2]))
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         await self.seal()

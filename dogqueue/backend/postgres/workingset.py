@@ -35,6 +35,7 @@ class BatchReads:
 
     jobs: set[JobKey] = field(default_factory=set)
     keys: set[tuple[str, str]] = field(default_factory=set)
+    key_prefixes: set[tuple[str, str]] = field(default_factory=set)
     new_jobs: int = 0
     ready: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
     expired: set[str | None] = field(default_factory=set)
@@ -44,6 +45,7 @@ class BatchReads:
         """Declare one unit's reads too."""
         self.jobs.update(reads.jobs)
         self.keys.update(reads.keys)
+        self.key_prefixes.update(reads.key_prefixes)
         self.new_jobs += reads.new_jobs
         for tenant, queues, n in reads.ready:
             self.ready[(tenant, queues)] = self.ready.get((tenant, queues), 0) + n
@@ -102,7 +104,7 @@ class WorkingSet(MemoryStore):
 
     def seed_key(self, tenant_id: str, key: str, job_id: str) -> None:
         """Add a fetched idempotency key."""
-        self.keys[(tenant_id, key)] = job_id
+        self._add_key(tenant_id, key, job_id)
 
     # -- Transaction -------------------------------------------------------------------
 
@@ -116,6 +118,11 @@ class WorkingSet(MemoryStore):
         if (tenant_id, idempotency_key) not in self._declared.keys:
             raise UndeclaredRead(f"key lookup {(tenant_id, idempotency_key)} was not declared")
         return self.keys.get((tenant_id, idempotency_key))
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        if (tenant_id, prefix) not in self._declared.key_prefixes:
+            raise UndeclaredRead(f"latest key of {(tenant_id, prefix)} was not declared")
+        return super().latest_key(tenant_id, prefix)
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
         if tenant_id not in self._ready_tenants:

@@ -33,6 +33,7 @@ from dogqueue.backend.sqlite.transaction import edge_rows, job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
+from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -190,6 +191,10 @@ class SqliteBackend(EngineBackend):
         if not rows:
             return None
         return in_tenant_positions(stored_job(rows[0][0], f"job {job_id!r}"), rows[0][1])
+
+    async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        rows = await self._fetchall(Q["latest_key"], (tenant_id, prefix, prefix_end(prefix)))
+        return None if not rows else (str(rows[0][0]), str(rows[0][1]))
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         rows = await self._fetchall(Q["history"], (tenant_id, job_id))

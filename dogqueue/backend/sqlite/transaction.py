@@ -13,6 +13,7 @@ from dogqueue.backend.sqlite.chain import ChainHeads
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import encode_event, encode_job
+from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -82,6 +83,10 @@ class SqliteTransaction:
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         row = self.conn.execute(Q["job_for_key"], (tenant_id, idempotency_key)).fetchone()
         return None if row is None else str(row[0])
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        row = self.conn.execute(Q["latest_key"], (tenant_id, prefix, prefix_end(prefix))).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
         key = (tenant_id, queues, to_micros(now))

@@ -33,6 +33,21 @@ FOR UPDATE;
 SELECT tenant_id, idempotency_key, job_id FROM jobs
 WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]));
 
+-- name: latest_keys
+-- For each (tenant, prefix, end): the greatest key in [prefix, end) and its job, compared
+-- byte-wise (COLLATE "C", whatever the database's collation), on jobs_by_schedule_key.
+SELECT wanted.tenant_id, newest.idempotency_key, newest.job_id
+FROM unnest($1::text[], $2::text[], $3::text[]) AS wanted(tenant_id, prefix, prefix_end)
+CROSS JOIN LATERAL (
+    SELECT jobs.idempotency_key, jobs.job_id FROM jobs
+    WHERE jobs.tenant_id = wanted.tenant_id
+      AND jobs.idempotency_key LIKE 'dogqueue.cron:%'
+      AND (jobs.idempotency_key COLLATE "C") >= wanted.prefix
+      AND (jobs.idempotency_key COLLATE "C") < wanted.prefix_end
+    ORDER BY (jobs.idempotency_key COLLATE "C") DESC
+    LIMIT 1
+) AS newest;
+
 -- name: claim_ready
 -- The first $4 ready jobs of one tenant's queue in dequeue order, skipping jobs another
 -- transaction holds.

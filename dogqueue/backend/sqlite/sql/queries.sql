@@ -36,6 +36,12 @@ WHERE jobs.tenant_id = ?1 AND jobs.job_id = ?2;
 -- name: job_for_key
 SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
 
+-- name: latest_key
+-- The greatest key in [?2, ?3): a schedule's newest tick (one step of the key index).
+SELECT idempotency_key, job_id FROM jobs
+WHERE tenant_id = ?1 AND idempotency_key >= ?2 AND idempotency_key < ?3
+ORDER BY idempotency_key DESC LIMIT 1;
+
 -- name: ready_candidates
 -- The first ?4 jobs of one tenant's queue in dequeue order (HIGH, NORMAL, LOW priority,
 -- then earliest run_at, then FIFO): one index range per priority, no sort.
