@@ -60,6 +60,8 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     #: True when no event has a chain hash (a log older than the chain).
     unchained: bool = False
+    #: Jobs left out of the fold because one of their events is wrong (already reported).
+    broken_jobs: set[JobKey] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -194,6 +196,7 @@ class _Walk:
             )
         for key in self.broken_jobs:
             self.report.jobs.pop(key, None)
+        self.report.broken_jobs |= self.broken_jobs
         return self.report
 
     def _anchors_before(self, seq: int | None) -> None:
@@ -374,7 +377,8 @@ def compare_projection(
         seen.add(key)
         folded = report.jobs.get(key)
         if folded is None:
-            report.add(None, f"{label} holds {name}, absent from the log")
+            if key not in report.broken_jobs:  # else its bad event is reported already
+                report.add(None, f"{label} holds {name}, absent from the log")
             continue
         if row.enqueue_seq != job.enqueue_seq:
             report.add(None, f"{label} of {name}: column enqueue_seq disagrees with its state")

@@ -6,10 +6,8 @@ Every case edits real files as an attacker with write access to both would."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -23,6 +21,7 @@ from dogqueue.cli import main
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
 from tests.audit.audit_workload import GLOBEX
+from tests.audit.file_edits import edit, rows
 from tests.audit.sync_log import run_sync
 
 Story = tuple[Path, dict[str, str]]
@@ -38,22 +37,6 @@ def dogqueue(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int
 def checkpoint(capsys: pytest.CaptureFixture[str], path: Path, out: Path) -> Path:
     assert dogqueue(capsys, "checkpoint", "--db", path, "--out", out)[0] == 0
     return out
-
-
-def rows(path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
-
-
-def edit(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    conn = sqlite3.connect(path)
-    with conn:
-        for sql, params in statements:
-            conn.execute(sql, params)
-    conn.close()
 
 
 def disguise_deletion(path: Path, job_id: str) -> None:

@@ -4,7 +4,6 @@ README's table ("What verify catches") is this test's EXPECTED table."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from dogqueue.cli import main
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.log.chain import GENESIS, chain_hash
 from tests.audit.audit_workload import ACME, message, write_story
+from tests.audit.file_edits import edit, rows
 from tests.audit.sync_log import run_sync
 from tests.conftest import BackendFactory
 
@@ -34,22 +34,6 @@ EXPECTED = {
     "tail truncated": (False, True, False, True),
 }
 MODES = [(False, False), (False, True), (True, False), (True, True)]
-
-
-def rows(path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
-
-
-def edit(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    conn = sqlite3.connect(path)
-    with conn:
-        for sql, params in statements:
-            conn.execute(sql, params)
-    conn.close()
 
 
 def _rechain(path: Path, tenant: str, statements: list[tuple[str, tuple[object, ...]]]) -> None:

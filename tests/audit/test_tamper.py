@@ -16,6 +16,7 @@ from dogqueue.core.codec import encode_event, encode_job
 from dogqueue.core.events import Canceled
 from dogqueue.log.chain import GENESIS, chain_hash
 from tests.audit.audit_workload import write_bulk
+from tests.audit.file_edits import edit
 from tests.audit.sync_log import SyncLog
 
 Story = tuple[Path, dict[str, str]]
@@ -30,15 +31,6 @@ def checkpoint(path: Path) -> Checkpoint:
     report = verify(path)
     assert report.ok, report.problems
     return checkpoint_of(max(seq for seq, _ in report.heads.values()), report.heads)
-
-
-def edit(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    """Change the file behind dogqueue's back, as an attacker with the file would."""
-    conn = sqlite3.connect(path)
-    with conn:
-        for sql, params in statements:
-            conn.execute(sql, params)
-    conn.close()
 
 
 def row(path: Path, seq: int) -> tuple[str, str, int, str, bytes, bytes]:

@@ -126,3 +126,13 @@ async def test_the_command_line_reports_an_undecodable_event(
     assert code == 1, text
     assert "Traceback" not in text
     assert "event 1" in text or "seq 1" in text, text
+
+
+async def test_verify_names_an_undecodable_event_once(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    await _log(path)
+    _corrupt(path, "UPDATE events SET data = ? WHERE seq = 1", b"\xc1\xc1")
+    code, text = await asyncio.to_thread(_run, path, "verify", [])
+    assert code == 1
+    assert "event 1 cannot be decoded" in text
+    assert "absent from the log" not in text  # its job's row is not blamed as well
