@@ -35,7 +35,7 @@ from dogqueue.core.events import (
     Released,
     Requeued,
 )
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
@@ -54,10 +54,12 @@ __all__ = [
     "BlockingQueue",
     "Canceled",
     "Completed",
+    "Completion",
     "Enqueued",
     "Event",
     "Expired",
     "Failed",
+    "Failure",
     "FakeClock",
     "Heartbeat",
     "InvalidInput",
@@ -87,6 +89,7 @@ __all__ = [
     "Released",
     "Requeued",
     "ResultTimeout",
+    "Settlement",
     "StorageError",
     "SyncJob",
     "Worker",

@@ -29,7 +29,7 @@ from dogqueue.core.decide import decide
 from dogqueue.core.errors import JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.evolve import evolve
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
 
@@ -134,7 +134,16 @@ class Engine:
         self.draw = draw
 
     def _apply(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
-        events = decide(state, command, self.config)
+        return self._record(tx, state, command, decide(state, command, self.config))
+
+    def _record(
+        self,
+        tx: Transaction,
+        state: JobInfo | None,
+        command: AnyCommand,
+        events: Sequence[AnyEvent],
+    ) -> JobInfo:
+        """Append what `decide` returned for `command` and save the folded state."""
         after = state
         for event in events:
             after = evolve(after, tx.append(event))
@@ -267,6 +276,50 @@ class Engine:
             draw=self.draw(),
         )
         return self._apply(tx, state, command).status
+
+    def settle(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settlements: Sequence[Settlement],
+        now: datetime,
+    ) -> list[JobStatus | QueueError]:
+        """Acknowledge many leased jobs, in order, each on its own: the result of each is
+        the job's status afterwards, or the QueueError refusing it (lease lost, canceled,
+        unknown), in which case it wrote nothing and the others still count."""
+        results: list[JobStatus | QueueError] = []
+        for settlement in settlements:
+            lease = settlement.lease
+            state = tx.load(tenant_id, lease.job_id)
+            if state is None:
+                results.append(JobNotFound(lease.job_id))
+                continue
+            command: Complete | Fail
+            if isinstance(settlement, Completion):
+                command = Complete(
+                    tenant_id=tenant_id,
+                    job_id=lease.job_id,
+                    at=now,
+                    token=lease.lease_token,
+                    result=settlement.result,
+                )
+            else:
+                command = Fail(
+                    tenant_id=tenant_id,
+                    job_id=lease.job_id,
+                    at=now,
+                    token=lease.lease_token,
+                    error=settlement.error,
+                    retry=settlement.retry,
+                    draw=self.draw(),
+                )
+            try:  # decide refuses before anything is written
+                events = decide(state, command, self.config)
+            except QueueError as refused:
+                results.append(refused)
+                continue
+            results.append(self._record(tx, state, command, events).status)
+        return results
 
     def release(self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime) -> None:
         """Give a valid lease back without counting the attempt."""
