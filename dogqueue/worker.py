@@ -28,7 +28,7 @@ from dogqueue.core.errors import (
     LeaseLost,
     QueueError,
 )
-from dogqueue.core.job import LeasedJob
+from dogqueue.core.job import Completion, Failure, LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
@@ -37,6 +37,7 @@ from dogqueue.runtime.fairness import TenantRotation
 from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
 from dogqueue.runtime.run import JobRun, set_current_run
+from dogqueue.runtime.settler import Settler
 
 log = logging.getLogger("dogqueue.worker")
 log.addHandler(logging.NullHandler())  # a library logs only where the application says
@@ -265,6 +266,8 @@ class Worker(Generic[ContextT]):
         #: Tenants whose unrunnable job was just given back, until when (monotonic).
         self._yielding: dict[str, float] = {}
 
+        #: Batches the acknowledgements of jobs that finish close together.
+        self._settler = Settler(self.backend)
         self._rotation = TenantRotation(tenant_concurrency)
         self._ctxs: dict[str, QueueCtx] = {}
         if self.tenants is not None:
@@ -376,6 +379,11 @@ class Worker(Generic[ContextT]):
             if free <= 0:
                 await self._wake.wait()
                 continue
+            if free < self.concurrency // 2:
+                # Jobs settled in one batch free their slots in the same turn of the
+                # loop: let them all, so that one dequeue_many leases for every slot.
+                await asyncio.sleep(0)
+                free = self.concurrency - len(self._jobs)
             try:
                 leased = await self._lease_round(free)
             except QueueError:
@@ -643,7 +651,7 @@ class Worker(Generic[ContextT]):
                 status = await self._ack_fail(job, summarize_error(error), retry=True)
             return _failure_outcome(status), error
         try:
-            await self.backend.ack_complete(job.ctx, job.lease, task.result())
+            await self._settler.settle(job.ctx, Completion(lease=job.lease, result=task.result()))
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s finished but its result is discarded: %s", label, refused)
             return "discarded", None
@@ -651,7 +659,8 @@ class Worker(Generic[ContextT]):
 
     async def _ack_fail(self, job: _RunningJob, error: str, *, retry: bool) -> str | None:
         try:
-            return await self.backend.ack_fail(job.ctx, job.lease, error, retry=retry)
+            failure = Failure(lease=job.lease, error=error, retry=retry)
+            return await self._settler.settle(job.ctx, failure)
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
             return None

@@ -10,8 +10,8 @@ from typing import Protocol, Self, runtime_checkable
 
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.events import AnyEvent
 from dogqueue.core.errors import QueueError
+from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
