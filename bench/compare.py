@@ -38,6 +38,8 @@ PAYLOAD = b'{"user_id": 12345, "action": "send_welcome_email"}'
 ROWS_PER_JOB = 6
 #: Sequential enqueues timed for the unloaded latency.
 UNLOADED_SAMPLES = 2_000
+#: Jobs the end-to-end `Worker` row runs at once.
+WORKER_CONCURRENCY = 256
 
 
 @dataclass
@@ -92,7 +94,7 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
-    from dogqueue import JobMessage, QueueCtx
+    from dogqueue import Completion, JobMessage, QueueCtx
     from dogqueue.backend.sqlite import SqliteBackend
 
     synchronous: Literal["NORMAL", "FULL"] = "FULL" if durability == "FULL" else "NORMAL"
@@ -121,7 +123,7 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
 
             async def consume() -> None:
                 while leases := await backend.dequeue_many(ctx, ["default"], work.lease_batch):
-                    await asyncio.gather(*(backend.ack_complete(ctx, lease) for lease in leases))
+                    await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
 
             start = time.perf_counter()
             await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
@@ -138,7 +140,74 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
 
     quiet = asyncio.run(unloaded())
     enqueue_s, total_s, loaded, settings = asyncio.run(lifecycle())
+    settings["bytes_per_job"] = _bytes_per_job(folder / "queue.db", work.jobs)
     return _result("dogqueue", durability, work, enqueue_s, total_s, loaded, quiet, settings)
+
+
+def _bytes_per_job(path: Path, jobs: int) -> int:
+    """The database's size on disk after the lifecycle (log, projection and indexes of
+    every finished job; the WAL checkpointed), per job."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return round(path.stat().st_size / jobs)
+
+
+def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result:
+    """The real `Worker` (concurrency `WORKER_CONCURRENCY`) running no-op jobs: the
+    jobs are enqueued first, as in the lifecycle row, then the worker runs them all."""
+    from dogqueue import Job, JobMessage, QueueAdapter, QueueCtx, Worker
+    from dogqueue.backend.sqlite import SqliteBackend
+
+    synchronous: Literal["NORMAL", "FULL"] = "FULL" if durability == "FULL" else "NORMAL"
+    ctx = QueueCtx("tenant-1")
+    message = JobMessage(job_type="send_email", payload_bytes=PAYLOAD)
+    ran = [0]
+
+    class SendEmail(Job[None, None]):
+        JOB_TYPE = "send_email"
+        user_id: int
+        action: str
+
+        async def execute(self, ctx: None) -> None:
+            ran[0] += 1
+
+    async def lifecycle() -> tuple[float, float, list[float], dict[str, Any]]:
+        async with SqliteBackend(folder / "queue.db", synchronous=synchronous) as backend:
+            adapter: QueueAdapter[None] = QueueAdapter(backend)
+            await adapter.register_job(SendEmail)
+            latencies: list[float] = []
+
+            async def produce(count: int) -> None:
+                for _ in range(count):
+                    began = time.perf_counter()
+                    await backend.enqueue(ctx, message)
+                    latencies.append(time.perf_counter() - began)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
+            enqueued = time.perf_counter()
+            worker = Worker(
+                adapter, tenants=[ctx], concurrency=WORKER_CONCURRENCY, handle_signals=False
+            )
+            async with worker:
+                while ran[0] < work.jobs or worker.running:
+                    await asyncio.sleep(0.002)
+                done = time.perf_counter()
+            settings = {
+                "journal_mode": "wal",
+                "synchronous": synchronous,
+                "concurrency": WORKER_CONCURRENCY,
+                "commits": backend.writer.commits,
+                "units_per_commit": round(backend.writer.units / max(backend.writer.commits, 1)),
+            }
+            return enqueued - start, done - start, latencies, settings
+
+    enqueue_s, total_s, loaded, settings = asyncio.run(lifecycle())
+    settings["bytes_per_job"] = _bytes_per_job(folder / "queue.db", work.jobs)
+    return _result("dogqueue Worker", durability, work, enqueue_s, total_s, loaded, [0.0], settings)
 
 
 # -- peers ------------------------------------------------------------------------------
@@ -218,6 +287,72 @@ def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
         "ack": "dequeue deletes the row (no separate ack)",
     }
     return _result("huey", synchronous, work, enqueue_s, total_s, loaded, quiet, settings)
+
+
+def run_huey_consumer(folder: Path, work: Workload, synchronous: str) -> Result:
+    """huey's real consumer (`consumers` worker threads) running no-op tasks, enqueued
+    first through the task API by the producer threads."""
+    import logging
+
+    from huey import SqliteHuey
+    from huey.storage import SqliteStorage
+
+    logging.getLogger("huey").setLevel(logging.WARNING)
+
+    class Storage(SqliteStorage):  # type: ignore[misc]
+        def _create_connection(self) -> sqlite3.Connection:
+            conn: sqlite3.Connection = super()._create_connection()
+            if synchronous != "default":
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+            return conn
+
+    class Huey(SqliteHuey):  # type: ignore[misc]
+        storage_class = Storage
+
+    huey = Huey("bench", filename=str(folder / "queue.db"))
+    ran = [0]
+    lock = threading.Lock()
+
+    @huey.task()  # type: ignore[misc]
+    def send_email(user_id: int, action: str) -> None:
+        with lock:
+            ran[0] += 1
+
+    latencies: list[float] = []
+
+    def produce(count: int) -> None:
+        mine = []
+        for _ in range(count):
+            began = time.perf_counter()
+            send_email(12345, "send_welcome_email")
+            mine.append(time.perf_counter() - began)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    _threads(produce, _split(work.jobs, work.producers))
+    enqueued = time.perf_counter()
+    consumer = huey.create_consumer(workers=work.consumers, worker_type="thread", periodic=False)
+    consumer.start()
+    while ran[0] < work.jobs:
+        time.sleep(0.002)
+    done = time.perf_counter()
+    consumer.stop(graceful=True)
+    settings = {
+        **_pragmas(str(folder / "queue.db")),
+        "synchronous": huey.storage.conn.execute("PRAGMA synchronous").fetchone()[0],
+        "workers": work.consumers,
+    }
+    return _result(
+        "huey consumer",
+        synchronous,
+        work,
+        enqueued - start,
+        done - start,
+        latencies,
+        [0.0],
+        settings,
+    )
 
 
 def run_persist_queue(folder: Path, work: Workload, synchronous: str) -> Result:
@@ -426,7 +561,9 @@ def _result(
 
 RUNNERS: dict[str, Callable[[Path, Workload, str], Result]] = {
     "dogqueue": run_dogqueue,
+    "dogqueue Worker": run_dogqueue_worker,
     "huey": run_huey,
+    "huey consumer": run_huey_consumer,
     "persist-queue": run_persist_queue,
     "litequeue": run_litequeue,
     "sqlite3 limit": run_physical_limit,
@@ -441,8 +578,10 @@ PLAN: list[tuple[str, str]] = [
     ("dogqueue SQL only", "NORMAL"),
     ("dogqueue", "NORMAL"),
     ("dogqueue", "FULL"),
+    ("dogqueue Worker", "NORMAL"),
     ("huey", "NORMAL"),
     ("huey", "default"),
+    ("huey consumer", "NORMAL"),
     ("persist-queue", "NORMAL"),
     ("persist-queue", "default"),
     ("litequeue", "default"),

@@ -90,9 +90,9 @@ DELETE FROM jobs;
 
 -- name: tenants_with_enqueued_jobs
 WITH RECURSIVE tenants (tenant_id) AS (
-    SELECT min(tenant_id) FROM jobs WHERE status = 'enqueued'
+    SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
     UNION ALL
-    SELECT (SELECT min(tenant_id) FROM jobs
+    SELECT (SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready
             WHERE status = 'enqueued' AND tenant_id > tenants.tenant_id)
     FROM tenants WHERE tenants.tenant_id IS NOT NULL
 )
@@ -107,8 +107,20 @@ SELECT EXISTS (
 );
 
 -- name: next_run_at
-SELECT min((SELECT min(run_at) FROM jobs WHERE status = 'enqueued' AND queue = q.value))
-FROM json_each(?1) AS q;
+-- Every tenant with an enqueued job (one seek each in `jobs_ready`, whose entries are
+-- all enqueued jobs), then one index seek per tenant, queue and priority.
+WITH RECURSIVE tenants (tenant_id) AS (
+    SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
+    UNION ALL
+    SELECT (SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready
+            WHERE status = 'enqueued' AND tenant_id > tenants.tenant_id)
+    FROM tenants WHERE tenants.tenant_id IS NOT NULL
+)
+SELECT min((SELECT min(run_at) FROM jobs
+            WHERE tenant_id = t.tenant_id AND queue = q.value AND priority = p.value
+              AND status = 'enqueued'))
+FROM tenants AS t, json_each(?1) AS q, json_each('[0,1,2]') AS p
+WHERE t.tenant_id IS NOT NULL;
 
 -- name: next_run_at_of_tenants
 SELECT min((SELECT min(run_at) FROM jobs
