@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType, TracebackType
@@ -74,6 +74,38 @@ class CancelNotifier(Protocol):
     def add_cancel_listener(
         self, listener: Callable[[str, str], None]
     ) -> Callable[[], None]: ...  # pragma: no cover
+
+
+class _Heartbeat:
+    """Runs `beat()` as a task from `interval` seconds on. Until then it is a timer, so a
+    job that finishes within one interval (most) never costs a task."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interval: float,
+        beat: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._loop = loop
+        self._beat = beat
+        self._task: asyncio.Task[None] | None = None
+        self._timer = loop.call_later(interval, self._begin)
+
+    def _begin(self) -> None:
+        self._task = self._loop.create_task(self._beat())
+
+    def cancel(self) -> None:
+        """Stop beating (a beat in flight is cancelled)."""
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel, and wait until a beat in flight has ended."""
+        self.cancel()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class _RunningJob:
@@ -502,7 +534,7 @@ class Worker(Generic[ContextT]):
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
         label = job.label
-        heartbeat: asyncio.Task[None] | None = None
+        heartbeat: _Heartbeat | None = None
         # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
         async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
@@ -515,7 +547,7 @@ class Worker(Generic[ContextT]):
                 job_class = type(decoded)
                 timeout = job_class.TIMEOUT or self.timeout
                 loop = asyncio.get_running_loop()
-                heartbeat = loop.create_task(self._heartbeat(job))
+                heartbeat = _Heartbeat(loop, self.heartbeat_seconds, lambda: self._heartbeat(job))
                 if job.stop_reason is None:
                     context = await self._context_for(job.ctx)
                     job.run = JobRun(
@@ -550,9 +582,7 @@ class Worker(Generic[ContextT]):
                 log.exception("job %s: unexpected worker error", label)
             finally:
                 if heartbeat is not None:
-                    heartbeat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await heartbeat
+                    await heartbeat.stop()
                 del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
                 self._rotation.finished(job.ctx.tenant_id)
                 self._wake.set()
@@ -666,8 +696,9 @@ class Worker(Generic[ContextT]):
             return None
 
     async def _heartbeat(self, job: _RunningJob) -> None:
+        """Extend the job's lease now and every heartbeat interval (started by a
+        `_Heartbeat` one interval after the job)."""
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
             try:
                 lease = await self.backend.heartbeat(
                     job.ctx, job.lease, lease_duration=self.lease_duration
@@ -683,6 +714,7 @@ class Worker(Generic[ContextT]):
                 return
             except QueueError:
                 log.exception("heartbeat of job %s failed; trying again", job.lease.job_id)
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def _check_cancels_forever(self) -> None:
         """Read the state of this worker's running jobs every `cancel_check_interval`
