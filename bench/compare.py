@@ -165,6 +165,7 @@ def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result
     ctx = QueueCtx("tenant-1")
     message = JobMessage(job_type="send_email", payload_bytes=PAYLOAD)
     ran = [0]
+    all_ran = asyncio.Event()
 
     class SendEmail(Job[None, None]):
         JOB_TYPE = "send_email"
@@ -173,8 +174,11 @@ def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result
 
         async def execute(self, ctx: None) -> None:
             ran[0] += 1
+            if ran[0] == work.jobs:
+                all_ran.set()
 
     async def lifecycle() -> tuple[float, float, list[float], dict[str, Any]]:
+        all_ran.clear()
         async with SqliteBackend(folder / "queue.db", synchronous=synchronous) as backend:
             adapter: QueueAdapter[None] = QueueAdapter(backend)
             await adapter.register_job(SendEmail)
@@ -193,8 +197,8 @@ def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result
                 adapter, tenants=[ctx], concurrency=WORKER_CONCURRENCY, handle_signals=False
             )
             async with worker:
-                while ran[0] < work.jobs or worker.running:
-                    await asyncio.sleep(0.002)
+                await all_ran.wait()
+                await worker.stop()  # graceful: returns once every job is settled
                 done = time.perf_counter()
             settings = {
                 "journal_mode": "wal",
@@ -313,7 +317,7 @@ def run_huey_consumer(folder: Path, work: Workload, synchronous: str) -> Result:
     ran = [0]
     lock = threading.Lock()
 
-    @huey.task()  # type: ignore[misc]
+    @huey.task()  # type: ignore[untyped-decorator]
     def send_email(user_id: int, action: str) -> None:
         with lock:
             ran[0] += 1
@@ -661,6 +665,8 @@ def table(results: list[Result]) -> str:
         ratio = ""
         if here is not None and r.name != "dogqueue":
             ratio = f"{here.lifecycle_per_s / r.lifecycle_per_s:.1f}x"
+        if r.name in END_TO_END:
+            ratio = _end_to_end_ratio(r, results)
         if r.name in LIMITS:
             share = ""
             if here is not None and r.name != "one row per commit":
@@ -693,6 +699,7 @@ def table(results: list[Result]) -> str:
                 f"Physical limit (plain sqlite3, NORMAL): {limit.lifecycle_per_s:,.0f} jobs/s;"
                 f" dogqueue reaches {ours['NORMAL'].lifecycle_per_s / limit.lifecycle_per_s:.0%}."
             )
+        lines += _end_to_end_lines(results, ours)
         statements_only = next((r for r in results if r.name == "dogqueue SQL only"), None)
         if statements_only is not None and "NORMAL" in ours:
             floor = statements_only.lifecycle_per_s
@@ -701,6 +708,54 @@ def table(results: list[Result]) -> str:
                 f" dogqueue reaches {ours['NORMAL'].lifecycle_per_s / floor:.0%}."
             )
     return "\n".join(lines)
+
+
+#: The rows that run a real consumer (dogqueue's Worker, huey's consumer) on no-op jobs.
+END_TO_END = ("dogqueue Worker", "huey consumer")
+
+
+def _end_to_end_ratio(row: Result, results: list[Result]) -> str:
+    """The Worker's share of the raw lifecycle; the Worker against huey's consumer."""
+    sync = _durability_of(row)
+    same = {r.name: r for r in results if _durability_of(r) == sync}
+    if row.name == "dogqueue Worker" and "dogqueue" in same:
+        return f"{row.lifecycle_per_s / same['dogqueue'].lifecycle_per_s:.0%} of raw lifecycle"
+    if row.name == "huey consumer" and "dogqueue Worker" in same:
+        return f"{same['dogqueue Worker'].lifecycle_per_s / row.lifecycle_per_s:.1f}x (Worker)"
+    return ""
+
+
+def _end_to_end_lines(results: list[Result], ours: dict[str, Result]) -> list[str]:
+    """Summary lines for the end-to-end rows and the log's size on disk."""
+    lines = []
+    worker = next((r for r in results if r.name == "dogqueue Worker"), None)
+    consumer = next((r for r in results if r.name == "huey consumer"), None)
+    if worker is not None:
+        raw = ours.get(_durability_of(worker))
+        share = (
+            f" ({worker.lifecycle_per_s / raw.lifecycle_per_s:.0%} of the raw API)" if raw else ""
+        )
+        line = (
+            f"End to end, no-op jobs: dogqueue's Worker {worker.lifecycle_per_s:,.0f} jobs/s{share}"
+        )
+        if consumer is not None:
+            line += (
+                f"; huey's consumer {consumer.lifecycle_per_s:,.0f} jobs/s"
+                f" ({worker.lifecycle_per_s / consumer.lifecycle_per_s:.1f}x)"
+            )
+        lines.append(line + ".")
+    sizes = [
+        f"{r.settings['bytes_per_job']:,} ({_durability_of(r)}, {r.name})"
+        for r in results
+        if "bytes_per_job" in r.settings
+    ]
+    if sizes:
+        lines.append(
+            "dogqueue's database after the lifecycle (log, projection, indexes), bytes/job: "
+            + "; ".join(sizes)
+            + "."
+        )
+    return lines
 
 
 def chart(results: list[Result], path: Path) -> None:

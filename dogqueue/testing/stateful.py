@@ -341,9 +341,10 @@ class BackendStateMachine(RuleBasedStateMachine):
         )
         for index, (got, wanted) in enumerate(zip(results, expected, strict=True)):
             if isinstance(wanted, Refusal):
-                error = _REFUSALS[wanted.kind]
-                assert isinstance(got, error), (
-                    f"settle_many[{index}] gave {got!r}; expected {error.__name__} ({wanted.kind})"
+                refused = _REFUSALS[wanted.kind]
+                assert isinstance(got, refused), (
+                    f"settle_many[{index}] gave {got!r}; expected {refused.__name__}"
+                    f" ({wanted.kind})"
                 )
             else:
                 assert got == wanted, f"settle_many[{index}] gave {got!r}, expected {wanted}"
