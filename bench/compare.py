@@ -262,7 +262,8 @@ def _unloaded(enqueue: Callable[[], None]) -> list[float]:
     return samples
 
 
-def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
+def _huey_class(synchronous: str) -> Any:
+    """SqliteHuey with its connections at `synchronous` ("default": huey's own)."""
     from huey import SqliteHuey
     from huey.storage import SqliteStorage
 
@@ -275,6 +276,12 @@ def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
 
     class Huey(SqliteHuey):  # type: ignore[misc]
         storage_class = Storage
+
+    return Huey
+
+
+def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
+    Huey = _huey_class(synchronous)
 
     def storage(name: str) -> Any:
         return Huey("bench", filename=str(folder / name)).storage
@@ -298,20 +305,8 @@ def run_huey_consumer(folder: Path, work: Workload, synchronous: str) -> Result:
     first through the task API by the producer threads."""
     import logging
 
-    from huey import SqliteHuey
-    from huey.storage import SqliteStorage
-
     logging.getLogger("huey").setLevel(logging.WARNING)
-
-    class Storage(SqliteStorage):  # type: ignore[misc]
-        def _create_connection(self) -> sqlite3.Connection:
-            conn: sqlite3.Connection = super()._create_connection()
-            if synchronous != "default":
-                conn.execute(f"PRAGMA synchronous = {synchronous}")
-            return conn
-
-    class Huey(SqliteHuey):  # type: ignore[misc]
-        storage_class = Storage
+    Huey = _huey_class(synchronous)
 
     huey = Huey("bench", filename=str(folder / "queue.db"))
     ran = [0]

@@ -7,6 +7,7 @@ partial append behind, even when it shares a transaction with others (group comm
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,6 +99,18 @@ def unwrap_refusal(error: BaseException) -> BaseException:
     if isinstance(error, RefusedAfterWrite) and error.__cause__ is not None:
         return error.__cause__
     return error
+
+
+def deliver(futures: Sequence[asyncio.Future[Any]], results: Sequence[Any]) -> None:
+    """Resolve each caller's future with its unit's result, an error being raised in the
+    caller; a future already done (its caller gave up) is left alone."""
+    for future, result in zip(futures, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dogqueue.core.errors import QueueError
 from dogqueue.core.job import Settlement
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
+from dogqueue.engine import deliver
 
 #: Most acknowledgements in one batch.
 MAX_SETTLE_BATCH = 256
@@ -69,10 +70,4 @@ class Settler:
             raise
         self.batches += 1
         self.settled += len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, QueueError):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        deliver([future for _, future in batch], results)  # a refusal is raised in its caller

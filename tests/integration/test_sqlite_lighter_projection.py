@@ -83,7 +83,7 @@ async def test_next_run_at_reads_index_seeks_only(tmp_path: Path) -> None:
     async with SqliteBackend(path) as backend:
         await backend.enqueue(ACME, _message())
     for name, params in (
-        ("next_run_at", ('["default"]',)),
+        ("next_run_at_of_tenants", ('["acme"]', '["default"]')),
         ("tenants_with_enqueued_jobs", ()),
     ):
         plan = " | ".join(

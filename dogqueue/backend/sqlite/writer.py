@@ -14,7 +14,7 @@ from typing import Any
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.errors import BackendClosed
-from dogqueue.engine import run_units, unwrap_refusal
+from dogqueue.engine import deliver, run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
@@ -92,13 +92,7 @@ class GroupCommitWriter:
     def _finish_batch(
         self, loop: asyncio.AbstractEventLoop, batch: _Batch, results: list[Any]
     ) -> None:
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        deliver([future for _, future in batch], results)
         self._busy = False
         if self._pending:
             self._start_batch(loop)

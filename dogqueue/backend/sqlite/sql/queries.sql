@@ -106,22 +106,6 @@ SELECT EXISTS (
                     AND status = 'enqueued' AND run_at <= ?3)
 );
 
--- name: next_run_at
--- Every tenant with an enqueued job (one seek each in `jobs_ready`, whose entries are
--- all enqueued jobs), then one index seek per tenant, queue and priority.
-WITH RECURSIVE tenants (tenant_id) AS (
-    SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
-    UNION ALL
-    SELECT (SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready
-            WHERE status = 'enqueued' AND tenant_id > tenants.tenant_id)
-    FROM tenants WHERE tenants.tenant_id IS NOT NULL
-)
-SELECT min((SELECT min(run_at) FROM jobs
-            WHERE tenant_id = t.tenant_id AND queue = q.value AND priority = p.value
-              AND status = 'enqueued'))
-FROM tenants AS t, json_each(?1) AS q, json_each('[0,1,2]') AS p
-WHERE t.tenant_id IS NOT NULL;
-
 -- name: next_run_at_of_tenants
 SELECT min((SELECT min(run_at) FROM jobs
             WHERE tenant_id = t.value AND queue = q.value AND priority = p.value
