@@ -62,21 +62,22 @@ class GroupCommitWriter:
 
     def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
         """Queue `work` for the next transaction; the future resolves once committed.
-        With no transaction under way the writer thread starts on it at once; otherwise
-        it joins the batch that starts when the current one has committed."""
+        With no transaction under way, the batch starts at the end of this turn of the
+        event loop (so calls made together share one commit); otherwise it starts when
+        the current one has committed."""
         self._refuse_if_closing()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
         if not self._busy:
-            self._start_batch(loop)
+            self._busy = True
+            self._idle.clear()
+            loop.call_soon(self._start_batch, loop)
         return future
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = self._pending[:MAX_BATCH]
         del self._pending[:MAX_BATCH]
-        self._busy = True
-        self._idle.clear()
         self._executor.submit(self._run_and_report, loop, batch)
 
     def _run_and_report(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
@@ -93,10 +94,10 @@ class GroupCommitWriter:
         self, loop: asyncio.AbstractEventLoop, batch: _Batch, results: list[Any]
     ) -> None:
         deliver([future for _, future in batch], results)
-        self._busy = False
-        if self._pending:
+        if self._pending:  # queued while this batch ran: the writer stays busy
             self._start_batch(loop)
         else:
+            self._busy = False
             self._idle.set()
 
     def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
