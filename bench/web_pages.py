@@ -1,9 +1,11 @@
-"""How fast the dashboard answers on a 1,000,000-event SQLite log: the overview, a tenant's
+"""How fast the dashboard answers on a 1,000,000-event log: the overview, a tenant's
 job list (first page, a later page, dead letters, a search) and a job page, rendered by the
 real app in-process (no network). A measurement, not a test: nothing fails on a time.
 
     python bench/web_pages.py                  # builds bench/results/web-1m.db once
     python bench/web_pages.py --events 30000   # a quick look
+    python bench/web_pages.py --db 'postgresql://postgres@127.0.0.1/postgres?schema=web1m'
+        # the same on PostgreSQL (built once into that schema, reused while it has jobs)
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 import httpx
 
 from dogqueue import JobMessage, QueueCtx
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend import locate
+from dogqueue.backend.contract import Backend
 from dogqueue.web import TokenStore, create_app
 
 TOKEN = "bench-admin-token-0123456789"
@@ -27,12 +30,12 @@ TENANTS = ("big", "big", "big", "big", "big", "big", "big", "mid", "mid", "small
 BATCH = 1_000
 
 
-async def build(db: Path, events: int) -> None:
+async def build(db: str, events: int) -> None:
     """A log of about `events` events: most jobs completed (3 events), 2% dead letters,
     some leased and some waiting."""
     written = 0
     number = 0
-    async with SqliteBackend(db) as backend:
+    async with locate.open_backend(db) as backend:
         while written < events:
             tenant = QueueCtx(TENANTS[number % len(TENANTS)])
             messages = [
@@ -65,8 +68,8 @@ async def build(db: Path, events: int) -> None:
     print()
 
 
-async def measure(db: Path, repeat: int) -> list[tuple[str, float, float]]:
-    async with SqliteBackend(db) as backend:
+async def measure(db: str, repeat: int) -> list[tuple[str, float, float]]:
+    async with locate.open_backend(db) as backend:
         app = create_app(backend, TokenStore.parse(f"admin {TOKEN}"))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -106,15 +109,36 @@ async def measure(db: Path, repeat: int) -> list[tuple[str, float, float]]:
     return results
 
 
+async def has_jobs(db: str) -> bool:
+    """Whether `db` exists and holds jobs already (then it is reused)."""
+    if not locate.is_postgres_url(db) and not _prepared(Path(db)):
+        return False
+    backend: Backend = locate.open_backend(db)
+    async with backend:  # creates the schema if needed
+        pass
+    log = locate.open_log(db)
+    try:
+        return await log.last_position() > 0
+    finally:
+        await log.close()
+
+
+def _prepared(path: Path) -> bool:
+    """Whether the SQLite file exists (else its folder is made for it)."""
+    if path.exists():
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--db", type=Path, help="the log to build or reuse")
+    parser.add_argument("--db", help="the log to build or reuse: a SQLite path or a URL")
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    db = args.db or Path(__file__).parent / "results" / f"web-{args.events}.db"
-    if not db.exists():
-        db.parent.mkdir(exist_ok=True)
+    db = args.db or str(Path(__file__).parent / "results" / f"web-{args.events}.db")
+    if not asyncio.run(has_jobs(db)):
         asyncio.run(build(db, args.events))
     results = asyncio.run(measure(db, args.repeat))
     print(f"| page ({args.events:,}-event log) | median ms | p95 ms |")

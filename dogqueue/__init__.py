@@ -44,6 +44,7 @@ from dogqueue.runtime.blocking import BlockingQueue
 from dogqueue.runtime.functions import JobFunction, job
 from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
 from dogqueue.runtime.run import JobRun, current_run
+from dogqueue.runtime.threads import JobInterrupted
 from dogqueue.worker import Worker
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "JobFunction",
     "JobHandle",
     "JobInfo",
+    "JobInterrupted",
     "JobMessage",
     "JobNotFound",
     "JobPriority",

@@ -67,8 +67,10 @@ class Job(BaseJob[ContextT, ResultT], kw_only=True):
 
 
 class SyncJob(BaseJob[ContextT, ResultT], kw_only=True):
-    """A job whose `execute` is a plain `def`: the worker runs it in a bounded thread
-    pool, so blocking calls (`time.sleep`, a synchronous client) do not stall the loop."""
+    """A job whose `execute` is a plain `def`: the worker runs it on a thread of its own
+    (at most `sync_threads` at once), so blocking calls (`time.sleep`, a synchronous
+    client) do not stall the loop. When the job is canceled or times out, JobInterrupted
+    is raised inside it at its next Python instruction."""
 
     def execute(self, ctx: ContextT) -> ResultT:
         """Do the job's work in a worker thread and return its result."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import signal
@@ -14,7 +15,6 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
@@ -38,6 +38,7 @@ from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
 from dogqueue.runtime.run import JobRun, set_current_run
 from dogqueue.runtime.settler import Settler
+from dogqueue.runtime.threads import Interruptible, SyncJobThreads
 
 log = logging.getLogger("dogqueue.worker")
 log.addHandler(logging.NullHandler())  # a library logs only where the application says
@@ -119,6 +120,8 @@ class _RunningJob:
         self.stop_reason: str | None = None
         self.stopped = asyncio.Event()
         self.run: JobRun | None = None
+        #: The thread of a synchronous job, to interrupt it when the job is stopped.
+        self.interruptible = Interruptible()
         self.label = f"{ctx.tenant_id}/{lease.job_id} {lease.message.job_type}#{lease.attempt}"
 
     def interrupt(self, reason: str) -> None:
@@ -126,6 +129,7 @@ class _RunningJob:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.stopped.set()
+        self.interruptible.interrupt()
         if self.run is not None:
             self.run.stop_requested.set()
         if self.task is not None:
@@ -179,8 +183,9 @@ class Worker(Generic[ContextT]):
 
     Jobs get `context`, or `context_factory(tenant_ctx)` (made once per tenant, possibly
     awaitable); `on_startup(worker)` and `on_shutdown(worker)` run around `run()`.
-    Synchronous jobs (`SyncJob`, plain-`def` function jobs) run in a pool of
-    `sync_threads` threads. An event loop blocked for `blocked_loop_warning` is logged
+    Synchronous jobs (`SyncJob`, plain-`def` function jobs) run on threads of their own,
+    at most `sync_threads` at once; a stopped one is interrupted (JobInterrupted). An
+    event loop blocked for `blocked_loop_warning` is logged
     with the job that blocks it. A job no code here can run (unknown type, payload that
     does not decode) is held for `deploy_hold` and given back, so a newer worker can
     take it, until `deploy_grace` after it was due; then it fails for good.
@@ -294,7 +299,7 @@ class Worker(Generic[ContextT]):
         self.deploy_hold_seconds = min(deploy_hold.total_seconds(), lease_seconds / 2)
         #: Counters of what this worker did besides running jobs.
         self.counters: dict[str, int] = {"not_runnable_released": 0, "not_runnable_failed": 0}
-        self._pool: ThreadPoolExecutor | None = None
+        self._threads: SyncJobThreads | None = None
         #: Tenants whose unrunnable job was just given back, until when (monotonic).
         self._yielding: dict[str, float] = {}
 
@@ -371,7 +376,7 @@ class Worker(Generic[ContextT]):
                 remove_listener = self.backend.add_cancel_listener(self._on_cancel)
             signals = self._install_signal_handlers()
             loop = asyncio.get_running_loop()
-            self._pool = ThreadPoolExecutor(self.sync_threads, thread_name_prefix="dogqueue-job")
+            self._threads = SyncJobThreads(self.sync_threads)
             helpers = [loop.create_task(self._reap_forever())]
             if self.cancel_check_seconds is not None:
                 helpers.append(loop.create_task(self._check_cancels_forever()))
@@ -396,7 +401,6 @@ class Worker(Generic[ContextT]):
                 if remove_listener is not None:
                     remove_listener()
                 self._remove_signal_handlers(signals)
-                self._pool.shutdown(wait=False, cancel_futures=True)
                 if self.on_shutdown is not None:
                     await self.on_shutdown(self)
         finally:
@@ -556,7 +560,7 @@ class Worker(Generic[ContextT]):
                     run_context = contextvars.copy_context()
                     run_context.run(set_current_run, job.run)
                     job.task = loop.create_task(
-                        self._execute(decoded, context), context=run_context
+                        self._execute(decoded, context, job.interruptible), context=run_context
                     )
                     done, _ = await asyncio.wait(
                         {job.task}, timeout=None if timeout is None else timeout.total_seconds()
@@ -588,14 +592,16 @@ class Worker(Generic[ContextT]):
                 self._wake.set()
                 job_settled(self.backend)
 
-    async def _execute(self, job: BaseJob[Any, Any], context: Any) -> bytes | None:
-        """Run the job's `execute` (in the thread pool when it is synchronous) and
+    async def _execute(
+        self, job: BaseJob[Any, Any], context: Any, interruptible: Interruptible
+    ) -> bytes | None:
+        """Run the job's `execute` (on a thread of its own when it is synchronous) and
         encode its result."""
         if isinstance(job, SyncJob):
-            assert self._pool is not None
-            call = contextvars.copy_context().run
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._pool, call, job.execute, context
+            assert self._threads is not None
+            run_context = contextvars.copy_context()
+            result = await self._threads.run(
+                functools.partial(run_context.run, job.execute, context), interruptible
             )
         elif isinstance(job, Job):
             result = await job.execute(context)

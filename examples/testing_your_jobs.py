@@ -1,10 +1,10 @@
 """Testing your own jobs: a memory backend on a fake clock, and `run_until_idle`, which
 runs what your code enqueued, retries and scheduled jobs included, in no real time.
 
-With pytest, the fixtures come from the plugin (in your top-level conftest.py:
-`pytest_plugins = ["dogqueue.testing.pytest_plugin"]`):
+With pytest, the fixtures come from dogqueue's plugin, registered when dogqueue is
+installed:
 
-    python -m pytest -p dogqueue.testing.pytest_plugin examples/testing_your_jobs.py
+    python -m pytest examples/testing_your_jobs.py
 
 `python examples/testing_your_jobs.py` runs the same tests without pytest.
 """

@@ -113,12 +113,34 @@ def when(moment: datetime | None) -> str:
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
-    """Rows as aligned, space-separated columns under a header. Stored text is shown on
-    one line with control characters and terminal escapes made visible, never obeyed."""
+    """Rows under a header: drawn by rich on a terminal when it is installed (the [cli]
+    extra), else aligned, space-separated columns that scripts can cut. Stored text is
+    shown on one line with control characters and terminal escapes made visible, never
+    obeyed (nor read as rich markup)."""
     rows = [[one_line(cell) for cell in row] for row in rows]
+    if sys.stdout.isatty():
+        drawn = _rich_table(rows, header)
+        if drawn is not None:
+            return drawn
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
         for row in [header, *rows]
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _rich_table(rows: list[list[str]], header: list[str]) -> str | None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        return None
+    drawn = Table(*header, header_style="bold")
+    for row in rows:
+        drawn.add_row(*(Text(cell, no_wrap=True, overflow="ellipsis") for cell in row))
+    console = Console()
+    with console.capture() as captured:
+        console.print(drawn)
+    return captured.get().rstrip("\n")

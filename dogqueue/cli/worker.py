@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -162,6 +165,14 @@ async def build_adapter(target: Any, db: str | None) -> tuple[QueueAdapter[Any],
 
 async def serve(args: argparse.Namespace) -> int:
     """Build the adapter, run the worker until it is stopped, close the backend."""
+    # A stop signal while the adapter is built cancels the build; once the worker exists
+    # it asks for a graceful stop (the worker's own handlers replace these when it runs).
+    loop = asyncio.get_running_loop()
+    serving = asyncio.current_task()
+    assert serving is not None
+    _on_stop_signals(loop, serving.cancel)
+    if _early_stop.is_set():
+        return 0
     if args.metrics_port is not None:
         try:
             import dogqueue.observability.prometheus  # noqa: F401 (the extra is needed)
@@ -191,6 +202,7 @@ async def serve(args: argparse.Namespace) -> int:
             deploy_grace=timedelta(seconds=args.deploy_grace),
             deploy_hold=timedelta(seconds=args.deploy_hold),
         )
+        _on_stop_signals(loop, worker.request_stop)
         if args.check:
             return await _check(worker, adapter, args)
         logging.getLogger("dogqueue.worker").info("worker started: %s", describe(worker, args))
@@ -241,6 +253,7 @@ async def _run_with_metrics(
         host=args.metrics_host,
         port=args.metrics_port,
         tenant_labels=not args.no_tenant_labels,
+        worker_counters=worker.counters,
     ) as server:
         logging.getLogger("dogqueue.worker").info(
             "metrics on http://%s:%d/metrics", args.metrics_host, server.port
@@ -259,12 +272,21 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
 
 
-class _StoppedEarly(Exception):
-    """SIGTERM arrived before the worker installed its own handlers."""
+#: Set when SIGTERM/SIGINT arrives before the event loop runs: the process then exits
+#: cleanly as soon as it can (raising from a signal handler inside the loop could be
+#: swallowed by a task and leave the process running).
+_early_stop = threading.Event()
 
 
 def _stop_early(signum: int, frame: object) -> None:
-    raise _StoppedEarly
+    _early_stop.set()
+
+
+def _on_stop_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """Call `callback` on SIGTERM or SIGINT (where the platform allows loop handlers)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, callback)
 
 
 def child_command(args: argparse.Namespace, index: int) -> list[str]:
@@ -298,15 +320,17 @@ def run(args: argparse.Namespace) -> int:
         if os.getcwd() not in sys.path:  # children start in this directory
             sys.path.insert(0, os.getcwd())
         return Supervisor(lambda index: child_command(args, index), args.workers).run()
-    # Until the worker's graceful handlers are in place, SIGTERM is a clean exit too.
+    # Until the event loop's handlers are in place, SIGTERM/SIGINT are a clean exit too.
+    _early_stop.clear()
     signal.signal(signal.SIGTERM, _stop_early)
+    signal.signal(signal.SIGINT, _stop_early)
     # Like `python -m`: `dogqueue worker myapp.jobs:make` imports from where it is run.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     _configure_logging(args)
     try:
         code = asyncio.run(serve(args))
-    except _StoppedEarly:
+    except asyncio.CancelledError:  # stopped while the adapter was being built
         return 0
     except QueueError as error:  # e.g. --check on a database that cannot be opened
         print(f"dogqueue worker: {error}", file=sys.stderr)

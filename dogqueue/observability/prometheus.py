@@ -8,7 +8,7 @@ labels; `tenant_labels=False` sums every tenant into one series for large deploy
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -177,10 +177,40 @@ class DogqueueCollector(Collector):
         return list(metric_families(self._snapshot, tenant_labels=self.tenant_labels))
 
 
-def render(snapshot: MetricsSnapshot, *, tenant_labels: bool = True) -> bytes:
-    """The snapshot in the Prometheus text exposition format."""
+def worker_families(counters: Mapping[str, int]) -> Iterator[Metric]:
+    """One worker process's own counters (not in the log): jobs it had no code for
+    (unknown type, undecodable payload), given back for a newer worker during a rolling
+    deploy or failed once the deploy grace period ended."""
+    not_runnable = CounterMetricFamily(
+        f"{NAMESPACE}_worker_not_runnable_jobs",
+        "Jobs this worker could not run (a deploy in progress?), by what it did with them.",
+        labels=["outcome"],
+    )
+    not_runnable.add_metric(["released"], counters.get("not_runnable_released", 0))
+    not_runnable.add_metric(["failed"], counters.get("not_runnable_failed", 0))
+    yield not_runnable
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render(
+    snapshot: MetricsSnapshot,
+    *,
+    tenant_labels: bool = True,
+    worker_counters: Mapping[str, int] | None = None,
+) -> bytes:
+    """The snapshot (and a worker's own counters, if given) in the Prometheus text
+    exposition format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DogqueueCollector(snapshot, tenant_labels=tenant_labels))
+    if worker_counters is not None:
+        registry.register(_Families(list(worker_families(worker_counters))))
     return generate_latest(registry)
 
 
@@ -192,6 +222,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 class MetricsServer:
     """Serves `GET /metrics` over HTTP on the running event loop; each scrape folds the
     log's new events and renders a fresh snapshot. Port 0 picks a free port.
+    `worker_counters` (a Worker's `counters`, read at each scrape) adds that worker's own
+    series.
 
     A client that has not sent its whole request within `request_timeout` seconds is
     disconnected; `close()` drops every open connection, so an idle or slow client can
@@ -205,6 +237,7 @@ class MetricsServer:
         port: int = 9464,
         tenant_labels: bool = True,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        worker_counters: Mapping[str, int] | None = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidInput("port", "must be an int from 0 to 65535")
@@ -223,6 +256,7 @@ class MetricsServer:
         self._host = host
         self._port = port
         self._tenant_labels = tenant_labels
+        self._worker_counters = worker_counters
         self._server: asyncio.Server | None = None
 
     @property
@@ -285,7 +319,11 @@ class MetricsServer:
                 await _respond(writer, 404, b"not found; try /metrics\n", "text/plain")
             else:
                 snapshot = await self.reader.snapshot()
-                body = render(snapshot, tenant_labels=self._tenant_labels)
+                body = render(
+                    snapshot,
+                    tenant_labels=self._tenant_labels,
+                    worker_counters=self._worker_counters,
+                )
                 if request_line[0] == "HEAD":
                     body = b""
                 await _respond(writer, 200, body, CONTENT_TYPE_LATEST)

@@ -8,24 +8,54 @@
 
 `my_factory(*, clock, config)` returns a new, unopened backend; see
 `dogqueue.testing.factories` for the optional hooks that check persistence and crashes.
+
+For your own jobs' tests, `run_until_idle` and the pytest fixtures (`dogqueue_clock`,
+`dogqueue_backend`, `dogqueue_adapter`, registered automatically when dogqueue is
+installed) need only pytest; the property-suite names import hypothesis when first used.
 """
 
-from dogqueue.clock import FakeClock
-from dogqueue.testing.factories import (
-    BackendFactory,
-    MemoryFactory,
-    SqliteFactory,
-    default_factories,
-    load_factory,
-)
-from dogqueue.testing.model import QueueModel
-from dogqueue.testing.profiles import load_profile, register_profiles
-from dogqueue.testing.stateful import BackendStateMachine, backend_state_machine
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dogqueue.clock import FakeClock
+    from dogqueue.testing.factories import (
+        BackendFactory,
+        MemoryFactory,
+        SqliteFactory,
+        default_factories,
+        load_factory,
+    )
+    from dogqueue.testing.model import QueueModel
+    from dogqueue.testing.profiles import load_profile, register_profiles
+    from dogqueue.testing.runner import IdleReport, run_until_idle
+    from dogqueue.testing.stateful import BackendStateMachine, backend_state_machine
+
+#: Where each public name lives; imported on first use so that a user's tests that only
+#: run jobs do not need hypothesis.
+_HOMES = {
+    "FakeClock": "dogqueue.clock",
+    "BackendFactory": "dogqueue.testing.factories",
+    "MemoryFactory": "dogqueue.testing.factories",
+    "SqliteFactory": "dogqueue.testing.factories",
+    "default_factories": "dogqueue.testing.factories",
+    "load_factory": "dogqueue.testing.factories",
+    "QueueModel": "dogqueue.testing.model",
+    "load_profile": "dogqueue.testing.profiles",
+    "register_profiles": "dogqueue.testing.profiles",
+    "IdleReport": "dogqueue.testing.runner",
+    "run_until_idle": "dogqueue.testing.runner",
+    "BackendStateMachine": "dogqueue.testing.stateful",
+    "backend_state_machine": "dogqueue.testing.stateful",
+}
 
 __all__ = [
     "BackendFactory",
     "BackendStateMachine",
     "FakeClock",
+    "IdleReport",
     "MemoryFactory",
     "QueueModel",
     "SqliteFactory",
@@ -34,4 +64,14 @@ __all__ = [
     "load_factory",
     "load_profile",
     "register_profiles",
+    "run_until_idle",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dogqueue.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,6 +1,6 @@
 """pytest fixtures for testing your own jobs: a fake clock, a memory backend on it and
-an adapter. Enable with `pytest_plugins = ["dogqueue.testing.pytest_plugin"]` in your
-top-level conftest.py (or `pytest -p dogqueue.testing.pytest_plugin`)."""
+an adapter. Installing dogqueue registers it (a pytest11 entry point); disable it with
+`pytest -p no:dogqueue.testing.pytest_plugin`."""
 
 from __future__ import annotations
 

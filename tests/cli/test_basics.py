@@ -101,3 +101,47 @@ async def test_the_collector_serves_dogqueue_metrics_in_a_users_registry(tmp_pat
         collector.update(await MetricsReader(backend).snapshot())
         text = prometheus_client.generate_latest(registry).decode()
     assert re.search(r'dogqueue_jobs_enqueued_total\{[^}]*tenant="acme"[^}]*\} 1\.0', text), text
+
+
+async def test_a_terminal_gets_rich_tables_with_stored_text_escaped(tmp_path: Path) -> None:
+    """On a terminal the tables are drawn by rich; stored escapes stay visible and
+    stored text that looks like rich markup is printed as it is."""
+    db = tmp_path / "q.db"
+    async with SqliteBackend(db, clock=FakeClock()) as backend:
+        (job_id,) = await backend.enqueue_many(
+            QueueCtx("acme"), [JobMessage(job_type="t", payload_bytes=b"{}")]
+        )
+        lease = await backend.dequeue(QueueCtx("acme"), ["default"])
+        assert lease is not None
+        await backend.ack_fail(QueueCtx("acme"), lease, "[red]boom[/red] \x1b[2Jgone")
+    command = [sys.executable, "-m", "dogqueue", "history", "--db", str(db)]
+    command += ["--tenant", "acme", job_id]
+    drawn = _on_a_terminal(command)
+    assert "┃" in drawn or "│" in drawn  # rich's box drawing
+    assert "[red]boom[/red]" in drawn and "\\x1b[2Jgone" in drawn
+    assert "\x1b[2J" not in drawn
+    piped = dogqueue(*command[3:])
+    assert "│" not in piped.stdout and "[red]boom[/red]" in piped.stdout
+
+
+def _on_a_terminal(command: list[str]) -> str:
+    """What `command` prints to a pseudo-terminal 200 columns wide."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200", TERM="xterm")
+    process = subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 0, errors
+    return b"".join(chunks).decode()

@@ -177,6 +177,14 @@ async def test_a_worker_process_is_scraped_and_agrees_with_other_processes(
     assert values["dogqueue_jobs_completed_total", "greet", None] == 4
     assert values["dogqueue_jobs_dead_total", "refuse", None] == 1
     assert values["dogqueue_job_execution_seconds_count", "greet", None] == 4
+    # The worker's own series: nothing it could not run (no deploy in progress).
+    own = {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "dogqueue_worker_not_runnable_jobs_total"
+    }
+    assert own == {"released": 0.0, "failed": 0.0}
 
     # A separate `dogqueue metrics` and `dogqueue stats` read the same numbers.
     printed = json.loads(_dogqueue("metrics", "--db", str(db), "--format", "json"))

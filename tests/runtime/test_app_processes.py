@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,3 +208,29 @@ async def test_a_blocking_job_longer_than_its_lease_completes_once(tmp_path: Pat
         types = await event_types(backend, T, handle)
         assert types.count("leased") == 1 and "expired" not in types
         assert types.count("heartbeat") >= 3
+
+
+def test_sigterm_at_any_moment_of_startup_stops_the_worker_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while the worker starts or has just logged that it started ends the
+    process at once: exit code 0 (or killed by the signal, before Python has installed
+    any handler); it once hung in the last window."""
+    target = "tests.runtime.app_jobs:make_old"
+    for attempt in range(6):
+        db = tmp_path / f"queue{attempt}.db"
+        command = [sys.executable, "-m", "dogqueue", "worker", target, "--db", str(db)]
+        process = subprocess.Popen(command, env=env_with_root(), stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        if attempt < 2:  # during start-up (imports, opening the database)
+            time.sleep(0.2 * attempt)  # real processes: a wall-clock moment, no fake clock
+        else:  # the moment the start line is written
+            for line in process.stderr:
+                if "worker started" in line:
+                    break
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        allowed = {0, -signal.SIGTERM} if attempt < 2 else {0}
+        assert process.returncode in allowed, f"attempt {attempt}: {process.returncode}"

@@ -31,6 +31,8 @@ from dogqueue import (
 )
 from dogqueue.backend.base import EngineBackend
 from dogqueue.core.events import Heartbeat
+from dogqueue.observability.prometheus import render
+from dogqueue.observability.reader import MetricsReader
 from dogqueue.runtime.results import JobFailed, ResultTimeout
 from tests.runtime.helpers import event_types, until, until_status, within
 
@@ -307,6 +309,11 @@ async def test_a_job_no_code_here_can_run_is_given_back_then_failed_after_the_gr
     assert info.last_error is not None and "deploy grace period" in info.last_error
     assert w.counters["not_runnable_released"] >= 2
     assert w.counters["not_runnable_failed"] == 1
+    # The same counts as Prometheus series (what `dogqueue worker --metrics-port` serves).
+    text = render(await MetricsReader(backend).snapshot(), worker_counters=w.counters).decode()
+    series = "dogqueue_worker_not_runnable_jobs_total"
+    assert f'{series}{{outcome="released"}} {float(w.counters["not_runnable_released"])}' in text
+    assert f'{series}{{outcome="failed"}} 1.0' in text
 
 
 async def test_wait_result_raises_typed_errors(backend: EngineBackend) -> None:

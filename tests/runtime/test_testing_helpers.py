@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -50,7 +51,16 @@ async def test_run_until_idle_goes_through_retries_and_schedules(
         assert report.now == start + timedelta(days=30)
 
 
-def test_the_example_passes_under_pytest_with_the_plugin() -> None:
+def test_the_example_passes_under_pytest_without_hypothesis_or_plugin_setup(
+    tmp_path: Path,
+) -> None:
+    """The fixtures register themselves (a pytest11 entry point) and running jobs in
+    tests needs no hypothesis: here `import hypothesis` fails outright."""
+    blocker = tmp_path / "blocked" / "hypothesis"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('hypothesis is not installed')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), str(ROOT)])
     done = subprocess.run(
         [
             sys.executable,
@@ -58,13 +68,31 @@ def test_the_example_passes_under_pytest_with_the_plugin() -> None:
             "pytest",
             "-q",
             "-p",
-            "dogqueue.testing.pytest_plugin",
+            "no:hypothesispytest",
+            "-p",
+            "no:cacheprovider",
             str(ROOT / "examples" / "testing_your_jobs.py"),
         ],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=ROOT,
+        cwd=tmp_path,
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+    probe = (
+        "import dogqueue.testing as t, sys; t.run_until_idle; print('hypothesis' in sys.modules)"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert imported.stdout.strip() == "False"
+
+
+def test_every_name_dogqueue_testing_exports_resolves() -> None:
+    import dogqueue.testing as testing
+
+    assert sorted(testing.__all__) == sorted(testing._HOMES)
+    for name in testing.__all__:
+        assert getattr(testing, name).__name__ == name
