@@ -38,6 +38,8 @@ PAYLOAD = b'{"user_id": 12345, "action": "send_welcome_email"}'
 ROWS_PER_JOB = 6
 #: Sequential enqueues timed for the unloaded latency.
 UNLOADED_SAMPLES = 2_000
+#: Jobs the end-to-end `Worker` row runs at once.
+WORKER_CONCURRENCY = 256
 
 
 @dataclass
@@ -92,7 +94,7 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
-    from dogqueue import JobMessage, QueueCtx
+    from dogqueue import Completion, JobMessage, QueueCtx
     from dogqueue.backend.sqlite import SqliteBackend
 
     synchronous: Literal["NORMAL", "FULL"] = "FULL" if durability == "FULL" else "NORMAL"
@@ -121,7 +123,7 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
 
             async def consume() -> None:
                 while leases := await backend.dequeue_many(ctx, ["default"], work.lease_batch):
-                    await asyncio.gather(*(backend.ack_complete(ctx, lease) for lease in leases))
+                    await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
 
             start = time.perf_counter()
             await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
@@ -138,7 +140,78 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
 
     quiet = asyncio.run(unloaded())
     enqueue_s, total_s, loaded, settings = asyncio.run(lifecycle())
+    settings["bytes_per_job"] = _bytes_per_job(folder / "queue.db", work.jobs)
     return _result("dogqueue", durability, work, enqueue_s, total_s, loaded, quiet, settings)
+
+
+def _bytes_per_job(path: Path, jobs: int) -> int:
+    """The database's size on disk after the lifecycle (log, projection and indexes of
+    every finished job; the WAL checkpointed), per job."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return round(path.stat().st_size / jobs)
+
+
+def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result:
+    """The real `Worker` (concurrency `WORKER_CONCURRENCY`) running no-op jobs: the
+    jobs are enqueued first, as in the lifecycle row, then the worker runs them all."""
+    from dogqueue import Job, JobMessage, QueueAdapter, QueueCtx, Worker
+    from dogqueue.backend.sqlite import SqliteBackend
+
+    synchronous: Literal["NORMAL", "FULL"] = "FULL" if durability == "FULL" else "NORMAL"
+    ctx = QueueCtx("tenant-1")
+    message = JobMessage(job_type="send_email", payload_bytes=PAYLOAD)
+    ran = [0]
+    all_ran = asyncio.Event()
+
+    class SendEmail(Job[None, None]):
+        JOB_TYPE = "send_email"
+        user_id: int
+        action: str
+
+        async def execute(self, ctx: None) -> None:
+            ran[0] += 1
+            if ran[0] == work.jobs:
+                all_ran.set()
+
+    async def lifecycle() -> tuple[float, float, list[float], dict[str, Any]]:
+        all_ran.clear()
+        async with SqliteBackend(folder / "queue.db", synchronous=synchronous) as backend:
+            adapter: QueueAdapter[None] = QueueAdapter(backend)
+            await adapter.register_job(SendEmail)
+            latencies: list[float] = []
+
+            async def produce(count: int) -> None:
+                for _ in range(count):
+                    began = time.perf_counter()
+                    await backend.enqueue(ctx, message)
+                    latencies.append(time.perf_counter() - began)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
+            enqueued = time.perf_counter()
+            worker = Worker(
+                adapter, tenants=[ctx], concurrency=WORKER_CONCURRENCY, handle_signals=False
+            )
+            async with worker:
+                await all_ran.wait()
+                await worker.stop()  # graceful: returns once every job is settled
+                done = time.perf_counter()
+            settings = {
+                "journal_mode": "wal",
+                "synchronous": synchronous,
+                "concurrency": WORKER_CONCURRENCY,
+                "commits": backend.writer.commits,
+                "units_per_commit": round(backend.writer.units / max(backend.writer.commits, 1)),
+            }
+            return enqueued - start, done - start, latencies, settings
+
+    enqueue_s, total_s, loaded, settings = asyncio.run(lifecycle())
+    settings["bytes_per_job"] = _bytes_per_job(folder / "queue.db", work.jobs)
+    return _result("dogqueue Worker", durability, work, enqueue_s, total_s, loaded, [0.0], settings)
 
 
 # -- peers ------------------------------------------------------------------------------
@@ -189,7 +262,8 @@ def _unloaded(enqueue: Callable[[], None]) -> list[float]:
     return samples
 
 
-def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
+def _huey_class(synchronous: str) -> Any:
+    """SqliteHuey with its connections at `synchronous` ("default": huey's own)."""
     from huey import SqliteHuey
     from huey.storage import SqliteStorage
 
@@ -202,6 +276,12 @@ def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
 
     class Huey(SqliteHuey):  # type: ignore[misc]
         storage_class = Storage
+
+    return Huey
+
+
+def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
+    Huey = _huey_class(synchronous)
 
     def storage(name: str) -> Any:
         return Huey("bench", filename=str(folder / name)).storage
@@ -218,6 +298,60 @@ def run_huey(folder: Path, work: Workload, synchronous: str) -> Result:
         "ack": "dequeue deletes the row (no separate ack)",
     }
     return _result("huey", synchronous, work, enqueue_s, total_s, loaded, quiet, settings)
+
+
+def run_huey_consumer(folder: Path, work: Workload, synchronous: str) -> Result:
+    """huey's real consumer (`consumers` worker threads) running no-op tasks, enqueued
+    first through the task API by the producer threads."""
+    import logging
+
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    Huey = _huey_class(synchronous)
+
+    huey = Huey("bench", filename=str(folder / "queue.db"))
+    ran = [0]
+    lock = threading.Lock()
+
+    @huey.task()  # type: ignore[untyped-decorator]
+    def send_email(user_id: int, action: str) -> None:
+        with lock:
+            ran[0] += 1
+
+    latencies: list[float] = []
+
+    def produce(count: int) -> None:
+        mine = []
+        for _ in range(count):
+            began = time.perf_counter()
+            send_email(12345, "send_welcome_email")
+            mine.append(time.perf_counter() - began)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    _threads(produce, _split(work.jobs, work.producers))
+    enqueued = time.perf_counter()
+    consumer = huey.create_consumer(workers=work.consumers, worker_type="thread", periodic=False)
+    consumer.start()
+    while ran[0] < work.jobs:
+        time.sleep(0.002)
+    done = time.perf_counter()
+    consumer.stop(graceful=True)
+    settings = {
+        **_pragmas(str(folder / "queue.db")),
+        "synchronous": huey.storage.conn.execute("PRAGMA synchronous").fetchone()[0],
+        "workers": work.consumers,
+    }
+    return _result(
+        "huey consumer",
+        synchronous,
+        work,
+        enqueued - start,
+        done - start,
+        latencies,
+        [0.0],
+        settings,
+    )
 
 
 def run_persist_queue(folder: Path, work: Workload, synchronous: str) -> Result:
@@ -426,7 +560,9 @@ def _result(
 
 RUNNERS: dict[str, Callable[[Path, Workload, str], Result]] = {
     "dogqueue": run_dogqueue,
+    "dogqueue Worker": run_dogqueue_worker,
     "huey": run_huey,
+    "huey consumer": run_huey_consumer,
     "persist-queue": run_persist_queue,
     "litequeue": run_litequeue,
     "sqlite3 limit": run_physical_limit,
@@ -441,8 +577,10 @@ PLAN: list[tuple[str, str]] = [
     ("dogqueue SQL only", "NORMAL"),
     ("dogqueue", "NORMAL"),
     ("dogqueue", "FULL"),
+    ("dogqueue Worker", "NORMAL"),
     ("huey", "NORMAL"),
     ("huey", "default"),
+    ("huey consumer", "NORMAL"),
     ("persist-queue", "NORMAL"),
     ("persist-queue", "default"),
     ("litequeue", "default"),
@@ -522,6 +660,8 @@ def table(results: list[Result]) -> str:
         ratio = ""
         if here is not None and r.name != "dogqueue":
             ratio = f"{here.lifecycle_per_s / r.lifecycle_per_s:.1f}x"
+        if r.name in END_TO_END:
+            ratio = _end_to_end_ratio(r, results)
         if r.name in LIMITS:
             share = ""
             if here is not None and r.name != "one row per commit":
@@ -532,10 +672,13 @@ def table(results: list[Result]) -> str:
                 f" | {_lifecycle_cell(r)} | {share} | | | {r.peak_rss_mib:.0f} |"
             )
             continue
+        unloaded = f"{r.unloaded_p50_ms:.3f} / {r.unloaded_p99_ms:.3f}"
+        if r.name in END_TO_END:
+            unloaded = ""  # measured once, on the rows of the raw API
         lines.append(
             f"| {r.name} | {journal}, {sync} | {r.enqueue_per_s:,.0f} | {_lifecycle_cell(r)}"
             f" | {ratio} | {r.loaded_p50_ms:.2f} / {r.loaded_p99_ms:.2f}"
-            f" | {r.unloaded_p50_ms:.3f} / {r.unloaded_p99_ms:.3f} | {r.peak_rss_mib:.0f} |"
+            f" | {unloaded} | {r.peak_rss_mib:.0f} |"
         )
     peers = [r for r in results if r.name != "dogqueue" and r.name not in LIMITS]
     if peers and ours:
@@ -554,6 +697,7 @@ def table(results: list[Result]) -> str:
                 f"Physical limit (plain sqlite3, NORMAL): {limit.lifecycle_per_s:,.0f} jobs/s;"
                 f" dogqueue reaches {ours['NORMAL'].lifecycle_per_s / limit.lifecycle_per_s:.0%}."
             )
+        lines += _end_to_end_lines(results, ours)
         statements_only = next((r for r in results if r.name == "dogqueue SQL only"), None)
         if statements_only is not None and "NORMAL" in ours:
             floor = statements_only.lifecycle_per_s
@@ -562,6 +706,54 @@ def table(results: list[Result]) -> str:
                 f" dogqueue reaches {ours['NORMAL'].lifecycle_per_s / floor:.0%}."
             )
     return "\n".join(lines)
+
+
+#: The rows that run a real consumer (dogqueue's Worker, huey's consumer) on no-op jobs.
+END_TO_END = ("dogqueue Worker", "huey consumer")
+
+
+def _end_to_end_ratio(row: Result, results: list[Result]) -> str:
+    """The Worker's share of the raw lifecycle; the Worker against huey's consumer."""
+    sync = _durability_of(row)
+    same = {r.name: r for r in results if _durability_of(r) == sync}
+    if row.name == "dogqueue Worker" and "dogqueue" in same:
+        return f"{row.lifecycle_per_s / same['dogqueue'].lifecycle_per_s:.0%} of raw lifecycle"
+    if row.name == "huey consumer" and "dogqueue Worker" in same:
+        return f"{same['dogqueue Worker'].lifecycle_per_s / row.lifecycle_per_s:.1f}x (Worker)"
+    return ""
+
+
+def _end_to_end_lines(results: list[Result], ours: dict[str, Result]) -> list[str]:
+    """Summary lines for the end-to-end rows and the log's size on disk."""
+    lines = []
+    worker = next((r for r in results if r.name == "dogqueue Worker"), None)
+    consumer = next((r for r in results if r.name == "huey consumer"), None)
+    if worker is not None:
+        raw = ours.get(_durability_of(worker))
+        share = (
+            f" ({worker.lifecycle_per_s / raw.lifecycle_per_s:.0%} of the raw API)" if raw else ""
+        )
+        line = (
+            f"End to end, no-op jobs: dogqueue's Worker {worker.lifecycle_per_s:,.0f} jobs/s{share}"
+        )
+        if consumer is not None:
+            line += (
+                f"; huey's consumer {consumer.lifecycle_per_s:,.0f} jobs/s"
+                f" ({worker.lifecycle_per_s / consumer.lifecycle_per_s:.1f}x)"
+            )
+        lines.append(line + ".")
+    sizes = [
+        f"{r.settings['bytes_per_job']:,} ({_durability_of(r)}, {r.name})"
+        for r in results
+        if "bytes_per_job" in r.settings
+    ]
+    if sizes:
+        lines.append(
+            "dogqueue's database after the lifecycle (log, projection, indexes), bytes/job: "
+            + "; ".join(sizes)
+            + "."
+        )
+    return lines
 
 
 def chart(results: list[Result], path: Path) -> None:

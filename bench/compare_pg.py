@@ -7,7 +7,8 @@ Systems, each in a fresh database on the same server, each in real processes:
 - **procrastinate**: its real worker (concurrency 16), jobs deferred one call at a time.
 - **pgqueuer**: its QueueManager in drain mode, jobs enqueued one call at a time.
 - **dogqueue**: `PostgresBackend`; producers call `enqueue`, consumers call
-  `dequeue_many(32)` and `ack_complete` each job (as bench/compare.py does on SQLite).
+  `dequeue_many(32)` and acknowledge each batch with one `settle_many` (as
+  bench/compare.py does on SQLite).
 
 Lifecycle: every process enqueues its share of N jobs from its producer tasks; once all
 processes are done, every process consumes until the queue is empty. Latency: one process
@@ -216,6 +217,10 @@ class ClaimingQueue:
         """Mark one claimed job done."""
         raise NotImplementedError
 
+    async def ack_all(self, handles: list[Any]) -> None:
+        """Mark a claimed batch done (by default one `ack` each, concurrently)."""
+        await asyncio.gather(*(self.ack(handle) for handle in handles))
+
     async def idle(self) -> None:
         """Wait until new work may be there (at most a short while)."""
         raise NotImplementedError
@@ -230,7 +235,7 @@ class ClaimingQueue:
                 continue
             for body, _ in claimed:
                 started(body, record)
-            await asyncio.gather(*(self.ack(handle) for _, handle in claimed))
+            await self.ack_all([handle for _, handle in claimed])
 
     async def drain(self, record: Record) -> None:
         await asyncio.gather(*(self._consume(record, None) for _ in range(self.settings.tasks)))
@@ -477,6 +482,11 @@ class DogqueueQueue(ClaimingQueue):
 
     async def ack(self, handle: Any) -> None:
         await self.backend.ack_complete(self.ctx, handle)
+
+    async def ack_all(self, handles: list[Any]) -> None:
+        from dogqueue import Completion
+
+        await self.backend.settle_many(self.ctx, [Completion(lease=lease) for lease in handles])
 
     async def idle(self) -> None:
         await self.backend.wait_for_change(0.2)
@@ -817,7 +827,7 @@ LABELS = {
     "bare": "bare asyncpg loop, group commit, no log (physical reference)",
     "procrastinate": "procrastinate (worker concurrency {tasks}, defer one by one)",
     "pgqueuer": "PgQueuer (QueueManager drain, batch {batch}, enqueue one by one)",
-    "dogqueue": "dogqueue PostgresBackend (enqueue; dequeue_many({batch}) + ack_complete)",
+    "dogqueue": "dogqueue PostgresBackend (enqueue; dequeue_many({batch}) + settle_many)",
 }
 
 

@@ -37,7 +37,7 @@ from dogqueue.core.events import (
     Released,
     Requeued,
 )
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
@@ -59,11 +59,13 @@ __all__ = [
     "BlockingQueue",
     "Canceled",
     "Completed",
+    "Completion",
     "CorruptLog",
     "Enqueued",
     "Event",
     "Expired",
     "Failed",
+    "Failure",
     "FakeClock",
     "Heartbeat",
     "InvalidInput",
@@ -97,6 +99,7 @@ __all__ = [
     "ResultTimeout",
     "Schedule",
     "ScheduleState",
+    "Settlement",
     "Step",
     "StorageError",
     "SyncJob",

@@ -7,6 +7,7 @@ partial append behind, even when it shares a transaction with others (group comm
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from dogqueue.core.decide import decide
 from dogqueue.core.errors import InvalidInput, JobAlreadyExists, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.evolve import evolve
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
 
@@ -114,6 +115,18 @@ def unwrap_refusal(error: BaseException) -> BaseException:
     return error
 
 
+def deliver(futures: Sequence[asyncio.Future[Any]], results: Sequence[Any]) -> None:
+    """Resolve each caller's future with its unit's result, an error being raised in the
+    caller; a future already done (its caller gave up) is left alone."""
+    for future, result in zip(futures, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 @dataclass(frozen=True, slots=True)
 class Reads:
     """What one unit of work may read, declared before it runs, so that a backend with
@@ -155,7 +168,18 @@ class Engine:
 
     def _apply(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
         """Decide and record `command`; a job it ends settles the jobs waiting for it."""
-        after = self._apply_one(tx, state, command)
+        return self._record(tx, state, command, decide(state, command, self.config))
+
+    def _record(
+        self,
+        tx: Transaction,
+        state: JobInfo | None,
+        command: AnyCommand,
+        events: Sequence[AnyEvent],
+    ) -> JobInfo:
+        """Append what `decide` returned for `command` and save the folded state; a job
+        this ends settles the jobs waiting for it."""
+        after = self._record_one(tx, state, command, events)
         if after.status.is_terminal and (state is None or not state.status.is_terminal):
             self._settle_dependents(tx, after, command.at)
         return after
@@ -180,7 +204,17 @@ class Engine:
         return unblocked
 
     def _apply_one(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
-        events = decide(state, command, self.config)
+        """Decide and record `command` alone, leaving the jobs waiting for it as they are."""
+        return self._record_one(tx, state, command, decide(state, command, self.config))
+
+    def _record_one(
+        self,
+        tx: Transaction,
+        state: JobInfo | None,
+        command: AnyCommand,
+        events: Sequence[AnyEvent],
+    ) -> JobInfo:
+        """Append what `decide` returned for `command` and save the folded state."""
         after = state
         for event in events:
             after = evolve(after, tx.append(event))
@@ -365,6 +399,50 @@ class Engine:
             draw=self.draw(),
         )
         return self._apply(tx, state, command).status
+
+    def settle(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settlements: Sequence[Settlement],
+        now: datetime,
+    ) -> list[JobStatus | QueueError]:
+        """Acknowledge many leased jobs, in order, each on its own: the result of each is
+        the job's status afterwards, or the QueueError refusing it (lease lost, canceled,
+        unknown), in which case it wrote nothing and the others still count."""
+        results: list[JobStatus | QueueError] = []
+        for settlement in settlements:
+            lease = settlement.lease
+            state = tx.load(tenant_id, lease.job_id)
+            if state is None:
+                results.append(JobNotFound(lease.job_id))
+                continue
+            command: Complete | Fail
+            if isinstance(settlement, Completion):
+                command = Complete(
+                    tenant_id=tenant_id,
+                    job_id=lease.job_id,
+                    at=now,
+                    token=lease.lease_token,
+                    result=settlement.result,
+                )
+            else:
+                command = Fail(
+                    tenant_id=tenant_id,
+                    job_id=lease.job_id,
+                    at=now,
+                    token=lease.lease_token,
+                    error=settlement.error,
+                    retry=settlement.retry,
+                    draw=self.draw(),
+                )
+            try:  # decide refuses before anything is written
+                events = decide(state, command, self.config)
+            except QueueError as refused:
+                results.append(refused)
+                continue
+            results.append(self._record(tx, state, command, events).status)
+        return results
 
     def release(self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime) -> None:
         """Give a valid lease back without counting the attempt."""

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
@@ -28,7 +28,7 @@ from dogqueue.core.errors import (
     LeaseLost,
     QueueError,
 )
-from dogqueue.core.job import LeasedJob
+from dogqueue.core.job import Completion, Failure, LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT, Job, JobError, PayloadError, SyncJob, encode_json
@@ -38,6 +38,7 @@ from dogqueue.runtime.fairness import TenantRotation
 from dogqueue.runtime.queues import QueueDiscovery
 from dogqueue.runtime.results import job_settled
 from dogqueue.runtime.run import JobRun, set_current_run
+from dogqueue.runtime.settler import Settler
 from dogqueue.runtime.threads import Interruptible, SyncJobThreads
 from dogqueue.schedules import Schedule, check_schedules, enqueue_due
 
@@ -80,6 +81,38 @@ class CancelNotifier(Protocol):
     def add_cancel_listener(
         self, listener: Callable[[str, str], None]
     ) -> Callable[[], None]: ...  # pragma: no cover
+
+
+class _Heartbeat:
+    """Runs `beat()` as a task from `interval` seconds on. Until then it is a timer, so a
+    job that finishes within one interval (most) never costs a task."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interval: float,
+        beat: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._loop = loop
+        self._beat = beat
+        self._task: asyncio.Task[None] | None = None
+        self._timer = loop.call_later(interval, self._begin)
+
+    def _begin(self) -> None:
+        self._task = self._loop.create_task(self._beat())
+
+    def cancel(self) -> None:
+        """Stop beating (a beat in flight is cancelled)."""
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel, and wait until a beat in flight has ended."""
+        self.cancel()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class _RunningJob:
@@ -283,6 +316,8 @@ class Worker(Generic[ContextT]):
         #: Tenants whose unrunnable job was just given back, until when (monotonic).
         self._yielding: dict[str, float] = {}
 
+        #: Batches the acknowledgements of jobs that finish close together.
+        self._settler = Settler(self.backend)
         self._rotation = TenantRotation(tenant_concurrency)
         self._ctxs: dict[str, QueueCtx] = {}
         if self.tenants is not None:
@@ -398,6 +433,11 @@ class Worker(Generic[ContextT]):
             if free <= 0:
                 await self._wake.wait()
                 continue
+            if free < self.concurrency // 2:
+                # Jobs settled in one batch free their slots in the same turn of the
+                # loop: let them all, so that one dequeue_many leases for every slot.
+                await asyncio.sleep(0)
+                free = self.concurrency - len(self._jobs)
             try:
                 leased = await self._lease_round(free)
             except QueueError:
@@ -516,7 +556,7 @@ class Worker(Generic[ContextT]):
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
         label = job.label
-        heartbeat: asyncio.Task[None] | None = None
+        heartbeat: _Heartbeat | None = None
         # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
         async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
@@ -529,7 +569,7 @@ class Worker(Generic[ContextT]):
                 job_class = type(decoded)
                 timeout = job_class.TIMEOUT or self.timeout
                 loop = asyncio.get_running_loop()
-                heartbeat = loop.create_task(self._heartbeat(job))
+                heartbeat = _Heartbeat(loop, self.heartbeat_seconds, lambda: self._heartbeat(job))
                 if job.stop_reason is None:
                     context = await self._context_for(job.ctx)
                     job.run = JobRun(
@@ -564,9 +604,7 @@ class Worker(Generic[ContextT]):
                 log.exception("job %s: unexpected worker error", label)
             finally:
                 if heartbeat is not None:
-                    heartbeat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await heartbeat
+                    await heartbeat.stop()
                 del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
                 self._rotation.finished(job.ctx.tenant_id)
                 self._wake.set()
@@ -667,7 +705,7 @@ class Worker(Generic[ContextT]):
                 status = await self._ack_fail(job, summarize_error(error), retry=True)
             return _failure_outcome(status), error
         try:
-            await self.backend.ack_complete(job.ctx, job.lease, task.result())
+            await self._settler.settle(job.ctx, Completion(lease=job.lease, result=task.result()))
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s finished but its result is discarded: %s", label, refused)
             return Outcome.DISCARDED, None
@@ -675,14 +713,16 @@ class Worker(Generic[ContextT]):
 
     async def _ack_fail(self, job: _RunningJob, error: str, *, retry: bool) -> str | None:
         try:
-            return await self.backend.ack_fail(job.ctx, job.lease, error, retry=retry)
+            failure = Failure(lease=job.lease, error=error, retry=retry)
+            return await self._settler.settle(job.ctx, failure)
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
             return None
 
     async def _heartbeat(self, job: _RunningJob) -> None:
+        """Extend the job's lease now and every heartbeat interval (started by a
+        `_Heartbeat` one interval after the job)."""
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
             try:
                 lease = await self.backend.heartbeat(
                     job.ctx, job.lease, lease_duration=self.lease_duration
@@ -698,6 +738,7 @@ class Worker(Generic[ContextT]):
                 return
             except QueueError:
                 log.exception("heartbeat of job %s failed; trying again", job.lease.job_id)
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def _check_cancels_forever(self) -> None:
         """Read the state of this worker's running jobs every `cancel_check_interval`

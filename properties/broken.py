@@ -12,7 +12,11 @@ Families, each one mutant per entry:
   current one before the call;
 - reorder: `dequeue` and `dequeue_many` giving out jobs of equal priority in the wrong
   order;
-- tick twice: `enqueue_ticks` enqueuing a schedule's tick that already has a job.
+- tick twice: `enqueue_ticks` enqueuing a schedule's tick that already has a job;
+- batch: `settle_many` refusing a whole batch for one refused acknowledgement.
+
+`settle_many` reports refusals per acknowledgement (in its result list), so its swallow,
+tenant-leak and stale-token mutants work on each entry of a batch.
 
 `broken_backends(factory)` returns a factory per mutant; `properties/test_broken_backends.py`
 requires the CI profile to catch every one.
@@ -42,7 +46,7 @@ from dogqueue.core.errors import (
     QueueError,
 )
 from dogqueue.core.events import AnyEvent
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
@@ -66,6 +70,7 @@ RAISES: dict[str, tuple[type[QueueError], ...]] = {
     "ack_complete": _LEASE_ERRORS,
     "ack_fail": _LEASE_ERRORS,
     "release": _LEASE_ERRORS,
+    "settle_many": (InvalidInput, BackendClosed),
     "cancel_job": _JOB_ID_ERRORS,
     "cancel_workflow": _JOB_ID_ERRORS,
     "retry_job": (*_JOB_ID_ERRORS, InvalidTransition),
@@ -82,6 +87,8 @@ RAISES: dict[str, tuple[type[QueueError], ...]] = {
     "latest_tick": (InvalidInput, BackendClosed),
 }
 LEASE_METHODS = ("heartbeat", "ack_complete", "ack_fail", "release")
+#: What `settle_many` reports, per acknowledgement, instead of raising.
+SETTLE_REFUSALS: tuple[type[QueueError], ...] = (JobNotFound, LeaseLost, JobCanceled)
 JOB_ID_METHODS = ("get_job", "get_status", "history", "cancel_job", "retry_job", "cancel_workflow")
 
 
@@ -178,6 +185,11 @@ class Forwarding:
 
     async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         await self.inner.release(ctx, lease)
+
+    async def settle_many(
+        self, ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        return await self.inner.settle_many(ctx, settlements)
 
     async def cancel_job(
         self, ctx: QueueCtx, job_id: str, *, actor: str | None = None
@@ -320,6 +332,106 @@ def stale_token_accepted(method: str) -> type:
     return _mutant(f"{_camel(method)}AcceptsStaleToken", method, body)
 
 
+Settle = Callable[[QueueCtx, Sequence[Settlement]], Awaitable[list[JobStatus | QueueError]]]
+
+
+def _settle_mutant(name: str, doc: str, body: Callable[[Forwarding, Settle], Settle]) -> type:
+    """A Forwarding subclass whose `settle_many` is `body(self, the correct one)`."""
+
+    async def settle_many(
+        self: Forwarding, ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        return await body(self, self.inner.settle_many)(ctx, settlements)
+
+    return type(name, (Forwarding,), {"settle_many": settle_many, "__doc__": doc})
+
+
+def settle_swallowing(error: type[QueueError]) -> type:
+    """`settle_many` reports `error` for an acknowledgement as if it had settled it."""
+
+    def body(self: Forwarding, correct: Settle) -> Settle:
+        async def call(
+            ctx: QueueCtx, settlements: Sequence[Settlement]
+        ) -> list[JobStatus | QueueError]:
+            results = await correct(ctx, settlements)
+            return [
+                JobStatus.COMPLETED if isinstance(result, error) else result for result in results
+            ]
+
+        return call
+
+    name = f"SettleManySwallows{error.__name__}PerJob"
+    return _settle_mutant(name, f"{name}: settle_many hides {error.__name__}.", body)
+
+
+def _settle_leaking(self: Forwarding, correct: Settle) -> Settle:
+    async def call(
+        ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        results = await correct(ctx, settlements)
+        for index, result in enumerate(results):
+            if isinstance(result, JobNotFound):
+                owner = await _owner(self, settlements[index].lease.job_id)
+                if owner is not None and owner != ctx.tenant_id:
+                    results[index] = (await correct(QueueCtx(owner), [settlements[index]]))[0]
+        return results
+
+    return call
+
+
+def _settle_stale_tokens(self: Forwarding, correct: Settle) -> Settle:
+    async def call(
+        ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        current = []
+        for item in settlements:
+            try:
+                job = await self.inner.get_job(ctx, item.lease.job_id)
+            except QueueError:
+                current.append(item)
+                continue
+            if job.status is JobStatus.LEASED:
+                lease = msgspec.structs.replace(item.lease, lease_token=job.lease_token)
+                item = msgspec.structs.replace(item, lease=lease)
+            current.append(item)
+        return await correct(ctx, current)
+
+    return call
+
+
+def _settle_all_or_nothing(self: Forwarding, correct: Settle) -> Settle:
+    async def call(
+        ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        results = await correct(ctx, settlements)
+        for result in results:
+            if isinstance(result, QueueError):
+                raise result
+        return results
+
+    return call
+
+
+#: `settle_many` broken per acknowledgement, beside the generated swallowers.
+SETTLE_MUTANTS = [
+    _settle_mutant(
+        "SettleManyLeaksAcrossTenants",
+        "settle_many settles another tenant's job as its owner.",
+        _settle_leaking,
+    ),
+    _settle_mutant(
+        "SettleManyAcceptsStaleToken",
+        "settle_many takes any token of a leased job for the current one.",
+        _settle_stale_tokens,
+    ),
+    _settle_mutant(
+        "SettleManyRefusesTheWholeBatch",
+        "settle_many raises the first refusal in a batch instead of reporting it.",
+        _settle_all_or_nothing,
+    ),
+]
+
+
 class DequeueReordersEqualPriorities(Forwarding):
     """dequeue hands out the second of two ready jobs of equal priority (giving the
     first back), so equal-priority jobs leave out of run_at/FIFO order."""
@@ -443,6 +555,8 @@ def family(name: str) -> str:
         return "workflow"
     if name.startswith("EnqueueTicks"):
         return "tick twice"
+    if name.endswith("WholeBatch"):
+        return "batch"
     return "reorder"
 
 
@@ -453,6 +567,8 @@ def mutant_classes() -> dict[str, type]:
     ]
     classes += [leaking(method) for method in (*JOB_ID_METHODS, *LEASE_METHODS)]
     classes += [stale_token_accepted(method) for method in LEASE_METHODS]
+    classes += [settle_swallowing(error) for error in SETTLE_REFUSALS]
+    classes += SETTLE_MUTANTS
     classes += [DequeueReordersEqualPriorities, DequeueManyReordersEqualPriorities]
     classes += [ReleasesChildEarly, RunsDependentOfFailedParent, EnqueueTicksRepeatsATick]
     return {cls.__name__: cls for cls in classes}
@@ -505,6 +621,7 @@ def broken_backends(base: BackendFactory) -> dict[str, BackendFactory]:
 
 __all__ = [
     "RAISES",
+    "SETTLE_REFUSALS",
     "Forwarding",
     "WrappingFactory",
     "broken_backends",

@@ -24,7 +24,7 @@ from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import BackendClosed, InvalidInput, JobNotFound, QueueError
 from dogqueue.core.events import AnyEvent
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
@@ -382,6 +382,29 @@ class EngineBackend(abc.ABC):
         self._notify_change()
         return status
 
+    async def settle_many(
+        self, ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        """Acknowledge many leased jobs of one tenant in one transaction, each on its own:
+        for each, the job's status afterwards (COMPLETED, ENQUEUED for a scheduled retry,
+        FAILED), or the error refusing it (LeaseLost, JobCanceled, JobNotFound), which
+        appended nothing for that job and does not refuse the others. Malformed input
+        raises InvalidInput and settles none."""
+        tenant = check.check_ctx(ctx)
+        if isinstance(settlements, (str, bytes)) or not isinstance(settlements, Sequence):
+            raise InvalidInput("settlements", "must be a list of Completion or Failure")
+        batch = tuple(_checked_settlement(item) for item in settlements)
+        if not batch:
+            return []
+        await self._ready()
+        results = await self._transact(
+            lambda tx, now: self._engine.settle(tx, tenant, batch, now),
+            Reads(jobs=tuple((tenant, item.lease.job_id) for item in batch)),
+        )
+        if any(isinstance(item, Failure) for item in batch):
+            self._notify_change()
+        return results
+
     async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         """Give the job back at once without counting the attempt."""
         tenant = check.check_ctx(ctx)
@@ -566,6 +589,23 @@ def check_schedule(schedule: object, config: QueueConfig) -> ScheduleSpec:
 def _check_actor(actor: object) -> None:
     if actor is not None:
         check.check_name("actor", actor)
+
+
+def _checked_settlement(item: object) -> Settlement:
+    """A Completion or Failure checked like `ack_complete`'s or `ack_fail`'s arguments."""
+    if isinstance(item, Completion):
+        _check_lease(item.lease)
+        if item.result is not None and not isinstance(item.result, bytes):
+            raise InvalidInput("result", "must be bytes or None")
+        return item
+    if isinstance(item, Failure):
+        _check_lease(item.lease)
+        if not isinstance(item.error, str):
+            raise InvalidInput("error", "must be a str")
+        return Failure(
+            lease=item.lease, error=check.recordable_text(item.error), retry=bool(item.retry)
+        )
+    raise InvalidInput("settlements", f"must hold Completion or Failure, not {type(item).__name__}")
 
 
 def _check_lease(lease: object) -> None:

@@ -11,8 +11,9 @@ from typing import Protocol, Self, runtime_checkable
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import ScheduleSpec
+from dogqueue.core.errors import QueueError
 from dogqueue.core.events import AnyEvent
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
@@ -114,6 +115,15 @@ class Backend(Protocol):
         self, ctx: QueueCtx, lease: LeasedJob, error: str, *, retry: bool = True
     ) -> JobStatus:
         """Record a failed attempt; ENQUEUED if a retry was scheduled, else FAILED."""
+        ...
+
+    async def settle_many(
+        self, ctx: QueueCtx, settlements: Sequence[Settlement]
+    ) -> list[JobStatus | QueueError]:
+        """Acknowledge many leased jobs of the tenant at once (each a `Completion` or a
+        `Failure`), all committed together. Each is fenced on its own: the result at its
+        index is the job's status afterwards, or the error refusing it (LeaseLost,
+        JobCanceled, JobNotFound), which appended nothing and refuses no other."""
         ...
 
     async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:

@@ -53,3 +53,24 @@ class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
     lease_expires_at: datetime
     #: 1 for the first lease of the job.
     attempt: int
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """A leased job that succeeded, for `Backend.settle_many`."""
+
+    lease: LeasedJob
+    #: The encoded result, as `ack_complete` takes it.
+    result: bytes | None = None
+
+
+class Failure(msgspec.Struct, frozen=True, kw_only=True):
+    """A leased job's failed attempt, for `Backend.settle_many` (as `ack_fail` takes it)."""
+
+    lease: LeasedJob
+    error: str
+    #: Schedule a retry if the job has attempts left.
+    retry: bool = True
+
+
+#: One leased job's outcome, settled with others in one unit of work.
+Settlement = Completion | Failure

@@ -54,6 +54,17 @@ class ModelJob:
     run_anyway: bool = False
 
 
+@dataclass(frozen=True)
+class ModelAck:
+    """One acknowledgement in a batch: a completion (`error` None) or a failure."""
+
+    job_id: str
+    token: int
+    result: bytes | None = None
+    error: str | None = None
+    retry: bool = True
+
+
 @dataclass
 class Refusal:
     """An operation the model expects the backend to refuse; `kind` is one of
@@ -248,6 +259,22 @@ class QueueModel:
         self._record(job, "failed")
         self._ended(job)
         return job.status
+
+    def settle(self, tenant: str, acks: list[ModelAck], now: datetime) -> list[str | Refusal]:
+        """Acknowledgements settled together, in order, each on its own (as if one call
+        after another): the status each must report, or why it is refused."""
+        outcomes: list[str | Refusal] = []
+        for ack in acks:
+            refusal = self.check_lease(tenant, ack.job_id, ack.token, now)
+            job = self.job(tenant, ack.job_id)
+            if refusal is not None or job is None:
+                outcomes.append(refusal or Refusal("not_found"))
+            elif ack.error is None:
+                self.complete(job, ack.result)
+                outcomes.append(COMPLETED)
+            else:
+                outcomes.append(self.fail(job, ack.error, ack.retry, now))
+        return outcomes
 
     def release(self, job: ModelJob) -> None:
         """The holder gave the job back; the attempt does not count."""

@@ -39,7 +39,7 @@ from dogqueue.core.errors import (
     QueueError,
 )
 from dogqueue.core.events import AnyEvent, Enqueued, Expired, Failed, ParentFinished
-from dogqueue.core.job import JobInfo, LeasedJob
+from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority
@@ -49,6 +49,7 @@ from dogqueue.testing.model import (
     ENQUEUED,
     LEASED,
     TERMINAL,
+    ModelAck,
     QueueModel,
     Refusal,
     due_ticks,
@@ -142,6 +143,10 @@ _BAD_CALLS: dict[str, Call] = {
     "ack_complete": lambda b: b.ack_complete(_CTX, "not a lease"),  # type: ignore[arg-type]
     "ack_fail": lambda b: b.ack_fail(_CTX, "not a lease", "boom"),  # type: ignore[arg-type]
     "release": lambda b: b.release(_CTX, "not a lease"),  # type: ignore[arg-type]
+    "settle_many": lambda b: b.settle_many(
+        _CTX,
+        [Completion(lease=UNKNOWN_LEASE), "not a settlement"],  # type: ignore[list-item]
+    ),
     "cancel_job": lambda b: b.cancel_job(_CTX, 42),  # type: ignore[arg-type]
     "cancel_workflow": lambda b: b.cancel_workflow(_CTX, 42),  # type: ignore[arg-type]
     "retry_job": lambda b: b.retry_job(_CTX, 42),  # type: ignore[arg-type]
@@ -166,6 +171,7 @@ _CLOSED_CALLS: dict[str, Call] = {
     "ack_complete": lambda b: b.ack_complete(_CTX, UNKNOWN_LEASE),
     "ack_fail": lambda b: b.ack_fail(_CTX, UNKNOWN_LEASE, "boom"),
     "release": lambda b: b.release(_CTX, UNKNOWN_LEASE),
+    "settle_many": lambda b: b.settle_many(_CTX, [Completion(lease=UNKNOWN_LEASE)]),
     "cancel_job": lambda b: b.cancel_job(_CTX, UNKNOWN_JOB_ID),
     "cancel_workflow": lambda b: b.cancel_workflow(_CTX, UNKNOWN_JOB_ID),
     "retry_job": lambda b: b.retry_job(_CTX, UNKNOWN_JOB_ID),
@@ -351,6 +357,63 @@ class BackendStateMachine(RuleBasedStateMachine):
         assert job is not None
         self.model.complete(job, result)
 
+    def do_settle(self, tenant: str, picks: Sequence[tuple[LeasedJob, bool, bool]]) -> None:
+        """`settle_many` as `tenant` of leases, each (lease, failed?, retry?): each one is
+        settled or refused exactly as the model says, on its own."""
+        now = self.clock()
+        settlements: list[Settlement] = []
+        acks: list[ModelAck] = []
+        for lease, failed, retry in picks:
+            if failed:
+                settlements.append(Failure(lease=lease, error="boom", retry=retry))
+                acks.append(ModelAck(lease.job_id, lease.lease_token, error="boom", retry=retry))
+            else:
+                settlements.append(Completion(lease=lease, result=b"ok"))
+                acks.append(ModelAck(lease.job_id, lease.lease_token, result=b"ok"))
+        expected = self.model.settle(tenant, acks, now)
+        try:
+            results = self.run(self.backend.settle_many(QueueCtx(tenant), settlements))
+        except QueueError as error:
+            raise AssertionError(
+                f"settle_many raised {error!r}; a refusal belongs in its entry of the result"
+            ) from error
+        assert isinstance(results, list) and len(results) == len(expected), (
+            f"settle_many returned {results!r} for {len(expected)} settlements"
+        )
+        for index, (got, wanted) in enumerate(zip(results, expected, strict=True)):
+            if isinstance(wanted, Refusal):
+                refused = _REFUSALS[wanted.kind]
+                assert isinstance(got, refused), (
+                    f"settle_many[{index}] gave {got!r}; expected {refused.__name__}"
+                    f" ({wanted.kind})"
+                )
+            else:
+                assert got == wanted, f"settle_many[{index}] gave {got!r}, expected {wanted}"
+
+    def do_settle_probe(self, tenant: str, queue: str, older: int) -> list[LeasedJob]:
+        """One batch holding every kind of acknowledgement: valid ones around a canceled
+        job, a stale token, another tenant's lease and an unknown job. Each refusal must
+        stay its own; return the leases taken."""
+        self.enqueue_due_now(tenant, queue, JobPriority.HIGH, 4)
+        first, canceled, failing, last = self.do_dequeue(tenant, (queue,), None, 4)[:4]
+        other = self.other_tenant(tenant)
+        self.enqueue_due_now(other, queue, JobPriority.HIGH, 1)
+        foreign = self.do_dequeue(other, (queue,), None)[0]
+        self.do_cancel(canceled.job_id)
+        stale = _replace(failing, lease_token=max(failing.lease_token - older, 0))
+        unknown = _replace(last, job_id=UNKNOWN_JOB_ID)
+        picks = [
+            (first, False, False),
+            (canceled, False, False),
+            (stale, True, False),
+            (foreign, False, False),
+            (unknown, False, False),
+            (failing, True, False),
+            (last, False, False),
+        ]
+        self.do_settle(tenant, picks)
+        return [foreign]
+
     def do_reap(self) -> None:
         expected = self.model.expire(None, self.clock())
         count = self.run(self.backend.reap_expired())
@@ -457,6 +520,11 @@ class BackendStateMachine(RuleBasedStateMachine):
         assert job is not None
         expected = self.model.fail(job, "boom", retry, now)
         assert status == expected, f"ack_fail returned {status}, expected {expected}"
+
+    @rule(picks=st.lists(st.tuples(leases, st.booleans(), st.booleans()), min_size=1, max_size=4))
+    def settle_many(self, picks: list[tuple[LeasedJob, bool, bool]]) -> None:
+        """Settle several leases at once, as the first one's tenant."""
+        self.do_settle(picks[0][0].tenant_id, picks)
 
     @rule(lease=leases)
     def release(self, lease: LeasedJob) -> None:
@@ -601,6 +669,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         leases += [lease for _ in range(3) for lease in self.do_dequeue(tenant, (queue,), None)]
         self.enqueue_due_now(tenant, queue, priority, 1)
         self.do_lease_and_misuse(tenant, (queue,), older)
+        leases += self.do_settle_probe(tenant, queue, older)
         self.do_act_as_other_tenant(leases[0].job_id)
         # An idempotency key taken twice, and a retry of a job that has not failed.
         keyed = self.message((queue, priority, None, KEYS[0], 0))

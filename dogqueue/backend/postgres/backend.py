@@ -38,7 +38,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Reads, RefusedAfterWrite, run_units, unwrap_refusal
+from dogqueue.engine import Reads, RefusedAfterWrite, deliver, run_units, unwrap_refusal
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -184,13 +184,7 @@ class PostgresBackend(EngineBackend):
                 results = await self._run_batch(units)
             except BaseException as error:  # the batch itself failed: fail its callers
                 results = [_public(error)] * len(batch)
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            deliver([future for _, _, future in batch], results)
 
     async def _run_batch(self, units: list[tuple[Work[Any], Reads]]) -> list[Any]:
         attempts = 0

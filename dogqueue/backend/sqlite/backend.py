@@ -214,12 +214,14 @@ class SqliteBackend(EngineBackend):
     async def _next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
     ) -> datetime | None:
-        if tenant_ids is None:
-            rows = await self._fetchall(Q["next_run_at"], (json_list(queues),))
-        else:
-            rows = await self._fetchall(
-                Q["next_run_at_of_tenants"], (json_list(tenant_ids), json_list(queues))
-            )
+        if tenant_ids is None:  # every tenant with an enqueued job, one seek each
+            rows = await self._fetchall(Q["tenants_with_enqueued_jobs"], ())
+            tenant_ids = tuple(row[0] for row in rows)
+            if not tenant_ids:
+                return None
+        rows = await self._fetchall(
+            Q["next_run_at_of_tenants"], (json_list(tenant_ids), json_list(queues))
+        )
         value = rows[0][0] if rows else None
         return None if value is None else from_micros(value)
 

@@ -4,6 +4,7 @@ transaction, and resumes each caller only after the commit that holds its events
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +14,12 @@ from typing import Any
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.errors import BackendClosed
-from dogqueue.engine import run_units, unwrap_refusal
+from dogqueue.engine import deliver, run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
+_Batch = list[tuple[UnitOfWork, "asyncio.Future[Any]"]]
 
 
 class GroupCommitWriter:
@@ -36,8 +38,11 @@ class GroupCommitWriter:
         self._connect = connect
         self._now = now
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[UnitOfWork, asyncio.Future[Any]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._pending: _Batch = []
+        #: A batch is on the writer thread (or its results are on their way back).
+        self._busy = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closing = False
         #: Transactions committed and units of work they held (for tests and benchmarks).
         self.commits = 0
@@ -58,32 +63,44 @@ class GroupCommitWriter:
         return await self.submit(work)
 
     def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
-        """Queue `work` for the next transaction; the future resolves once committed."""
+        """Queue `work` for the next transaction; the future resolves once committed.
+        With no transaction under way, the batch starts at the end of this turn of the
+        event loop (so calls made together share one commit); otherwise it starts when
+        the current one has committed."""
         self._refuse_if_closing()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((work, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
+        if not self._busy:
+            self._busy = True
+            self._idle.clear()
+            loop.call_soon(self._start_batch, loop)
         return future
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            works = [work for work, _ in batch]
-            try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, works)
-            except BaseException as error:  # the thread itself failed: fail the batch
-                results = [error] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+    def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending[:MAX_BATCH]
+        del self._pending[:MAX_BATCH]
+        self._executor.submit(self._run_and_report, loop, batch)
+
+    def _run_and_report(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+        """On the writer thread: run the batch, then hand the results to the loop in
+        one call (no future to wrap, no task to wake in between)."""
+        try:
+            results = self._run_batch([work for work, _ in batch])
+        except BaseException as error:  # the thread itself failed: fail the batch
+            results = [error] * len(batch)
+        with contextlib.suppress(RuntimeError):  # a closed loop has no caller left to tell
+            loop.call_soon_threadsafe(self._finish_batch, loop, batch, results)
+
+    def _finish_batch(
+        self, loop: asyncio.AbstractEventLoop, batch: _Batch, results: list[Any]
+    ) -> None:
+        deliver([future for _, future in batch], results)
+        if self._pending:  # queued while this batch ran: the writer stays busy
+            self._start_batch(loop)
+        else:
+            self._busy = False
+            self._idle.set()
 
     def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
         try:
@@ -115,8 +132,8 @@ class GroupCommitWriter:
         """Finish pending work, then close the connection and stop the thread; work
         submitted from now on is refused with BackendClosed."""
         self._closing = True
-        if self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        while self._busy:
+            await asyncio.shield(self._idle.wait())
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=True)

@@ -112,9 +112,9 @@ DELETE FROM jobs;
 
 -- name: tenants_with_enqueued_jobs
 WITH RECURSIVE tenants (tenant_id) AS (
-    SELECT min(tenant_id) FROM jobs WHERE status = 'enqueued'
+    SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
     UNION ALL
-    SELECT (SELECT min(tenant_id) FROM jobs
+    SELECT (SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready
             WHERE status = 'enqueued' AND tenant_id > tenants.tenant_id)
     FROM tenants WHERE tenants.tenant_id IS NOT NULL
 )
@@ -127,10 +127,6 @@ SELECT EXISTS (
                   WHERE tenant_id = ?1 AND queue = q.value AND priority = p.value
                     AND status = 'enqueued' AND run_at <= ?3)
 );
-
--- name: next_run_at
-SELECT min((SELECT min(run_at) FROM jobs WHERE status = 'enqueued' AND queue = q.value))
-FROM json_each(?1) AS q;
 
 -- name: next_run_at_of_tenants
 SELECT min((SELECT min(run_at) FROM jobs
