@@ -23,9 +23,11 @@ def _message(run_in: int | None = None, queue: str = "default") -> JobMessage:
 
 
 def _as_schema_4(path: Path) -> None:
-    """Put back what schema 6 removed, and say so: the file a schema-4 build leaves."""
+    """Take away what schemas 5 and 6 added, put back what 6 removed, and say so: the
+    file a schema-4 build leaves (its jobs have no parents, so no edge is lost)."""
     conn = sqlite3.connect(path)
     try:
+        conn.execute("DROP TABLE job_edges")
         conn.execute("CREATE INDEX jobs_schedule ON jobs (queue, run_at) WHERE status = 'enqueued'")
         conn.execute("UPDATE schema_version SET version = 4")
         conn.commit()
