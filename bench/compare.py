@@ -113,20 +113,13 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
 
     async def lifecycle() -> tuple[float, float, list[float], dict[str, Any]]:
         async with SqliteBackend(folder / "queue.db", synchronous=synchronous) as backend:
-            latencies: list[float] = []
-
-            async def produce(count: int) -> None:
-                for _ in range(count):
-                    start = time.perf_counter()
-                    await backend.enqueue(ctx, message)
-                    latencies.append(time.perf_counter() - start)
 
             async def consume() -> None:
                 while leases := await backend.dequeue_many(ctx, ["default"], work.lease_batch):
                     await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
 
             start = time.perf_counter()
-            await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
+            latencies = await _enqueue_all(backend, ctx, message, work)
             enqueued = time.perf_counter()
             await asyncio.gather(*(consume() for _ in range(work.consumers)))
             done = time.perf_counter()
@@ -142,6 +135,21 @@ def run_dogqueue(folder: Path, work: Workload, durability: str) -> Result:
     enqueue_s, total_s, loaded, settings = asyncio.run(lifecycle())
     settings["bytes_per_job"] = _bytes_per_job(folder / "queue.db", work.jobs)
     return _result("dogqueue", durability, work, enqueue_s, total_s, loaded, quiet, settings)
+
+
+async def _enqueue_all(backend: Any, ctx: Any, message: Any, work: Workload) -> list[float]:
+    """Enqueue the workload's jobs from `producers` concurrent tasks; the latency of
+    each call."""
+    latencies: list[float] = []
+
+    async def produce(count: int) -> None:
+        for _ in range(count):
+            began = time.perf_counter()
+            await backend.enqueue(ctx, message)
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
+    return latencies
 
 
 def _bytes_per_job(path: Path, jobs: int) -> int:
@@ -182,16 +190,8 @@ def run_dogqueue_worker(folder: Path, work: Workload, durability: str) -> Result
         async with SqliteBackend(folder / "queue.db", synchronous=synchronous) as backend:
             adapter: QueueAdapter[None] = QueueAdapter(backend)
             await adapter.register_job(SendEmail)
-            latencies: list[float] = []
-
-            async def produce(count: int) -> None:
-                for _ in range(count):
-                    began = time.perf_counter()
-                    await backend.enqueue(ctx, message)
-                    latencies.append(time.perf_counter() - began)
-
             start = time.perf_counter()
-            await asyncio.gather(*(produce(n) for n in _split(work.jobs, work.producers)))
+            latencies = await _enqueue_all(backend, ctx, message, work)
             enqueued = time.perf_counter()
             worker = Worker(
                 adapter, tenants=[ctx], concurrency=WORKER_CONCURRENCY, handle_signals=False
