@@ -3,6 +3,7 @@ that go through the Backend contract and are recorded with who did them."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,8 @@ SHOWN_BYTES = 4_096
 MAX_BULK = 10_000
 PAGE_SIZE = 50
 _MAX_FORM_BYTES = 65_536
+#: Parents and dependents listed on a job page (a fan-in may have thousands).
+FAMILY_SHOWN = 50
 #: Overview samples kept per tenant (the charts' span).
 SAMPLES_KEPT = 120
 
@@ -481,15 +484,28 @@ class Dashboard:
         history = await self.backend.history(ctx, job.job_id)
         now = self.now()
         ahead = await self.browser.jobs_ahead(job, now) if job.status is JobStatus.ENQUEUED else 0
+        parents = await self._parents(ctx, job)
+        dependents = await self.browser.dependents(job, FAMILY_SHOWN)
         return {
             "job": job,
             "events": [event_row(event) for event in history],
-            "explanation": explain(job, history, now, ahead),
+            "explanation": explain(job, history, now, ahead, [*parents, *dependents]),
+            "parents": parents,
+            "dependents": dependents,
+            "family_shown": FAMILY_SHOWN,
             "payload": _shown(job.message.payload_bytes),
             "result": _shown(job.result),
             "job_url": self._job_url(request, job),
             "terminal": job.status.is_terminal,
         }
+
+    async def _parents(self, ctx: QueueCtx, job: JobInfo) -> list[JobInfo]:
+        """The first FAMILY_SHOWN jobs the job runs after (its `after`, in order)."""
+        parents = []
+        for parent_id in job.message.after[:FAMILY_SHOWN]:
+            with contextlib.suppress(JobNotFound):  # archived
+                parents.append(await self.backend.get_job(ctx, parent_id))
+        return parents
 
     async def job_page(self, request: Request) -> Response:
         return self.render(request, "job.html", **await self._job_context(request))

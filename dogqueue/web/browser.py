@@ -116,6 +116,10 @@ class JobBrowser(Protocol):
         """How many ready jobs of the job's tenant and queue would be leased before it."""
         ...
 
+    async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
+        """The first `limit` jobs whose `after` names `job`, oldest first."""
+        ...
+
 
 class ProjectionBrowser:
     """A JobBrowser over any Backend's `projected_jobs()`: reads the whole projection
@@ -150,6 +154,18 @@ class ProjectionBrowser:
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
         return jobs_ahead(job, (await self.backend.projected_jobs()).values(), now)
+
+    async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
+        """The first `limit` jobs whose `after` names `job`, oldest first."""
+        found = sorted(
+            (
+                other
+                for other in (await self.backend.projected_jobs()).values()
+                if other.tenant_id == job.tenant_id and job.job_id in other.message.after
+            ),
+            key=lambda other: other.enqueue_seq,
+        )
+        return found[:limit]
 
 
 async def all_matching(

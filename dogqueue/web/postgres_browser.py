@@ -80,3 +80,9 @@ class PostgresBrowser:
                 Q["ahead"], job.tenant_id, job.job_id, job.message.queue, to_micros(now)
             )
         return int(count or 0)
+
+    async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
+        """The first `limit` jobs whose `after` names `job`, oldest first."""
+        async with self.backend.pool.acquire() as conn:
+            rows = await conn.fetch(Q["dependents"], job.tenant_id, job.job_id, limit)
+        return [decode_job(bytes(state)) for (state,) in rows]

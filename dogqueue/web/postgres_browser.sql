@@ -26,3 +26,11 @@ WHERE j.tenant_id = $1 AND j.queue = $3 AND j.status = 'enqueued' AND j.run_at <
   AND (j.priority > me.priority
        OR (j.priority = me.priority
            AND (j.run_at, j.enqueue_seq) < (me.run_at, me.enqueue_seq)));
+
+-- name: dependents
+-- The jobs whose `after` names the job, oldest first (a range of job_edges' key).
+SELECT j.state FROM job_edges e
+JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
+WHERE e.tenant_id = $1 AND e.parent_id = $2
+ORDER BY e.child_seq
+LIMIT $3;

@@ -158,3 +158,10 @@ class SqliteBrowser:
             },
         )
         return int(count)
+
+    async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
+        """The first `limit` jobs whose `after` names `job`, oldest first."""
+        rows = await self._rows(
+            "dependents", {"tenant": job.tenant_id, "parent": job.job_id, "limit": limit}
+        )
+        return [decode_job(state) for (state,) in rows]

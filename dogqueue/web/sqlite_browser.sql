@@ -54,3 +54,11 @@ WHERE tenant_id = :tenant AND queue = :queue AND status = 'enqueued' AND run_at 
   AND (priority > :priority
        OR (priority = :priority
            AND (run_at < :run_at OR (run_at = :run_at AND enqueue_seq < :seq))));
+
+-- name: dependents
+-- The jobs whose `after` names :parent, oldest first (a range of job_edges' key).
+SELECT j.state FROM job_edges e
+JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
+WHERE e.tenant_id = :tenant AND e.parent_id = :parent
+ORDER BY e.child_seq
+LIMIT :limit;

@@ -203,3 +203,24 @@ async def test_the_timeline_shows_reported_progress_escaped(
     async with client(backend, ADMIN_TOKEN) as http:
         page = (await http.get(job_url("acme", job_id))).text
     assert "40% &lt;b&gt;row&lt;/b&gt; 40\\x1b[0m" in page
+
+
+async def test_job_pages_show_a_workflows_parents_and_dependents(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, _ = queue
+    ctx = QueueCtx("acme")
+    part = JobMessage(job_type="step", payload_bytes=b"{}")
+    first, second, fan_in = await backend.enqueue_many(
+        ctx, [part, part, JobMessage(job_type="report", payload_bytes=b"{}", after_earlier=(0, 1))]
+    )
+    async with client(backend, ACME_TOKEN) as http:
+        parent_page = (await http.get(job_url("acme", first))).text
+        assert 'id="workflow"' in parent_page and job_url("acme", fan_in) in parent_page
+        assert "runs before" in parent_page and "status-waiting" in parent_page
+        child_page = (await http.get(job_url("acme", fan_in))).text
+        assert child_page.count('class="parent"') == 2
+        assert job_url("acme", first) in child_page and job_url("acme", second) in child_page
+        assert "waiting for 2 of 2 parents" in child_page
+        plain = (await http.get(job_url("acme", (await backend.enqueue(ctx, part))))).text
+        assert 'id="workflow"' not in plain

@@ -9,6 +9,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dogqueue.backend.contract import Backend
@@ -184,3 +185,42 @@ async def test_list_queries_walk_an_index_without_sorting(tmp_path: Path) -> Non
     assert "SCAN jobs" not in _plan(conn, "tenants", ())
     assert "USING COVERING INDEX jobs_by_status" in _plan(conn, "counts", ("acme",))
     conn.close()
+
+
+async def _fan_in(backend: Backend) -> list[JobInfo]:
+    """Two parents and a job after both, plus a job after the first parent only."""
+    ctx = QueueCtx(TENANTS[0])
+    part = JobMessage(job_type="step", payload_bytes=b"{}")
+    ids = await backend.enqueue_many(
+        ctx,
+        [
+            part,
+            part,
+            msgspec.structs.replace(part, after_earlier=(0, 1)),
+            msgspec.structs.replace(part, after_earlier=(0,)),
+        ],
+    )
+    return [await backend.get_job(ctx, job_id) for job_id in ids]
+
+
+async def _same_dependents(reference: JobBrowser, fast: JobBrowser, jobs: list[JobInfo]) -> None:
+    first, _second, fan_in, after_first = jobs
+    assert [j.job_id for j in await reference.dependents(first, 50)] == [
+        fan_in.job_id,
+        after_first.job_id,
+    ]
+    for job in jobs:
+        for limit in (1, 50):
+            expected = [j.job_id for j in await reference.dependents(job, limit)]
+            assert [j.job_id for j in await fast.dependents(job, limit)] == expected
+
+
+async def test_sqlite_and_postgres_list_dependents_like_the_reference(
+    tmp_path: Path, pg_schema: str
+) -> None:
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        fast = SqliteBrowser(backend.path)
+        await _same_dependents(ProjectionBrowser(backend), fast, await _fan_in(backend))
+        fast.close()
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as pg:
+        await _same_dependents(ProjectionBrowser(pg), PostgresBrowser(pg), await _fan_in(pg))
