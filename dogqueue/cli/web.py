@@ -9,6 +9,8 @@ import sys
 
 from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded
 from dogqueue.cli.act import add_db_default, open_db
+from dogqueue.cli.worker import load_schedules
+from dogqueue.schedules import Schedule
 
 #: An admin token when no token file is given.
 TOKEN_ENV = "DOGQUEUE_WEB_TOKEN"
@@ -27,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (8080)")
     parser.add_argument("--tokens", metavar="FILE", help="the access tokens")
+    parser.add_argument(
+        "--schedules",
+        metavar="MODULE[:ATTRIBUTE]",
+        help="the schedules to show (the list your workers run, as for `dogqueue schedules`)",
+    )
     parser.set_defaults(run=guarded(_run))
 
 
@@ -53,11 +60,20 @@ def _run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
+    schedules: list[Schedule] = []
+    if args.schedules is not None:
+        if os.getcwd() not in sys.path:  # like `dogqueue worker`
+            sys.path.insert(0, os.getcwd())
+        try:
+            schedules = load_schedules(args.schedules)
+        except (ImportError, AttributeError, ValueError) as error:
+            print(f"dogqueue web: --schedules: {error}", file=sys.stderr)
+            return EXIT_ERROR
+
     async def serve() -> None:
         async with open_db(args.db) as backend:
-            config = uvicorn.Config(
-                create_app(backend, tokens), host=args.host, port=args.port, log_level="info"
-            )
+            app = create_app(backend, tokens, schedules=schedules)
+            config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
             await uvicorn.Server(config).serve()
 
     asyncio.run(serve())

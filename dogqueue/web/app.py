@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import one_line, visible
+from dogqueue.schedules import Schedule
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
 from dogqueue.web.browser import (
     JobBrowser,
@@ -218,17 +219,21 @@ def create_app(
     clock: Clock | None = None,
     poll_seconds: float = 2.0,
     sample_every: timedelta = timedelta(seconds=5),
+    schedules: Sequence[Schedule] = (),
 ) -> Starlette:
     """The dashboard for `backend`, guarded by `tokens`; mount it anywhere (the caller
-    opens and closes the backend). Pages poll for changes every `poll_seconds`."""
-    return Dashboard(
+    opens and closes the backend). Pages poll for changes every `poll_seconds`. The
+    schedules page shows `schedules` (those your workers run) with their ticks in the log."""
+    dashboard = Dashboard(
         backend,
         tokens,
         browser or default_browser(backend),
         clock or backend.clock,
         poll_seconds,
         Sampler(sample_every),
-    ).app
+    )
+    dashboard.schedules = list(schedules)
+    return dashboard.app
 
 
 class _Refused(Exception):
@@ -253,6 +258,7 @@ class Dashboard:
         self.backend, self.tokens, self.browser = backend, tokens, browser
         self.clock, self.poll_ms, self.sampler = clock, int(poll_seconds * 1000), sampler
         self.env = _environment()
+        self.schedules: list[Schedule] = []
         guarded = self._guarded
         self.app = Starlette(
             routes=[
@@ -262,6 +268,7 @@ class Dashboard:
                 Route("/", guarded(self.overview)),
                 Route("/partials/overview", guarded(self.overview_partial)),
                 Route("/jobs", guarded(self.all_jobs)),
+                Route("/schedules", guarded(self.schedules_page)),
                 Route("/tenants/{tenant}/jobs", guarded(self.tenant_jobs)),
                 Route("/tenants/{tenant}/requeue", guarded(self.requeue), methods=["POST"]),
                 Route("/tenants/{tenant}/jobs/{job_id}", guarded(self.job_page)),
@@ -446,6 +453,29 @@ class Dashboard:
 
     async def overview_partial(self, request: Request) -> Response:
         return self.render(request, "_overview.html", **await self._overview_context(request))
+
+    async def schedules_page(self, request: Request) -> Response:
+        principal: Principal = request.scope["dogqueue.principal"]
+        now = self.now()
+        rows = []
+        for schedule in self.schedules:
+            if not principal.may_see(schedule.tenant):
+                continue
+            latest = await self.backend.latest_tick(schedule.ctx, schedule.name)
+            last_job = None
+            if latest is not None:
+                with contextlib.suppress(JobNotFound):  # archived
+                    last_job = await self.backend.get_job(schedule.ctx, latest[1])
+            rows.append(
+                {
+                    "schedule": schedule,
+                    "last_tick": None if latest is None else latest[0],
+                    "last_job_id": None if latest is None else latest[1],
+                    "last_job": last_job,
+                    "next_tick": schedule.next_tick(now),
+                }
+            )
+        return self.render(request, "schedules.html", rows=rows, defined=bool(self.schedules))
 
     async def all_jobs(self, request: Request) -> Response:
         principal: Principal = request.scope["dogqueue.principal"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from dogqueue import FakeClock, Job, QueueAdapter, Schedule, enqueue_due
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
@@ -224,3 +226,42 @@ async def test_job_pages_show_a_workflows_parents_and_dependents(
         assert "waiting for 2 of 2 parents" in child_page
         plain = (await http.get(job_url("acme", (await backend.enqueue(ctx, part))))).text
         assert 'id="workflow"' not in plain
+
+
+async def test_the_schedules_page_shows_ticks_from_the_log_within_the_tenant(
+    tmp_path: Path,
+) -> None:
+    class Nightly(Job[None, None]):
+        JOB_TYPE = "nightly"
+
+        async def execute(self, ctx: None) -> None:
+            return None
+
+    clock = FakeClock(datetime(2030, 3, 1, 2, 30, tzinfo=UTC))
+    schedules = [
+        Schedule("nightly", "30 2 * * *", Nightly(), tenant="acme"),
+        Schedule("hourly", "@hourly", Nightly(), tenant="globex", timezone="Europe/Berlin"),
+    ]
+    async with SqliteBackend(tmp_path / "q.db", clock=clock) as backend:
+        adapter: QueueAdapter[None] = QueueAdapter(backend)
+        await adapter.register_job(Nightly)
+        (tick_job,) = await enqueue_due(adapter, schedules[:1])
+        clock.advance(timedelta(minutes=5))
+        app = create_app(backend, TokenStore.parse(TOKENS_TEXT), schedules=schedules)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
+            page = (await http.get("/schedules")).text
+        rows = re.findall(r'<tr class="schedule">(.*?)</tr>', page, re.S)
+        assert len(rows) == 2
+        assert job_url("acme", tick_job) in rows[0] and "2030-03-01 02:30" in rows[0]
+        assert "2030-03-02 02:30" in rows[0]  # the next tick
+        assert "never" in rows[1] and "Europe/Berlin" in rows[1]
+        headers = {"Authorization": f"Bearer {GLOBEX_TOKEN}"}
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
+            scoped = (await http.get("/schedules")).text
+        assert "nightly" not in scoped and tick_job not in scoped and "hourly" in scoped
+        bare = create_app(backend, TokenStore.parse(TOKENS_TEXT))
+        transport = httpx.ASGITransport(app=bare)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
+            assert "--schedules" in (await http.get("/schedules")).text
