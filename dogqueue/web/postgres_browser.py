@@ -27,6 +27,14 @@ CHUNK = 500
 #: Rows a page may scan before it is returned short (a search over a huge queue).
 SCAN_LIMIT = 50_000
 _NO_CURSOR = 2**63 - 1
+#: Jobs read per search query (ids, then keys), as on SQLite.
+SEARCH_LIMIT = 2_000
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with `prefix` (its wildcards escaped)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 class PostgresBrowser:
@@ -41,6 +49,8 @@ class PostgresBrowser:
         """Jobs matching `filters`, newest first (by enqueue order), after `cursor`."""
         check_page(limit)
         before = parse_cursor(cursor) or _NO_CURSOR
+        if filters.search:
+            return await self._search(tenant_id, filters, before, limit)
         statuses = sorted(s.value for s in filters.statuses) or None
         found: list[JobInfo] = []
         scanned = 0
@@ -58,6 +68,25 @@ class PostgresBrowser:
                 if len(rows) < CHUNK:
                     break
         return page_of(found[: limit + 1], limit)
+
+    async def _search(
+        self, tenant_id: str | None, filters: JobFilter, before: int, limit: int
+    ) -> JobPage:
+        """Jobs whose id or key starts with `filters.search` (at most SEARCH_LIMIT of
+        each), through the byte-wise pattern indexes; the other filters on the rows."""
+        assert filters.search is not None
+        pattern = _like_prefix(filters.search)
+        found: dict[int, JobInfo] = {}
+        async with self.backend.pool.acquire() as conn:
+            for query in ("search_ids", "search_keys"):
+                for seq, state in await conn.fetch(
+                    Q[query], tenant_id, pattern, before, SEARCH_LIMIT
+                ):
+                    job = decode_job(bytes(state))
+                    if filters.matches(job):
+                        found[seq] = job
+        newest = sorted(found, reverse=True)[: limit + 1]
+        return page_of([found[seq] for seq in newest], limit)
 
     async def tenant_overview(self, now: datetime) -> list[TenantSummary]:
         """Every tenant that has jobs, by tenant id."""

@@ -34,3 +34,18 @@ JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
 WHERE e.tenant_id = $1 AND e.parent_id = $2
 ORDER BY e.child_seq
 LIMIT $3;
+
+-- name: search_ids
+-- The newest jobs whose id starts with the prefix ($2, a LIKE pattern): a range of
+-- jobs_by_id_pattern, or the newest jobs read backwards when the prefix is common.
+SELECT enqueue_seq, state FROM jobs
+WHERE job_id LIKE $2 AND ($1::text IS NULL OR tenant_id = $1) AND enqueue_seq < $3
+ORDER BY enqueue_seq DESC
+LIMIT $4;
+
+-- name: search_keys
+-- Jobs whose idempotency key starts with the prefix: a range of jobs_by_key_pattern.
+SELECT enqueue_seq, state FROM jobs
+WHERE idempotency_key LIKE $2 AND ($1::text IS NULL OR tenant_id = $1) AND enqueue_seq < $3
+ORDER BY enqueue_seq DESC
+LIMIT $4;

@@ -85,6 +85,8 @@ def _filters(jobs: list[JobInfo]) -> list[JobFilter]:
         JobFilter(search="order-1"),
         JobFilter(search=jobs[7].job_id[:10]),
         JobFilter(search="no-such-prefix"),
+        JobFilter(search="order_1"),  # LIKE wildcards in a search are plain characters
+        JobFilter(search="%"),
     ]
 
 
