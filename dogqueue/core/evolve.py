@@ -184,8 +184,14 @@ def _require_lease(state: JobInfo, event: AnyEvent, token: int) -> None:
         raise InvalidTransition(f"{event.type} event of {state.job_id!r} with a stale token")
 
 
+def failure_is_final(event: Failed | Expired) -> bool:
+    """Whether a failed attempt leaves its job FAILED (no retry scheduled) rather than
+    ENQUEUED again: the one rule the read side uses to count dead letters from events."""
+    return event.retry_at is None
+
+
 def _after_failure(state: JobInfo, event: Failed | Expired, error: str) -> JobInfo:
-    if event.retry_at is None:
+    if failure_is_final(event):
         return _replace(
             state,
             status=JobStatus.FAILED,

@@ -29,6 +29,7 @@ from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import one_line, visible
 from dogqueue.schedules import Schedule
+from dogqueue.web.activity import RecentActivity
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
 from dogqueue.web.browser import (
     JobBrowser,
@@ -80,35 +81,18 @@ class Sampler:
             series = self.series.setdefault(summary.tenant_id, deque(maxlen=SAMPLES_KEPT))
             series.append(Sample(now, summary))
 
-    def completed_per_minute(self, tenant_id: str) -> float | None:
-        """Completions per minute over the samples kept, or None before two samples."""
-        series = self.series.get(tenant_id)
-        if not series or len(series) < 2:
-            return None
-        first, last = series[0], series[-1]
-        minutes = (last.at - first.at).total_seconds() / 60
-        done = last.summary.counts.get(JobStatus.COMPLETED, 0) - first.summary.counts.get(
-            JobStatus.COMPLETED, 0
-        )
-        return max(done, 0) / minutes if minutes > 0 else None
-
-    def new_failures(self, tenant_id: str, now: datetime) -> int:
-        """Dead letters added in the last hour, as far as the samples saw."""
-        recent = [s for s in self.series.get(tenant_id, ()) if now - s.at <= timedelta(hours=1)]
-        if len(recent) < 2:
-            return 0
-        return max(recent[-1].summary.failed - recent[0].summary.failed, 0)
-
     def chart(self, tenant_id: str, metric: Callable[[TenantSummary], int]) -> str:
         """SVG polyline points of `metric` over the samples (100x24 box)."""
-        values = [metric(sample.summary) for sample in self.series.get(tenant_id, ())]
-        if not values:
-            return ""
-        top = max(max(values), 1)
-        step = 100 / max(len(values) - 1, 1)
-        return " ".join(
-            f"{i * step:.1f},{24 - 22 * value / top:.1f}" for i, value in enumerate(values)
-        )
+        return chart_points([metric(sample.summary) for sample in self.series.get(tenant_id, ())])
+
+
+def chart_points(values: list[int]) -> str:
+    """SVG polyline points of `values` spread over a 100x24 box ("" for none)."""
+    if not values:
+        return ""
+    top = max(max(values), 1)
+    step = 100 / max(len(values) - 1, 1)
+    return " ".join(f"{i * step:.1f},{24 - 22 * value / top:.1f}" for i, value in enumerate(values))
 
 
 def _environment() -> jinja2.Environment:
@@ -259,6 +243,7 @@ class Dashboard:
         self.clock, self.poll_ms, self.sampler = clock, int(poll_seconds * 1000), sampler
         self.env = _environment()
         self.schedules: list[Schedule] = []
+        self.activity = RecentActivity()
         guarded = self._guarded
         self.app = Starlette(
             routes=[
@@ -431,22 +416,25 @@ class Dashboard:
         now = self.now()
         summaries = await self.browser.tenant_overview(now)
         self.sampler.record(summaries, now)
+        await self.activity.refresh(self.backend, now)
+        activity = self.activity
         shown = [s for s in summaries if principal.may_see(s.tenant_id)]
         rows = [
             {
                 "summary": s,
                 "oldest": _ago(now, s.oldest_ready_at),
-                "rate": self.sampler.completed_per_minute(s.tenant_id),
-                "new_failures": self.sampler.new_failures(s.tenant_id, now),
+                "rate": activity.completed_per_minute(s.tenant_id, now),
+                "new_failures": activity.dead_in_window(s.tenant_id, now),
                 "charts": {
                     "ready": self.sampler.chart(s.tenant_id, lambda x: x.ready),
                     "leased": self.sampler.chart(s.tenant_id, lambda x: x.leased),
-                    "failed": self.sampler.chart(s.tenant_id, lambda x: x.failed),
+                    "completed": chart_points(activity.per_minute(s.tenant_id, now, "completed")),
+                    "dead": chart_points(activity.per_minute(s.tenant_id, now, "dead")),
                 },
             }
             for s in shown
         ]
-        return {"rows": rows, "now": now}
+        return {"rows": rows, "now": now, "partial": activity.partial}
 
     async def overview(self, request: Request) -> Response:
         return self.render(request, "overview.html", **await self._overview_context(request))
