@@ -79,13 +79,13 @@ class RecentActivity:
         return self.tenants.setdefault(tenant_id, TenantActivity())
 
     def completed_per_minute(self, tenant_id: str, now: datetime, minutes: int = 10) -> float:
-        """Completions per minute over the last `minutes` full minutes."""
+        """Completions per minute over the last `minutes` minutes (this one included)."""
         activity = self.tenants.get(tenant_id)
         if activity is None:
             return 0.0
         end = _minute(now)
-        start = end - timedelta(minutes=minutes)
-        return sum(n for m, n in activity.completed.items() if start <= m < end) / minutes
+        start = end - timedelta(minutes=minutes - 1)
+        return sum(n for m, n in activity.completed.items() if start <= m <= end) / minutes
 
     def dead_in_window(self, tenant_id: str, now: datetime) -> int:
         """Jobs that failed for good within the window."""
