@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -18,6 +18,7 @@ from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT
 from dogqueue.runtime.results import JobHandle
 from dogqueue.runtime.run import call_on_loop
+from dogqueue.workflow import Step
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -73,6 +74,41 @@ class BlockingQueue(Generic[ContextT]):
     def enqueue_many(self, ctx: QueueCtx, jobs: list[BaseJob[Any, R]]) -> list[JobHandle[R]]:
         """`QueueAdapter.enqueue_many`, blocking."""
         return self._call(self.adapter.enqueue_many(ctx, jobs))
+
+    def enqueue_chain(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        *,
+        after: Sequence[str] = (),
+    ) -> list[JobHandle[Any]]:
+        """`QueueAdapter.enqueue_chain`, blocking: each step after the previous one."""
+        return self._call(self.adapter.enqueue_chain(ctx, steps, after=after))
+
+    def enqueue_group(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        *,
+        after: Sequence[str] = (),
+    ) -> list[JobHandle[Any]]:
+        """`QueueAdapter.enqueue_group`, blocking: the steps side by side."""
+        return self._call(self.adapter.enqueue_group(ctx, steps, after=after))
+
+    def enqueue_chord(
+        self,
+        ctx: QueueCtx,
+        steps: Sequence[BaseJob[Any, Any] | Step[Any]],
+        then: BaseJob[Any, R] | Step[R],
+        *,
+        after: Sequence[str] = (),
+    ) -> tuple[list[JobHandle[Any]], JobHandle[R]]:
+        """`QueueAdapter.enqueue_chord`, blocking: `then` after every step."""
+        return self._call(self.adapter.enqueue_chord(ctx, steps, then, after=after))
+
+    def cancel_workflow(self, ctx: QueueCtx, job_id: str) -> list[str]:
+        """`QueueAdapter.cancel_workflow`, blocking: the job and every job after it."""
+        return self._call(self.adapter.cancel_workflow(ctx, job_id))
 
     def wait_result(
         self, ctx: QueueCtx, handle: JobHandle[R], *, timeout: float | timedelta | None = None

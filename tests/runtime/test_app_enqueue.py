@@ -128,3 +128,31 @@ async def test_blocking_enqueue_from_a_thread_with_no_event_loop(tmp_path: Path)
 
 async def within_result(awaitable: object) -> object:
     return await asyncio.wait_for(awaitable, 20)  # type: ignore[arg-type]
+
+
+async def test_blocking_workflows_from_a_thread_with_no_event_loop(tmp_path: Path) -> None:
+    """A chain, a chord and a whole-workflow cancel from synchronous code."""
+    db = tmp_path / "app.db"
+    await prepared(db)
+
+    async def make() -> QueueAdapter[Probe]:
+        return await make_adapter(SqliteBackend(db))
+
+    def web_process() -> tuple[list[str], list[str], list[str]]:
+        with BlockingQueue(make) as queue:
+            chain = queue.enqueue_chain(T, [Echo(text="a"), Echo(text="b")])
+            parts, then = queue.enqueue_chord(T, [Echo(text="c"), Echo(text="d")], Echo(text="e"))
+            group = queue.enqueue_group(T, [Echo(text="f")], after=[then])
+            canceled = queue.cancel_workflow(T, parts[0])
+            return list(chain), [*parts, then, *group], canceled
+
+    chain, chord, canceled = await asyncio.wait_for(asyncio.to_thread(web_process), 20)
+    async with SqliteBackend(db) as backend:
+        statuses = {
+            job_id: (await backend.get_job(T, job_id)).status for job_id in [*chain, *chord]
+        }
+    assert statuses[chain[0]] is JobStatus.ENQUEUED and statuses[chain[1]] is JobStatus.WAITING
+    c, d, e, f = chord
+    assert sorted(canceled) == sorted([c, e, f])  # the part, its fan-in and what ran after it
+    assert statuses[d] is JobStatus.ENQUEUED
+    assert {statuses[c], statuses[e], statuses[f]} == {JobStatus.CANCELED}
