@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import datetime
 
 import msgspec
@@ -20,7 +18,7 @@ from dogqueue.cli._common import (
     table,
     when,
 )
-from dogqueue.cli.worker import load_schedules
+from dogqueue.cli.worker import schedules_option
 from dogqueue.clock import utc_now
 from dogqueue.core import cron
 from dogqueue.core.job import JobInfo
@@ -66,15 +64,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _schedules(args: argparse.Namespace) -> int:
-    defined: list[Schedule] = []
-    if args.schedules is not None:
-        if os.getcwd() not in sys.path:  # like `dogqueue worker`
-            sys.path.insert(0, os.getcwd())
-        try:
-            defined = load_schedules(args.schedules)
-        except (ImportError, AttributeError, ValueError) as error:
-            print(f"dogqueue schedules: {error}", file=sys.stderr)
-            return EXIT_ERROR
+    defined = schedules_option("schedules", args.schedules)
+    if defined is None:
+        return EXIT_ERROR
 
     async def read(log: LogReader) -> list[JobInfo]:
         return await log.jobs(args.tenant)

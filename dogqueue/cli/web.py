@@ -9,8 +9,7 @@ import sys
 
 from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded
 from dogqueue.cli.act import add_db_default, open_db
-from dogqueue.cli.worker import load_schedules
-from dogqueue.schedules import Schedule
+from dogqueue.cli.worker import schedules_option
 
 #: An admin token when no token file is given.
 TOKEN_ENV = "DOGQUEUE_WEB_TOKEN"
@@ -60,15 +59,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
-    schedules: list[Schedule] = []
-    if args.schedules is not None:
-        if os.getcwd() not in sys.path:  # like `dogqueue worker`
-            sys.path.insert(0, os.getcwd())
-        try:
-            schedules = load_schedules(args.schedules)
-        except (ImportError, AttributeError, ValueError) as error:
-            print(f"dogqueue web: --schedules: {error}", file=sys.stderr)
-            return EXIT_ERROR
+    schedules = schedules_option("web", args.schedules)
+    if schedules is None:
+        return EXIT_ERROR
 
     async def serve() -> None:
         async with open_db(args.db) as backend:

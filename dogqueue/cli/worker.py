@@ -156,6 +156,21 @@ def load_target(spec: str) -> Any:
     return target
 
 
+def schedules_option(command: str, spec: str | None) -> list[Schedule] | None:
+    """The schedules a `--schedules`-style option names (none given: []), imported with
+    the current directory on the import path like `dogqueue worker`; None after printing
+    why they cannot be loaded."""
+    if spec is None:
+        return []
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return load_schedules(spec)
+    except (ImportError, AttributeError, ValueError) as error:
+        print(f"dogqueue {command}: {error}", file=sys.stderr)
+        return None
+
+
 def load_schedules(spec: str) -> list[Schedule]:
     """The schedules `spec` names: MODULE:ATTRIBUTE (a list, or a callable returning
     one) or MODULE, meaning its SCHEDULES."""
