@@ -174,9 +174,14 @@ class MetricsSnapshot:
     that match; when the snapshot was taken for one tenant it holds only that tenant.
     """
 
-    def __init__(self, at: datetime, series: Iterable[SeriesMetrics]) -> None:
+    def __init__(
+        self, at: datetime, series: Iterable[SeriesMetrics], unsealed_events: int = 0
+    ) -> None:
         self.at = at
         self.series: tuple[SeriesMetrics, ...] = tuple(sorted(series, key=lambda s: s.key))
+        #: Committed events the log has not given a position yet (PostgreSQL's sequencer
+        #: tail; always 0 on SQLite and memory). Folded metrics cannot include them yet.
+        self.unsealed_events = unsealed_events
 
     def _select(self, job_type: str | None, queue: str | None) -> Iterator[SeriesMetrics]:
         for item in self.series:

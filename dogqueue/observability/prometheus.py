@@ -125,6 +125,13 @@ def metric_families(snapshot: MetricsSnapshot, *, tenant_labels: bool = True) ->
     yield jobs
     yield depth
     yield oldest
+    unsealed = GaugeMetricFamily(
+        f"{NAMESPACE}_log_unsealed_events",
+        "Committed events not yet given a log position (PostgreSQL): a count that stays"
+        " up means the sequencer is held back, e.g. by a long transaction on the server.",
+    )
+    unsealed.add_metric([], snapshot.unsealed_events)
+    yield unsealed
 
     execution = HistogramMetricFamily(
         f"{NAMESPACE}_job_execution_seconds",

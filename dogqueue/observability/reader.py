@@ -76,7 +76,9 @@ class MetricsReader:
         now = self.now()
         tenant_id = None if ctx is None else ctx.tenant_id
         async with self._lock:
-            return await asyncio.to_thread(self._fold.snapshot, now, tenant_id)
+            snapshot = await asyncio.to_thread(self._fold.snapshot, now, tenant_id)
+        snapshot.unsealed_events = len(await self._reader().unsealed())
+        return snapshot
 
     async def close(self) -> None:
         """Release the log reader this object opened from a backend."""

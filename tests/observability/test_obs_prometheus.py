@@ -6,12 +6,15 @@ import asyncio
 import urllib.error
 import urllib.request
 
+import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dogqueue import FakeClock, InvalidInput
+from dogqueue import FakeClock, InvalidInput, JobMessage, QueueCtx
 from dogqueue.backend.base import EngineBackend
-from dogqueue.observability.prometheus import MetricsServer
+from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.observability.prometheus import MetricsServer, render
+from dogqueue.observability.reader import MetricsReader
 from tests.observability.obs_workload import run_workload
 
 
@@ -105,3 +108,33 @@ async def test_other_paths_and_methods(backend: EngineBackend) -> None:
         assert refused.value.code == 405
     with pytest.raises(InvalidInput, match="port"):
         MetricsServer(backend, port=70000)
+
+
+async def test_unsealed_events_are_a_gauge_that_shows_a_held_back_sequencer(
+    backend: EngineBackend, backend_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL an open transaction anywhere on the server keeps new events from
+    getting positions: the gauge shows them until it ends. Elsewhere it stays 0."""
+    # A read waits this long for the backend's own events to be numbered (10 s).
+    monkeypatch.setattr("dogqueue.backend.postgres.backend.SEAL_WAIT", 0.2)
+
+    def gauge(text: str) -> float:
+        return samples(text)[("dogqueue_log_unsealed_events", frozenset())]
+
+    reader = MetricsReader(backend)
+    message = JobMessage(job_type="t", payload_bytes=b"{}")
+    blocker = None
+    if backend_kind == "postgres":
+        blocker = await asyncpg.connect(default_dsn())
+        await blocker.execute("BEGIN")
+        await blocker.fetchval("SELECT txid_current()")  # an xid older than what follows
+    try:
+        await backend.enqueue_many(QueueCtx("acme"), [message] * 3)
+        held = gauge(render(await reader.snapshot()).decode())
+        assert held == (3 if backend_kind == "postgres" else 0)
+    finally:
+        if blocker is not None:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+    assert gauge(render(await reader.snapshot()).decode()) == 0
+    await reader.close()
