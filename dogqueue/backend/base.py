@@ -397,11 +397,13 @@ class EngineBackend(abc.ABC):
         if not batch:
             return []
         await self._ready()
+        jobs = tuple((tenant, item.lease.job_id) for item in batch)
         results = await self._transact(
             lambda tx, now: self._engine.settle(tx, tenant, batch, now),
-            Reads(jobs=tuple((tenant, item.lease.job_id) for item in batch)),
+            Reads(jobs=jobs, dependents=jobs),  # a job the batch ends settles its dependents
         )
-        if any(isinstance(item, Failure) for item in batch):
+        # A retry can be leased later, and a completion may have released dependents.
+        if any(isinstance(item, Failure) for item in batch) or JobStatus.COMPLETED in results:
             self._notify_change()
         return results
 

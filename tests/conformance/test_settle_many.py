@@ -121,3 +121,31 @@ async def test_malformed_input_settles_nothing(backend: EngineBackend) -> None:
     assert await backend.settle_many(CTX, []) == []
     assert await log_size(backend) == before
     assert await backend.get_status(CTX, lease.job_id) is JobStatus.LEASED
+
+
+async def test_a_settled_batch_settles_the_jobs_waiting_for_it(backend: EngineBackend) -> None:
+    """A completion in a batch releases the job after it, a final failure cancels its
+    dependent (and that one's), in the batch's own transaction; a worker waiting for
+    work is woken by the release."""
+    parents = await backend.enqueue_many(CTX, [message(), message(max_retries=0)])
+    done_child, dead_child = await backend.enqueue_many(
+        CTX, [message(after=(parents[0],)), message(after=(parents[1],))]
+    )
+    grandchild = await backend.enqueue(CTX, message(after=(dead_child,)))
+    leases = await backend.dequeue_many(CTX, ["default"], 10)
+    assert sorted(lease.job_id for lease in leases) == sorted(parents)  # the rest wait
+    by_id = {lease.job_id: lease for lease in leases}
+    results = await backend.settle_many(
+        CTX,
+        [
+            Completion(lease=by_id[parents[0]]),
+            Failure(lease=by_id[parents[1]], error="boom", retry=True),
+        ],
+    )
+    assert results == [JobStatus.COMPLETED, JobStatus.FAILED]
+    assert (await backend.get_job(CTX, done_child)).status is JobStatus.ENQUEUED
+    for canceled in (dead_child, grandchild):
+        job = await backend.get_job(CTX, canceled)
+        assert job.status is JobStatus.CANCELED and job.last_error is not None
+    lease = await backend.dequeue(CTX, ["default"])
+    assert lease is not None and lease.job_id == done_child
