@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def client(schema: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-async def finish(process: subprocess.Popen[str]) -> str:
-    out, err = await asyncio.to_thread(process.communicate, None, 240)
+async def finish(process: subprocess.Popen[str], reader: Executor | None = None) -> str:
+    loop = asyncio.get_running_loop()
+    out, err = await loop.run_in_executor(reader, process.communicate, None, 240)
     assert process.returncode == 0, err
     return out
 
@@ -77,9 +79,10 @@ async def test_sixteen_processes_lease_twenty_thousand_jobs_once(
         for _ in range(jobs // len(TENANTS) // 1_000):
             await pg.enqueue_many(QueueCtx(tenant), [message() for _ in range(1_000)])
     processes = [client(pg_schema, "drain", "16", *TENANTS) for _ in range(16)]
-    # Read every process's pipes at once: one waiting on a full pipe while the test
-    # reads another's would hold its sequencer transaction and stall them all.
-    outputs = await asyncio.gather(*(finish(p) for p in processes))
+    # Read every process's pipes at once, a thread each (the default executor has only
+    # cpu + 4): one blocked on a full pipe would stop its event loop mid-step.
+    with ThreadPoolExecutor(len(processes)) as readers:
+        outputs = await asyncio.gather(*(finish(p, readers) for p in processes))
 
     leased = [line for out in outputs for line in out.split("\n") if line]
     assert len(leased) == len(set(leased)) == jobs  # no (job, token) leased twice

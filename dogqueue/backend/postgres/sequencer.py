@@ -20,12 +20,22 @@ from dogqueue.log.chain import GENESIS, chain_hash
 
 #: Events numbered per step at most.
 STEP_LIMIT = 5_000
+#: A step holds the log head's lock, which every host's steps wait for. If the process
+#: running one stops mid-step (its event loop blocked, the process stopped), the server
+#: ends that session after this long idle, so the others go on.
+IDLE_STEP_LIMIT_MS = 5_000
+
+
+async def bound_idle_step(conn: asyncpg.Connection) -> None:
+    """Make the server end this transaction's session if it idles IDLE_STEP_LIMIT_MS."""
+    await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(IDLE_STEP_LIMIT_MS)}")
 
 
 async def seal(conn: asyncpg.Connection, audit_key: bytes | None = None) -> int:
     """Run one sequencer step in its own transaction, chaining under `audit_key` if
     given; return how many events it numbered."""
     async with conn.transaction():
+        await bound_idle_step(conn)
         head = await conn.fetchrow(Q["lock_log_head"])
         last_pos, cursor_xid, cursor_seq = int(head[0]), str(head[1]), int(head[2])
         rows = await conn.fetch(Q["sealable"], cursor_xid, cursor_seq, STEP_LIMIT)
