@@ -4,6 +4,7 @@ while no other connection has written."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.transaction import SqliteTransaction
 
 CTX = QueueCtx("acme")
 
@@ -96,3 +98,65 @@ async def test_a_settled_batch_still_settles_the_dependents_of_its_jobs(tmp_path
         assert (await backend.get_job(CTX, child)).status is JobStatus.ENQUEUED
         report = await verify_log(SqliteLogReader(tmp_path / "q.db"))
         assert report.ok, report.problems
+
+
+async def test_the_writer_reads_the_end_of_the_log_only_after_another_connection_wrote(
+    tmp_path: Path,
+) -> None:
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        await backend.enqueue(CTX, _message())
+        with _statements(backend) as statements:
+            await backend.enqueue(CTX, _message())
+            await backend.enqueue(QueueCtx("globex"), _message())
+            await backend.enqueue(QueueCtx("globex"), _message())
+        assert _count(statements, "next_seq") == 0
+        assert _count(statements, "chain_head") == 1  # globex's, once
+        async with SqliteBackend(tmp_path / "q.db") as other:
+            await other.enqueue(CTX, _message())
+        with _statements(backend) as statements:
+            await backend.enqueue(CTX, _message())
+        assert _count(statements, "next_seq") == 1
+        assert _count(statements, "chain_head") == 1
+
+
+async def test_writers_of_two_connections_taking_turns_keep_one_chain(tmp_path: Path) -> None:
+    """Each writer's remembered end of the log goes stale when the other commits: the
+    positions stay unique and consecutive and every tenant's chain verifies."""
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path) as first, SqliteBackend(path) as second:
+        for turn in range(12):
+            writer = (first, second)[turn % 2]
+            tenant = QueueCtx(("acme", "globex")[turn // 2 % 2])
+            await writer.enqueue_many(tenant, [_message(), _message()])
+            leases = await writer.dequeue_many(tenant, ["default"], 1)
+            await writer.settle_many(tenant, [Completion(lease=lease) for lease in leases])
+        events = await first.read_events()
+        assert [event.seq for event in events] == list(range(1, len(events) + 1))
+    report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems
+    assert report.events == 12 * 4
+
+
+async def test_a_rolled_back_transaction_leaves_nothing_remembered(tmp_path: Path) -> None:
+    """A unit that appended and then broke rolls its batch back: the chain head it had
+    moved must not be what the next transaction links to."""
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path) as backend:
+        await backend.enqueue(CTX, _message())
+        (enqueued,) = await backend.read_events()
+
+        def append_then_break(tx: SqliteTransaction, now: object) -> None:
+            tx.append(enqueued)
+            raise RuntimeError("broken after a write")
+
+        results = await asyncio.gather(
+            backend.writer.run(append_then_break),
+            backend.enqueue(CTX, _message()),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], RuntimeError) and isinstance(results[1], str)
+        await backend.enqueue(CTX, _message())
+        events = await backend.read_events()
+        assert [event.seq for event in events] == [1, 2, 3]
+    report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems

@@ -30,6 +30,26 @@ _MAX_READ_AHEAD = 256
 _Candidate = tuple[int, int, int, bytes]
 
 
+class LogEndMemo:
+    """What one writer connection knows of the end of the log between its transactions:
+    the next position and the chain heads its last commit left. Used only while `PRAGMA
+    data_version` shows that no other connection (of this process or another) has
+    committed since; any doubt (a rollback, a write outside a transaction) forgets it."""
+
+    #: Most chain heads remembered; past it they are forgotten and read again.
+    MAX_HEADS = 10_000
+
+    def __init__(self) -> None:
+        self.data_version: int | None = None
+        self.next_seq = 0
+        self.heads: dict[str, tuple[int, bytes, int]] = {}
+
+    def forget(self) -> None:
+        """Trust nothing remembered: the next transaction reads the end of the log."""
+        self.data_version = None
+        self.heads = {}
+
+
 class SqliteTransaction:
     """One write transaction. Job rows are written at once (reads must see them);
     events are buffered and inserted together before the commit.
@@ -40,8 +60,15 @@ class SqliteTransaction:
     drops the head, and any other job write discards the list.
     """
 
-    def __init__(self, conn: sqlite3.Connection, audit_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        audit_key: bytes | None = None,
+        memo: LogEndMemo | None = None,
+    ) -> None:
         self.conn = conn
+        self._memo = memo
+        self._data_version: int | None = None
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
@@ -57,10 +84,19 @@ class SqliteTransaction:
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
-        self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
         self.writes = 0
         self._events.clear()
-        self._chain.clear()
+        memo = self._memo
+        if memo is None:
+            self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+            self._chain.clear()
+        else:
+            self._data_version = self.conn.execute(Q["data_version"]).fetchone()[0]
+            if memo.data_version is None or memo.data_version != self._data_version:
+                memo.forget()  # another connection committed: read the end of the log
+                memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+            self.next_seq = memo.next_seq
+            self._chain.start_from(memo.heads)
         self._forget_prefetched()
         self._forget_ready()
 
@@ -70,11 +106,19 @@ class SqliteTransaction:
             self._events.clear()
             self._chain.save(self.conn)
         self.conn.execute("COMMIT")
+        memo = self._memo
+        if memo is not None:
+            memo.data_version = self._data_version
+            memo.next_seq = self.next_seq
+            if len(memo.heads) > memo.MAX_HEADS:
+                memo.heads = {}
 
     def rollback(self) -> None:
         self._events.clear()
         self._forget_prefetched()
         self._forget_ready()
+        if self._memo is not None:
+            self._memo.forget()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
