@@ -29,7 +29,7 @@ from dogqueue.backend.sqlite.connection import (
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.backend.sqlite.transaction import edge_rows, job_row, json_list
+from dogqueue.backend.sqlite.transaction import SqliteTransaction, edge_rows, job_row, json_list
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
@@ -138,7 +138,15 @@ class SqliteBackend(EngineBackend):
         self._writer = self._reader = None
 
     def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        return self.writer.submit(work)
+        if len(reads.jobs) < 2:
+            return self.writer.submit(work)
+        jobs = reads.jobs
+
+        def prefetched(tx: SqliteTransaction, now: datetime) -> T:
+            tx.prefetch(jobs)  # one query for the batch instead of one per job
+            return work(tx, now)
+
+        return self.writer.submit(prefetched)
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.

@@ -28,6 +28,12 @@ class ChainHeads:
         self._heads.clear()
         self._touched.clear()
 
+    def start_from(self, heads: dict[str, tuple[int, bytes, int]]) -> None:
+        """Begin a transaction with heads known to be current; `heads` is extended in
+        place, so after the commit it holds the stored heads again."""
+        self._heads = heads
+        self._touched.clear()
+
     def link(
         self, conn: sqlite3.Connection, tenant_id: str, seq: int, data: bytes
     ) -> tuple[bytes, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,26 @@ _MAX_READ_AHEAD = 256
 _Candidate = tuple[int, int, int, bytes]
 
 
+class LogEndMemo:
+    """What one writer connection knows of the end of the log between its transactions:
+    the next position and the chain heads its last commit left. Used only while `PRAGMA
+    data_version` shows that no other connection (of this process or another) has
+    committed since; any doubt (a rollback, a write outside a transaction) forgets it."""
+
+    #: Most chain heads remembered; past it they are forgotten and read again.
+    MAX_HEADS = 10_000
+
+    def __init__(self) -> None:
+        self.data_version: int | None = None
+        self.next_seq = 0
+        self.heads: dict[str, tuple[int, bytes, int]] = {}
+
+    def forget(self) -> None:
+        """Trust nothing remembered: the next transaction reads the end of the log."""
+        self.data_version = None
+        self.heads = {}
+
+
 class SqliteTransaction:
     """One write transaction. Job rows are written at once (reads must see them);
     events are buffered and inserted together before the commit.
@@ -39,8 +60,15 @@ class SqliteTransaction:
     drops the head, and any other job write discards the list.
     """
 
-    def __init__(self, conn: sqlite3.Connection, audit_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        audit_key: bytes | None = None,
+        memo: LogEndMemo | None = None,
+    ) -> None:
         self.conn = conn
+        self._memo = memo
+        self._data_version: int | None = None
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
@@ -48,13 +76,28 @@ class SqliteTransaction:
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
         self._read_ahead = _FIRST_READ_AHEAD
+        #: Job states read ahead by `prefetch`, as stored; a job's entry goes when it is saved.
+        self._states: dict[tuple[str, str], bytes] = {}
+        #: Dependents read ahead by `prefetch`; a parent's entry goes when a job is
+        #: created after it.
+        self._children: dict[tuple[str, str], list[str]] = {}
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
-        self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
         self.writes = 0
         self._events.clear()
-        self._chain.clear()
+        memo = self._memo
+        if memo is None:
+            self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+            self._chain.clear()
+        else:
+            self._data_version = self.conn.execute(Q["data_version"]).fetchone()[0]
+            if memo.data_version is None or memo.data_version != self._data_version:
+                memo.forget()  # another connection committed: read the end of the log
+                memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+            self.next_seq = memo.next_seq
+            self._chain.start_from(memo.heads)
+        self._forget_prefetched()
         self._forget_ready()
 
     def commit(self) -> None:
@@ -63,12 +106,25 @@ class SqliteTransaction:
             self._events.clear()
             self._chain.save(self.conn)
         self.conn.execute("COMMIT")
+        memo = self._memo
+        if memo is not None:
+            memo.data_version = self._data_version
+            memo.next_seq = self.next_seq
+            if len(memo.heads) > memo.MAX_HEADS:
+                memo.heads = {}
 
     def rollback(self) -> None:
         self._events.clear()
+        self._forget_prefetched()
         self._forget_ready()
+        if self._memo is not None:
+            self._memo.forget()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    def _forget_prefetched(self) -> None:
+        self._states.clear()
+        self._children.clear()
 
     def _forget_ready(self) -> None:
         self._ready_key = None
@@ -76,9 +132,32 @@ class SqliteTransaction:
 
     # -- Transaction -------------------------------------------------------------------
 
+    def prefetch(self, jobs: Sequence[tuple[str, str]]) -> None:
+        """Read the states and dependents of these (tenant_id, job_id) jobs with two
+        queries per tenant, so that loading each of them, or its dependents, costs no
+        query after. Jobs not found are left to `load`."""
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, job_id in jobs:
+            by_tenant.setdefault(tenant_id, []).append(job_id)
+        execute = self.conn.execute
+        for tenant_id, job_ids in by_tenant.items():
+            ids = json.dumps(job_ids)
+            for job_id, state in execute(Q["load_jobs"], (tenant_id, ids)).fetchall():
+                self._states[(tenant_id, job_id)] = state
+            children: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+            for parent_id, child_id in execute(Q["dependents_of_jobs"], (tenant_id, ids)):
+                children[parent_id].append(child_id)
+            for job_id, found in children.items():
+                self._children[(tenant_id, job_id)] = found
+
     def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        row = self.conn.execute(Q["load_job"], (tenant_id, job_id)).fetchone()
-        return None if row is None else stored_job(row[0], f"job {job_id!r}")
+        state = self._states.get((tenant_id, job_id))
+        if state is None:
+            row = self.conn.execute(Q["load_job"], (tenant_id, job_id)).fetchone()
+            if row is None:
+                return None
+            state = row[0]
+        return stored_job(state, f"job {job_id!r}")
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
         row = self.conn.execute(Q["job_for_key"], (tenant_id, idempotency_key)).fetchone()
@@ -112,6 +191,9 @@ class SqliteTransaction:
         return found
 
     def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        known = self._children.get((tenant_id, job_id))
+        if known is not None:
+            return list(known)
         rows = self.conn.execute(Q["dependents"], (tenant_id, job_id)).fetchall()
         return [str(row[0]) for row in rows]
 
@@ -136,6 +218,7 @@ class SqliteTransaction:
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         self.writes += 1
         self._keep_ready(before, after)
+        self._states.pop((after.tenant_id, after.job_id), None)
         lease_expires = (
             None if after.lease_expires_at is None else to_micros(after.lease_expires_at)
         )
@@ -143,6 +226,8 @@ class SqliteTransaction:
             self.conn.execute(Q["insert_job"], job_row(after))
             if after.message.after:
                 self.conn.executemany(Q["insert_edge"], edge_rows(after))
+                for parent in after.message.after:
+                    self._children.pop((after.tenant_id, parent), None)
             return
         cursor = self.conn.execute(
             Q["update_job"],

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
-from dogqueue.backend.sqlite.transaction import SqliteTransaction
+from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import deliver, run_units, unwrap_refusal
 
@@ -38,6 +38,8 @@ class GroupCommitWriter:
         self._connect = connect
         self._now = now
         self._conn: sqlite3.Connection | None = None
+        #: The end of the log as this connection's last commit left it.
+        self._memo = LogEndMemo()
         self._pending: _Batch = []
         #: A batch is on the writer thread (or its results are on their way back).
         self._busy = False
@@ -54,6 +56,7 @@ class GroupCommitWriter:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        self._memo.forget()  # `fn` may write the log without a transaction of ours
         if self._conn is None:
             self._conn = self._connect()
         return fn(self._conn)
@@ -117,7 +120,7 @@ class GroupCommitWriter:
     def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
         if self._conn is None:
             self._conn = self._connect()
-        tx = SqliteTransaction(self._conn, self._audit_key)
+        tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
         try:
             tx.begin()
             now = self._now()
@@ -143,6 +146,7 @@ class GroupCommitWriter:
             raise BackendClosed("backend is closed")
 
     def _close_connection(self) -> None:
+        self._memo.forget()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

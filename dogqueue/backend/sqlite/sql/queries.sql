@@ -26,6 +26,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 -- name: load_job
 SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
 
+-- name: load_jobs
+-- Several jobs of one tenant: ?2 is a JSON list of job ids.
+SELECT job_id, state FROM jobs
+WHERE tenant_id = ?1 AND job_id IN (SELECT value FROM json_each(?2));
+
 -- name: tenant_job
 -- A job as its tenant sees it: with the tenant position of its enqueued event.
 SELECT jobs.state, events.tpos FROM jobs
@@ -83,6 +88,12 @@ INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id) VALUES (?1, ?2
 
 -- name: dependents
 SELECT child_id FROM job_edges WHERE tenant_id = ?1 AND parent_id = ?2 ORDER BY child_seq;
+
+-- name: dependents_of_jobs
+-- The dependents of several jobs of one tenant (?2, a JSON list of job ids), oldest first.
+SELECT parent_id, child_id FROM job_edges
+WHERE tenant_id = ?1 AND parent_id IN (SELECT value FROM json_each(?2))
+ORDER BY child_seq;
 
 -- name: parents_and_dependents_of_tenant
 -- Every dependency of one tenant's jobs: (parent, child), oldest child first.
