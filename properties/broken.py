@@ -465,44 +465,47 @@ class DequeueManyReordersEqualPriorities(Forwarding):
         return leases
 
 
-class ReleasesChildEarly(Forwarding):
+class RewritesMessages(Forwarding):
+    """Changes every enqueued message with `rewrite` before the correct store sees it."""
+
+    @staticmethod
+    def rewrite(message: JobMessage) -> JobMessage:
+        return message
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        return await self.inner.enqueue(ctx, self.rewrite(message), trace_context=trace_context)
+
+    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
+        return await self.inner.enqueue_many(ctx, [self.rewrite(m) for m in messages])
+
+
+class ReleasesChildEarly(RewritesMessages):
     """A job with several parents waits for all but the last one: it is released (and
     leased) while a parent has not completed."""
 
-    async def enqueue(
-        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
-    ) -> str:
-        return await self.inner.enqueue(ctx, _fewer_parents(message), trace_context=trace_context)
-
-    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
-        return await self.inner.enqueue_many(ctx, [_fewer_parents(m) for m in messages])
-
-
-def _fewer_parents(message: JobMessage) -> JobMessage:
-    if not isinstance(message, JobMessage) or len(message.after) + len(message.after_earlier) < 2:
-        return message
-    if message.after_earlier:
-        return msgspec.structs.replace(message, after_earlier=message.after_earlier[:-1])
-    return msgspec.structs.replace(message, after=message.after[:-1])
+    @staticmethod
+    def rewrite(message: JobMessage) -> JobMessage:
+        if (
+            not isinstance(message, JobMessage)
+            or len(message.after) + len(message.after_earlier) < 2
+        ):
+            return message
+        if message.after_earlier:
+            return msgspec.structs.replace(message, after_earlier=message.after_earlier[:-1])
+        return msgspec.structs.replace(message, after=message.after[:-1])
 
 
-class RunsDependentOfFailedParent(Forwarding):
+class RunsDependentOfFailedParent(RewritesMessages):
     """Every dependent runs once its parents have ended, even after one failed or was
     canceled (as if each had opted in)."""
 
-    async def enqueue(
-        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
-    ) -> str:
-        return await self.inner.enqueue(ctx, _run_anyway(message), trace_context=trace_context)
-
-    async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
-        return await self.inner.enqueue_many(ctx, [_run_anyway(m) for m in messages])
-
-
-def _run_anyway(message: JobMessage) -> JobMessage:
-    if not isinstance(message, JobMessage) or message.on_parent_failure != "cancel":
-        return message
-    return msgspec.structs.replace(message, on_parent_failure="run")
+    @staticmethod
+    def rewrite(message: JobMessage) -> JobMessage:
+        if not isinstance(message, JobMessage) or message.on_parent_failure != "cancel":
+            return message
+        return msgspec.structs.replace(message, on_parent_failure="run")
 
 
 class EnqueueTicksRepeatsATick(Forwarding):

@@ -208,16 +208,15 @@ def create_app(
     """The dashboard for `backend`, guarded by `tokens`; mount it anywhere (the caller
     opens and closes the backend). Pages poll for changes every `poll_seconds`. The
     schedules page shows `schedules` (those your workers run) with their ticks in the log."""
-    dashboard = Dashboard(
+    return Dashboard(
         backend,
         tokens,
         browser or default_browser(backend),
         clock or backend.clock,
         poll_seconds,
         Sampler(sample_every),
-    )
-    dashboard.schedules = list(schedules)
-    return dashboard.app
+        schedules,
+    ).app
 
 
 class _Refused(Exception):
@@ -238,11 +237,12 @@ class Dashboard:
         clock: Clock,
         poll_seconds: float,
         sampler: Sampler,
+        schedules: Sequence[Schedule] = (),
     ) -> None:
         self.backend, self.tokens, self.browser = backend, tokens, browser
         self.clock, self.poll_ms, self.sampler = clock, int(poll_seconds * 1000), sampler
         self.env = _environment()
-        self.schedules: list[Schedule] = []
+        self.schedules = list(schedules)
         self.activity = RecentActivity()
         guarded = self._guarded
         self.app = Starlette(
