@@ -21,9 +21,19 @@ _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: Names of these fields that passed `check_name` (exact str only): the same tenant ids,
+#: queues and job types come back on every call, so a set lookup replaces the scans.
+#: Bounded: cleared when full, so a stream of distinct names costs memory up to the bound.
+_ACCEPTED_NAMES: set[str] = set()
+_ACCEPTED_NAMES_MAX = 4096
+_REPEATED_FIELDS = frozenset({"tenant_id", "queue", "job_type", "codec"})
+
+
 def check_name(field: str, value: object) -> str:
     """Return `value` if it is a usable name: a non-empty str of at most 256 characters,
     with no control characters."""
+    if type(value) is str and value in _ACCEPTED_NAMES:
+        return value
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be a str, not {type(value).__name__}")
     if not value:
@@ -34,6 +44,10 @@ def check_name(field: str, value: object) -> str:
         raise InvalidInput(field, "must not contain control characters")
     if not is_encodable(value):
         raise InvalidInput(field, "must be valid Unicode (it holds a lone surrogate)")
+    if type(value) is str and field in _REPEATED_FIELDS:
+        if len(_ACCEPTED_NAMES) >= _ACCEPTED_NAMES_MAX:
+            _ACCEPTED_NAMES.clear()
+        _ACCEPTED_NAMES.add(value)
     return value
 
 
@@ -183,6 +197,8 @@ def _check_parents(message: JobMessage) -> None:
     """`after`, `after_earlier` and `on_parent_failure` have the right shapes (whether
     the parents exist is for the engine to say)."""
     after, earlier = message.after, message.after_earlier
+    if after == () and earlier == () and message.on_parent_failure == "cancel":
+        return  # no parents: the common case, nothing to check
     if not isinstance(after, tuple):
         raise InvalidInput("after", f"must be a tuple of job ids, not {type(after).__name__}")
     for parent in after:
