@@ -19,6 +19,7 @@ from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobStatus
+from dogqueue.engine import RefusedAfterWrite
 from dogqueue.log.stored import stored_job
 
 _replace_seq = msgspec.structs.replace
@@ -51,8 +52,10 @@ class LogEndMemo:
 
 
 class SqliteTransaction:
-    """One write transaction. Job rows are written at once (reads must see them);
-    events are buffered and inserted together before the commit.
+    """One write transaction. Job rows and events are buffered and written with one
+    `executemany` per statement: job rows before any query that reads them (and at the
+    commit), events at the commit. A job saved in this transaction is loaded from the
+    buffer, not read back and decoded.
 
     Leasing reads ahead: `next_ready` keeps the next few ready jobs of the queues it was
     asked for, so a batch of leases costs one index read per refill, not one per lease.
@@ -81,6 +84,10 @@ class SqliteTransaction:
         #: Dependents read ahead by `prefetch`; a parent's entry goes when a job is
         #: created after it.
         self._children: dict[tuple[str, str], list[str]] = {}
+        #: Job rows saved but not yet written, and each saved job's latest state.
+        self._inserts: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[Any, ...]] = []
+        self._saved: dict[tuple[str, str], JobInfo] = {}
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -101,6 +108,7 @@ class SqliteTransaction:
         self._forget_ready()
 
     def commit(self) -> None:
+        self._write_jobs()
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             self._events.clear()
@@ -125,6 +133,25 @@ class SqliteTransaction:
     def _forget_prefetched(self) -> None:
         self._states.clear()
         self._children.clear()
+        self._inserts.clear()
+        self._updates.clear()
+        self._saved.clear()
+
+    def _write_jobs(self) -> None:
+        """Write the buffered job rows: inserts first, since a job created and changed in
+        one transaction is inserted, then updated."""
+        if self._inserts:
+            self.conn.executemany(Q["insert_job"], self._inserts)
+            self._inserts.clear()
+        if self._updates:
+            cursor = self.conn.executemany(Q["update_job"], self._updates)
+            expected = len(self._updates)
+            self._updates.clear()
+            if cursor.rowcount != expected:
+                # Not this unit's refusal: the batch must roll back (a later unit may be
+                # the one running when the buffer is written).
+                changed = StorageError("a job row changed under this transaction")
+                raise RefusedAfterWrite(repr(changed)) from changed
 
     def _forget_ready(self) -> None:
         self._ready_key = None
@@ -151,6 +178,9 @@ class SqliteTransaction:
                 self._children[(tenant_id, job_id)] = found
 
     def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        saved = self._saved.get((tenant_id, job_id))
+        if saved is not None:
+            return saved
         state = self._states.get((tenant_id, job_id))
         if state is None:
             row = self.conn.execute(Q["load_job"], (tenant_id, job_id)).fetchone()
@@ -160,10 +190,12 @@ class SqliteTransaction:
         return stored_job(state, f"job {job_id!r}")
 
     def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
+        self._write_jobs()
         row = self.conn.execute(Q["job_for_key"], (tenant_id, idempotency_key)).fetchone()
         return None if row is None else str(row[0])
 
     def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        self._write_jobs()
         row = self.conn.execute(Q["latest_key"], (tenant_id, prefix, prefix_end(prefix))).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
@@ -177,6 +209,7 @@ class SqliteTransaction:
     def _read_ready(self, tenant_id: str, queues: tuple[str, ...], now_us: int) -> list[_Candidate]:
         """The first ready jobs over `queues` in dequeue order. The best n of the union
         of each queue's best n are the best n overall."""
+        self._write_jobs()
         limit = self._read_ahead
         self._read_ahead = min(limit * 2, _MAX_READ_AHEAD)
         execute = self.conn.execute
@@ -198,6 +231,7 @@ class SqliteTransaction:
         return [str(row[0]) for row in rows]
 
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
+        self._write_jobs()
         if tenant_id is None:
             rows = self.conn.execute(Q["expired_leases"], (to_micros(now),))
         else:
@@ -218,19 +252,18 @@ class SqliteTransaction:
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         self.writes += 1
         self._keep_ready(before, after)
-        self._states.pop((after.tenant_id, after.job_id), None)
-        lease_expires = (
-            None if after.lease_expires_at is None else to_micros(after.lease_expires_at)
-        )
+        self._saved[(after.tenant_id, after.job_id)] = after
         if before is None:
-            self.conn.execute(Q["insert_job"], job_row(after))
+            self._inserts.append(job_row(after))
             if after.message.after:
                 self.conn.executemany(Q["insert_edge"], edge_rows(after))
                 for parent in after.message.after:
                     self._children.pop((after.tenant_id, parent), None)
             return
-        cursor = self.conn.execute(
-            Q["update_job"],
+        lease_expires = (
+            None if after.lease_expires_at is None else to_micros(after.lease_expires_at)
+        )
+        self._updates.append(
             (
                 after.status.value,
                 to_micros(after.run_at),
@@ -239,10 +272,8 @@ class SqliteTransaction:
                 encode_job(after),
                 after.enqueue_seq,
                 before.version,
-            ),
+            )
         )
-        if cursor.rowcount != 1:
-            raise StorageError(f"job {after.job_id!r} changed under this transaction")
 
     def _keep_ready(self, before: JobInfo | None, after: JobInfo) -> None:
         """Keep the read-ahead list exact across a job write."""
