@@ -160,3 +160,64 @@ async def test_a_rolled_back_transaction_leaves_nothing_remembered(tmp_path: Pat
         assert [event.seq for event in events] == [1, 2, 3]
     report = await verify_log(SqliteLogReader(path))
     assert report.ok, report.problems
+
+
+async def test_a_unit_reads_the_job_rows_an_earlier_unit_of_its_batch_wrote(
+    tmp_path: Path,
+) -> None:
+    """Job rows are buffered until a query reads them: an enqueue and a dequeue sent
+    together share one transaction, and the dequeue leases the job just enqueued; the
+    second of two enqueues of one key in one transaction finds the first's job."""
+    from dogqueue.core.errors import JobAlreadyExists
+
+    async with SqliteBackend(tmp_path / "q.db") as backend:
+        # Opened, migrated and idle, with nothing ready in "default".
+        await backend.enqueue(CTX, JobMessage(job_type="t", payload_bytes=b"{}", queue="other"))
+        commits = backend.writer.commits
+        enqueued, lease = await asyncio.gather(
+            backend.enqueue(CTX, _message()), backend.dequeue(CTX, ["default"])
+        )
+        assert lease is not None and lease.job_id == enqueued
+        keyed = JobMessage(job_type="t", payload_bytes=b"{}", idempotency_key="order-1")
+        first, second = await asyncio.gather(
+            backend.enqueue(CTX, keyed), backend.enqueue(CTX, keyed), return_exceptions=True
+        )
+        assert backend.writer.commits == commits + 2  # one transaction each, nothing re-run
+        assert isinstance(first, str)
+        assert isinstance(second, JobAlreadyExists) and second.job_id == first
+
+
+def test_a_buffered_update_that_finds_its_row_changed_refuses_the_whole_batch(
+    tmp_path: Path,
+) -> None:
+    """A job row's version guard is checked when the buffer is written, possibly while a
+    later unit runs: the error must roll the batch back, never pass as that unit's own."""
+    import sqlite3
+
+    import msgspec
+    import pytest
+
+    from dogqueue.backend.sqlite.connection import migrate
+    from dogqueue.core.errors import StorageError
+    from dogqueue.engine import RefusedAfterWrite
+    from dogqueue.log.stored import stored_job
+
+    conn = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+    migrate(conn)
+    asyncio.run(_enqueue_one(tmp_path / "q.db"))
+    tx = SqliteTransaction(conn)
+    tx.begin()
+    (state,) = conn.execute("SELECT state FROM jobs").fetchone()
+    job = stored_job(state, "the job")
+    stale = msgspec.structs.replace(job, version=job.version + 5)  # not what the row holds
+    tx.save(stale, msgspec.structs.replace(job, version=job.version + 6))
+    with pytest.raises(RefusedAfterWrite) as refused:
+        tx.job_for_key(CTX.tenant_id, "any")  # a read writes the buffer first
+    assert isinstance(refused.value.__cause__, StorageError)
+    tx.rollback()
+    conn.close()
+
+
+async def _enqueue_one(path: Path) -> None:
+    async with SqliteBackend(path) as backend:
+        await backend.enqueue(CTX, _message())
