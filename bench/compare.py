@@ -26,8 +26,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -469,8 +471,9 @@ def run_commit_cost(folder: Path, work: Workload, synchronous: str) -> Result:
 
 def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Result:
     """dogqueue's own schema and SQL statements with no Python logic around them: the
-    rows, indexes and queries of each lifecycle (with the tenant's hash-chain head moved
-    once per transaction), in transactions of `lease_batch` jobs.
+    rows, indexes and queries of each lifecycle (with the tenant's hash-chain head and the
+    status counts moved once per transaction, job rows written with executemany, states
+    the size of this workload's), in transactions of `lease_batch` jobs.
     The gap between this and dogqueue is the cost of the engine, codec and asyncio."""
     from dogqueue.backend.sqlite.queries import Q, migrations, statements
 
@@ -480,44 +483,55 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
     for _, script in migrations():
         for statement in statements(script):
             conn.execute(statement)
-    state, event, digest = os.urandom(260), os.urandom(150), os.urandom(32)
+    state, event, digest = os.urandom(_state_bytes()), os.urandom(150), os.urandom(32)
     job_ids = [f"{index:032x}" for index in range(work.jobs)]
     batch, seq = work.lease_batch, 1
     start = time.perf_counter()
     for first in range(0, work.jobs, batch):
         conn.execute("BEGIN IMMEDIATE")
-        events = []
+        events, rows = [], []
         for index in range(first, min(work.jobs, first + batch)):
             row = (index + 1, "t", job_ids[index], "enqueued", "default", 1, "x", 0)
-            conn.execute(Q["insert_job"], (*row, None, None, 1, state))
+            rows.append((*row, None, None, 1, state))
             events.append((seq, "t", job_ids[index], 1, "enqueued", event, digest, seq))
             seq += 1
+        conn.executemany(Q["insert_job"], rows)
         conn.executemany(Q["insert_event"], events)
         conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
+        conn.execute(Q["add_to_job_count"], ("t", "enqueued", len(events)))
         conn.execute("COMMIT")
     enqueued = time.perf_counter()
     while True:
         conn.execute("BEGIN IMMEDIATE")
         ready = conn.execute(Q["ready_candidates"], ("t", "default", 1, batch)).fetchall()
-        events = []
+        events, updates = [], []
         for _, run_at, enqueue_seq, _ in ready:
-            conn.execute(Q["update_job"], ("leased", run_at, 5, 2, state, enqueue_seq, 1))
+            updates.append(("leased", run_at, 5, 2, state, enqueue_seq, 1))
             events.append((seq, "t", job_ids[enqueue_seq - 1], 2, "leased", event, digest, seq))
             seq += 1
+        conn.executemany(Q["update_job"], updates)
         conn.executemany(Q["insert_event"], events)
         conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
+        moved = [("t", "enqueued", -len(events)), ("t", "leased", len(events))]
+        conn.executemany(Q["add_to_job_count"], moved)
         conn.execute("COMMIT")
         if not ready:
             break
         conn.execute("BEGIN IMMEDIATE")
         events = []
+        settled: list[tuple[str, int, None, int, bytes, int, int]] = []
+        ids = json.dumps([job_ids[enqueue_seq - 1] for _, _, enqueue_seq, _ in ready])
+        conn.execute(Q["load_jobs"], ("t", ids)).fetchall()
+        conn.execute(Q["dependents_of_jobs"], ("t", ids)).fetchall()
         for _, run_at, enqueue_seq, _ in ready:
-            conn.execute(Q["load_job"], ("t", job_ids[enqueue_seq - 1])).fetchone()
-            conn.execute(Q["update_job"], ("completed", run_at, None, 3, state, enqueue_seq, 2))
+            settled.append(("completed", run_at, None, 3, state, enqueue_seq, 2))
             events.append((seq, "t", job_ids[enqueue_seq - 1], 3, "completed", event, digest, seq))
             seq += 1
+        conn.executemany(Q["update_job"], settled)
         conn.executemany(Q["insert_event"], events)
         conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
+        moved = [("t", "leased", -len(events)), ("t", "completed", len(events))]
+        conn.executemany(Q["add_to_job_count"], moved)
         conn.execute("COMMIT")
     done = time.perf_counter()
     conn.close()
@@ -532,6 +546,32 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
         [0.0],
         settings,
     )
+
+
+def _state_bytes() -> int:
+    """The size of a stored job state of this workload's message (a leased JobInfo)."""
+    from dogqueue import JobMessage
+    from dogqueue.core.codec import encode_job
+    from dogqueue.core.events import Enqueued, Leased
+    from dogqueue.core.evolve import evolve
+
+    now = datetime.now(UTC)
+    message = JobMessage(job_type="send_email", payload_bytes=PAYLOAD, run_at=now)
+    tenant, job_id = "tenant-1", str(uuid.uuid4())
+    enqueued = Enqueued(tenant_id=tenant, job_id=job_id, version=1, seq=1, at=now, message=message)
+    leased = Leased(
+        tenant_id=tenant,
+        job_id=job_id,
+        version=2,
+        seq=2,
+        at=now,
+        token=1,
+        attempt=1,
+        expires_at=now,
+    )
+    job = evolve(evolve(None, enqueued), leased)
+    assert job is not None
+    return len(encode_job(job))
 
 
 def _result(

@@ -11,6 +11,7 @@ PostgreSQL's tail) cannot be chained yet; their versions must continue their job
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -407,13 +408,41 @@ def report_missing_rows(report: Report, seen: set[JobKey], label: str = "project
         report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
 
 
-def compare_dependencies(report: Report, stored: Iterable[tuple[str, str, str]]) -> None:
+def compare_counts(
+    report: Report,
+    rows: Iterable[ProjectionRow],
+    stored: Mapping[tuple[str, str], int] | None,
+) -> None:
+    """Record every (tenant, status) whose stored job count differs from the number of
+    projection rows in that status (the rows themselves are compared with the fold)."""
+    if stored is None:
+        return
+    counted = Counter((str(row.tenant_id), str(row.status)) for row in rows)
+    for key in sorted(stored.keys() | counted.keys()):
+        kept, actual = stored.get(key, 0), counted.get(key, 0)
+        if kept != actual:
+            tenant, status = key
+            report.add(
+                None,
+                f"status counts say {kept} {status} jobs of {tenant!r};"
+                f" the projection has {actual}",
+            )
+
+
+def compare_dependencies(
+    report: Report,
+    stored: Iterable[tuple[str, str, str]],
+    live: Iterable[JobKey] | None = None,
+) -> None:
     """Record every dependency the stored index holds that the folded jobs' `after`
-    does not name, and every one it lacks."""
+    does not name, and every one it lacks. Given `live` (the jobs the log still holds
+    rows of), the dependencies of archived jobs are not expected: archival removes them."""
+    jobs = report.jobs
+    keys = jobs.keys() if live is None else [key for key in live if key in jobs]
     folded = {
-        (job.tenant_id, parent, job.job_id)
-        for job in report.jobs.values()
-        for parent in job.message.after
+        (jobs[key].tenant_id, parent, jobs[key].job_id)
+        for key in keys
+        for parent in jobs[key].message.after
     }
     kept = set(stored)
     for tenant, parent, child in sorted(kept - folded):
@@ -505,7 +534,9 @@ async def verify_log(
                 compare_heads(report, await log.chain_heads())
             check_unsealed(report, await log.unsealed())
             seen: set[JobKey] = set()
-            compare_projection(report, await log.projection_rows(), seen=seen)
+            rows = await log.projection_rows()
+            compare_projection(report, rows, seen=seen)
+            compare_counts(report, rows, await log.status_counts())
             for archive in archives:
                 compare_projection(
                     report,
@@ -515,7 +546,8 @@ async def verify_log(
                     seen=seen,
                 )
             report_missing_rows(report, seen)
-            compare_dependencies(report, await log.dependencies())
+            live = {(str(row.tenant_id), str(row.job_id)) for row in rows}
+            compare_dependencies(report, await log.dependencies(), live)
         if checkpoint is not None and checkpoint.cuts is not None:
             _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
     for line in await log.integrity_problems():

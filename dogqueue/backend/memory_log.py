@@ -94,6 +94,9 @@ class MemoryLogReader:
         seqs = self._store().histories.get((tenant_id, job_id), [])
         return [decode_event(log[s - 1].data, log[s - 1].tpos) for s in seqs if s <= len(log)]
 
+    async def status_counts(self) -> dict[tuple[str, str], int] | None:
+        return None  # counted from the jobs themselves
+
     async def dependencies(self) -> list[tuple[str, str, str]]:
         """The dependency index: (tenant, parent, child)."""
         return [

@@ -178,6 +178,11 @@ class LogReader(Protocol):
         """Every stored projection row, undecoded, in enqueue order."""
         ...
 
+    async def status_counts(self) -> dict[tuple[str, str], int] | None:
+        """The stored number of jobs of each (tenant, status), where the log keeps such
+        counts (SQLite, schema 7 on); None where it keeps none."""
+        ...
+
     async def dependencies(self) -> list[tuple[str, str, str]]:
         """The stored dependency index: (tenant, parent, child) for every parent each
         job's `after` names (empty for a log written before workflows)."""

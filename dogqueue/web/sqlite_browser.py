@@ -39,6 +39,13 @@ def _load_queries() -> dict[str, str]:
 
 
 Q = _load_queries()
+#: Statuses that `jobs_by_rare_status` indexes (schema 7): few jobs are in them.
+RARE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.WAITING)
+for _status in RARE_STATUSES:
+    Q[f"page_of_{_status.value}"] = Q["page_of_rare_status"].replace("{status}", _status.value)
+#: Up to this many enqueued jobs, a tenant's list sorts them from `jobs_ready`; past
+#: it, it walks the tenant's newest rows back (a large backlog is mostly the newest jobs).
+SORTED_BACKLOG_LIMIT = 20_000
 
 
 class SqliteBrowser:
@@ -97,22 +104,32 @@ class SqliteBrowser:
         self, tenant: str, filters: JobFilter, before: int, limit: int
     ) -> list[Any]:
         low, high = filters.id_range
+        params = {
+            "tenant": tenant,
+            "before": before,
+            "job_type": filters.job_type,
+            "queue": filters.queue,
+            "low": low,
+            "high": high,
+            "limit": limit,
+        }
         rows: list[Any] = []
         for status in sorted(filters.statuses or JobStatus):
-            rows += await self._rows(
-                "page_of_status",
-                {
-                    "tenant": tenant,
-                    "status": status.value,
-                    "before": before,
-                    "job_type": filters.job_type,
-                    "queue": filters.queue,
-                    "low": low,
-                    "high": high,
-                    "limit": limit,
-                },
-            )
+            query = await self._page_query(tenant, status)
+            rows += await self._rows(query, {**params, "status": status.value})
         return rows
+
+    async def _page_query(self, tenant: str, status: JobStatus) -> str:
+        """The query that lists the tenant's jobs of `status` reading fewest rows."""
+        if status in RARE_STATUSES:
+            return f"page_of_{status.value}"
+        if status is JobStatus.LEASED:
+            return "page_of_leased"
+        if status is JobStatus.ENQUEUED:
+            counts = dict(await self._rows("counts", (tenant,)))
+            if counts.get(status.value, 0) <= SORTED_BACKLOG_LIMIT:
+                return "page_of_enqueued_sorted"
+        return "page_of_status_walk"
 
     async def _search(self, tenant: str, prefix: str, before: int) -> list[Any]:
         params = {

@@ -76,7 +76,8 @@ def delete_in_the_middle(path: Path, ids: dict[str, str]) -> None:
 
 def append(path: Path, ids: dict[str, str]) -> None:
     """Cancel a waiting job by a well-formed event at the log's end, linked to the stored
-    chain head with a plain hash, with its projection row and chain head to match."""
+    chain head with a plain hash, with its projection row, status counts and chain head
+    to match."""
     history = _history(path, ids["waiting"])
     last = history[-1]
     seq = rows(path, "SELECT max(seq) FROM events")[0][0] + 1
@@ -108,6 +109,11 @@ def append(path: Path, ids: dict[str, str]) -> None:
             "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
             job_row(fold([*history, forged])),
         ),
+        (  # and the status counts, so that the projection agrees with itself
+            "UPDATE job_counts SET jobs = jobs - 1 WHERE tenant_id = 'acme' AND status = ?",
+            (fold(history).status.value,),
+        ),
+        (Q["add_to_job_count"], ("acme", "canceled", 1)),
     )
 
 
@@ -127,13 +133,18 @@ def rewrite(path: Path, ids: dict[str, str]) -> None:
 
 
 def truncate(path: Path, ids: dict[str, str]) -> None:
-    """Remove the tenant's last job (the log's tail) with its row, and roll the stored
-    chain head back to the event before: every remaining hash is genuine."""
+    """Remove the tenant's last job (the log's tail) with its row and its count, and roll
+    the stored chain head back to the event before: every remaining hash is genuine."""
     job_id = ids["waiting_behind"]
+    (status,) = rows(path, "SELECT status FROM jobs WHERE job_id = ?", job_id)[0]
     edit(
         path,
         ("DELETE FROM events WHERE job_id = ?", (job_id,)),
         ("DELETE FROM jobs WHERE job_id = ?", (job_id,)),
+        (
+            "UPDATE job_counts SET jobs = jobs - 1 WHERE tenant_id = 'acme' AND status = ?",
+            (status,),
+        ),
     )
     seq, digest, tpos = rows(
         path, "SELECT seq, hash, tpos FROM events WHERE tenant_id = 'acme' ORDER BY seq DESC"

@@ -1,5 +1,6 @@
-"""Schema 6 (the lighter projection): a log written under schema 4 is upgraded in place,
-its events untouched, and every read that used the dropped index answers the same."""
+"""Schemas 6 and 7 (the lighter projection): a log written under schema 4 is upgraded in
+place, its events untouched, and every read that used a dropped index answers the same;
+schema 7's status counts are counted from the rows."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ def _message(run_in: int | None = None, queue: str = "default") -> JobMessage:
 
 
 def _as_schema_4(path: Path) -> None:
-    """Take away what schemas 5 and 6 added, put back what 6 removed, and say so: the
-    file a schema-4 build leaves (its jobs have no parents, so no edge is lost)."""
+    """Take away what schemas 5 to 7 added, put back what 6 and 7 removed, and say so:
+    the file a schema-4 build leaves (its jobs have no parents, so no edge is lost)."""
     conn = sqlite3.connect(path)
     try:
+        conn.execute("DROP TABLE job_counts")
+        conn.execute("DROP INDEX jobs_by_rare_status")
+        conn.execute("DROP INDEX jobs_by_tenant")
+        conn.execute("CREATE INDEX jobs_by_status ON jobs (tenant_id, status)")
         conn.execute("DROP TABLE job_edges")
         conn.execute("CREATE INDEX jobs_schedule ON jobs (queue, run_at) WHERE status = 'enqueued'")
         conn.execute("UPDATE schema_version SET version = 4")
@@ -69,7 +74,11 @@ async def test_a_schema_4_log_is_upgraded_in_place(tmp_path: Path) -> None:
 
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     indexes = {name for (name,) in _rows(path, "SELECT name FROM sqlite_master")}
-    assert "jobs_schedule" not in indexes
+    assert "jobs_schedule" not in indexes and "jobs_by_status" not in indexes
+    counted = "SELECT tenant_id, status, count(*) FROM jobs GROUP BY 1, 2 ORDER BY 1, 2"
+    stored = "SELECT tenant_id, status, jobs FROM job_counts WHERE jobs > 0 ORDER BY 1, 2"
+    assert _rows(path, stored) == _rows(path, counted)
+    assert ("acme", "enqueued", 2) in _rows(path, stored)
     assert _rows(path, "SELECT * FROM events ORDER BY seq")[: len(events)] == events
     log = SqliteLogReader(path)
     try:

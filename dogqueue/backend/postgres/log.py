@@ -145,6 +145,9 @@ class PostgresLog:
             for row in await self._fetch("projection_rows")
         ]
 
+    async def status_counts(self) -> dict[tuple[str, str], int] | None:
+        return None  # counted from the jobs themselves (an index on status)
+
     async def dependencies(self) -> list[tuple[str, str, str]]:
         if not (await self._fetch("has_dependencies"))[0][0]:
             return []  # a schema written before workflows, read as it is

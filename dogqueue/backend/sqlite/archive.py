@@ -33,7 +33,7 @@ from typing import NamedTuple
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.backend.sqlite.transaction import job_row
+from dogqueue.backend.sqlite.transaction import job_row, recount_jobs
 from dogqueue.core.codec import decode_job
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.job import JobInfo
@@ -121,6 +121,7 @@ def _archive(
             conn.execute(Q["delete_job_events"], (tenant_id, job_id))
             conn.execute(Q["delete_job"], (tenant_id, job_id))
             conn.execute(Q["delete_edges_of_child"], (tenant_id, job_id))
+        recount_jobs(conn)
         conn.execute(Q["delete_anchors"])
         conn.executemany(Q["insert_anchor"], live_anchors)
         conn.executemany(Q["insert_archived_range"], _runs(moved_seqs))
@@ -183,6 +184,7 @@ def _copy(
             "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
             (_archived_row(job) for job in moved.values()),
         )
+        recount_jobs(target)
         target.execute("COMMIT")
     except BaseException:
         if target.in_transaction:

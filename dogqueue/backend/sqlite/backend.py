@@ -29,7 +29,13 @@ from dogqueue.backend.sqlite.connection import (
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.backend.sqlite.transaction import SqliteTransaction, edge_rows, job_row, json_list
+from dogqueue.backend.sqlite.transaction import (
+    SqliteTransaction,
+    edge_rows,
+    job_row,
+    json_list,
+    recount_jobs,
+)
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
@@ -294,6 +300,7 @@ def _rebuild(conn: sqlite3.Connection) -> int:
         conn.execute(Q["delete_edges"])
         conn.executemany(Q["insert_job"], (job_row(job) for job in ordered))
         conn.executemany(Q["insert_edge"], (edge for job in ordered for edge in edge_rows(job)))
+        recount_jobs(conn)
         conn.execute("COMMIT")
         return count
     except BaseException:

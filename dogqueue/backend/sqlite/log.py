@@ -44,6 +44,7 @@ from dogqueue.log.stored import stored_event, stored_job
 T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
 CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
+STATUS_COUNTS_VERSION = 7
 
 
 def _load_queries() -> dict[str, str]:
@@ -233,6 +234,13 @@ class SqliteLogReader:
                 state,
             ) in await self._rows("projection_rows")
         ]
+
+    async def status_counts(self) -> dict[tuple[str, str], int] | None:
+        """The stored job counts (none before schema version 7)."""
+        await self._ensure_open()
+        if self._version < STATUS_COUNTS_VERSION:
+            return None
+        return {(str(t), str(s)): n for t, s, n in await self._rows("status_counts")}
 
     async def dependencies(self) -> list[tuple[str, str, str]]:
         """The stored dependency index (none before schema version 5)."""

@@ -88,6 +88,8 @@ class SqliteTransaction:
         self._inserts: list[tuple[Any, ...]] = []
         self._updates: list[tuple[Any, ...]] = []
         self._saved: dict[tuple[str, str], JobInfo] = {}
+        #: This transaction's net change to each (tenant, status) count of `job_counts`.
+        self._counts: dict[tuple[str, str], int] = {}
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -109,6 +111,10 @@ class SqliteTransaction:
 
     def commit(self) -> None:
         self._write_jobs()
+        if self._counts:
+            changes = [(*key, change) for key, change in self._counts.items() if change]
+            self._counts.clear()
+            self.conn.executemany(Q["add_to_job_count"], changes)
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             self._events.clear()
@@ -136,6 +142,7 @@ class SqliteTransaction:
         self._inserts.clear()
         self._updates.clear()
         self._saved.clear()
+        self._counts.clear()
 
     def _write_jobs(self) -> None:
         """Write the buffered job rows: inserts first, since a job created and changed in
@@ -253,6 +260,13 @@ class SqliteTransaction:
         self.writes += 1
         self._keep_ready(before, after)
         self._saved[(after.tenant_id, after.job_id)] = after
+        if before is None or before.status is not after.status:
+            counts = self._counts
+            if before is not None:
+                left = (before.tenant_id, before.status.value)
+                counts[left] = counts.get(left, 0) - 1
+            entered = (after.tenant_id, after.status.value)
+            counts[entered] = counts.get(entered, 0) + 1
         if before is None:
             self._inserts.append(job_row(after))
             if after.message.after:
@@ -307,6 +321,12 @@ def job_row(job: JobInfo) -> tuple[Any, ...]:
         job.version,
         encode_job(job),
     )
+
+
+def recount_jobs(conn: sqlite3.Connection) -> None:
+    """Count the job rows again into `job_counts`, after a rewrite of many rows."""
+    conn.execute(Q["delete_job_counts"])
+    conn.execute(Q["count_jobs"])
 
 
 def edge_rows(job: JobInfo) -> list[tuple[str, str, int, str]]:

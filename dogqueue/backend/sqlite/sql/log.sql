@@ -91,5 +91,8 @@ FROM archive_cuts ORDER BY id;
 -- name: integrity_check
 PRAGMA integrity_check;
 
+-- name: status_counts
+SELECT tenant_id, status, jobs FROM job_counts WHERE jobs != 0 ORDER BY tenant_id, status;
+
 -- name: dependencies
 SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;

@@ -105,6 +105,19 @@ DELETE FROM job_edges;
 -- name: delete_edges_of_child
 DELETE FROM job_edges WHERE tenant_id = ?1 AND child_id = ?2;
 
+-- name: add_to_job_count
+-- A transaction's net change to the number of a tenant's jobs in one status.
+INSERT INTO job_counts (tenant_id, status, jobs) VALUES (?1, ?2, ?3)
+ON CONFLICT (tenant_id, status) DO UPDATE SET jobs = jobs + excluded.jobs;
+
+-- name: delete_job_counts
+DELETE FROM job_counts;
+
+-- name: count_jobs
+-- Counts from the rows themselves, after a rebuild or an archival rewrote them.
+INSERT INTO job_counts (tenant_id, status, jobs)
+SELECT tenant_id, status, count(*) FROM jobs GROUP BY tenant_id, status;
+
 -- name: update_job
 UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
 WHERE enqueue_seq = ?6 AND version = ?7;
