@@ -35,6 +35,7 @@ from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.backend.sqlite.transaction import job_row, recount_jobs
 from dogqueue.core.codec import decode_job
+from dogqueue.core.cron import schedule_name_of_key
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
@@ -102,11 +103,15 @@ def _archive(
     except sqlite3.Error as error:
         raise StorageError(f"cannot lock the live log: {error}") from error
     try:
-        jobs = (decode_job(row[0]) for row in conn.execute(Q["all_jobs"]))
+        jobs = [decode_job(row[0]) for row in conn.execute(Q["all_jobs"])]
+        newest_ticks = _newest_ticks(jobs)
         moved = {
             (job.tenant_id, job.job_id): job
             for job in jobs
-            if job.status.is_terminal and job.finished_at is not None and job.finished_at < cut
+            if job.status.is_terminal
+            and job.finished_at is not None
+            and job.finished_at < cut
+            and (job.tenant_id, job.job_id) not in newest_ticks
         }
         if not moved:
             conn.execute("ROLLBACK")
@@ -147,6 +152,21 @@ def _archive(
     finally:
         archive.close()
     return ArchiveResult(jobs=len(moved), events=len(moved_seqs), archive=target_path)
+
+
+def _newest_ticks(jobs: list[JobInfo]) -> set[JobKey]:
+    """The job of each schedule's newest tick, per tenant: it stays in the live log, so
+    that its key keeps the ticks before it (within `catch_up`) from being enqueued again."""
+    newest: dict[tuple[str, str], tuple[str, JobKey]] = {}
+    for job in jobs:
+        key = job.message.idempotency_key
+        name = schedule_name_of_key(key)
+        if name is None or key is None:
+            continue
+        kept = newest.get((job.tenant_id, name))
+        if kept is None or key > kept[0]:
+            newest[(job.tenant_id, name)] = (key, (job.tenant_id, job.job_id))
+    return {job for _, job in newest.values()}
 
 
 def _copy(
