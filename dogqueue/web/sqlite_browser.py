@@ -43,9 +43,23 @@ Q = _load_queries()
 RARE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.WAITING)
 for _status in RARE_STATUSES:
     Q[f"page_of_{_status.value}"] = Q["page_of_rare_status"].replace("{status}", _status.value)
-#: Up to this many enqueued jobs, a tenant's list sorts them from `jobs_ready`; past
-#: it, it walks the tenant's newest rows back (a large backlog is mostly the newest jobs).
-SORTED_BACKLOG_LIMIT = 20_000
+#: Statuses whose jobs a partial index holds, unordered: a page of them is sorted.
+_SORTED_QUERIES = {
+    JobStatus.LEASED: "page_of_leased",
+    JobStatus.ENQUEUED: "page_of_enqueued_sorted",
+}
+
+
+def page_query(status: JobStatus, count: int, total: int, limit: int) -> str:
+    """The query that lists `limit` of a tenant's `count` jobs of `status` (of `total`
+    jobs) reading the fewest rows: sorting reads all `count`; walking the tenant's rows
+    from the newest back reads about `limit * total / count` of them."""
+    if status in RARE_STATUSES:
+        return f"page_of_{status.value}"
+    sorted_query = _SORTED_QUERIES.get(status)
+    if sorted_query is not None and count * count <= limit * total:
+        return sorted_query
+    return "page_of_status_walk"
 
 
 class SqliteBrowser:
@@ -113,23 +127,16 @@ class SqliteBrowser:
             "high": high,
             "limit": limit,
         }
+        statuses = filters.statuses or frozenset(JobStatus)
+        if len(statuses) == len(JobStatus):  # every status: the tenant's newest rows
+            return await self._rows("page_of_tenant", params)
+        counts: dict[str, int] = dict(await self._rows("counts", (tenant,)))
+        total = sum(counts.values())
         rows: list[Any] = []
-        for status in sorted(filters.statuses or JobStatus):
-            query = await self._page_query(tenant, status)
+        for status in sorted(statuses):
+            query = page_query(status, counts.get(status.value, 0), total, limit)
             rows += await self._rows(query, {**params, "status": status.value})
         return rows
-
-    async def _page_query(self, tenant: str, status: JobStatus) -> str:
-        """The query that lists the tenant's jobs of `status` reading fewest rows."""
-        if status in RARE_STATUSES:
-            return f"page_of_{status.value}"
-        if status is JobStatus.LEASED:
-            return "page_of_leased"
-        if status is JobStatus.ENQUEUED:
-            counts = dict(await self._rows("counts", (tenant,)))
-            if counts.get(status.value, 0) <= SORTED_BACKLOG_LIMIT:
-                return "page_of_enqueued_sorted"
-        return "page_of_status_walk"
 
     async def _search(self, tenant: str, prefix: str, before: int) -> list[Any]:
         params = {

@@ -45,6 +45,17 @@ WHERE tenant_id = :tenant AND status = 'enqueued' AND enqueue_seq < :before
 ORDER BY enqueue_seq DESC
 LIMIT :limit;
 
+-- name: page_of_tenant
+-- The tenant's jobs of every status, newest first: its rows from the cursor back.
+SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_by_tenant
+WHERE tenant_id = :tenant AND enqueue_seq < :before
+  AND (:job_type IS NULL OR job_type = :job_type)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:low IS NULL OR job_id >= :low)
+  AND (:high IS NULL OR job_id < :high)
+ORDER BY enqueue_seq DESC
+LIMIT :limit;
+
 -- name: page_of_status_walk
 -- The tenant's rows from the cursor back (jobs_by_tenant), keeping those of :status:
 -- for the statuses most jobs are in (completed, or enqueued in a large backlog).

@@ -22,7 +22,7 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.web.browser import JobBrowser, JobFilter, ProjectionBrowser, summarize
 from dogqueue.web.postgres_browser import PostgresBrowser
-from dogqueue.web.sqlite_browser import RARE_STATUSES, Q, SqliteBrowser
+from dogqueue.web.sqlite_browser import RARE_STATUSES, Q, SqliteBrowser, page_query
 
 TENANTS = ("acme", "globex", "initech")
 
@@ -181,6 +181,8 @@ async def test_list_queries_walk_an_index_without_sorting(tmp_path: Path) -> Non
     for status in ("completed", "enqueued"):
         plan = _plan(conn, "page_of_status_walk", {**page, "status": status})
         assert "USING INDEX jobs_by_tenant" in plan and "TEMP B-TREE" not in plan, plan
+    plan = _plan(conn, "page_of_tenant", page)
+    assert "USING INDEX jobs_by_tenant" in plan and "TEMP B-TREE" not in plan, plan
     assert "USING INDEX jobs_leases" in _plan(conn, "page_of_leased", page)
     assert "USING INDEX jobs_ready" in _plan(conn, "page_of_enqueued_sorted", page)
     search = {
@@ -195,6 +197,16 @@ async def test_list_queries_walk_an_index_without_sorting(tmp_path: Path) -> Non
     assert "SCAN jobs" not in _plan(conn, "tenants", ())
     assert "SEARCH job_counts" in _plan(conn, "counts", ("acme",))
     conn.close()
+
+
+def test_a_status_page_sorts_few_jobs_and_walks_the_newest_rows_for_many() -> None:
+    # 12,000 leased of 246,000: sorting reads 12,000 rows, walking about 1,000.
+    assert page_query(JobStatus.LEASED, 12_000, 246_000, 51) == "page_of_status_walk"
+    assert page_query(JobStatus.LEASED, 300, 246_000, 51) == "page_of_leased"
+    assert page_query(JobStatus.ENQUEUED, 0, 246_000, 51) == "page_of_enqueued_sorted"
+    assert page_query(JobStatus.ENQUEUED, 200_000, 246_000, 51) == "page_of_status_walk"
+    assert page_query(JobStatus.COMPLETED, 10, 246_000, 51) == "page_of_status_walk"
+    assert page_query(JobStatus.FAILED, 200_000, 246_000, 51) == "page_of_failed"
 
 
 async def _fan_in(backend: Backend) -> list[JobInfo]:
