@@ -41,9 +41,22 @@ def _load_queries() -> dict[str, str]:
 Q = _load_queries()
 #: Statuses that `jobs_by_rare_status` indexes (schema 7): few jobs are in them.
 RARE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.WAITING)
+
+
+def _page(index: str, status: str) -> str:
+    return Q["page"].replace("{index}", index).replace("{status}", status)
+
+
+# A partial index applies only to a status written out in the query's text.
 for _status in RARE_STATUSES:
-    Q[f"page_of_{_status.value}"] = Q["page_of_rare_status"].replace("{status}", _status.value)
+    Q[f"page_of_{_status.value}"] = _page("jobs_by_rare_status", f"AND status = '{_status}'")
+#: Every status: the tenant's rows from the cursor back.
+Q["page_of_tenant"] = _page("jobs_by_tenant", "")
+#: The statuses most jobs are in: the tenant's rows from the cursor back, kept by status.
+Q["page_of_status_walk"] = _page("jobs_by_tenant", "AND status = :status")
 #: Statuses whose jobs a partial index holds, unordered: a page of them is sorted.
+Q["page_of_leased"] = _page("jobs_leases", "AND status = 'leased'")
+Q["page_of_enqueued_sorted"] = _page("jobs_ready", "AND status = 'enqueued'")
 _SORTED_QUERIES = {
     JobStatus.LEASED: "page_of_leased",
     JobStatus.ENQUEUED: "page_of_enqueued_sorted",

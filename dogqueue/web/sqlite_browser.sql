@@ -10,57 +10,12 @@ WITH RECURSIVE tenants (tenant_id) AS (
 )
 SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL;
 
--- name: page_of_rare_status
--- One tenant's jobs of a status few jobs are in, before a cursor, newest first: a range
--- of jobs_by_rare_status read backwards. {status} is a JobStatus value put into the
--- text (the partial index applies only to a status written out).
-SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_by_rare_status
-WHERE tenant_id = :tenant AND status = '{status}' AND enqueue_seq < :before
-  AND (:job_type IS NULL OR job_type = :job_type)
-  AND (:queue IS NULL OR queue = :queue)
-  AND (:low IS NULL OR job_id >= :low)
-  AND (:high IS NULL OR job_id < :high)
-ORDER BY enqueue_seq DESC
-LIMIT :limit;
-
--- name: page_of_leased
--- The tenant's jobs under lease (few: those in flight), sorted.
-SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_leases
-WHERE tenant_id = :tenant AND status = 'leased' AND enqueue_seq < :before
-  AND (:job_type IS NULL OR job_type = :job_type)
-  AND (:queue IS NULL OR queue = :queue)
-  AND (:low IS NULL OR job_id >= :low)
-  AND (:high IS NULL OR job_id < :high)
-ORDER BY enqueue_seq DESC
-LIMIT :limit;
-
--- name: page_of_enqueued_sorted
--- The tenant's enqueued jobs from jobs_ready, sorted: for a backlog that is small.
-SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_ready
-WHERE tenant_id = :tenant AND status = 'enqueued' AND enqueue_seq < :before
-  AND (:job_type IS NULL OR job_type = :job_type)
-  AND (:queue IS NULL OR queue = :queue)
-  AND (:low IS NULL OR job_id >= :low)
-  AND (:high IS NULL OR job_id < :high)
-ORDER BY enqueue_seq DESC
-LIMIT :limit;
-
--- name: page_of_tenant
--- The tenant's jobs of every status, newest first: its rows from the cursor back.
-SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_by_tenant
-WHERE tenant_id = :tenant AND enqueue_seq < :before
-  AND (:job_type IS NULL OR job_type = :job_type)
-  AND (:queue IS NULL OR queue = :queue)
-  AND (:low IS NULL OR job_id >= :low)
-  AND (:high IS NULL OR job_id < :high)
-ORDER BY enqueue_seq DESC
-LIMIT :limit;
-
--- name: page_of_status_walk
--- The tenant's rows from the cursor back (jobs_by_tenant), keeping those of :status:
--- for the statuses most jobs are in (completed, or enqueued in a large backlog).
-SELECT enqueue_seq, state FROM jobs INDEXED BY jobs_by_tenant
-WHERE tenant_id = :tenant AND enqueue_seq < :before AND status = :status
+-- name: page
+-- A page of one tenant's jobs before a cursor, newest first, read in order from {index}
+-- (whose entries end in enqueue_seq, or which holds few rows). {status} is empty or
+-- a status condition; sqlite_browser.py makes one query per (index, status) it needs.
+SELECT enqueue_seq, state FROM jobs INDEXED BY {index}
+WHERE tenant_id = :tenant AND enqueue_seq < :before {status}
   AND (:job_type IS NULL OR job_type = :job_type)
   AND (:queue IS NULL OR queue = :queue)
   AND (:low IS NULL OR job_id >= :low)
