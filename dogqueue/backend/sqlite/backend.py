@@ -191,8 +191,11 @@ class SqliteBackend(EngineBackend):
 
     async def _fetchall_unshielded(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            async with self.reader.execute(query, params) as cursor:
-                return list(await cursor.fetchall())
+            # One call on the reader's thread runs the statement to its end: were execute
+            # and fetch two calls, another read queued between them would run inside this
+            # statement's read transaction and see its older snapshot (a job just
+            # committed would not be found).
+            return list(await self.reader.execute_fetchall(query, params))
         except (sqlite3.Error, ValueError) as error:
             if self._closed:  # the reader was closed under this read
                 raise BackendClosed("backend is closed") from error
