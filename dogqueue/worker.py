@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
@@ -83,47 +83,6 @@ class CancelNotifier(Protocol):
     ) -> Callable[[], None]: ...  # pragma: no cover
 
 
-class _Heartbeat:
-    """Runs `beat(job)` as a task from `interval` seconds on. Until then it is a timer,
-    so a job that finishes within one interval (most) never costs a task."""
-
-    __slots__ = ("_beat", "_job", "_loop", "_task", "_timer")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        interval: float,
-        beat: Callable[[_RunningJob], Coroutine[Any, Any, None]],
-        job: _RunningJob,
-    ) -> None:
-        self._loop = loop
-        self._beat = beat
-        self._job = job
-        self._task: asyncio.Task[None] | None = None
-        self._timer = loop.call_later(interval, self._begin)
-
-    @property
-    def beating(self) -> bool:
-        """Whether the beat task was started (one interval has passed)."""
-        return self._task is not None
-
-    def _begin(self) -> None:
-        self._task = self._loop.create_task(self._beat(self._job))
-
-    def cancel(self) -> None:
-        """Stop beating (a beat in flight is cancelled)."""
-        self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
-
-    async def stop(self) -> None:
-        """Cancel, and wait until a beat in flight has ended."""
-        self.cancel()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
 class _Execution:
     """How a job's `execute` ended: its encoded result, its error, or cancelled by
     the job itself."""
@@ -134,6 +93,13 @@ class _Execution:
         self.result: bytes | None = None
         self.error: BaseException | None = None
         self.cancelled = False
+
+
+def _stop_heartbeat(job: _RunningJob) -> None:
+    """The job wants no heartbeat any more (a beat in flight is cancelled)."""
+    job.beat_due = None
+    if job.beat is not None:
+        job.beat.cancel()
 
 
 async def _absorb_cancels(runner: asyncio.Task[Any], cancels: int) -> None:
@@ -158,6 +124,8 @@ class _RunningJob:
     __slots__ = (
         "_label",
         "_stopped",
+        "beat",
+        "beat_due",
         "cancels",
         "ctx",
         "executing",
@@ -181,6 +149,10 @@ class _RunningJob:
         self.executing = False
         #: Cancellations of the runner that `interrupt` requested.
         self.cancels = 0
+        #: When (loop time) the heartbeat task is to start, while the job wants one.
+        self.beat_due: float | None = None
+        #: The heartbeat task, once started.
+        self.beat: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._label: str | None = None
 
@@ -409,6 +381,8 @@ class Worker(Generic[ContextT]):
         self._grace = shutdown_grace
         self._started = False
         self._run_task: asyncio.Task[None] | None = None
+        #: Starts the heartbeats of the running jobs that are due one.
+        self._beat_timer: asyncio.TimerHandle | None = None
 
     # -- public ----------------------------------------------------------------------
 
@@ -492,6 +466,8 @@ class Worker(Generic[ContextT]):
                     job.interrupt(SHUTDOWN)
                 runners = [job.runner for job in self._jobs.values() if job.runner is not None]
                 await asyncio.gather(*runners, return_exceptions=True)
+                if self._beat_timer is not None:
+                    self._beat_timer.cancel()
                 if remove_listener is not None:
                     remove_listener()
                 self._remove_signal_handlers(signals)
@@ -631,7 +607,6 @@ class Worker(Generic[ContextT]):
 
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
-        heartbeat: _Heartbeat | None = None
         # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
         async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
@@ -642,9 +617,7 @@ class Worker(Generic[ContextT]):
                     observation.set_outcome(outcome)
                     return
                 timeout = type(decoded).TIMEOUT or self.timeout
-                heartbeat = _Heartbeat(
-                    asyncio.get_running_loop(), self.heartbeat_seconds, self._heartbeat, job
-                )
+                self._want_heartbeat(job)
                 execution: _Execution | None = None
                 if job.stop_reason is None:
                     if self.context_factory is None:
@@ -653,7 +626,7 @@ class Worker(Generic[ContextT]):
                         context = await self._context_for(job.ctx)
                     if job.stop_reason is None:
                         execution = await self._execute_here(job, decoded, context, timeout)
-                heartbeat.cancel()
+                _stop_heartbeat(job)
                 outcome, error = await self._settle(job, execution, timeout)
                 observation.set_outcome(outcome, error)
                 if error is not None:
@@ -672,10 +645,10 @@ class Worker(Generic[ContextT]):
                 observation.set_outcome(Outcome.WORKER_ERROR, error)
                 log.exception("job %s: unexpected worker error", job.label)
             finally:
-                if heartbeat is not None:
-                    heartbeat.cancel()
-                    if heartbeat.beating:
-                        await heartbeat.stop()
+                _stop_heartbeat(job)
+                if job.beat is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job.beat
                 del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
                 self._rotation.finished(job.ctx.tenant_id)
                 self._wake.set()
@@ -789,26 +762,26 @@ class Worker(Generic[ContextT]):
     ) -> tuple[Outcome, BaseException | None]:
         """Acknowledge how the job's execution ended (or its interruption); return the
         outcome and the job's error."""
-        reason, label = job.stop_reason, job.label
+        reason = job.stop_reason
         if reason in (CANCELED, LEASE_LOST):
-            log.info("job %s stopped: %s; its result is discarded", label, reason)
+            log.info("job %s stopped: %s; its result is discarded", job.label, reason)
             return (Outcome.CANCELED if reason == CANCELED else Outcome.LEASE_LOST), None
         if reason == SHUTDOWN:
             try:
                 await self.backend.release(job.ctx, job.lease)
-                log.info("job %s released at shutdown", label)
+                log.info("job %s released at shutdown", job.label)
             except (JobCanceled, LeaseLost) as refused:
-                log.info("job %s not released: %s", label, refused)
+                log.info("job %s not released: %s", job.label, refused)
             return Outcome.RELEASED, None
         if reason == TIMED_OUT:
             status = await self._ack_fail(job, f"timed out after {limit}", retry=True)
-            log.warning("job %s timed out after %s", label, limit)
+            log.warning("job %s timed out after %s", job.label, limit)
             return _failure_outcome(status), None
         if execution is None:
             return Outcome.NOT_STARTED, None
         if execution.cancelled:
             status = await self._ack_fail(job, "cancelled from inside the job", retry=True)
-            log.warning("job %s cancelled itself", label)
+            log.warning("job %s cancelled itself", job.label)
             return _failure_outcome(status), None
         if (error := execution.error) is not None:
             if isinstance(error, JobError):
@@ -820,7 +793,7 @@ class Worker(Generic[ContextT]):
             completion = Completion(lease=job.lease, result=execution.result)
             await self._settler.settle(job.ctx, completion)
         except (JobCanceled, LeaseLost) as refused:
-            log.info("job %s finished but its result is discarded: %s", label, refused)
+            log.info("job %s finished but its result is discarded: %s", job.label, refused)
             return Outcome.DISCARDED, None
         return Outcome.COMPLETED, None
 
@@ -832,9 +805,35 @@ class Worker(Generic[ContextT]):
             log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
             return None
 
+    def _want_heartbeat(self, job: _RunningJob) -> None:
+        """Have the job's heartbeat start one interval from now, unless it ends sooner.
+        One timer serves every running job (a timer per job costs more than most jobs)."""
+        loop = asyncio.get_running_loop()
+        job.beat_due = loop.time() + self.heartbeat_seconds
+        if self._beat_timer is None:
+            self._beat_timer = loop.call_at(job.beat_due, self._start_due_heartbeats)
+
+    def _start_due_heartbeats(self) -> None:
+        """Start the heartbeat of each running job whose time has come; set the timer
+        for the next one."""
+        self._beat_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        next_due: float | None = None
+        for job in self._jobs.values():
+            due = job.beat_due
+            if due is None or job.beat is not None:
+                continue
+            if due <= now:
+                job.beat = loop.create_task(self._heartbeat(job))
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None:
+            self._beat_timer = loop.call_at(next_due, self._start_due_heartbeats)
+
     async def _heartbeat(self, job: _RunningJob) -> None:
-        """Extend the job's lease now and every heartbeat interval (started by a
-        `_Heartbeat` one interval after the job)."""
+        """Extend the job's lease now and every heartbeat interval (started one interval
+        after the job by `_start_due_heartbeats`)."""
         while True:
             try:
                 lease = await self.backend.heartbeat(

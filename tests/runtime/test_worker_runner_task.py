@@ -1,6 +1,6 @@
 """A job's `execute` runs inside its runner task: the worker's own cancellations of that
 task (cancel, timeout, shutdown) are taken back once the job has stopped, and one from
-outside is not mistaken for them."""
+outside is not mistaken for them. One timer starts the heartbeats of every job."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dogqueue import Job, JobStatus, QueueAdapter, QueueCtx, Worker, current_run
 from dogqueue.backend.base import EngineBackend
 from dogqueue.core.job import LeasedJob
 from dogqueue.runtime.run import JobRun
-from tests.runtime.helpers import until, until_status, within
+from tests.runtime.helpers import event_types, until, until_status, within
 
 T = QueueCtx("tenant-a")
 
@@ -65,6 +65,15 @@ class Waits(Job[Box, str]):
         return "passed"
 
 
+class Quick(Job[Box, str]):
+    """Returns at once."""
+
+    JOB_TYPE = "quick"
+
+    async def execute(self, ctx: Box) -> str:
+        return "quick"
+
+
 class RecordingWorker(Worker[Box]):
     """A Worker that keeps the runner task of every job it starts."""
 
@@ -81,7 +90,7 @@ class RecordingWorker(Worker[Box]):
 
 async def setup(backend: EngineBackend) -> tuple[QueueAdapter[Box], Box]:
     adapter: QueueAdapter[Box] = QueueAdapter(backend)
-    for job_class in (CancelsItself, SwallowsCancel, Waits):
+    for job_class in (CancelsItself, SwallowsCancel, Waits, Quick):
         await adapter.register_job(job_class)
     return adapter, Box(adapter=adapter)
 
@@ -157,3 +166,29 @@ async def test_stop_requested_is_set_whether_read_before_or_after_the_stop(
     threads[0].join()
     racing.request_stop()
     assert seen[0] is seen[1] and seen[0].is_set()
+
+
+async def test_a_job_started_after_a_finished_one_still_gets_its_heartbeat(
+    backend: EngineBackend,
+) -> None:
+    # The shared timer is set for the first job; it has finished when the timer fires,
+    # and the timer must be set again for the job that started later.
+    adapter, box = await setup(backend)
+    interval = timedelta(milliseconds=60)
+    worker = RecordingWorker(
+        adapter, context=box, tenants=[T], handle_signals=False, heartbeat_interval=interval
+    )
+    async with worker:
+        quick = await adapter.enqueue(T, Quick())
+        await until_status(backend, T, quick, JobStatus.COMPLETED)
+        await asyncio.sleep(interval.total_seconds() / 2)
+        waits = await adapter.enqueue(T, Waits())
+        await within(box.started.wait())
+
+        async def beaten_twice() -> bool:
+            return (await event_types(backend, T, waits)).count("heartbeat") >= 2
+
+        await until(beaten_twice)
+        box.gate.set()
+        await until_status(backend, T, waits, JobStatus.COMPLETED)
+    assert "heartbeat" not in await event_types(backend, T, quick)
