@@ -624,7 +624,7 @@ class Worker(Generic[ContextT]):
                         context = self.context
                     else:
                         context = await self._context_for(job.ctx)
-                    if job.stop_reason is None:
+                    if job.stop_reason is None:  # not stopped while its context was made
                         execution = await self._execute_here(job, decoded, context, timeout)
                 _stop_heartbeat(job)
                 outcome, error = await self._settle(job, execution, timeout)
@@ -663,7 +663,11 @@ class Worker(Generic[ContextT]):
     ) -> _Execution:
         """Run the job's `execute` in this task, the job's runner (no task of its own:
         `job.interrupt` cancels the runner while it executes, and a timer interrupts it
-        once `limit` has passed), and return how it ended."""
+        once `limit` has passed), and return how it ended.
+
+        A CancelledError the job raises itself is its own ending ("cancelled from inside
+        the job"); a cancellation of the runner that the worker did not request (asyncio
+        tearing the loop down) ends the runner without an acknowledgement."""
         runner = job.runner
         assert runner is not None
         job.run = JobRun(self.backend, job.ctx, job.lease, self.lease_duration, job.set_lease)

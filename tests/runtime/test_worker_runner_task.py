@@ -74,6 +74,15 @@ class Quick(Job[Box, str]):
         return "quick"
 
 
+class RaisesCancelled(Job[Box, str]):
+    """Raises CancelledError itself, with nobody having cancelled it."""
+
+    JOB_TYPE = "raises_cancelled"
+
+    async def execute(self, ctx: Box) -> str:
+        raise asyncio.CancelledError
+
+
 class RecordingWorker(Worker[Box]):
     """A Worker that keeps the runner task of every job it starts."""
 
@@ -90,7 +99,7 @@ class RecordingWorker(Worker[Box]):
 
 async def setup(backend: EngineBackend) -> tuple[QueueAdapter[Box], Box]:
     adapter: QueueAdapter[Box] = QueueAdapter(backend)
-    for job_class in (CancelsItself, SwallowsCancel, Waits, Quick):
+    for job_class in (CancelsItself, SwallowsCancel, Waits, Quick, RaisesCancelled):
         await adapter.register_job(job_class)
     return adapter, Box(adapter=adapter)
 
@@ -123,6 +132,19 @@ async def test_a_job_that_swallows_its_timeout_still_times_out(backend: EngineBa
     assert box.cancelled == ["swallowed"]
     assert "timed out" in ((await backend.get_job(T, job_id)).last_error or "")
     assert [runner.cancelling() for runner in worker.runners] == [0]
+
+
+async def test_a_job_raising_cancelled_error_itself_fails_that_attempt(
+    backend: EngineBackend,
+) -> None:
+    adapter, box = await setup(backend)
+    job_id = await adapter.enqueue(T, RaisesCancelled(), max_retries=0)
+    worker = RecordingWorker(adapter, context=box, tenants=[T], handle_signals=False)
+    async with worker:
+        await until_status(backend, T, job_id, JobStatus.FAILED)
+        await within(asyncio.gather(*worker.runners))
+    assert (await backend.get_job(T, job_id)).last_error == "cancelled from inside the job"
+    assert [runner.cancelled() for runner in worker.runners] == [False]
 
 
 async def test_a_runner_cancelled_from_outside_stays_cancelled(backend: EngineBackend) -> None:
