@@ -39,7 +39,10 @@ class Settler:
         refused it (LeaseLost, JobCanceled, ...), as `ack_complete`/`ack_fail` would."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[JobStatus] = loop.create_future()
-        self._pending.setdefault(ctx.tenant_id, []).append((settlement, future))
+        pending = self._pending.get(ctx.tenant_id)
+        if pending is None:  # not setdefault: that makes a list on every call
+            pending = self._pending[ctx.tenant_id] = []
+        pending.append((settlement, future))
         if ctx.tenant_id not in self._flushers:
             self._flushers[ctx.tenant_id] = loop.create_task(self._flush(ctx))
         return await future
