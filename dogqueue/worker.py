@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, Self, runtime_checkable
@@ -83,63 +83,111 @@ class CancelNotifier(Protocol):
     ) -> Callable[[], None]: ...  # pragma: no cover
 
 
-class _Heartbeat:
-    """Runs `beat()` as a task from `interval` seconds on. Until then it is a timer, so a
-    job that finishes within one interval (most) never costs a task."""
+class _Execution:
+    """How a job's `execute` ended: its encoded result, its error, or cancelled by
+    the job itself."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        interval: float,
-        beat: Callable[[], Coroutine[Any, Any, None]],
-    ) -> None:
-        self._loop = loop
-        self._beat = beat
-        self._task: asyncio.Task[None] | None = None
-        self._timer = loop.call_later(interval, self._begin)
+    __slots__ = ("cancelled", "error", "result")
 
-    def _begin(self) -> None:
-        self._task = self._loop.create_task(self._beat())
+    def __init__(self) -> None:
+        self.result: bytes | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
 
-    def cancel(self) -> None:
-        """Stop beating (a beat in flight is cancelled)."""
-        self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
 
-    async def stop(self) -> None:
-        """Cancel, and wait until a beat in flight has ended."""
-        self.cancel()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+def _stop_heartbeat(job: _RunningJob) -> None:
+    """The job wants no heartbeat any more (a beat in flight is cancelled)."""
+    job.beat_due = None
+    if job.beat is not None:
+        job.beat.cancel()
+
+
+async def _absorb_cancels(runner: asyncio.Task[Any], cancels: int) -> None:
+    """Take back the `cancels` cancellations `interrupt` requested of `runner` (the
+    current task): one still pending (requested after the job's last await) lands here,
+    not in what the runner does next. Re-raise a cancellation from outside."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(0)
+    for _ in range(cancels):
+        runner.uncancel()
+    if runner.cancelling() > 0:
+        raise asyncio.CancelledError
 
 
 class _RunningJob:
-    """A leased job this worker is running, and why it was stopped, if it was."""
+    """A leased job this worker is running, and why it was stopped, if it was.
+
+    The job's `execute` runs inside the runner task itself: `interrupt` stops it by
+    cancelling that task while it executes (counted in `cancels`, so the runner can
+    tell its own cancellations from one that comes from outside)."""
+
+    __slots__ = (
+        "_label",
+        "_stopped",
+        "beat",
+        "beat_due",
+        "cancels",
+        "ctx",
+        "executing",
+        "interruptible",
+        "lease",
+        "run",
+        "runner",
+        "stop_reason",
+    )
 
     def __init__(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         self.ctx = ctx
         self.lease = lease
-        self.task: asyncio.Task[bytes | None] | None = None
         self.runner: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
-        self.stopped = asyncio.Event()
         self.run: JobRun | None = None
-        #: The thread of a synchronous job, to interrupt it when the job is stopped.
-        self.interruptible = Interruptible()
-        self.label = f"{ctx.tenant_id}/{lease.job_id} {lease.message.job_type}#{lease.attempt}"
+        #: The thread of a synchronous job, to interrupt it when the job is stopped
+        #: (made when a synchronous job starts: most jobs never need one).
+        self.interruptible: Interruptible | None = None
+        #: Whether the runner is inside the job's `execute` now.
+        self.executing = False
+        #: Cancellations of the runner that `interrupt` requested.
+        self.cancels = 0
+        #: When (loop time) the heartbeat task is to start, while the job wants one.
+        self.beat_due: float | None = None
+        #: The heartbeat task, once started.
+        self.beat: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
+        self._label: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How log lines name the job: tenant/id type#attempt."""
+        if self._label is None:
+            lease = self.lease
+            self._label = (
+                f"{self.ctx.tenant_id}/{lease.job_id} {lease.message.job_type}#{lease.attempt}"
+            )
+        return self._label
+
+    @property
+    def stopped(self) -> asyncio.Event:
+        """Set once the job is stopped (made on first use: few jobs wait for it)."""
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+            if self.stop_reason is not None:
+                self._stopped.set()
+        return self._stopped
 
     def interrupt(self, reason: str) -> None:
-        """Stop the job's task; the first reason given wins."""
+        """Stop the job; the first reason given wins."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        self.stopped.set()
-        self.interruptible.interrupt()
+        if self._stopped is not None:
+            self._stopped.set()
+        if self.interruptible is not None:
+            self.interruptible.interrupt()
         if self.run is not None:
-            self.run.stop_requested.set()
-        if self.task is not None:
-            self.task.cancel()
+            self.run.request_stop()
+        if self.executing and self.runner is not None:
+            self.cancels += 1
+            self.runner.cancel()
 
     def set_lease(self, lease: LeasedJob) -> None:
         """Keep the lease as last extended (by the heartbeat or by the job itself)."""
@@ -333,6 +381,8 @@ class Worker(Generic[ContextT]):
         self._grace = shutdown_grace
         self._started = False
         self._run_task: asyncio.Task[None] | None = None
+        #: Starts the heartbeats of the running jobs that are due one.
+        self._beat_timer: asyncio.TimerHandle | None = None
 
     # -- public ----------------------------------------------------------------------
 
@@ -416,6 +466,8 @@ class Worker(Generic[ContextT]):
                     job.interrupt(SHUTDOWN)
                 runners = [job.runner for job in self._jobs.values() if job.runner is not None]
                 await asyncio.gather(*runners, return_exceptions=True)
+                if self._beat_timer is not None:
+                    self._beat_timer.cancel()
                 if remove_listener is not None:
                     remove_listener()
                 self._remove_signal_handlers(signals)
@@ -555,8 +607,6 @@ class Worker(Generic[ContextT]):
 
     async def _run_job(self, job: _RunningJob) -> None:
         message = job.lease.message
-        label = job.label
-        heartbeat: _Heartbeat | None = None
         # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
         async with observe_execution(self.backend, job.ctx, job.lease) as observation:
             try:
@@ -566,28 +616,18 @@ class Worker(Generic[ContextT]):
                     outcome = await self._not_runnable(job, unrunnable)
                     observation.set_outcome(outcome)
                     return
-                job_class = type(decoded)
-                timeout = job_class.TIMEOUT or self.timeout
-                loop = asyncio.get_running_loop()
-                heartbeat = _Heartbeat(loop, self.heartbeat_seconds, lambda: self._heartbeat(job))
+                timeout = type(decoded).TIMEOUT or self.timeout
+                self._want_heartbeat(job)
+                execution: _Execution | None = None
                 if job.stop_reason is None:
-                    context = await self._context_for(job.ctx)
-                    job.run = JobRun(
-                        self.backend, job.ctx, job.lease, self.lease_duration, job.set_lease
-                    )
-                    run_context = contextvars.copy_context()
-                    run_context.run(set_current_run, job.run)
-                    job.task = loop.create_task(
-                        self._execute(decoded, context, job.interruptible), context=run_context
-                    )
-                    done, _ = await asyncio.wait(
-                        {job.task}, timeout=None if timeout is None else timeout.total_seconds()
-                    )
-                    if not done:
-                        job.interrupt(TIMED_OUT)
-                        await asyncio.wait({job.task})
-                heartbeat.cancel()
-                outcome, error = await self._settle(job, label, timeout)
+                    if self.context_factory is None:
+                        context = self.context
+                    else:
+                        context = await self._context_for(job.ctx)
+                    if job.stop_reason is None:  # not stopped while its context was made
+                        execution = await self._execute_here(job, decoded, context, timeout)
+                _stop_heartbeat(job)
+                outcome, error = await self._settle(job, execution, timeout)
                 observation.set_outcome(outcome, error)
                 if error is not None:
                     fields = {
@@ -598,25 +638,74 @@ class Worker(Generic[ContextT]):
                         "outcome": outcome,
                         "error_type": type(error).__name__,
                     }
-                    log.warning("job %s %s: %s", label, outcome, first_line(error), extra=fields)
+                    log.warning(
+                        "job %s %s: %s", job.label, outcome, first_line(error), extra=fields
+                    )
             except Exception as error:
                 observation.set_outcome(Outcome.WORKER_ERROR, error)
-                log.exception("job %s: unexpected worker error", label)
+                log.exception("job %s: unexpected worker error", job.label)
             finally:
-                if heartbeat is not None:
-                    await heartbeat.stop()
+                _stop_heartbeat(job)
+                if job.beat is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job.beat
                 del self._jobs[(job.ctx.tenant_id, job.lease.job_id, job.lease.lease_token)]
                 self._rotation.finished(job.ctx.tenant_id)
                 self._wake.set()
                 job_settled(self.backend)
 
+    async def _execute_here(
+        self,
+        job: _RunningJob,
+        decoded: BaseJob[Any, Any],
+        context: Any,
+        limit: timedelta | None,
+    ) -> _Execution:
+        """Run the job's `execute` in this task, the job's runner (no task of its own:
+        `job.interrupt` cancels the runner while it executes, and a timer interrupts it
+        once `limit` has passed), and return how it ended.
+
+        A CancelledError the job raises itself is its own ending ("cancelled from inside
+        the job"); a cancellation of the runner that the worker did not request (asyncio
+        tearing the loop down) ends the runner without an acknowledgement."""
+        runner = job.runner
+        assert runner is not None
+        job.run = JobRun(self.backend, job.ctx, job.lease, self.lease_duration, job.set_lease)
+        set_current_run(job.run)  # in the runner's own context: the job reads it there
+        if isinstance(decoded, SyncJob):
+            job.interruptible = Interruptible()
+        timer = None
+        if limit is not None:
+            timer = asyncio.get_running_loop().call_later(
+                limit.total_seconds(), job.interrupt, TIMED_OUT
+            )
+        execution = _Execution()
+        job.executing = True
+        try:
+            execution.result = await self._execute(decoded, context, job.interruptible)
+        except asyncio.CancelledError:
+            if job.cancels == 0 and runner.cancelling() > 0:
+                raise  # the runner itself was cancelled from outside
+            execution.cancelled = True
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # the job's own, or JobInterrupted
+            execution.error = error
+        finally:
+            job.executing = False
+            if timer is not None:
+                timer.cancel()
+        if job.cancels:
+            await _absorb_cancels(runner, job.cancels)
+        return execution
+
     async def _execute(
-        self, job: BaseJob[Any, Any], context: Any, interruptible: Interruptible
+        self, job: BaseJob[Any, Any], context: Any, interruptible: Interruptible | None
     ) -> bytes | None:
         """Run the job's `execute` (on a thread of its own when it is synchronous) and
         encode its result."""
         if isinstance(job, SyncJob):
-            assert self._threads is not None
+            assert self._threads is not None and interruptible is not None
             run_context = contextvars.copy_context()
             result = await self._threads.run(
                 functools.partial(run_context.run, job.execute, context), interruptible
@@ -673,41 +762,42 @@ class Worker(Generic[ContextT]):
         return Outcome.RELEASED
 
     async def _settle(
-        self, job: _RunningJob, label: str, limit: timedelta | None
+        self, job: _RunningJob, execution: _Execution | None, limit: timedelta | None
     ) -> tuple[Outcome, BaseException | None]:
-        """Acknowledge the outcome of the job's task (or of its interruption); return the
+        """Acknowledge how the job's execution ended (or its interruption); return the
         outcome and the job's error."""
-        reason, task = job.stop_reason, job.task
+        reason = job.stop_reason
         if reason in (CANCELED, LEASE_LOST):
-            log.info("job %s stopped: %s; its result is discarded", label, reason)
+            log.info("job %s stopped: %s; its result is discarded", job.label, reason)
             return (Outcome.CANCELED if reason == CANCELED else Outcome.LEASE_LOST), None
         if reason == SHUTDOWN:
             try:
                 await self.backend.release(job.ctx, job.lease)
-                log.info("job %s released at shutdown", label)
+                log.info("job %s released at shutdown", job.label)
             except (JobCanceled, LeaseLost) as refused:
-                log.info("job %s not released: %s", label, refused)
+                log.info("job %s not released: %s", job.label, refused)
             return Outcome.RELEASED, None
         if reason == TIMED_OUT:
             status = await self._ack_fail(job, f"timed out after {limit}", retry=True)
-            log.warning("job %s timed out after %s", label, limit)
+            log.warning("job %s timed out after %s", job.label, limit)
             return _failure_outcome(status), None
-        if task is None:
+        if execution is None:
             return Outcome.NOT_STARTED, None
-        if task.cancelled():
+        if execution.cancelled:
             status = await self._ack_fail(job, "cancelled from inside the job", retry=True)
-            log.warning("job %s cancelled itself", label)
+            log.warning("job %s cancelled itself", job.label)
             return _failure_outcome(status), None
-        if (error := task.exception()) is not None:
+        if (error := execution.error) is not None:
             if isinstance(error, JobError):
                 status = await self._ack_fail(job, error.message, retry=error.retryable)
             else:
                 status = await self._ack_fail(job, summarize_error(error), retry=True)
             return _failure_outcome(status), error
         try:
-            await self._settler.settle(job.ctx, Completion(lease=job.lease, result=task.result()))
+            completion = Completion(lease=job.lease, result=execution.result)
+            await self._settler.settle(job.ctx, completion)
         except (JobCanceled, LeaseLost) as refused:
-            log.info("job %s finished but its result is discarded: %s", label, refused)
+            log.info("job %s finished but its result is discarded: %s", job.label, refused)
             return Outcome.DISCARDED, None
         return Outcome.COMPLETED, None
 
@@ -719,9 +809,35 @@ class Worker(Generic[ContextT]):
             log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
             return None
 
+    def _want_heartbeat(self, job: _RunningJob) -> None:
+        """Have the job's heartbeat start one interval from now, unless it ends sooner.
+        One timer serves every running job (a timer per job costs more than most jobs)."""
+        loop = asyncio.get_running_loop()
+        job.beat_due = loop.time() + self.heartbeat_seconds
+        if self._beat_timer is None:
+            self._beat_timer = loop.call_at(job.beat_due, self._start_due_heartbeats)
+
+    def _start_due_heartbeats(self) -> None:
+        """Start the heartbeat of each running job whose time has come; set the timer
+        for the next one."""
+        self._beat_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        next_due: float | None = None
+        for job in self._jobs.values():
+            due = job.beat_due
+            if due is None or job.beat is not None:
+                continue
+            if due <= now:
+                job.beat = loop.create_task(self._heartbeat(job))
+            elif next_due is None or due < next_due:
+                next_due = due
+        if next_due is not None:
+            self._beat_timer = loop.call_at(next_due, self._start_due_heartbeats)
+
     async def _heartbeat(self, job: _RunningJob) -> None:
-        """Extend the job's lease now and every heartbeat interval (started by a
-        `_Heartbeat` one interval after the job)."""
+        """Extend the job's lease now and every heartbeat interval (started one interval
+        after the job by `_start_due_heartbeats`)."""
         while True:
             try:
                 lease = await self.backend.heartbeat(

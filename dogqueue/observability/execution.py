@@ -4,69 +4,93 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 from dogqueue.backend.contract import Backend
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.observability.logging import log_job_finished, log_job_started
 from dogqueue.observability.outcome import Outcome
-from dogqueue.observability.tracing import ExecutionSpan, execution_span
+from dogqueue.observability.tracing import ExecutionSpan, execution_span, tracing_active
 
 
 class ExecutionObservation:
-    """What the worker reports about one execution while it runs."""
+    """What the worker reports about one execution while it runs (`span` is None when
+    not tracing)."""
 
-    def __init__(self, span: ExecutionSpan) -> None:
+    def __init__(self, span: ExecutionSpan | None = None) -> None:
         self._span = span
+        self._outcome: Outcome | None = None
         self.error: BaseException | None = None
 
     @property
     def outcome(self) -> Outcome | None:
         """The outcome set so far, if any."""
-        return self._span.outcome
+        return self._outcome if self._span is None else self._span.outcome
 
     def set_outcome(self, outcome: Outcome, error: BaseException | None = None) -> None:
         """How the execution ended."""
-        self._span.set_outcome(outcome)
+        if self._span is None:
+            self._outcome = outcome
+        else:
+            self._span.set_outcome(outcome)
         if error is not None:
             self.error = error
-            if self._span.span is not None:
+            if self._span is not None and self._span.span is not None:
                 self._span.span.record_exception(error)
 
 
-@asynccontextmanager
-async def observe_execution(
-    backend: Backend, ctx: QueueCtx, lease: LeasedJob
-) -> AsyncIterator[ExecutionObservation]:
-    """Trace and log one execution of `lease`. Unless the block sets an outcome, it is
-    "completed" on normal exit, "canceled" on cancellation and "failed" on an error."""
-    started = time.perf_counter()  # log duration only; job semantics never read it
-    log_job_started(lease)
-    async with execution_span(backend, ctx, lease) as span:
-        observation = ExecutionObservation(span)
-        try:
-            yield observation
-        except asyncio.CancelledError:
-            if observation.outcome is None:
-                observation.set_outcome(Outcome.CANCELED)
-            log_job_finished(
-                lease, observation.outcome or Outcome.CANCELED, time.perf_counter() - started
-            )
-            raise
-        except BaseException as error:
-            if observation.outcome is None:
-                observation.set_outcome(Outcome.FAILED, error)
-            log_job_finished(
-                lease, observation.outcome or Outcome.FAILED, time.perf_counter() - started, error
-            )
-            raise
-        if observation.outcome is None:
-            observation.set_outcome(Outcome.COMPLETED)
-        log_job_finished(
-            lease,
-            observation.outcome or Outcome.COMPLETED,
-            time.perf_counter() - started,
-            observation.error,
-        )
+def observe_execution(backend: Backend, ctx: QueueCtx, lease: LeasedJob) -> ExecutionScope:
+    """Trace and log one execution of `lease` (`async with`, which gives the
+    ExecutionObservation). Unless the block sets an outcome, it is "completed" on normal
+    exit, "canceled" on cancellation and "failed" on an error."""
+    return ExecutionScope(backend, ctx, lease)
+
+
+class ExecutionScope(ExecutionObservation):
+    """The `async with` block of `observe_execution`, and the observation it gives. A
+    plain class, not a generator, and one object: the worker enters one per job, and
+    without a tracer it makes no span at all."""
+
+    __slots__ = ("_backend", "_ctx", "_lease", "_span_scope", "_started")
+
+    def __init__(self, backend: Backend, ctx: QueueCtx, lease: LeasedJob) -> None:
+        super().__init__(None)
+        self._backend = backend
+        self._ctx = ctx
+        self._lease = lease
+        self._started = 0.0
+        self._span_scope: AbstractAsyncContextManager[ExecutionSpan] | None = None
+
+    async def __aenter__(self) -> ExecutionObservation:
+        self._started = time.perf_counter()  # log duration only; job semantics never read it
+        log_job_started(self._lease)
+        if tracing_active():
+            self._span_scope = execution_span(self._backend, self._ctx, self._lease)
+            self._span = await self._span_scope.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        lease, elapsed = self._lease, time.perf_counter() - self._started
+        if exc is None:
+            if self.outcome is None:
+                self.set_outcome(Outcome.COMPLETED)
+            outcome = self.outcome or Outcome.COMPLETED
+            log_job_finished(lease, outcome, elapsed, self.error)
+        elif isinstance(exc, asyncio.CancelledError):
+            if self.outcome is None:
+                self.set_outcome(Outcome.CANCELED)
+            log_job_finished(lease, self.outcome or Outcome.CANCELED, elapsed)
+        else:
+            if self.outcome is None:
+                self.set_outcome(Outcome.FAILED, exc)
+            log_job_finished(lease, self.outcome or Outcome.FAILED, elapsed, exc)
+        if self._span_scope is not None:
+            return await self._span_scope.__aexit__(exc_type, exc, tb)
+        return None

@@ -8,6 +8,8 @@ function here does nothing beyond what the untraced call does.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from dogqueue.observability.outcome import Outcome
 
 try:
     from opentelemetry import propagate, trace
+    from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
     from opentelemetry.trace import Link, SpanKind, StatusCode
 
     OTEL_AVAILABLE = True
@@ -49,11 +52,38 @@ def set_tracer_provider(provider: TracerProvider | None) -> None:
     _provider_override = provider
 
 
+#: How often, while no global provider is set, the environment is read again for one.
+ENV_RECHECK_SECONDS = 1.0
+_env_checked_at = float("-inf")
+_env_names_provider = False
+_UNKNOWN = object()
+
+
+def _global_provider() -> TracerProvider | None:
+    """OpenTelemetry's global provider, or None when none is set (cheaply: the worker
+    asks once per job)."""
+    global _env_checked_at, _env_names_provider
+    installed = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if installed is None:
+        # Not set in code; `get_tracer_provider` would look for one named in the
+        # environment, a failed lookup that costs microseconds each time: look at most
+        # once a second.
+        now = time.monotonic()
+        if now - _env_checked_at >= ENV_RECHECK_SECONDS:
+            _env_names_provider = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+            _env_checked_at = now
+        if not _env_names_provider:
+            return None
+    return trace.get_tracer_provider()
+
+
 def _tracer() -> Tracer | None:
     """dogqueue's tracer when a real (SDK) provider is configured, else None."""
     if not OTEL_AVAILABLE:
         return None
-    provider = _provider_override or trace.get_tracer_provider()
+    provider = _provider_override or _global_provider()
+    if provider is None:
+        return None
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
     return provider.get_tracer(TRACER_NAME)

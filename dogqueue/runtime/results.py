@@ -62,6 +62,8 @@ _waiters: weakref.WeakKeyDictionary[object, set[asyncio.Future[None]]] = weakref
 
 def job_settled(backend: object) -> None:
     """Wake the result waiters on `backend`: a job of this process may have finished."""
+    if not _waiters:  # the worker calls this per job; most processes wait for no result
+        return
     waiters = _waiters.pop(backend, None)
     for waiter in waiters or ():
         if not waiter.done():

@@ -19,6 +19,9 @@ from dogqueue.workflow import parent_results
 
 log = logging.getLogger("dogqueue.jobs")
 
+#: Guards the lazy creation of each run's `stop_requested` event.
+_EVENT_LOCK = threading.Lock()
+
 T = TypeVar("T")
 
 
@@ -44,11 +47,36 @@ class JobRun:
         self._lease_duration = lease_duration
         self._on_lease = on_lease
         self._loop = asyncio.get_running_loop()
-        #: Set when the worker stops this run (canceled, lease lost, timed out, shutdown):
-        #: a synchronous job, which cannot be interrupted, may check it and return early.
-        self.stop_requested = threading.Event()
+        # Made on first read of `stop_requested` (a threading.Event costs a lock and a
+        # condition; most jobs never look at it).
+        self._stop_requested: threading.Event | None = None
+        self._stopping = False
         #: The latest progress reported: (fraction done from 0 to 1, message).
         self.progress: tuple[float, str | None] | None = None
+
+    @property
+    def stop_requested(self) -> threading.Event:
+        """Set when the worker stops this run (canceled, lease lost, timed out,
+        shutdown): a synchronous job, which cannot be interrupted, may check it and
+        return early."""
+        event = self._stop_requested
+        if event is None:
+            with _EVENT_LOCK:  # the job's thread and the loop may both read it first
+                event = self._stop_requested
+                if event is None:
+                    event = self._stop_requested = threading.Event()
+            # After publishing the event: a `request_stop` that did not see it has
+            # already set `_stopping`.
+            if self._stopping:
+                event.set()
+        return event
+
+    def request_stop(self) -> None:
+        """Set `stop_requested` (the worker calls it when it stops the run)."""
+        self._stopping = True
+        event = self._stop_requested
+        if event is not None:
+            event.set()
 
     @property
     def tenant_id(self) -> str:

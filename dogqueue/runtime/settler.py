@@ -34,15 +34,21 @@ class Settler:
         self.batches = 0
         self.settled = 0
 
-    async def settle(self, ctx: QueueCtx, settlement: Settlement) -> JobStatus:
-        """The job's status once its acknowledgement is committed; raises the error that
-        refused it (LeaseLost, JobCanceled, ...), as `ack_complete`/`ack_fail` would."""
+    def settle(self, ctx: QueueCtx, settlement: Settlement) -> asyncio.Future[JobStatus]:
+        """A future of the job's status once its acknowledgement is committed; it raises
+        the error that refused it (LeaseLost, JobCanceled, ...), as `ack_complete` and
+        `ack_fail` would. A plain function returning the future, not a coroutine: the
+        worker settles every job through it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[JobStatus] = loop.create_future()
-        self._pending.setdefault(ctx.tenant_id, []).append((settlement, future))
-        if ctx.tenant_id not in self._flushers:
-            self._flushers[ctx.tenant_id] = loop.create_task(self._flush(ctx))
-        return await future
+        tenant = ctx.tenant_id
+        pending = self._pending.get(tenant)
+        if pending is None:  # not setdefault: that makes a list on every call
+            pending = self._pending[tenant] = []
+        pending.append((settlement, future))
+        if tenant not in self._flushers:
+            self._flushers[tenant] = loop.create_task(self._flush(ctx))
+        return future
 
     async def _flush(self, ctx: QueueCtx) -> None:
         tenant = ctx.tenant_id

@@ -243,3 +243,37 @@ def test_the_worker_reports_only_outcomes() -> None:
     for outcome in Outcome:
         assert f'return "{outcome.value}"' not in source, outcome
         assert f'set_outcome("{outcome.value}"' not in source, outcome
+
+
+def test_a_global_provider_is_seen_as_soon_as_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+
+    assert not tracing.tracing_active()  # and the environment was just read
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # what set_tracer_provider sets
+    assert tracing.tracing_active()
+
+
+def test_a_provider_named_in_the_environment_is_seen_within_a_recheck(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
+
+    assert not tracing.tracing_active()
+    loaded: list[str] = []
+
+    def load(variable: str, name: str) -> TracerProvider:
+        loaded.append(variable)
+        return TracerProvider()
+
+    monkeypatch.setenv(OTEL_PYTHON_TRACER_PROVIDER, "sdk_tracer_provider")
+    monkeypatch.setattr(trace, "_load_provider", load)
+    monkeypatch.setattr(  # installed for this test only
+        trace,
+        "_set_tracer_provider",
+        lambda provider, log: monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider),
+    )
+    monkeypatch.setattr(tracing, "_env_checked_at", float("-inf"))  # a second has passed
+    assert tracing.tracing_active()
+    assert loaded == [OTEL_PYTHON_TRACER_PROVIDER]
