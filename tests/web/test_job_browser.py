@@ -178,8 +178,8 @@ async def test_list_queries_walk_an_index_without_sorting(tmp_path: Path) -> Non
         assert "USING INDEX jobs_by_rare_status" in plan and "TEMP B-TREE" not in plan, plan
     # The others: the tenant's rows from the cursor back, in order; the few in flight
     # and a small backlog from their own partial indexes, sorted.
-    for status in ("completed", "enqueued"):
-        plan = _plan(conn, "page_of_status_walk", {**page, "status": status})
+    for walked in ("completed", "enqueued"):
+        plan = _plan(conn, "page_of_status_walk", {**page, "status": walked})
         assert "USING INDEX jobs_by_tenant" in plan and "TEMP B-TREE" not in plan, plan
     plan = _plan(conn, "page_of_tenant", page)
     assert "USING INDEX jobs_by_tenant" in plan and "TEMP B-TREE" not in plan, plan
