@@ -23,8 +23,9 @@ from dogqueue.core.errors import StorageError
 from tests.audit.audit_workload import ACME, GLOBEX, message
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-#: Each golden log's stem; story-v1 predates the hash chain (schema version 1).
-LOGS = ["story-v1", "story-v2"]
+#: Each golden log's stem; story-v1 predates the hash chain (schema version 1);
+#: story-v6 predates the status counts of schema 7 (written by main at 637a4ef).
+LOGS = ["story-v1", "story-v2", "story-v6"]
 EXPECTED = {
     "completed": JobStatus.COMPLETED,
     "retried": JobStatus.FAILED,
