@@ -213,8 +213,8 @@ class Forwarding:
             ctx, job_id, include_canceled=include_canceled, actor=actor
         )
 
-    def log_reader(self) -> LogReader:
-        return self.inner.log_reader()
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:
+        return self.inner.log_reader(wait_for_own_writes=wait_for_own_writes)
 
     async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
         return await self.inner.get_status(ctx, job_id)

@@ -551,8 +551,9 @@ class EngineBackend(abc.ABC):
         return await self._rebuild_projections()
 
     @abc.abstractmethod
-    def log_reader(self) -> LogReader:
-        """The stored log, read-only (for the audit tools and metrics)."""
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:
+        """The stored log, read-only (for the audit tools and metrics); see
+        `Backend.log_reader`."""
 
 
 def _job_reads(tenant_id: str, job_id: str) -> Reads:

@@ -202,7 +202,12 @@ class Backend(Protocol):
         """Replace the projection with the fold of the log; return events folded."""
         ...
 
-    def log_reader(self) -> LogReader:
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:
         """The stored log, read-only: what the audit tools, the command line and the
-        metrics read. Reading it never migrates or writes the log."""
+        metrics read. Reading it never migrates or writes the log.
+
+        Where positions are given after the commit (PostgreSQL), a read first waits
+        until this backend's own events have theirs, so it sees its writes; with
+        `wait_for_own_writes=False` it never waits, and an event not yet numbered is
+        seen by a later read (for readers that poll, such as metrics)."""
         ...

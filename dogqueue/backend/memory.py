@@ -383,6 +383,6 @@ class MemoryBackend(EngineBackend):
         self._store.reindex(rebuild(events))
         return len(events)
 
-    def log_reader(self) -> MemoryLogReader:
-        """This backend's log and chain, read in place."""
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> MemoryLogReader:
+        """This backend's log and chain, read in place (a read never waits)."""
         return MemoryLogReader(lambda: self._store)

@@ -47,7 +47,9 @@ class MetricsReader:
     def _reader(self) -> LogReader:
         if self._log is None:
             assert self._backend is not None
-            self._log = self._backend.log_reader()
+            # Metrics poll: an event not yet numbered is folded by the next read, so a
+            # read need not wait for it (a held-back sequencer must not stall a scrape).
+            self._log = self._backend.log_reader(wait_for_own_writes=False)
         return self._log
 
     def now(self) -> datetime:

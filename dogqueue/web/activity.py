@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from dogqueue.backend.contract import Backend
 from dogqueue.core.events import AnyEvent, Completed, Expired, Failed
 from dogqueue.core.evolve import failure_is_final
+from dogqueue.log.reader import LogReader
 
 #: How far back the rates and charts reach.
 WINDOW = timedelta(hours=1)
@@ -47,13 +48,26 @@ class RecentActivity:
 
     async def refresh(self, backend: Backend, now: datetime) -> None:
         """Fold the events appended since the last look, and forget minutes older than
-        the window."""
+        the window. Events not yet given a position (PostgreSQL) wait for the next look:
+        a look never waits for them."""
+        log = backend.log_reader(wait_for_own_writes=False)
+        try:
+            await self._fold_new(log, now)
+        finally:
+            await log.close()
+        horizon = _minute(now - WINDOW)
+        for activity in self.tenants.values():
+            for series in (activity.completed, activity.dead):
+                for minute in [m for m in series if m < horizon]:
+                    del series[minute]
+
+    async def _fold_new(self, log: LogReader, now: datetime) -> None:
         if self.position is None:
-            self.position = await _first_position_since(backend, now - WINDOW)
+            self.position = await _first_position_since(log, now - WINDOW)
         folded = 0
         self.partial = False
         while True:
-            page = await backend.read_events(after_seq=self.position, limit=PAGE)
+            page = await log.events(after=self.position, limit=PAGE)
             for event in page:
                 self._fold(event)
                 self.position = event.seq
@@ -63,11 +77,6 @@ class RecentActivity:
             if folded >= MOST_PER_LOOK:
                 self.partial = True
                 break
-        horizon = _minute(now - WINDOW)
-        for activity in self.tenants.values():
-            for series in (activity.completed, activity.dead):
-                for minute in [m for m in series if m < horizon]:
-                    del series[minute]
 
     def _fold(self, event: AnyEvent) -> None:
         if isinstance(event, Completed):
@@ -104,24 +113,16 @@ class RecentActivity:
         return [series.get(end - timedelta(minutes=count - 1 - i), 0) for i in range(count)]
 
 
-async def _first_position_since(backend: Backend, since: datetime) -> int:
+async def _first_position_since(log: LogReader, since: datetime) -> int:
     """The position just before the first event at or after `since` (by bisection over
     log positions; the events' times rise with their positions)."""
-    last = await _last_position(backend)
+    last = await log.last_position()
     low, high = 0, last  # the answer lies in [low, high]
     while low < high:
         middle = (low + high) // 2
-        page = await backend.read_events(after_seq=middle, limit=1)
+        page = await log.events(after=middle, limit=1)
         if not page or page[0].at >= since:
             high = middle
         else:
             low = page[0].seq
     return low
-
-
-async def _last_position(backend: Backend) -> int:
-    log = backend.log_reader()
-    try:
-        return await log.last_position()
-    finally:
-        await log.close()

@@ -425,12 +425,21 @@ class PostgresBackend(EngineBackend):
             with contextlib.suppress(Exception):
                 await self._seal_now(wait=False)
 
-    def log_reader(self) -> PostgresLog:
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this
-        backend is open, reads first sequence what it wrote, so they see its writes."""
+        backend is open, reads first sequence what it wrote, so they see its writes
+        (waiting up to SEAL_WAIT while an open transaction holds positions back);
+        without `wait_for_own_writes`, one sequencer step and no waiting."""
         if self._pool is None or self._closed:  # read the stored log on its own
             return PostgresLog(dsn=self.dsn, schema=self.schema)
+        if not wait_for_own_writes:
+            return PostgresLog(self._pool, before_read=self._seal_step)
         return PostgresLog(self._pool, before_read=self.seal)
+
+    async def _seal_step(self) -> int:
+        """One sequencer step: numbers what can be numbered now, never waits."""
+        await self._ready()
+        return await self._seal_now(wait=False)
 
     # -- reads -------------------------------------------------------------------------
 

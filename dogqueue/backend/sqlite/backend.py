@@ -254,8 +254,9 @@ class SqliteBackend(EngineBackend):
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
 
-    def log_reader(self) -> SqliteLogReader:
-        """The database file's log, read through its own read-only connection."""
+    def log_reader(self, *, wait_for_own_writes: bool = True) -> SqliteLogReader:
+        """The database file's log, read through its own read-only connection (events
+        have their positions at the commit: a read never waits)."""
         return SqliteLogReader(self.path)
 
 
