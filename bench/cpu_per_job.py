@@ -4,7 +4,8 @@ Wall-clock rates swing by 2x on a shared machine; the CPU the process spends per
 (user + system, both the event loop's and the writer's thread) moves much less, so
 before/after comparisons of Python-side work are read here. The workload is
 `compare.py`'s raw lifecycle (32 producers, 32 consumers leasing 32 at a time and
-acknowledging each batch with `settle_many`) and its sequential single enqueues.
+acknowledging each batch with `settle_many`), its sequential single enqueues, and its
+real `Worker` (concurrency 256) running no-op jobs enqueued beforehand.
 
     python bench/cpu_per_job.py --jobs 5000 --repeat 3
 """
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dogqueue import Completion, JobMessage, QueueCtx
+from dogqueue import Completion, Job, JobMessage, QueueAdapter, QueueCtx, Worker
 from dogqueue.backend.sqlite import SqliteBackend
 
 CTX = QueueCtx("tenant-1")
@@ -50,6 +51,35 @@ async def lifecycle_cpu_us(path: Path, jobs: int) -> float:
         return (_cpu() - start) / (jobs // 32 * 32) * 1e6
 
 
+async def worker_cpu_us(path: Path, jobs: int) -> tuple[float, float]:
+    """(CPU µs per job of the whole process, of the event loop's thread alone) while the
+    real `Worker` (concurrency 256) runs `jobs` no-op jobs enqueued beforehand."""
+    ran = [0]
+    all_ran = asyncio.Event()
+
+    class SendEmail(Job[None, None]):
+        JOB_TYPE = "send_email"
+        user_id: int
+
+        async def execute(self, ctx: None) -> None:
+            ran[0] += 1
+            if ran[0] == jobs:
+                all_ran.set()
+
+    async with SqliteBackend(path) as backend:
+        adapter: QueueAdapter[None] = QueueAdapter(backend)
+        await adapter.register_job(SendEmail)
+        for first in range(0, jobs, 100):
+            count = min(100, jobs - first)
+            await asyncio.gather(*(backend.enqueue(CTX, MESSAGE) for _ in range(count)))
+        start, loop_start = _cpu(), time.thread_time()
+        worker = Worker(adapter, tenants=[CTX], concurrency=256, handle_signals=False)
+        async with worker:
+            await all_ran.wait()
+            await worker.stop()
+        return (_cpu() - start) / jobs * 1e6, (time.thread_time() - loop_start) / jobs * 1e6
+
+
 async def single_enqueue(path: Path) -> tuple[float, float]:
     """(CPU µs per enqueue, p50 ms) of sequential single enqueues after a warm-up."""
     async with SqliteBackend(path) as backend:
@@ -74,9 +104,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             life = asyncio.run(lifecycle_cpu_us(Path(folder) / "life.db", args.jobs))
             cpu, p50 = asyncio.run(single_enqueue(Path(folder) / "one.db"))
+            worker, loop = asyncio.run(worker_cpu_us(Path(folder) / "worker.db", args.jobs))
         print(
             f"run {run + 1}: lifecycle {life:.0f} µs CPU/job; "
-            f"single enqueue {cpu:.0f} µs CPU, p50 {p50:.3f} ms"
+            f"single enqueue {cpu:.0f} µs CPU, p50 {p50:.3f} ms; "
+            f"Worker {worker:.0f} µs CPU/job (event loop {loop:.0f})"
         )
 
 
