@@ -8,6 +8,7 @@ import random
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import msgspec
 
@@ -191,6 +192,25 @@ class ForgetfulSqlite(SqliteBackend):
         await self._rebuild_projections()
 
 
+class MiscountingSqlite(SqliteBackend):
+    """Counts a job twice in the status counts when it is canceled (a derived table
+    that drifts from the rows it counts)."""
+
+    async def _open(self) -> None:
+        await super()._open()
+
+        def miscount(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "CREATE TEMP TRIGGER miscount AFTER UPDATE OF status ON main.jobs"
+                " WHEN NEW.status = 'canceled' BEGIN"
+                " INSERT INTO job_counts (tenant_id, status, jobs)"
+                " VALUES (NEW.tenant_id, 'canceled', 1)"
+                " ON CONFLICT (tenant_id, status) DO UPDATE SET jobs = jobs + 1; END"
+            )
+
+        await self.writer.call(miscount)
+
+
 class MemoryMutantFactory:
     """Makes backends of one broken MemoryBackend subclass."""
 
@@ -222,6 +242,15 @@ class ForgetfulSqliteFactory(SqliteFactory):
         )
 
 
+class MiscountingSqliteFactory(SqliteFactory):
+    """SQLite backends whose status counts drift when a job is canceled."""
+
+    def _open_at(self, path: Path, clock: Clock, config: QueueConfig) -> SqliteBackend:
+        return MiscountingSqlite(
+            path, clock=clock, config=config, draw=random.Random(JITTER_SEED).random
+        )
+
+
 MUTANTS = {
     "canceled job can complete": MemoryMutantFactory(CanceledCanComplete),
     "stale token accepted": MemoryMutantFactory(StaleTokenAccepted),
@@ -229,6 +258,7 @@ MUTANTS = {
     "job leaks across tenants": MemoryMutantFactory(TenantLeak),
     "event lost on reopen": ForgetfulSqliteFactory(),
     "priority ignored": PriorityIgnoredFactory(),
+    "status counts drift": MiscountingSqliteFactory(),
 }
 
 #: For `--dogqueue-backend=properties.mutants:PRIORITY_IGNORED` (test_readme.py).

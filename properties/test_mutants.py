@@ -27,7 +27,8 @@ HUNT = settings(
     report_multiple_bugs=False,
 )
 #: Rule calls in a printed failing example (invariant checks and teardown excluded).
-STEP = re.compile(r"^(?:\w+ = )?state\.(?!backend_matches_model|teardown)\w+\(", re.M)
+#: A rule returning several bundle values prints a tuple target: `(a,) = state.rule(`.
+STEP = re.compile(r"^(?:[\w, ()]+ = )?state\.(?!backend_matches_model|teardown)\w+\(", re.M)
 SHORT = 6
 
 

@@ -775,10 +775,23 @@ class BackendStateMachine(RuleBasedStateMachine):
                 assert info.lease_expires_at == job.lease_expires_at, f"job {job.job_id} lease"
         log = self.run(self.backend.read_events())
         assert rebuild(log) == projected, "rebuilding from the log differs from the projection"
+        self.check_status_counts(projected)
         self.check_workflows(log, projected)
         self.check_each_tick_has_one_job(projected)
         for tenant, job_id in self.model.take_touched():
             self.check_history(tenant, job_id, projected[(tenant, job_id)])
+
+    def check_status_counts(self, projected: dict[tuple[str, str], JobInfo]) -> None:
+        """Where the log keeps job counts per status (SQLite), they are the projection's."""
+        reader = self.backend.log_reader()
+        try:
+            stored = self.run(reader.status_counts())
+        finally:
+            self.run(reader.close())
+        if stored is None:
+            return
+        counted = Counter((tenant, job.status.value) for (tenant, _), job in projected.items())
+        assert stored == dict(counted), f"stored status counts {stored} != the jobs' {counted}"
 
     def check_new_events(self) -> None:
         """Each step appends exactly the events the model expects: a refused call (stale
