@@ -4,22 +4,13 @@ what keeps `enqueue_due` from enqueueing that tick, and the ones before it withi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from dogqueue import Completion, FakeClock, Job, QueueAdapter, QueueCtx, Schedule, enqueue_due
+from dogqueue import Completion, FakeClock, QueueAdapter, Schedule, enqueue_due
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
-
-ACME = QueueCtx("acme")
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-class Report(Job[None, None]):
-    JOB_TYPE = "report"
-
-    async def execute(self, ctx: None) -> None:
-        return None
+from tests.conformance.test_schedules import ACME, T0, Report
 
 
 def _schedule(name: str) -> Schedule:

@@ -5,16 +5,24 @@ while no other connection has written."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
+import pytest
+
 from dogqueue import Completion, Failure, JobMessage, JobStatus, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.connection import migrate
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
+from dogqueue.core.errors import JobAlreadyExists, StorageError
+from dogqueue.engine import RefusedAfterWrite
+from dogqueue.log.stored import stored_job
 
 CTX = QueueCtx("acme")
 
@@ -168,7 +176,6 @@ async def test_a_unit_reads_the_job_rows_an_earlier_unit_of_its_batch_wrote(
     """Job rows are buffered until a query reads them: an enqueue and a dequeue sent
     together share one transaction, and the dequeue leases the job just enqueued; the
     second of two enqueues of one key in one transaction finds the first's job."""
-    from dogqueue.core.errors import JobAlreadyExists
 
     async with SqliteBackend(tmp_path / "q.db") as backend:
         # Opened, migrated and idle, with nothing ready in "default".
@@ -192,16 +199,6 @@ def test_a_buffered_update_that_finds_its_row_changed_refuses_the_whole_batch(
 ) -> None:
     """A job row's version guard is checked when the buffer is written, possibly while a
     later unit runs: the error must roll the batch back, never pass as that unit's own."""
-    import sqlite3
-
-    import msgspec
-    import pytest
-
-    from dogqueue.backend.sqlite.connection import migrate
-    from dogqueue.core.errors import StorageError
-    from dogqueue.engine import RefusedAfterWrite
-    from dogqueue.log.stored import stored_job
-
     conn = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
     migrate(conn)
     asyncio.run(_enqueue_one(tmp_path / "q.db"))

@@ -106,7 +106,7 @@ class SqliteTransaction:
                 memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self.next_seq = memo.next_seq
             self._chain.start_from(memo.heads)
-        self._forget_prefetched()
+        self._forget_buffers()
         self._forget_ready()
 
     def commit(self) -> None:
@@ -129,14 +129,15 @@ class SqliteTransaction:
 
     def rollback(self) -> None:
         self._events.clear()
-        self._forget_prefetched()
+        self._forget_buffers()
         self._forget_ready()
         if self._memo is not None:
             self._memo.forget()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def _forget_prefetched(self) -> None:
+    def _forget_buffers(self) -> None:
+        """Drop what this transaction read ahead and what it has yet to write."""
         self._states.clear()
         self._children.clear()
         self._inserts.clear()
