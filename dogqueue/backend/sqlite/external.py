@@ -23,7 +23,7 @@ from dogqueue.engine import Engine
 from dogqueue.ids import new_job_id
 
 if TYPE_CHECKING:
-    from dogqueue.adapter import QueueAdapter
+    from dogqueue.client.adapter import QueueAdapter
     from dogqueue.jobs import BaseJob
 
 R = TypeVar("R")
