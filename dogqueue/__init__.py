@@ -47,7 +47,7 @@ from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import BaseJob, Job, JobError, JobRegistry, SyncJob
 from dogqueue.schedules import Schedule, ScheduleState, enqueue_due
-from dogqueue.worker import Worker
+from dogqueue.worker import Worker, WorkerSettings
 from dogqueue.worker.threads import JobInterrupted
 from dogqueue.workflow import Step
 
@@ -104,6 +104,7 @@ __all__ = [
     "StorageError",
     "SyncJob",
     "Worker",
+    "WorkerSettings",
     "current_run",
     "enqueue_due",
     "fold",
