@@ -109,16 +109,17 @@ class Worker(Generic[ContextT]):
         deploy_hold: timedelta = DEPLOY_HOLD,
         schedules: Sequence[Schedule] | None = None,
     ) -> None:
+        # Every keyword argument but these is a setting (one list: the signature).
+        options = {k: v for k, v in locals().items() if k not in ("self", "adapter", "settings")}
         if not isinstance(adapter, QueueAdapter):
             raise InvalidInput("adapter", "must be a QueueAdapter")
+        made = WorkerSettings.of(**options)
         if settings is None:
-            # Every keyword argument but these is a setting (one list: the signature).
-            options = dict(locals())
-            for name in ("self", "adapter", "settings", "__class__"):
-                options.pop(name, None)
-            settings = WorkerSettings.of(**options)
+            settings = made
         elif not isinstance(settings, WorkerSettings):
             raise InvalidInput("settings", "must be a WorkerSettings")
+        elif made != WorkerSettings():
+            raise InvalidInput("settings", "give either settings or keyword options, not both")
         self.adapter = adapter
         self.backend = adapter.backend
         #: The settings in force, with the adapter's defaults filled in.

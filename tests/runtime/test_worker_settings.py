@@ -69,9 +69,14 @@ def test_the_keyword_arguments_build_the_settings() -> None:
     assert Worker(adapter, queues="*").all_queues
     given = WorkerSettings(tenants=(T,), queues=("a", "b"), concurrency=3)
     assert Worker(adapter, settings=given).settings == worker.settings
-    with pytest.raises(InvalidInput) as refused:
-        Worker(adapter, settings={"concurrency": 3})  # type: ignore[arg-type]
-    assert refused.value.field == "settings"
+    for wrong in (
+        {"settings": {"concurrency": 3}},
+        {"settings": given, "concurrency": 4},
+        {"settings": given, "tenants": [T]},
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            Worker(adapter, **wrong)
+        assert refused.value.field == "settings"
 
 
 def test_settings_are_frozen_and_the_adapter_fills_their_defaults() -> None:
