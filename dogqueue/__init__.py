@@ -6,8 +6,12 @@ machine decides and folds them, so any job's state can be replayed and audited.
 
 import logging
 
-from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.contract import Backend
+from dogqueue.client.adapter import QueueAdapter
+from dogqueue.client.blocking import BlockingQueue
+from dogqueue.client.functions import JobFunction, job
+from dogqueue.client.results import JobFailed, JobHandle, ResultTimeout
+from dogqueue.client.run import JobRun, current_run
 from dogqueue.clock import FakeClock, utc_now
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import (
@@ -42,13 +46,9 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import fold, rebuild
 from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import BaseJob, Job, JobError, JobRegistry, SyncJob
-from dogqueue.runtime.blocking import BlockingQueue
-from dogqueue.runtime.functions import JobFunction, job
-from dogqueue.runtime.results import JobFailed, JobHandle, ResultTimeout
-from dogqueue.runtime.run import JobRun, current_run
-from dogqueue.runtime.threads import JobInterrupted
 from dogqueue.schedules import Schedule, ScheduleState, enqueue_due
-from dogqueue.worker import Worker
+from dogqueue.worker import Worker, WorkerSettings
+from dogqueue.worker.threads import JobInterrupted
 from dogqueue.workflow import Step
 
 __all__ = [
@@ -104,6 +104,7 @@ __all__ = [
     "StorageError",
     "SyncJob",
     "Worker",
+    "WorkerSettings",
     "current_run",
     "enqueue_due",
     "fold",

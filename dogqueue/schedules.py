@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from dogqueue.adapter import QueueAdapter
+from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core import cron as rules
 from dogqueue.core import validation as check
 from dogqueue.core.cron import ScheduleSpec

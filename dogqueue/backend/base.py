@@ -50,6 +50,7 @@ class EngineBackend(abc.ABC):
         clock: Clock | None = None,
         draw: Callable[[], float] | None = None,
         audit_key: bytes | None = None,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         if config is not None and not isinstance(config, QueueConfig):
             raise InvalidInput("config", "must be a QueueConfig")
@@ -58,7 +59,7 @@ class EngineBackend(abc.ABC):
         self.audit_key = check_audit_key(audit_key)
         self.clock: Clock = clock or utc_now
         self._engine = Engine(
-            config or QueueConfig(), new_id=new_job_id, draw=draw or random.random
+            config or QueueConfig(), new_id=new_id or new_job_id, draw=draw or random.random
         )
         self._opened = False
         self._closed = False

@@ -312,8 +312,11 @@ class MemoryBackend(EngineBackend):
         clock: Clock | None = None,
         draw: Callable[[], float] | None = None,
         audit_key: bytes | None = None,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
-        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key)
+        # `new_id` makes job ids (default: time-ordered UUIDv7s); a seeded run passes
+        # its own, like `draw`, to replay the same ids.
+        super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key, new_id=new_id)
         self._store = MemoryStore(self.audit_key)
 
     async def _open(self) -> None:

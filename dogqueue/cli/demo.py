@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from dogqueue.demo import run_demo
+from dogqueue.cli.demo_pipeline import run_demo
 
 
 def register(subparsers: Any) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from dogqueue.adapter import QueueAdapter
 from dogqueue.backend import locate
+from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.errors import QueueError
 from dogqueue.core.message import QueueCtx
 from dogqueue.observability.logging import JsonLogFormatter
@@ -363,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         print("dogqueue worker: --workers must be at least 1", file=sys.stderr)
         return USAGE_ERROR
     if args.workers > 1 and not args.check:
-        from dogqueue.runtime.supervisor import Supervisor
+        from dogqueue.worker.supervisor import Supervisor
 
         _configure_logging(args)
         if os.getcwd() not in sys.path:  # children start in this directory

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.memory import MemoryBackend
+from dogqueue.client.adapter import QueueAdapter
 from dogqueue.clock import FakeClock
 
 

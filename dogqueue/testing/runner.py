@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dogqueue.adapter import QueueAdapter
+from dogqueue.client.adapter import QueueAdapter
+from dogqueue.client.results import forget_waiter, settled_waiter
 from dogqueue.clock import FakeClock
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobStatus
-from dogqueue.runtime.results import forget_waiter, settled_waiter
 from dogqueue.worker import Worker
 
 #: The longest pause between two looks at the queue while jobs run (a wake-up arrives

@@ -50,6 +50,7 @@ class CrashWork(Job[ExecutionLog, None]):
 
 async def make_adapter(backend: Backend) -> tuple[QueueAdapter[ExecutionLog], ExecutionLog]:
     """The adapter and context of one worker process."""
-    adapter: QueueAdapter[ExecutionLog] = QueueAdapter.with_config(backend, CRASH_CONFIG)
+    backend.config = CRASH_CONFIG  # quick retries after a kill (the backend decides them)
+    adapter: QueueAdapter[ExecutionLog] = QueueAdapter(backend)
     await adapter.register_job(CrashWork)
     return adapter, ExecutionLog(Path(os.environ["DOGQUEUE_CRASH_LOG_DIR"]))

@@ -13,7 +13,7 @@ import pytest
 from dogqueue import JobAlreadyExists, JobNotFound, JobStatus, QueueAdapter, QueueCtx, Worker
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.external import enqueue_in
-from dogqueue.runtime.blocking import BlockingQueue
+from dogqueue.client.blocking import BlockingQueue
 from tests.runtime.helpers import ALL_JOBS, Echo, Probe, within
 
 T = QueueCtx("shop")

@@ -30,10 +30,10 @@ from dogqueue import (
     job,
 )
 from dogqueue.backend.base import EngineBackend
+from dogqueue.client.results import JobFailed, ResultTimeout
 from dogqueue.core.events import Heartbeat
 from dogqueue.observability.prometheus import render
 from dogqueue.observability.reader import MetricsReader
-from dogqueue.runtime.results import JobFailed, ResultTimeout
 from tests.runtime.helpers import event_types, until, until_status, within
 
 T = QueueCtx("tenant-a")

@@ -13,7 +13,7 @@ import pytest
 
 from dogqueue import JobInterrupted, JobStatus, QueueAdapter, QueueCtx, SyncJob, Worker
 from dogqueue.backend.base import EngineBackend
-from dogqueue.runtime.threads import Interruptible, SyncJobThreads
+from dogqueue.worker.threads import Interruptible, SyncJobThreads
 from tests.runtime.helpers import event_types, until, until_status, within
 
 T = QueueCtx("tenant-a")

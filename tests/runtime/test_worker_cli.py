@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dogqueue import JobStatus, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.demo import run_demo
+from dogqueue.cli.demo_pipeline import run_demo
 from tests.runtime.helpers import until_status, within
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from typing import Any
 
 from dogqueue import Job, JobStatus, QueueAdapter, QueueCtx, Worker, current_run
 from dogqueue.backend.base import EngineBackend
+from dogqueue.client.run import JobRun
 from dogqueue.core.job import LeasedJob
-from dogqueue.runtime.run import JobRun
 from tests.runtime.helpers import event_types, until, until_status, within
 
 T = QueueCtx("tenant-a")

@@ -19,7 +19,7 @@ from dogqueue import (
     Worker,
 )
 from dogqueue.backend.memory import MemoryBackend
-from dogqueue.runtime.settler import Settler
+from dogqueue.worker.settler import Settler
 from tests.runtime.helpers import Echo, Probe, until_status
 
 T = QueueCtx("tenant-a")

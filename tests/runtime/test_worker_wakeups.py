@@ -12,7 +12,7 @@ from dogqueue import JobMessage, JobStatus, Leased, QueueAdapter, QueueCtx, Work
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.runtime.fairness import TenantRotation
+from dogqueue.worker.fairness import TenantRotation
 from tests.runtime.helpers import Echo, Probe, until_status, within
 
 T = QueueCtx("tenant-a")

@@ -14,9 +14,11 @@ from dogqueue import (
     JobError,
     JobMessage,
     JobPriority,
+    Leased,
     QueueAdapter,
     QueueConfig,
     QueueCtx,
+    Worker,
 )
 from dogqueue.backend.memory import MemoryBackend
 
@@ -106,9 +108,36 @@ async def test_a_payload_that_does_not_decode_is_a_permanent_job_failure() -> No
     assert raised.value.retryable is False
 
 
-async def test_config_given_to_the_adapter_governs_the_backend() -> None:
-    backend = MemoryBackend()
-    config = QueueConfig(default_lease_duration=timedelta(seconds=9))
-    adapter: QueueAdapter[str] = QueueAdapter.with_config(backend, config)
-    assert backend.config is config and adapter.config is config
-    assert QueueAdapter(backend, QueueConfig()).config == QueueConfig()
+async def test_adapters_with_their_own_configs_share_a_backend_untouched(
+    clock: FakeClock,
+) -> None:
+    """Each adapter's config governs its own workers' leases and reaper; neither changes
+    the other's nor the backend's."""
+    own = QueueConfig(base_retry_backoff=timedelta(seconds=4))
+    backend = MemoryBackend(clock=clock, config=own)
+    short = QueueConfig(default_lease_duration=timedelta(seconds=9))
+    long = QueueConfig(
+        default_lease_duration=timedelta(minutes=2), reaper_interval=timedelta(seconds=7)
+    )
+    first: QueueAdapter[str] = QueueAdapter(backend, short)
+    second: QueueAdapter[str] = QueueAdapter.with_config(backend, long)
+    plain: QueueAdapter[str] = QueueAdapter(backend)
+    assert backend.config is own
+    assert (first.config, second.config, plain.config) == (short, long, own)
+    backend.config = QueueConfig()  # an adapter without a config of its own follows it
+    assert plain.config == QueueConfig() and first.config is short
+    backend.config = own
+
+    await first.register_job(Greeting)
+    await second.register_job(Greeting)
+    for adapter, lease in ((first, timedelta(seconds=9)), (second, timedelta(minutes=2))):
+        job_id = await adapter.enqueue(CTX, Greeting(name="x"))
+        worker = Worker(adapter, tenants=[CTX], context="Hi", handle_signals=False)
+        assert worker.settings.lease_duration == lease
+        assert worker.settings.reaper_interval == adapter.config.reaper_interval
+        async with worker:
+            assert await adapter.wait_result(CTX, job_id, timeout=10) == "Hi, x"
+        leased = [e for e in await backend.history(CTX, job_id) if isinstance(e, Leased)]
+        assert [e.expires_at - e.at for e in leased] == [lease]
+    assert backend.config is own
+    assert (first.config, second.config) == (short, long)

@@ -1,9 +1,13 @@
-"""Job ids are canonical UUIDv7 strings, each greater than the one made before."""
+"""Job ids are canonical UUIDv7 strings, each greater than the one made before; a
+backend may be given its own id generator."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
+from dogqueue import JobMessage, QueueCtx
+from dogqueue.backend.memory import MemoryBackend
 from dogqueue.ids import new_job_id
 
 
@@ -14,3 +18,16 @@ def test_ids_are_canonical_uuid7_strings_in_increasing_order() -> None:
         assert str(parsed) == job_id
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+async def test_a_memory_backend_takes_its_job_ids_from_new_id() -> None:
+    """A seeded run replays the same ids: the generator is injected like `draw`."""
+    numbers = itertools.count(1)
+    async with MemoryBackend(new_id=lambda: f"job-{next(numbers):04d}") as backend:
+        ctx = QueueCtx("acme")
+        first = await backend.enqueue(ctx, JobMessage(job_type="t", payload_bytes=b"{}"))
+        more = await backend.enqueue_many(
+            ctx, [JobMessage(job_type="t", payload_bytes=b"{}") for _ in range(2)]
+        )
+        assert [first, *more] == ["job-0001", "job-0002", "job-0003"]
+        assert (await backend.get_job(ctx, "job-0002")).job_id == "job-0002"

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
+from dogqueue.client.results import JobHandle
 from dogqueue.core import validation as check
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.engine import Engine
 from dogqueue.ids import new_job_id
-from dogqueue.runtime.results import JobHandle
 
 if TYPE_CHECKING:
-    from dogqueue.adapter import QueueAdapter
+    from dogqueue.client.adapter import QueueAdapter
     from dogqueue.jobs import BaseJob
 
 R = TypeVar("R")

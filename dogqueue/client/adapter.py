@@ -10,6 +10,15 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from dogqueue.backend.contract import Backend
+from dogqueue.client.functions import JobFunction
+from dogqueue.client.results import (
+    JobFailed,
+    JobHandle,
+    ResultTimeout,
+    forget_waiter,
+    job_settled,
+    settled_waiter,
+)
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import InvalidInput, InvalidJobType, JobCanceled
 from dogqueue.core.job import JobInfo
@@ -18,15 +27,6 @@ from dogqueue.core.status import JobPriority, JobStatus
 from dogqueue.jobs import JSON_CODEC, BaseJob, ContextT, JobRegistry, encode_json, result_type_of
 from dogqueue.observability import tracing
 from dogqueue.observability.reader import Observability
-from dogqueue.runtime.functions import JobFunction
-from dogqueue.runtime.results import (
-    JobFailed,
-    JobHandle,
-    ResultTimeout,
-    forget_waiter,
-    job_settled,
-    settled_waiter,
-)
 from dogqueue.workflow import (
     ParentFailurePolicy,
     Step,
@@ -46,17 +46,18 @@ class QueueAdapter(Generic[ContextT]):
     """The typed front of a backend: register job classes, enqueue job objects."""
 
     def __init__(self, backend: Backend, config: QueueConfig | None = None) -> None:
-        if config is not None:
-            if not isinstance(config, QueueConfig):
-                raise InvalidInput("config", "must be a QueueConfig")
-            backend.config = config
+        if config is not None and not isinstance(config, QueueConfig):
+            raise InvalidInput("config", "must be a QueueConfig")
         self._backend = backend
+        # The adapter's own settings; the backend (shared by other adapters) is left
+        # as it is. None: whatever the backend's settings are when read.
+        self._config = config
         self._registry: JobRegistry[ContextT] = JobRegistry()
         self._observability: Observability | None = None
 
     @classmethod
     def with_config(cls, backend: Backend, config: QueueConfig) -> QueueAdapter[ContextT]:
-        """An adapter whose `config` also governs `backend`."""
+        """The same as `QueueAdapter(backend, config)`."""
         return cls(backend, config)
 
     @property
@@ -66,8 +67,11 @@ class QueueAdapter(Generic[ContextT]):
 
     @property
     def config(self) -> QueueConfig:
-        """The settings in force (the backend's)."""
-        return self._backend.config
+        """The settings this adapter and its workers use for leases, heartbeats and the
+        reaper: the one given, else the backend's. The backend's own decisions (retry
+        backoff, payload limit, default lease of a bare `dequeue`) follow the backend's
+        settings, which an adapter never changes."""
+        return self._backend.config if self._config is None else self._config
 
     @property
     def observability(self) -> Observability:

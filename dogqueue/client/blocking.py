@@ -10,14 +10,14 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from dogqueue.adapter import QueueAdapter
+from dogqueue.client.adapter import QueueAdapter
+from dogqueue.client.results import JobHandle
+from dogqueue.client.run import call_on_loop
 from dogqueue.core.errors import BackendClosed, InvalidInput
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import BaseJob, ContextT
-from dogqueue.runtime.results import JobHandle
-from dogqueue.runtime.run import call_on_loop
 from dogqueue.workflow import Step
 
 R = TypeVar("R")

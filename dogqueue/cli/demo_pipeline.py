@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.client.adapter import QueueAdapter
 from dogqueue.clock import utc_now
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import JobAlreadyExists

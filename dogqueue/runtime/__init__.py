@@ -1,1 +1,0 @@
-"""The asyncio runtime pieces behind `dogqueue.Worker`."""

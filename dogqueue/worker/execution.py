@@ -1,0 +1,160 @@
+"""Running one job's code and acknowledging how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+from datetime import timedelta
+from typing import Any
+
+from dogqueue.backend.contract import Backend
+from dogqueue.client.run import JobRun, set_current_run
+from dogqueue.core.errors import JobCanceled, LeaseLost
+from dogqueue.core.job import Completion, Failure
+from dogqueue.jobs import BaseJob, Job, JobError, SyncJob, encode_json
+from dogqueue.observability.outcome import Outcome
+from dogqueue.worker.running import (
+    Execution,
+    RunningJob,
+    StopReason,
+    absorb_cancels,
+    failure_outcome,
+    summarize_error,
+)
+from dogqueue.worker.settler import Settler
+from dogqueue.worker.threads import Interruptible, SyncJobThreads
+
+log = logging.getLogger("dogqueue.worker")
+
+
+class Executor:
+    """Runs jobs' `execute` in their runner tasks (synchronous ones on `threads`) and
+    settles their outcomes in batches."""
+
+    def __init__(self, backend: Backend, lease_duration: timedelta, sync_threads: int) -> None:
+        self._backend = backend
+        self._lease_duration = lease_duration
+        self._sync_threads = sync_threads
+        self._threads: SyncJobThreads | None = None
+        #: Batches the acknowledgements of jobs that finish close together.
+        self.settler = Settler(backend)
+
+    def start(self) -> None:
+        """Make the thread slots of synchronous jobs (on the running loop)."""
+        self._threads = SyncJobThreads(self._sync_threads)
+
+    async def execute_here(
+        self,
+        job: RunningJob,
+        decoded: BaseJob[Any, Any],
+        context: Any,
+        limit: timedelta | None,
+    ) -> Execution:
+        """Run the job's `execute` in this task, the job's runner (no task of its own:
+        `job.interrupt` cancels the runner while it executes, and a timer interrupts it
+        once `limit` has passed), and return how it ended.
+
+        A CancelledError the job raises itself is its own ending ("cancelled from inside
+        the job"); a cancellation of the runner that the worker did not request (asyncio
+        tearing the loop down) ends the runner without an acknowledgement."""
+        runner = job.runner
+        assert runner is not None
+        job.run = JobRun(self._backend, job.ctx, job.lease, self._lease_duration, job.set_lease)
+        set_current_run(job.run)  # in the runner's own context: the job reads it there
+        if isinstance(decoded, SyncJob):
+            job.interruptible = Interruptible()
+        timer = None
+        if limit is not None:
+            timer = asyncio.get_running_loop().call_later(
+                limit.total_seconds(), job.interrupt, StopReason.TIMED_OUT
+            )
+        execution = Execution()
+        job.executing = True
+        try:
+            execution.result = await self._execute(decoded, context, job.interruptible)
+        except asyncio.CancelledError:
+            if job.cancels == 0 and runner.cancelling() > 0:
+                raise  # the runner itself was cancelled from outside
+            execution.cancelled = True
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # the job's own, or JobInterrupted
+            execution.error = error
+        finally:
+            job.executing = False
+            if timer is not None:
+                timer.cancel()
+        if job.cancels:
+            await absorb_cancels(runner, job.cancels)
+        return execution
+
+    async def _execute(
+        self, job: BaseJob[Any, Any], context: Any, interruptible: Interruptible | None
+    ) -> bytes | None:
+        """Run the job's `execute` (on a thread of its own when it is synchronous) and
+        encode its result."""
+        if isinstance(job, SyncJob):
+            assert self._threads is not None and interruptible is not None
+            run_context = contextvars.copy_context()
+            result = await self._threads.run(
+                functools.partial(run_context.run, job.execute, context), interruptible
+            )
+        elif isinstance(job, Job):
+            result = await job.execute(context)
+        else:
+            raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
+        return None if result is None else encode_json(result)
+
+    async def settle(
+        self, job: RunningJob, execution: Execution | None, limit: timedelta | None
+    ) -> tuple[Outcome, BaseException | None]:
+        """Acknowledge how the job's execution ended (or its interruption); return the
+        outcome and the job's error."""
+        reason = job.stop_reason
+        if reason is not None and reason.discards:
+            log.info("job %s stopped: %s; its result is discarded", job.label, reason)
+            outcome = reason.outcome
+            assert outcome is not None
+            return outcome, None
+        if reason is StopReason.SHUTDOWN:
+            try:
+                await self._backend.release(job.ctx, job.lease)
+                log.info("job %s released at shutdown", job.label)
+            except (JobCanceled, LeaseLost) as refused:
+                log.info("job %s not released: %s", job.label, refused)
+            return Outcome.RELEASED, None
+        if reason is StopReason.TIMED_OUT:
+            status = await self.fail(job, f"timed out after {limit}", True)
+            log.warning("job %s timed out after %s", job.label, limit)
+            return failure_outcome(status), None
+        if execution is None:
+            return Outcome.NOT_STARTED, None
+        if execution.cancelled:
+            status = await self.fail(job, "cancelled from inside the job", True)
+            log.warning("job %s cancelled itself", job.label)
+            return failure_outcome(status), None
+        if (error := execution.error) is not None:
+            if isinstance(error, JobError):
+                status = await self.fail(job, error.message, error.retryable)
+            else:
+                status = await self.fail(job, summarize_error(error), True)
+            return failure_outcome(status), error
+        try:
+            completion = Completion(lease=job.lease, result=execution.result)
+            await self.settler.settle(job.ctx, completion)
+        except (JobCanceled, LeaseLost) as refused:
+            log.info("job %s finished but its result is discarded: %s", job.label, refused)
+            return Outcome.DISCARDED, None
+        return Outcome.COMPLETED, None
+
+    async def fail(self, job: RunningJob, error: str, retry: bool) -> str | None:
+        """Record a failed attempt; return the job's status after it (None when the
+        lease was gone and nothing was recorded)."""
+        try:
+            failure = Failure(lease=job.lease, error=error, retry=retry)
+            return await self.settler.settle(job.ctx, failure)
+        except (JobCanceled, LeaseLost) as refused:
+            log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
+            return None

@@ -1,0 +1,61 @@
+"""What a worker does besides running jobs: return expired leases (the reaper) and
+enqueue the schedules' due ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from dogqueue.backend.contract import Backend
+from dogqueue.client.adapter import QueueAdapter
+from dogqueue.core.errors import QueueError
+from dogqueue.schedules import Schedule, enqueue_due
+from dogqueue.worker.settings import SCHEDULE_RECHECK_SECONDS
+
+log = logging.getLogger("dogqueue.worker")
+
+
+async def reap_forever(backend: Backend, interval: float, found_work: asyncio.Event) -> None:
+    """Expire the leases whose time has come every `interval` seconds; set `found_work`
+    when that made jobs ready again."""
+    while True:
+        try:
+            reaped = await backend.reap_expired()
+            if reaped:
+                log.info("reaper returned %d expired leases", reaped)
+                found_work.set()
+        except QueueError:
+            log.exception("reaper failed; trying again later")
+        await asyncio.sleep(interval)
+
+
+async def schedule_forever(
+    adapter: QueueAdapter[Any],
+    schedules: Sequence[Schedule],
+    wake: asyncio.Event,
+    found_work: asyncio.Event,
+) -> None:
+    """Enqueue the schedules' due ticks at start and whenever the backend's clock has
+    entered a new minute since the last successful check (or `wake` is set); set
+    `found_work` when ticks were enqueued."""
+    checked: datetime | None = None
+    while True:
+        now = adapter.backend.clock()
+        minute = now.replace(second=0, microsecond=0)
+        if minute != checked:
+            try:
+                ids = await enqueue_due(adapter, schedules, now)
+                checked = minute
+                if ids:
+                    log.info("enqueued %d scheduled jobs at %s", len(ids), now.isoformat())
+                    found_work.set()
+            except Exception:  # a schedule loop that dies would silently stop ticks
+                log.exception("enqueueing due schedule ticks failed; trying again")
+        boundary = (minute + timedelta(minutes=1) - now).total_seconds()
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max(0.0, min(boundary, SCHEDULE_RECHECK_SECONDS)))
