@@ -1,0 +1,86 @@
+"""Every route of the dashboard, enumerated from the app (a new route is covered by
+itself), gets every hostile value of the shared table in each path parameter, each
+query parameter the dashboard reads and each form field, on every backend: no answer
+is a 5xx, and the log gains no event."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+from starlette.routing import Route
+
+from dogqueue.backend.base import EngineBackend
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.web import TokenStore, create_app
+from dogqueue.web.inputs import QUERY_PARAMETERS
+from tests.hostile_values import HOSTILE_VALUES
+from tests.web.workload import ADMIN_TOKEN, TOKENS_TEXT
+
+#: Form fields beyond the query parameters, and one the dashboard does not know.
+FORM_ONLY = ("csrf", "token", "unknown")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    method: str
+    path: str
+    body: str | None = None
+
+
+async def _completed_job(backend: EngineBackend) -> str:
+    """A tenant whose only job is completed: no action may change it."""
+    ctx = QueueCtx("acme")
+    job_id = await backend.enqueue(ctx, JobMessage(job_type="email", payload_bytes=b"{}"))
+    lease = await backend.dequeue(ctx, ["default"])
+    assert lease is not None
+    await backend.ack_complete(ctx, lease, b'"ok"')
+    return job_id
+
+
+def _path(route: Route, values: dict[str, str]) -> str:
+    path = route.path
+    for name in route.param_convertors:
+        path = path.replace(f"{{{name}}}", values[name])
+    return path
+
+
+def attempts(routes: list[Route], valid: dict[str, str]) -> Iterator[Attempt]:
+    """Each route and method with each hostile value in each place it could go."""
+    for route, value in itertools.product(routes, HOSTILE_VALUES.values()):
+        for method in sorted(route.methods or {"GET"}):
+            for name in route.param_convertors:
+                yield Attempt(method, _path(route, {**valid, name: value}))
+            path = _path(route, valid)
+            for name in (*QUERY_PARAMETERS, *FORM_ONLY):
+                yield Attempt(method, f"{path}?{name}={value}")
+                if method == "POST":
+                    yield Attempt(method, path, f"{name}={value}")
+
+
+async def test_no_hostile_value_gets_a_5xx_or_writes(backend: EngineBackend) -> None:
+    job_id = await _completed_job(backend)
+    before = await backend.read_events()
+    app = create_app(backend, TokenStore.parse(TOKENS_TEXT))
+    routes = [route for route in app.routes if isinstance(route, Route)]
+    assert len(routes) >= 13
+    transport = httpx.ASGITransport(app=app)
+    headers = {
+        "Authorization": f"Bearer {ADMIN_TOKEN}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    failures = []
+    sent = 0
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
+    ) as http:
+        for attempt in attempts(routes, {"tenant": "acme", "job_id": job_id}):
+            answer = await http.request(attempt.method, attempt.path, content=attempt.body)
+            sent += 1
+            if answer.status_code >= 500:
+                failures.append((attempt, answer.status_code))
+    assert sent > 5_000
+    assert failures == []
+    assert await backend.read_events() == before
