@@ -45,7 +45,12 @@ def read_only_media(directory: Path) -> Iterator[Callable[[], None]]:
     """`directory`, writable until the yielded function makes it read-only media."""
     directory.mkdir()
     if os.geteuid() != 0:
-        yield lambda: (_chmod_tree(directory, 0o444), directory.chmod(0o555))
+
+        def make_read_only() -> None:
+            _chmod_tree(directory, 0o444)
+            directory.chmod(0o555)
+
+        yield make_read_only
         directory.chmod(0o755)
         _chmod_tree(directory, 0o644)
         return
