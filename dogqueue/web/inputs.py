@@ -27,8 +27,6 @@ MAX_FORM_BYTES = 65_536
 MAX_FORM_FIELDS = 64
 #: The largest enqueue position a cursor may name (SQLite and PostgreSQL bigint).
 MAX_CURSOR = 2**63 - 1
-#: The longest free text (search prefix, notice) taken from a query.
-MAX_TEXT = 256
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 #: The scope key set when the routed path keeps the request's percent-encoding.
 ENCODED_PATH = "dogqueue.encoded_path"
@@ -76,18 +74,10 @@ def _statuses(name: str, text: str) -> frozenset[JobStatus]:
 
 
 def _name(name: str, text: str) -> str | None:
+    """A name, search prefix or notice: as the queue checks names (at most 256
+    characters, no control characters or lone surrogates)."""
     text = text.strip()
     return check.check_name(name, text) if text else None
-
-
-def _text(name: str, text: str) -> str | None:
-    """Free text: at most MAX_TEXT characters, no control characters or surrogates."""
-    text = text.strip()
-    if not text:
-        return None
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(name, f"must be at most {MAX_TEXT} characters")
-    return check.check_name(name, text)
 
 
 def _moment(name: str, text: str) -> datetime | None:
@@ -140,9 +130,9 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         queue=_name("queue", given("queue")),
         created_after=_moment("after", given("after")),
         created_before=_moment("before", given("before")),
-        search=_text("q", given("q")),
+        search=_name("q", given("q")),
     )
-    return ListQuery(filters, _cursor("cursor", given("cursor")), _text("done", given("done")))
+    return ListQuery(filters, _cursor("cursor", given("cursor")), _name("done", given("done")))
 
 
 # -- path segments -------------------------------------------------------------------

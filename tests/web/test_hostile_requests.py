@@ -110,3 +110,25 @@ async def test_forms_past_their_caps_are_refused_unread() -> None:
 
                 assert (await http.post(path, content=streamed())).status_code == 413
         assert await backend.read_events() == before
+
+
+async def test_the_filters_that_answered_500_are_400_naming_the_parameter(
+    backend: EngineBackend,
+) -> None:
+    app = create_app(backend, TokenStore.parse(TOKENS_TEXT))
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://dash", headers=headers
+    ) as http:
+        for query, name in [
+            ("after=9999-12-31T23:59:59-05:00", "after"),
+            ("before=0001-01-01T00:00:00%2B05:00", "before"),
+            ("cursor=9999999999999999999", "cursor"),
+            ("status=enqueued,bogus", "status"),
+            ("type=a%00b", "type"),
+        ]:
+            for path in ("/jobs", "/tenants/acme/jobs"):
+                answer = await http.get(f"{path}?{query}")
+                assert answer.status_code == 400, (path, query)
+                assert f"{name}: " in answer.text
+        assert (await http.get("/jobs?cursor=9223372036854775807")).status_code == 200
