@@ -10,13 +10,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.backend import locate
 from dogqueue.core.errors import CorruptLog, InvalidInput, QueueError
 from dogqueue.core.validation import check_name
-from dogqueue.display import one_line
+from dogqueue.display import one_line, visible
 from dogqueue.log.reader import LogReader
 
 T = TypeVar("T")
@@ -114,6 +114,15 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Command:
 def when(moment: datetime | None) -> str:
     """A time for tables: ISO 8601 to the second, or '-'."""
     return "-" if moment is None else moment.isoformat(sep=" ", timespec="seconds")
+
+
+def say(
+    text: str = "", *, end: str = "\n", file: TextIO | None = None, flush: bool = False
+) -> None:
+    """Print `text` as every command prints what it read: control characters and
+    terminal escape sequences (which stored text may hold) shown as `\\x1b`-style text,
+    never obeyed; newlines and tabs kept."""
+    print(visible(text, keep_newlines=True), end=end, file=file, flush=flush)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

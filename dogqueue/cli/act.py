@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dogqueue.backend.contract import Backend
-from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded, parse_time
+from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded, parse_time, say
 from dogqueue.core.errors import InvalidInput, InvalidTransition, JobNotFound
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
@@ -140,7 +140,7 @@ def _actor(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace) -> int:
     action: Action = args.action
     if not args.tenant and not args.all_tenants:
-        print(
+        say(
             f"dogqueue {action.name}: name a tenant with --tenant, or pass --all-tenants",
             file=sys.stderr,
         )
@@ -160,7 +160,7 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
     async with open_db(args.db) as backend:
         tenant: str | None = None if args.all_tenants else args.tenant
         if tenant is not None and not await _tenant_exists(backend, tenant):
-            print(
+            say(
                 f"dogqueue {action.name}: no tenant {visible(tenant)!r} in this queue",
                 file=sys.stderr,
             )
@@ -170,15 +170,15 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
         else:
             jobs = await all_matching(default_browser(backend), tenant, filters)
         if not jobs:
-            print(f"no jobs to {action.verb}")
+            say(f"no jobs to {action.verb}")
             return EXIT_OK
         if args.dry_run:
-            print(f"would {action.verb} {len(jobs)} job(s):")
+            say(f"would {action.verb} {len(jobs)} job(s):")
             for job in jobs:
-                print(f"  {_describe(job)} -> {action.becomes}")
+                say(f"  {_describe(job)} -> {action.becomes}")
             return EXIT_OK
         if len(jobs) > 1 and not args.yes and not _confirmed(action, len(jobs)):
-            print("nothing changed")
+            say("nothing changed")
             return EXIT_ERROR
         return await _apply(backend, action, jobs, _actor(args))
 
@@ -204,17 +204,17 @@ async def _named(
             except (JobNotFound, InvalidInput):
                 found = []
         if not found:
-            print(f"no job {visible(job_id)!r}", file=sys.stderr)
+            say(f"no job {visible(job_id)!r}", file=sys.stderr)
         for job in found:
             if filters.matches(job):
                 jobs.append(job)
             else:
-                print(f"skipping {_describe(job)}", file=sys.stderr)
+                say(f"skipping {_describe(job)}", file=sys.stderr)
     return jobs
 
 
 def _confirmed(action: Action, count: int) -> bool:
-    print(f"{action.verb} {count} jobs? [y/N] ", end="", flush=True)
+    say(f"{action.verb} {count} jobs? [y/N] ", end="", flush=True)
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
@@ -235,11 +235,11 @@ async def _apply(backend: Backend, action: Action, jobs: list[JobInfo], actor: s
                 )
         except InvalidTransition as error:
             refused += 1
-            print(f"not changed: {_describe(job)}: {visible(str(error))}", file=sys.stderr)
+            say(f"not changed: {_describe(job)}: {visible(str(error))}", file=sys.stderr)
             continue
-        print(f"{action.verb}: {_describe(job)} -> {status}")
+        say(f"{action.verb}: {_describe(job)} -> {status}")
     changed = len(jobs) - refused
-    print(f"{changed} of {len(jobs)} job(s) changed, recorded as {visible(actor)}")
+    say(f"{changed} of {len(jobs)} job(s) changed, recorded as {visible(actor)}")
     return EXIT_OK if refused == 0 else EXIT_PARTIAL
 
 

@@ -19,6 +19,7 @@ from dogqueue.cli._common import (
     guarded,
     parse_time,
     read_log,
+    say,
 )
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
@@ -118,16 +119,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _print_report(name: str, report: Report) -> None:
     if report.ok:
-        print(
+        say(
             f"{name}: OK, {report.events} events, {len(report.jobs)} jobs,"
             f" {len(report.heads)} tenant chain(s)"
         )
         return
     first = report.first_bad_seq
-    print(f"{name}: FAILED" + ("" if first is None else f", first bad position: {first}"))
+    say(f"{name}: FAILED" + ("" if first is None else f", first bad position: {first}"))
     for problem in sorted(report.problems, key=lambda p: (p.seq is None, p.seq or 0)):
         where = "" if problem.seq is None else f"[{problem.seq}] "
-        print(f"  {where}{problem.what}")
+        say(f"  {where}{problem.what}")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -188,13 +189,13 @@ def _checkpoint(args: argparse.Namespace) -> int:
             Path(args.out).write_text(text, "utf-8")
         except OSError as error:
             raise InvalidInput("out", f"cannot be written: {error}") from error
-        print(
+        say(
             f"checkpoint of {len(checkpoint.heads)} tenant chain(s) up to position"
             f" {checkpoint.seq} written to {args.out}",
             file=sys.stderr,
         )
     else:
-        sys.stdout.write(text)
+        say(text, end="")
     return EXIT_OK
 
 
@@ -204,21 +205,21 @@ def _replay(args: argparse.Namespace) -> int:
             return await replay(log, update)
 
     result = read_log(args.db, run)
-    print(
+    say(
         f"replayed {result.events} events into {result.jobs} jobs in {result.seconds:.2f} s"
         f" ({result.events_per_second:,.0f} events/s)"
     )
     if not result.differing:
-        print("the stored projection equals the fold of the log")
+        say("the stored projection equals the fold of the log")
         return EXIT_OK
-    print(f"{len(result.differing)} job(s) differ from the fold of the log, e.g.:")
+    say(f"{len(result.differing)} job(s) differ from the fold of the log, e.g.:")
     for tenant_id, job_id in result.differing[:10]:
-        print(f"  tenant {tenant_id!r} job {job_id!r}")
+        say(f"  tenant {tenant_id!r} job {job_id!r}")
     if not args.fix:
-        print("run again with --fix to replace the stored projection with the replay")
+        say("run again with --fix to replace the stored projection with the replay")
         return EXIT_BAD_LOG
     folded = asyncio.run(_rebuild(args.db))
-    print(f"stored projection rebuilt from {folded} events")
+    say(f"stored projection rebuilt from {folded} events")
     return EXIT_OK
 
 
@@ -234,10 +235,10 @@ def _archive(args: argparse.Namespace) -> int:
 
     result = archive_before(args.db, args.to, args.before, utc_now())
     if not result.jobs:
-        print(f"no job finished before {args.before.isoformat()}; nothing archived")
+        say(f"no job finished before {args.before.isoformat()}; nothing archived")
         return EXIT_OK
-    print(f"archived {result.jobs} job(s), {result.events} event(s) to {result.archive}")
-    print(
+    say(f"archived {result.jobs} job(s), {result.events} event(s) to {result.archive}")
+    say(
         "their idempotency keys are released; read them with"
         f" `dogqueue history --db {args.db} --archive {result.archive} --tenant T JOB_ID`"
     )

@@ -25,6 +25,7 @@ from dogqueue.cli._common import (
     guarded,
     parse_time,
     read_log,
+    say,
     table,
     when,
 )
@@ -133,16 +134,16 @@ def _history(args: argparse.Namespace) -> int:
 
     events = read_log(args.archive or args.db, read)
     if not events:
-        print(
+        say(
             f"dogqueue history: no job {args.job_id!r} in tenant {args.tenant!r}"
             f"{' at that point' if not args.as_of.is_now else ''}"
         )
         return EXIT_ERROR
     if args.json:
         for event in events:
-            print(msgspec.json.encode(event).decode())
+            say(json.dumps(msgspec.to_builtins(event)))  # ASCII: C1 codes as \u escapes
         return EXIT_OK
-    print(table(timeline(events), ["seq", "time", "event", "attempt", "token", "error", "delay"]))
+    say(table(timeline(events), ["seq", "time", "event", "attempt", "token", "error", "delay"]))
     return EXIT_OK
 
 
@@ -232,12 +233,12 @@ def _jobs(args: argparse.Namespace) -> int:
         and (args.job_type is None or job.message.job_type == args.job_type)
     ]
     if args.tenant is not None and not found and not _tenant_exists(args.db, args.tenant):
-        print(f"dogqueue jobs: no tenant {args.tenant!r} in this log", file=sys.stderr)
+        say(f"dogqueue jobs: no tenant {args.tenant!r} in this log", file=sys.stderr)
         return EXIT_ERROR
     shown = found[: max(args.limit, 0)]
     if args.json:
         for job in shown:
-            print(json.dumps(_job_summary(job)))
+            say(json.dumps(_job_summary(job)))
         return EXIT_OK
     rows = [
         [
@@ -253,9 +254,9 @@ def _jobs(args: argparse.Namespace) -> int:
         for job in shown
     ]
     header = ["tenant", "job_id", "status", "queue", "type", "attempts", "run_at", "updated"]
-    print(table(rows, header))
+    say(table(rows, header))
     if len(found) > len(shown):
-        print(f"... {len(found) - len(shown)} more (raise --limit to see them)")
+        say(f"... {len(found) - len(shown)} more (raise --limit to see them)")
     return EXIT_OK
 
 
@@ -292,19 +293,19 @@ def _stats(args: argparse.Namespace) -> int:
     )
     stats = job_stats(jobs, now)
     if args.json:
-        print(json.dumps(stats))
+        say(json.dumps(stats))
         return EXIT_OK
-    print(f"jobs: {stats['jobs']}" + (f" (tenant {args.tenant})" if args.tenant else ""))
+    say(f"jobs: {stats['jobs']}" + (f" (tenant {args.tenant})" if args.tenant else ""))
     for title, key in (
         ("by status", "by_status"),
         ("by queue", "by_queue"),
         ("by type", "by_type"),
     ):
-        print(f"{title}:")
+        say(f"{title}:")
         for name, count in stats[key].items():
-            print(f"  {name:<24} {count}")
+            say(f"  {name:<24} {count}")
     age = stats["oldest_ready_age_seconds"]
-    print("oldest ready job: " + ("none ready" if age is None else f"waiting {age:.1f} s"))
+    say("oldest ready job: " + ("none ready" if age is None else f"waiting {age:.1f} s"))
     return EXIT_OK
 
 
@@ -322,7 +323,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     explanation = read_log(args.db, read)
     if explanation is None:
-        print(f"dogqueue explain: no job {args.job_id!r} in tenant {args.tenant!r}")
+        say(f"dogqueue explain: no job {args.job_id!r} in tenant {args.tenant!r}")
         return EXIT_ERROR
-    print(explanation)
+    say(str(explanation))
     return EXIT_OK

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from dogqueue.cli._common import add_db, guarded, read_log
+from dogqueue.cli._common import add_db, guarded, read_log, say
 from dogqueue.core.message import QueueCtx
 from dogqueue.log.reader import LogReader
 from dogqueue.observability.metrics import MetricsSnapshot
@@ -45,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
 
     snapshot = read_log(args.db, read)
     if args.format == "json":
-        print(json.dumps(snapshot.to_dict(), indent=2, sort_keys=True))
+        say(json.dumps(snapshot.to_dict(), indent=2, sort_keys=True))
     elif args.format == "prometheus":
         from dogqueue.observability.prometheus import render
 
-        sys.stdout.write(render(snapshot, tenant_labels=not args.no_tenant_labels).decode())
+        say(render(snapshot, tenant_labels=not args.no_tenant_labels).decode(), end="")
     else:
-        print(format_text(snapshot))
+        say(format_text(snapshot))
     return 0
 
 

@@ -15,6 +15,7 @@ from dogqueue.cli._common import (
     guarded,
     parse_time,
     read_log,
+    say,
     table,
     when,
 )
@@ -76,7 +77,7 @@ def _schedules(args: argparse.Namespace) -> int:
         summaries = [s for s in summaries if s.tenant == args.tenant]
     if args.json:
         for summary in summaries:
-            print(json.dumps(msgspec.to_builtins(summary)))
+            say(json.dumps(msgspec.to_builtins(summary)))
         return EXIT_OK
     rows = [
         [
@@ -93,7 +94,7 @@ def _schedules(args: argparse.Namespace) -> int:
         for s in summaries
     ]
     header = ["tenant", "schedule", "cron", "timezone", "ticks", "last_tick", "last_job"]
-    print(table(rows, [*header, "status", "next_tick"]))
+    say(table(rows, [*header, "status", "next_tick"]))
     return EXIT_OK
 
 

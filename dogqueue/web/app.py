@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -38,6 +39,13 @@ from dogqueue.web.browser import (
     all_matching,
     default_browser,
 )
+from dogqueue.web.inputs import (
+    BodyTooLarge,
+    EncodedPathRouting,
+    parse_list_query,
+    path_segment,
+    read_form,
+)
 
 #: The session cookie's name.
 COOKIE = "dogqueue_session"
@@ -46,7 +54,6 @@ SHOWN_BYTES = 4_096
 #: Jobs a requeue-by-filter changes at most per request.
 MAX_BULK = 10_000
 PAGE_SIZE = 50
-_MAX_FORM_BYTES = 65_536
 #: Parents and dependents listed on a job page (a fan-in may have thousands).
 FAMILY_SHOWN = 50
 #: Overview samples kept per tenant (the charts' span).
@@ -157,32 +164,6 @@ def event_row(event: AnyEvent) -> dict[str, Any]:
     }
 
 
-def _filters(params: dict[str, str]) -> JobFilter:
-    """The job list's filters from query or form fields (bad values -> InvalidInput)."""
-    statuses = frozenset(
-        JobStatus(s) for s in params.get("status", "").split(",") if s in set(JobStatus)
-    )
-
-    def moment(name: str) -> datetime | None:
-        text = params.get(name, "").strip()
-        if not text:
-            return None
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as error:
-            raise InvalidInput(name, "must be an ISO 8601 time") from error
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-    return JobFilter(
-        statuses=statuses,
-        job_type=params.get("type", "").strip() or None,
-        queue=params.get("queue", "").strip() or None,
-        created_after=moment("after"),
-        created_before=moment("before"),
-        search=params.get("q", "").strip() or None,
-    )
-
-
 def _filter_query(filters: JobFilter) -> dict[str, str]:
     query = {
         "status": ",".join(sorted(filters.statuses)),
@@ -266,7 +247,8 @@ class Dashboard:
                 Route(
                     "/tenants/{tenant}/jobs/{job_id}/retry", guarded(self.retry), methods=["POST"]
                 ),
-            ]
+            ],
+            middleware=[Middleware(EncodedPathRouting)],
         )
 
     # -- plumbing --------------------------------------------------------------------
@@ -316,7 +298,7 @@ class Dashboard:
             request.scope["dogqueue.session"] = session
             try:
                 if request.method == "POST":
-                    form = await self._form(request)
+                    form = await self._read_form(request)
                     request.scope["dogqueue.form"] = form
                     if session is not None and not (
                         self._same_origin(request) and csrf_matches(session, form.get("csrf"))
@@ -349,30 +331,34 @@ class Dashboard:
         parts = urlsplit(origin)
         return parts.netloc == request.headers.get("host")
 
-    @staticmethod
-    async def _form(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > _MAX_FORM_BYTES:
-            raise _Refused(Response("form too large", status_code=413))
-        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-        return {name: values[0] for name, values in fields.items()}
+    async def _read_form(self, request: Request) -> dict[str, str]:
+        """The request's form, read with a cap (413 beyond it, 400 if malformed)."""
+        try:
+            return await read_form(request)
+        except BodyTooLarge:
+            raise _Refused(Response("form too large", status_code=413)) from None
+        except InvalidInput as error:
+            raise _Refused(self._bad_request(request, "Bad form", error)) from None
+
+    def _bad_request(self, request: Request, title: str, error: InvalidInput) -> Response:
+        return self.render(request, "message.html", 400, title=title, text=str(error))
 
     def _tenant(self, request: Request) -> str:
         """The path's tenant, if the caller may see it; otherwise answer 404."""
         principal: Principal = request.scope["dogqueue.principal"]
-        tenant = request.path_params["tenant"]
         try:
-            check.check_name("tenant_id", tenant)
+            tenant = check.check_name("tenant_id", path_segment(request, "tenant"))
         except InvalidInput:
             raise _Refused(self.not_found(request)) from None
         if not principal.may_see(tenant):
             raise _Refused(self.not_found(request))
-        return str(tenant)
+        return tenant
 
     async def _job(self, request: Request) -> JobInfo:
         tenant = self._tenant(request)
         try:
-            return await self.backend.get_job(QueueCtx(tenant), request.path_params["job_id"])
+            job_id = check.check_name("job_id", path_segment(request, "job_id"))
+            return await self.backend.get_job(QueueCtx(tenant), job_id)
         except (JobNotFound, InvalidInput):
             raise _Refused(self.not_found(request)) from None
 
@@ -386,7 +372,10 @@ class Dashboard:
         return self.render(request, "login.html", error=None)
 
     async def login(self, request: Request) -> Response:
-        form = await self._form(request)
+        try:
+            form = await self._read_form(request)
+        except _Refused as refused:
+            return refused.response
         principal = self.tokens.principal(form.get("token", "").strip())
         if principal is None or not self._same_origin(request):
             return self.render(request, "login.html", 401, error="That token is not valid.")
@@ -473,14 +462,12 @@ class Dashboard:
         return await self._job_list(request, self._tenant(request))
 
     async def _job_list(self, request: Request, tenant: str | None) -> Response:
-        params = dict(request.query_params)
         try:
-            filters = _filters(params)
-            page = await self.browser.list_jobs(
-                tenant, filters, params.get("cursor") or None, PAGE_SIZE
-            )
+            parsed = parse_list_query(request.query_params)
+            page = await self.browser.list_jobs(tenant, parsed.filters, parsed.cursor, PAGE_SIZE)
         except InvalidInput as error:
-            return self.render(request, "message.html", 400, title="Bad filter", text=str(error))
+            return self._bad_request(request, "Bad filter", error)
+        filters = parsed.filters
         query = _filter_query(filters)
         return self.render(
             request,
@@ -493,7 +480,7 @@ class Dashboard:
             if page.next_cursor
             else None,
             statuses=list(JobStatus),
-            done=params.get("done"),
+            done=parsed.done,
         )
 
     async def _job_context(self, request: Request) -> dict[str, Any]:
@@ -556,9 +543,9 @@ class Dashboard:
         principal: Principal = request.scope["dogqueue.principal"]
         form: dict[str, str] = request.scope["dogqueue.form"]
         try:
-            chosen = _filters(form)
+            chosen = parse_list_query(form).filters
         except InvalidInput as error:
-            return self.render(request, "message.html", 400, title="Bad filter", text=str(error))
+            return self._bad_request(request, "Bad filter", error)
         dead = {JobStatus.FAILED, JobStatus.CANCELED}
         statuses = (chosen.statuses & dead) if chosen.statuses else frozenset(dead)
         filters = JobFilter(**{**chosen.__dict__, "statuses": statuses})

@@ -89,9 +89,15 @@ class TokenStore:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TokenStore:
-        """Tokens from a file in the `parse` format."""
-        with open(path, encoding="utf-8") as file:
-            return cls.parse(file.read())
+        """Tokens from a file in the `parse` format (InvalidInput("tokens") if it cannot
+        be read)."""
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "is not UTF-8 text"
+            raise InvalidInput("tokens", f"cannot read {os.fspath(path)!r}: {reason}") from None
+        return cls.parse(text)
 
     def principal(self, token: str | None) -> Principal | None:
         """Whose token this is, or None."""

@@ -4,7 +4,8 @@ It opens the file with `mode=ro` and `query_only`, never migrates it, and reads 
 every schema version up to this one as they are (tenant positions are numbered on the
 fly in logs older than schema version 3; logs older than 2 have no chain hashes). A log
 of a newer schema version is refused. SQLite may create the usual `-wal`/`-shm` side
-files of a WAL database; the database file itself is never written.
+files of a WAL database; the database file itself is never written. On read-only media
+the file is opened immutable (see `readonly`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from dogqueue.backend.sqlite.connection import (
     BUSY_TIMEOUT_MS,
@@ -27,6 +26,7 @@ from dogqueue.backend.sqlite.connection import (
     refuse_newer,
     translate,
 )
+from dogqueue.backend.sqlite.readonly import connect_read_only
 from dogqueue.backend.sqlite.timecodec import from_micros
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
@@ -77,9 +77,8 @@ class SqliteLogReader:
             return self._conn
         if not os.path.exists(self.path):
             raise InvalidInput("db", f"no such file: no database at {self.path}")
-        uri = "file:" + quote(str(Path(self.path).resolve())) + "?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn = connect_read_only(self.path)
         except sqlite3.Error as error:
             raise translate(error) from error
         try:
