@@ -22,12 +22,12 @@ from typing import Any
 import asyncpg
 
 from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
+from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import BatchReads, WorkingSet, columns
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
+from dogqueue.backend.postgres.workingset import BatchReads, BatchWorkingSet
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
@@ -52,12 +52,15 @@ SEAL_INTERVAL = 0.1
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
 NOTIFY_INTERVAL = 0.05
+#: What the flush statement raises when a row it guards moved under it (a job's version
+#: or dependents count): SQL has no raise, so `flush` divides by zero on purpose.
+VersionGuardTripped = asyncpg.DivisionByZeroError
 #: Errors that mean "another transaction got there first": re-run on fresh state.
 _RACES = (
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.DivisionByZeroError,  # the flush's version guard
+    VersionGuardTripped,
 )
 
 
@@ -216,7 +219,7 @@ class PostgresBackend(EngineBackend):
 
     async def _run_units(
         self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
-    ) -> tuple[list[Any], WorkingSet]:
+    ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
         set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
@@ -224,7 +227,7 @@ class PostgresBackend(EngineBackend):
             declared.add(reads)
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
-        ws = WorkingSet(declared, seqs)
+        ws = BatchWorkingSet(declared, seqs)
         ending = set(declared.dependents)  # jobs the batch may end
         if declared.jobs:
             keys = sorted(declared.jobs)
@@ -289,7 +292,7 @@ class PostgresBackend(EngineBackend):
         server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
-    async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
+    async def _flush(self, conn: asyncpg.Connection, ws: BatchWorkingSet) -> None:
         if not ws.journal:
             return
         inserts, updates = ws.job_rows()
@@ -303,7 +306,7 @@ class PostgresBackend(EngineBackend):
         )
         ws.last_seq = int(last_seq)
 
-    def _after_commit(self, ws: WorkingSet) -> None:
+    def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
         if ws.became_ready():
             self._announce_ready()
@@ -496,7 +499,7 @@ class PostgresBackend(EngineBackend):
             jobs = rebuild(decode_event(bytes(data), int(seq)) for seq, data in rows)
             await conn.execute(Q["delete_jobs"])
             await conn.execute(Q["delete_edges"])
-            ws = WorkingSet(BatchReads(), [])
+            ws = BatchWorkingSet(BatchReads(), [])
             for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
                 ws.jobs[(job.tenant_id, job.job_id)] = job
                 ws.before[(job.tenant_id, job.job_id)] = None

@@ -1,8 +1,9 @@
 """The engine's Transaction over rows fetched ahead: a batch's units of work run on it
 with no I/O, and what they wrote is flushed afterwards in a few statements.
 
-It reuses the memory backend's store (its dequeue and lease indexes), seeded with the
-rows the batch declared and locked, and records a journal instead of keeping a log.
+It is the kit's working set (projection and indexes), seeded with the rows the batch
+declared and locked; it records a journal of events instead of keeping a log, and
+refuses any read the batch did not declare.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from typing import Any
 
 import msgspec
 
-from dogqueue.backend.memory import MemoryStore
-from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.backend.sqlite.transaction import job_row
-from dogqueue.core.codec import decode_job, encode_event, encode_job
+from dogqueue.backend.kit.rows import job_row, moved_row
+from dogqueue.backend.kit.workingset import WorkingSet
+from dogqueue.core.codec import decode_job, encode_event
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent, Enqueued
 from dogqueue.core.job import JobInfo
@@ -53,7 +53,7 @@ class BatchReads:
         self.dependents.update(reads.dependents)
 
 
-class WorkingSet(MemoryStore):
+class BatchWorkingSet(WorkingSet):
     """A sync Transaction on the rows one batch fetched; reads see the batch's writes."""
 
     def __init__(self, reads: BatchReads, seqs: list[int]) -> None:
@@ -186,16 +186,11 @@ class WorkingSet(MemoryStore):
 
     def _update_row(self, key: JobKey, before_version: int) -> tuple[Any, ...]:
         job = self.jobs[key]
-        lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
         stored = self.stored_dependents.get(key, 0)
         return (
             job.enqueue_seq,
             before_version,
-            job.status.value,
-            to_micros(job.run_at),
-            lease,
-            job.version,
-            encode_job(job),
+            *moved_row(job),
             stored,
             stored + self.adopted.get(key, 0),
         )
@@ -207,10 +202,3 @@ class WorkingSet(MemoryStore):
             and (before is None or before.status is not JobStatus.ENQUEUED)
             for key, before in self.before.items()
         )
-
-
-def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as per-column lists, for unnest()."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
