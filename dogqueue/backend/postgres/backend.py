@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
+from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
@@ -38,7 +39,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Reads, RefusedAfterWrite, deliver, run_units, unwrap_refusal
+from dogqueue.engine import Reads, RefusedAfterWrite, run_units, unwrap_refusal
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -103,8 +104,9 @@ class PostgresBackend(EngineBackend):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
-        self._pending: list[tuple[Work[Any], Reads, asyncio.Future[Any]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._group: GroupCommit[tuple[Work[Any], Reads]] = GroupCommit(
+            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+        )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
         self._origin = uuid.uuid4().hex
@@ -145,8 +147,7 @@ class PostgresBackend(EngineBackend):
         self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
 
     async def _close(self) -> None:
-        if self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        await self._group.close()
         if self._sealer is not None:
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,28 +169,15 @@ class PostgresBackend(EngineBackend):
     # -- writes: group commit ----------------------------------------------------------
 
     def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
         if self._closed:
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             future.set_exception(BackendClosed("backend is closed"))
             return future
-        self._pending.append((work, reads, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
-        return future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            units = [(work, reads) for work, reads, _ in batch]
-            try:
-                results = await self._run_batch(units)
-            except BaseException as error:  # the batch itself failed: fail its callers
-                results = [_public(error)] * len(batch)
-            deliver([future for _, _, future in batch], results)
+        return self._group.submit((work, reads))
 
     async def _run_batch(self, units: list[tuple[Work[Any], Reads]]) -> list[Any]:
+        """Run a batch once; a lone unit that lost a race re-runs on fresh state (a
+        batch that lost one raises, and the group commit splits it)."""
         attempts = 0
         while True:
             try:
@@ -206,16 +194,12 @@ class PostgresBackend(EngineBackend):
                 return results
             except _RACES as error:
                 self.conflicts += 1
-                if len(units) > 1:  # re-run each alone, so one race costs one unit
-                    return [(await self._run_batch([unit]))[0] for unit in units]
+                if len(units) > 1:
+                    raise
                 attempts += 1
                 if attempts > MAX_RETRIES:
                     return [StorageError(f"gave up after {attempts} conflicts: {error}")]
                 await asyncio.sleep(0.001 * attempts)
-            except (RefusedAfterWrite, *_DRIVER_ERRORS) as error:
-                if len(units) > 1:
-                    return [(await self._run_batch([unit]))[0] for unit in units]
-                return [_public(error)]
 
     async def _run_units(
         self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
@@ -510,6 +494,12 @@ class PostgresBackend(EngineBackend):
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
+
+
+def _worth_a_split(error: BaseException) -> bool:
+    """Whether running each unit alone may help: after a race, a refusal after a write,
+    or a driver error (one unit's bad row fails only that unit)."""
+    return isinstance(error, (*_RACES, RefusedAfterWrite, *_DRIVER_ERRORS))
 
 
 def _public(error: BaseException) -> BaseException:

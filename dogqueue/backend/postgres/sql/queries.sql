@@ -134,7 +134,8 @@ SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_s
 -- name: flush
 -- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
 -- update is guarded by its version; if any guarded row moved (or an event's version is
--- taken: unique violation), the statement fails whole (division by zero), and the batch
+-- taken: unique violation), the statement fails whole (division by zero, which
+-- backend.py names VersionGuardTripped), and the batch
 -- is re-run on fresh state. Returns the highest seq written.
 WITH new_events AS (
     INSERT INTO events (seq, tenant_id, job_id, version, type, data)
