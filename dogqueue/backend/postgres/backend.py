@@ -23,12 +23,13 @@ import asyncpg
 
 from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
 from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import BatchReads, BatchWorkingSet
+from dogqueue.backend.postgres.workingset import job_rows
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
@@ -279,7 +280,7 @@ class PostgresBackend(EngineBackend):
     async def _flush(self, conn: asyncpg.Connection, ws: BatchWorkingSet) -> None:
         if not ws.journal:
             return
-        inserts, updates = ws.job_rows()
+        inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
             *columns(ws.journal, 6),
@@ -488,7 +489,7 @@ class PostgresBackend(EngineBackend):
                 ws.jobs[(job.tenant_id, job.job_id)] = job
                 ws.before[(job.tenant_id, job.job_id)] = None
                 ws._adopt(job)
-            inserts, _ = ws.job_rows()
+            inserts, _ = job_rows(ws)
             if inserts:
                 await conn.execute(Q["insert_jobs"], *columns(inserts, 13))
             if ws.new_edges:
