@@ -147,8 +147,8 @@ ABOVE_BACKENDS = (
 #: Known exceptions, (file, imported module), each with who removes it.
 KNOWN_BACKEND_EXCEPTIONS = {
     # Removed by the rework of transactional enqueue in sqlite/external.py.
-    ("dogqueue/backend/sqlite/external.py", "dogqueue.runtime.results"),
-    ("dogqueue/backend/sqlite/external.py", "dogqueue.adapter"),
+    ("dogqueue/backend/sqlite/external.py", "dogqueue.client.results"),
+    ("dogqueue/backend/sqlite/external.py", "dogqueue.client.adapter"),
     ("dogqueue/backend/sqlite/external.py", "dogqueue.jobs"),
 }
 
@@ -218,10 +218,8 @@ def test_core_imports_nothing_outside_core() -> None:
 #: Known eager edges that close a cycle, (importing part, imported part), each with who
 #: removes it.
 KNOWN_CYCLE_EDGES = {
-    # runtime/blocking.py imports adapter: removed by the move of runtime into worker/ + client/.
-    ("runtime", "adapter"),
-    # sqlite/external.py imports runtime.results: removed by the transactional enqueue rework.
-    ("backend", "runtime"),
+    # sqlite/external.py imports client.results: removed by the transactional enqueue rework.
+    ("backend", "client"),
 }
 
 
