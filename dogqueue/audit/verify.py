@@ -11,79 +11,34 @@ PostgreSQL's tail) cannot be chained yet; their versions must continue their job
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import msgspec
 
 from dogqueue.audit.checkpoint import Checkpoint, cuts_head
+from dogqueue.audit.compare import (
+    check_unsealed,
+    compare_counts,
+    compare_dependencies,
+    compare_heads,
+    compare_projection,
+    report_missing_rows,
+)
+from dogqueue.audit.report import Problem, Report
 from dogqueue.core.codec import decode_event
-from dogqueue.core.errors import CorruptLog, InvalidTransition
+from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
-from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
-from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest
+from dogqueue.log.chain import ChainHeads, seq_hash_digest
 from dogqueue.log.reader import (
-    PROJECTED_COLUMNS,
     Anchor,
     ArchiveCut,
     LogReader,
     LogRecord,
-    ProjectionRow,
-    projected_columns,
 )
-from dogqueue.log.stored import stored_job
 
-#: Problems listed before the verifier stops looking for more.
-MAX_PROBLEMS = 20
 #: Records read per page.
 PAGE = 10_000
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with a log: where (a log position, or None) and what."""
-
-    seq: int | None
-    what: str
-
-
-@dataclass
-class Report:
-    """The outcome of verifying one log."""
-
-    events: int = 0
-    #: Each tenant's recomputed chain head: (seq, hash).
-    heads: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    #: The fold of the log, keyed by (tenant_id, job_id).
-    jobs: dict[JobKey, JobInfo] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    #: True when no event has a chain hash (a log older than the chain).
-    unchained: bool = False
-    #: Jobs left out of the fold because one of their events is wrong (already reported).
-    broken_jobs: set[JobKey] = field(default_factory=set)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.problems
-
-    @property
-    def first_bad_seq(self) -> int | None:
-        """The first log position found wrong, if any problem has a position."""
-        positions = [p.seq for p in self.problems if p.seq is not None]
-        return min(positions, default=None)
-
-    def add(self, seq: int | None, what: str) -> None:
-        """Record a problem."""
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(Problem(seq, what))
-
-    @property
-    def full(self) -> bool:
-        """True when enough problems were found to stop looking."""
-        return len(self.problems) >= MAX_PROBLEMS
 
 
 class _Ranges:
@@ -158,7 +113,9 @@ class _Walk:
         self.wanted = (
             {} if checkpoint is None else {s: (t, h) for t, (s, h) in checkpoint.heads.items()}
         )
-        self.last_hash: dict[str, bytes] = {}
+        #: Each tenant's chain as read: heads move to the stored hash (or the computed
+        #: one where none is stored), so one bad event is reported once.
+        self.chain = ChainHeads(audit_key)
         self.last_tpos: dict[str, int] = {}
         self.unhashed: list[int] = []
         self.broken_jobs: set[JobKey] = set()
@@ -216,7 +173,7 @@ class _Walk:
                         " event there",
                     )
                 continue
-            self.last_hash[anchor.tenant_id] = anchor.hash
+            self.chain.move(anchor.tenant_id, anchor.seq, anchor.hash, 0)
             self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
             _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
 
@@ -247,9 +204,7 @@ class _Walk:
 
     def _chain(self, record: LogRecord) -> None:
         seq = record.seq
-        computed = chain_hash(
-            self.last_hash.get(record.tenant_id, GENESIS), seq, record.data, self.audit_key
-        )
+        computed, _ = self.chain.next_link(record.tenant_id, seq, record.data)
         if record.hash is None:
             self.unhashed.append(seq)
         elif record.hash != computed:
@@ -262,7 +217,7 @@ class _Walk:
         else:
             self.linked += 1
         # Go on from the stored hash, so one bad event is reported once, not per successor.
-        self.last_hash[record.tenant_id] = record.hash or computed
+        self.chain.move(record.tenant_id, seq, record.hash or computed, record.tpos)
         if seq in self.anchor_seqs:
             self.hash_at[seq] = record.hash or computed
         self.report.heads[record.tenant_id] = (seq, computed)
@@ -348,145 +303,6 @@ def _check_checkpoint_rest(
             f"the log ends at position {last_seq}, but the checkpoint saw {checkpoint.seq}:"
             " its tail was truncated",
         )
-
-
-def compare_projection(
-    report: Report,
-    rows: Iterable[ProjectionRow],
-    *,
-    label: str = "projection",
-    keys_released: bool = False,
-    seen: set[JobKey] | None = None,
-) -> None:
-    """Record every stored projection row that differs from the fold of the log: its
-    state, and each column a read path searches on (dequeue, leases, keys, tenants). A
-    row that does not decode is named. `keys_released`: an archive keeps no keys, and its
-    jobs must have finished. Given `seen`, the rows' jobs are added to it and the jobs of
-    the fold without a row are not reported (the caller compares more rows)."""
-    complete = seen is None
-    seen = set() if seen is None else seen
-    for row in rows:
-        try:
-            job = stored_job(row.state, f"job {row.job_id!r} of {row.tenant_id!r}")
-        except CorruptLog as error:
-            report.add(None, f"{label}: {error}")
-            seen.add((str(row.tenant_id), str(row.job_id)))
-            continue
-        # The state names the job; its columns are checked against the same fold.
-        key = (job.tenant_id, job.job_id)
-        name = f"job {key[1]!r} of {key[0]!r}"
-        seen.add(key)
-        folded = report.jobs.get(key)
-        if folded is None:
-            if key not in report.broken_jobs:  # else its bad event is reported already
-                report.add(None, f"{label} holds {name}, absent from the log")
-            continue
-        if row.enqueue_seq != job.enqueue_seq:
-            report.add(None, f"{label} of {name}: column enqueue_seq disagrees with its state")
-        if msgspec.structs.replace(job, enqueue_seq=folded.enqueue_seq) != folded:
-            report.add(None, f"{label} of {name} differs from its events")
-        expected = projected_columns(folded)
-        if keys_released:
-            expected["idempotency_key"] = None
-        for column in PROJECTED_COLUMNS:
-            stored = getattr(row, column)
-            if stored != expected[column] or type(stored) is not type(expected[column]):
-                report.add(
-                    None,
-                    f"{label} of {name}: column {column} is {stored!r},"
-                    f" the log says {expected[column]!r}",
-                )
-        if keys_released and not folded.status.is_terminal:
-            report.add(None, f"{label} holds {name}, which had not finished")
-    if complete:
-        report_missing_rows(report, seen, label)
-
-
-def report_missing_rows(report: Report, seen: set[JobKey], label: str = "projection") -> None:
-    """Record every job of the fold that no compared row holds."""
-    for key in report.jobs.keys() - seen:
-        report.add(None, f"{label} lacks job {key[1]!r} of {key[0]!r}")
-
-
-def compare_counts(
-    report: Report,
-    rows: Iterable[ProjectionRow],
-    stored: Mapping[tuple[str, str], int] | None,
-) -> None:
-    """Record every (tenant, status) whose stored job count differs from the number of
-    projection rows in that status (the rows themselves are compared with the fold)."""
-    if stored is None:
-        return
-    counted = Counter((str(row.tenant_id), str(row.status)) for row in rows)
-    for key in sorted(stored.keys() | counted.keys()):
-        kept, actual = stored.get(key, 0), counted.get(key, 0)
-        if kept != actual:
-            tenant, status = key
-            report.add(
-                None,
-                f"status counts say {kept} {status} jobs of {tenant!r};"
-                f" the projection has {actual}",
-            )
-
-
-def compare_dependencies(
-    report: Report,
-    stored: Iterable[tuple[str, str, str]],
-    live: Iterable[JobKey] | None = None,
-) -> None:
-    """Record every dependency the stored index holds that the folded jobs' `after`
-    does not name, and every one it lacks. Given `live` (the jobs the log still holds
-    rows of), the dependencies of archived jobs are not expected: archival removes them."""
-    jobs = report.jobs
-    keys = jobs.keys() if live is None else [key for key in live if key in jobs]
-    folded = {
-        (jobs[key].tenant_id, parent, jobs[key].job_id)
-        for key in keys
-        for parent in jobs[key].message.after
-    }
-    kept = set(stored)
-    for tenant, parent, child in sorted(kept - folded):
-        report.add(
-            None,
-            f"dependency index holds {parent!r} -> {child!r} of {tenant!r}, which no job names",
-        )
-    for tenant, parent, child in sorted(folded - kept):
-        report.add(None, f"dependency index lacks {parent!r} -> {child!r} of {tenant!r}")
-
-
-def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> None:
-    """Record every tenant whose stored chain head differs from the recomputed one."""
-    for tenant in sorted(stored.keys() | report.heads.keys()):
-        kept, computed = stored.get(tenant), report.heads.get(tenant)
-        if kept != computed:
-            if kept is None or computed is None:
-                seq = (kept or computed or (0, b""))[0]
-            elif kept[0] == computed[0]:
-                seq = kept[0]
-            else:  # the first position after the shorter chain
-                seq = min(kept[0], computed[0]) + 1
-            report.add(
-                seq,
-                f"stored chain head of tenant {tenant!r} disagrees with the log"
-                " (events at its end were removed or added without the writer)",
-            )
-
-
-def check_unsealed(report: Report, unsealed: Iterable[LogRecord]) -> None:
-    """Fold committed events that have no position yet (in commit order) onto the
-    report's fold, recording any whose version does not continue its job's."""
-    for record in unsealed:
-        key = (record.tenant_id, record.job_id)
-        where = f"unsealed event {record.type!r} of job {record.job_id!r} of {record.tenant_id!r}"
-        if key in report.jobs and record.version != report.jobs[key].version + 1:
-            expected = report.jobs[key].version + 1
-            report.add(None, f"{where} has version {record.version}, expected {expected}")
-            continue
-        try:
-            event = decode_event(record.data, record.seq)
-            report.jobs[key] = evolve(report.jobs.get(key), event)
-        except (msgspec.DecodeError, ValueError, InvalidTransition) as error:
-            report.add(None, f"{where} (version {record.version}) does not apply: {error}")
 
 
 async def all_records(log: LogReader, *, page: int = PAGE) -> AsyncIterator[LogRecord]:
@@ -626,6 +442,7 @@ __all__ = [
     "Problem",
     "Report",
     "check_unsealed",
+    "compare_counts",
     "compare_dependencies",
     "compare_heads",
     "compare_projection",

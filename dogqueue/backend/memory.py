@@ -7,27 +7,24 @@ encoded bytes, so the memory backend exercises the same codec as the persistent 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.cron import KEY_NAMESPACE
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.core.order import DequeueKey, dequeue_key
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads
-from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.log.chain import GENESIS, ChainHeads
 from dogqueue.log.reader import in_tenant_positions
 
 
@@ -46,43 +43,19 @@ class StoredEvent(NamedTuple):
     tpos: int = 0
 
 
-class _ReadyEntry(NamedTuple):
-    key: DequeueKey
-    job_id: str
-    version: int
-
-
-class _TimedEntry(NamedTuple):
-    when: datetime
-    tenant_id: str
-    job_id: str
-    version: int
-
-
-_E = TypeVar("_E", "_ReadyEntry", "_TimedEntry")
-
-
-class MemoryStore:
-    """The log and the projection with its dequeue indexes. Index entries are dropped
-    lazily: an entry counts only while its job still has the entry's version."""
+class MemoryStore(WorkingSet):
+    """The log, its chain heads and the working set of every job, with an undo log so
+    that a unit of work is all or nothing."""
 
     def __init__(self, audit_key: bytes | None = None) -> None:
+        super().__init__()
         self.audit_key = audit_key
         self.log: list[StoredEvent] = []
         self.versions: set[tuple[str, str, int]] = set()
-        self.jobs: dict[JobKey, JobInfo] = {}
         self.histories: dict[JobKey, list[int]] = defaultdict(list)
-        self.keys: dict[tuple[str, str], str] = {}
-        #: Each tenant's idempotency keys in the cron namespace, sorted (for latest_key).
-        self.schedule_keys: dict[str, list[str]] = defaultdict(list)
         #: Each tenant's chain head: (seq, hash, tenant position) of its latest event.
-        self.chain_heads: dict[str, tuple[int, bytes, int]] = {}
-        # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
-        self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
-        self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
-        self.leases: dict[str, list[_TimedEntry]] = defaultdict(list)
-        #: Each job's dependents (the jobs whose `after` names it), oldest first.
-        self.children: dict[JobKey, list[str]] = defaultdict(list)
+        self.chain = ChainHeads(audit_key)
+        self.chain_heads = self.chain.heads
         #: Undo steps of the open transaction, newest last (None: none open).
         self._undo: list[Callable[[], None]] | None = None
 
@@ -106,103 +79,7 @@ class MemoryStore:
         if self._undo is not None:
             self._undo.append(step)
 
-    def _pop(self, heap: list[_E]) -> _E:
-        """Pop an index entry; a rollback pushes it back."""
-        entry = heapq.heappop(heap)
-        self._remember(lambda: heapq.heappush(heap, entry))
-        return entry
-
-    def _current(self, tenant_id: str, job_id: str, version: int) -> JobInfo | None:
-        job = self.jobs.get((tenant_id, job_id))
-        return job if job is not None and job.version == version else None
-
-    # -- Transaction -------------------------------------------------------------------
-
-    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        return self.jobs.get((tenant_id, job_id))
-
-    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
-        return self.keys.get((tenant_id, idempotency_key))
-
-    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
-        keys = self.schedule_keys.get(tenant_id)
-        if not keys:
-            return None
-        # The greatest key below the first string after every key that starts with prefix.
-        index = bisect.bisect_left(keys, prefix + "\U0010ffff")
-        if index == 0 or not keys[index - 1].startswith(prefix):
-            return None
-        key = keys[index - 1]
-        return key, self.keys[(tenant_id, key)]
-
-    def _add_key(self, tenant_id: str, key: str, job_id: str) -> None:
-        self.keys[(tenant_id, key)] = job_id
-        if key.startswith(KEY_NAMESPACE):
-            bisect.insort(self.schedule_keys[tenant_id], key)
-
-    def _drop_key(self, tenant_id: str, key: str) -> None:
-        self.keys.pop((tenant_id, key), None)
-        if key.startswith(KEY_NAMESPACE):
-            keys = self.schedule_keys[tenant_id]
-            index = bisect.bisect_left(keys, key)
-            if index < len(keys) and keys[index] == key:
-                del keys[index]
-
-    def _promote(self, tenant_id: str, queue: str, now: datetime) -> None:
-        scheduled = self.scheduled.get((tenant_id, queue))
-        if not scheduled:
-            return
-        ready = self.ready[(tenant_id, queue)]
-        while scheduled and scheduled[0].when <= now:
-            entry = self._pop(scheduled)
-            job = self._current(tenant_id, entry.job_id, entry.version)
-            if job is not None and job.status is JobStatus.ENQUEUED:
-                heapq.heappush(
-                    ready,
-                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
-                )
-
-    def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
-        self._promote(tenant_id, queue, now)
-        ready = self.ready.get((tenant_id, queue))
-        while ready:
-            entry = ready[0]
-            job = self._current(tenant_id, entry.job_id, entry.version)
-            if job is not None and job.status is JobStatus.ENQUEUED:
-                return entry
-            self._pop(ready)
-        return None
-
-    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
-        best: _ReadyEntry | None = None
-        for queue in queues:
-            head = self._head(tenant_id, queue, now)
-            if head is not None and (best is None or head < best):
-                best = head
-        return None if best is None else self.jobs[(tenant_id, best.job_id)]
-
-    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
-        return list(self.children.get((tenant_id, job_id), ()))
-
-    def _adopt(self, child: JobInfo) -> None:
-        """Record a new job as a dependent of each of its parents."""
-        for parent in child.message.after:
-            siblings = self.children[(child.tenant_id, parent)]
-            siblings.append(child.job_id)
-            self._remember(siblings.pop)  # type: ignore[arg-type]  # its result is unused
-
-    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
-        tenants = [tenant_id] if tenant_id is not None else list(self.leases)
-        expired: list[JobInfo] = []
-        for tenant in tenants:
-            heap = self.leases.get(tenant)
-            while heap and heap[0].when <= now:
-                entry = self._pop(heap)
-                job = self._current(tenant, entry.job_id, entry.version)
-                if job is not None and job.status is JobStatus.LEASED:
-                    expired.append(job)
-        expired.sort(key=lambda job: (job.lease_expires_at, job.enqueue_seq))
-        return expired
+    # -- the log -----------------------------------------------------------------------
 
     def append(self, event: AnyEvent) -> AnyEvent:
         identity = (event.tenant_id, event.job_id, event.version)
@@ -211,19 +88,10 @@ class MemoryStore:
         seq = len(self.log) + 1
         data = encode_event(event)
         previous_head = self.chain_heads.get(event.tenant_id)
-        _, previous, tpos = self.chain_heads.get(event.tenant_id, (0, GENESIS, 0))
-        digest = chain_hash(previous, seq, data, self.audit_key)
-        self.chain_heads[event.tenant_id] = (seq, digest, tpos + 1)
+        digest, tpos = self.chain.link(event.tenant_id, seq, data)
         self.log.append(
             StoredEvent(
-                seq,
-                event.tenant_id,
-                event.job_id,
-                event.version,
-                event.type,
-                data,
-                digest,
-                tpos + 1,
+                seq, event.tenant_id, event.job_id, event.version, event.type, data, digest, tpos
             )
         )
         self.versions.add(identity)
@@ -241,58 +109,6 @@ class MemoryStore:
 
         self._remember(undo)
         return decode_event(self.log[-1].data, seq)
-
-    def save(self, before: JobInfo | None, after: JobInfo) -> None:
-        key = (after.tenant_id, after.job_id)
-        previous = self.jobs.get(key)
-        self.jobs[key] = after
-        new_key = None
-        if before is None and after.message.idempotency_key is not None:
-            new_key = after.message.idempotency_key
-            self._add_key(after.tenant_id, new_key, after.job_id)
-
-        def undo() -> None:
-            if previous is None:
-                self.jobs.pop(key, None)
-            else:
-                self.jobs[key] = previous
-                self._index(previous)  # its index entries may have been popped
-            if new_key is not None:
-                self._drop_key(after.tenant_id, new_key)
-
-        self._remember(undo)
-        if before is None:
-            self._adopt(after)
-        self._index(after)
-
-    def _index(self, job: JobInfo) -> None:
-        if job.status is JobStatus.ENQUEUED:
-            heapq.heappush(
-                self.scheduled[(job.tenant_id, job.message.queue)],
-                _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
-            )
-        elif job.status is JobStatus.LEASED:
-            assert job.lease_expires_at is not None
-            heapq.heappush(
-                self.leases[job.tenant_id],
-                _TimedEntry(job.lease_expires_at, job.tenant_id, job.job_id, job.version),
-            )
-
-    def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
-        """Replace the projection and its indexes with `jobs`."""
-        self.jobs = dict(jobs)
-        self.keys = {}
-        self.schedule_keys.clear()
-        for job in jobs.values():
-            if job.message.idempotency_key is not None:
-                self._add_key(job.tenant_id, job.message.idempotency_key, job.job_id)
-        self.scheduled.clear()
-        self.ready.clear()
-        self.leases.clear()
-        self.children.clear()
-        for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
-            self._index(job)
-            self._adopt(job)
 
     def events(self, seqs: list[int] | range) -> list[AnyEvent]:
         return [decode_event(self.log[seq - 1].data, seq) for seq in seqs]

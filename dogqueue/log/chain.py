@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from dogqueue.core.errors import InvalidInput
 
@@ -46,6 +46,60 @@ def chain_hash(previous: bytes, seq: int, data: bytes, key: bytes | None = None)
     digest.update(position)
     digest.update(data)
     return digest.digest()
+
+
+#: A tenant's chain head as its backend stores it: (hash, tenant position), or None
+#: for a tenant with no event yet.
+LoadHead = Callable[[str], "tuple[bytes, int] | None"]
+
+
+class ChainHeads:
+    """Each tenant's chain head, extended one event at a time: the one chain extender of
+    every backend and of `verify`. A head is (position, hash, tenant position) of the
+    tenant's latest event; a tenant not in `heads` is looked up with `load_head` (a
+    backend's stored head; by default every tenant starts at GENESIS)."""
+
+    def __init__(
+        self,
+        audit_key: bytes | None = None,
+        load_head: LoadHead | None = None,
+        heads: dict[str, tuple[int, bytes, int]] | None = None,
+    ) -> None:
+        self.audit_key = audit_key
+        self._load_head = load_head
+        #: tenant -> (position, hash, tenant position) of its latest event
+        self.heads: dict[str, tuple[int, bytes, int]] = {} if heads is None else heads
+        #: Tenants whose head `link` or `move` changed since `moved` was last cleared.
+        self.moved: set[str] = set()
+
+    def restart(self, heads: dict[str, tuple[int, bytes, int]] | None = None) -> None:
+        """Forget every head, or start from `heads` known to be current (extended in
+        place from now on)."""
+        self.heads = {} if heads is None else heads
+        self.moved.clear()
+
+    def next_link(self, tenant_id: str, position: int, data: bytes) -> tuple[bytes, int]:
+        """The hash and tenant position the tenant's next event (canonical bytes `data`,
+        at log `position`) gets; the head does not move."""
+        head = self.heads.get(tenant_id)
+        if head is not None:
+            previous, tpos = head[1], head[2]
+        else:
+            stored = None if self._load_head is None else self._load_head(tenant_id)
+            previous, tpos = (GENESIS, 0) if stored is None else stored
+        return chain_hash(previous, position, data, self.audit_key), tpos + 1
+
+    def link(self, tenant_id: str, position: int, data: bytes) -> tuple[bytes, int]:
+        """Link the tenant's next event into its chain; return its hash and tenant
+        position (it becomes the tenant's head)."""
+        digest, tpos = self.next_link(tenant_id, position, data)
+        self.move(tenant_id, position, digest, tpos)
+        return digest, tpos
+
+    def move(self, tenant_id: str, position: int, digest: bytes, tpos: int) -> None:
+        """Make (position, digest, tpos) the tenant's head."""
+        self.heads[tenant_id] = (position, digest, tpos)
+        self.moved.add(tenant_id)
 
 
 def check_audit_key(key: object) -> bytes | None:

@@ -13,10 +13,10 @@ import msgspec
 import pytest
 
 from dogqueue import Canceled, Enqueued, FakeClock, fold
+from dogqueue.backend.kit.rows import job_row
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.transaction import job_row
 from dogqueue.cli import main
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.log.chain import GENESIS, chain_hash, seq_hash_digest

@@ -12,9 +12,9 @@ import pytest
 
 from dogqueue import Canceled, FakeClock, InvalidInput, fold
 from dogqueue.audit.verify import verify_log
+from dogqueue.backend.kit.rows import job_row
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.transaction import job_row
 from dogqueue.cli import main
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.log.chain import GENESIS, chain_hash

@@ -22,12 +22,14 @@ from typing import Any
 import asyncpg
 
 from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
+from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
+from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import BatchReads, WorkingSet, columns
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
+from dogqueue.backend.postgres.workingset import job_rows
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
@@ -38,7 +40,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Reads, RefusedAfterWrite, deliver, run_units, unwrap_refusal
+from dogqueue.engine import Reads, RefusedAfterWrite, run_units, unwrap_refusal
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -52,12 +54,15 @@ SEAL_INTERVAL = 0.1
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
 NOTIFY_INTERVAL = 0.05
+#: What the flush statement raises when a row it guards moved under it (a job's version
+#: or dependents count): SQL has no raise, so `flush` divides by zero on purpose.
+VersionGuardTripped = asyncpg.DivisionByZeroError
 #: Errors that mean "another transaction got there first": re-run on fresh state.
 _RACES = (
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.DivisionByZeroError,  # the flush's version guard
+    VersionGuardTripped,
 )
 
 
@@ -100,8 +105,9 @@ class PostgresBackend(EngineBackend):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
-        self._pending: list[tuple[Work[Any], Reads, asyncio.Future[Any]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._group: GroupCommit[tuple[Work[Any], Reads]] = GroupCommit(
+            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+        )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
         self._origin = uuid.uuid4().hex
@@ -142,8 +148,7 @@ class PostgresBackend(EngineBackend):
         self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
 
     async def _close(self) -> None:
-        if self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        await self._group.close()
         if self._sealer is not None:
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,28 +170,15 @@ class PostgresBackend(EngineBackend):
     # -- writes: group commit ----------------------------------------------------------
 
     def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
         if self._closed:
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             future.set_exception(BackendClosed("backend is closed"))
             return future
-        self._pending.append((work, reads, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
-        return future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            units = [(work, reads) for work, reads, _ in batch]
-            try:
-                results = await self._run_batch(units)
-            except BaseException as error:  # the batch itself failed: fail its callers
-                results = [_public(error)] * len(batch)
-            deliver([future for _, _, future in batch], results)
+        return self._group.submit((work, reads))
 
     async def _run_batch(self, units: list[tuple[Work[Any], Reads]]) -> list[Any]:
+        """Run a batch once; a lone unit that lost a race re-runs on fresh state (a
+        batch that lost one raises, and the group commit splits it)."""
         attempts = 0
         while True:
             try:
@@ -203,20 +195,16 @@ class PostgresBackend(EngineBackend):
                 return results
             except _RACES as error:
                 self.conflicts += 1
-                if len(units) > 1:  # re-run each alone, so one race costs one unit
-                    return [(await self._run_batch([unit]))[0] for unit in units]
+                if len(units) > 1:
+                    raise
                 attempts += 1
                 if attempts > MAX_RETRIES:
                     return [StorageError(f"gave up after {attempts} conflicts: {error}")]
                 await asyncio.sleep(0.001 * attempts)
-            except (RefusedAfterWrite, *_DRIVER_ERRORS) as error:
-                if len(units) > 1:
-                    return [(await self._run_batch([unit]))[0] for unit in units]
-                return [_public(error)]
 
     async def _run_units(
         self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
-    ) -> tuple[list[Any], WorkingSet]:
+    ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
         set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
@@ -224,7 +212,7 @@ class PostgresBackend(EngineBackend):
             declared.add(reads)
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
-        ws = WorkingSet(declared, seqs)
+        ws = BatchWorkingSet(declared, seqs)
         ending = set(declared.dependents)  # jobs the batch may end
         if declared.jobs:
             keys = sorted(declared.jobs)
@@ -289,10 +277,10 @@ class PostgresBackend(EngineBackend):
         server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
-    async def _flush(self, conn: asyncpg.Connection, ws: WorkingSet) -> None:
+    async def _flush(self, conn: asyncpg.Connection, ws: BatchWorkingSet) -> None:
         if not ws.journal:
             return
-        inserts, updates = ws.job_rows()
+        inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
             *columns(ws.journal, 6),
@@ -303,7 +291,7 @@ class PostgresBackend(EngineBackend):
         )
         ws.last_seq = int(last_seq)
 
-    def _after_commit(self, ws: WorkingSet) -> None:
+    def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
         if ws.became_ready():
             self._announce_ready()
@@ -496,17 +484,23 @@ class PostgresBackend(EngineBackend):
             jobs = rebuild(decode_event(bytes(data), int(seq)) for seq, data in rows)
             await conn.execute(Q["delete_jobs"])
             await conn.execute(Q["delete_edges"])
-            ws = WorkingSet(BatchReads(), [])
+            ws = BatchWorkingSet(BatchReads(), [])
             for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
                 ws.jobs[(job.tenant_id, job.job_id)] = job
                 ws.before[(job.tenant_id, job.job_id)] = None
                 ws._adopt(job)
-            inserts, _ = ws.job_rows()
+            inserts, _ = job_rows(ws)
             if inserts:
                 await conn.execute(Q["insert_jobs"], *columns(inserts, 13))
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
+
+
+def _worth_a_split(error: BaseException) -> bool:
+    """Whether running each unit alone may help: after a race, a refusal after a write,
+    or a driver error (one unit's bad row fails only that unit)."""
+    return isinstance(error, (*_RACES, RefusedAfterWrite, *_DRIVER_ERRORS))
 
 
 def _public(error: BaseException) -> BaseException:

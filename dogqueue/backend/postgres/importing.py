@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from dogqueue.backend.kit.rows import columns
 from dogqueue.backend.postgres.backend import PostgresBackend
 from dogqueue.backend.postgres.queries import Q
-from dogqueue.backend.postgres.workingset import columns
 from dogqueue.core.codec import encode_event
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent

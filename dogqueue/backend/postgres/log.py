@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from dogqueue.backend.kit.rows import from_micros
 from dogqueue.backend.postgres.migrate import quote, schema_version
 from dogqueue.backend.postgres.queries import SCHEMA_VERSION, Q
-from dogqueue.backend.sqlite.timecodec import from_micros
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo

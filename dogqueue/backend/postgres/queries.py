@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dogqueue.backend.sqlfiles import load_migrations, load_queries
+from dogqueue.backend.kit.sqlfiles import load_migrations, load_queries
 
 Q = load_queries(__package__)
 MIGRATIONS = load_migrations(__package__)

@@ -15,8 +15,9 @@ from typing import Any
 
 import asyncpg
 
+from dogqueue.backend.kit.rows import columns
 from dogqueue.backend.postgres.queries import Q
-from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.log.chain import ChainHeads
 
 #: Events numbered per step at most.
 STEP_LIMIT = 5_000
@@ -43,27 +44,26 @@ async def seal(conn: asyncpg.Connection, audit_key: bytes | None = None) -> int:
             return 0
         order = _in_version_order(rows)
         tenants = sorted({row["tenant_id"] for row in order})
-        heads: dict[str, tuple[int, bytes]] = {
-            str(r["tenant_id"]): (int(r["tpos"]), bytes(r["hash"]))
+        stored: dict[str, tuple[bytes, int]] = {
+            str(r["tenant_id"]): (bytes(r["hash"]), int(r["tpos"]))
             for r in await conn.fetch(Q["heads_of_tenants"], tenants)
         }
+        chain = ChainHeads(audit_key, stored.get)
         log_rows: list[tuple[int, int, str, int, bytes]] = []
         pos = last_pos
         for row in order:
             pos += 1
             tenant = str(row["tenant_id"])
-            tpos, previous = heads.get(tenant, (0, GENESIS))
-            digest = chain_hash(previous, pos, bytes(row["data"]), audit_key)
-            heads[tenant] = (tpos + 1, digest)
-            log_rows.append((pos, int(row["seq"]), tenant, tpos + 1, digest))
-        await conn.execute(Q["insert_log"], *_columns(log_rows, 5))
-        last_of: dict[str, int] = {row[2]: row[0] for row in log_rows}
+            digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
+            log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
+        await conn.execute(Q["insert_log"], *columns(log_rows, 5))
+        moved = sorted(chain.moved)
         await conn.execute(
             Q["save_heads"],
-            list(last_of),
-            list(last_of.values()),
-            [heads[t][0] for t in last_of],
-            [heads[t][1] for t in last_of],
+            moved,
+            [chain.heads[t][0] for t in moved],
+            [chain.heads[t][2] for t in moved],
+            [chain.heads[t][1] for t in moved],
         )
         cursor = _cursor(rows, {int(row["seq"]) for row in order}, (cursor_xid, cursor_seq))
         await conn.execute(Q["move_cursor"], pos, cursor[0], cursor[1])
@@ -104,7 +104,3 @@ def _cursor(rows: list[Any], numbered: set[int], cursor: tuple[str, int]) -> tup
             break
         cursor = (str(row["xid"]), int(row["seq"]))
     return cursor
-
-
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]

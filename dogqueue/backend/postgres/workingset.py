@@ -1,216 +1,38 @@
-"""The engine's Transaction over rows fetched ahead: a batch's units of work run on it
-with no I/O, and what they wrote is flushed afterwards in a few statements.
-
-It reuses the memory backend's store (its dequeue and lease indexes), seeded with the
-rows the batch declared and locked, and records a journal instead of keeping a log.
-"""
+"""The rows a PostgreSQL batch flushes: its working set's jobs as `flush`'s inserted
+and updated rows (each update guarded by the version and dependents count it read)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import msgspec
-
-from dogqueue.backend.memory import MemoryStore
-from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.backend.sqlite.transaction import job_row
-from dogqueue.core.codec import decode_job, encode_event, encode_job
-from dogqueue.core.errors import StorageError
-from dogqueue.core.events import AnyEvent, Enqueued
-from dogqueue.core.job import JobInfo
+from dogqueue.backend.kit.batchset import BatchWorkingSet
+from dogqueue.backend.kit.rows import job_row, moved_row
 from dogqueue.core.projection import JobKey
-from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads
 
 
-class UndeclaredRead(StorageError):
-    """A unit of work read something its `Reads` did not declare (a dogqueue bug)."""
+def job_rows(ws: BatchWorkingSet) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(rows to insert, rows to update) for the jobs this batch wrote."""
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    for key, before in ws.before.items():
+        job = ws.jobs[key]
+        if before is None:
+            inserts.append((*job_row(job), ws.adopted.get(key, 0)))
+        else:
+            updates.append(_update_row(ws, key, before.version))
+    for key in ws.adopted:  # parents that only gained dependents
+        if key not in ws.before:
+            updates.append(_update_row(ws, key, ws.jobs[key].version))
+    return inserts, updates
 
 
-@dataclass
-class BatchReads:
-    """The union of the reads of a batch's units."""
-
-    jobs: set[JobKey] = field(default_factory=set)
-    keys: set[tuple[str, str]] = field(default_factory=set)
-    key_prefixes: set[tuple[str, str]] = field(default_factory=set)
-    new_jobs: int = 0
-    ready: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
-    expired: set[str | None] = field(default_factory=set)
-    dependents: set[JobKey] = field(default_factory=set)
-
-    def add(self, reads: Reads) -> None:
-        """Declare one unit's reads too."""
-        self.jobs.update(reads.jobs)
-        self.keys.update(reads.keys)
-        self.key_prefixes.update(reads.key_prefixes)
-        self.new_jobs += reads.new_jobs
-        for tenant, queues, n in reads.ready:
-            self.ready[(tenant, queues)] = self.ready.get((tenant, queues), 0) + n
-        self.expired.update(reads.expired)
-        self.dependents.update(reads.dependents)
-
-
-class WorkingSet(MemoryStore):
-    """A sync Transaction on the rows one batch fetched; reads see the batch's writes."""
-
-    def __init__(self, reads: BatchReads, seqs: list[int]) -> None:
-        super().__init__()
-        self._declared = reads
-        self._ready_tenants = {tenant for tenant, _ in reads.ready}
-        self._seqs = seqs[::-1]  # popped from the end, smallest first
-        self.writes = 0
-        #: The highest seq the flush gave an event.
-        self.last_seq = 0
-        #: Events to insert: (seq or None, tenant, job, version, type, data).
-        self.journal: list[tuple[int | None, str, str, int, str, bytes]] = []
-        #: For each job written: its state before the batch (None: new) and now.
-        self.before: dict[JobKey, JobInfo | None] = {}
-        #: Each fetched job's stored number of dependents (the flush guards on it).
-        self.stored_dependents: dict[JobKey, int] = {}
-        #: Dependents this batch created, per parent, and the dependency rows to insert.
-        self.adopted: dict[JobKey, int] = {}
-        self.new_edges: list[tuple[str, str, int, str]] = []
-        #: Jobs whose every dependent is in this working set.
-        self._dependents_known: set[JobKey] = set()
-
-    # -- seeding -----------------------------------------------------------------------
-
-    def seed(self, job: JobInfo, dependents: int) -> None:
-        """Add a fetched (and locked) row and its stored number of dependents."""
-        key = (job.tenant_id, job.job_id)
-        if key not in self.jobs:
-            self.jobs[key] = job
-            self.stored_dependents[key] = dependents
-            if not dependents:  # none stored; the flush's guard sees any added meanwhile
-                self._dependents_known.add(key)
-            self._index(job)
-
-    def closure_roots(self, keys: set[JobKey]) -> list[JobKey]:
-        """Of these jobs (those the batch may end), the fetched ones with dependents
-        stored: their dependents closure must be fetched."""
-        return sorted(key for key in keys if self.stored_dependents.get(key, 0))
-
-    def seed_closure(self, roots: list[JobKey], rows: list[tuple[Any, ...]]) -> None:
-        """Add the fetched dependents closure of `roots`: (tenant, parent, child, child
-        state, its dependents), oldest child of each parent first."""
-        self._dependents_known.update(roots)
-        for tenant_id, parent_id, child_id, state, dependents in rows:
-            self.seed(decode_job(bytes(state)), int(dependents))
-            self.children[(tenant_id, parent_id)].append(child_id)
-            self._dependents_known.add((tenant_id, child_id))
-
-    def seed_key(self, tenant_id: str, key: str, job_id: str) -> None:
-        """Add a fetched idempotency key."""
-        self._add_key(tenant_id, key, job_id)
-
-    # -- Transaction -------------------------------------------------------------------
-
-    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        key = (tenant_id, job_id)
-        if key not in self._declared.jobs and key not in self.jobs:
-            raise UndeclaredRead(f"load of {key} was not declared")
-        return self.jobs.get(key)
-
-    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
-        if (tenant_id, idempotency_key) not in self._declared.keys:
-            raise UndeclaredRead(f"key lookup {(tenant_id, idempotency_key)} was not declared")
-        return self.keys.get((tenant_id, idempotency_key))
-
-    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
-        if (tenant_id, prefix) not in self._declared.key_prefixes:
-            raise UndeclaredRead(f"latest key of {(tenant_id, prefix)} was not declared")
-        return super().latest_key(tenant_id, prefix)
-
-    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
-        if tenant_id not in self._ready_tenants:
-            raise UndeclaredRead(f"dequeue for {tenant_id!r} was not declared")
-        return super().next_ready(tenant_id, queues, now)
-
-    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
-        if tenant_id not in self._declared.expired and None not in self._declared.expired:
-            raise UndeclaredRead(f"reclaim for {tenant_id!r} was not declared")
-        return super().expired_leases(tenant_id, now)
-
-    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
-        if (tenant_id, job_id) not in self._dependents_known:
-            raise UndeclaredRead(f"dependents of {(tenant_id, job_id)} were not declared")
-        return super().dependents(tenant_id, job_id)
-
-    def _adopt(self, child: JobInfo) -> None:
-        super()._adopt(child)
-        self._dependents_known.add((child.tenant_id, child.job_id))  # a new job has none
-        for parent in child.message.after:
-            key = (child.tenant_id, parent)
-            self.adopted[key] = self.adopted.get(key, 0) + 1
-            self.new_edges.append((child.tenant_id, parent, child.enqueue_seq, child.job_id))
-
-    def append(self, event: AnyEvent) -> AnyEvent:
-        self.writes += 1
-        seq: int | None = None
-        if isinstance(event, Enqueued):
-            if not self._seqs:
-                raise UndeclaredRead("more jobs created than declared")
-            seq = self._seqs.pop()
-            event = msgspec.structs.replace(event, seq=seq)
-        self.journal.append(
-            (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
-        )
-        return event
-
-    def save(self, before: JobInfo | None, after: JobInfo) -> None:
-        self.writes += 1
-        key = (after.tenant_id, after.job_id)
-        if key not in self.before:
-            self.before[key] = before
-        super().save(before, after)
-
-    # -- flush -------------------------------------------------------------------------
-
-    def job_rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """(rows to insert, rows to update) for the jobs this batch wrote."""
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        for key, before in self.before.items():
-            job = self.jobs[key]
-            if before is None:
-                inserts.append((*job_row(job), self.adopted.get(key, 0)))
-            else:
-                updates.append(self._update_row(key, before.version))
-        for key in self.adopted:  # parents that only gained dependents
-            if key not in self.before:
-                updates.append(self._update_row(key, self.jobs[key].version))
-        return inserts, updates
-
-    def _update_row(self, key: JobKey, before_version: int) -> tuple[Any, ...]:
-        job = self.jobs[key]
-        lease = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
-        stored = self.stored_dependents.get(key, 0)
-        return (
-            job.enqueue_seq,
-            before_version,
-            job.status.value,
-            to_micros(job.run_at),
-            lease,
-            job.version,
-            encode_job(job),
-            stored,
-            stored + self.adopted.get(key, 0),
-        )
-
-    def became_ready(self) -> bool:
-        """Whether a job written by this batch can be leased now or later."""
-        return any(
-            self.jobs[key].status is JobStatus.ENQUEUED
-            and (before is None or before.status is not JobStatus.ENQUEUED)
-            for key, before in self.before.items()
-        )
-
-
-def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as per-column lists, for unnest()."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _update_row(ws: BatchWorkingSet, key: JobKey, before_version: int) -> tuple[Any, ...]:
+    job = ws.jobs[key]
+    stored = ws.stored_dependents.get(key, 0)
+    return (
+        job.enqueue_seq,
+        before_version,
+        *moved_row(job),
+        stored,
+        stored + ws.adopted.get(key, 0),
+    )

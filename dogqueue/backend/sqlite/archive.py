@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from dogqueue.backend.kit.rows import job_row, to_micros
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.backend.sqlite.transaction import job_row, recount_jobs
+from dogqueue.backend.sqlite.transaction import recount_jobs
 from dogqueue.core.codec import decode_job
 from dogqueue.core.cron import schedule_name_of_key
 from dogqueue.core.errors import InvalidInput, StorageError

@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
     Synchronous,
@@ -28,11 +29,9 @@ from dogqueue.backend.sqlite.connection import (
 )
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
 from dogqueue.backend.sqlite.transaction import (
     SqliteTransaction,
     edge_rows,
-    job_row,
     json_list,
     recount_jobs,
 )

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any, TypeVar
 
+from dogqueue.backend.kit.rows import from_micros
+from dogqueue.backend.kit.sqlfiles import load_queries
 from dogqueue.backend.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     refuse_foreign,
@@ -27,7 +27,6 @@ from dogqueue.backend.sqlite.connection import (
     translate,
 )
 from dogqueue.backend.sqlite.readonly import connect_read_only
-from dogqueue.backend.sqlite.timecodec import from_micros
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -47,14 +46,8 @@ CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 STATUS_COUNTS_VERSION = 7
 
 
-def _load_queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("sql/log.sql").read_text("utf-8")
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
 #: The reader's SQL, by name.
-LQ = _load_queries()
+LQ = load_queries(__package__, "sql/log.sql")
 
 
 class SqliteLogReader:

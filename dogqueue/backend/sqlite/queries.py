@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from importlib import resources
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-
-
-def _load_queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("sql/queries.sql").read_text("utf-8")
-    parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+from dogqueue.backend.kit.sqlfiles import load_migrations, load_queries
 
 
 def statements(script: str) -> list[str]:
@@ -32,15 +24,9 @@ def statements(script: str) -> list[str]:
 
 def migrations() -> list[tuple[int, str]]:
     """(version, script) of every schema migration, in order."""
-    folder = resources.files(__package__).joinpath("sql/migrations")
-    found = []
-    for entry in folder.iterdir():
-        match = re.fullmatch(r"(\d{4})_\w+\.sql", entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text("utf-8")))
-    return sorted(found)
+    return load_migrations(__package__)
 
 
-Q = _load_queries()
+Q = load_queries(__package__)
 #: The schema version this code writes.
 SCHEMA_VERSION = migrations()[-1][0]

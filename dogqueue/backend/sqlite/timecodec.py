@@ -1,18 +1,6 @@
-"""Times in SQL columns: integer microseconds since the Unix epoch, UTC."""
+"""Kept for `web/*_browser.py` only, until the browsers move into the backends (that
+move deletes it): the time codec lives in `dogqueue.backend.kit.rows`."""
 
-from __future__ import annotations
+from dogqueue.backend.kit.rows import from_micros, to_micros
 
-from datetime import UTC, datetime, timedelta
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def to_micros(when: datetime) -> int:
-    """`when` (aware) as microseconds since the epoch."""
-    return (when - _EPOCH) // _MICROSECOND
-
-
-def from_micros(micros: int) -> datetime:
-    """An aware UTC datetime from microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
+__all__ = ["from_micros", "to_micros"]

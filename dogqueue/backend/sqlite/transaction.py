@@ -10,10 +10,10 @@ from typing import Any
 
 import msgspec
 
-from dogqueue.backend.sqlite.chain import ChainHeads
+from dogqueue.backend.kit.rows import job_row, moved_row, to_micros
+from dogqueue.backend.sqlite.chain import save_heads, stored_heads
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.timecodec import to_micros
-from dogqueue.core.codec import encode_event, encode_job
+from dogqueue.core.codec import encode_event
 from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
@@ -75,7 +75,7 @@ class SqliteTransaction:
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int]] = []
-        self._chain = ChainHeads(audit_key)
+        self._chain = stored_heads(conn, audit_key)
         self._ready_key: tuple[str, tuple[str, ...], int] | None = None
         self._ready: list[_Candidate] = []
         self._read_ahead = _FIRST_READ_AHEAD
@@ -98,14 +98,14 @@ class SqliteTransaction:
         memo = self._memo
         if memo is None:
             self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
-            self._chain.clear()
+            self._chain.restart()
         else:
             self._data_version = self.conn.execute(Q["data_version"]).fetchone()[0]
             if memo.data_version is None or memo.data_version != self._data_version:
                 memo.forget()  # another connection committed: read the end of the log
                 memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self.next_seq = memo.next_seq
-            self._chain.start_from(memo.heads)
+            self._chain.restart(memo.heads)
         self._forget_buffers()
         self._forget_ready()
 
@@ -118,7 +118,7 @@ class SqliteTransaction:
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             self._events.clear()
-            self._chain.save(self.conn)
+            save_heads(self.conn, self._chain)
         self.conn.execute("COMMIT")
         memo = self._memo
         if memo is not None:
@@ -251,7 +251,7 @@ class SqliteTransaction:
         self.next_seq += 1
         self.writes += 1
         data = encode_event(event)
-        digest, tpos = self._chain.link(self.conn, event.tenant_id, seq, data)
+        digest, tpos = self._chain.link(event.tenant_id, seq, data)
         self._events.append(
             (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest, tpos)
         )
@@ -275,20 +275,7 @@ class SqliteTransaction:
                 for parent in after.message.after:
                     self._children.pop((after.tenant_id, parent), None)
             return
-        lease_expires = (
-            None if after.lease_expires_at is None else to_micros(after.lease_expires_at)
-        )
-        self._updates.append(
-            (
-                after.status.value,
-                to_micros(after.run_at),
-                lease_expires,
-                after.version,
-                encode_job(after),
-                after.enqueue_seq,
-                before.version,
-            )
-        )
+        self._updates.append((*moved_row(after), after.enqueue_seq, before.version))
 
     def _keep_ready(self, before: JobInfo | None, after: JobInfo) -> None:
         """Keep the read-ahead list exact across a job write."""
@@ -302,26 +289,6 @@ class SqliteTransaction:
             del self._ready[0]  # the head was leased (or canceled): the rest stay in order
         else:
             self._forget_ready()
-
-
-def job_row(job: JobInfo) -> tuple[Any, ...]:
-    """The parameters of `insert_job` for a job's state."""
-    message = job.message
-    lease_expires = None if job.lease_expires_at is None else to_micros(job.lease_expires_at)
-    return (
-        job.enqueue_seq,
-        job.tenant_id,
-        job.job_id,
-        job.status.value,
-        message.queue,
-        int(message.priority),
-        message.job_type,
-        to_micros(job.run_at),
-        lease_expires,
-        message.idempotency_key,
-        job.version,
-        encode_job(job),
-    )
 
 
 def recount_jobs(conn: sqlite3.Connection) -> None:

@@ -1,25 +1,24 @@
-"""Group commit: one writer thread runs the units of work of many callers in one
-transaction, and resumes each caller only after the commit that holds its events."""
+"""The SQLite writer: one thread owns the write connection and runs the kit's group
+commit batches (`dogqueue.backend.kit.batching`), one transaction each."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
-from dogqueue.engine import deliver, run_units, unwrap_refusal
+from dogqueue.engine import run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
-_Batch = list[tuple[UnitOfWork, "asyncio.Future[Any]"]]
 
 
 class GroupCommitWriter:
@@ -40,11 +39,9 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
-        self._pending: _Batch = []
-        #: A batch is on the writer thread (or its results are on their way back).
-        self._busy = False
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._group: GroupCommit[UnitOfWork] = GroupCommit(
+            self._run_on_thread, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+        )
         self._closing = False
         #: Transactions committed and units of work they held (for tests and benchmarks).
         self.commits = 0
@@ -71,51 +68,19 @@ class GroupCommitWriter:
         event loop (so calls made together share one commit); otherwise it starts when
         the current one has committed."""
         self._refuse_if_closing()
+        return self._group.submit(work)
+
+    async def _run_on_thread(self, works: list[UnitOfWork]) -> list[Any]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((work, future))
-        if not self._busy:
-            self._busy = True
-            self._idle.clear()
-            loop.call_soon(self._start_batch, loop)
-        return future
+        return await loop.run_in_executor(self._executor, self._commit, works)
 
-    def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending[:MAX_BATCH]
-        del self._pending[:MAX_BATCH]
-        self._executor.submit(self._run_and_report, loop, batch)
-
-    def _run_and_report(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
-        """On the writer thread: run the batch, then hand the results to the loop in
-        one call (no future to wrap, no task to wake in between)."""
-        try:
-            results = self._run_batch([work for work, _ in batch])
-        except BaseException as error:  # the thread itself failed: fail the batch
-            results = [error] * len(batch)
-        with contextlib.suppress(RuntimeError):  # a closed loop has no caller left to tell
-            loop.call_soon_threadsafe(self._finish_batch, loop, batch, results)
-
-    def _finish_batch(
-        self, loop: asyncio.AbstractEventLoop, batch: _Batch, results: list[Any]
-    ) -> None:
-        deliver([future for _, future in batch], results)
-        if self._pending:  # queued while this batch ran: the writer stays busy
-            self._start_batch(loop)
-        else:
-            self._busy = False
-            self._idle.set()
-
-    def _run_batch(self, works: list[UnitOfWork]) -> list[Any]:
-        try:
-            results = retry_busy(lambda: self._transaction(works), self._lock_wait)
-            self.commits += 1
-            self.units += len(works)
-            return results
-        except BaseException as error:
-            if len(works) == 1 or _locked_out(error):  # waiting again per unit won't help
-                return [_public(error)] * len(works)
-        # One unit broke the batch: run each alone, so it fails by itself.
-        return [self._run_batch([work])[0] for work in works]
+    def _commit(self, works: list[UnitOfWork]) -> list[Any]:
+        """On the writer thread: run `works` in one transaction (waiting out a busy
+        database up to the lock wait); raise if it failed."""
+        results = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        self.commits += 1
+        self.units += len(works)
+        return results
 
     def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
         if self._conn is None:
@@ -135,8 +100,7 @@ class GroupCommitWriter:
         """Finish pending work, then close the connection and stop the thread; work
         submitted from now on is refused with BackendClosed."""
         self._closing = True
-        while self._busy:
-            await asyncio.shield(self._idle.wait())
+        await self._group.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=True)
@@ -152,9 +116,11 @@ class GroupCommitWriter:
             self._conn = None
 
 
-def _locked_out(error: BaseException) -> bool:
+def _worth_a_split(error: BaseException) -> bool:
+    """Whether running each unit alone may help: not when the database stayed locked
+    (waiting again per unit won't help)."""
     cause = error.__cause__
-    return isinstance(cause, sqlite3.OperationalError) and is_busy(cause)
+    return not (isinstance(cause, sqlite3.OperationalError) and is_busy(cause))
 
 
 def _public(error: BaseException) -> BaseException:

@@ -2,18 +2,22 @@
 -- The connection's search_path names the queue's schema.
 
 -- name: schema_version_table
+-- Create the one-row table that records the schema version.
 CREATE TABLE IF NOT EXISTS schema_version (
     id      integer PRIMARY KEY CHECK (id = 1),
     version integer NOT NULL
 );
 
 -- name: schema_version
+-- The schema version the database is at.
 SELECT version FROM schema_version WHERE id = 1;
 
 -- name: schema_exists
+-- Whether the schema $1 exists.
 SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
 
 -- name: set_schema_version
+-- Record the schema version $1.
 INSERT INTO schema_version (id, version) VALUES (1, $1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
@@ -30,6 +34,7 @@ ORDER BY tenant_id, job_id
 FOR UPDATE;
 
 -- name: jobs_for_keys
+-- The jobs holding some (tenant, idempotency key) pairs.
 SELECT tenant_id, idempotency_key, job_id FROM jobs
 WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]));
 
@@ -58,6 +63,7 @@ LIMIT $4
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_expired
+-- Lock expired leases of every tenant, oldest expiry first, skipping locked rows.
 SELECT state, dependents FROM jobs
 WHERE status = 'leased' AND lease_expires_at <= $1
 ORDER BY lease_expires_at, enqueue_seq
@@ -65,6 +71,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_expired_of_tenant
+-- Lock expired leases of tenant $3, oldest expiry first, skipping locked rows.
 SELECT state, dependents FROM jobs
 WHERE tenant_id = $3 AND status = 'leased' AND lease_expires_at <= $1
 ORDER BY lease_expires_at, enqueue_seq
@@ -72,6 +79,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
 -- name: next_seqs
+-- Draw $1 event positions from the writers' sequence.
 SELECT nextval('event_seq') FROM generate_series(1, $1);
 
 -- name: server_now_and_seqs
@@ -84,6 +92,7 @@ INSERT INTO events (seq, tenant_id, job_id, version, type, data)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[]);
 
 -- name: insert_jobs
+-- Insert job rows, given column by column.
 INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
                   lease_expires_at, idempotency_key, version, state, dependents)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -91,10 +100,12 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[
                      $11::integer[], $12::bytea[], $13::integer[]);
 
 -- name: insert_edges
+-- Insert dependency edges, given column by column.
 INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]);
 
 -- name: delete_edges
+-- Delete every dependency edge (a projection rebuild).
 DELETE FROM job_edges;
 
 -- name: dependents_closure
@@ -117,12 +128,14 @@ ORDER BY e.tenant_id, e.parent_id, e.child_seq;
 SELECT to_regclass('job_edges') IS NOT NULL;
 
 -- name: dependencies
+-- Every dependency edge, by tenant and child.
 SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;
 
 -- name: flush
 -- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
 -- update is guarded by its version; if any guarded row moved (or an event's version is
--- taken: unique violation), the statement fails whole (division by zero), and the batch
+-- taken: unique violation), the statement fails whole (division by zero, which
+-- backend.py names VersionGuardTripped), and the batch
 -- is re-run on fresh state. Returns the highest seq written.
 WITH new_events AS (
     INSERT INTO events (seq, tenant_id, job_id, version, type, data)
@@ -158,6 +171,7 @@ SELECT (SELECT max(seq) FROM new_events)
           AND (SELECT count(*) FROM new_edges) = cardinality($30::text[]))::int;
 
 -- name: notify
+-- Send payload $2 on channel $1.
 SELECT pg_notify($1, $2);
 
 -- name: load_job
@@ -166,10 +180,12 @@ SELECT j.state, l.tpos FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 AND j.job_id = $2;
 
 -- name: all_jobs
+-- Every job with its enqueue event's log position, in enqueue order.
 SELECT j.state, l.pos, j.tenant_id, j.job_id FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 ORDER BY j.enqueue_seq;
 
 -- name: jobs_of_tenant
+-- A tenant's jobs with their enqueue event's tenant position.
 SELECT j.state, l.tpos, j.tenant_id, j.job_id FROM jobs j LEFT JOIN log l ON l.seq = j.enqueue_seq
 WHERE j.tenant_id = $1 ORDER BY j.enqueue_seq;
 
@@ -188,51 +204,64 @@ SELECT coalesce(l.tpos, 0), e.data FROM events e LEFT JOIN log l ON l.seq = e.se
 WHERE e.tenant_id = $1 AND e.job_id = $2 ORDER BY e.version;
 
 -- name: tenant_events
+-- A tenant's numbered events, in tenant position order.
 SELECT l.tpos, e.data FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.tenant_id = $1 ORDER BY l.tpos;
 
 -- name: records
+-- Numbered log records after position $1, in log order.
 SELECT l.pos, e.tenant_id, e.job_id, e.version, e.type, e.data, l.hash, l.tpos
 FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
 
 -- name: events_after
+-- Numbered events after position $1, in log order.
 SELECT l.pos, e.data FROM log l JOIN events e ON e.seq = l.seq
 WHERE l.pos > $1 ORDER BY l.pos LIMIT $2;
 
 -- name: unsealed
+-- Committed events the sequencer has not numbered yet, in commit order.
 SELECT e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data FROM events e
 WHERE NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
 ORDER BY e.xid, e.seq;
 
 -- name: is_sealed
+-- Whether the event written as seq $1 has a log position.
 SELECT EXISTS (SELECT 1 FROM log WHERE seq = $1);
 
 -- name: last_pos
+-- The last log position the sequencer gave.
 SELECT last_pos FROM log_head WHERE id = 1;
 
 -- name: chain_heads
+-- Each tenant's chain head: position and hash of its latest numbered event.
 SELECT tenant_id, pos, hash FROM chain_heads ORDER BY tenant_id;
 
 -- name: ready_tenants
+-- Tenants with a job ready in one of the queues $1 at time $2.
 SELECT DISTINCT tenant_id FROM jobs
 WHERE status = 'enqueued' AND queue = ANY($1::text[]) AND run_at <= $2
 ORDER BY tenant_id;
 
 -- name: next_run_at
+-- The earliest run time of an enqueued job in the queues $1.
 SELECT min(run_at) FROM jobs WHERE status = 'enqueued' AND queue = ANY($1::text[]);
 
 -- name: next_run_at_of_tenants
+-- The earliest run time of an enqueued job of the tenants $2 in the queues $1.
 SELECT min(run_at) FROM jobs
 WHERE status = 'enqueued' AND queue = ANY($1::text[]) AND tenant_id = ANY($2::text[]);
 
 -- name: all_events_by_job
+-- Every event, grouped by job in version order (a projection rebuild).
 SELECT seq, data FROM events ORDER BY tenant_id, job_id, version;
 
 -- name: delete_jobs
+-- Delete every job row (a projection rebuild).
 DELETE FROM jobs;
 
 -- name: lock_log_head
+-- Lock the log head: the last position and the sequencer's cursor.
 SELECT last_pos, cursor_xid::text, cursor_seq FROM log_head WHERE id = 1 FOR UPDATE;
 
 -- name: sealable
@@ -251,17 +280,21 @@ ORDER BY e.xid, e.seq
 LIMIT $3;
 
 -- name: heads_of_tenants
+-- The chain heads of some tenants.
 SELECT tenant_id, tpos, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]);
 
 -- name: insert_log
+-- Number events: their log rows, given column by column.
 INSERT INTO log (pos, seq, tenant_id, tpos, hash)
 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[]);
 
 -- name: save_heads
+-- Move tenants' chain heads, given column by column.
 INSERT INTO chain_heads (tenant_id, pos, tpos, hash)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
 ON CONFLICT (tenant_id) DO UPDATE
 SET pos = excluded.pos, tpos = excluded.tpos, hash = excluded.hash;
 
 -- name: move_cursor
+-- Move the log head past the events a sequencer step numbered.
 UPDATE log_head SET last_pos = $1, cursor_xid = $2::text::xid8, cursor_seq = $3 WHERE id = 1;

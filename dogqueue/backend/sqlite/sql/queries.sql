@@ -1,15 +1,18 @@
 -- Every statement the SQLite backend runs, by name. Loaded once by queries.py.
 
 -- name: schema_version_table
+-- Create the one-row table that records the schema version.
 CREATE TABLE IF NOT EXISTS schema_version (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL
 );
 
 -- name: schema_version
+-- The schema version the database is at.
 SELECT version FROM schema_version WHERE id = 1;
 
 -- name: set_schema_version
+-- Record the schema version ?1.
 INSERT INTO schema_version (id, version) VALUES (1, ?1)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version;
 
@@ -20,10 +23,12 @@ SELECT max(coalesce((SELECT max(seq) FROM events), 0),
        + 1;
 
 -- name: insert_event
+-- Append one event with its chain hash and tenant position.
 INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: load_job
+-- One job's state.
 SELECT state FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
 
 -- name: load_jobs
@@ -39,6 +44,7 @@ LEFT JOIN events ON events.tenant_id = jobs.tenant_id AND events.job_id = jobs.j
 WHERE jobs.tenant_id = ?1 AND jobs.job_id = ?2;
 
 -- name: job_for_key
+-- The job holding an idempotency key of a tenant.
 SELECT job_id FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2;
 
 -- name: latest_key
@@ -69,24 +75,29 @@ SELECT priority, run_at, enqueue_seq, state FROM (
 LIMIT ?4;
 
 -- name: expired_leases_of_tenant
+-- Tenant ?1's leases expired at ?2, oldest expiry first.
 SELECT state FROM jobs
 WHERE tenant_id = ?1 AND status = 'leased' AND lease_expires_at <= ?2
 ORDER BY lease_expires_at, enqueue_seq;
 
 -- name: expired_leases
+-- Every lease expired at ?1, oldest expiry first.
 SELECT state FROM jobs
 WHERE status = 'leased' AND lease_expires_at <= ?1
 ORDER BY lease_expires_at, enqueue_seq;
 
 -- name: insert_job
+-- Insert one job row.
 INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type, run_at,
                   lease_expires_at, idempotency_key, version, state)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_edge
+-- Insert one dependency edge.
 INSERT INTO job_edges (tenant_id, parent_id, child_seq, child_id) VALUES (?1, ?2, ?3, ?4);
 
 -- name: dependents
+-- A job's dependents, oldest first.
 SELECT child_id FROM job_edges WHERE tenant_id = ?1 AND parent_id = ?2 ORDER BY child_seq;
 
 -- name: dependents_of_jobs
@@ -100,9 +111,11 @@ ORDER BY child_seq;
 SELECT parent_id, child_id FROM job_edges WHERE tenant_id = ?1 ORDER BY child_seq;
 
 -- name: delete_edges
+-- Delete every dependency edge (a projection rebuild).
 DELETE FROM job_edges;
 
 -- name: delete_edges_of_child
+-- Delete a job's edges to its parents (archival).
 DELETE FROM job_edges WHERE tenant_id = ?1 AND child_id = ?2;
 
 -- name: add_to_job_count
@@ -111,6 +124,7 @@ INSERT INTO job_counts (tenant_id, status, jobs) VALUES (?1, ?2, ?3)
 ON CONFLICT (tenant_id, status) DO UPDATE SET jobs = jobs + excluded.jobs;
 
 -- name: delete_job_counts
+-- Delete the stored job counts (before counting again).
 DELETE FROM job_counts;
 
 -- name: count_jobs
@@ -119,22 +133,28 @@ INSERT INTO job_counts (tenant_id, status, jobs)
 SELECT tenant_id, status, count(*) FROM jobs GROUP BY tenant_id, status;
 
 -- name: update_job
+-- Move one job row, guarded by its version.
 UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
 WHERE enqueue_seq = ?6 AND version = ?7;
 
 -- name: history
+-- One job's events with their tenant positions, in version order.
 SELECT tpos, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
 
 -- name: read_events
+-- Events after position ?1, in log order.
 SELECT seq, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: all_jobs
+-- Every job's state, in enqueue order.
 SELECT state FROM jobs ORDER BY enqueue_seq;
 
 -- name: delete_jobs
+-- Delete every job row (a projection rebuild).
 DELETE FROM jobs;
 
 -- name: tenants_with_enqueued_jobs
+-- Every tenant with an enqueued job, walked along the ready index.
 WITH RECURSIVE tenants (tenant_id) AS (
     SELECT min(tenant_id) FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
     UNION ALL
@@ -145,6 +165,7 @@ WITH RECURSIVE tenants (tenant_id) AS (
 SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL;
 
 -- name: tenant_is_ready
+-- Whether tenant ?1 has a job ready in one of the queues ?2.
 SELECT EXISTS (
     SELECT 1 FROM json_each(?2) AS q, json_each('[0,1,2]') AS p
     WHERE EXISTS (SELECT 1 FROM jobs
@@ -153,59 +174,75 @@ SELECT EXISTS (
 );
 
 -- name: next_run_at_of_tenants
+-- The earliest run time of an enqueued job of some tenants in some queues.
 SELECT min((SELECT min(run_at) FROM jobs
             WHERE tenant_id = t.value AND queue = q.value AND priority = p.value
               AND status = 'enqueued'))
 FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
 
 -- name: data_version
+-- Changes when another connection commits (the writer's memo check).
 PRAGMA data_version;
 
 -- name: chain_head
+-- A tenant's chain head: hash and tenant position of its latest event.
 SELECT hash, tpos FROM chain_heads WHERE tenant_id = ?1;
 
 -- name: set_chain_head
+-- Move a tenant's chain head.
 INSERT INTO chain_heads (tenant_id, seq, hash, tpos) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (tenant_id) DO UPDATE
 SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
 
 -- name: unhashed_events
+-- Events written before the chain existed, after position ?1.
 SELECT seq, tenant_id, data FROM events WHERE hash IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2;
 
 -- name: set_event_hash
+-- Give an old event its chain hash.
 UPDATE events SET hash = ?1 WHERE seq = ?2;
 
 -- Archival (dogqueue/backend/sqlite/archive.py) ------------------------------------------
 
 -- name: archive_records
+-- Every record of an archive file, in log order.
 SELECT seq, tenant_id, job_id, version, type, data, hash, tpos FROM events ORDER BY seq;
 
 -- name: archive_anchors
+-- Every chain anchor of an archive file, in log order.
 SELECT seq, tenant_id, hash FROM chain_anchors ORDER BY seq;
 
 -- name: insert_event_row
+-- Copy one record into an archive (kept if already there).
 INSERT OR IGNORE INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
 
 -- name: delete_job_events
+-- Delete a job's events (archival moves them out).
 DELETE FROM events WHERE tenant_id = ?1 AND job_id = ?2;
 
 -- name: delete_job
+-- Delete a job row (archival moves it out).
 DELETE FROM jobs WHERE tenant_id = ?1 AND job_id = ?2;
 
 -- name: delete_anchors
+-- Delete every chain anchor (before writing them again).
 DELETE FROM chain_anchors;
 
 -- name: insert_anchor
+-- Record the chain hash an archived range ended on, per tenant.
 INSERT OR REPLACE INTO chain_anchors (seq, tenant_id, hash) VALUES (?1, ?2, ?3);
 
 -- name: insert_archived_range
+-- Record a position range moved out to an archive.
 INSERT INTO archived_ranges (first_seq, last_seq) VALUES (?1, ?2);
 
 -- name: insert_archive_cut
+-- Record one archival cut.
 INSERT INTO archive_cuts (archived_at, cut_before, archive, jobs, events, head_hash,
                           archive_events, archive_digest)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
 
 -- name: seq_hashes
+-- Every position and hash, in log order (an archive's fingerprint).
 SELECT seq, hash FROM events ORDER BY seq;

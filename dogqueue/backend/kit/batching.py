@@ -1,0 +1,82 @@
+"""Group commit: units of work from many callers wait in one pending list, run together
+as one batch (one transaction), and each caller is resumed with its own result once the
+batch is committed. A batch that fails is split: each unit re-runs alone, so one bad
+unit fails only its own caller.
+
+A backend passes how to run a batch (`run`: a list of units to their results, raising
+if the batch as a whole failed), which failures are worth a split (`splits`), and how a
+failure reaches a caller (`public`: driver errors become dogqueue errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from dogqueue.core.errors import BackendClosed
+from dogqueue.engine import deliver
+
+U = TypeVar("U")
+
+
+class GroupCommit(Generic[U]):
+    """Pending units → batches of at most `max_batch` → split on failure → delivered.
+
+    The first unit submitted while no batch runs starts one at the end of the event
+    loop's current turn, so units submitted together share one batch; units submitted
+    while a batch runs wait for the next one."""
+
+    def __init__(
+        self,
+        run: Callable[[list[U]], Awaitable[list[Any]]],
+        *,
+        max_batch: int,
+        public: Callable[[BaseException], BaseException],
+        splits: Callable[[BaseException], bool] = lambda error: True,
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._public = public
+        self._splits = splits
+        self._pending: list[tuple[U, asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def submit(self, unit: U) -> asyncio.Future[Any]:
+        """Queue `unit` for a batch; the future resolves with its result once committed
+        (BackendClosed once `close` has begun)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._closing:
+            future.set_exception(BackendClosed("backend is closed"))
+            return future
+        self._pending.append((unit, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return future
+
+    async def close(self) -> None:
+        """Refuse new units and wait until every pending one has its result."""
+        self._closing = True
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                results = await self._run_or_split([unit for unit, _ in batch])
+            except BaseException as error:  # the batch itself failed: fail its callers
+                results = [self._public(error)] * len(batch)
+            deliver([future for _, future in batch], results)
+
+    async def _run_or_split(self, units: list[U]) -> list[Any]:
+        try:
+            return await self._run(units)
+        except BaseException as error:
+            if len(units) == 1 or not self._splits(error):
+                return [self._public(error)] * len(units)
+        # One unit broke the batch: run each alone, so it fails by itself.
+        return [(await self._run_or_split([unit]))[0] for unit in units]

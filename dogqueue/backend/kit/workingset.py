@@ -1,0 +1,210 @@
+"""The in-memory working set: job rows (the projection) with the indexes a unit of work
+reads through (ready heaps per queue, lease expiries, idempotency keys, dependents).
+
+The memory backend keeps its whole projection in one; a batching backend (PostgreSQL,
+Redis next) seeds one per batch with the rows the batch declared, runs the batch's units
+on it, and flushes what they saved. Subclasses add `append` (the log) and may record
+undo steps through `_remember`. Index entries are dropped lazily: an entry counts only
+while its job still has the entry's version.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple, TypeVar
+
+from dogqueue.core.cron import KEY_NAMESPACE
+from dogqueue.core.job import JobInfo
+from dogqueue.core.order import DequeueKey, dequeue_key
+from dogqueue.core.projection import JobKey
+from dogqueue.core.status import JobStatus
+
+
+class _ReadyEntry(NamedTuple):
+    key: DequeueKey
+    job_id: str
+    version: int
+
+
+class _TimedEntry(NamedTuple):
+    when: datetime
+    tenant_id: str
+    job_id: str
+    version: int
+
+
+_E = TypeVar("_E", _ReadyEntry, _TimedEntry)
+
+
+class WorkingSet:
+    """Job rows and their dequeue, lease, key and dependents indexes; the read half of
+    the engine's Transaction, plus `save`."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[JobKey, JobInfo] = {}
+        self.keys: dict[tuple[str, str], str] = {}
+        #: Each tenant's idempotency keys in the cron namespace, sorted (for latest_key).
+        self.schedule_keys: dict[str, list[str]] = defaultdict(list)
+        # (tenant, queue) -> jobs waiting for their run_at / jobs due, in dequeue order
+        self.scheduled: dict[tuple[str, str], list[_TimedEntry]] = defaultdict(list)
+        self.ready: dict[tuple[str, str], list[_ReadyEntry]] = defaultdict(list)
+        self.leases: dict[str, list[_TimedEntry]] = defaultdict(list)
+        #: Each job's dependents (the jobs whose `after` names it), oldest first.
+        self.children: dict[JobKey, list[str]] = defaultdict(list)
+
+    def _remember(self, step: Callable[[], None]) -> None:
+        """Keep an undo step of a change (a subclass with rollback records it)."""
+
+    def _pop(self, heap: list[_E]) -> _E:
+        """Pop an index entry; a rollback pushes it back."""
+        entry = heapq.heappop(heap)
+        self._remember(lambda: heapq.heappush(heap, entry))
+        return entry
+
+    def _current(self, tenant_id: str, job_id: str, version: int) -> JobInfo | None:
+        job = self.jobs.get((tenant_id, job_id))
+        return job if job is not None and job.version == version else None
+
+    # -- the read half of Transaction ---------------------------------------------------
+
+    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
+        return self.jobs.get((tenant_id, job_id))
+
+    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
+        return self.keys.get((tenant_id, idempotency_key))
+
+    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
+        keys = self.schedule_keys.get(tenant_id)
+        if not keys:
+            return None
+        # The greatest key below the first string after every key that starts with prefix.
+        index = bisect.bisect_left(keys, prefix + "\U0010ffff")
+        if index == 0 or not keys[index - 1].startswith(prefix):
+            return None
+        key = keys[index - 1]
+        return key, self.keys[(tenant_id, key)]
+
+    def _add_key(self, tenant_id: str, key: str, job_id: str) -> None:
+        self.keys[(tenant_id, key)] = job_id
+        if key.startswith(KEY_NAMESPACE):
+            bisect.insort(self.schedule_keys[tenant_id], key)
+
+    def _drop_key(self, tenant_id: str, key: str) -> None:
+        self.keys.pop((tenant_id, key), None)
+        if key.startswith(KEY_NAMESPACE):
+            keys = self.schedule_keys[tenant_id]
+            index = bisect.bisect_left(keys, key)
+            if index < len(keys) and keys[index] == key:
+                del keys[index]
+
+    def _promote(self, tenant_id: str, queue: str, now: datetime) -> None:
+        scheduled = self.scheduled.get((tenant_id, queue))
+        if not scheduled:
+            return
+        ready = self.ready[(tenant_id, queue)]
+        while scheduled and scheduled[0].when <= now:
+            entry = self._pop(scheduled)
+            job = self._current(tenant_id, entry.job_id, entry.version)
+            if job is not None and job.status is JobStatus.ENQUEUED:
+                heapq.heappush(
+                    ready,
+                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                )
+
+    def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
+        self._promote(tenant_id, queue, now)
+        ready = self.ready.get((tenant_id, queue))
+        while ready:
+            entry = ready[0]
+            job = self._current(tenant_id, entry.job_id, entry.version)
+            if job is not None and job.status is JobStatus.ENQUEUED:
+                return entry
+            self._pop(ready)
+        return None
+
+    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
+        best: _ReadyEntry | None = None
+        for queue in queues:
+            head = self._head(tenant_id, queue, now)
+            if head is not None and (best is None or head < best):
+                best = head
+        return None if best is None else self.jobs[(tenant_id, best.job_id)]
+
+    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
+        return list(self.children.get((tenant_id, job_id), ()))
+
+    def _adopt(self, child: JobInfo) -> None:
+        """Record a new job as a dependent of each of its parents."""
+        for parent in child.message.after:
+            siblings = self.children[(child.tenant_id, parent)]
+            siblings.append(child.job_id)
+            self._remember(siblings.pop)  # type: ignore[arg-type]  # its result is unused
+
+    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
+        tenants = [tenant_id] if tenant_id is not None else list(self.leases)
+        expired: list[JobInfo] = []
+        for tenant in tenants:
+            heap = self.leases.get(tenant)
+            while heap and heap[0].when <= now:
+                entry = self._pop(heap)
+                job = self._current(tenant, entry.job_id, entry.version)
+                if job is not None and job.status is JobStatus.LEASED:
+                    expired.append(job)
+        expired.sort(key=lambda job: (job.lease_expires_at, job.enqueue_seq))
+        return expired
+
+    def save(self, before: JobInfo | None, after: JobInfo) -> None:
+        key = (after.tenant_id, after.job_id)
+        previous = self.jobs.get(key)
+        self.jobs[key] = after
+        new_key = None
+        if before is None and after.message.idempotency_key is not None:
+            new_key = after.message.idempotency_key
+            self._add_key(after.tenant_id, new_key, after.job_id)
+
+        def undo() -> None:
+            if previous is None:
+                self.jobs.pop(key, None)
+            else:
+                self.jobs[key] = previous
+                self._index(previous)  # its index entries may have been popped
+            if new_key is not None:
+                self._drop_key(after.tenant_id, new_key)
+
+        self._remember(undo)
+        if before is None:
+            self._adopt(after)
+        self._index(after)
+
+    def _index(self, job: JobInfo) -> None:
+        if job.status is JobStatus.ENQUEUED:
+            heapq.heappush(
+                self.scheduled[(job.tenant_id, job.message.queue)],
+                _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
+            )
+        elif job.status is JobStatus.LEASED:
+            assert job.lease_expires_at is not None
+            heapq.heappush(
+                self.leases[job.tenant_id],
+                _TimedEntry(job.lease_expires_at, job.tenant_id, job.job_id, job.version),
+            )
+
+    def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
+        """Replace the projection and its indexes with `jobs`."""
+        self.jobs = dict(jobs)
+        self.keys = {}
+        self.schedule_keys.clear()
+        for job in jobs.values():
+            if job.message.idempotency_key is not None:
+                self._add_key(job.tenant_id, job.message.idempotency_key, job.job_id)
+        self.scheduled.clear()
+        self.ready.clear()
+        self.leases.clear()
+        self.children.clear()
+        for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
+            self._index(job)
+            self._adopt(job)
