@@ -14,8 +14,8 @@ from dogqueue import JobStatus
 from dogqueue.audit.api import explain_job, jobs_at, tenant_as_of
 from dogqueue.audit.timetravel import AsOf, events_as_of
 from dogqueue.backend.base import EngineBackend
+from dogqueue.testing.conformance.fixtures import MakeBackend
 from tests.audit.audit_workload import ACME, message
-from tests.conftest import BackendFactory
 
 #: A negative number where explain shows a span ("ran for -59.0 s", "(-4.0 min ago)").
 NEGATIVE = re.compile(r"[ (]-\d")
@@ -43,7 +43,7 @@ def clock() -> SkewedClocks:
 
 
 @pytest.fixture
-async def skewed(make_backend: BackendFactory, clock: SkewedClocks) -> AsyncIterator[EngineBackend]:
+async def skewed(make_backend: MakeBackend, clock: SkewedClocks) -> AsyncIterator[EngineBackend]:
     async with make_backend(clock=clock) as backend:
         yield backend
 
