@@ -159,7 +159,11 @@ def builtin_factory(name: str) -> BackendFactory:
         from dogqueue.testing.postgres import PostgresFactory  # needs the postgres extra
 
         return PostgresFactory()
-    return {"memory": MemoryFactory, "sqlite": SqliteFactory}[name]()
+    if name == "sqlite":
+        return SqliteFactory()
+    if name == "memory":
+        return MemoryFactory()
+    raise ValueError(f"no built-in backend called {name!r}")
 
 
 def default_factories() -> dict[str, BackendFactory]:

@@ -52,11 +52,15 @@ def make_backend(backend_factory: BackendFactory, clock: FakeClock) -> Iterator[
     """Makes backends from the factory under test; discards their storage afterwards."""
     made: list[tuple[BackendFactory, Backend]] = []
 
-    def make(*, config: QueueConfig | None = None, clock: Clock = clock, **options: Any) -> Backend:
+    test_clock = clock
+
+    def make(
+        *, config: QueueConfig | None = None, clock: Clock | None = None, **options: Any
+    ) -> Backend:
         factory = backend_factory
         if options:
             factory = hook(backend_factory, "with_options")(**options)
-        backend = factory(clock=clock, config=config or QueueConfig())
+        backend = factory(clock=clock or test_clock, config=config or QueueConfig())
         made.append((factory, backend))
         return backend
 

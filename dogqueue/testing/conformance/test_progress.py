@@ -25,7 +25,7 @@ async def test_progress_is_recorded_and_explained(backend: Backend) -> None:
     assert isinstance(beat, Heartbeat)
     assert (beat.progress, beat.progress_message) == (0.25, "row 250 of 1000")
     job = await backend.get_job(ACME, job_id)
-    now = backend.now()
+    now = backend.clock()
     said = explain(job, history, now, jobs_ahead(job, [], now))
     assert "reported 25% done" in " ".join(said.details) and "row 250 of 1000" in str(said)
 
