@@ -5,10 +5,11 @@ leases commit does not strand them."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
-from dogqueue import QueueCtx
+from dogqueue import FakeClock, QueueCtx
 from dogqueue.backend.contract import Backend
 from dogqueue.core.status import JobStatus
 from dogqueue.testing.conformance.fixtures import MakeBackend, hook
@@ -20,12 +21,13 @@ ACME = QueueCtx("acme")
 
 
 async def test_a_transaction_lost_before_its_commit_leaves_nothing(
-    backend: Backend, backend_factory: BackendFactory
+    backend: Backend, backend_factory: BackendFactory, clock: FakeClock
 ) -> None:
     crash = hook(backend_factory, "crash_mid_transaction")
-    kept = await backend.enqueue(ACME, message("kept"))
+    kept, expiring = await backend.enqueue_many(ACME, [message("kept"), message("expiring")])
     lease = await backend.dequeue(ACME, ["default"])
-    assert lease is not None
+    assert lease is not None and lease.job_id == kept
+    assert await backend.dequeue(ACME, ["default"], lease_duration=timedelta(seconds=30))
     before_log = await backend.read_events()
     before_jobs = await backend.projected_jobs()
 
@@ -34,12 +36,15 @@ async def test_a_transaction_lost_before_its_commit_leaves_nothing(
 
     assert await backend.read_events() == before_log
     assert await backend.projected_jobs() == before_jobs
-    # The backend goes on, and the leased job is still leased and can be completed.
+    # The backend goes on: the leases it lost nothing of complete, or expire once.
     assert await backend.get_status(ACME, kept) is JobStatus.LEASED
     await backend.ack_complete(ACME, lease)
     assert await backend.get_status(ACME, kept) is JobStatus.COMPLETED
+    clock.advance(timedelta(seconds=31))
+    assert await backend.reap_expired() == 1
+    assert [e.type for e in await backend.history(ACME, expiring)][-1] == "expired"
     await backend.enqueue(ACME, message("after"))
-    assert len(await backend.read_events()) == len(before_log) + 2
+    assert len(await backend.read_events()) == len(before_log) + 3
 
 
 async def test_the_log_and_jobs_survive_close_and_reopen(
