@@ -38,7 +38,7 @@ class PostgresFactory(BuiltinFactory):
             schema=schema,
             clock=clock,
             config=config,
-            **{"listen": False, **self._backend_options()},
+            **self._backend_options(),
         )
 
     def reopen(self, backend: Backend) -> Backend:
