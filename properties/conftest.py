@@ -1,37 +1,25 @@
-"""Property-suite options: `--dogqueue-backend=package.module:factory` picks the backend
-under test (default: the memory and SQLite backends); $HYPOTHESIS_PROFILE picks "ci"
+"""Property-suite options: `--dogqueue-backend=package.module:factory` (registered by
+dogqueue's pytest plugin) picks the backend under test (default: the memory, SQLite and
+PostgreSQL backends, the last marked `postgres`); $HYPOTHESIS_PROFILE picks "ci"
 (default) or "deep"."""
 
 from __future__ import annotations
 
 import pytest
 
-from dogqueue.testing import (
-    BackendFactory,
-    MemoryFactory,
-    default_factories,
-    load_factory,
-    load_profile,
-)
+from dogqueue.testing import BackendFactory, MemoryFactory, load_factory, load_profile
+from dogqueue.testing.conformance.fixtures import backend_factory
+from dogqueue.testing.pytest_plugin import backend_factory_params
+
+__all__ = ["backend_factory"]
 
 load_profile()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--dogqueue-backend",
-        default=None,
-        metavar="MODULE:FACTORY",
-        help="run the property suite against the backend factory(*, clock, config) returns",
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend_factory" not in metafunc.fixturenames:
-        return
-    spec = metafunc.config.getoption("--dogqueue-backend")
-    factories = {spec: load_factory(spec)} if spec else default_factories()
-    metafunc.parametrize("backend_factory", list(factories.values()), ids=list(factories))
+    if "backend_factory" in metafunc.fixturenames:
+        params = backend_factory_params(metafunc.config)
+        metafunc.parametrize("backend_factory", params, indirect=True)
 
 
 @pytest.fixture

@@ -1,35 +1,44 @@
-"""Fixtures shared by every test tier: a fake clock and a backend of each kind."""
+"""Fixtures shared by every test tier: a fake clock and a backend of each built-in kind
+(the conformance suite's fixtures, on the built-in factories whatever
+`--dogqueue-backend` says). A test on the PostgreSQL backend, or asking for a schema,
+is marked `postgres`, so it skips where no server runs (and fails under CI=true)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from dogqueue import FakeClock, QueueConfig
-from dogqueue.backend.base import EngineBackend
-from dogqueue.backend.memory import MemoryBackend
-from dogqueue.backend.postgres import PostgresBackend
-from dogqueue.backend.postgres.backend import default_dsn
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.testing.conformance.fixtures import (
+    MakeBackend,
+    backend,
+    backend_factory,
+    clock,
+    make_backend,
+)
+from dogqueue.testing.pytest_plugin import backend_factory_params
 
-BackendFactory = Callable[..., EngineBackend]
-BACKEND_KINDS = ["memory", "sqlite", "postgres"]
+__all__ = ["MakeBackend", "backend", "backend_factory", "clock", "make_backend"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_factory" in metafunc.fixturenames:
+        params = backend_factory_params(metafunc.config, builtin_only=True)
+        metafunc.parametrize("backend_factory", params, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "pg_schema" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A clock that moves only when a test advances it."""
-    return FakeClock()
-
-
-@pytest.fixture(params=BACKEND_KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
+    """The name of the built-in backend under test (memory, sqlite or postgres)."""
+    kind: str = request.node.callspec.params["backend_factory"]
     return kind
 
 
@@ -43,6 +52,9 @@ def pg_schema() -> Iterator[str]:
 
 def drop_schema(schema: str) -> None:
     """Drop a test schema, and those named after it, with everything in them."""
+    import asyncpg  # only the PostgreSQL tier needs the driver
+
+    from dogqueue.backend.postgres.backend import default_dsn
 
     async def drop() -> None:
         conn = await asyncpg.connect(default_dsn())
@@ -58,37 +70,3 @@ def drop_schema(schema: str) -> None:
             await conn.close()
 
     asyncio.run(drop())
-
-
-def _identifier(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text.lower())
-
-
-@pytest.fixture
-def make_backend(
-    backend_kind: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
-) -> BackendFactory:
-    """Makes unopened backends of the parametrized kind; SQLite ones share one file in
-    a temporary directory unless given another path, PostgreSQL ones one fresh schema."""
-    schema = request.getfixturevalue("pg_schema") if backend_kind == "postgres" else ""
-
-    def make(
-        *, config: QueueConfig | None = None, path: Path | None = None, **kwargs: object
-    ) -> EngineBackend:
-        kwargs.setdefault("clock", clock)
-        if backend_kind == "memory":
-            return MemoryBackend(config=config, **kwargs)  # type: ignore[arg-type]
-        if backend_kind == "postgres":
-            # Another path is another store: here, another schema with the same prefix.
-            name = schema if path is None else f"{schema}_{_identifier(path.name)}"
-            return PostgresBackend(default_dsn(), schema=name, config=config, **kwargs)  # type: ignore[arg-type]
-        return SqliteBackend(path or tmp_path / "queue.db", config=config, **kwargs)  # type: ignore[arg-type]
-
-    return make
-
-
-@pytest.fixture
-async def backend(make_backend: BackendFactory) -> AsyncIterator[EngineBackend]:
-    """An open backend of each kind on the fake clock."""
-    async with make_backend() as opened:
-        yield opened

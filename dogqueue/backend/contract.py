@@ -1,5 +1,5 @@
 """The storage contract every dogqueue backend fulfils, and that the shared conformance
-suite (tests/conformance) and the property suite (dogqueue.testing) check."""
+suite (dogqueue.testing.conformance) and the property suite (dogqueue.testing) check."""
 
 from __future__ import annotations
 

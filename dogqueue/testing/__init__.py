@@ -8,6 +8,8 @@
 
 `my_factory(*, clock, config)` returns a new, unopened backend; see
 `dogqueue.testing.factories` for the optional hooks that check persistence and crashes.
+The same factory runs the conformance suite (`dogqueue.testing.conformance`):
+`python -m pytest --pyargs dogqueue.testing.conformance --dogqueue-backend=MODULE:FACTORY`.
 
 For your own jobs' tests, `run_until_idle` and the pytest fixtures (`dogqueue_clock`,
 `dogqueue_backend`, `dogqueue_adapter`, registered automatically when dogqueue is

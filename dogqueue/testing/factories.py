@@ -1,33 +1,41 @@
 """Backend factories for the property suite: the built-in backends, and loading a user's.
 
-A factory is called as `factory(*, clock, config)` and returns a new, unopened backend.
-It may also offer these optional hooks, which switch on more of the suite:
+A factory is called as `factory(*, clock, config)` and returns a new, unopened backend
+on storage of its own. It may also offer these optional hooks, which switch on more of
+the property and conformance suites (a test needing a hook the factory lacks is skipped):
 
-- `reopen(backend) -> Backend`: a new, unopened backend on the same storage as the
-  (closed) `backend`; the state machine then closes and reopens storage, and checks that
-  the log and every job survive exactly.
+- `reopen(backend) -> Backend`: a new, unopened backend on the same storage as
+  `backend`; the state machine closes `backend` first and checks that the log and every
+  job survive exactly; the conformance suite also opens one beside an open `backend`,
+  as a second process would.
 - `async crash_mid_transaction(backend)`: start a write transaction, write to it, and lose
-  it abruptly before the commit; the state machine then checks nothing half-written shows.
-- `discard(backend)`: remove the storage a run used (temporary files).
+  it abruptly before the commit; the suites then check nothing half-written shows.
+- `discard(backend)`: remove the storage a run used (temporary files, a schema).
+
+The built-in factories offer every hook, and `with_options(**options)`: the same factory
+passing more keyword arguments (`audit_key`, `draw`) to the backend's constructor.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, Self
 
+from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.contract import Backend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.message import JobMessage
-from dogqueue.engine import Reads, Transaction
+from dogqueue.engine import Engine, Reads, Transaction
 
 
 class BackendFactory(Protocol):
@@ -45,17 +53,72 @@ class CrashSimulated(Exception):
 JITTER_SEED = 20300101
 
 
-class MemoryFactory:
-    """In-memory backends (nothing persists, so no reopen)."""
+class BuiltinFactory:
+    """What the built-in factories share: keyword options for the backend's constructor
+    (a seeded jitter draw unless given another)."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def with_options(self, **options: Any) -> Self:
+        """This factory, passing `options` to the backend's constructor as well."""
+        made = copy.copy(self)
+        made.options = {**self.options, **options}
+        return made
+
+    def _backend_options(self) -> dict[str, Any]:
+        return {"draw": random.Random(JITTER_SEED).random, **self.options}
+
+
+class MemoryFactory(BuiltinFactory):
+    """In-memory backends; a reopened one shares the (in-process) store of the first."""
 
     def __call__(self, *, clock: Clock, config: QueueConfig) -> Backend:
-        return MemoryBackend(clock=clock, config=config, draw=random.Random(JITTER_SEED).random)
+        return MemoryBackend(clock=clock, config=config, **self._backend_options())
+
+    def reopen(self, backend: Backend) -> Backend:
+        """A new backend on the same in-memory store as `backend`."""
+        assert isinstance(backend, MemoryBackend)
+        again = MemoryBackend(
+            clock=backend.clock,
+            config=backend.config,
+            **{**self._backend_options(), "audit_key": backend.audit_key},
+        )
+        again._store = backend._store
+        return again
+
+    async def crash_mid_transaction(self, backend: Backend) -> None:
+        """Run real units of work in one transaction, then fail before it ends."""
+        assert isinstance(backend, MemoryBackend)
+        await backend.open()
+        await _lose_doomed_transaction(backend)
 
     def __repr__(self) -> str:
         return "MemoryFactory()"
 
 
-class SqliteFactory:
+def _doomed_units(engine: Engine) -> Callable[[Transaction, datetime], None]:
+    """Units of work that enqueue a job and cancel every leased job, then fail."""
+
+    def doomed(tx: Transaction, now: datetime) -> None:
+        message = JobMessage(job_type="doomed", payload_bytes=b"{}")
+        engine.enqueue(tx, "acme", (message,), now)
+        for job in tx.expired_leases(None, now + timedelta(days=3650)):
+            engine.cancel(tx, job.tenant_id, job.job_id, now)
+        raise CrashSimulated("connection lost before COMMIT")
+
+    return doomed
+
+
+async def _lose_doomed_transaction(backend: EngineBackend) -> None:
+    try:
+        await backend._transact(_doomed_units(backend._engine), Reads(new_jobs=1, expired=(None,)))
+    except CrashSimulated:
+        return
+    raise AssertionError("the doomed transaction did not fail")
+
+
+class SqliteFactory(BuiltinFactory):
     """SQLite backends, each on a file in its own temporary directory."""
 
     def __call__(self, *, clock: Clock, config: QueueConfig) -> Backend:
@@ -63,9 +126,7 @@ class SqliteFactory:
         return self._open_at(directory / "queue.db", clock, config)
 
     def _open_at(self, path: Path, clock: Clock, config: QueueConfig) -> SqliteBackend:
-        return SqliteBackend(
-            path, clock=clock, config=config, draw=random.Random(JITTER_SEED).random
-        )
+        return SqliteBackend(path, clock=clock, config=config, **self._backend_options())
 
     def reopen(self, backend: Backend) -> Backend:
         """A new backend on the same file as `backend`."""
@@ -76,21 +137,8 @@ class SqliteFactory:
         """Run real units of work in one writer transaction (enqueue a job, cancel every
         leased job), then fail before the commit, as a dropped connection would."""
         assert isinstance(backend, SqliteBackend)
-        engine = backend._engine
-
-        def doomed(tx: Transaction, now: datetime) -> None:
-            message = JobMessage(job_type="doomed", payload_bytes=b"{}")
-            engine.enqueue(tx, "acme", (message,), now)
-            for job in tx.expired_leases(None, now + timedelta(days=3650)):
-                engine.cancel(tx, job.tenant_id, job.job_id, now)
-            raise CrashSimulated("connection lost before COMMIT")
-
         await backend.open()
-        try:
-            await backend._transact(doomed, Reads(new_jobs=1, expired=(None,)))
-        except CrashSimulated:
-            return
-        raise AssertionError("the doomed transaction did not fail")
+        await _lose_doomed_transaction(backend)
 
     def discard(self, backend: Backend) -> None:
         """Delete the backend's temporary directory."""
@@ -101,11 +149,26 @@ class SqliteFactory:
         return "SqliteFactory()"
 
 
+#: The built-in backends the suites run on without `--dogqueue-backend`, by name.
+BUILTIN_NAMES = ("memory", "sqlite", "postgres")
+
+
+def builtin_factory(name: str) -> BackendFactory:
+    """The built-in factory called `name` (one of BUILTIN_NAMES)."""
+    if name == "postgres":
+        from dogqueue.testing.postgres import PostgresFactory  # needs the postgres extra
+
+        return PostgresFactory()
+    if name == "sqlite":
+        return SqliteFactory()
+    if name == "memory":
+        return MemoryFactory()
+    raise ValueError(f"no built-in backend called {name!r}")
+
+
 def default_factories() -> dict[str, BackendFactory]:
     """The built-in backends the suite runs on without `--dogqueue-backend`."""
-    from dogqueue.testing.postgres import PostgresFactory  # needs the postgres extra
-
-    return {"memory": MemoryFactory(), "sqlite": SqliteFactory(), "postgres": PostgresFactory()}
+    return {name: builtin_factory(name) for name in BUILTIN_NAMES}
 
 
 def load_factory(spec: str) -> BackendFactory:

@@ -4,9 +4,9 @@ crash hooks (the crash kills the writing connection with `pg_terminate_backend`)
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -18,16 +18,15 @@ from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.message import JobMessage
 from dogqueue.engine import Reads, Transaction
-
-#: The same jitter seed as the other built-in factories.
-JITTER_SEED = 20300101
+from dogqueue.testing.factories import BuiltinFactory
 
 
-class PostgresFactory:
+class PostgresFactory(BuiltinFactory):
     """PostgreSQL backends on the server at $DOGQUEUE_PG_DSN (default: the local one),
     each in a schema of its own."""
 
-    def __init__(self, dsn: str | None = None) -> None:
+    def __init__(self, dsn: str | None = None, **options: Any) -> None:
+        super().__init__(**options)
         self.dsn = dsn or default_dsn()
 
     def __call__(self, *, clock: Clock, config: QueueConfig) -> Backend:
@@ -39,8 +38,7 @@ class PostgresFactory:
             schema=schema,
             clock=clock,
             config=config,
-            draw=random.Random(JITTER_SEED).random,
-            listen=False,
+            **self._backend_options(),
         )
 
     def reopen(self, backend: Backend) -> Backend:

@@ -18,10 +18,10 @@ from dogqueue.backend.sqlite.queries import Q
 from dogqueue.cli import main
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.testing.conformance.fixtures import MakeBackend
 from tests.audit.audit_workload import ACME, message, write_story
 from tests.audit.file_edits import edit, rows
 from tests.audit.sync_log import run_sync
-from tests.conftest import BackendFactory
 
 KEY = b"k" * 32
 #: Attack -> caught? in the modes (no key, no checkpoint), (no key, checkpoint),
@@ -228,7 +228,7 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
     assert raised.value.field == "audit_key"
 
 
-async def test_every_backend_writes_a_keyed_chain(make_backend: BackendFactory) -> None:
+async def test_every_backend_writes_a_keyed_chain(make_backend: MakeBackend) -> None:
     async with make_backend(audit_key=KEY) as backend:
         job_id = await backend.enqueue(ACME, message())
         lease = await backend.dequeue(ACME, ["default"])

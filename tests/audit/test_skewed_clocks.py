@@ -13,9 +13,9 @@ import pytest
 from dogqueue import JobStatus
 from dogqueue.audit.api import explain_job, jobs_at, tenant_as_of
 from dogqueue.audit.timetravel import AsOf, events_as_of
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
+from dogqueue.testing.conformance.fixtures import MakeBackend
 from tests.audit.audit_workload import ACME, message
-from tests.conftest import BackendFactory
 
 #: A negative number where explain shows a span ("ran for -59.0 s", "(-4.0 min ago)").
 NEGATIVE = re.compile(r"[ (]-\d")
@@ -43,12 +43,12 @@ def clock() -> SkewedClocks:
 
 
 @pytest.fixture
-async def skewed(make_backend: BackendFactory, clock: SkewedClocks) -> AsyncIterator[EngineBackend]:
+async def skewed(make_backend: MakeBackend, clock: SkewedClocks) -> AsyncIterator[Backend]:
     async with make_backend(clock=clock) as backend:
         yield backend
 
 
-async def _skewed_story(backend: EngineBackend, clock: SkewedClocks) -> tuple[str, str]:
+async def _skewed_story(backend: Backend, clock: SkewedClocks) -> tuple[str, str]:
     """Job `late` is enqueued at t0+10 s, leased by a worker whose clock is 5 s behind
     (t0+5 s) and acked at t0+12 s; job `ahead` is leased by a worker 60 s ahead and
     acked by one on time, so it 'ran for' a negative span by the stamps."""
@@ -70,7 +70,7 @@ async def _skewed_story(backend: EngineBackend, clock: SkewedClocks) -> tuple[st
 
 
 async def test_as_of_a_time_never_folds_a_history_with_a_hole(
-    skewed: EngineBackend, clock: SkewedClocks
+    skewed: Backend, clock: SkewedClocks
 ) -> None:
     backend, start = skewed, clock()
     late, ahead = await _skewed_story(backend, clock)
@@ -97,7 +97,7 @@ async def test_as_of_a_time_never_folds_a_history_with_a_hole(
 
 
 async def test_explain_never_shows_a_negative_duration(
-    skewed: EngineBackend, clock: SkewedClocks
+    skewed: Backend, clock: SkewedClocks
 ) -> None:
     backend, start = skewed, clock()
     _, ahead = await _skewed_story(backend, clock)

@@ -33,6 +33,8 @@ from dogqueue.backend.sqlite import SqliteBackend
 from tests.integration.pg_client import message
 from tests.integration.test_postgres_processes import assert_chains_verify
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 ACME = QueueCtx("acme")
 

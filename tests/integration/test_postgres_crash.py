@@ -19,6 +19,8 @@ from dogqueue.backend.postgres.backend import default_dsn
 from tests.runtime.crash_app import CRASH_CONFIG
 from tests.runtime.test_worker_crash import _message, assert_nothing_lost
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 3_000
 TENANTS = [f"tenant-{i}" for i in range(4)]

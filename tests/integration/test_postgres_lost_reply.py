@@ -14,6 +14,8 @@ from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.engine import Reads, Transaction
 from tests.integration.pg_client import message
 
+pytestmark = pytest.mark.postgres
+
 ACME = QueueCtx("acme")
 
 

@@ -25,6 +25,8 @@ from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.log.reader import LogReader
 from tests.integration.pg_client import message
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = [f"tenant-{i}" for i in range(4)]
 

@@ -14,6 +14,8 @@ from dogqueue.backend.postgres import PostgresBackend, sequencer
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.postgres.queries import Q
 
+pytestmark = pytest.mark.postgres
+
 
 async def test_a_step_stuck_mid_transaction_is_ended_and_the_others_go_on(
     pg_schema: str, monkeypatch: pytest.MonkeyPatch

@@ -21,6 +21,8 @@ from dogqueue.backend.postgres import PostgresBackend, PostgresLog
 from dogqueue.backend.postgres.backend import default_dsn
 from tests.integration.pg_client import message
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

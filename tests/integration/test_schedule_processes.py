@@ -84,11 +84,14 @@ async def jobs_in(db: str) -> Counter[tuple[str, str | None]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_three_processes_enqueue_each_tick_once(
-    kind: str, tmp_path: Path, pg_schema: str
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    db = str(tmp_path / "queue.db") if kind == "sqlite" else f"{default_dsn()}?schema={pg_schema}"
+    if kind == "sqlite":
+        db = str(tmp_path / "queue.db")
+    else:
+        db = f"{default_dsn()}?schema={request.getfixturevalue('pg_schema')}"
     made = await asyncio.to_thread(run_in_step, db)
     found = await jobs_in(db)
     expected = await one_process_alone()

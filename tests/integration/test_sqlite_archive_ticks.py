@@ -10,7 +10,7 @@ from pathlib import Path
 from dogqueue import Completion, FakeClock, QueueAdapter, Schedule, enqueue_due
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
-from tests.conformance.test_schedules import ACME, T0, Report
+from dogqueue.testing.conformance.test_schedules import ACME, T0, Report
 
 
 def _schedule(name: str) -> Schedule:

@@ -26,6 +26,8 @@ from dogqueue.core.events import Canceled, Completed
 from dogqueue.core.message import JobMessage, QueueCtx
 from tests.web.workload import ACME_TOKEN, ADMIN_TOKEN, TOKENS_TEXT, Workload, populate
 
+pytestmark = pytest.mark.chromium
+
 #: Debian's package (`.ci/run` installs it); Playwright's own browser download is never used.
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

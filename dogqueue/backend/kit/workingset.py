@@ -170,8 +170,9 @@ class WorkingSet:
             if previous is None:
                 self.jobs.pop(key, None)
             else:
+                # Its index entries stay: any popped since are pushed back by `_pop`'s
+                # own undo (indexing it again here would list it twice).
                 self.jobs[key] = previous
-                self._index(previous)  # its index entries may have been popped
             if new_key is not None:
                 self._drop_key(after.tenant_id, new_key)
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 from dogqueue import FakeClock, QueueCtx, fold
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.log.chain import GENESIS, chain_hash
+from dogqueue.testing.conformance.fixtures import MakeBackend
 
 from .helpers import message
 
-BackendFactory = Callable[..., EngineBackend]
 A, B = QueueCtx("tenant-a"), QueueCtx("tenant-b")
 
 
 async def tenant_a_story(
-    backend: EngineBackend, clock: FakeClock, noise: Callable[[], Awaitable[None]] | None = None
+    backend: Backend, clock: FakeClock, noise: Callable[[], Awaitable[None]] | None = None
 ) -> list[str]:
     """The same work for tenant A; `noise` (other tenants' writes) runs between steps."""
 
@@ -49,7 +48,7 @@ async def tenant_a_story(
 View = list[tuple[list[tuple[int, str, int]], int]]
 
 
-async def view_of_a(backend: EngineBackend, ids: list[str]) -> View:
+async def view_of_a(backend: Backend, ids: list[str]) -> View:
     """Everything tenant A is shown about its jobs, with ids replaced by their index."""
     seen: View = []
     for job_id in ids:
@@ -60,9 +59,7 @@ async def view_of_a(backend: EngineBackend, ids: list[str]) -> View:
     return seen
 
 
-async def test_history_positions_are_dense_per_tenant(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_history_positions_are_dense_per_tenant(backend: Backend, clock: FakeClock) -> None:
     async def noise() -> None:
         await backend.enqueue(B, message())
         lease = await backend.dequeue(B, ["default"])
@@ -77,12 +74,12 @@ async def test_history_positions_are_dense_per_tenant(
 
 
 async def test_a_tenants_positions_do_not_depend_on_other_tenants(
-    make_backend: BackendFactory, clock: FakeClock, tmp_path: Path
+    make_backend: MakeBackend, clock: FakeClock
 ) -> None:
-    async with make_backend(path=tmp_path / "alone.db") as alone:
+    async with make_backend() as alone:
         quiet = await view_of_a(alone, await tenant_a_story(alone, clock))
 
-    async with make_backend(path=tmp_path / "busy.db") as busy:
+    async with make_backend() as busy:
         count = 0
 
         async def noise() -> None:
@@ -102,9 +99,7 @@ async def test_a_tenants_positions_do_not_depend_on_other_tenants(
     assert busy_view == quiet
 
 
-async def test_global_readers_use_dense_log_positions(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_global_readers_use_dense_log_positions(backend: Backend, clock: FakeClock) -> None:
     async def noise() -> None:
         await backend.enqueue(B, message())
 
@@ -130,9 +125,7 @@ async def test_global_readers_use_dense_log_positions(
         await log.close()
 
 
-async def test_the_chain_is_readable_and_recomputes(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_the_chain_is_readable_and_recomputes(backend: Backend, clock: FakeClock) -> None:
     async def noise() -> None:
         await backend.enqueue(B, message())
 
@@ -154,9 +147,7 @@ async def test_the_chain_is_readable_and_recomputes(
         await log.close()
 
 
-async def test_a_snapshot_does_not_see_later_writes(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_a_snapshot_does_not_see_later_writes(backend: Backend, clock: FakeClock) -> None:
     await backend.enqueue(A, message())
     log = backend.log_reader()
     try:

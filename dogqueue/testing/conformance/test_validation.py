@@ -10,14 +10,14 @@ import msgspec
 import pytest
 
 from dogqueue import InvalidInput, JobMessage, QueueConfig, QueueCtx
-from dogqueue.backend.base import EngineBackend
-from tests.conftest import BackendFactory
+from dogqueue.backend.contract import Backend
+from dogqueue.testing.conformance.fixtures import MakeBackend
 
 from .helpers import log_size, message
 
 CTX = QueueCtx("tenant-a")
 LIMIT = 1_000
-Call = Callable[[EngineBackend], Awaitable[Any]]
+Call = Callable[[Backend], Awaitable[Any]]
 
 
 def enqueue_with(**changes: Any) -> Call:
@@ -69,7 +69,7 @@ BAD_CALLS: list[tuple[str, str, Call]] = [
 
 @pytest.mark.parametrize(("case", "field", "call"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
 async def test_bad_input_is_refused_naming_the_field(
-    make_backend: BackendFactory, case: str, field: str, call: Call
+    make_backend: MakeBackend, case: str, field: str, call: Call
 ) -> None:
     async with make_backend(config=QueueConfig(max_payload_bytes=LIMIT)) as backend:
         await backend.enqueue(CTX, message())
@@ -81,7 +81,7 @@ async def test_bad_input_is_refused_naming_the_field(
         assert await log_size(backend) == before
 
 
-async def test_limits_are_inclusive(make_backend: BackendFactory) -> None:
+async def test_limits_are_inclusive(make_backend: MakeBackend) -> None:
     async with make_backend(config=QueueConfig(max_payload_bytes=LIMIT)) as backend:
         edge = JobMessage(
             job_type="j" * 256,
@@ -96,7 +96,7 @@ async def test_limits_are_inclusive(make_backend: BackendFactory) -> None:
         assert info.message.queue == edge.queue
 
 
-async def test_bad_lease_duration_on_heartbeat(backend: EngineBackend) -> None:
+async def test_bad_lease_duration_on_heartbeat(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None

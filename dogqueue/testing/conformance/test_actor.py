@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dogqueue import InvalidInput, JobStatus, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.events import Canceled, Requeued
 
 from .helpers import log_size, message
@@ -14,7 +14,7 @@ from .helpers import log_size, message
 CTX = QueueCtx("tenant-a")
 
 
-async def test_cancel_and_retry_record_the_actor(backend: EngineBackend) -> None:
+async def test_cancel_and_retry_record_the_actor(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message())
     assert await backend.cancel_job(CTX, job_id, actor="web:ops") is JobStatus.CANCELED
     status = await backend.retry_job(CTX, job_id, include_canceled=True, actor="cli:alice")
@@ -26,7 +26,7 @@ async def test_cancel_and_retry_record_the_actor(backend: EngineBackend) -> None
     assert logged[-2:] == [canceled, requeued]
 
 
-async def test_without_an_actor_the_event_names_none(backend: EngineBackend) -> None:
+async def test_without_an_actor_the_event_names_none(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message())
     await backend.cancel_job(CTX, job_id)
     last = (await backend.history(CTX, job_id))[-1]
@@ -34,9 +34,7 @@ async def test_without_an_actor_the_event_names_none(backend: EngineBackend) -> 
 
 
 @pytest.mark.parametrize("actor", ["", "x" * 257, "bell\x07", 7])
-async def test_a_bad_actor_is_refused_and_nothing_appended(
-    backend: EngineBackend, actor: object
-) -> None:
+async def test_a_bad_actor_is_refused_and_nothing_appended(backend: Backend, actor: object) -> None:
     job_id = await backend.enqueue(CTX, message())
     before = await log_size(backend)
     with pytest.raises(InvalidInput, match="actor"):

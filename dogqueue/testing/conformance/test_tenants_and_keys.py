@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dogqueue import JobAlreadyExists, JobNotFound, JobStatus, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import log_size, message
 
@@ -13,7 +13,7 @@ A = QueueCtx("tenant-a")
 B = QueueCtx("tenant-b")
 
 
-async def test_a_repeated_key_is_refused_with_the_existing_job(backend: EngineBackend) -> None:
+async def test_a_repeated_key_is_refused_with_the_existing_job(backend: Backend) -> None:
     job_id = await backend.enqueue(A, message(idempotency_key="order-1"))
     before = await log_size(backend)
     with pytest.raises(JobAlreadyExists) as raised:
@@ -22,7 +22,7 @@ async def test_a_repeated_key_is_refused_with_the_existing_job(backend: EngineBa
     assert await log_size(backend) == before
 
 
-async def test_a_key_stays_taken_after_the_job_finishes(backend: EngineBackend) -> None:
+async def test_a_key_stays_taken_after_the_job_finishes(backend: Backend) -> None:
     job_id = await backend.enqueue(A, message(idempotency_key="order-1"))
     lease = await backend.dequeue(A, ["default"])
     assert lease is not None
@@ -32,13 +32,13 @@ async def test_a_key_stays_taken_after_the_job_finishes(backend: EngineBackend) 
     assert raised.value.job_id == job_id
 
 
-async def test_the_same_key_in_another_tenant_is_independent(backend: EngineBackend) -> None:
+async def test_the_same_key_in_another_tenant_is_independent(backend: Backend) -> None:
     a = await backend.enqueue(A, message(idempotency_key="order-1"))
     b = await backend.enqueue(B, message(idempotency_key="order-1"))
     assert a != b
 
 
-async def test_a_batch_holding_an_existing_key_appends_nothing(backend: EngineBackend) -> None:
+async def test_a_batch_holding_an_existing_key_appends_nothing(backend: Backend) -> None:
     existing = await backend.enqueue(A, message(idempotency_key="k2"))
     before = await log_size(backend)
     batch = [message(idempotency_key="k1"), message(), message(idempotency_key="k2")]
@@ -49,7 +49,7 @@ async def test_a_batch_holding_an_existing_key_appends_nothing(backend: EngineBa
     await backend.enqueue(A, message(idempotency_key="k1"))  # k1 was not taken
 
 
-async def test_another_tenants_job_is_unknown_to_every_method(backend: EngineBackend) -> None:
+async def test_another_tenants_job_is_unknown_to_every_method(backend: Backend) -> None:
     job_id = await backend.enqueue(A, message())
     lease = await backend.dequeue(A, ["default"])
     assert lease is not None
@@ -77,7 +77,7 @@ async def test_another_tenants_job_is_unknown_to_every_method(backend: EngineBac
     assert await backend.get_status(A, job_id) is JobStatus.LEASED
 
 
-async def test_dequeue_only_sees_the_callers_tenant(backend: EngineBackend) -> None:
+async def test_dequeue_only_sees_the_callers_tenant(backend: Backend) -> None:
     await backend.enqueue(A, message())
     assert await backend.dequeue(B, ["default"]) is None
     assert await backend.dequeue(A, ["default"]) is not None

@@ -12,15 +12,16 @@ import msgspec
 import pytest
 
 from dogqueue import InvalidInput, JobNotFound, JobStatus, QueueConfig, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.config import MAX_LEASE_DURATION, MAX_RETRY_BACKOFF
 from dogqueue.core.job import LeasedJob
+from dogqueue.testing.conformance.fixtures import MakeBackend
 
 from .helpers import log_size, message
 
 CTX = QueueCtx("tenant-a")
 SURROGATE = "x\udcff"
-Call = Callable[[EngineBackend], Awaitable[Any]]
+Call = Callable[[Backend], Awaitable[Any]]
 
 
 class _BrokenZone(tzinfo):
@@ -107,7 +108,7 @@ BAD_CALLS: list[tuple[str, str, Call]] = [
 
 @pytest.mark.parametrize(("case", "field", "call"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
 async def test_hostile_input_is_refused_naming_the_field(
-    backend: EngineBackend, case: str, field: str, call: Call
+    backend: Backend, case: str, field: str, call: Call
 ) -> None:
     await backend.enqueue(CTX, message())
     before = await log_size(backend)
@@ -117,7 +118,7 @@ async def test_hostile_input_is_refused_naming_the_field(
     assert await log_size(backend) == before
 
 
-async def test_a_surrogate_job_id_is_not_found(backend: EngineBackend) -> None:
+async def test_a_surrogate_job_id_is_not_found(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -140,7 +141,7 @@ async def test_a_surrogate_job_id_is_not_found(backend: EngineBackend) -> None:
     assert await log_size(backend) == before
 
 
-async def test_the_longest_lease_is_accepted(backend: EngineBackend) -> None:
+async def test_the_longest_lease_is_accepted(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=MAX_LEASE_DURATION)
     assert lease is not None
@@ -157,13 +158,13 @@ def test_the_default_lease_is_bounded_too() -> None:
     assert raised.value.field == "default_lease_duration"
 
 
-async def test_run_at_in_any_valid_zone_is_stored_in_utc(backend: EngineBackend) -> None:
+async def test_run_at_in_any_valid_zone_is_stored_in_utc(backend: Backend) -> None:
     east = datetime(2030, 1, 1, 5, tzinfo=timezone(timedelta(hours=5)))
     job_id = await backend.enqueue(CTX, message(run_at=east))
     assert (await backend.get_job(CTX, job_id)).run_at == datetime(2030, 1, 1, tzinfo=UTC)
 
 
-async def _leased(backend: EngineBackend) -> LeasedJob:
+async def _leased(backend: Backend) -> LeasedJob:
     await backend.enqueue(CTX, message(max_retries=0))
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -172,7 +173,7 @@ async def _leased(backend: EngineBackend) -> LeasedJob:
 
 @pytest.mark.parametrize("retry", [True, False])
 async def test_unencodable_error_text_is_recorded_with_replacements(
-    backend: EngineBackend, retry: bool
+    backend: Backend, retry: bool
 ) -> None:
     lease = await _leased(backend)
     text = "cannot open /tmp/caf\udce9.txt"
@@ -191,7 +192,7 @@ def test_retry_backoff_is_bounded(name: str) -> None:
 
 
 async def test_the_longest_retry_backoff_is_reached_without_overflow(
-    make_backend: Any,
+    make_backend: MakeBackend,
 ) -> None:
     config = QueueConfig(base_retry_backoff=MAX_RETRY_BACKOFF, max_retry_backoff=MAX_RETRY_BACKOFF)
     async with make_backend(config=config) as backend:

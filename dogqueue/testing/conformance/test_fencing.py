@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from dogqueue import FakeClock, JobStatus, LeaseLost, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import log_size, message
 
@@ -16,7 +16,7 @@ SHORT = timedelta(seconds=30)
 
 
 async def test_stale_token_after_expiry_and_release_is_rejected(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     job_id = await backend.enqueue(CTX, message())
     stale = await backend.dequeue(CTX, ["default"], lease_duration=SHORT)
@@ -43,7 +43,7 @@ async def test_stale_token_after_expiry_and_release_is_rejected(
 
 
 async def test_lease_is_invalid_at_its_expiry_even_before_reaping(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=SHORT)
@@ -60,7 +60,7 @@ async def test_lease_is_invalid_at_its_expiry_even_before_reaping(
     assert await backend.get_status(CTX, job_id) is JobStatus.LEASED
 
 
-async def test_a_forged_token_is_rejected(backend: EngineBackend) -> None:
+async def test_a_forged_token_is_rejected(backend: Backend) -> None:
     import msgspec
 
     await backend.enqueue(CTX, message())
@@ -71,7 +71,7 @@ async def test_a_forged_token_is_rejected(backend: EngineBackend) -> None:
         await backend.ack_complete(CTX, forged)
 
 
-async def test_completed_job_rejects_its_old_lease(backend: EngineBackend) -> None:
+async def test_completed_job_rejects_its_old_lease(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -83,7 +83,7 @@ async def test_completed_job_rejects_its_old_lease(backend: EngineBackend) -> No
 
 
 async def test_reap_expired_counts_and_requeues_across_tenants(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     for tenant in ("t1", "t2"):
         await backend.enqueue(QueueCtx(tenant), message())
@@ -103,7 +103,7 @@ async def test_reap_expired_counts_and_requeues_across_tenants(
 
 
 async def test_dequeue_reclaims_expired_leases_without_the_reaper(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     job_id = await backend.enqueue(CTX, message(max_retries=0))
     assert await backend.dequeue(CTX, ["default"], lease_duration=SHORT)

@@ -12,14 +12,14 @@ from dogqueue import (
     QueueCtx,
     fold,
 )
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import message
 
 CTX = QueueCtx("tenant-a")
 
 
-async def test_enqueue_creates_an_enqueued_job(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_enqueue_creates_an_enqueued_job(backend: Backend, clock: FakeClock) -> None:
     job_id = await backend.enqueue(CTX, message(payload=b'{"n":1}', max_retries=5))
     info = await backend.get_job(CTX, job_id)
     assert info.job_id == job_id
@@ -34,13 +34,13 @@ async def test_enqueue_creates_an_enqueued_job(backend: EngineBackend, clock: Fa
     assert await backend.get_status(CTX, job_id) is JobStatus.ENQUEUED
 
 
-async def test_job_ids_are_unique(backend: EngineBackend) -> None:
+async def test_job_ids_are_unique(backend: Backend) -> None:
     ids = [await backend.enqueue(CTX, message()) for _ in range(50)]
     ids += await backend.enqueue_many(CTX, [message() for _ in range(50)])
     assert len(set(ids)) == 100
 
 
-async def test_lease_then_complete(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_lease_then_complete(backend: Backend, clock: FakeClock) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=timedelta(seconds=30))
     assert lease is not None
@@ -59,23 +59,21 @@ async def test_lease_then_complete(backend: EngineBackend, clock: FakeClock) -> 
     assert info.finished_at == clock()
 
 
-async def test_default_lease_duration_comes_from_config(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_default_lease_duration_comes_from_config(backend: Backend, clock: FakeClock) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
     assert lease.lease_expires_at == clock() + backend.config.default_lease_duration
 
 
-async def test_dequeue_on_empty_queue_returns_none(backend: EngineBackend) -> None:
+async def test_dequeue_on_empty_queue_returns_none(backend: Backend) -> None:
     assert await backend.dequeue(CTX, ["default"]) is None
     await backend.enqueue(CTX, message(queue="other"))
     assert await backend.dequeue(CTX, ["default"]) is None
 
 
 async def test_heartbeat_extends_the_lease_with_the_same_token(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=timedelta(seconds=10))
@@ -89,7 +87,7 @@ async def test_heartbeat_extends_the_lease_with_the_same_token(
     assert await backend.get_status(CTX, lease.job_id) is JobStatus.COMPLETED
 
 
-async def test_history_lists_events_in_log_order(backend: EngineBackend) -> None:
+async def test_history_lists_events_in_log_order(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -103,9 +101,7 @@ async def test_history_lists_events_in_log_order(backend: EngineBackend) -> None
     assert fold(history) == await backend.get_job(CTX, job_id)
 
 
-async def test_times_are_stored_and_returned_in_utc(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_times_are_stored_and_returned_in_utc(backend: Backend, clock: FakeClock) -> None:
     plus_two = timezone(timedelta(hours=2))
     when = (clock() + timedelta(hours=1)).astimezone(plus_two)
     job_id = await backend.enqueue(CTX, message(run_at=when))
@@ -115,7 +111,7 @@ async def test_times_are_stored_and_returned_in_utc(
     assert info.message.run_at is not None and info.message.run_at.utcoffset() == timedelta(0)
 
 
-async def test_enqueue_many_returns_ids_in_order(backend: EngineBackend) -> None:
+async def test_enqueue_many_returns_ids_in_order(backend: Backend) -> None:
     messages = [message(payload=f'{{"i":{i}}}'.encode()) for i in range(5)]
     ids = await backend.enqueue_many(CTX, messages)
     for job_id, sent in zip(ids, messages, strict=True):
@@ -123,7 +119,7 @@ async def test_enqueue_many_returns_ids_in_order(backend: EngineBackend) -> None
     assert await backend.enqueue_many(CTX, []) == []
 
 
-async def test_dequeue_many_leases_in_dequeue_order(backend: EngineBackend) -> None:
+async def test_dequeue_many_leases_in_dequeue_order(backend: Backend) -> None:
     ids = await backend.enqueue_many(CTX, [message() for _ in range(5)])
     leases = await backend.dequeue_many(CTX, ["default"], 3)
     assert [lease.job_id for lease in leases] == ids[:3]
@@ -132,7 +128,7 @@ async def test_dequeue_many_leases_in_dequeue_order(backend: EngineBackend) -> N
 
 
 async def test_release_gives_the_job_back_without_counting_the_attempt(
-    backend: EngineBackend,
+    backend: Backend,
 ) -> None:
     job_id = await backend.enqueue(CTX, message())
     first = await backend.dequeue(CTX, ["default"])

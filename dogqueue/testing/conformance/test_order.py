@@ -6,7 +6,7 @@ import random
 from datetime import timedelta
 
 from dogqueue import FakeClock, JobPriority, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.order import dequeue_key
 
 from .helpers import message
@@ -14,34 +14,32 @@ from .helpers import message
 CTX = QueueCtx("tenant-a")
 
 
-async def drain(backend: EngineBackend, queues: list[str]) -> list[str]:
+async def drain(backend: Backend, queues: list[str]) -> list[str]:
     order = []
     while (lease := await backend.dequeue(CTX, queues)) is not None:
         order.append(lease.job_id)
     return order
 
 
-async def test_fifo_within_one_priority(backend: EngineBackend) -> None:
+async def test_fifo_within_one_priority(backend: Backend) -> None:
     ids = [await backend.enqueue(CTX, message()) for _ in range(10)]
     assert await drain(backend, ["default"]) == ids
 
 
-async def test_higher_priority_first(backend: EngineBackend) -> None:
+async def test_higher_priority_first(backend: Backend) -> None:
     low = await backend.enqueue(CTX, message(priority=JobPriority.LOW))
     normal = await backend.enqueue(CTX, message(priority=JobPriority.NORMAL))
     high = await backend.enqueue(CTX, message(priority=JobPriority.HIGH))
     assert await drain(backend, ["default"]) == [high, normal, low]
 
 
-async def test_earlier_run_at_before_earlier_enqueue(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_earlier_run_at_before_earlier_enqueue(backend: Backend, clock: FakeClock) -> None:
     later = await backend.enqueue(CTX, message(run_at=clock() - timedelta(seconds=1)))
     earlier = await backend.enqueue(CTX, message(run_at=clock() - timedelta(seconds=5)))
     assert await drain(backend, ["default"]) == [earlier, later]
 
 
-async def test_scheduled_job_waits_for_its_run_at(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_scheduled_job_waits_for_its_run_at(backend: Backend, clock: FakeClock) -> None:
     job_id = await backend.enqueue(CTX, message(run_at=clock() + timedelta(minutes=10)))
     assert await backend.dequeue(CTX, ["default"]) is None
     assert await backend.next_run_at(["default"]) == clock() + timedelta(minutes=10)
@@ -53,7 +51,7 @@ async def test_scheduled_job_waits_for_its_run_at(backend: EngineBackend, clock:
 
 
 async def test_a_future_high_priority_job_does_not_block_due_ones(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     await backend.enqueue(
         CTX, message(priority=JobPriority.HIGH, run_at=clock() + timedelta(hours=1))
@@ -63,7 +61,7 @@ async def test_a_future_high_priority_job_does_not_block_due_ones(
     assert lease is not None and lease.job_id == due
 
 
-async def test_order_across_several_queues(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_order_across_several_queues(backend: Backend, clock: FakeClock) -> None:
     a1 = await backend.enqueue(CTX, message(queue="a"))
     b1 = await backend.enqueue(CTX, message(queue="b", priority=JobPriority.HIGH))
     a2 = await backend.enqueue(CTX, message(queue="a"))
@@ -73,7 +71,7 @@ async def test_order_across_several_queues(backend: EngineBackend, clock: FakeCl
     assert await drain(backend, ["c"]) == [c1]
 
 
-async def test_ready_tenants_and_next_run_at(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_ready_tenants_and_next_run_at(backend: Backend, clock: FakeClock) -> None:
     await backend.enqueue(QueueCtx("t1"), message())
     await backend.enqueue(QueueCtx("t2"), message(run_at=clock() + timedelta(minutes=1)))
     await backend.enqueue(QueueCtx("t3"), message(queue="other"))
@@ -86,7 +84,7 @@ async def test_ready_tenants_and_next_run_at(backend: EngineBackend, clock: Fake
 
 
 async def test_every_backend_leases_in_the_order_of_dequeue_key(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     """The one definition of the order (dogqueue.core.order.dequeue_key) is the order
     every backend leases by, across priorities, run_at ties and released jobs; one

@@ -23,10 +23,13 @@ from dogqueue import (
     Schedule,
     enqueue_due,
 )
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.cron import ScheduleSpec, tick_key
 from dogqueue.schedules import schedule_states
-from tests.conformance.helpers import log_size, message
+from dogqueue.testing.conformance.fixtures import hook
+from dogqueue.testing.factories import BackendFactory
+
+from .helpers import log_size, message
 
 ACME = QueueCtx("acme")
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -39,13 +42,13 @@ class Report(Job[None, None]):
         return None
 
 
-async def adapter_for(backend: EngineBackend) -> QueueAdapter[None]:
+async def adapter_for(backend: Backend) -> QueueAdapter[None]:
     adapter: QueueAdapter[None] = QueueAdapter(backend)
     await adapter.register_job(Report)
     return adapter
 
 
-async def ticks_of(backend: EngineBackend) -> Counter[tuple[str, str]]:
+async def ticks_of(backend: Backend) -> Counter[tuple[str, str]]:
     """How many jobs hold each schedule key, per (tenant, key)."""
     jobs = await backend.projected_jobs()
     return Counter(
@@ -78,17 +81,18 @@ def local_days(backend_jobs: dict[Any, Any], zone: str) -> Counter[str]:
 
 
 async def test_concurrent_callers_enqueue_each_tick_once(
-    backend: EngineBackend,
-    make_backend: Callable[..., EngineBackend],
+    backend: Backend,
+    backend_factory: BackendFactory,
     clock: FakeClock,
 ) -> None:
+    reopen = hook(backend_factory, "reopen")
     clock.set(T0)
     schedules = [
         Schedule("every-minute", "* * * * *", Report(), tenant="acme"),
         Schedule("every-7", "*/7 * * * *", Report(), tenant="acme", catch_up=5),
         Schedule("every-minute", "* * * * *", Report(), tenant="globex"),
     ]
-    others = [make_backend(), make_backend()]
+    others = [reopen(backend), reopen(backend)]  # more handles on the same storage
     for other in others:
         await other.open()
     try:
@@ -116,7 +120,7 @@ async def test_concurrent_callers_enqueue_each_tick_once(
 
 
 async def test_a_tick_job_runs_at_its_tick_with_the_schedule_options(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
@@ -132,7 +136,7 @@ async def test_a_tick_job_runs_at_its_tick_with_the_schedule_options(
 
 
 async def test_missed_ticks_run_the_latest_only_by_default(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
@@ -145,7 +149,7 @@ async def test_missed_ticks_run_the_latest_only_by_default(
 
 
 async def test_missed_ticks_catch_up_at_most_n_oldest_first(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
@@ -163,7 +167,7 @@ async def test_missed_ticks_catch_up_at_most_n_oldest_first(
 
 
 async def test_a_new_schedule_waits_for_its_next_tick_unless_one_just_came(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0 + timedelta(hours=10))
     adapter = await adapter_for(backend)
@@ -176,9 +180,7 @@ async def test_a_new_schedule_waits_for_its_next_tick_unless_one_just_came(
     )
 
 
-async def test_schedule_names_and_tenants_are_separate(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_schedule_names_and_tenants_are_separate(backend: Backend, clock: FakeClock) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
     short = Schedule("nightly", "0 * * * *", Report(), tenant="acme")
@@ -196,7 +198,7 @@ async def test_schedule_names_and_tenants_are_separate(
     ]
 
 
-async def test_a_time_zone_places_the_ticks(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_a_time_zone_places_the_ticks(backend: Backend, clock: FakeClock) -> None:
     clock.set(datetime(2030, 1, 1, 3, 30, tzinfo=UTC))
     adapter = await adapter_for(backend)
     kolkata = Schedule("morning", "0 9 * * *", Report(), tenant="acme", timezone="Asia/Kolkata")
@@ -215,7 +217,7 @@ async def test_a_time_zone_places_the_ticks(backend: EngineBackend, clock: FakeC
     ],
 )
 async def test_a_fixed_time_job_runs_once_on_a_daylight_saving_day(
-    backend: EngineBackend,
+    backend: Backend,
     clock: FakeClock,
     zone: str,
     start: datetime,
@@ -234,7 +236,7 @@ async def test_a_fixed_time_job_runs_once_on_a_daylight_saving_day(
 
 
 async def test_an_hourly_job_runs_every_real_hour_across_fall_back(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     zone = ZoneInfo("Europe/Berlin")
     begin = datetime(2030, 10, 27, 0, 0, tzinfo=zone)
@@ -273,7 +275,7 @@ def test_a_bad_schedule_is_refused_naming_the_field(field: str, make: Callable[[
     assert refused.value.field == field
 
 
-async def test_bad_calls_append_nothing(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_bad_calls_append_nothing(backend: Backend, clock: FakeClock) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
     good = Schedule("s", "* * * * *", Report(), tenant="acme")
@@ -309,7 +311,7 @@ def _with_message(spec: ScheduleSpec, **changes: Any) -> ScheduleSpec:
 
 
 async def test_a_key_like_a_tick_taken_by_hand_counts_as_that_tick(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)
@@ -319,7 +321,7 @@ async def test_a_key_like_a_tick_taken_by_hand_counts_as_that_tick(
 
 
 async def test_a_key_in_the_namespace_that_is_no_tick_never_gives_a_tick_two_jobs(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     clock.set(T0)
     adapter = await adapter_for(backend)

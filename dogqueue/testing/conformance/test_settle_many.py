@@ -15,7 +15,7 @@ from dogqueue import (
     LeaseLost,
     QueueCtx,
 )
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import log_size, message
 
@@ -25,7 +25,7 @@ CTX = QueueCtx("tenant-a")
 OTHER = QueueCtx("tenant-b")
 
 
-async def test_completions_and_failures_settle_together(backend: EngineBackend) -> None:
+async def test_completions_and_failures_settle_together(backend: Backend) -> None:
     await backend.enqueue_many(CTX, [message(max_retries=1), message(max_retries=0)] * 2)
     leases = await backend.dequeue_many(CTX, ["default"], 4)
     before = await log_size(backend)
@@ -45,7 +45,7 @@ async def test_completions_and_failures_settle_together(backend: EngineBackend) 
     assert failed.last_error == "boom"
 
 
-async def test_a_retry_is_scheduled_like_ack_fail(backend: EngineBackend) -> None:
+async def test_a_retry_is_scheduled_like_ack_fail(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message(max_retries=2))
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -55,7 +55,7 @@ async def test_a_retry_is_scheduled_like_ack_fail(backend: EngineBackend) -> Non
     assert (await backend.get_job(CTX, job_id)).attempts == 1
 
 
-async def test_a_refused_job_does_not_refuse_the_others(backend: EngineBackend) -> None:
+async def test_a_refused_job_does_not_refuse_the_others(backend: Backend) -> None:
     """Fencing and cancel-wins hold per job: the stale, the canceled, another tenant's
     and the unknown job get their errors and append nothing; the valid ones commit."""
     await backend.enqueue_many(CTX, [message() for _ in range(4)])
@@ -90,7 +90,7 @@ async def test_a_refused_job_does_not_refuse_the_others(backend: EngineBackend) 
     assert await backend.get_status(OTHER, foreign_id) is JobStatus.LEASED
 
 
-async def test_the_same_lease_twice_settles_once(backend: EngineBackend) -> None:
+async def test_the_same_lease_twice_settles_once(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -101,7 +101,7 @@ async def test_the_same_lease_twice_settles_once(backend: EngineBackend) -> None
     assert [event.type for event in history].count("completed") == 1
 
 
-async def test_malformed_input_settles_nothing(backend: EngineBackend) -> None:
+async def test_malformed_input_settles_nothing(backend: Backend) -> None:
     await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -123,7 +123,7 @@ async def test_malformed_input_settles_nothing(backend: EngineBackend) -> None:
     assert await backend.get_status(CTX, lease.job_id) is JobStatus.LEASED
 
 
-async def test_a_settled_batch_settles_the_jobs_waiting_for_it(backend: EngineBackend) -> None:
+async def test_a_settled_batch_settles_the_jobs_waiting_for_it(backend: Backend) -> None:
     """A completion in a batch releases the job after it, a final failure cancels its
     dependent (and that one's), in the batch's own transaction; a worker waiting for
     work is woken by the release."""

@@ -1,17 +1,16 @@
 """Leasing in dequeue order, including when many leases, enqueues and cancels share one
-transaction (the SQLite writer reads ready jobs ahead and must keep that list exact)."""
+transaction (a writer that reads ready jobs ahead, as SQLite's does, must keep that list
+exact)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 
 from dogqueue import FakeClock, JobMessage, JobPriority, JobStatus, QueueCtx, rebuild
-from dogqueue.backend.base import EngineBackend
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.contract import Backend
+from dogqueue.testing.conformance.fixtures import MakeBackend
 
-BackendFactory = Callable[..., EngineBackend]
 CTX = QueueCtx("tenant-a")
 
 
@@ -19,12 +18,12 @@ def message(queue: str = "default", priority: JobPriority = JobPriority.NORMAL) 
     return JobMessage(job_type="t", payload_bytes=b"{}", queue=queue, priority=priority)
 
 
-async def assert_projection_is_fold(backend: EngineBackend) -> None:
+async def assert_projection_is_fold(backend: Backend) -> None:
     assert await backend.projected_jobs() == rebuild(await backend.read_events())
 
 
 async def test_dequeue_many_in_chunks_follows_priority_then_run_at_then_fifo(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     expected: list[tuple[int, object, int, str]] = []
     for index in range(45):
@@ -49,7 +48,7 @@ async def test_dequeue_many_in_chunks_follows_priority_then_run_at_then_fifo(
 
 
 async def test_dequeue_skips_jobs_not_due_and_other_queues(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     later = JobMessage(job_type="t", payload_bytes=b"{}", run_at=clock() + timedelta(minutes=1))
     await backend.enqueue(CTX, later)
@@ -63,13 +62,12 @@ async def test_dequeue_skips_jobs_not_due_and_other_queues(
 
 
 async def test_units_sharing_one_commit_see_each_others_writes(
-    make_backend: BackendFactory,
+    make_backend: MakeBackend,
 ) -> None:
     async with make_backend() as backend:
         first = [await backend.enqueue(CTX, message()) for _ in range(10)]
-        commits_before = backend.writer.commits if isinstance(backend, SqliteBackend) else 0
 
-        # Called together, so the SQLite writer runs them in one transaction, in this order.
+        # Called together, so a batching writer runs them in one transaction, in order.
         lone, canceled, urgent_id, after = await asyncio.gather(
             backend.dequeue_many(CTX, ["default"], 1),
             backend.cancel_job(CTX, first[2]),  # inside the read-ahead list, not its head
@@ -77,15 +75,13 @@ async def test_units_sharing_one_commit_see_each_others_writes(
             backend.dequeue_many(CTX, ["default"], 4),
         )
 
-        if isinstance(backend, SqliteBackend):
-            assert backend.writer.commits == commits_before + 1
         assert [lease.job_id for lease in lone] == first[:1]
         assert canceled is JobStatus.CANCELED
         assert [lease.job_id for lease in after] == [urgent_id, first[1], *first[3:5]]
         await assert_projection_is_fold(backend)
 
 
-async def test_lease_then_cancel_of_the_head_in_one_commit(make_backend: BackendFactory) -> None:
+async def test_lease_then_cancel_of_the_head_in_one_commit(make_backend: MakeBackend) -> None:
     async with make_backend() as backend:
         first = [await backend.enqueue(CTX, message()) for _ in range(6)]
         _, canceled, leases = await asyncio.gather(
@@ -99,7 +95,7 @@ async def test_lease_then_cancel_of_the_head_in_one_commit(make_backend: Backend
 
 
 async def test_tenants_and_queue_sets_interleaved_in_one_commit(
-    make_backend: BackendFactory,
+    make_backend: MakeBackend,
 ) -> None:
     other = QueueCtx("tenant-b")
     async with make_backend() as backend:

@@ -21,29 +21,31 @@ from dogqueue import (
     fold,
 )
 from dogqueue.audit.verify import compare_dependencies, verify_log
-from dogqueue.backend.base import EngineBackend
-from tests.conformance.helpers import log_size, message
+from dogqueue.backend.contract import Backend
+from dogqueue.testing.conformance.fixtures import MakeBackend
+
+from .helpers import log_size, message
 
 CTX = QueueCtx("acme")
 OTHER = QueueCtx("globex")
 
 
-async def lease_of(backend: EngineBackend, job_id: str) -> LeasedJob:
+async def lease_of(backend: Backend, job_id: str) -> LeasedJob:
     """Lease the next ready job and check it is `job_id`."""
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None and lease.job_id == job_id
     return lease
 
 
-async def run(backend: EngineBackend, job_id: str, result: bytes | None = None) -> None:
+async def run(backend: Backend, job_id: str, result: bytes | None = None) -> None:
     await backend.ack_complete(CTX, await lease_of(backend, job_id), result)
 
 
-async def fail_for_good(backend: EngineBackend, job_id: str, error: str = "boom") -> None:
+async def fail_for_good(backend: Backend, job_id: str, error: str = "boom") -> None:
     await backend.ack_fail(CTX, await lease_of(backend, job_id), error, retry=False)
 
 
-async def test_a_child_waits_until_its_last_parent_completes(backend: EngineBackend) -> None:
+async def test_a_child_waits_until_its_last_parent_completes(backend: Backend) -> None:
     a, b = await backend.enqueue_many(CTX, [message("a"), message("b")])
     child = await backend.enqueue(CTX, message("child", after=(a, b)))
     info = await backend.get_job(CTX, child)
@@ -65,7 +67,7 @@ async def test_a_child_waits_until_its_last_parent_completes(backend: EngineBack
     await run(backend, child)
 
 
-async def test_a_completed_parent_counts_as_done(backend: EngineBackend) -> None:
+async def test_a_completed_parent_counts_as_done(backend: Backend) -> None:
     parent = await backend.enqueue(CTX, message("parent"))
     await run(backend, parent)
     child = await backend.enqueue(CTX, message("child", after=(parent,)))
@@ -73,7 +75,7 @@ async def test_a_completed_parent_counts_as_done(backend: EngineBackend) -> None
     assert [e.type for e in await backend.history(CTX, child)] == ["enqueued"]
 
 
-async def test_run_at_is_honoured_after_release(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_run_at_is_honoured_after_release(backend: Backend, clock: FakeClock) -> None:
     parent = await backend.enqueue(CTX, message("parent"))
     later = clock() + timedelta(hours=1)
     child = await backend.enqueue(CTX, message("child", after=(parent,), run_at=later))
@@ -84,7 +86,7 @@ async def test_run_at_is_honoured_after_release(backend: EngineBackend, clock: F
     await run(backend, child)
 
 
-async def test_a_failed_parent_cancels_its_dependents_recursively(backend: EngineBackend) -> None:
+async def test_a_failed_parent_cancels_its_dependents_recursively(backend: Backend) -> None:
     parent = await backend.enqueue(CTX, message("parent"))
     child = await backend.enqueue(CTX, message("child", after=(parent,)))
     grandchild = await backend.enqueue(CTX, message("grandchild", after=(child,)))
@@ -99,7 +101,7 @@ async def test_a_failed_parent_cancels_its_dependents_recursively(backend: Engin
     assert await backend.dequeue(CTX, ["default"]) is None
 
 
-async def test_a_canceled_parent_cancels_its_dependents(backend: EngineBackend) -> None:
+async def test_a_canceled_parent_cancels_its_dependents(backend: Backend) -> None:
     parent = await backend.enqueue(CTX, message("parent"))
     child = await backend.enqueue(CTX, message("child", after=(parent,)))
     await backend.cancel_job(CTX, parent)
@@ -108,10 +110,10 @@ async def test_a_canceled_parent_cancels_its_dependents(backend: EngineBackend) 
 
 
 async def test_a_final_expiry_cancels_dependents(
-    make_backend: object, clock: FakeClock, backend_kind: str
+    make_backend: MakeBackend, clock: FakeClock
 ) -> None:
     config = QueueConfig(default_lease_duration=timedelta(seconds=10))
-    async with make_backend(config=config) as backend:  # type: ignore[operator]
+    async with make_backend(config=config) as backend:
         parent = await backend.enqueue(CTX, message("parent", max_retries=0))
         child = await backend.enqueue(CTX, message("child", after=(parent,)))
         await lease_of(backend, parent)
@@ -123,7 +125,7 @@ async def test_a_final_expiry_cancels_dependents(
         assert info.last_error == f"parent {parent} failed: lease expired"
 
 
-async def test_an_opted_in_dependent_runs_anyway(backend: EngineBackend) -> None:
+async def test_an_opted_in_dependent_runs_anyway(backend: Backend) -> None:
     good, bad = await backend.enqueue_many(CTX, [message("good"), message("bad")])
     child = await backend.enqueue(CTX, message("child", after=(good, bad), on_parent_failure="run"))
     await fail_for_good(backend, good)
@@ -133,7 +135,7 @@ async def test_an_opted_in_dependent_runs_anyway(backend: EngineBackend) -> None
     await run(backend, child)
 
 
-async def test_a_parent_that_already_failed_cancels_a_new_child(backend: EngineBackend) -> None:
+async def test_a_parent_that_already_failed_cancels_a_new_child(backend: Backend) -> None:
     parent = await backend.enqueue(CTX, message("parent"))
     await fail_for_good(backend, parent, "bad input")
     child = await backend.enqueue(CTX, message("child", after=(parent,)))
@@ -147,7 +149,7 @@ async def test_a_parent_that_already_failed_cancels_a_new_child(backend: EngineB
 
 
 @pytest.mark.parametrize("bad", ["no-such-job", "OTHER-TENANT"])
-async def test_unknown_or_foreign_parents_are_refused(backend: EngineBackend, bad: str) -> None:
+async def test_unknown_or_foreign_parents_are_refused(backend: Backend, bad: str) -> None:
     mine = await backend.enqueue(CTX, message("mine"))
     if bad == "OTHER-TENANT":
         bad = await backend.enqueue(OTHER, message("theirs"))
@@ -170,7 +172,7 @@ async def test_unknown_or_foreign_parents_are_refused(backend: EngineBackend, ba
     ],
 )
 async def test_malformed_dependencies_are_refused(
-    backend: EngineBackend, messages: list[JobMessage], field: str
+    backend: Backend, messages: list[JobMessage], field: str
 ) -> None:
     before = await log_size(backend)
     with pytest.raises(InvalidInput) as refused:
@@ -179,7 +181,7 @@ async def test_malformed_dependencies_are_refused(
     assert await log_size(backend) == before
 
 
-async def test_a_chord_in_one_call_is_all_or_nothing(backend: EngineBackend) -> None:
+async def test_a_chord_in_one_call_is_all_or_nothing(backend: Backend) -> None:
     await backend.enqueue(CTX, message("taken", idempotency_key="k", queue="elsewhere"))
     before = await log_size(backend)
     header = [message("a"), message("b", idempotency_key="k")]
@@ -199,7 +201,7 @@ async def test_a_chord_in_one_call_is_all_or_nothing(backend: EngineBackend) -> 
 
 
 async def test_a_fan_out_of_1000_and_a_fan_in_lease_it_once_after_the_last(
-    backend: EngineBackend,
+    backend: Backend,
 ) -> None:
     children = [message("part", payload=str(i).encode()) for i in range(1000)]
     ids = await backend.enqueue_many(
@@ -226,7 +228,7 @@ async def test_a_fan_out_of_1000_and_a_fan_in_lease_it_once_after_the_last(
     assert sum(isinstance(e, ParentFinished) for e in history) == 1000
 
 
-async def test_cancel_workflow_cancels_every_descendant(backend: EngineBackend) -> None:
+async def test_cancel_workflow_cancels_every_descendant(backend: Backend) -> None:
     root, side = await backend.enqueue_many(
         CTX, [message("root"), message("side", queue="elsewhere")]
     )
@@ -250,7 +252,7 @@ async def test_cancel_workflow_cancels_every_descendant(backend: EngineBackend) 
     assert await backend.cancel_workflow(CTX, root) == []
 
 
-async def test_waiting_jobs_replay_to_the_same_state(backend: EngineBackend) -> None:
+async def test_waiting_jobs_replay_to_the_same_state(backend: Backend) -> None:
     a, b, c = await backend.enqueue_many(
         CTX,
         [message("a"), message("b", after_earlier=(0,)), message("c", after_earlier=(0, 1))],
@@ -267,7 +269,7 @@ async def test_waiting_jobs_replay_to_the_same_state(backend: EngineBackend) -> 
     assert await backend.get_status(CTX, c) is JobStatus.ENQUEUED
 
 
-async def test_verify_checks_the_dependency_index(backend: EngineBackend) -> None:
+async def test_verify_checks_the_dependency_index(backend: Backend) -> None:
     a, b = await backend.enqueue_many(CTX, [message("a"), message("b", after_earlier=(0,))])
     report = await verify_log(backend.log_reader())
     assert report.ok, report.problems

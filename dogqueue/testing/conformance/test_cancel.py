@@ -7,21 +7,21 @@ from datetime import timedelta
 import pytest
 
 from dogqueue import FakeClock, JobCanceled, JobStatus, QueueCtx
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import log_size, message
 
 CTX = QueueCtx("tenant-a")
 
 
-async def test_cancel_an_enqueued_job(backend: EngineBackend) -> None:
+async def test_cancel_an_enqueued_job(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message())
     assert await backend.cancel_job(CTX, job_id) is JobStatus.CANCELED
     assert await backend.get_status(CTX, job_id) is JobStatus.CANCELED
     assert await backend.dequeue(CTX, ["default"]) is None
 
 
-async def test_cancel_during_a_lease_beats_the_later_ack(backend: EngineBackend) -> None:
+async def test_cancel_during_a_lease_beats_the_later_ack(backend: Backend) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
@@ -41,7 +41,7 @@ async def test_cancel_during_a_lease_beats_the_later_ack(backend: EngineBackend)
 
 
 async def test_canceled_takes_precedence_over_an_expired_lease(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=timedelta(seconds=1))
@@ -54,7 +54,7 @@ async def test_canceled_takes_precedence_over_an_expired_lease(
     assert await backend.dequeue(CTX, ["default"]) is None
 
 
-async def test_cancel_is_idempotent_and_terminal_states_stay(backend: EngineBackend) -> None:
+async def test_cancel_is_idempotent_and_terminal_states_stay(backend: Backend) -> None:
     canceled = await backend.enqueue(CTX, message())
     await backend.cancel_job(CTX, canceled)
     before = await log_size(backend)
@@ -76,9 +76,7 @@ async def test_cancel_is_idempotent_and_terminal_states_stay(backend: EngineBack
     assert await backend.cancel_job(CTX, failed) is JobStatus.FAILED
 
 
-async def test_a_canceled_job_is_never_leased_again(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_a_canceled_job_is_never_leased_again(backend: Backend, clock: FakeClock) -> None:
     job_id = await backend.enqueue(CTX, message())
     lease = await backend.dequeue(CTX, ["default"], lease_duration=timedelta(seconds=1))
     assert lease is not None
@@ -91,7 +89,7 @@ async def test_a_canceled_job_is_never_leased_again(
     assert types == ["enqueued", "leased", "canceled"]
 
 
-async def test_retry_job_of_a_canceled_job_needs_the_flag(backend: EngineBackend) -> None:
+async def test_retry_job_of_a_canceled_job_needs_the_flag(backend: Backend) -> None:
     from dogqueue import InvalidTransition
 
     job_id = await backend.enqueue(CTX, message())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dogqueue import JobMessage, JobPriority
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 
 def message(
@@ -24,6 +24,6 @@ def message(
     )
 
 
-async def log_size(backend: EngineBackend) -> int:
+async def log_size(backend: Backend) -> int:
     """How many events the log holds."""
     return len(await backend.read_events())

@@ -8,14 +8,14 @@ from datetime import timedelta
 import msgspec
 
 from dogqueue import FakeClock, JobPriority, QueueCtx, fold, rebuild
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 
 from .helpers import message
 
 TENANTS = [QueueCtx(f"tenant-{i}") for i in range(3)]
 
 
-async def varied_workload(backend: EngineBackend, clock: FakeClock, jobs: int, seed: int) -> None:
+async def varied_workload(backend: Backend, clock: FakeClock, jobs: int, seed: int) -> None:
     """Enqueue `jobs` jobs, then lease, complete, fail, cancel, heartbeat, expire and
     release them in a seeded random mix."""
     rng = random.Random(seed)
@@ -58,7 +58,7 @@ async def varied_workload(backend: EngineBackend, clock: FakeClock, jobs: int, s
         # else: abandoned, to expire later
 
 
-async def assert_projection_is_the_fold_of_the_log(backend: EngineBackend) -> None:
+async def assert_projection_is_the_fold_of_the_log(backend: Backend) -> None:
     live = await backend.projected_jobs()
     assert live == rebuild(await backend.read_events())
     for (tenant, job_id), job in live.items():
@@ -69,7 +69,7 @@ async def assert_projection_is_the_fold_of_the_log(backend: EngineBackend) -> No
 
 
 async def test_projection_equals_the_fold_after_a_varied_workload(
-    backend: EngineBackend, clock: FakeClock
+    backend: Backend, clock: FakeClock
 ) -> None:
     await varied_workload(backend, clock, jobs=1000, seed=7)
     live = await backend.projected_jobs()
@@ -80,9 +80,7 @@ async def test_projection_equals_the_fold_after_a_varied_workload(
     assert await backend.projected_jobs() == live
 
 
-async def test_rebuild_keeps_dequeue_order_and_keys(
-    backend: EngineBackend, clock: FakeClock
-) -> None:
+async def test_rebuild_keeps_dequeue_order_and_keys(backend: Backend, clock: FakeClock) -> None:
     await varied_workload(backend, clock, jobs=200, seed=11)
     ctx = TENANTS[0]
     await backend.rebuild_projections()
@@ -95,7 +93,7 @@ async def test_rebuild_keeps_dequeue_order_and_keys(
     assert len(order) == len(set(order))
 
 
-async def test_read_events_pages_through_the_log(backend: EngineBackend) -> None:
+async def test_read_events_pages_through_the_log(backend: Backend) -> None:
     for _ in range(10):
         await backend.enqueue(TENANTS[0], message())
     everything = await backend.read_events()

@@ -7,7 +7,7 @@ import pytest
 
 from dogqueue import InvalidInput, QueueCtx
 from dogqueue.audit.explain import explain, jobs_ahead
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.events import Heartbeat
 
 from .helpers import log_size, message
@@ -15,7 +15,7 @@ from .helpers import log_size, message
 ACME = QueueCtx("acme")
 
 
-async def test_progress_is_recorded_and_explained(backend: EngineBackend) -> None:
+async def test_progress_is_recorded_and_explained(backend: Backend) -> None:
     job_id = await backend.enqueue(ACME, message())
     lease = await backend.dequeue(ACME, ["default"])
     assert lease is not None
@@ -25,7 +25,7 @@ async def test_progress_is_recorded_and_explained(backend: EngineBackend) -> Non
     assert isinstance(beat, Heartbeat)
     assert (beat.progress, beat.progress_message) == (0.25, "row 250 of 1000")
     job = await backend.get_job(ACME, job_id)
-    now = backend.now()
+    now = backend.clock()
     said = explain(job, history, now, jobs_ahead(job, [], now))
     assert "reported 25% done" in " ".join(said.details) and "row 250 of 1000" in str(said)
 
@@ -41,7 +41,7 @@ async def test_progress_is_recorded_and_explained(backend: EngineBackend) -> Non
     ],
 )
 async def test_bad_progress_is_refused(
-    backend: EngineBackend, progress: object, note: object, field: str
+    backend: Backend, progress: object, note: object, field: str
 ) -> None:
     await backend.enqueue(ACME, message())
     lease = await backend.dequeue(ACME, ["default"])
