@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import ScheduleSpec
@@ -210,4 +211,11 @@ class Backend(Protocol):
         until this backend's own events have theirs, so it sees its writes; with
         `wait_for_own_writes=False` it never waits, and an event not yet numbered is
         seen by a later read (for readers that poll, such as metrics)."""
+        ...
+
+    def browser(self) -> JobBrowser:
+        """The read model the dashboard and the bulk commands list jobs with: paged,
+        filtered job lists and per-tenant counts, read in this backend's own way (its
+        indexes), with readiness and dequeue order as `dogqueue.core.order` defines them.
+        It reads the stored state (no events appended) and lives as long as the backend."""
         ...

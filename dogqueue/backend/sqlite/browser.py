@@ -5,40 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import threading
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
-from dogqueue.backend.sqlite.connection import connect, translate
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.core.codec import decode_job
-from dogqueue.core.job import JobInfo
-from dogqueue.core.status import JobStatus
-from dogqueue.web.browser import (
+from dogqueue.backend.browse import (
     JobFilter,
     JobPage,
     TenantSummary,
     check_page,
+    earliest_ready_paged,
     page_of,
     parse_cursor,
 )
+from dogqueue.backend.sqlfiles import load_queries
+from dogqueue.backend.sqlite.connection import connect, translate
+from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.core.codec import decode_job
+from dogqueue.core.job import JobInfo
+from dogqueue.core.status import JobStatus
 
 #: Matches read per search query: a search shows the newest of at most these.
 SEARCH_LIMIT = 2_000
 _NO_CURSOR = 2**63 - 1
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+#: Before every (run_at, enqueue_seq) a ready job can have.
+_FIRST_READY = (-(2**63), -(2**63))
 
-
-def _load_queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("sqlite_browser.sql").read_text("utf-8")
-    parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-Q = _load_queries()
+Q = load_queries("dogqueue.backend.sqlite", "sql/browser.sql")
 #: Statuses that `jobs_by_rare_status` indexes (schema 7): few jobs are in them.
 RARE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.WAITING)
 
@@ -168,17 +162,38 @@ class SqliteBrowser:
             counts = {
                 JobStatus(status): count for status, count in await self._rows("counts", (tenant,))
             }
-            [(ready, oldest)] = await self._rows("ready", (tenant, to_micros(now)))
+            [(ready,)] = await self._rows("ready", (tenant, to_micros(now)))
             summaries.append(
                 TenantSummary(
                     tenant_id=tenant,
                     counts=counts,
                     ready=ready,
                     scheduled=counts.get(JobStatus.ENQUEUED, 0) - ready,
-                    oldest_ready_at=None if oldest is None else from_micros(oldest),
+                    oldest_ready_at=await self._earliest_ready(tenant, now) if ready else None,
                 )
             )
         return summaries
+
+    async def _earliest_ready(self, tenant: str, now: datetime) -> datetime | None:
+        """When the tenant's longest-waiting ready job became ready."""
+
+        async def ready_after(
+            cursor: tuple[int, int] | None, limit: int
+        ) -> list[tuple[tuple[int, int], JobInfo]]:
+            run_at, seq = cursor or _FIRST_READY
+            rows = await self._rows(
+                "ready_by_run_at",
+                {
+                    "tenant": tenant,
+                    "now": to_micros(now),
+                    "run_at": run_at,
+                    "seq": seq,
+                    "limit": limit,
+                },
+            )
+            return [((run_at, seq), decode_job(state)) for run_at, seq, state in rows]
+
+        return await earliest_ready_paged(ready_after)
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
@@ -189,9 +204,6 @@ class SqliteBrowser:
                 "queue": job.message.queue,
                 "now": to_micros(now),
                 "job_id": job.job_id,
-                "priority": int(job.message.priority),
-                "run_at": to_micros(job.run_at),
-                "seq": job.enqueue_seq,
             },
         )
         return int(count)
