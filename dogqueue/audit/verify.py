@@ -29,10 +29,10 @@ from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.projection import JobKey
+from dogqueue.log import archive as archival
+from dogqueue.log.archive import Anchor, ArchiveCut
 from dogqueue.log.chain import ChainHeads, seq_hash_digest
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
     LogReader,
     LogRecord,
 )
@@ -329,13 +329,13 @@ async def verify_log(
     moved, so every chain, anchor and checkpoint head is checked across both. A log
     written with an audit key verifies only under `audit_key`."""
     moved: list[LogRecord] = []
-    for archive in archives:
-        moved.extend([record async for record in all_records(archive)])
+    for moved_to in archives:
+        moved.extend([record async for record in all_records(moved_to)])
     moved.sort(key=lambda record: record.seq)
     async with log.snapshot():
         walk = _Walk(
-            await log.anchors(),
-            _Ranges(await log.archived_ranges()),
+            await archival.anchors(log),
+            _Ranges(await archival.archived_ranges(log)),
             False,
             checkpoint,
             audit_key,
@@ -353,10 +353,10 @@ async def verify_log(
             rows = await log.projection_rows()
             compare_projection(report, rows, seen=seen)
             compare_counts(report, rows, await log.status_counts())
-            for archive in archives:
+            for moved_to in archives:
                 compare_projection(
                     report,
-                    await archive.projection_rows(),
+                    await moved_to.projection_rows(),
                     label="archived state",
                     keys_released=True,
                     seen=seen,
@@ -365,8 +365,8 @@ async def verify_log(
             live = {(str(row.tenant_id), str(row.job_id)) for row in rows}
             compare_dependencies(report, await log.dependencies(), live)
         if checkpoint is not None and checkpoint.cuts is not None:
-            _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
-    for line in await log.integrity_problems():
+            _check_cuts(report, checkpoint.cuts, await archival.archive_cuts(log))
+    for line in await archival.integrity_problems(log):
         report.add(None, f"integrity check: {line}")
     return report
 
@@ -411,19 +411,19 @@ async def verify_archive(
     live log recorded a cut matching the archive's contents."""
     records = [record async for record in all_records(archive)]
     report = verify_records(
-        records, anchors=await archive.anchors(), sparse=True, audit_key=audit_key
+        records, anchors=await archival.anchors(archive), sparse=True, audit_key=audit_key
     )
     if not report.full:
         compare_projection(
             report, await archive.projection_rows(), label="archived state", keys_released=True
         )
-    for line in await archive.integrity_problems():
+    for line in await archival.integrity_problems(archive):
         report.add(None, f"integrity check: {line}")
     if live is not None:
         digest = seq_hash_digest((r.seq, r.hash or b"") for r in records)
         if not any(
             cut.archive_events == len(records) and bytes(cut.archive_digest) == digest
-            for cut in await live.archive_cuts()
+            for cut in await archival.archive_cuts(live)
         ):
             report.add(
                 None,
@@ -435,7 +435,7 @@ async def verify_archive(
 
 async def is_archive(log: LogReader) -> bool:
     """True for a log written by archival: it records cuts but no moved ranges."""
-    return bool(await log.archive_cuts()) and not await log.archived_ranges()
+    return bool(await archival.archive_cuts(log)) and not await archival.archived_ranges(log)
 
 
 __all__ = [

@@ -11,8 +11,6 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
     LogRecord,
     ProjectionRow,
     in_tenant_positions,
@@ -132,22 +130,6 @@ class MemoryLogReader:
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """Each tenant's chain head: (position, hash)."""
         return {tenant: (seq, digest) for tenant, (seq, digest, _) in self._view().heads.items()}
-
-    async def anchors(self) -> list[Anchor]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def integrity_problems(self) -> list[str]:
-        """None: there is no storage layer to check."""
-        return []
 
     async def close(self) -> None:
         """Nothing to release."""

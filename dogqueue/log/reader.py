@@ -38,28 +38,6 @@ class LogRecord(NamedTuple):
     tpos: int = 0
 
 
-class Anchor(NamedTuple):
-    """The hash of an event moved out by archival that a remaining event links to."""
-
-    seq: int
-    tenant_id: str
-    hash: bytes
-
-
-class ArchiveCut(NamedTuple):
-    """One archival, as the live log records it."""
-
-    id: int
-    archived_at: int
-    cut_before: int
-    archive: str
-    jobs: int
-    events: int
-    head_hash: bytes
-    archive_events: int
-    archive_digest: bytes
-
-
 class ProjectionRow(NamedTuple):
     """One stored projection row as the log keeps it: every column a read path searches
     on (dequeue, leases, keys, tenant reads), and the job's state bytes.
@@ -130,7 +108,8 @@ def stored_time(value: object, from_micros: Callable[[int], datetime]) -> object
 
 @runtime_checkable
 class LogReader(Protocol):
-    """A stored log, read-only. Every backend returns one from `log_reader()`.
+    """A stored log, read-only. Every backend returns one from `log_reader()`. Archival
+    and a storage integrity check are optional capabilities (`dogqueue.log.archive`).
 
     Scopes: `records`, `events`, `jobs()` and the chain use log positions (`pos`); the
     tenant-scoped reads (`tenant_events`, `history`, `jobs(tenant_id)`) use the tenant's
@@ -190,22 +169,6 @@ class LogReader(Protocol):
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""
-        ...
-
-    async def anchors(self) -> list[Anchor]:
-        """Hashes of moved events that remaining events link to, in position order."""
-        ...
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        """Inclusive position ranges moved out by archival, in order."""
-        ...
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        """Every archival this log records, oldest first."""
-        ...
-
-    async def integrity_problems(self) -> list[str]:
-        """What the storage's own integrity check reports (empty when sound)."""
         ...
 
     async def close(self) -> None:

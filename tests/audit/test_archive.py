@@ -9,8 +9,12 @@ from pathlib import Path
 
 from dogqueue import FakeClock, JobStatus
 from dogqueue.audit.checkpoint import checkpoint_of
+from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
+from dogqueue.backend.sqlite.log import SqliteLogReader
+from dogqueue.log import archive as archival
+from dogqueue.log.archive import ArchiveReader, IntegrityChecker
 from tests.audit.audit_workload import ACME, GLOBEX, message
 from tests.audit.sync_log import SyncLog
 
@@ -184,3 +188,22 @@ async def test_steady_load_with_archival_keeps_the_live_log_bounded(
     with SyncLog(target) as archived:
         assert archived.event_count() == 6 * 20 * 3
     assert_verifies(path, target)
+
+
+async def test_archival_is_a_capability_only_sqlite_has(story_log: Story, tmp_path: Path) -> None:
+    """Readers of logs that cannot archive lack the methods; asking them through
+    `dogqueue.log.archive` answers "never archived", while SQLite's reader answers."""
+    path, _ = story_log
+    archive(path, tmp_path / "archive.db")
+    live = SqliteLogReader(path)
+    try:
+        assert isinstance(live, ArchiveReader) and isinstance(live, IntegrityChecker)
+        assert [cut.archive for cut in await archival.archive_cuts(live)] == ["archive.db"]
+        assert await archival.archived_ranges(live)
+    finally:
+        await live.close()
+    memory = MemoryBackend().log_reader()
+    assert not isinstance(memory, ArchiveReader) and not isinstance(memory, IntegrityChecker)
+    assert not hasattr(memory, "anchors")
+    assert await archival.archive_cuts(memory) == [] and await archival.anchors(memory) == []
+    assert await archival.integrity_problems(memory) == []

@@ -15,7 +15,7 @@ from dogqueue.backend.postgres.queries import SCHEMA_VERSION, Q
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, ProjectionRow, stored_time
+from dogqueue.log.reader import LogRecord, ProjectionRow, stored_time
 from dogqueue.log.stored import stored_event, stored_job
 
 
@@ -156,18 +156,6 @@ class PostgresLog:
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         rows = await self._fetch("chain_heads")
         return {str(t): (int(p), bytes(h)) for t, p, h in rows}
-
-    async def anchors(self) -> list[Anchor]:
-        return []  # archival is not offered on PostgreSQL
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        return []
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        return []
-
-    async def integrity_problems(self) -> list[str]:
-        return []
 
     async def close(self) -> None:
         if self._owns_pool and self._pool is not None:

@@ -30,9 +30,8 @@ from dogqueue.backend.sqlite.readonly import connect_read_only
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.log.archive import Anchor, ArchiveCut
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
     LogRecord,
     ProjectionRow,
     in_tenant_positions,
