@@ -63,7 +63,7 @@ async def take_checkpoint(log: LogReader) -> Checkpoint:
         heads = await log.chain_heads()
         last = await log.last_position()
         for anchor in await archival.anchors(log):
-            heads.setdefault(anchor.tenant_id, (anchor.seq, anchor.hash))
+            heads.setdefault(anchor.tenant_id, (anchor.pos, anchor.hash))
         cuts = await archival.archive_cuts(log)
     return checkpoint_of(
         max([last, *(seq for seq, _ in heads.values())]), heads, cuts_head(cuts) if cuts else None

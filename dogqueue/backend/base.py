@@ -538,7 +538,7 @@ class EngineBackend(abc.ABC):
         return await self._next_run_at(names, tenants)
 
     async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        """Events of every tenant with seq > after_seq, in log order."""
+        """Events of every tenant with log position > `after_seq`, in log order."""
         await self._ready()
         return await self._read_events(after_seq, limit)
 

@@ -11,8 +11,10 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.reader import (
+    LogPos,
     LogRecord,
     ProjectionRow,
+    TenantPos,
     in_tenant_positions,
     projected_columns,
 )
@@ -66,7 +68,16 @@ class MemoryLogReader:
         """Stored events with position > `after`, in position order."""
         end = None if limit is None else max(after, 0) + limit
         return [
-            LogRecord(e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data, e.hash, e.tpos)
+            LogRecord(
+                LogPos(e.seq),
+                e.tenant_id,
+                e.job_id,
+                e.version,
+                e.type,
+                e.data,
+                e.hash,
+                TenantPos(e.tpos),
+            )
             for e in self._log()[max(after, 0) : end]
         ]
 
@@ -80,7 +91,7 @@ class MemoryLogReader:
 
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
         """Decoded events with position > `after`; `seq` is the log position."""
-        return [decode_event(r.data, r.seq) for r in await self.records(after=after, limit=limit)]
+        return [decode_event(r.data, r.pos) for r in await self.records(after=after, limit=limit)]
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
         """The tenant's events in log order, `seq` = tenant position."""

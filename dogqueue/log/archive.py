@@ -13,9 +13,10 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class Anchor(NamedTuple):
-    """The hash of an event moved out by archival that a remaining event links to."""
+    """The hash of an event moved out by archival that a remaining event links to, at
+    its log position `pos`."""
 
-    seq: int
+    pos: int
     tenant_id: str
     hash: bytes
 

@@ -45,13 +45,13 @@ def test_archive_moves_finished_jobs_and_both_files_verify(
         records = log.records()
         histories = {role: log.history("acme", ids[role]) for role in FINISHED}
     finished = {ids[role] for role in FINISHED}
-    moved = {r.seq for r in records if r.tenant_id == "acme" and r.job_id in finished}
+    moved = {r.pos for r in records if r.tenant_id == "acme" and r.job_id in finished}
     jobs, events = archive(path, target)
     assert jobs == 3
     assert events == sum(len(h) for h in histories.values())
     with SyncLog(path) as log:
         remaining = {(j.tenant_id, j.job_id) for j in log.jobs()}
-        assert {r.seq for r in log.records()} == {r.seq for r in records} - moved
+        assert {r.pos for r in log.records()} == {r.pos for r in records} - moved
     assert all(("acme", ids[role]) not in remaining for role in FINISHED)
     with SyncLog(target) as archived:
         for role in FINISHED:
@@ -142,7 +142,7 @@ def test_a_live_event_deleted_inside_an_archived_stretch_is_still_caught(
     path, ids = story_log
     archive(path, tmp_path / "a.db")
     with SyncLog(path) as log:
-        seq = next(r.seq for r in log.records() if r.job_id == ids["waiting"])
+        seq = next(r.pos for r in log.records() if r.job_id == ids["waiting"])
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("DELETE FROM events WHERE seq = ?", (seq,))

@@ -15,7 +15,14 @@ from dogqueue.backend.postgres.queries import SCHEMA_VERSION, Q
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import LogRecord, ProjectionRow, stored_time
+from dogqueue.log.reader import (
+    LogPos,
+    LogRecord,
+    ProjectionRow,
+    TenantPos,
+    WriterSeq,
+    stored_time,
+)
 from dogqueue.log.stored import stored_event, stored_job
 
 
@@ -85,14 +92,32 @@ class PostgresLog:
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         rows = await self._fetch("records", after, limit)
         return [
-            LogRecord(int(p), str(t), str(j), int(v), str(k), bytes(d), bytes(h), int(tp))
+            LogRecord(
+                LogPos(int(p)),
+                str(t),
+                str(j),
+                int(v),
+                str(k),
+                bytes(d),
+                bytes(h),
+                TenantPos(int(tp)),
+            )
             for p, t, j, v, k, d, h, tp in rows
         ]
 
     async def unsealed(self) -> list[LogRecord]:
         rows = await self._fetch("unsealed")
         return [
-            LogRecord(int(seq), str(t), str(j), int(v), str(k), bytes(d), None, 0)
+            LogRecord(
+                LogPos(0),
+                str(t),
+                str(j),
+                int(v),
+                str(k),
+                bytes(d),
+                None,
+                writer_seq=WriterSeq(int(seq)),
+            )
             for seq, t, j, v, k, d in rows
         ]
 
