@@ -235,7 +235,8 @@ def summaries(
     ]
 
 
-#: Ready jobs read per step while looking for the one that has waited longest.
+#: Ready jobs read by the first step while looking for the one that has waited longest;
+#: each further step reads twice as many (a step may sort the tenant's ready jobs).
 READY_CHUNK = 64
 
 
@@ -245,15 +246,16 @@ async def earliest_ready_paged(
     """The earliest `ready_since` of a tenant's ready jobs, read in `run_at` order a
     chunk at a time: `ready_after(cursor, limit)` gives up to `limit` of them after
     `cursor` (None: from the first), each with the cursor that follows it. Usually one
-    chunk: only a job released (or freed by its parents) after its run_at makes the
-    walk go on."""
+    chunk: only jobs released (or freed by their parents) after their run_at make the
+    walk go on, over chunks that double."""
     best: datetime | None = None
     cursor: C | None = None
-    while rows := await ready_after(cursor, READY_CHUNK):
+    limit = READY_CHUNK
+    while rows := await ready_after(cursor, limit):
         best = earliest_ready_since((job for _, job in rows), best)
-        if len(rows) < READY_CHUNK or (best is not None and rows[-1][1].run_at >= best):
+        if len(rows) < limit or (best is not None and rows[-1][1].run_at >= best):
             break
-        cursor = rows[-1][0]
+        cursor, limit = rows[-1][0], limit * 2
     return best
 
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,6 @@ from dogqueue.backend.browse import (
     JobPage,
     TenantSummary,
     check_page,
-    earliest_ready_paged,
     page_of,
     parse_cursor,
 )
@@ -24,13 +24,12 @@ from dogqueue.backend.sqlite.connection import connect, translate
 from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import decode_job
 from dogqueue.core.job import JobInfo
+from dogqueue.core.order import earliest_ready_since
 from dogqueue.core.status import JobStatus
 
 #: Matches read per search query: a search shows the newest of at most these.
 SEARCH_LIMIT = 2_000
 _NO_CURSOR = 2**63 - 1
-#: Before every (run_at, enqueue_seq) a ready job can have.
-_FIRST_READY = (-(2**63), -(2**63))
 
 Q = load_queries("dogqueue.backend.sqlite", "sql/browser.sql")
 #: Statuses that `jobs_by_rare_status` indexes (schema 7): few jobs are in them.
@@ -90,11 +89,15 @@ class SqliteBrowser:
     def _rows_now(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
         with self._lock:
             try:
-                if self._conn is None:
-                    self._conn = connect(self.path, "NORMAL", read_only=True)
-                return self._conn.execute(Q[name], params).fetchall()
+                return self._connection().execute(Q[name], params).fetchall()
             except sqlite3.Error as error:
                 raise translate(error) from error
+
+    def _connection(self) -> sqlite3.Connection:
+        """The read-only connection (opened on first use); the caller holds the lock."""
+        if self._conn is None:
+            self._conn = connect(self.path, "NORMAL", read_only=True)
+        return self._conn
 
     async def tenants(self) -> list[str]:
         """Every tenant that has jobs."""
@@ -176,24 +179,27 @@ class SqliteBrowser:
 
     async def _earliest_ready(self, tenant: str, now: datetime) -> datetime | None:
         """When the tenant's longest-waiting ready job became ready."""
+        return await asyncio.to_thread(self._earliest_ready_now, tenant, to_micros(now))
 
-        async def ready_after(
-            cursor: tuple[int, int] | None, limit: int
-        ) -> list[tuple[tuple[int, int], JobInfo]]:
-            run_at, seq = cursor or _FIRST_READY
-            rows = await self._rows(
-                "ready_by_run_at",
-                {
-                    "tenant": tenant,
-                    "now": to_micros(now),
-                    "run_at": run_at,
-                    "seq": seq,
-                    "limit": limit,
-                },
-            )
-            return [((run_at, seq), decode_job(state)) for run_at, seq, state in rows]
+    def _earliest_ready_now(self, tenant: str, now: int) -> datetime | None:
+        # One sort of the ready jobs' keys by run_at; states are read only as far as
+        # the core's walk goes (usually one or two).
+        with self._lock:
+            try:
+                conn = self._connection()
+                keys = conn.execute(Q["ready_by_run_at"], (tenant, now))
 
-        return await earliest_ready_paged(ready_after)
+                def ready() -> Iterator[JobInfo]:
+                    for (seq,) in keys:
+                        [(state,)] = conn.execute(Q["state_at"], (seq,)).fetchall()
+                        yield decode_job(state)
+
+                try:
+                    return earliest_ready_since(ready())
+                finally:
+                    keys.close()
+            except sqlite3.Error as error:
+                raise translate(error) from error
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""

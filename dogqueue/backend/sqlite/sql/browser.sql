@@ -49,15 +49,14 @@ SELECT count(*) FROM jobs
 WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2;
 
 -- name: ready_by_run_at
--- The tenant's ready jobs after (:run_at, :seq) in run_at order: the walk that finds
--- the earliest core.order.ready_since (ordered from jobs_ready's entries, then read).
-SELECT j.run_at, j.enqueue_seq, j.state FROM jobs j
-JOIN (SELECT enqueue_seq FROM jobs INDEXED BY jobs_ready
-      WHERE tenant_id = :tenant AND status = 'enqueued' AND run_at <= :now
-        AND (run_at, enqueue_seq) > (:run_at, :seq)
-      ORDER BY run_at, enqueue_seq
-      LIMIT :limit) AS due ON j.enqueue_seq = due.enqueue_seq
-ORDER BY j.run_at, j.enqueue_seq;
+-- The tenant's ready jobs in run_at order, for the walk that finds the earliest
+-- core.order.ready_since: keys only (jobs_ready covers them), read as far as it goes.
+SELECT enqueue_seq FROM jobs INDEXED BY jobs_ready
+WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2
+ORDER BY run_at, enqueue_seq;
+
+-- name: state_at
+SELECT state FROM jobs WHERE enqueue_seq = ?1;
 
 -- name: jobs_ahead
 -- Ready jobs of the same tenant and queue that dequeue order (core.order.dequeue_key:
