@@ -30,8 +30,6 @@ CHUNK = 500
 #: Rows a page may scan before it is returned short (a search over a huge queue).
 SCAN_LIMIT = 50_000
 _NO_CURSOR = 2**63 - 1
-#: Before every (run_at, enqueue_seq) a ready job can have.
-_FIRST_READY = (-(2**63), -(2**63))
 #: Jobs read per search query (ids, then keys), as on SQLite.
 SEARCH_LIMIT = 2_000
 
@@ -112,18 +110,13 @@ class PostgresBrowser:
 
     async def _earliest_ready(self, tenant: str, now: datetime) -> datetime | None:
         """When the tenant's longest-waiting ready job became ready."""
+        async with self._pool().acquire() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(Q["ready_by_run_at"], tenant, to_micros(now))
 
-        async def ready_after(
-            cursor: tuple[int, int] | None, limit: int
-        ) -> list[tuple[tuple[int, int], JobInfo]]:
-            run_at, seq = cursor or _FIRST_READY
-            async with self._pool().acquire() as conn:
-                rows = await conn.fetch(
-                    Q["ready_by_run_at"], tenant, to_micros(now), run_at, seq, limit
-                )
-            return [((int(r), int(s)), decode_job(bytes(state))) for r, s, state in rows]
+            async def ready_after(_: None, limit: int) -> list[tuple[None, JobInfo]]:
+                return [(None, decode_job(bytes(state))) for (state,) in await cursor.fetch(limit)]
 
-        return await earliest_ready_paged(ready_after)
+            return await earliest_ready_paged(ready_after)
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""

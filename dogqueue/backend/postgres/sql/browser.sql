@@ -18,17 +18,11 @@ SELECT tenant_id, status, count(*),
 FROM jobs GROUP BY tenant_id, status ORDER BY tenant_id;
 
 -- name: ready_by_run_at
--- The tenant's ready jobs after ($3, $4) in (run_at, enqueue_seq) order, for the walk
--- that finds the earliest core.order.ready_since: the keys are sorted from jobs_ready,
--- and only the chunk's states are read.
-SELECT j.run_at, j.enqueue_seq, j.state
-FROM (SELECT enqueue_seq FROM jobs
-      WHERE tenant_id = $1 AND status = 'enqueued' AND run_at <= $2
-        AND (run_at, enqueue_seq) > ($3, $4)
-      ORDER BY run_at, enqueue_seq
-      LIMIT $5) AS due
-JOIN jobs j ON j.enqueue_seq = due.enqueue_seq
-ORDER BY j.run_at, j.enqueue_seq;
+-- The tenant's ready jobs in (run_at, enqueue_seq) order, read through a cursor as far
+-- as the walk that finds the earliest core.order.ready_since goes (one sort).
+SELECT state FROM jobs
+WHERE tenant_id = $1 AND status = 'enqueued' AND run_at <= $2
+ORDER BY run_at, enqueue_seq;
 
 -- name: ahead
 -- Ready jobs of the job's tenant and queue that dequeue order (core.order.dequeue_key)
