@@ -66,6 +66,9 @@ async def _story(backend: EngineBackend, clock: FakeClock) -> datetime:
     await backend.enqueue(GLOBEX, _message(after=(blocker,)))
     clock.advance(timedelta(hours=2))  # the lease has expired
     assert await backend.reap_expired() == 1
+    # Two jobs alike but for their enqueue position: the second has the first ahead of it
+    # (tenant and log positions differ here, so each must be compared with its own kind).
+    await backend.enqueue_many(GLOBEX, [_message(), _message()])
     clock.advance(timedelta(minutes=10))
     return released_at
 
@@ -122,7 +125,7 @@ async def test_dashboard_stats_and_metrics_agree(backend: EngineBackend, clock: 
     }
     assert (acme.ready, acme.scheduled) == (3, 1)
     assert overview["globex"].counts == {
-        JobStatus.ENQUEUED: 2,  # expired and retried, the blocker
+        JobStatus.ENQUEUED: 4,  # expired and retried, the blocker, two alike
         JobStatus.CANCELED: 1,
         JobStatus.WAITING: 1,
     }
