@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from dogqueue.backend.base import EngineBackend, T, Work
-from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.browse import ProjectionBrowser
+from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event

@@ -18,8 +18,8 @@ from dogqueue.backend.browse import (
     parse_cursor,
     summaries,
 )
-from dogqueue.backend.sqlfiles import load_queries
-from dogqueue.backend.sqlite.timecodec import to_micros
+from dogqueue.backend.kit.rows import to_micros
+from dogqueue.backend.kit.sqlfiles import load_queries
 from dogqueue.core.codec import decode_job
 from dogqueue.core.job import JobInfo
 from dogqueue.core.status import JobStatus

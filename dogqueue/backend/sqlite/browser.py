@@ -19,9 +19,9 @@ from dogqueue.backend.browse import (
     page_of,
     parse_cursor,
 )
-from dogqueue.backend.sqlfiles import load_queries
+from dogqueue.backend.kit.rows import to_micros
+from dogqueue.backend.kit.sqlfiles import load_queries
 from dogqueue.backend.sqlite.connection import connect, translate
-from dogqueue.backend.sqlite.timecodec import to_micros
 from dogqueue.core.codec import decode_job
 from dogqueue.core.job import JobInfo
 from dogqueue.core.order import earliest_ready_since

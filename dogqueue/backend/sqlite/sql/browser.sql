@@ -41,6 +41,7 @@ ORDER BY idempotency_key DESC
 LIMIT :limit;
 
 -- name: counts
+-- The tenant's jobs by status (the job_counts table, moved by each transaction).
 SELECT status, jobs FROM job_counts WHERE tenant_id = ?1 AND jobs > 0;
 
 -- name: ready
@@ -56,6 +57,7 @@ WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2
 ORDER BY run_at, enqueue_seq;
 
 -- name: state_at
+-- One job's state, by its row.
 SELECT state FROM jobs WHERE enqueue_seq = ?1;
 
 -- name: jobs_ahead
