@@ -31,6 +31,7 @@ from typing import Any, Self
 
 import msgspec
 
+from dogqueue.backend.browse import JobBrowser
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
@@ -215,6 +216,9 @@ class Forwarding:
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:
         return self.inner.log_reader(wait_for_own_writes=wait_for_own_writes)
+
+    def browser(self) -> JobBrowser:
+        return self.inner.browser()
 
     async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
         return await self.inner.get_status(ctx, job_id)

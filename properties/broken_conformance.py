@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from dogqueue.backend.contract import Backend
 from dogqueue.core.message import JobMessage, QueueCtx
-from dogqueue.log.reader import LogReader, LogRecord
+from dogqueue.log.reader import LogPos, LogReader, LogRecord
 from dogqueue.testing.factories import MemoryFactory
 from properties.broken import DequeueReordersEqualPriorities, Forwarding, WrappingFactory
 
@@ -38,7 +38,7 @@ class RecordsWithAGap:
 
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         found = await self.inner.records(after=after, limit=limit)
-        return [r._replace(seq=r.seq + 1) if r.seq >= 4 else r for r in found]
+        return [r._replace(pos=LogPos(r.pos + 1)) if r.pos >= 4 else r for r in found]
 
 
 class LogReaderSkipsAPosition(Forwarding):

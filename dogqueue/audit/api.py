@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from dogqueue.audit.explain import Explanation, explain, jobs_ahead
+from dogqueue.audit.explain import Explanation, explain
 from dogqueue.audit.timetravel import AsOf, events_as_of, jobs_as_of
 from dogqueue.clock import utc_now
 from dogqueue.core import validation as check
@@ -19,7 +19,7 @@ from dogqueue.core.errors import JobNotFound
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
-from dogqueue.core.order import is_ready, ready_since
+from dogqueue.core.order import is_ready, jobs_ahead, ready_since
 from dogqueue.core.projection import JobKey, fold
 from dogqueue.log.reader import LogReader
 

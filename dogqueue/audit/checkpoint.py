@@ -15,8 +15,10 @@ from typing import Any
 import msgspec
 
 from dogqueue.core.errors import InvalidInput
+from dogqueue.log import archive as archival
+from dogqueue.log.archive import ArchiveCut
 from dogqueue.log.chain import GENESIS
-from dogqueue.log.reader import ArchiveCut, LogReader
+from dogqueue.log.reader import LogReader
 
 #: The `format` field of a checkpoint file.
 CHECKPOINT_FORMAT = "dogqueue-checkpoint/1"
@@ -60,9 +62,9 @@ async def take_checkpoint(log: LogReader) -> Checkpoint:
     async with log.snapshot():
         heads = await log.chain_heads()
         last = await log.last_position()
-        for anchor in await log.anchors():
-            heads.setdefault(anchor.tenant_id, (anchor.seq, anchor.hash))
-        cuts = await log.archive_cuts()
+        for anchor in await archival.anchors(log):
+            heads.setdefault(anchor.tenant_id, (anchor.pos, anchor.hash))
+        cuts = await archival.archive_cuts(log)
     return checkpoint_of(
         max([last, *(seq for seq, _ in heads.values())]), heads, cuts_head(cuts) if cuts else None
     )

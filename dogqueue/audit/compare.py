@@ -150,7 +150,7 @@ def check_unsealed(report: Report, unsealed: Iterable[LogRecord]) -> None:
             report.add(None, f"{where} has version {record.version}, expected {expected}")
             continue
         try:
-            event = decode_event(record.data, record.seq)
+            event = decode_event(record.data, record.writer_seq)
             report.jobs[key] = evolve(report.jobs.get(key), event)
         except (msgspec.DecodeError, ValueError, InvalidTransition) as error:
             report.add(None, f"{where} (version {record.version}) does not apply: {error}")

@@ -19,7 +19,7 @@ from dogqueue.core.events import (
     Requeued,
 )
 from dogqueue.core.job import JobInfo
-from dogqueue.core.order import dequeue_key, is_ready
+from dogqueue.core.order import jobs_ahead as jobs_ahead  # re-exported
 from dogqueue.core.status import JobPriority, JobStatus
 
 E = TypeVar("E")
@@ -35,20 +35,6 @@ class Explanation:
 
     def __str__(self) -> str:
         return "\n".join((self.headline, *(f"  {line}" for line in self.details)))
-
-
-def jobs_ahead(job: JobInfo, others: Iterable[JobInfo], now: datetime) -> int:
-    """How many ready jobs of the same tenant and queue would be leased before `job`."""
-    mine = dequeue_key(job)
-    return sum(
-        1
-        for other in others
-        if is_ready(other, now)
-        and other.tenant_id == job.tenant_id
-        and other.message.queue == job.message.queue
-        and other.job_id != job.job_id
-        and dequeue_key(other) < mine
-    )
 
 
 def explain(

@@ -29,10 +29,10 @@ from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
 from dogqueue.core.projection import JobKey
+from dogqueue.log import archive as archival
+from dogqueue.log.archive import Anchor, ArchiveCut
 from dogqueue.log.chain import ChainHeads, seq_hash_digest
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
     LogReader,
     LogRecord,
 )
@@ -122,13 +122,13 @@ class _Walk:
         self.previous_seq = 0
         #: Hashes stored at anchored positions whose events are present (an archive
         #: given with the live log): each anchor must equal its event's.
-        self.anchor_seqs = {anchor.seq for anchor in self.anchors}
+        self.anchor_seqs = {anchor.pos for anchor in self.anchors}
         self.hash_at: dict[int, bytes] = {}
 
     def step(self, record: LogRecord) -> None:
-        self._anchors_before(record.seq)
+        self._anchors_before(record.pos)
         self.report.events += 1
-        self._position(record.seq)
+        self._position(record.pos)
         self._tenant_position(record)
         self._chain(record)
         self._fold(record)
@@ -160,22 +160,22 @@ class _Walk:
     def _anchors_before(self, seq: int | None) -> None:
         """Anchors stand in for moved events: they set their tenant's previous hash."""
         while self.next_anchor < len(self.anchors) and (
-            seq is None or self.anchors[self.next_anchor].seq < seq
+            seq is None or self.anchors[self.next_anchor].pos < seq
         ):
             anchor = self.anchors[self.next_anchor]
             self.next_anchor += 1
-            present = self.hash_at.get(anchor.seq)
+            present = self.hash_at.get(anchor.pos)
             if present is not None:  # the event itself was read (from an archive)
                 if present != anchor.hash:
                     self.report.add(
-                        anchor.seq,
-                        f"the anchor kept for position {anchor.seq} differs from the archived"
+                        anchor.pos,
+                        f"the anchor kept for position {anchor.pos} differs from the archived"
                         " event there",
                     )
                 continue
-            self.chain.move(anchor.tenant_id, anchor.seq, anchor.hash, 0)
-            self.report.heads[anchor.tenant_id] = (anchor.seq, anchor.hash)
-            _check_wanted(self.report, self.wanted, anchor.seq, anchor.tenant_id, anchor.hash)
+            self.chain.move(anchor.tenant_id, anchor.pos, anchor.hash, 0)
+            self.report.heads[anchor.tenant_id] = (anchor.pos, anchor.hash)
+            _check_wanted(self.report, self.wanted, anchor.pos, anchor.tenant_id, anchor.hash)
 
     def _position(self, seq: int) -> None:
         previous = self.previous_seq
@@ -196,14 +196,14 @@ class _Walk:
         dense = not self.sparse and not self.archived
         if record.tpos <= previous or (dense and record.tpos != previous + 1):
             self.report.add(
-                record.seq,
-                f"event {record.seq} has tenant position {record.tpos} after {previous}"
+                record.pos,
+                f"event {record.pos} has tenant position {record.tpos} after {previous}"
                 f" in tenant {record.tenant_id!r}",
             )
         self.last_tpos[record.tenant_id] = max(previous, record.tpos)
 
     def _chain(self, record: LogRecord) -> None:
-        seq = record.seq
+        seq = record.pos
         computed, _ = self.chain.next_link(record.tenant_id, seq, record.data)
         if record.hash is None:
             self.unhashed.append(seq)
@@ -224,7 +224,7 @@ class _Walk:
         _check_wanted(self.report, self.wanted, seq, record.tenant_id, computed)
 
     def _fold(self, record: LogRecord) -> None:
-        seq, key = record.seq, (record.tenant_id, record.job_id)
+        seq, key = record.pos, (record.tenant_id, record.job_id)
         if key in self.broken_jobs:
             return
         try:
@@ -311,7 +311,7 @@ async def all_records(log: LogReader, *, page: int = PAGE) -> AsyncIterator[LogR
     while records := await log.records(after=after, limit=page):
         for record in records:
             yield record
-        after = records[-1].seq
+        after = records[-1].pos
 
 
 async def verify_log(
@@ -329,13 +329,13 @@ async def verify_log(
     moved, so every chain, anchor and checkpoint head is checked across both. A log
     written with an audit key verifies only under `audit_key`."""
     moved: list[LogRecord] = []
-    for archive in archives:
-        moved.extend([record async for record in all_records(archive)])
-    moved.sort(key=lambda record: record.seq)
+    for moved_to in archives:
+        moved.extend([record async for record in all_records(moved_to)])
+    moved.sort(key=lambda record: record.pos)
     async with log.snapshot():
         walk = _Walk(
-            await log.anchors(),
-            _Ranges(await log.archived_ranges()),
+            await archival.anchors(log),
+            _Ranges(await archival.archived_ranges(log)),
             False,
             checkpoint,
             audit_key,
@@ -353,10 +353,10 @@ async def verify_log(
             rows = await log.projection_rows()
             compare_projection(report, rows, seen=seen)
             compare_counts(report, rows, await log.status_counts())
-            for archive in archives:
+            for moved_to in archives:
                 compare_projection(
                     report,
-                    await archive.projection_rows(),
+                    await moved_to.projection_rows(),
                     label="archived state",
                     keys_released=True,
                     seen=seen,
@@ -365,8 +365,8 @@ async def verify_log(
             live = {(str(row.tenant_id), str(row.job_id)) for row in rows}
             compare_dependencies(report, await log.dependencies(), live)
         if checkpoint is not None and checkpoint.cuts is not None:
-            _check_cuts(report, checkpoint.cuts, await log.archive_cuts())
-    for line in await log.integrity_problems():
+            _check_cuts(report, checkpoint.cuts, await archival.archive_cuts(log))
+    for line in await archival.integrity_problems(log):
         report.add(None, f"integrity check: {line}")
     return report
 
@@ -378,15 +378,15 @@ async def _merged(
     (a copy left by an interrupted archival) must hold the same event."""
     index = 0
     async for record in live:
-        while index < len(moved) and moved[index].seq <= record.seq:
+        while index < len(moved) and moved[index].pos <= record.pos:
             copy = moved[index]
             index += 1
-            if copy.seq < record.seq:
+            if copy.pos < record.pos:
                 yield copy
             elif copy[:7] != record[:7]:
                 report.add(
-                    copy.seq,
-                    f"position {copy.seq} holds different events in the live log and an archive",
+                    copy.pos,
+                    f"position {copy.pos} holds different events in the live log and an archive",
                 )
         yield record
     for copy in moved[index:]:
@@ -411,19 +411,19 @@ async def verify_archive(
     live log recorded a cut matching the archive's contents."""
     records = [record async for record in all_records(archive)]
     report = verify_records(
-        records, anchors=await archive.anchors(), sparse=True, audit_key=audit_key
+        records, anchors=await archival.anchors(archive), sparse=True, audit_key=audit_key
     )
     if not report.full:
         compare_projection(
             report, await archive.projection_rows(), label="archived state", keys_released=True
         )
-    for line in await archive.integrity_problems():
+    for line in await archival.integrity_problems(archive):
         report.add(None, f"integrity check: {line}")
     if live is not None:
-        digest = seq_hash_digest((r.seq, r.hash or b"") for r in records)
+        digest = seq_hash_digest((r.pos, r.hash or b"") for r in records)
         if not any(
             cut.archive_events == len(records) and bytes(cut.archive_digest) == digest
-            for cut in await live.archive_cuts()
+            for cut in await archival.archive_cuts(live)
         ):
             report.add(
                 None,
@@ -435,7 +435,7 @@ async def verify_archive(
 
 async def is_archive(log: LogReader) -> bool:
     """True for a log written by archival: it records cuts but no moved ranges."""
-    return bool(await log.archive_cuts()) and not await log.archived_ranges()
+    return bool(await archival.archive_cuts(log)) and not await archival.archived_ranges(log)
 
 
 __all__ = [

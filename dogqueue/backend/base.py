@@ -17,6 +17,7 @@ from typing import Self, TypeVar
 
 import msgspec
 
+from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import cron
 from dogqueue.core import validation as check
@@ -537,7 +538,7 @@ class EngineBackend(abc.ABC):
         return await self._next_run_at(names, tenants)
 
     async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        """Events of every tenant with seq > after_seq, in log order."""
+        """Events of every tenant with log position > `after_seq`, in log order."""
         await self._ready()
         return await self._read_events(after_seq, limit)
 
@@ -555,6 +556,10 @@ class EngineBackend(abc.ABC):
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:
         """The stored log, read-only (for the audit tools and metrics); see
         `Backend.log_reader`."""
+
+    @abc.abstractmethod
+    def browser(self) -> JobBrowser:
+        """The read model the dashboard lists jobs with; see `Backend.browser`."""
 
 
 def _job_reads(tenant_id: str, job_id: str) -> Reads:

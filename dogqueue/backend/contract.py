@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import ScheduleSpec
@@ -25,11 +26,13 @@ class Backend(Protocol):
     """A job log with per-tenant projections. Every method returns only after the
     events it appended are committed; a refused call appends nothing.
 
-    Positions: what a tenant is shown (`history`, `get_job`) carries tenant positions,
-    dense per tenant, which reveal nothing about other tenants: an event's `seq` is its
-    position among its tenant's events, a job's `enqueue_seq` that of its enqueued event.
-    The global readers (`read_events`, `projected_jobs`, `log_reader`) use log
-    positions (`pos`), which order the whole log."""
+    Positions (named in `dogqueue.log.reader`): what a tenant is shown (`history`,
+    `get_job`) carries tenant positions (`TenantPos`), dense per tenant, which reveal
+    nothing about other tenants: an event's `seq` is its position among its tenant's
+    events, a job's `enqueue_seq` that of its enqueued event. The global readers
+    (`read_events`, `projected_jobs`, `log_reader`) carry log positions (`LogPos`),
+    which order the whole log. A writer's own numbering (`WriterSeq`, PostgreSQL) is
+    never shown."""
 
     config: QueueConfig
     clock: Clock
@@ -189,8 +192,8 @@ class Backend(Protocol):
         ...
 
     async def read_events(self, *, after_seq: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        """Events of every tenant with log position > after_seq, in log order; each
-        `seq` is a log position."""
+        """Events of every tenant with log position > `after_seq` (a log position, like
+        every `seq` this returns), in log order."""
         ...
 
     async def projected_jobs(self) -> dict[JobKey, JobInfo]:
@@ -210,4 +213,11 @@ class Backend(Protocol):
         until this backend's own events have theirs, so it sees its writes; with
         `wait_for_own_writes=False` it never waits, and an event not yet numbered is
         seen by a later read (for readers that poll, such as metrics)."""
+        ...
+
+    def browser(self) -> JobBrowser:
+        """The read model the dashboard and the bulk commands list jobs with: paged,
+        filtered job lists and per-tenant counts, read in this backend's own way (its
+        indexes), with readiness and dequeue order as `dogqueue.core.order` defines them.
+        It reads the stored state (no events appended) and lives as long as the backend."""
         ...

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.browse import ProjectionBrowser
 from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
@@ -205,3 +206,7 @@ class MemoryBackend(EngineBackend):
     def log_reader(self, *, wait_for_own_writes: bool = True) -> MemoryLogReader:
         """This backend's log and chain, read in place (a read never waits)."""
         return MemoryLogReader(lambda: self._store)
+
+    def browser(self) -> ProjectionBrowser:
+        """The projection, listed and counted in place (it is all in memory)."""
+        return ProjectionBrowser(self)

@@ -11,10 +11,10 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
+    LogPos,
     LogRecord,
     ProjectionRow,
+    TenantPos,
     in_tenant_positions,
     projected_columns,
 )
@@ -68,7 +68,16 @@ class MemoryLogReader:
         """Stored events with position > `after`, in position order."""
         end = None if limit is None else max(after, 0) + limit
         return [
-            LogRecord(e.seq, e.tenant_id, e.job_id, e.version, e.type, e.data, e.hash, e.tpos)
+            LogRecord(
+                LogPos(e.seq),
+                e.tenant_id,
+                e.job_id,
+                e.version,
+                e.type,
+                e.data,
+                e.hash,
+                TenantPos(e.tpos),
+            )
             for e in self._log()[max(after, 0) : end]
         ]
 
@@ -82,7 +91,7 @@ class MemoryLogReader:
 
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
         """Decoded events with position > `after`; `seq` is the log position."""
-        return [decode_event(r.data, r.seq) for r in await self.records(after=after, limit=limit)]
+        return [decode_event(r.data, r.pos) for r in await self.records(after=after, limit=limit)]
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
         """The tenant's events in log order, `seq` = tenant position."""
@@ -132,22 +141,6 @@ class MemoryLogReader:
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """Each tenant's chain head: (position, hash)."""
         return {tenant: (seq, digest) for tenant, (seq, digest, _) in self._view().heads.items()}
-
-    async def anchors(self) -> list[Anchor]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        """None: the memory backend does not archive."""
-        return []
-
-    async def integrity_problems(self) -> list[str]:
-        """None: there is no storage layer to check."""
-        return []
 
     async def close(self) -> None:
         """Nothing to release."""

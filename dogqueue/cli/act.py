@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dogqueue.backend.browse import MAX_PAGE, JobFilter, all_matching
 from dogqueue.backend.contract import Backend
 from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded, parse_time, say
 from dogqueue.core.errors import InvalidInput, InvalidTransition, JobNotFound
@@ -22,7 +23,6 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import visible
-from dogqueue.web.browser import MAX_PAGE, JobFilter, all_matching, default_browser
 
 #: Exit code when some selected jobs could not be changed.
 EXIT_PARTIAL = 1
@@ -168,7 +168,7 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
         if args.job_ids:
             jobs = await _named(backend, tenant, args.job_ids, filters)
         else:
-            jobs = await all_matching(default_browser(backend), tenant, filters)
+            jobs = await all_matching(backend.browser(), tenant, filters)
         if not jobs:
             say(f"no jobs to {action.verb}")
             return EXIT_OK
@@ -184,7 +184,7 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
 
 
 async def _tenant_exists(backend: Backend, tenant: str) -> bool:
-    overview = await default_browser(backend).tenant_overview(backend.clock())
+    overview = await backend.browser().tenant_overview(backend.clock())
     return any(summary.tenant_id == tenant for summary in overview)
 
 
@@ -192,7 +192,7 @@ async def _named(
     backend: Backend, tenant: str | None, job_ids: Sequence[str], filters: JobFilter
 ) -> list[JobInfo]:
     """The named jobs that filters allow; unknown ids are reported and skipped."""
-    browser = default_browser(backend)
+    browser = backend.browser()
     jobs = []
     for job_id in job_ids:
         if tenant is None:

@@ -24,8 +24,9 @@ from dogqueue.cli._common import (
 from dogqueue.cli._progress import progress_bar
 from dogqueue.clock import utc_now
 from dogqueue.core.errors import InvalidInput
+from dogqueue.log.archive import ArchiveCut, archive_cuts
 from dogqueue.log.chain import AUDIT_KEY_ENV, read_audit_key
-from dogqueue.log.reader import ArchiveCut, LogReader
+from dogqueue.log.reader import LogReader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -148,7 +149,7 @@ def _verify(args: argparse.Namespace) -> int:
             report = await verify_archive(log, audit_key=key)
             _print_report(args.db, report)
             return report.ok
-        paths = _archive_paths(args.db, args.archive, await log.archive_cuts())
+        paths = _archive_paths(args.db, args.archive, await archive_cuts(log))
         archives = [locate.open_log(path) for path in paths]
         try:
             report = await verify_log(log, checkpoint=checkpoint, archives=archives, audit_key=key)

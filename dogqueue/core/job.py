@@ -34,7 +34,10 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     #: When the job became terminal; None otherwise.
     finished_at: datetime | None
     updated_at: datetime
-    #: Log position of the `enqueued` event (the FIFO tie-breaker).
+    #: Position of the `enqueued` event (the FIFO tie-breaker): a log position from the
+    #: global reads (`projected_jobs`, `LogReader.jobs()`); the tenant reads (`get_job`,
+    #: `LogReader.jobs(tenant_id)`) rewrite it to the tenant position
+    #: (`dogqueue.log.reader.in_tenant_positions`). Compare only jobs read the same way.
     enqueue_seq: int
     #: Number of events in the job's history.
     version: int

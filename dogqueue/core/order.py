@@ -4,6 +4,7 @@ columns, checked by the conformance suite)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from dogqueue.core.job import JobInfo
@@ -28,3 +29,34 @@ def ready_since(job: JobInfo) -> datetime:
     it (re)entered the queue if that came later (a release, a late enqueue). An ENQUEUED
     job's `updated_at` is that moment: nothing else updates a job while it waits."""
     return max(job.run_at, job.updated_at)
+
+
+def jobs_ahead(job: JobInfo, others: Iterable[JobInfo], now: datetime) -> int:
+    """How many ready jobs of the same tenant and queue would be leased before `job`.
+    `others` and `job` must carry positions of one kind (all log or all tenant
+    positions): the dequeue key breaks ties by enqueue position."""
+    mine = dequeue_key(job)
+    return sum(
+        1
+        for other in others
+        if is_ready(other, now)
+        and other.tenant_id == job.tenant_id
+        and other.message.queue == job.message.queue
+        and other.job_id != job.job_id
+        and dequeue_key(other) < mine
+    )
+
+
+def earliest_ready_since(
+    ready_by_run_at: Iterable[JobInfo], best: datetime | None = None
+) -> datetime | None:
+    """The earliest `ready_since` among ready jobs given in `run_at` order and `best`
+    (one found before them), or None if there is none. Reads only as far as it must:
+    `ready_since` is never before `run_at`, so no job from one whose `run_at` reaches
+    the best found so far on can beat it."""
+    for job in ready_by_run_at:
+        if best is not None and job.run_at >= best:
+            break
+        since = ready_since(job)
+        best = since if best is None else min(best, since)
+    return best

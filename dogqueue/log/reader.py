@@ -1,10 +1,19 @@
 """Reading a log as it is stored: the protocol every backend implements for the audit
 tools, the CLI and the metrics reader, and the records it yields.
 
-Positions: `pos` is the log's commit-ordered position, dense for an honest log (SQLite
-and memory: the event's `seq`; PostgreSQL: assigned by its sequencer). `tpos` is the
-position within one tenant's events, dense per tenant, and the only position a tenant is
-ever shown. Reading never migrates or writes the log.
+Three numbers say where an event is, and each has its own name and type:
+- `LogPos`, the **log position** (`pos`): commit-ordered over the whole log, dense for an
+  honest log (SQLite and memory: the number the writer gave; PostgreSQL: given by its
+  sequencer after the commit). The chain, `verify`, checkpoints and archival use it.
+- `TenantPos`, the **tenant position** (`tpos`): dense within one tenant's events, and the
+  only position a tenant is ever shown.
+- `WriterSeq`, the **writer number**: what a PostgreSQL writer numbered an event at its
+  commit, with gaps and not in commit order; it only orders the unsealed tail (events not
+  yet given a `pos`). On SQLite and memory it is the log position.
+
+Events (`AnyEvent.seq`) and jobs (`JobInfo.enqueue_seq`) carry a log position from the
+global reads and a tenant position from the tenant-scoped ones, as each method says.
+Reading never migrates or writes the log.
 """
 
 from __future__ import annotations
@@ -12,52 +21,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, NewType, Protocol, runtime_checkable
 
 import msgspec
 
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 
+#: A position in the whole log, commit-ordered (see the module docstring).
+LogPos = NewType("LogPos", int)
+#: A position among one tenant's events, 1, 2, 3, ...
+TenantPos = NewType("TenantPos", int)
+#: The number a writer gave an event at its commit (PostgreSQL: gaps, not commit order).
+WriterSeq = NewType("WriterSeq", int)
+
 
 class LogRecord(NamedTuple):
     """One stored event as the log keeps it: identity columns, bytes and chain hash.
 
-    `seq` is the log position (`pos`); `hash` is None where the log has not chained the
-    event yet (PostgreSQL's unsealed tail) or never did (a log older than the chain).
-    `tpos` is the event's position among its tenant's events (0 where none is given yet).
+    `pos` is its log position (0 for an unsealed event, which has none yet); `hash` is
+    None where the log has not chained the event yet (PostgreSQL's unsealed tail) or never
+    did (a log older than the chain). `tpos` is its tenant position (0 where none is given
+    yet). `writer_seq` is the writer's number, given for unsealed events only (0 else).
     """
 
-    seq: int
+    pos: LogPos
     tenant_id: str
     job_id: str
     version: int
     type: str
     data: bytes
     hash: bytes | None
-    tpos: int = 0
-
-
-class Anchor(NamedTuple):
-    """The hash of an event moved out by archival that a remaining event links to."""
-
-    seq: int
-    tenant_id: str
-    hash: bytes
-
-
-class ArchiveCut(NamedTuple):
-    """One archival, as the live log records it."""
-
-    id: int
-    archived_at: int
-    cut_before: int
-    archive: str
-    jobs: int
-    events: int
-    head_hash: bytes
-    archive_events: int
-    archive_digest: bytes
+    tpos: TenantPos = TenantPos(0)
+    writer_seq: WriterSeq = WriterSeq(0)
 
 
 class ProjectionRow(NamedTuple):
@@ -67,7 +63,8 @@ class ProjectionRow(NamedTuple):
     Columns hold what is stored, even where it has the wrong type (a tampered file), so
     the verifier can compare each with the fold. `enqueue_pos` is the log position of the
     event the row's enqueue column names (None if it names none); `enqueue_seq` is that
-    column as stored."""
+    column as stored: a log position on SQLite and memory, the writer's number
+    (`WriterSeq`) on PostgreSQL."""
 
     tenant_id: object
     job_id: object
@@ -130,12 +127,13 @@ def stored_time(value: object, from_micros: Callable[[int], datetime]) -> object
 
 @runtime_checkable
 class LogReader(Protocol):
-    """A stored log, read-only. Every backend returns one from `log_reader()`.
+    """A stored log, read-only. Every backend returns one from `log_reader()`. Archival
+    and a storage integrity check are optional capabilities (`dogqueue.log.archive`).
 
-    Scopes: `records`, `events`, `jobs()` and the chain use log positions (`pos`); the
-    tenant-scoped reads (`tenant_events`, `history`, `jobs(tenant_id)`) use the tenant's
-    positions, so the `seq` of their events and the `enqueue_seq` of their jobs reveal
-    nothing about other tenants."""
+    Scopes: `records`, `events`, `jobs()` and the chain use log positions (`LogPos`);
+    the tenant-scoped reads (`tenant_events`, `history`, `jobs(tenant_id)`) use the
+    tenant's positions (`TenantPos`), so the `seq` of their events and the `enqueue_seq`
+    of their jobs reveal nothing about other tenants."""
 
     def snapshot(self) -> AbstractAsyncContextManager[None]:
         """Every read inside `async with log.snapshot():` sees one committed state of
@@ -149,16 +147,17 @@ class LogReader(Protocol):
 
     async def unsealed(self) -> list[LogRecord]:
         """Committed events that have no position yet (always empty on SQLite and
-        memory), in commit order as far as the log knows it. Their `seq` is the number
-        the writer gave them (not a position), `hash` None and `tpos` 0."""
+        memory), in commit order as far as the log knows it. Their `writer_seq` is the
+        number the writer gave them; `pos` and `tpos` are 0 and `hash` None."""
         ...
 
     async def last_position(self) -> int:
-        """The highest position given so far (0 for an empty log)."""
+        """The highest log position given so far (0 for an empty log)."""
         ...
 
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        """Decoded events with position > `after`; each event's `seq` is its position."""
+        """Decoded events with log position > `after`; each event's `seq` is its log
+        position."""
         ...
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
@@ -192,30 +191,15 @@ class LogReader(Protocol):
         """The stored head (position, hash) of each tenant's chain."""
         ...
 
-    async def anchors(self) -> list[Anchor]:
-        """Hashes of moved events that remaining events link to, in position order."""
-        ...
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        """Inclusive position ranges moved out by archival, in order."""
-        ...
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        """Every archival this log records, oldest first."""
-        ...
-
-    async def integrity_problems(self) -> list[str]:
-        """What the storage's own integrity check reports (empty when sound)."""
-        ...
-
     async def close(self) -> None:
         """Release what the reader holds (a reader from a backend leaves it open)."""
         ...
 
 
 def in_tenant_positions(job: JobInfo, enqueue_tpos: int | None) -> JobInfo:
-    """The job as its tenant sees it: `enqueue_seq` is the tenant position of its
-    enqueued event (unchanged when that event is not in the log)."""
+    """The job as its tenant sees it: its `enqueue_seq`, stored as a log position, is
+    rewritten to the tenant position of its enqueued event (unchanged when that event is
+    not in the log). Every tenant-scoped read returns jobs through this."""
     if enqueue_tpos is None or job.enqueue_seq == enqueue_tpos:
         return job
     return msgspec.structs.replace(job, enqueue_seq=int(enqueue_tpos))

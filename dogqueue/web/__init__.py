@@ -1,15 +1,16 @@
 """The web dashboard (extra `dogqueue[web]`): `create_app(backend, tokens)` is an ASGI app
 to serve with `dogqueue web` or mount in your own Starlette/FastAPI service.
 
-The list reads (`JobBrowser`, `JobFilter`) and tokens need no web dependencies;
+The list reads (`JobBrowser`, `JobFilter`, from `dogqueue.backend.browse`: each backend's
+`browser()` returns one) and tokens need no web dependencies;
 `create_app` imports them on first use."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dogqueue.backend.browse import JobBrowser, JobFilter, JobPage, ProjectionBrowser, TenantSummary
 from dogqueue.web.auth import Principal, TokenStore
-from dogqueue.web.browser import JobBrowser, JobFilter, JobPage, ProjectionBrowser, TenantSummary
 
 if TYPE_CHECKING:
     from dogqueue.web.app import create_app

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from dogqueue.audit.explain import explain
+from dogqueue.backend.browse import JobBrowser, JobFilter, TenantSummary, all_matching
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import Clock
 from dogqueue.core import validation as check
@@ -32,13 +33,6 @@ from dogqueue.display import one_line, visible
 from dogqueue.schedules import Schedule
 from dogqueue.web.activity import RecentActivity
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
-from dogqueue.web.browser import (
-    JobBrowser,
-    JobFilter,
-    TenantSummary,
-    all_matching,
-    default_browser,
-)
 from dogqueue.web.inputs import (
     BodyTooLarge,
     EncodedPathRouting,
@@ -192,7 +186,7 @@ def create_app(
     return Dashboard(
         backend,
         tokens,
-        browser or default_browser(backend),
+        browser or backend.browser(),
         clock or backend.clock,
         poll_seconds,
         Sampler(sample_every),

@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, unquote
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dogqueue.backend.browse import JobFilter
 from dogqueue.core import validation as check
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.status import JobStatus
-from dogqueue.web.browser import JobFilter
 
 #: The largest form body read (bytes); a larger one is refused unread.
 MAX_FORM_BYTES = 65_536

@@ -14,7 +14,8 @@ from dogqueue.audit.verify import Report, all_records, verify_archive, verify_lo
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import Anchor, LogRecord
+from dogqueue.log.archive import Anchor
+from dogqueue.log.reader import LogRecord
 
 T = TypeVar("T")
 

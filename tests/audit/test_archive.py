@@ -9,8 +9,12 @@ from pathlib import Path
 
 from dogqueue import FakeClock, JobStatus
 from dogqueue.audit.checkpoint import checkpoint_of
+from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
+from dogqueue.backend.sqlite.log import SqliteLogReader
+from dogqueue.log import archive as archival
+from dogqueue.log.archive import ArchiveReader, IntegrityChecker
 from tests.audit.audit_workload import ACME, GLOBEX, message
 from tests.audit.sync_log import SyncLog
 
@@ -41,13 +45,13 @@ def test_archive_moves_finished_jobs_and_both_files_verify(
         records = log.records()
         histories = {role: log.history("acme", ids[role]) for role in FINISHED}
     finished = {ids[role] for role in FINISHED}
-    moved = {r.seq for r in records if r.tenant_id == "acme" and r.job_id in finished}
+    moved = {r.pos for r in records if r.tenant_id == "acme" and r.job_id in finished}
     jobs, events = archive(path, target)
     assert jobs == 3
     assert events == sum(len(h) for h in histories.values())
     with SyncLog(path) as log:
         remaining = {(j.tenant_id, j.job_id) for j in log.jobs()}
-        assert {r.seq for r in log.records()} == {r.seq for r in records} - moved
+        assert {r.pos for r in log.records()} == {r.pos for r in records} - moved
     assert all(("acme", ids[role]) not in remaining for role in FINISHED)
     with SyncLog(target) as archived:
         for role in FINISHED:
@@ -138,7 +142,7 @@ def test_a_live_event_deleted_inside_an_archived_stretch_is_still_caught(
     path, ids = story_log
     archive(path, tmp_path / "a.db")
     with SyncLog(path) as log:
-        seq = next(r.seq for r in log.records() if r.job_id == ids["waiting"])
+        seq = next(r.pos for r in log.records() if r.job_id == ids["waiting"])
     conn = sqlite3.connect(path)
     with conn:
         conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
@@ -184,3 +188,22 @@ async def test_steady_load_with_archival_keeps_the_live_log_bounded(
     with SyncLog(target) as archived:
         assert archived.event_count() == 6 * 20 * 3
     assert_verifies(path, target)
+
+
+async def test_archival_is_a_capability_only_sqlite_has(story_log: Story, tmp_path: Path) -> None:
+    """Readers of logs that cannot archive lack the methods; asking them through
+    `dogqueue.log.archive` answers "never archived", while SQLite's reader answers."""
+    path, _ = story_log
+    archive(path, tmp_path / "archive.db")
+    live = SqliteLogReader(path)
+    try:
+        assert isinstance(live, ArchiveReader) and isinstance(live, IntegrityChecker)
+        assert [cut.archive for cut in await archival.archive_cuts(live)] == ["archive.db"]
+        assert await archival.archived_ranges(live)
+    finally:
+        await live.close()
+    memory = MemoryBackend().log_reader()
+    assert not isinstance(memory, ArchiveReader) and not isinstance(memory, IntegrityChecker)
+    assert not hasattr(memory, "anchors")
+    assert await archival.archive_cuts(memory) == [] and await archival.anchors(memory) == []
+    assert await archival.integrity_problems(memory) == []

@@ -63,7 +63,7 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
         backend._engine.new_id = _counter()
         async with backend:
             await write_story(backend, clock)
-        chains.append([(r.seq, r.tenant_id, r.hash, r.tpos) for r in await records_of(backend)])
+        chains.append([(r.pos, r.tenant_id, r.hash, r.tpos) for r in await records_of(backend)])
     assert len(chains[0]) == 18
     assert chains[0] == chains[1]
 

@@ -90,7 +90,7 @@ async def test_golden_log_is_read_as_it_is(golden: tuple[Path, dict[str, str], s
     assert result.differing == ()
     assert log.schema_version == int(stem[-1])
     records = [record async for record in all_records(log, page=5)]
-    assert [r.seq for r in records] == list(range(1, 19))
+    assert [r.pos for r in records] == list(range(1, 19))
     assert all((r.hash is None) == (stem == "story-v1") for r in records)
     assert await log.records(after=7, limit=3) == records[7:10]  # not from the last page
     for tenant in ("acme", "globex"):

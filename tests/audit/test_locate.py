@@ -19,7 +19,7 @@ from dogqueue.backend import locate
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.log.reader import LogReader, LogRecord
+from dogqueue.log.reader import LogPos, LogReader, LogRecord, TenantPos, WriterSeq
 from tests.audit.audit_workload import write_story
 from tests.audit.cli_run import dogqueue
 
@@ -145,17 +145,20 @@ class _Unsealing:
 
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         everything = await self.inner.records()
-        sealed = [r for r in everything[: len(everything) - self.n] if r.seq > after]
+        sealed = [r for r in everything[: len(everything) - self.n] if r.pos > after]
         return sealed[:limit]
 
     async def unsealed(self) -> list[LogRecord]:
         tail = (await self.inner.records())[-self.n :]
-        return [r._replace(hash=None, tpos=0) for r in tail]
+        return [
+            r._replace(pos=LogPos(0), hash=None, tpos=TenantPos(0), writer_seq=WriterSeq(r.pos))
+            for r in tail
+        ]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         heads: dict[str, tuple[int, bytes]] = {}
         for record in await self.records():
-            heads[record.tenant_id] = (record.seq, record.hash or b"")
+            heads[record.tenant_id] = (record.pos, record.hash or b"")
         return heads
 
 

@@ -61,10 +61,10 @@ async def assert_chains_verify(log: LogReader) -> int:
     """Recompute every tenant's chain over the positions; they must be dense."""
     heads: dict[str, bytes] = {}
     records = await log.records()
-    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+    assert [r.pos for r in records] == list(range(1, len(records) + 1))
     for record in records:
-        digest = chain_hash(heads.get(record.tenant_id, GENESIS), record.seq, record.data)
-        assert record.hash == digest, f"chain broken at {record.seq}"
+        digest = chain_hash(heads.get(record.tenant_id, GENESIS), record.pos, record.data)
+        assert record.hash == digest, f"chain broken at {record.pos}"
         heads[record.tenant_id] = digest
     stored = await log.chain_heads()
     assert {t: h for t, (_, h) in stored.items()} == heads

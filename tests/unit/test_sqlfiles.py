@@ -11,6 +11,8 @@ SHIPPED = [
     ("dogqueue.backend.sqlite", "sql/queries.sql"),
     ("dogqueue.backend.sqlite", "sql/log.sql"),
     ("dogqueue.backend.postgres", "sql/queries.sql"),
+    ("dogqueue.backend.sqlite", "sql/browser.sql"),
+    ("dogqueue.backend.postgres", "sql/browser.sql"),
 ]
 
 

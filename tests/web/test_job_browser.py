@@ -12,17 +12,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from dogqueue.backend.browse import JobBrowser, JobFilter, ProjectionBrowser, summarize
 from dogqueue.backend.contract import Backend
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.browser import RARE_STATUSES, Q, SqliteBrowser, page_query
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.web.browser import JobBrowser, JobFilter, ProjectionBrowser, summarize
-from dogqueue.web.postgres_browser import PostgresBrowser
-from dogqueue.web.sqlite_browser import RARE_STATUSES, Q, SqliteBrowser, page_query
 
 TENANTS = ("acme", "globex", "initech")
 
@@ -121,7 +120,7 @@ async def test_sqlite_browser_pages_equal_the_reference(tmp_path: Path) -> None:
 async def test_postgres_browser_pages_equal_the_reference(pg_schema: str) -> None:
     async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
         await _fill(backend, seed=7)
-        reference, fast = ProjectionBrowser(backend), PostgresBrowser(backend)
+        reference, fast = ProjectionBrowser(backend), backend.browser()
         jobs = list((await backend.projected_jobs()).values())
         for filters in _filters(jobs):
             for tenant in (None, *TENANTS, "nobody"):
@@ -245,4 +244,4 @@ async def test_sqlite_and_postgres_list_dependents_like_the_reference(
         await _same_dependents(ProjectionBrowser(backend), fast, await _fan_in(backend))
         fast.close()
     async with PostgresBackend(default_dsn(), schema=pg_schema) as pg:
-        await _same_dependents(ProjectionBrowser(pg), PostgresBrowser(pg), await _fan_in(pg))
+        await _same_dependents(ProjectionBrowser(pg), pg.browser(), await _fan_in(pg))

@@ -20,18 +20,15 @@ class SqlFileError(ValueError):
     """A .sql file breaks the named-query format (a dogqueue packaging bug)."""
 
 
-def parse_queries(text: str, source: str = "<sql>", *, described: bool = True) -> dict[str, str]:
+def parse_queries(text: str, source: str = "<sql>") -> dict[str, str]:
     """Every named block of `text`, by name, without its description line. Raises
-    SqlFileError naming `source` for a block with no description (unless `described` is
-    False: the web browsers' files, until they move into the backends), no SQL, or a
-    name used twice."""
+    SqlFileError naming `source` for a block with no description, no SQL, or a name
+    used twice."""
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, block in zip(parts[1::2], parts[2::2], strict=True):
         first, _, body = block.lstrip("\n").partition("\n")
-        if not described:
-            body = block
-        elif not first.startswith(_DESCRIPTION):
+        if not first.startswith(_DESCRIPTION):
             raise SqlFileError(f"{source}: query {name!r} has no '-- description' line")
         if not body.strip():
             raise SqlFileError(f"{source}: query {name!r} has no SQL")
@@ -41,12 +38,10 @@ def parse_queries(text: str, source: str = "<sql>", *, described: bool = True) -
     return queries
 
 
-def load_queries(
-    package: str, file: str = "sql/queries.sql", *, described: bool = True
-) -> dict[str, str]:
+def load_queries(package: str, file: str = "sql/queries.sql") -> dict[str, str]:
     """Every named query of `file` in `package` (by default sql/queries.sql)."""
     text = resources.files(package).joinpath(file).read_text("utf-8")
-    return parse_queries(text, f"{package}/{file}", described=described)
+    return parse_queries(text, f"{package}/{file}")
 
 
 def load_migrations(package: str) -> list[tuple[int, str]]:

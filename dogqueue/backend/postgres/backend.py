@@ -25,6 +25,7 @@ from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
+from dogqueue.backend.postgres.browser import PostgresBrowser
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
 from dogqueue.backend.postgres.queries import Q
@@ -423,6 +424,11 @@ class PostgresBackend(EngineBackend):
         if not wait_for_own_writes:
             return PostgresLog(self._pool, before_read=self._seal_step)
         return PostgresLog(self._pool, before_read=self.seal)
+
+    def browser(self) -> PostgresBrowser:
+        """The dashboard's reads on the queue's tables, through this backend's pool
+        (so it is open while the backend is)."""
+        return PostgresBrowser(lambda: self.pool)
 
     async def _seal_step(self) -> int:
         """One sequencer step: numbers what can be numbered now, never waits."""

@@ -15,7 +15,14 @@ from dogqueue.backend.postgres.queries import SCHEMA_VERSION, Q
 from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, ProjectionRow, stored_time
+from dogqueue.log.reader import (
+    LogPos,
+    LogRecord,
+    ProjectionRow,
+    TenantPos,
+    WriterSeq,
+    stored_time,
+)
 from dogqueue.log.stored import stored_event, stored_job
 
 
@@ -85,14 +92,32 @@ class PostgresLog:
     async def records(self, *, after: int = 0, limit: int | None = None) -> list[LogRecord]:
         rows = await self._fetch("records", after, limit)
         return [
-            LogRecord(int(p), str(t), str(j), int(v), str(k), bytes(d), bytes(h), int(tp))
+            LogRecord(
+                LogPos(int(p)),
+                str(t),
+                str(j),
+                int(v),
+                str(k),
+                bytes(d),
+                bytes(h),
+                TenantPos(int(tp)),
+            )
             for p, t, j, v, k, d, h, tp in rows
         ]
 
     async def unsealed(self) -> list[LogRecord]:
         rows = await self._fetch("unsealed")
         return [
-            LogRecord(int(seq), str(t), str(j), int(v), str(k), bytes(d), None, 0)
+            LogRecord(
+                LogPos(0),
+                str(t),
+                str(j),
+                int(v),
+                str(k),
+                bytes(d),
+                None,
+                writer_seq=WriterSeq(int(seq)),
+            )
             for seq, t, j, v, k, d in rows
         ]
 
@@ -156,18 +181,6 @@ class PostgresLog:
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         rows = await self._fetch("chain_heads")
         return {str(t): (int(p), bytes(h)) for t, p, h in rows}
-
-    async def anchors(self) -> list[Anchor]:
-        return []  # archival is not offered on PostgreSQL
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        return []
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        return []
-
-    async def integrity_problems(self) -> list[str]:
-        return []
 
     async def close(self) -> None:
         if self._owns_pool and self._pool is not None:

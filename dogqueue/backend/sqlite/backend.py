@@ -20,6 +20,7 @@ import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T, Work
 from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
+from dogqueue.backend.sqlite.browser import SqliteBrowser
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
     Synchronous,
@@ -89,6 +90,7 @@ class SqliteBackend(EngineBackend):
         self.synchronous: Synchronous = synchronous
         self._writer: GroupCommitWriter | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._browser: SqliteBrowser | None = None
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -141,6 +143,8 @@ class SqliteBackend(EngineBackend):
         if self._reader is not None:
             await self._reader.close()
         self._writer = self._reader = None
+        if self._browser is not None:
+            self._browser.close()
 
     def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
         if len(reads.jobs) < 2:
@@ -257,6 +261,13 @@ class SqliteBackend(EngineBackend):
         """The database file's log, read through its own read-only connection (events
         have their positions at the commit: a read never waits)."""
         return SqliteLogReader(self.path)
+
+    def browser(self) -> SqliteBrowser:
+        """The dashboard's reads on the database file: indexed SQL on one read-only
+        connection of its own, closed with the backend."""
+        if self._browser is None:
+            self._browser = SqliteBrowser(self.path)
+        return self._browser
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:

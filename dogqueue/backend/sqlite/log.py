@@ -30,11 +30,12 @@ from dogqueue.backend.sqlite.readonly import connect_read_only
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.log.archive import Anchor, ArchiveCut
 from dogqueue.log.reader import (
-    Anchor,
-    ArchiveCut,
+    LogPos,
     LogRecord,
     ProjectionRow,
+    TenantPos,
     in_tenant_positions,
     stored_time,
 )
@@ -149,7 +150,7 @@ class SqliteLogReader:
             counts[tenant] = counts.get(tenant, 0) + 1
             records.append(_record((*row, counts[tenant])))
         if records:
-            self._counted = (records[-1].seq, counts)
+            self._counted = (records[-1].pos, counts)
         return records
 
     async def unsealed(self) -> list[LogRecord]:
@@ -288,14 +289,14 @@ class SqliteLogReader:
 def _record(row: tuple[Any, ...]) -> LogRecord:
     seq, tenant, job, version, kind, data, digest, tpos = row
     return LogRecord(
-        int(seq),
+        LogPos(int(seq)),
         str(tenant),
         str(job),
         int(version),
         str(kind),
         bytes(data),
         None if digest is None else bytes(digest),
-        0 if tpos is None else int(tpos),
+        TenantPos(0 if tpos is None else int(tpos)),
     )
 
 

@@ -76,8 +76,8 @@ async def test_concurrent_appends_take_dense_non_interleaving_positions(
 
     total = APPENDERS * CALLS * JOBS_PER_CALL
     records = await numbered_log(backend, total)
-    assert [r.seq for r in records] == list(range(1, total + 1))
-    position = {r.job_id: r.seq for r in records if r.type == "enqueued"}
+    assert [r.pos for r in records] == list(range(1, total + 1))
+    position = {r.job_id: r.pos for r in records if r.type == "enqueued"}
     for ids in calls:
         first = position[ids[0]]
         assert [position[job_id] for job_id in ids] == list(range(first, first + len(ids)))

@@ -49,10 +49,10 @@ async def test_log_and_tenant_positions_are_dense_and_chains_verify(
     try:
         records, unsealed = await all_records(log)
         assert unsealed == []  # this backend's own events are all numbered
-        assert [r.seq for r in records] == list(range(1, len(records) + 1))
+        assert [r.pos for r in records] == list(range(1, len(records) + 1))
         assert await log.last_position() == len(records)
         events = await backend.read_events()
-        assert [(r.seq, r.tenant_id, r.job_id, r.version, r.type) for r in records] == [
+        assert [(r.pos, r.tenant_id, r.job_id, r.version, r.type) for r in records] == [
             (e.seq, e.tenant_id, e.job_id, e.version, e.type) for e in events
         ]
         assert await log.events() == events
@@ -73,8 +73,8 @@ async def test_log_and_tenant_positions_are_dense_and_chains_verify(
         audit_key = getattr(backend, "audit_key", None)
         for record in records:
             assert record.hash == chain_hash(
-                previous.get(record.tenant_id, GENESIS), record.seq, record.data, audit_key
-            ), f"the chain breaks at position {record.seq}"
+                previous.get(record.tenant_id, GENESIS), record.pos, record.data, audit_key
+            ), f"the chain breaks at position {record.pos}"
             previous[record.tenant_id] = record.hash
         heads = await log.chain_heads()
         assert {tenant: head[1] for tenant, head in heads.items()} == previous
@@ -98,7 +98,7 @@ async def test_the_unsealed_tail_and_the_records_never_overlap(
             records, unsealed = await all_records(polling)
             # Every committed event is numbered or in the tail, never both.
             assert len(records) + len(unsealed) == written
-            assert [r.seq for r in records] == list(range(1, len(records) + 1))
+            assert [r.pos for r in records] == list(range(1, len(records) + 1))
             assert {(r.job_id, r.version) for r in records}.isdisjoint(
                 (r.job_id, r.version) for r in unsealed
             )

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
-from dogqueue.backend.sqlite.connection import connect, translate
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.core.codec import decode_job
-from dogqueue.core.job import JobInfo
-from dogqueue.core.status import JobStatus
-from dogqueue.web.browser import (
+from dogqueue.backend.browse import (
     JobFilter,
     JobPage,
     TenantSummary,
@@ -25,20 +19,19 @@ from dogqueue.web.browser import (
     page_of,
     parse_cursor,
 )
+from dogqueue.backend.kit.rows import to_micros
+from dogqueue.backend.kit.sqlfiles import load_queries
+from dogqueue.backend.sqlite.connection import connect, translate
+from dogqueue.core.codec import decode_job
+from dogqueue.core.job import JobInfo
+from dogqueue.core.order import earliest_ready_since
+from dogqueue.core.status import JobStatus
 
 #: Matches read per search query: a search shows the newest of at most these.
 SEARCH_LIMIT = 2_000
 _NO_CURSOR = 2**63 - 1
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
-
-def _load_queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("sqlite_browser.sql").read_text("utf-8")
-    parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-Q = _load_queries()
+Q = load_queries("dogqueue.backend.sqlite", "sql/browser.sql")
 #: Statuses that `jobs_by_rare_status` indexes (schema 7): few jobs are in them.
 RARE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.WAITING)
 
@@ -96,11 +89,15 @@ class SqliteBrowser:
     def _rows_now(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
         with self._lock:
             try:
-                if self._conn is None:
-                    self._conn = connect(self.path, "NORMAL", read_only=True)
-                return self._conn.execute(Q[name], params).fetchall()
+                return self._connection().execute(Q[name], params).fetchall()
             except sqlite3.Error as error:
                 raise translate(error) from error
+
+    def _connection(self) -> sqlite3.Connection:
+        """The read-only connection (opened on first use); the caller holds the lock."""
+        if self._conn is None:
+            self._conn = connect(self.path, "NORMAL", read_only=True)
+        return self._conn
 
     async def tenants(self) -> list[str]:
         """Every tenant that has jobs."""
@@ -168,17 +165,41 @@ class SqliteBrowser:
             counts = {
                 JobStatus(status): count for status, count in await self._rows("counts", (tenant,))
             }
-            [(ready, oldest)] = await self._rows("ready", (tenant, to_micros(now)))
+            [(ready,)] = await self._rows("ready", (tenant, to_micros(now)))
             summaries.append(
                 TenantSummary(
                     tenant_id=tenant,
                     counts=counts,
                     ready=ready,
                     scheduled=counts.get(JobStatus.ENQUEUED, 0) - ready,
-                    oldest_ready_at=None if oldest is None else from_micros(oldest),
+                    oldest_ready_at=await self._earliest_ready(tenant, now) if ready else None,
                 )
             )
         return summaries
+
+    async def _earliest_ready(self, tenant: str, now: datetime) -> datetime | None:
+        """When the tenant's longest-waiting ready job became ready."""
+        return await asyncio.to_thread(self._earliest_ready_now, tenant, to_micros(now))
+
+    def _earliest_ready_now(self, tenant: str, now: int) -> datetime | None:
+        # One sort of the ready jobs' keys by run_at; states are read only as far as
+        # the core's walk goes (usually one or two).
+        with self._lock:
+            try:
+                conn = self._connection()
+                keys = conn.execute(Q["ready_by_run_at"], (tenant, now))
+
+                def ready() -> Iterator[JobInfo]:
+                    for (seq,) in keys:
+                        [(state,)] = conn.execute(Q["state_at"], (seq,)).fetchall()
+                        yield decode_job(state)
+
+                try:
+                    return earliest_ready_since(ready())
+                finally:
+                    keys.close()
+            except sqlite3.Error as error:
+                raise translate(error) from error
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
@@ -189,9 +210,6 @@ class SqliteBrowser:
                 "queue": job.message.queue,
                 "now": to_micros(now),
                 "job_id": job.job_id,
-                "priority": int(job.message.priority),
-                "run_at": to_micros(job.run_at),
-                "seq": job.enqueue_seq,
             },
         )
         return int(count)

@@ -1,4 +1,4 @@
--- The dashboard's reads on a SQLite log, by name. Loaded once by sqlite_browser.py.
+-- The dashboard's reads on a SQLite log, by name. Loaded once by browser.py.
 
 -- name: tenants
 -- Every tenant with jobs, one index seek each (a loose scan of jobs_by_id).
@@ -13,7 +13,7 @@ SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL;
 -- name: page
 -- A page of one tenant's jobs before a cursor, newest first, read in order from {index}
 -- (whose entries end in enqueue_seq, or which holds few rows). {status} is empty or
--- a status condition; sqlite_browser.py makes one query per (index, status) it needs.
+-- a status condition; browser.py makes one query per (index, status) it needs.
 SELECT enqueue_seq, state FROM jobs INDEXED BY {index}
 WHERE tenant_id = :tenant AND enqueue_seq < :before {status}
   AND (:job_type IS NULL OR job_type = :job_type)
@@ -41,20 +41,35 @@ ORDER BY idempotency_key DESC
 LIMIT :limit;
 
 -- name: counts
+-- The tenant's jobs by status (the job_counts table, moved by each transaction).
 SELECT status, jobs FROM job_counts WHERE tenant_id = ?1 AND jobs > 0;
 
 -- name: ready
-SELECT count(*), min(run_at) FROM jobs
+-- How many of the tenant's jobs are ready (core.order.is_ready).
+SELECT count(*) FROM jobs
 WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2;
 
+-- name: ready_by_run_at
+-- The tenant's ready jobs in run_at order, for the walk that finds the earliest
+-- core.order.ready_since: keys only (jobs_ready covers them), read as far as it goes.
+SELECT enqueue_seq FROM jobs INDEXED BY jobs_ready
+WHERE tenant_id = ?1 AND status = 'enqueued' AND run_at <= ?2
+ORDER BY run_at, enqueue_seq;
+
+-- name: state_at
+-- One job's state, by its row.
+SELECT state FROM jobs WHERE enqueue_seq = ?1;
+
 -- name: jobs_ahead
--- Ready jobs of the same tenant and queue that dequeue order puts first.
-SELECT count(*) FROM jobs
-WHERE tenant_id = :tenant AND queue = :queue AND status = 'enqueued' AND run_at <= :now
-  AND job_id != :job_id
-  AND (priority > :priority
-       OR (priority = :priority
-           AND (run_at < :run_at OR (run_at = :run_at AND enqueue_seq < :seq))));
+-- Ready jobs of the same tenant and queue that dequeue order (core.order.dequeue_key:
+-- priority, run_at, enqueue position) puts before the job; the job's own row gives its
+-- key, so the positions compared are of one kind.
+SELECT count(*) FROM jobs j, (SELECT priority, run_at, enqueue_seq FROM jobs
+                              WHERE tenant_id = :tenant AND job_id = :job_id) me
+WHERE j.tenant_id = :tenant AND j.queue = :queue AND j.status = 'enqueued'
+  AND j.run_at <= :now AND j.job_id != :job_id
+  AND (j.priority > me.priority
+       OR (j.priority = me.priority AND (j.run_at, j.enqueue_seq) < (me.run_at, me.enqueue_seq)));
 
 -- name: dependents
 -- The jobs whose `after` names :parent, oldest first (a range of job_edges' key).

@@ -1,21 +1,24 @@
-"""The dashboard's read side beyond the Backend contract: a paged, filtered job list and
-per-tenant counts, fast on large logs. Each backend supplies a `JobBrowser`; the
-contract-only `ProjectionBrowser` serves backends without one (e.g. memory)."""
+"""The read model a dashboard lists jobs with: a paged, filtered job list and per-tenant
+counts, fast on large logs. Every backend returns one from `Backend.browser()` (SQLite
+and PostgreSQL with indexed SQL of their own; memory with the contract-only
+`ProjectionBrowser`). Readiness and dequeue order follow `dogqueue.core.order`."""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from dogqueue.audit.explain import jobs_ahead
-from dogqueue.backend.contract import Backend
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import JobInfo
+from dogqueue.core.order import earliest_ready_since, is_ready, jobs_ahead
+from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+
+C = TypeVar("C")
 
 #: The most jobs one page may hold.
 MAX_PAGE = 500
@@ -84,7 +87,8 @@ class TenantSummary:
     ready: int = 0
     #: ENQUEUED and due later.
     scheduled: int = 0
-    #: The earliest `run_at` among ready jobs (how long the oldest has waited).
+    #: The earliest moment a ready job became ready (`dogqueue.core.order.ready_since`:
+    #: its run_at, or a later release or parent's end): how long the oldest has waited.
     oldest_ready_at: datetime | None = None
 
     @property
@@ -113,7 +117,8 @@ class JobBrowser(Protocol):
         ...
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
-        """How many ready jobs of the job's tenant and queue would be leased before it."""
+        """How many ready jobs of the job's tenant and queue would be leased before it
+        (`job` as `Backend.get_job` returns it)."""
         ...
 
     async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
@@ -121,11 +126,19 @@ class JobBrowser(Protocol):
         ...
 
 
+class ProjectedJobs(Protocol):
+    """What a ProjectionBrowser reads: `Backend.projected_jobs`."""
+
+    async def projected_jobs(self) -> dict[JobKey, JobInfo]:
+        """Every job's state, keyed by (tenant_id, job_id), in log positions."""
+        ...
+
+
 class ProjectionBrowser:
     """A JobBrowser over any Backend's `projected_jobs()`: reads the whole projection
     each call, so it suits small queues and the memory backend."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: ProjectedJobs) -> None:
         self.backend = backend
 
     async def list_jobs(
@@ -153,7 +166,10 @@ class ProjectionBrowser:
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
-        return jobs_ahead(job, (await self.backend.projected_jobs()).values(), now)
+        jobs = await self.backend.projected_jobs()
+        # The projection's positions are log positions; `job` may carry its tenant's.
+        mine = jobs.get((job.tenant_id, job.job_id), job)
+        return jobs_ahead(mine, jobs.values(), now)
 
     async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
         """The first `limit` jobs whose `after` names `job`, oldest first."""
@@ -183,41 +199,30 @@ async def all_matching(
     return jobs if cap is None else jobs[:cap]
 
 
-def default_browser(backend: Backend) -> JobBrowser:
-    """The fastest JobBrowser for `backend`: indexed SQL for SQLite and PostgreSQL,
-    else the projection."""
-    from dogqueue.backend.sqlite import SqliteBackend
-
-    if isinstance(backend, SqliteBackend):
-        from dogqueue.web.sqlite_browser import SqliteBrowser
-
-        return SqliteBrowser(backend.path)
-    if type(backend).__name__ == "PostgresBackend":  # an optional extra: not imported here
-        from dogqueue.web.postgres_browser import PostgresBrowser
-
-        return PostgresBrowser(backend)  # type: ignore[arg-type]
-    return ProjectionBrowser(backend)
-
-
 def summarize(jobs: Iterable[JobInfo], now: datetime) -> list[TenantSummary]:
     """Tenant summaries of `jobs`, by tenant id."""
     counts: dict[str, Counter[JobStatus]] = {}
-    ready: Counter[str] = Counter()
-    oldest: dict[str, datetime] = {}
+    ready: dict[str, list[JobInfo]] = {}
     for job in jobs:
         counts.setdefault(job.tenant_id, Counter())[job.status] += 1
-        if job.status is JobStatus.ENQUEUED and job.run_at <= now:
-            ready[job.tenant_id] += 1
-            if job.tenant_id not in oldest or job.run_at < oldest[job.tenant_id]:
-                oldest[job.tenant_id] = job.run_at
-    return summaries(counts, ready, oldest)
+        if is_ready(job, now):
+            ready.setdefault(job.tenant_id, []).append(job)
+    return summaries(
+        counts,
+        Counter({tenant: len(due) for tenant, due in ready.items()}),
+        {
+            tenant: since
+            for tenant, due in ready.items()
+            if (since := earliest_ready_since(sorted(due, key=lambda job: job.run_at)))
+        },
+    )
 
 
 def summaries(
     counts: dict[str, Counter[JobStatus]], ready: Counter[str], oldest: dict[str, datetime]
 ) -> list[TenantSummary]:
-    """Tenant summaries from each tenant's jobs by status, ready jobs and oldest ready
-    `run_at`, by tenant id."""
+    """Tenant summaries from each tenant's jobs by status, ready jobs and the earliest
+    moment one of them became ready, by tenant id."""
     return [
         TenantSummary(
             tenant_id=tenant,
@@ -228,6 +233,30 @@ def summaries(
         )
         for tenant in sorted(counts)
     ]
+
+
+#: Ready jobs read by the first step while looking for the one that has waited longest;
+#: each further step reads twice as many (a step may sort the tenant's ready jobs).
+READY_CHUNK = 64
+
+
+async def earliest_ready_paged(
+    ready_after: Callable[[C | None, int], Awaitable[list[tuple[C, JobInfo]]]],
+) -> datetime | None:
+    """The earliest `ready_since` of a tenant's ready jobs, read in `run_at` order a
+    chunk at a time: `ready_after(cursor, limit)` gives up to `limit` of them after
+    `cursor` (None: from the first), each with the cursor that follows it. Usually one
+    chunk: only jobs released (or freed by their parents) after their run_at make the
+    walk go on, over chunks that double."""
+    best: datetime | None = None
+    cursor: C | None = None
+    limit = READY_CHUNK
+    while rows := await ready_after(cursor, limit):
+        best = earliest_ready_since((job for _, job in rows), best)
+        if len(rows) < limit or (best is not None and rows[-1][1].run_at >= best):
+            break
+        cursor, limit = rows[-1][0], limit * 2
+    return best
 
 
 def check_page(limit: int) -> None:

@@ -12,13 +12,21 @@ ORDER BY enqueue_seq DESC
 LIMIT $6;
 
 -- name: overview
+-- Each tenant's jobs by status, and how many are ready (core.order.is_ready).
 SELECT tenant_id, status, count(*),
-       count(*) FILTER (WHERE status = 'enqueued' AND run_at <= $1),
-       min(run_at) FILTER (WHERE status = 'enqueued' AND run_at <= $1)
+       count(*) FILTER (WHERE status = 'enqueued' AND run_at <= $1)
 FROM jobs GROUP BY tenant_id, status ORDER BY tenant_id;
 
+-- name: ready_by_run_at
+-- The tenant's ready jobs in (run_at, enqueue_seq) order, read through a cursor as far
+-- as the walk that finds the earliest core.order.ready_since goes (one sort).
+SELECT state FROM jobs
+WHERE tenant_id = $1 AND status = 'enqueued' AND run_at <= $2
+ORDER BY run_at, enqueue_seq;
+
 -- name: ahead
--- Ready jobs of the job's tenant and queue that dequeue order puts before it.
+-- Ready jobs of the job's tenant and queue that dequeue order (core.order.dequeue_key)
+-- puts before it; the job's own row gives its key, in the table's positions.
 SELECT count(*) FROM jobs j, (SELECT priority, run_at, enqueue_seq FROM jobs
                               WHERE tenant_id = $1 AND job_id = $2) me
 WHERE j.tenant_id = $1 AND j.queue = $3 AND j.status = 'enqueued' AND j.run_at <= $4

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
-from dogqueue.backend.postgres import PostgresBackend
-from dogqueue.backend.sqlfiles import load_queries
-from dogqueue.backend.sqlite.timecodec import from_micros, to_micros
-from dogqueue.core.codec import decode_job
-from dogqueue.core.job import JobInfo
-from dogqueue.core.status import JobStatus
-from dogqueue.web.browser import (
+import asyncpg
+
+from dogqueue.backend.browse import (
     JobFilter,
     JobPage,
     TenantSummary,
     check_page,
+    earliest_ready_paged,
     page_of,
     parse_cursor,
     summaries,
 )
+from dogqueue.backend.kit.rows import to_micros
+from dogqueue.backend.kit.sqlfiles import load_queries
+from dogqueue.core.codec import decode_job
+from dogqueue.core.job import JobInfo
+from dogqueue.core.status import JobStatus
 
-Q = load_queries("dogqueue.web", "postgres_browser.sql")
+Q = load_queries("dogqueue.backend.postgres", "sql/browser.sql")
 #: Rows read per query while filling a page.
 CHUNK = 500
 #: Rows a page may scan before it is returned short (a search over a huge queue).
@@ -38,10 +41,11 @@ def _like_prefix(prefix: str) -> str:
 
 
 class PostgresBrowser:
-    """A JobBrowser on an open PostgresBackend."""
+    """A JobBrowser on an open PostgreSQL queue, read through `pool()` (the backend's
+    pool, whose search_path names the queue's schema)."""
 
-    def __init__(self, backend: PostgresBackend) -> None:
-        self.backend = backend
+    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+        self._pool = pool
 
     async def list_jobs(
         self, tenant_id: str | None, filters: JobFilter, cursor: str | None, limit: int
@@ -54,7 +58,7 @@ class PostgresBrowser:
         statuses = sorted(s.value for s in filters.statuses) or None
         found: list[JobInfo] = []
         scanned = 0
-        async with self.backend.pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
             while len(found) <= limit and scanned < SCAN_LIMIT:
                 rows = await conn.fetch(
                     Q["page"], tenant_id, statuses, filters.job_type, filters.queue, before, CHUNK
@@ -77,7 +81,7 @@ class PostgresBrowser:
         assert filters.search is not None
         pattern = _like_prefix(filters.search)
         found: dict[int, JobInfo] = {}
-        async with self.backend.pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
             for query in ("search_ids", "search_keys"):
                 for seq, state in await conn.fetch(
                     Q[query], tenant_id, pattern, before, SEARCH_LIMIT
@@ -90,21 +94,33 @@ class PostgresBrowser:
 
     async def tenant_overview(self, now: datetime) -> list[TenantSummary]:
         """Every tenant that has jobs, by tenant id."""
-        async with self.backend.pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
             rows = await conn.fetch(Q["overview"], to_micros(now))
         counts: dict[str, Counter[JobStatus]] = {}
         ready: Counter[str] = Counter()
-        oldest: dict[str, datetime] = {}
-        for tenant, status, count, due, first in rows:
+        for tenant, status, count, due in rows:
             counts.setdefault(tenant, Counter())[JobStatus(status)] = int(count)
             ready[tenant] += int(due)
-            if first is not None:
-                oldest[tenant] = from_micros(int(first))
+        oldest: dict[str, datetime] = {}
+        for tenant in ready:
+            since = await self._earliest_ready(tenant, now) if ready[tenant] else None
+            if since is not None:
+                oldest[tenant] = since
         return summaries(counts, ready, oldest)
+
+    async def _earliest_ready(self, tenant: str, now: datetime) -> datetime | None:
+        """When the tenant's longest-waiting ready job became ready."""
+        async with self._pool().acquire() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(Q["ready_by_run_at"], tenant, to_micros(now))
+
+            async def ready_after(_: None, limit: int) -> list[tuple[None, JobInfo]]:
+                return [(None, decode_job(bytes(state))) for (state,) in await cursor.fetch(limit)]
+
+            return await earliest_ready_paged(ready_after)
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
-        async with self.backend.pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
             count = await conn.fetchval(
                 Q["ahead"], job.tenant_id, job.job_id, job.message.queue, to_micros(now)
             )
@@ -112,6 +128,6 @@ class PostgresBrowser:
 
     async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
         """The first `limit` jobs whose `after` names `job`, oldest first."""
-        async with self.backend.pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
             rows = await conn.fetch(Q["dependents"], job.tenant_id, job.job_id, limit)
         return [decode_job(bytes(state)) for (state,) in rows]
