@@ -25,8 +25,12 @@ from dogqueue.testing.stateful.common import (
     close_loop,
     replace,
 )
+from dogqueue.testing.stateful.coverage import called
 
 T = TypeVar("T")
+
+called("Backend.open", "for every backend, again after close_and_reopen, and on a closed one")
+called("Backend.close", "at every teardown and close_and_reopen; a closed backend refuses all")
 
 
 class MachineBase(RuleBasedStateMachine):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["param", "field"]
+Kind = Literal["call", "param", "field"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ def drawn(methods: str | Iterable[str], params: str | Iterable[str], values: str
 def compared(methods: str | Iterable[str], fields: str | Iterable[str], check: str) -> None:
     """An invariant or rule compares `fields` of what `methods` return, as `check` says."""
     _declare(methods, "field", fields, check, True)
+
+
+def called(methods: str | Iterable[str], where: str) -> None:
+    """The rules call `methods` (which take and return nothing to draw or compare) as
+    `where` says."""
+    _declare(methods, "call", "()", where, True)
 
 
 def reasoned(

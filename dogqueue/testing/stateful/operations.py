@@ -17,7 +17,7 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.testing.model import ENQUEUED, ModelAck, ModelJob, Refusal
 from dogqueue.testing.stateful.base import MachineBase
 from dogqueue.testing.stateful.common import CONFIG, REFUSALS
-from dogqueue.testing.stateful.coverage import compared, drawn
+from dogqueue.testing.stateful.coverage import called, compared, drawn
 
 T = TypeVar("T")
 
@@ -27,11 +27,21 @@ WAKE_MAX_WAIT = 30.0
 WAKE_GRACE = 3.0
 
 drawn("Backend.wait_for_change", "max_wait", "30 s, the waiter started before each waking call")
-compared(
+called(
     "Backend.wait_for_change",
-    "return",
-    "returns within 3 s of every enqueue, enqueue_many, release and retry_job (run_waking)",
+    "a waiter started before every enqueue, enqueue_many, release and retry_job must"
+    " return within 3 s of it (run_waking)",
 )
+drawn(
+    "Backend.settle_many",
+    ["ctx.tenant_id", "settlements.lease"],
+    "any leases handed out, as the first one's tenant: current, stale, canceled, foreign,"
+    " unknown (do_settle_probe), and a malformed entry",
+)
+drawn("Backend.settle_many", "settlements.result", "b'ok' and non-UTF-8 bytes, per entry")
+drawn("Backend.settle_many", "settlements.error", "a distinct error per entry")
+drawn("Backend.settle_many", "settlements.retry", "True and False")
+compared("Backend.settle_many", "return", "per entry, the model's status or refusal")
 
 
 class Operations(MachineBase):

@@ -15,7 +15,7 @@ from dogqueue.log.reader import PROJECTED_COLUMNS, LogReader, projected_columns
 from dogqueue.log.stored import stored_job
 from dogqueue.testing.model import ENQUEUED
 from dogqueue.testing.stateful.common import QUEUE_CHOICES, TENANTS
-from dogqueue.testing.stateful.coverage import compared, drawn, reasoned
+from dogqueue.testing.stateful.coverage import called, compared, drawn, reasoned
 from dogqueue.testing.stateful.operations import Operations
 
 Jobs = dict[tuple[str, str], JobInfo]
@@ -35,8 +35,9 @@ reasoned(
     "LogReader.unsealed",
     "field",
     "*",
-    "checked empty after every step (only PostgreSQL has unsealed events, and never its"
-    " own after a read): tests/integration/test_postgres_backend.py reads a held-back tail",
+    "checked empty after every step (only PostgreSQL has unsealed events, never its own"
+    " after a read): tests/observability/test_obs_prometheus.py (a held-back sequencer)"
+    " and tests/audit/test_locate.py (unsealed events folded) read a real tail",
 )
 compared("LogReader.last_position", "return", "the position of the last event read")
 drawn(["LogReader.tenant_events", "LogReader.jobs"], "tenant_id", "both tenants (and None)")
@@ -55,18 +56,24 @@ compared(
 )
 compared("LogReader.status_counts", "return", "counted from the projection (or None)")
 compared("LogReader.dependencies", "return", "the model's (tenant, parent, child) triples")
-compared("LogReader.chain_heads", "return", "each tenant's last record: position and hash")
+compared("LogReader.chain_heads", ["key", "return"], "each tenant's last record: position and hash")
+called(
+    ["LogReader.anchors", "LogReader.archived_ranges", "LogReader.archive_cuts"],
+    "after every step, inside the step's snapshot",
+)
+called("LogReader.unsealed", "after every step, inside the step's snapshot")
 for _method in ("anchors", "archived_ranges", "archive_cuts"):
     reasoned(
         f"LogReader.{_method}",
         "field",
         "*",
-        "checked empty after every step (the state machine never archives); only archival"
-        " fills them: tests/audit/test_archive.py and test_archive_forgery.py compare them",
+        "checked empty after every step (the state machine never archives); archival fills"
+        " them: tests/audit/test_archive.py (anchors after a cut, `verify --archive`) and"
+        " test_archive_forgery.py (edited cuts and ranges caught)",
     )
 compared("LogReader.integrity_problems", "return", "empty after every step")
 compared("LogReader.snapshot", "return", "every read of the step runs inside one snapshot")
-compared("LogReader.close", "return", "each step's reader is closed; the backend stays open")
+called("LogReader.close", "each step's reader is closed; the backend stays open and is read")
 drawn("Backend.ready_tenants", "queues", "each queue and both")
 compared("Backend.ready_tenants", "return", f"the tenants with a job the model can lease, {_EVERY}")
 drawn("Backend.next_run_at", ["queues", "tenant_ids"], "each queue and both; None and each tenant")
