@@ -109,6 +109,7 @@ class MachineBase(RuleBasedStateMachine):
             max_retries=spec.max_retries,
             run_at=run_at,
             idempotency_key=spec.key,
+            codec=spec.codec,
         )
 
     def record_enqueued(

@@ -77,6 +77,7 @@ lease_seconds = st.sampled_from([None, 2, 10, 60, 0.75])
 #: Job types and payloads that differ per job: non-UTF-8 bytes and an empty payload too.
 JOB_TYPES = ("props", "mail.send", "report-é")
 PAYLOADS = (b"{}", b'{"n": 1}', b"\xff\xfe\x00\x80raw", b"")
+CODECS = ("json", "msgpack")
 
 
 class MessageSpec(NamedTuple):
@@ -89,6 +90,7 @@ class MessageSpec(NamedTuple):
     max_retries: int
     job_type: str = "props"
     payload: bytes = b"{}"
+    codec: str = "json"
 
 
 message_specs = st.builds(
@@ -100,6 +102,7 @@ message_specs = st.builds(
     retry_limits,
     st.sampled_from(JOB_TYPES),
     st.sampled_from(PAYLOADS),
+    st.sampled_from(CODECS),
 )
 
 Call = Callable[[Backend], Coroutine[Any, Any, Any]]
@@ -134,6 +137,7 @@ _CTX = QueueCtx(TENANTS[0])
 BAD_CALLS: dict[str, Call] = {
     "enqueue": lambda b: b.enqueue(QueueCtx(""), VALID),
     "enqueue_many": lambda b: b.enqueue_many(_CTX, [VALID, replace(VALID, queue="")]),
+    "enqueue after_earlier": lambda b: b.enqueue(_CTX, replace(VALID, after_earlier=(0,))),
     "dequeue": lambda b: b.dequeue(_CTX, []),
     "dequeue_many": lambda b: b.dequeue_many(_CTX, list(QUEUES), 0),
     "heartbeat": lambda b: b.heartbeat(_CTX, "not a lease"),  # type: ignore[arg-type]

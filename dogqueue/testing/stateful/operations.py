@@ -16,7 +16,14 @@ from dogqueue.core.job import Completion, Failure, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.testing.model import ENQUEUED, ModelAck, ModelJob, Refusal
 from dogqueue.testing.stateful.base import MachineBase
-from dogqueue.testing.stateful.common import CONFIG, REFUSALS
+from dogqueue.testing.stateful.common import (
+    CODECS,
+    CONFIG,
+    JOB_TYPES,
+    PAYLOADS,
+    REFUSALS,
+    MessageSpec,
+)
 from dogqueue.testing.stateful.coverage import called, compared, drawn
 
 T = TypeVar("T")
@@ -46,6 +53,9 @@ compared("Backend.settle_many", "return", "per entry, the model's status or refu
 
 class Operations(MachineBase):
     """The contract calls, each checked against the model."""
+
+    #: Jobs `enqueue_due_now` made so far (each gets the next type, payload and codec).
+    due_count = 0
 
     def run_waking(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a call that makes a job leasable: a `wait_for_change` started before it
@@ -276,12 +286,29 @@ class Operations(MachineBase):
         assert count == len(expected), f"reaped {count} leases, expected {len(expected)}"
 
     def enqueue_due_now(self, tenant: str, queue: str, priority: int, n: int) -> list[str]:
-        """Enqueue `n` jobs of one priority, due now, in one batch."""
-        messages = [self.message((queue, priority, None, None, 0)) for _ in range(n)]
+        """Enqueue `n` jobs of one priority, due now, in one batch, each of another job
+        type, payload and codec, every other one with a retry left."""
+        first, self.due_count = self.due_count, self.due_count + n
+        messages = [self.message(self.varied(queue, priority, i)) for i in range(first, first + n)]
         job_ids = self.run(self.backend.enqueue_many(QueueCtx(tenant), messages))
         for job_id, message in zip(job_ids, messages, strict=True):
             self.record_enqueued(tenant, job_id, message)
         return job_ids
+
+    @staticmethod
+    def varied(queue: str, priority: int, i: int) -> MessageSpec:
+        """The `i`th of a series of specs due now, each of another job type, payload and
+        codec, every other one with a retry left."""
+        return MessageSpec(
+            queue,
+            priority,
+            -0.5 if i % 3 == 2 else None,  # due half a second ago, or now
+            None,
+            i % 2,
+            JOB_TYPES[i % len(JOB_TYPES)],
+            PAYLOADS[i % len(PAYLOADS)],
+            CODECS[i % len(CODECS)],
+        )
 
     def use_lease(self, lease: LeasedJob, operation: str) -> None:
         """One lease operation, checked against the model like its own rule."""

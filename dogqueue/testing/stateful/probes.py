@@ -46,7 +46,7 @@ class Probes(Operations):
         other = self.other_tenant(tenant)
         self.enqueue_due_now(other, queue, JobPriority.HIGH, 1)
         foreign = self.do_dequeue(other, (queue,), None)[0]
-        self.do_cancel(canceled.job_id)
+        self.do_cancel(canceled.job_id, "ops")
         stale = replace(failing, lease_token=max(failing.lease_token - older, 0))
         unknown = replace(last, job_id=UNKNOWN_JOB_ID)
         picks = [
@@ -59,7 +59,28 @@ class Probes(Operations):
             (last, False, False),
         ]
         self.do_settle(tenant, picks)
+        self.do_requeue(canceled.job_id, True, "ops")  # the operator's override
         return [foreign]
+
+    def probe_options(self, tenant: str, queue: str) -> list[LeasedJob]:
+        """Every optional argument once with a value other than its default: a traced
+        enqueue, lease durations, a heartbeat with progress, a failure to retry, a
+        result; return the leases taken."""
+        while ready := self.do_dequeue(tenant, (queue,), None, 4):  # start from an empty queue
+            for lease in ready:
+                self.do_complete(lease, None)
+        trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+        retried = [replace(self.message(self.varied(queue, 2, i)), max_retries=2) for i in range(5)]
+        self.do_enqueue(tenant, retried[0], trace_context=trace)
+        self.do_enqueue_many(tenant, retried[1:])
+        leases = self.do_dequeue(tenant, (queue,), 2)
+        leases += self.do_dequeue(tenant, (queue,), 10, 4)
+        self.do_heartbeat(leases[0], 60, 0.5, "half way")
+        self.do_fail(leases[1], False, "gave up")  # with retries left
+        self.do_complete(leases[2], b"\x00result")
+        self.do_cancel(leases[3].job_id, "ops")
+        self.do_settle(tenant, [(leases[4], True, False)])
+        return leases
 
     @rule(job_id=JOBS)
     def act_as_other_tenant(self, job_id: str) -> None:
@@ -147,6 +168,7 @@ class Probes(Operations):
             self.backend.retry_job(QueueCtx(tenant), leases[0].job_id), Refusal("transition")
         )
         self.probe_keys_and_batches(tenant, queue, priority)
+        leases += self.probe_options(tenant, queue)
         self.refuse_bad_input_and_closed_backends()
         return multiple(*leases)
 

@@ -16,6 +16,7 @@ from dogqueue.testing.model import due_ticks, record_tick, schedule_key
 from dogqueue.testing.stateful.common import (
     JOBS,
     QUEUES,
+    SCHEDULES,
     Schedule,
     replace,
     schedule_spec,
@@ -25,6 +26,7 @@ from dogqueue.testing.stateful.common import (
 from dogqueue.testing.stateful.coverage import compared, drawn
 from dogqueue.testing.stateful.operations import Operations
 
+HALF_PAST_KOLKATA = SCHEDULES[2]
 #: The fixed offsets of the zones the schedules use (none keeps daylight saving time).
 ZONE_OFFSETS = {
     "UTC": timedelta(0),
@@ -74,10 +76,17 @@ class Schedules(Operations):
     def probe_ticks(self, tenant: str, schedule: Schedule) -> Any:
         """Each example also starts by enqueueing a schedule's tick and asking again at
         the same moment (nothing more may be enqueued), so a backend that enqueues a
-        tick twice is caught in the first example."""
+        tick twice is caught in the first example; then a Kolkata schedule's first tick
+        and, three hours on, its missed ticks up to its catch-up."""
         first = self.enqueue_ticks(tenant, schedule, QUEUES[0])
         again = self.enqueue_ticks(tenant, schedule, QUEUES[0])
-        return multiple(*first.values, *again.values)
+        # Ticks missed for three hours: catch_up bounds how many are enqueued, and a zone
+        # half an hour off UTC puts them half an hour off.
+        zoned = [self.enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])]
+        self.adopt_retry_times()  # before the clock passes the retries of earlier probes
+        self.clock.advance(timedelta(hours=3))
+        zoned.append(self.enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1]))
+        return multiple(*first.values, *again.values, *(j for z in zoned for j in z.values))
 
     @rule(tenant=tenants, schedule=schedules)
     def latest_tick(self, tenant: str, schedule: Schedule) -> None:

@@ -138,7 +138,11 @@ class Workflows(Operations):
                 )
             if leases[0].job_id == watched[-1]:
                 break  # the opted-in dependent ran: the workflow is over
-        steps = [part, replace(part, after_earlier=(0,)), replace(part, after_earlier=(1,))]
+        steps = [
+            part,
+            replace(part, after_earlier=(0,)),
+            replace(part, after_earlier=(1,), on_parent_failure="run"),
+        ]
         chain = self.run(self.backend.enqueue_many(ctx, steps))
         for job_id, message in zip(chain, steps, strict=True):
             self.record_enqueued(tenant, job_id, message, chain)
