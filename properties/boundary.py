@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -209,15 +210,10 @@ def _perturbed(result: object, field: str, op: str) -> object:
     """The result of one call with `field` of its first record (that has it) changed."""
     if field == "key" and isinstance(result, dict) and result:
         first = next(iter(result))
-        changed = dict(result)
-        value = changed.pop(first)
-        new_key = (
-            (_TENANT_SWAP.get(first[0], "initech"), first[1])
-            if isinstance(first, tuple)
-            else _moved(first)
-        )
-        changed[new_key] = value
-        return changed
+        renamed = dict(result)
+        value = renamed.pop(first)
+        renamed[(_TENANT_SWAP.get(first[0], "initech"), first[1])] = value
+        return renamed
     if isinstance(result, dict):
         items = list(result.items())
         values = _perturbed([v for _, v in items], field, op)
@@ -229,14 +225,17 @@ def _perturbed(result: object, field: str, op: str) -> object:
         return _change(result, field, op)
     holders = [i for i, record in enumerate(result) if hasattr(record, field)]
     changed = list(result)
-    if op == "swap":
-        if len(holders) >= 2:
-            a, b = holders[:2]
-            changed[a] = _change(result[a], field, op, result[b])
-            changed[b] = _change(result[b], field, op, result[a])
+    if op == "swap":  # the first two records whose values differ
+        for a, b in itertools.pairwise(holders):
+            if getattr(result[a], field) != getattr(result[b], field):
+                changed[a] = _change(result[a], field, op, result[b])
+                changed[b] = _change(result[b], field, op, result[a])
+                break
         return changed
-    if holders:
-        changed[holders[0]] = _change(result[holders[0]], field, op)
+    for index in holders:  # the first record the change changes
+        changed[index] = _change(result[index], field, op)
+        if changed[index] != result[index]:
+            break
     return changed
 
 
@@ -422,6 +421,13 @@ EQUIVALENT: dict[str, str] = {
     "DequeueManySwapsTenantId": _ONE_TENANT,
     "HistorySwapsTenantId": _ONE_TENANT,
     "HistorySwapsJobId": _ONE_JOB,
+    "CancelWorkflowSwapsResult": "the ids canceled come in no documented order",
+    "DequeueManySwapsLeaseExpiresAt": "every lease of one call ends at the same time",
+    **{
+        f"{prefix}HistorySwaps{_camel(field)}": "only one event of a job holds it"
+        for prefix in ("", "Reader")
+        for field in ("message", "trace_context", "waiting_for", "result")
+    },
     "ReaderHistorySwapsTenantId": _ONE_TENANT,
     "ReaderHistorySwapsJobId": _ONE_JOB,
     "ReaderTenantEventsSwapsTenantId": _ONE_TENANT,

@@ -129,12 +129,12 @@ def join(items: list[Item]) -> list[tuple[Item, Row | None]]:
         declared.setdefault(
             (method, "call", "()"), Row(method, "call", "()", "called: see its rows", True)
         )
-    joined = []
+    joined: list[tuple[Item, Row | None]] = []
     for item in items:
-        row = declared.get((item.method, item.kind, item.name))
-        if row is None and item.kind == "field":
-            row = declared.get((item.method, "field", "*"))
-        joined.append((item, row))
+        found = declared.get((item.method, item.kind, item.name))
+        if found is None and item.kind == "field":
+            found = declared.get((item.method, "field", "*"))
+        joined.append((item, found))
     return joined
 
 

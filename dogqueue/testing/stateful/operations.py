@@ -51,6 +51,11 @@ drawn("Backend.settle_many", "settlements.retry", "True and False")
 compared("Backend.settle_many", "return", "per entry, the model's status or refusal")
 
 
+async def _finished(task: asyncio.Task[None]) -> None:
+    """Wait for a canceled task to end."""
+    await asyncio.gather(task, return_exceptions=True)
+
+
 class Operations(MachineBase):
     """The contract calls, each checked against the model."""
 
@@ -67,7 +72,7 @@ class Operations(MachineBase):
             result = self.run(coroutine)
         except BaseException:
             waiter.cancel()
-            self.run(asyncio.gather(waiter, return_exceptions=True))
+            self.run(_finished(waiter))
             raise
         try:
             self.run(asyncio.wait_for(waiter, WAKE_GRACE))

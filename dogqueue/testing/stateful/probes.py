@@ -4,6 +4,7 @@ closed backend), so a backend that swallows one is caught in the first example."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import strategies as st
@@ -76,11 +77,21 @@ class Probes(Operations):
         leases = self.do_dequeue(tenant, (queue,), 2)
         leases += self.do_dequeue(tenant, (queue,), 10, 4)
         self.do_heartbeat(leases[0], 60, 0.5, "half way")
+        self.do_heartbeat(leases[0], 30, 1.0, "done")
         self.do_fail(leases[1], False, "gave up")  # with retries left
         self.do_complete(leases[2], b"\x00result")
         self.do_cancel(leases[3].job_id, "ops")
         self.do_settle(tenant, [(leases[4], True, False)])
-        return leases
+        # A retried job leased with a fresh one: leases of one call with other attempts.
+        self.do_fail(leases[0], True, "try again")
+        self.adopt_retry_times()
+        self.clock.advance(timedelta(seconds=1))
+        self.do_enqueue(tenant, retried[1])
+        again = self.do_dequeue(tenant, (queue,), None, 2)
+        for lease in again:  # a second failure, with another error and retry time
+            if lease.job_id == leases[0].job_id:
+                self.do_fail(lease, True, "failed again")
+        return leases + again
 
     @rule(job_id=JOBS)
     def act_as_other_tenant(self, job_id: str) -> None:

@@ -51,6 +51,9 @@ class Schedules(Operations):
 
     @rule(target=JOBS, tenant=tenants, schedule=schedules, queue=st.sampled_from(QUEUES))
     def enqueue_ticks(self, tenant: str, schedule: Schedule, queue: str) -> Any:
+        return multiple(*self.do_enqueue_ticks(tenant, schedule, queue))
+
+    def do_enqueue_ticks(self, tenant: str, schedule: Schedule, queue: str) -> list[str]:
         """The schedule's due ticks: exactly those the model expects, each one job."""
         name, _, seconds, catch_up, zone = schedule
         now = self.clock()
@@ -70,7 +73,7 @@ class Schedules(Operations):
             keyed = replace(spec.message, idempotency_key=schedule_key(name, tick), run_at=tick)
             self.record_enqueued(tenant, job_id, keyed)
             record_tick(self.model, tenant, name, tick, job_id)
-        return multiple(*job_ids)
+        return job_ids
 
     @initialize(target=JOBS, tenant=tenants, schedule=schedules)
     def probe_ticks(self, tenant: str, schedule: Schedule) -> Any:
@@ -78,15 +81,15 @@ class Schedules(Operations):
         the same moment (nothing more may be enqueued), so a backend that enqueues a
         tick twice is caught in the first example; then a Kolkata schedule's first tick
         and, three hours on, its missed ticks up to its catch-up."""
-        first = self.enqueue_ticks(tenant, schedule, QUEUES[0])
-        again = self.enqueue_ticks(tenant, schedule, QUEUES[0])
+        job_ids = self.do_enqueue_ticks(tenant, schedule, QUEUES[0])
+        job_ids += self.do_enqueue_ticks(tenant, schedule, QUEUES[0])
         # Ticks missed for three hours: catch_up bounds how many are enqueued, and a zone
         # half an hour off UTC puts them half an hour off.
-        zoned = [self.enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])]
+        job_ids += self.do_enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])
         self.adopt_retry_times()  # before the clock passes the retries of earlier probes
         self.clock.advance(timedelta(hours=3))
-        zoned.append(self.enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1]))
-        return multiple(*first.values, *again.values, *(j for z in zoned for j in z.values))
+        job_ids += self.do_enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])
+        return multiple(*job_ids)
 
     @rule(tenant=tenants, schedule=schedules)
     def latest_tick(self, tenant: str, schedule: Schedule) -> None:
