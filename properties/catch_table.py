@@ -18,11 +18,12 @@ from hypothesis.stateful import run_state_machine_as_test
 from dogqueue.testing import (
     BackendFactory,
     MemoryFactory,
+    SqliteFactory,
     backend_state_machine,
     load_factory,
     load_profile,
 )
-from properties.boundary import EQUIVALENT, boundary_family, boundary_mutants
+from properties.boundary import EQUIVALENT, SQLITE_BASED, boundary_family, boundary_mutants
 from properties.broken import WrappingFactory, family, mutant_classes
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -72,7 +73,8 @@ def main() -> None:
         if args.only and args.only not in kind:
             continue
         start = time.monotonic()
-        check = caught_by(base, mutant)
+        sqlite = name in SQLITE_BASED and isinstance(base, MemoryFactory)
+        check = caught_by(SqliteFactory() if sqlite else base, mutant)
         seconds = time.monotonic() - start
         verdict = check or "**NOT CAUGHT**"
         rows.append(f"| {kind} | `{name}` | {seconds:.2f} | {verdict} |")

@@ -60,7 +60,7 @@ class Probes(Operations):
             (last, False, False),
         ]
         self.do_settle(tenant, picks)
-        self.do_requeue(canceled.job_id, True, "ops")  # the operator's override
+        self.do_requeue(canceled.job_id, True, "admin")  # the operator's override
         return [foreign]
 
     def probe_options(self, tenant: str, queue: str) -> list[LeasedJob]:

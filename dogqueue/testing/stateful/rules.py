@@ -71,7 +71,9 @@ drawn("Backend.ack_complete", "result", "None, b'', b'ok', non-UTF-8 bytes")
 drawn("Backend.ack_fail", "error", "'boom', '', 'no \u2013 ascii'")
 drawn("Backend.ack_fail", "retry", "True and False")
 drawn(
-    ["Backend.cancel_job", "Backend.retry_job", "Backend.cancel_workflow"], "actor", "None, 'ops'"
+    ["Backend.cancel_job", "Backend.retry_job", "Backend.cancel_workflow"],
+    "actor",
+    "None, 'ops', 'admin'",
 )
 drawn(["Backend.cancel_job", "Backend.retry_job"], "ctx.tenant_id", "owner and other tenant")
 drawn(["Backend.cancel_job", "Backend.retry_job"], "job_id", "every job, an unknown id, 42")
@@ -97,7 +99,7 @@ compared("Backend.reap_expired", "return", "the number of leases the model expir
 
 _RESULTS = st.sampled_from([None, b"", b"ok", b"\x80\xffbin"])
 _ERRORS = st.sampled_from(["boom", "", "no \u2013 ascii"])
-_ACTORS = st.sampled_from([None, "ops"])
+_ACTORS = st.sampled_from([None, "ops", "admin"])
 #: (progress, progress_message): a message needs a progress.
 _PROGRESS = st.sampled_from([(None, None), (0.0, None), (0.5, ""), (1.0, "half way \u00e9")])
 #: Clock moves in seconds: sub-second ones, and ones across leases and backoffs.

@@ -87,7 +87,7 @@ class Workflows(Operations):
         )
         return self.do_enqueue_many(tenant, messages)
 
-    @rule(job_id=JOBS, actor=st.sampled_from([None, "ops"]))
+    @rule(job_id=JOBS, actor=st.sampled_from([None, "ops", "admin"]))
     def cancel_workflow(self, job_id: str, actor: str | None) -> None:
         tenant = self.owner[job_id]
         job = self.model.job(tenant, job_id)
