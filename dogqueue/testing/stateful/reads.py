@@ -11,6 +11,7 @@ import msgspec
 from dogqueue.core.codec import decode_event
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.log.chain import GENESIS, HASH_SIZE, chain_hash
 from dogqueue.log.reader import PROJECTED_COLUMNS, LogReader, projected_columns
 from dogqueue.log.stored import stored_job
 from dogqueue.testing.model import ENQUEUED
@@ -29,7 +30,12 @@ compared(
     f"those of read_events() (tpos: the tenant position), {_EVERY}",
 )
 compared("LogReader.records", "data", "decodes to the event read_events() returns")
-compared("LogReader.records", "hash", "the tenant's last one is chain_heads()' hash")
+compared(
+    "LogReader.records",
+    "hash",
+    "32 bytes, none repeated, each the documented link from its tenant's previous (an"
+    " HMAC under the factory's `audit_key`, if any); the last one is chain_heads()' hash",
+)
 compared("LogReader.events", "*", f"equal to read_events(), whole and paged, {_EVERY}")
 reasoned(
     "LogReader.unsealed",
@@ -113,6 +119,22 @@ async def _read_log(reader: LogReader, after: int, limit: int) -> dict[str, Any]
     return seen
 
 
+def check_chain(records: list[Any], key: bytes | None) -> None:
+    """Every record is chained: a hash of HASH_SIZE bytes, none repeated, each the
+    documented link from its tenant's previous one (an HMAC under `key`, the audit key
+    the factory's backends use, if any)."""
+    hashes = [record.hash for record in records]
+    assert all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in hashes), "a record's hash"
+    assert len(set(hashes)) == len(hashes), "two records with one hash"
+    previous: dict[str, bytes] = {}
+    for record in records:
+        link = chain_hash(previous.get(record.tenant_id, GENESIS), record.seq, record.data, key)
+        assert link == record.hash, (
+            f"record {record.seq}: its hash does not link to its tenant's previous one"
+        )
+        previous[record.tenant_id] = record.hash
+
+
 class ReadChecks(Operations):
     """The log reader and the worker hints against the model and the log."""
 
@@ -142,7 +164,9 @@ class ReadChecks(Operations):
         assert seen["problems"] == [], f"integrity problems: {seen['problems']}"
         assert seen["archived"] == ([], [], []), f"archival rows: {seen['archived']}"
         tenant_logs = self.check_tenant_positions(log, seen)
-        self.check_records(log, seen["records"], seen["heads"], tenant_logs)
+        # A factory whose backends chain with an audit key says so in `audit_key`.
+        audit_key = getattr(self.factory, "audit_key", None)
+        self.check_records(audit_key, log, seen["records"], seen["heads"], tenant_logs)
         self.check_reader_jobs(projected, seen, tenant_logs)
         for (tenant, job_id), events in histories.items():
             mine = [event for event in tenant_logs[tenant] if event.job_id == job_id]
@@ -173,6 +197,7 @@ class ReadChecks(Operations):
 
     @staticmethod
     def check_records(
+        audit_key: bytes | None,
         log: list[AnyEvent],
         records: list[Any],
         heads: dict[str, tuple[int, bytes]],
@@ -183,6 +208,7 @@ class ReadChecks(Operations):
         for tenant, events in tenant_logs.items():
             mine = [e for e in log if e.tenant_id == tenant]
             tpos.update({e.seq: t.seq for e, t in zip(mine, events, strict=True)})
+        check_chain(records, audit_key)
         last: dict[str, Any] = {}
         for record, event in zip(records, log, strict=True):
             row = (record.seq, record.tenant_id, record.job_id, record.version, record.type)
