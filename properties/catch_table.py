@@ -43,7 +43,7 @@ def caught_by(base: BackendFactory, mutant: type) -> str | None:
     try:
         run_state_machine_as_test(machine, settings=budget())
     except Exception as error:
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = str(error).splitlines()[0] if str(error) else "(no message)"
         first = _SUCCEEDED.sub("the call succeeded; expected", first)
         if not isinstance(error, AssertionError):
             first = f"{type(error).__name__}: {first}"

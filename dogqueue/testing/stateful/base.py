@@ -149,5 +149,5 @@ class MachineBase(RuleBasedStateMachine):
             assert earliest <= info.run_at <= latest, (
                 f"retry of {job.job_id} at {info.run_at}, outside [{earliest}, {latest}]"
             )
-            assert latest - self.clock() <= CONFIG.max_retry_backoff
+            assert latest - self.clock() <= CONFIG.max_retry_backoff, "retry beyond the cap"
             self.model.adopt_run_at(job, info.run_at)

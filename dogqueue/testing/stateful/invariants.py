@@ -151,7 +151,7 @@ class ModelChecks(Operations):
         events = self.run(self.backend.read_events(after_seq=self.seen_seq))
         seqs = [event.seq for event in events]
         assert seqs == sorted(set(seqs)), f"log positions not increasing: {seqs}"
-        assert not seqs or seqs[0] > self.seen_seq
+        assert not seqs or seqs[0] > self.seen_seq, f"positions {seqs} repeat old ones"
         seen = sorted((e.tenant_id, e.job_id, e.type) for e in events)
         wanted = sorted(self.model.take_expected_events())
         assert seen == wanted, f"appended events {seen} != expected {wanted}"

@@ -107,7 +107,7 @@ class Operations(MachineBase):
             self.expect_refusal(call, refusal)
             return multiple()
         job_ids = self.run_waking(call)
-        assert len(job_ids) == len(messages)
+        assert len(job_ids) == len(messages), f"enqueue_many gave {job_ids!r}"
         assert len(set(job_ids)) == len(job_ids), "enqueue_many issued one id twice"
         assert not set(job_ids) & set(self.owner), "enqueue_many reissued an existing id"
         for job_id, message in zip(job_ids, messages, strict=True):
@@ -143,7 +143,8 @@ class Operations(MachineBase):
             self.check_lease_fields(lease, job)
             assert lease.lease_token > job.token, "a lease token was reused"
             assert lease.attempt == job.attempts + 1, f"lease attempt {lease.attempt}"
-            assert lease.lease_expires_at == now + (duration or CONFIG.default_lease_duration)
+            expires = now + (duration or CONFIG.default_lease_duration)
+            assert lease.lease_expires_at == expires, f"lease ends {lease.lease_expires_at}"
             self.model.lease(job, lease.lease_token, lease.lease_expires_at)
         return leases
 

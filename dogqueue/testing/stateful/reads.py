@@ -212,7 +212,8 @@ class ReadChecks(Operations):
         last: dict[str, Any] = {}
         for record, event in zip(records, log, strict=True):
             row = (record.seq, record.tenant_id, record.job_id, record.version, record.type)
-            assert row == (event.seq, event.tenant_id, event.job_id, event.version, event.type)
+            wanted = (event.seq, event.tenant_id, event.job_id, event.version, event.type)
+            assert row == wanted, f"record {row} != event {wanted}"
             assert record.tpos == tpos[event.seq], f"record {record.seq}: tpos {record.tpos}"
             assert decode_event(record.data, record.seq) == event, f"record {record.seq} data"
             last[record.tenant_id] = record
