@@ -71,7 +71,9 @@ class Probes(Operations):
             for lease in ready:
                 self.do_complete(lease, None)
         trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-        retried = [replace(self.message(self.varied(queue, 2, i)), max_retries=2) for i in range(5)]
+        retried = [  # the first due half a second ago
+            replace(self.message(self.varied(queue, 2, i)), max_retries=2) for i in (2, 0, 1, 3, 4)
+        ]
         self.do_enqueue(tenant, retried[0], trace_context=trace)
         self.do_enqueue_many(tenant, retried[1:])
         leases = self.do_dequeue(tenant, (queue,), 2)

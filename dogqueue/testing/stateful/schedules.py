@@ -89,6 +89,8 @@ class Schedules(Operations):
         self.adopt_retry_times()  # before the clock passes the retries of earlier probes
         self.clock.advance(timedelta(hours=3))
         job_ids += self.do_enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])
+        self.latest_tick(tenant, schedule)
+        self.latest_tick(tenant, HALF_PAST_KOLKATA)
         return multiple(*job_ids)
 
     @rule(tenant=tenants, schedule=schedules)
