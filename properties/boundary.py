@@ -217,10 +217,10 @@ def _perturbed(result: object, field: str, op: str) -> object:
     if isinstance(result, dict):
         keys = list(result)
         if field == "return":  # a map of plain values: change the first one
-            changed = dict(result)
+            mapped = dict(result)
             if keys:
-                changed[keys[0]] = _change(result[keys[0]], field, op)
-            return changed
+                mapped[keys[0]] = _change(result[keys[0]], field, op)
+            return mapped
         values = _perturbed(list(result.values()), field, op)
         assert isinstance(values, list)
         return dict(zip(keys, values, strict=True))

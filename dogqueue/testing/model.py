@@ -417,7 +417,8 @@ class QueueModel:
     def _hear(self, child: ModelJob, parent: ModelJob) -> None:
         child.waiting.remove(parent.job_id)
         if parent.status != COMPLETED and not child.run_anyway:
-            because = f": {parent.last_error}" if parent.status == FAILED else ""
+            failed = parent.status == FAILED and parent.last_error  # an empty error: no reason
+            because = f": {parent.last_error}" if failed else ""
             child.status = CANCELED
             child.last_error = f"parent {parent.job_id} {parent.status}{because}"
             child.waiting = []

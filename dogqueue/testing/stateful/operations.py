@@ -291,6 +291,12 @@ class Operations(MachineBase):
         count = self.run(self.backend.reap_expired())
         assert count == len(expected), f"reaped {count} leases, expected {len(expected)}"
 
+    def do_rebuild(self) -> None:
+        before = self.run(self.backend.projected_jobs())
+        folded = self.run(self.backend.rebuild_projections())
+        assert folded == len(self.run(self.backend.read_events())), f"folded {folded}"
+        assert self.run(self.backend.projected_jobs()) == before, "rebuild changed a job"
+
     def enqueue_due_now(self, tenant: str, queue: str, priority: int, n: int) -> list[str]:
         """Enqueue `n` jobs of one priority, due now, in one batch, each of another job
         type, payload and codec, every other one with a retry left."""

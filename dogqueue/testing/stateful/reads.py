@@ -225,8 +225,8 @@ class ReadChecks(Operations):
                 assert decode_event(record.data, record.seq) == event, f"record {record.seq}"
                 self.verified[record.seq] = record
             last[record.tenant_id] = record
-        wanted = {tenant: (r.seq, r.hash) for tenant, r in last.items()}
-        assert heads == wanted, f"chain heads {heads} != the tenants' last records {wanted}"
+        ends = {tenant: (r.seq, r.hash) for tenant, r in last.items()}
+        assert heads == ends, f"chain heads {heads} != the tenants' last records {ends}"
 
     def check_reader_jobs(
         self, projected: Jobs, seen: dict[str, Any], tenant_logs: dict[str, list[AnyEvent]]

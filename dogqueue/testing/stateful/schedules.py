@@ -91,6 +91,8 @@ class Schedules(Operations):
         job_ids += self.do_enqueue_ticks(tenant, HALF_PAST_KOLKATA, QUEUES[1])
         self.latest_tick(tenant, schedule)
         self.latest_tick(tenant, HALF_PAST_KOLKATA)
+        self.do_reap()  # the leases of earlier probes ended in those three hours
+        self.do_rebuild()
         return multiple(*job_ids)
 
     @rule(tenant=tenants, schedule=schedules)
