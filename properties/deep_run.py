@@ -36,13 +36,19 @@ def counted(factory: BackendFactory, name: str, tally: dict[str, int]) -> type:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=25.0)
+    parser.add_argument("--backend", action="append", help="memory, sqlite or postgres")
     args = parser.parse_args()
     profile = load_profile()
     budget = args.minutes * 60
     start = time.monotonic()
-    tallies = {name: {"examples": 0, "invariant_checks": 0} for name in default_factories()}
+    factories = {
+        name: factory
+        for name, factory in default_factories().items()
+        if not args.backend or name in args.backend
+    }
+    tallies = {name: {"examples": 0, "invariant_checks": 0} for name in factories}
     while time.monotonic() - start < budget:
-        for name, factory in default_factories().items():
+        for name, factory in factories.items():
             run_state_machine_as_test(
                 counted(factory, name, tallies[name]),
                 settings=settings(settings.default, max_examples=BATCH),

@@ -27,3 +27,22 @@ def test_a_lease_reclaimed_by_dequeue_is_not_ready_in_that_dequeue(
         assert (low.status, high.status) == ("leased", "enqueued")
     finally:
         state.teardown()
+
+
+def test_a_parent_failed_with_an_empty_error_gives_no_reason() -> None:
+    """Found by the deep profile: a dependent canceled because its parent failed with the
+    error "" records "parent ID failed", with no ": " after it."""
+    from datetime import UTC, datetime, timedelta
+
+    from dogqueue.testing.model import CANCELED, QueueModel
+
+    model = QueueModel(base_backoff=timedelta(seconds=1), max_backoff=timedelta(seconds=8))
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    for job_id in ("parent", "child"):
+        model.enqueue("acme", job_id, queue="q", priority=1, max_retries=0, key=None, run_at=now)
+    parent, child = model.job("acme", "parent"), model.job("acme", "child")
+    assert parent is not None and child is not None
+    model.wait_for(child, ("parent",), run_anyway=False)
+    model.lease(parent, 1, now + timedelta(seconds=30))
+    model.fail(parent, "", retry=False, now=now)
+    assert (child.status, child.last_error) == (CANCELED, "parent parent failed")

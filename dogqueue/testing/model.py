@@ -10,8 +10,10 @@ window, and the state machine adopts the backend's value once it has checked it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 ENQUEUED = "enqueued"
 LEASED = "leased"
@@ -47,6 +49,14 @@ class ModelJob:
     run_at_window: tuple[datetime, datetime] | None = None
     #: The job's event types, in order.
     events: list[str] = field(default_factory=list)
+    #: The fields each of those events must hold that the model knows exactly (`at`,
+    #: tokens, results, errors, actors, progress...), by event, in order.
+    details: list[dict[str, Any]] = field(default_factory=list)
+    #: The message as the backend must store it (opaque to the model; None: unknown).
+    message: Any = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
     #: Workflows: the jobs it runs after, those it still waits for, and whether it runs
     #: even when one of them fails or is canceled.
     parents: tuple[str, ...] = ()
@@ -77,7 +87,15 @@ class Refusal:
 class QueueModel:
     """Jobs in dicts, the events each step should append in a list."""
 
-    def __init__(self, *, base_backoff: timedelta, max_backoff: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        base_backoff: timedelta,
+        max_backoff: timedelta,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        #: The time every recorded event must carry (None: events' times are not known).
+        self.clock = clock
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
         self.jobs: dict[tuple[str, str], ModelJob] = {}
@@ -92,8 +110,13 @@ class QueueModel:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _record(self, job: ModelJob, event_type: str) -> None:
+    def _record(self, job: ModelJob, event_type: str, **fields: Any) -> None:
         job.events.append(event_type)
+        if self.clock is not None:
+            now = self.clock()
+            fields["at"] = job.updated_at = now
+            job.finished_at = now if job.status in TERMINAL else None
+        job.details.append(fields)
         self.expected_events.append((job.tenant, job.job_id, event_type))
         self.touched.add((job.tenant, job.job_id))
 
@@ -134,6 +157,16 @@ class QueueModel:
         else:
             job.status = FAILED
 
+    def adopt_run_at(self, job: ModelJob, run_at: datetime) -> None:
+        """Take the jittered retry time the backend chose (checked to lie in the window):
+        the job's run_at, and the `retry_at` of the event that scheduled the retry."""
+        job.run_at = run_at
+        job.run_at_window = None
+        for details in reversed(job.details):
+            if details.get("retry_at", None) is _PENDING:
+                details["retry_at"] = run_at
+                break
+
     # -- operations ----------------------------------------------------------------------
 
     def check_enqueue(self, tenant: str, keys: list[str | None]) -> Refusal | None:
@@ -157,8 +190,10 @@ class QueueModel:
         max_retries: int,
         key: str | None,
         run_at: datetime,
+        message: Any = None,
+        at: datetime | None = None,
     ) -> None:
-        """Record a job the backend accepted."""
+        """Record a job the backend accepted (`message`: as it must be stored)."""
         self.enqueued_count += 1
         job = ModelJob(
             tenant=tenant,
@@ -169,11 +204,13 @@ class QueueModel:
             key=key,
             order=self.enqueued_count,
             run_at=run_at,
+            message=message,
+            created_at=at,
         )
         self.jobs[(tenant, job_id)] = job
         if key is not None:
             self.keys[(tenant, key)] = job_id
-        self._record(job, "enqueued")
+        self._record(job, "enqueued", **({} if message is None else {"message": message}))
 
     def expire(self, tenant: str | None, now: datetime) -> list[ModelJob]:
         """Expire every lease (of one tenant, or all) whose time has come."""
@@ -187,8 +224,9 @@ class QueueModel:
         ]
         expired.sort(key=lambda job: (job.lease_expires_at, job.order))
         for job in expired:
+            token = job.token
             self._after_failed_attempt(job, LEASE_EXPIRED, True, now)
-            self._record(job, "expired")
+            self._record(job, "expired", token=token, retry_at=self._retry_at(job))
             self._ended(job)
         return expired
 
@@ -224,7 +262,7 @@ class QueueModel:
         job.attempts += 1
         job.token = token
         job.lease_expires_at = expires_at
-        self._record(job, "leased")
+        self._record(job, "leased", token=token, attempt=job.attempts, expires_at=expires_at)
 
     def check_lease(self, tenant: str, job_id: str, token: int, now: datetime) -> Refusal | None:
         """Why an acknowledgement or heartbeat under this lease is refused, or None."""
@@ -240,23 +278,37 @@ class QueueModel:
             return Refusal("lease_lost")
         return None
 
-    def heartbeat(self, job: ModelJob, expires_at: datetime) -> None:
-        """Extend the job's lease."""
+    def heartbeat(
+        self,
+        job: ModelJob,
+        expires_at: datetime,
+        *,
+        progress: float | None = None,
+        progress_message: str | None = None,
+    ) -> None:
+        """Extend the job's lease; the progress given is recorded in the event."""
         job.lease_expires_at = expires_at
-        self._record(job, "heartbeat")
+        self._record(
+            job,
+            "heartbeat",
+            token=job.token,
+            expires_at=expires_at,
+            progress=progress,
+            progress_message=progress_message,
+        )
 
     def complete(self, job: ModelJob, result: bytes | None) -> None:
         """The holder finished the job."""
         job.status = COMPLETED
         job.result = result
         job.lease_expires_at = None
-        self._record(job, "completed")
+        self._record(job, "completed", token=job.token, result=result)
         self._ended(job)
 
     def fail(self, job: ModelJob, error: str, retry: bool, now: datetime) -> str:
         """The holder reported a failure; return the status the backend must report."""
         self._after_failed_attempt(job, error, retry, now)
-        self._record(job, "failed")
+        self._record(job, "failed", token=job.token, error=error, retry_at=self._retry_at(job))
         self._ended(job)
         return job.status
 
@@ -281,30 +333,39 @@ class QueueModel:
         job.status = ENQUEUED
         job.attempts -= 1
         job.lease_expires_at = None
-        self._record(job, "released")
+        self._record(job, "released", token=job.token)
 
-    def cancel(self, job: ModelJob) -> str:
+    @staticmethod
+    def _retry_at(job: ModelJob) -> object:
+        """What a failed or expired event's `retry_at` must be: pending until the
+        backend's jittered time is adopted, None when no retry was scheduled."""
+        return _PENDING if job.run_at_window is not None else None
+
+    def cancel(self, job: ModelJob, actor: str | None = None) -> str:
         """Cancel unless terminal; return the status the backend must report."""
         if job.status in TERMINAL:
             return job.status
         job.status = CANCELED
         job.lease_expires_at = None
         job.waiting = []
-        self._record(job, "canceled")
+        self._record(job, "canceled", actor=actor)
         self._ended(job)
         return CANCELED
 
-    def check_requeue(self, job: ModelJob) -> Refusal | None:
-        """Only FAILED jobs go back to the queue (CANCELED stays canceled: cancel wins)."""
-        return None if job.status == FAILED else Refusal("transition")
+    def check_requeue(self, job: ModelJob, include_canceled: bool = False) -> Refusal | None:
+        """Only FAILED jobs go back to the queue; CANCELED ones too with the operator's
+        override (`include_canceled`), else cancel wins."""
+        allowed = (FAILED, CANCELED) if include_canceled else (FAILED,)
+        return None if job.status in allowed else Refusal("transition")
 
-    def requeue(self, job: ModelJob, now: datetime) -> None:
-        """An operator put a FAILED job back with fresh attempts."""
+    def requeue(self, job: ModelJob, now: datetime, actor: str | None = None) -> None:
+        """An operator put a FAILED (or CANCELED) job back with fresh attempts."""
         job.status = ENQUEUED
         job.attempts = 0
         job.run_at = now
         job.run_at_window = None
-        self._record(job, "requeued")
+        job.waiting = []
+        self._record(job, "requeued", actor=actor)
 
     # -- workflows: jobs that run after other jobs ----------------------------------------
 
@@ -321,6 +382,7 @@ class QueueModel:
         job.run_anyway = run_anyway
         found = [self.jobs[(job.tenant, parent)] for parent in parents]
         job.waiting = [parent.job_id for parent in found if parent.status != COMPLETED]
+        job.details[0]["waiting_for"] = tuple(job.waiting)
         if job.waiting:
             job.status = WAITING
         for parent in found:
@@ -353,17 +415,24 @@ class QueueModel:
                         stack.append(child)
 
     def _hear(self, child: ModelJob, parent: ModelJob) -> None:
-        self._record(child, "parent_finished")
         child.waiting.remove(parent.job_id)
         if parent.status != COMPLETED and not child.run_anyway:
-            because = f": {parent.last_error}" if parent.status == FAILED else ""
+            failed = parent.status == FAILED and parent.last_error  # an empty error: no reason
+            because = f": {parent.last_error}" if failed else ""
             child.status = CANCELED
             child.last_error = f"parent {parent.job_id} {parent.status}{because}"
             child.waiting = []
         elif not child.waiting:
             child.status = ENQUEUED
+        self._record(
+            child,
+            "parent_finished",
+            parent_id=parent.job_id,
+            parent_status=parent.status,
+            reason=parent.last_error if parent.status == FAILED else None,
+        )
 
-    def cancel_workflow(self, root: ModelJob) -> list[str]:
+    def cancel_workflow(self, root: ModelJob, actor: str | None = None) -> list[str]:
         """Cancel `root` and every job after it, directly or not (breadth first);
         return the ids that were not terminal before."""
         order = [root]
@@ -371,11 +440,14 @@ class QueueModel:
             order.extend(child for child in self._dependents(job) if child not in order)
         live = [job for job in order if job.status not in TERMINAL]
         for job in live:
-            self.cancel(job)
+            self.cancel(job, actor=actor)
         return [job.job_id for job in live]
 
 
 # -- schedules (cron) ---------------------------------------------------------------------
+
+#: A stand-in for a retry time the backend has not shown yet.
+_PENDING = object()
 
 #: A schedule whose ticks were never enqueued starts with its latest tick only if that
 #: came at most this long ago.
@@ -395,12 +467,15 @@ def due_ticks(
     every: timedelta,
     catch_up: int,
     now: datetime,
+    offset: timedelta = timedelta(0),
 ) -> list[datetime]:
-    """The ticks `enqueue_ticks` must enqueue at `now`, oldest first, for a UTC schedule
-    firing every `every` (a divisor of a day, so its ticks are multiples of it since the
-    epoch): those after the newest enqueued tick, at most the newest `catch_up`; with
-    none enqueued yet, the latest tick if it came within FIRST_TICK_GRACE."""
-    latest = _EPOCH + ((now - _EPOCH) // every) * every
+    """The ticks `enqueue_ticks` must enqueue at `now`, oldest first, for a schedule
+    firing every `every` (a divisor of a day) in a zone `offset` ahead of UTC with no
+    daylight saving (so its ticks are multiples of `every` since the epoch, local time):
+    those after the newest enqueued tick, at most the newest `catch_up`; with none
+    enqueued yet, the latest tick if it came within FIRST_TICK_GRACE."""
+    local_epoch = _EPOCH - offset
+    latest = local_epoch + ((now - local_epoch) // every) * every
     known = model.ticks.get((tenant, name))
     if not known:
         return [latest] if now - latest <= FIRST_TICK_GRACE else []

@@ -1,0 +1,35 @@
+"""The CI profile catches every mutant generated at the contract boundary
+(properties/boundary.py): ignored parameters, perturbed returned fields, skipped side
+effects and batches that keep part of a refused call."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis.stateful import run_state_machine_as_test
+
+from dogqueue.testing import BackendFactory, MemoryFactory, SqliteFactory, backend_state_machine
+from properties.boundary import EQUIVALENT, SQLITE_BASED, boundary_mutants
+from properties.broken import WrappingFactory
+from properties.test_broken_backends import ci_budget
+
+MUTANTS = {name: cls for name, cls in boundary_mutants().items() if name not in EQUIVALENT}
+
+
+def test_mutants_are_generated_for_every_contract_method() -> None:
+    from properties.coverage import contract_items
+
+    methods = {item.method.split(".")[1] for item in contract_items() if item.kind == "field"}
+    named = " ".join(boundary_mutants())  # equivalent ones included
+    lacking = {m for m in methods if "".join(p.title() for p in m.split("_")) not in named}
+    # Methods returning nothing to perturb, whose parameters have no default to ignore.
+    assert lacking <= {"snapshot", "log_reader"}, lacking
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_the_ci_profile_catches_the_boundary_mutant(mutant_base: BackendFactory, name: str) -> None:
+    if name in SQLITE_BASED and isinstance(mutant_base, MemoryFactory):
+        mutant_base = SqliteFactory()  # what it breaks exists on SQLite only
+    factory = WrappingFactory(mutant_base, MUTANTS[name])
+    # Any failure counts: a check's AssertionError, or an error the model did not expect.
+    with pytest.raises(Exception):  # noqa: B017
+        run_state_machine_as_test(backend_state_machine(factory, name), settings=ci_budget())
