@@ -11,6 +11,7 @@ import msgspec
 from dogqueue.core.codec import decode_event
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.log import archive
 from dogqueue.log.chain import GENESIS, HASH_SIZE, chain_hash
 from dogqueue.log.reader import PROJECTED_COLUMNS, LogReader, projected_columns
 from dogqueue.log.stored import stored_job
@@ -26,9 +27,17 @@ compared("Backend.log_reader", "return", "every LogReader row below")
 drawn(["LogReader.records", "LogReader.events"], ["after", "limit"], "0/None and pages of 1-3")
 compared(
     "LogReader.records",
-    ["seq", "tenant_id", "job_id", "version", "type", "tpos"],
-    f"those of read_events() (tpos: the tenant position), {_EVERY}",
+    ["pos", "tenant_id", "job_id", "version", "type", "tpos"],
+    f"those of read_events() (pos: the event's seq; tpos: the tenant position), {_EVERY}",
 )
+compared("LogReader.records", "writer_seq", "0 on every sealed record")
+_BROWSER_REASON = (
+    "the dashboard's read model, not the log: tests/observability/test_read_models_agree.py"
+    " compares it with stats and metrics on every backend after leases, releases, retries,"
+    " workflows and cancels"
+)
+reasoned("Backend.browser", "call", "()", _BROWSER_REASON)
+reasoned("Backend.browser", "field", "return", _BROWSER_REASON)
 compared("LogReader.records", "data", "decodes to the event read_events() returns")
 compared(
     "LogReader.records",
@@ -63,21 +72,7 @@ compared(
 compared("LogReader.status_counts", "return", "counted from the projection (or None)")
 compared("LogReader.dependencies", "return", "the model's (tenant, parent, child) triples")
 compared("LogReader.chain_heads", ["key", "return"], "each tenant's last record: position and hash")
-called(
-    ["LogReader.anchors", "LogReader.archived_ranges", "LogReader.archive_cuts"],
-    "after every step, inside the step's snapshot",
-)
 called("LogReader.unsealed", "after every step, inside the step's snapshot")
-for _method in ("anchors", "archived_ranges", "archive_cuts"):
-    reasoned(
-        f"LogReader.{_method}",
-        "field",
-        "*",
-        "checked empty after every step (the state machine never archives); archival fills"
-        " them: tests/audit/test_archive.py (anchors after a cut, `verify --archive`) and"
-        " test_archive_forgery.py (edited cuts and ranges caught)",
-    )
-compared("LogReader.integrity_problems", "return", "empty after every step")
 compared("LogReader.snapshot", "return", "every read of the step runs inside one snapshot")
 called("LogReader.close", "each step's reader is closed; the backend stays open and is read")
 drawn("Backend.ready_tenants", "queues", "each queue and both, in turn after every step")
@@ -107,11 +102,11 @@ async def _read_log(reader: LogReader, after: int, limit: int) -> dict[str, Any]
             "dependencies": await reader.dependencies(),
             "heads": await reader.chain_heads(),
             "archived": (
-                await reader.anchors(),
-                await reader.archived_ranges(),
-                await reader.archive_cuts(),
+                await archive.anchors(reader),
+                await archive.archived_ranges(reader),
+                await archive.archive_cuts(reader),
             ),
-            "problems": await reader.integrity_problems(),
+            "problems": await archive.integrity_problems(reader),
         }
         for tenant in TENANTS:
             seen[f"events:{tenant}"] = await reader.tenant_events(tenant)
@@ -129,10 +124,10 @@ def check_chain(records: list[Any], key: bytes | None, verified: dict[int, Any])
     assert len(set(hashes)) == len(hashes), "two records with one hash"
     previous: dict[str, bytes] = {}
     for record in records:
-        if verified.get(record.seq) != record:
-            link = chain_hash(previous.get(record.tenant_id, GENESIS), record.seq, record.data, key)
+        if verified.get(record.pos) != record:
+            link = chain_hash(previous.get(record.tenant_id, GENESIS), record.pos, record.data, key)
             assert link == record.hash, (
-                f"record {record.seq}: its hash does not link to its tenant's previous one"
+                f"record {record.pos}: its hash does not link to its tenant's previous one"
             )
         previous[record.tenant_id] = record.hash
 
@@ -164,7 +159,7 @@ class ReadChecks(Operations):
         assert seen["events_page"] == page, f"LogReader.events({after}, {limit}) != the page"
         paged = self.run(self.backend.read_events(after_seq=after, limit=limit))
         assert paged == page, f"read_events({after}, {limit}) != that page of read_events()"
-        assert [r.seq for r in seen["records_page"]] == [e.seq for e in page], "records page"
+        assert [r.pos for r in seen["records_page"]] == [e.seq for e in page], "records page"
         assert seen["unsealed"] == [], f"unsealed events after a step: {seen['unsealed']}"
         assert seen["last"] == (log[-1].seq if log else 0), f"last_position {seen['last']}"
         assert seen["problems"] == [], f"integrity problems: {seen['problems']}"
@@ -217,15 +212,16 @@ class ReadChecks(Operations):
         check_chain(records, audit_key, self.verified)
         last: dict[str, Any] = {}
         for record, event in zip(records, log, strict=True):
-            row = (record.seq, record.tenant_id, record.job_id, record.version, record.type)
+            row = (record.pos, record.tenant_id, record.job_id, record.version, record.type)
             wanted = (event.seq, event.tenant_id, event.job_id, event.version, event.type)
             assert row == wanted, f"record {row} != event {wanted}"
-            assert record.tpos == tpos[event.seq], f"record {record.seq}: tpos {record.tpos}"
-            if self.verified.get(record.seq) != record:  # else decoded at an earlier step
-                assert decode_event(record.data, record.seq) == event, f"record {record.seq}"
-                self.verified[record.seq] = record
+            assert record.tpos == tpos[event.seq], f"record {record.pos}: tpos {record.tpos}"
+            assert record.writer_seq == 0, f"record {record.pos}: writer_seq {record.writer_seq}"
+            if self.verified.get(record.pos) != record:  # else decoded at an earlier step
+                assert decode_event(record.data, record.pos) == event, f"record {record.pos}"
+                self.verified[record.pos] = record
             last[record.tenant_id] = record
-        ends = {tenant: (r.seq, r.hash) for tenant, r in last.items()}
+        ends = {tenant: (r.pos, r.hash) for tenant, r in last.items()}
         assert heads == ends, f"chain heads {heads} != the tenants' last records {ends}"
 
     def check_reader_jobs(
