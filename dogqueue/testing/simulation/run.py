@@ -202,13 +202,15 @@ class Simulation:
 
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
-            self.fail(Violation("worker crashed", f"Worker.run raised {error!r}"))
+            name = "escape" if isinstance(error, SimulationEscape) else "worker crashed"
+            self.fail(Violation(name, f"Worker.run raised {error!r}"))
 
     def _restart(self, name: str) -> None:
         self.loop.create_task(self._start_worker(name), context=on_host(None))
 
     async def _monitor(self) -> None:
-        quiet = self.window + 1.0
+        ends = [f.at + f.arg for f in self.plan if f.kind in ("kill", "pause")]
+        quiet = max([self.window, *ends]) + 1.0  # every host back at work
         ticks = 0
         while True:
             await asyncio.sleep(MONITOR_SECONDS)
@@ -218,22 +220,27 @@ class Simulation:
                 checker.overdue(now)
                 if ticks % 10 == 0:
                     await self._check_fold()
-                if now < quiet or checker.missing():
+                if now < quiet:
                     continue
+                missing = checker.missing()
                 open_jobs = checker.unfinished(self.datetime_at(now - 30.0))
-                if not open_jobs:
+                if not open_jobs and not missing:
                     return
                 if now > quiet + LIVENESS_SECONDS:
-                    job = open_jobs[0]
-                    raise Violation(
-                        "liveness",
-                        f"{len(open_jobs)} jobs not final {LIVENESS_SECONDS:g}s after the"
-                        f" faults stopped, e.g. {job.job_id} ({job.message.job_type},"
-                        f" {job.status}, attempts {job.attempts})",
-                    )
+                    raise Violation("liveness", self._not_final(open_jobs, missing))
             except Violation as violation:
                 self.fail(violation)
                 return
+
+    def _not_final(self, open_jobs: list[Any], missing: list[tuple[str, str]]) -> str:
+        if missing:
+            return f"{len(missing)} enqueues never committed, e.g. {missing[0]}"
+        job = open_jobs[0]
+        return (
+            f"{len(open_jobs)} jobs not final {LIVENESS_SECONDS:g}s after the faults"
+            f" stopped, e.g. {job.job_id} ({job.message.job_type}, {job.status},"
+            f" attempts {job.attempts})"
+        )
 
     async def _check_fold(self) -> None:
         check_fold(await self.backend.read_events(), await self.backend.projected_jobs())
@@ -261,9 +268,10 @@ class Simulation:
             await self._stop_workers()
 
     async def _stop_workers(self) -> None:
-        for worker, _ in self.worker_of.values():
+        live = [(w, task) for w, task in self.worker_of.values() if not w.adapter.backend.host.dead]
+        for worker, _ in live:
             worker.request_stop(timedelta(0))
-        await asyncio.gather(*(task for _, task in self.worker_of.values()))
+        await asyncio.gather(*(task for _, task in live))
         self.checker.events(await self.backend.read_events(after_seq=self.checker.seen))
         await self._check_fold()
 

@@ -1,0 +1,136 @@
+"""Deliberately broken Workers for the fleet simulation's catch table: each changes one
+thing the real `Worker` does right, the way a plausible bug would.
+
+    python -m dogqueue.testing.simulation --seeds 50 --worker properties.broken_workers:CancelListenerDropsOne
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from dogqueue.backend.base import EngineBackend
+from dogqueue.core.commands import Expire
+from dogqueue.core.errors import JobCanceled, LeaseLost, QueueError
+from dogqueue.core.job import Settlement
+from dogqueue.core.message import QueueCtx
+from dogqueue.core.status import JobStatus
+from dogqueue.engine import Reads, Transaction
+from dogqueue.runtime.settler import Settler
+from dogqueue.worker import CANCELED, LEASE_LOST, Worker, _RunningJob
+
+
+class HeartbeatRenewsAnotherToken(Worker[Any]):
+    """The heartbeat extends the job's current lease, whoever holds it, and keeps it:
+    a worker that lost its lease runs on and acknowledges under the new holder's
+    token."""
+
+    async def _heartbeat(self, job: _RunningJob) -> None:
+        while True:
+            try:
+                lease = job.lease
+                info = await self.backend.get_job(job.ctx, lease.job_id)
+                if info.status is JobStatus.LEASED:
+                    lease = msgspec.structs.replace(lease, lease_token=info.lease_token)
+                lease = await self.backend.heartbeat(
+                    job.ctx, lease, lease_duration=self.lease_duration
+                )
+                job.set_lease(lease)
+                if job.run is not None:
+                    job.run.set_lease(lease)
+            except JobCanceled:
+                job.interrupt(CANCELED)
+                return
+            except LeaseLost:
+                job.interrupt(LEASE_LOST)
+                return
+            except QueueError:
+                pass
+            await asyncio.sleep(self.heartbeat_seconds)
+
+
+class _UnfencedSettler(Settler):
+    """Settles again under the job's current token when the lease was lost."""
+
+    def settle(self, ctx: QueueCtx, settlement: Settlement) -> asyncio.Future[JobStatus]:
+        first = super().settle(ctx, settlement)
+        return asyncio.ensure_future(self._again_if_lost(ctx, settlement, first))
+
+    async def _again_if_lost(
+        self, ctx: QueueCtx, settlement: Settlement, first: asyncio.Future[JobStatus]
+    ) -> JobStatus:
+        try:
+            return await first
+        except LeaseLost:
+            info = await self.backend.get_job(ctx, settlement.lease.job_id)
+            lease = msgspec.structs.replace(settlement.lease, lease_token=info.lease_token)
+            return await super().settle(ctx, msgspec.structs.replace(settlement, lease=lease))
+
+
+class SettlerAcksWithoutFence(Worker[Any]):
+    """A job whose lease expired while it ran is acknowledged anyway, under the token
+    the job has now (as if the fence were not checked)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._settler = _UnfencedSettler(self.backend)
+
+
+def _engine_backend(backend: Any) -> EngineBackend:
+    while not isinstance(backend, EngineBackend):
+        backend = backend.inner
+    return backend
+
+
+class ReaperSkipsOneLease(Worker[Any]):
+    """The reaper returns every expired lease but the one that expired first."""
+
+    async def _reap_forever(self) -> None:
+        storage = _engine_backend(self.backend)
+        engine = storage._engine
+
+        def reclaim_but_one(tx: Transaction, now: datetime) -> int:
+            expired = tx.expired_leases(None, now)[1:]
+            for state in expired:
+                command = Expire(
+                    tenant_id=state.tenant_id, job_id=state.job_id, at=now, draw=engine.draw()
+                )
+                engine._apply(tx, state, command)
+            return len(expired)
+
+        while True:
+            try:
+                if await storage._transact(reclaim_but_one, Reads(expired=(None,))):
+                    self._wake.set()
+            except QueueError:
+                pass
+            await asyncio.sleep(self.reaper_seconds)
+
+
+class CancelListenerDropsOne(Worker[Any]):
+    """The in-process cancel listener loses the first cancel of a job running here
+    (the job then runs on until the next cancel check)."""
+
+    _dropped = False
+
+    def _on_cancel(self, tenant_id: str, job_id: str) -> None:
+        running = any((t, j) == (tenant_id, job_id) for t, j, _ in self._jobs)
+        if running and not self._dropped:
+            self._dropped = True
+            return
+        super()._on_cancel(tenant_id, job_id)
+
+
+#: Every broken worker, by name.
+BROKEN_WORKERS: dict[str, type[Worker[Any]]] = {
+    cls.__name__: cls
+    for cls in (
+        HeartbeatRenewsAnotherToken,
+        SettlerAcksWithoutFence,
+        ReaperSkipsOneLease,
+        CancelListenerDropsOne,
+    )
+}
