@@ -1,7 +1,8 @@
 """Deliberately broken Workers for the fleet simulation's catch table: each changes one
 thing the real `Worker` does right, the way a plausible bug would.
 
-    python -m dogqueue.testing.simulation --seeds 50 --worker properties.broken_workers:CancelListenerDropsOne
+    python -m dogqueue.testing.simulation --seeds 50 \\
+        --worker properties.broken_workers:CancelListenerDropsOne
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def draw_plan(rng: random.Random, workers: list[str], window: float) -> list[Fau
         if kind == "kill":
             plan.append(Fault(at, kind, host, round(rng.uniform(1.0, 30.0), 3)))
         elif kind == "pause":
-            plan.append(Fault(at, kind, host, round(rng.choice((0.5, 4.0, 12.0, 25.0)), 3)))
+            plan.append(Fault(at, kind, host, rng.choice((0.5, 4.0, 11.0, 13.0, 25.0))))
         elif kind == "skew":
             plan.append(Fault(at, kind, host, rng.choice(_RATES)))
         elif kind == "cancels":

@@ -94,7 +94,7 @@ class Producer:
 
     def _job(self) -> Work:
         rng = self.rng
-        seconds = rng.choice((0.01, 0.05, 0.1, 0.2, 0.5)) * rng.uniform(0.5, 1.5)
+        seconds = rng.choice((0.01, 0.05, 0.1, 0.2, 0.5, 2.0, 5.0)) * rng.uniform(0.5, 1.5)
         if rng.random() < 0.02:  # longer than a lease: only heartbeats keep it
             seconds = rng.uniform(12.0, 25.0)
         fail = rng.choice((0, 0, 0, 0, 1, 2, 5))
@@ -122,9 +122,7 @@ class Producer:
         policy = "run" if rng.random() < 0.3 else "cancel"
         width = rng.randrange(2, 4)
         if shape < 0.9:  # a chain
-            return [
-                self._message(self._job(), (i - 1,) if i else (), policy) for i in range(width)
-            ]
+            return [self._message(self._job(), (i - 1,) if i else (), policy) for i in range(width)]
         group = [self._message(self._job(), (), policy) for _ in range(width)]
         return [*group, self._message(self._job(), tuple(range(width)), policy)]
 
@@ -185,4 +183,3 @@ class Operator:
                 await backend.cancel_job(QueueCtx(tenant_id), job_id)
             except QueueError:
                 continue
-

@@ -55,12 +55,16 @@ class Guard:
 
     def pending(self) -> list[str]:
         """The recorded reads PENDING excuses (for the report)."""
-        return [f"{what} read by {where}" for (m, what), where in sorted(self.reads.items()) if (m, what) in PENDING]
+        return [
+            f"{what} read by {where}"
+            for (m, what), where in sorted(self.reads.items())
+            if (m, what) in PENDING
+        ]
 
     def _caller(self, what: str) -> str | None:
         """The dogqueue module that called `what` (None: someone else's read)."""
         frame = sys._getframe(2)
-        module = frame.f_globals.get("__name__", "")
+        module: str = frame.f_globals.get("__name__", "")
         if not module.startswith("dogqueue") or module.startswith(_OWN):
             return None
         key = (module, what)
@@ -117,7 +121,7 @@ def guarded(guard: Guard) -> Iterator[None]:
     time.time = guard.clock("time", time.time, EPOCH_SECONDS)
     time.time_ns = guard.time_ns(time.time_ns)
     os.urandom = guard.urandom(os.urandom)
-    threading.Thread.start = start  # type: ignore[method-assign]
+    threading.Thread.start = start  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from dogqueue.core.events import (
     AnyEvent,
-    Canceled,
     Completed,
     Enqueued,
     Expired,
@@ -115,9 +114,9 @@ class Checker:
             self._current_token(event, before)
             if isinstance(event, Completed):
                 self._completed(event)
-            if isinstance(event, Expired) and before.lease_expires_at is not None:
-                if event.at < before.lease_expires_at:
-                    raise Violation("lease", f"{event.job_id} reclaimed before it expired")
+            expires = before.lease_expires_at
+            if isinstance(event, Expired) and expires is not None and event.at < expires:
+                raise Violation("lease", f"{event.job_id} reclaimed before it expired")
 
     def _enqueued(self, event: Enqueued) -> None:
         message = event.message

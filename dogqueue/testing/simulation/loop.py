@@ -99,7 +99,7 @@ def _order(handle: events.Handle) -> int:
     """Where a ready callback stands before the seed picks one: the number of the task
     or future it belongs to (its own, or the one it is called with). Set iteration
     order (hashes of addresses) then never reaches the schedule."""
-    owner = getattr(handle._callback, "__self__", None)
+    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
     if isinstance(owner, (SimTask, SimFuture)):
         return owner.serial
     args = handle._args
@@ -108,12 +108,21 @@ def _order(handle: events.Handle) -> int:
     return SimTask.serial
 
 
+def _host_of(handle: events.Handle) -> Host | None:
+    context: contextvars.Context | None = getattr(handle, "_context", None)
+    return None if context is None else context.get(HOST, None)
+
+
 class SimLoop(asyncio.BaseEventLoop):
     """The event loop of a simulation: virtual time and a seeded choice of what runs."""
 
+    # BaseEventLoop's own state, which the typeshed stubs leave out.
+    _scheduled: list[events.TimerHandle]
+    _stopping: bool
+
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
-        self._ready: list[events.Handle] = []  # type: ignore[assignment]
+        self._ready: list[events.Handle] = []
         self._rng = rng
         self._now = 0.0
         self._parked: list[events.Handle] = []
@@ -128,9 +137,7 @@ class SimLoop(asyncio.BaseEventLoop):
         self._instant = 0
         self.set_task_factory(self._new_task)
 
-    def _new_task(
-        self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None
-    ) -> SimTask:
+    def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> SimTask:
         task = SimTask(coro, loop=loop, context=context)
         task.host = HOST.get(None) if context is None else context.get(HOST, None)
         self._made += 1
@@ -156,7 +163,7 @@ class SimLoop(asyncio.BaseEventLoop):
             return self._now
         return host.local(self._now)
 
-    def call_at(
+    def call_at(  # type: ignore[override]
         self,
         when: float,
         callback: Callable[..., object],
@@ -174,11 +181,11 @@ class SimLoop(asyncio.BaseEventLoop):
         ready = self._ready
         scheduled = self._scheduled
         while scheduled and scheduled[0]._cancelled:
-            heapq.heappop(scheduled)._scheduled = False
+            heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
         if not ready:
             self._advance()
             self._instant = self.steps
-        elif scheduled and scheduled[0]._when <= self._now:
+        elif scheduled and scheduled[0].when() <= self._now:
             self._fire_due()
         self.steps += 1
         if self.steps > self.max_steps:
@@ -192,8 +199,7 @@ class SimLoop(asyncio.BaseEventLoop):
             handle = ready.pop()
         if handle._cancelled:
             return
-        context = handle._context
-        host = context.get(HOST, None) if context is not None else None
+        host = _host_of(handle)
         if host is not None:
             if host.dead:
                 self._morgue.append(handle)  # a killed machine runs nothing more
@@ -207,11 +213,9 @@ class SimLoop(asyncio.BaseEventLoop):
         """Nothing is ready: move time to the next timer or pause end, and make ready
         what is due then."""
         scheduled = self._scheduled
-        candidates = [scheduled[0]._when] if scheduled else []
+        candidates = [scheduled[0].when()] if scheduled else []
         if self._parked:
-            candidates.append(
-                min(h._context.get(HOST).paused_until for h in self._parked)  # type: ignore[union-attr]
-            )
+            candidates.append(min(host.paused_until for h in self._parked if (host := _host_of(h))))
         if not candidates:
             raise Stalled("no callback ready and no timer set")
         self._now = max(self._now, min(candidates))
@@ -219,7 +223,7 @@ class SimLoop(asyncio.BaseEventLoop):
         if self._parked:
             waiting = []
             for handle in self._parked:
-                host = handle._context.get(HOST)  # type: ignore[union-attr]
+                host = _host_of(handle)
                 if host is not None and host.paused_until > self._now:
                     waiting.append(handle)
                 else:
@@ -229,9 +233,9 @@ class SimLoop(asyncio.BaseEventLoop):
     def _fire_due(self) -> None:
         scheduled = self._scheduled
         now = self._now
-        while scheduled and scheduled[0]._when <= now:
+        while scheduled and scheduled[0].when() <= now:
             timer = heapq.heappop(scheduled)
-            timer._scheduled = False
+            timer._scheduled = False  # type: ignore[attr-defined]
             if not timer._cancelled:
                 self._ready.append(timer)
 
@@ -251,5 +255,5 @@ class SimLoop(asyncio.BaseEventLoop):
     def _process_events(self, event_list: list[Any]) -> None:  # pragma: no cover
         raise SimulationEscape("I/O readiness events in a simulation")
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:  # type: ignore[override]
         raise SimulationEscape(f"run_in_executor({func!r}): a real thread")

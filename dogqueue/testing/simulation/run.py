@@ -36,7 +36,7 @@ CONFIG = QueueConfig(
     max_retry_backoff=timedelta(seconds=8),
 )
 #: About how long the producer's jobs run on average (virtual s), to size its rate.
-MEAN_JOB_SECONDS = 0.8
+MEAN_JOB_SECONDS = 1.5
 #: After the last fault and the last enqueue, every job ends within this (virtual s).
 LIVENESS_SECONDS = 900.0
 #: How often the monitor checks cancel deadlines, liveness and (every tenth time) the
@@ -86,8 +86,10 @@ class Simulation:
         self.rate = shape.uniform(0.2, 0.6) * slots / MEAN_JOB_SECONDS
         self.produce_until = shape.uniform(20.0, 45.0) * scale
         self.window = self.produce_until
-        self.plan = plan if plan is not None else draw_plan(
-            random.Random(f"{seed}:faults"), self.workers, self.window
+        self.plan = (
+            plan
+            if plan is not None
+            else draw_plan(random.Random(f"{seed}:faults"), self.workers, self.window)
         )
         self.loop = SimLoop(random.Random(f"{seed}:scheduler"))
         self.guard = Guard(self.loop, random.Random(f"{seed}:escapes"))
@@ -176,7 +178,7 @@ class Simulation:
         self.trace(f"{name} started{' lacking sim.rare' if name in self.lacking else ''}")
 
     async def _apply_faults(self, operator: Operator) -> None:
-        timed = sorted((f for f in self.plan if f.kind in ("kill", "pause", "skew", "cancels")))
+        timed = sorted(f for f in self.plan if f.kind in ("kill", "pause", "skew", "cancels"))
         for fault in timed:
             await asyncio.sleep(max(0.0, fault.at - self.loop.now))
             host = self.hosts.get(fault.host)
@@ -184,7 +186,9 @@ class Simulation:
             if fault.kind == "cancels":
                 self.fired.append(fault)
                 context = on_host(self.hosts[fault.host])
-                self.loop.create_task(operator.cancel_some(int(fault.arg), fault.host), context=context)
+                self.loop.create_task(
+                    operator.cancel_some(int(fault.arg), fault.host), context=context
+                )
             elif host is None or host.dead:
                 continue
             elif fault.kind == "kill":
@@ -268,7 +272,9 @@ class Simulation:
             await self._stop_workers()
 
     async def _stop_workers(self) -> None:
-        live = [(w, task) for w, task in self.worker_of.values() if not w.adapter.backend.host.dead]
+        live = [
+            (w, task) for name, (w, task) in self.worker_of.items() if not self.hosts[name].dead
+        ]
         for worker, _ in live:
             worker.request_stop(timedelta(0))
         await asyncio.gather(*(task for _, task in live))
@@ -287,7 +293,12 @@ class Simulation:
                 self.fail(violation)
             except RuntimeError as error:  # stopped by a violation, or stalled
                 if self.failure is None:
-                    self.fail(Violation("escape" if isinstance(error, SimulationEscape) else "stalled", str(error)))
+                    self.fail(
+                        Violation(
+                            "escape" if isinstance(error, SimulationEscape) else "stalled",
+                            str(error),
+                        )
+                    )
             unexcused = self.guard.unexcused()
             if unexcused and self.failure is None:
                 self.fail(Violation("escape", "; ".join(unexcused)))
