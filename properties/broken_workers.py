@@ -8,6 +8,7 @@ thing the real `Worker` does right, the way a plausible bug would.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,37 @@ from dogqueue.core.job import Settlement
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads, Transaction
-from dogqueue.runtime.settler import Settler
-from dogqueue.worker import CANCELED, LEASE_LOST, Worker, _RunningJob
+from dogqueue.worker import StopReason, Worker
+from dogqueue.worker.heartbeats import Heartbeats
+from dogqueue.worker.running import RunningJob
+from dogqueue.worker.settler import Settler
+
+
+class _HeartbeatsOfAnyToken(Heartbeats):
+    """Extends the job's current lease, whoever holds it, and keeps it."""
+
+    async def _beat(self, job: RunningJob) -> None:
+        while True:
+            try:
+                lease = job.lease
+                info = await self._backend.get_job(job.ctx, lease.job_id)
+                if info.status is JobStatus.LEASED:
+                    lease = msgspec.structs.replace(lease, lease_token=info.lease_token)
+                lease = await self._backend.heartbeat(
+                    job.ctx, lease, lease_duration=self._lease_duration
+                )
+                job.set_lease(lease)
+                if job.run is not None:
+                    job.run.set_lease(lease)
+            except JobCanceled:
+                job.interrupt(StopReason.CANCELED)
+                return
+            except LeaseLost:
+                job.interrupt(StopReason.LEASE_LOST)
+                return
+            except QueueError:
+                pass
+            await asyncio.sleep(self._interval)
 
 
 class HeartbeatRenewsAnotherToken(Worker[Any]):
@@ -29,28 +59,12 @@ class HeartbeatRenewsAnotherToken(Worker[Any]):
     a worker that lost its lease runs on and acknowledges under the new holder's
     token."""
 
-    async def _heartbeat(self, job: _RunningJob) -> None:
-        while True:
-            try:
-                lease = job.lease
-                info = await self.backend.get_job(job.ctx, lease.job_id)
-                if info.status is JobStatus.LEASED:
-                    lease = msgspec.structs.replace(lease, lease_token=info.lease_token)
-                lease = await self.backend.heartbeat(
-                    job.ctx, lease, lease_duration=self.lease_duration
-                )
-                job.set_lease(lease)
-                if job.run is not None:
-                    job.run.set_lease(lease)
-            except JobCanceled:
-                job.interrupt(CANCELED)
-                return
-            except LeaseLost:
-                job.interrupt(LEASE_LOST)
-                return
-            except QueueError:
-                pass
-            await asyncio.sleep(self.heartbeat_seconds)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        beats = self._heartbeats
+        self._heartbeats = _HeartbeatsOfAnyToken(
+            self.backend, self._jobs, beats._lease_duration, beats._interval
+        )
 
 
 class _UnfencedSettler(Settler):
@@ -77,7 +91,7 @@ class SettlerAcksWithoutFence(Worker[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._settler = _UnfencedSettler(self.backend)
+        self._settler = self._executor.settler = _UnfencedSettler(self.backend)
 
 
 def _engine_backend(backend: Any) -> EngineBackend:
@@ -86,43 +100,70 @@ def _engine_backend(backend: Any) -> EngineBackend:
     return backend
 
 
+async def _reap_all_but_one(backend: Any, interval: float, found_work: asyncio.Event) -> None:
+    storage = _engine_backend(backend)
+    engine = storage._engine
+
+    def reclaim_but_one(tx: Transaction, now: datetime) -> int:
+        expired = tx.expired_leases(None, now)[1:]
+        for state in expired:
+            command = Expire(
+                tenant_id=state.tenant_id, job_id=state.job_id, at=now, draw=engine.draw()
+            )
+            engine._apply(tx, state, command)
+        return len(expired)
+
+    while True:
+        try:
+            if await storage._transact(reclaim_but_one, Reads(expired=(None,))):
+                found_work.set()
+        except QueueError:
+            pass
+        await asyncio.sleep(interval)
+
+
 class ReaperSkipsOneLease(Worker[Any]):
     """The reaper returns every expired lease but the one that expired first."""
 
-    async def _reap_forever(self) -> None:
-        storage = _engine_backend(self.backend)
-        engine = storage._engine
+    def _start_helpers(self) -> list[asyncio.Task[None]]:
+        helpers = super()._start_helpers()
+        helpers[0].cancel()  # the reaper comes first
+        interval = self.settings.reaper_interval
+        assert interval is not None
+        reaper = _reap_all_but_one(self.backend, interval.total_seconds(), self._leasing.wake)
+        return [asyncio.get_running_loop().create_task(reaper), *helpers]
 
-        def reclaim_but_one(tx: Transaction, now: datetime) -> int:
-            expired = tx.expired_leases(None, now)[1:]
-            for state in expired:
-                command = Expire(
-                    tenant_id=state.tenant_id, job_id=state.job_id, at=now, draw=engine.draw()
-                )
-                engine._apply(tx, state, command)
-            return len(expired)
 
-        while True:
-            try:
-                if await storage._transact(reclaim_but_one, Reads(expired=(None,))):
-                    self._wake.set()
-            except QueueError:
-                pass
-            await asyncio.sleep(self.reaper_seconds)
+class _DropsFirstCancel:
+    """A backend whose cancel listeners miss the first cancel of a job running here."""
+
+    def __init__(self, inner: Any, worker: Worker[Any]) -> None:
+        self._inner = inner
+        self._worker = worker
+        self._dropped = False
+
+    def add_cancel_listener(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        def lossy(tenant_id: str, job_id: str) -> None:
+            running = any((t, j) == (tenant_id, job_id) for t, j, _ in self._worker._jobs)
+            if running and not self._dropped:
+                self._dropped = True
+                return
+            listener(tenant_id, job_id)
+
+        remove: Callable[[], None] = self._inner.add_cancel_listener(lossy)
+        return remove
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class CancelListenerDropsOne(Worker[Any]):
     """The in-process cancel listener loses the first cancel of a job running here
     (the job then runs on until the next cancel check)."""
 
-    _dropped = False
-
-    def _on_cancel(self, tenant_id: str, job_id: str) -> None:
-        running = any((t, j) == (tenant_id, job_id) for t, j, _ in self._jobs)
-        if running and not self._dropped:
-            self._dropped = True
-            return
-        super()._on_cancel(tenant_id, job_id)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backend = _DropsFirstCancel(self.backend, self)
 
 
 #: Every broken worker, by name.

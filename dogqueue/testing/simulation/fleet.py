@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dogqueue.adapter import QueueAdapter
+from dogqueue.client.adapter import QueueAdapter
+from dogqueue.client.run import current_run
 from dogqueue.core.errors import JobAlreadyExists, QueueError
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.jobs import Job, JobError
-from dogqueue.runtime.run import current_run
 from dogqueue.testing.simulation.invariants import TICK_TYPE, Intent
 from dogqueue.testing.simulation.loop import Host
 

@@ -28,9 +28,7 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 #: Reads known today but not yet routed through the loop's clock (design/simulation.md):
 #: answered with the loop's time, so runs stay deterministic, and listed in the report.
-PENDING: dict[tuple[str, str], str] = {
-    ("dogqueue.worker", "monotonic"): "tenant/queue refresh and deploy yield timers",
-}
+PENDING: dict[tuple[str, str], str] = {}
 _OWN = "dogqueue.testing.simulation"
 #: Virtual time 0 as a Unix timestamp (what `time.time` answers dogqueue code).
 EPOCH_SECONDS = 1_893_456_000.0  # 2030-01-01T00:00:00Z

@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import msgspec
 
-from dogqueue.adapter import QueueAdapter
 from dogqueue.backend.contract import Backend
+from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.config import QueueConfig
 from dogqueue.schedules import Schedule
 from dogqueue.testing.factories import BackendFactory, MemoryFactory
