@@ -144,7 +144,10 @@ class _DropsFirstCancel:
 
     def add_cancel_listener(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
         def lossy(tenant_id: str, job_id: str) -> None:
-            running = any((t, j) == (tenant_id, job_id) for t, j, _ in self._worker._jobs)
+            running = any(
+                (t, j) == (tenant_id, job_id) and job.executing
+                for (t, j, _), job in self._worker._jobs.items()
+            )
             if running and not self._dropped:
                 self._dropped = True
                 return

@@ -4,6 +4,7 @@ failing plan shrinks."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -53,8 +54,9 @@ def test_different_seeds_explore_different_interleavings() -> None:
 
 
 class StartsAThread(Worker[object]):
-    async def _reap_forever(self) -> None:
+    def _start_helpers(self) -> list[asyncio.Task[None]]:
         threading.Thread(target=lambda: None).start()
+        return super()._start_helpers()
 
 
 def test_a_real_thread_fails_the_run() -> None:
@@ -65,12 +67,14 @@ def test_a_real_thread_fails_the_run() -> None:
 def test_a_wall_clock_read_by_dogqueue_code_is_recorded_and_fails() -> None:
     import random
 
-    guard = Guard(SimLoop(random.Random(0)), random.Random(0))
+    loop = SimLoop(random.Random(0))
+    guard = Guard(loop, random.Random(0))
     spy = {"__name__": "dogqueue.somewhere", "time": time}
     with guarded(guard):
         exec("read = time.time()", spy)  # as code in a dogqueue module would
         with pytest.raises(SimulationEscape):
             threading.Thread(target=lambda: None).start()
+    loop.close()
     assert spy["read"] == pytest.approx(1_893_456_000.0)  # virtual, not the wall clock
     assert guard.unexcused() == ["time read by dogqueue.somewhere:1"]
 

@@ -131,7 +131,9 @@ class Producer:
         tenants = [QueueCtx(f"t{i}") for i in range(rng.randrange(1, 4))]
         while sim.loop.now < self.until:
             await asyncio.sleep(rng.expovariate(sim.rate))
-            ctx = rng.choice(tenants)
+            # Tenants after the first go quiet halfway: only the reaper returns the
+            # leases their killed workers held (no dequeue of theirs reclaims them).
+            ctx = rng.choice(tenants if sim.loop.now < self.until / 2 else tenants[:1])
             batch = self._batch()
             for message in batch:
                 key = message.idempotency_key
@@ -163,7 +165,7 @@ class Operator:
 
     async def run(self) -> None:
         while self.sim.loop.now < self.until:
-            await asyncio.sleep(self.rng.expovariate(0.2))
+            await asyncio.sleep(self.rng.expovariate(0.5))
             await self.cancel_some(1, self.rng.choice(self.sim.hosts_for_cancels()))
 
     async def cancel_some(self, count: int, host: str) -> None:
@@ -176,7 +178,8 @@ class Operator:
         )
         if not open_jobs:
             return
-        picks = open_jobs[: max(count, len(open_jobs) // 3)]
+        running = [job for job in open_jobs if not job[0]]
+        picks = running if len(running) >= count else open_jobs[: max(count, len(open_jobs) // 3)]
         backend = self.sim.view(host)
         for _, _, (tenant_id, job_id) in self.rng.sample(picks, min(count, len(picks))):
             try:

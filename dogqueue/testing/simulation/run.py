@@ -44,6 +44,7 @@ LIVENESS_SECONDS = 900.0
 MONITOR_SECONDS = 1.0
 #: Callbacks allowed to unwind the tasks left at the end.
 TEARDOWN_STEPS = 200_000
+TEARDOWN_ROUNDS = 5
 
 
 @dataclass
@@ -91,8 +92,6 @@ class Simulation:
             if plan is not None
             else draw_plan(random.Random(f"{seed}:faults"), self.workers, self.window)
         )
-        self.loop = SimLoop(random.Random(f"{seed}:scheduler"))
-        self.guard = Guard(self.loop, random.Random(f"{seed}:escapes"))
         self.checker = Checker()
         self.hosts: dict[str, Host] = {}
         self.views: dict[str, HostView] = {}
@@ -283,7 +282,8 @@ class Simulation:
 
     def run(self) -> Outcome:
         """Run the fleet to its end or to its first violation."""
-        loop = self.loop
+        loop = self.loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
+        self.guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
         loop.set_exception_handler(lambda _, context: None)  # leftovers of killed hosts
         log = b""
         with guarded(self.guard):
@@ -335,11 +335,17 @@ class Simulation:
         loop._stopping = False
         loop.max_steps = loop.steps + TEARDOWN_STEPS
         loop.revive(list(self.hosts.values()) + self._dead)
-        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        for _ in range(TEARDOWN_ROUNDS):  # cancelling may start more tasks (releases)
+            tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         with contextlib.suppress(BaseException):
             loop.run_until_complete(self.backend.close())
+        for task in asyncio.all_tasks(loop):  # stuck: close them while the loop is open
+            with contextlib.suppress(BaseException):
+                task.get_coro().close()
         loop.close()
