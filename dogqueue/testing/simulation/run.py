@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -144,6 +146,8 @@ class Simulation:
     def fail(self, violation: Violation) -> None:
         """Record the first violation and stop the run."""
         if self.failure is None:
+            # Without its frames: they would keep the run's tasks alive after it.
+            violation.__traceback__ = violation.__context__ = violation.__cause__ = None
             self.failure = violation
             self.trace(f"VIOLATION {violation}")
         self.loop.stop()
@@ -349,3 +353,7 @@ class Simulation:
             with contextlib.suppress(BaseException):
                 task.get_coro().close()
         loop.close()
+        self.worker_of.clear()
+        with warnings.catch_warnings():  # calls a killed host made and never awaited
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gc.collect()
