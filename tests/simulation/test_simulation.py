@@ -110,3 +110,11 @@ def test_the_command_exits_1_with_the_failing_seed_and_its_replay(
     out = capsys.readouterr().out
     assert "seed 0 FAILED: escape" in out
     assert f"replay: python -m dogqueue.testing.simulation --seed 0 --worker {worker}" in out
+
+
+def test_a_worker_lives_on_when_its_idle_reads_fail() -> None:
+    # Found by the simulation: a StorageError from `next_run_at` ended Worker.run.
+    plan = [Fault(float(n), "lost", "w1") for n in range(1, 80, 2)]
+    outcome = Simulation(0, plan=plan, scale=SCALE).run()
+    assert any("w1 next_run_at" in line and "lost" in line for line in outcome.trace)
+    assert outcome.failure is None, outcome.failure
