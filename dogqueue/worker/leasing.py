@@ -68,13 +68,11 @@ class Leasing:
                 await asyncio.sleep(0)
                 free = concurrency - self._running()
             try:
-                leased = await self._lease_round(free)
+                if await self._lease_round(free) == 0:
+                    await self._idle()  # its reads fail too when storage does
             except QueueError:
                 log.exception("leasing failed; retrying after a pause")
                 await self._idle_wait(self._max_idle)
-                continue
-            if leased == 0:
-                await self._idle()
 
     async def _lease_round(self, free: int) -> int:
         """Lease up to `free` jobs, taking turns across tenants; return how many."""

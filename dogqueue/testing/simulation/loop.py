@@ -1,0 +1,259 @@
+"""A seeded event loop on virtual time: one seed is one interleaving.
+
+Time moves only when no callback is ready: it jumps to the next timer (or to the end of
+a host's pause). Among the ready callbacks, a seeded generator picks the one that runs
+next. Every callback belongs to a host (`HOST`, a context variable each task inherits):
+a paused host's callbacks wait for the pause to end, a killed host's are dropped (its
+tasks stop between two awaits), and `time()` read in a host's context is that host's
+own, possibly fast or slow, clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import math
+import random
+from asyncio import events
+from collections.abc import Callable
+from typing import Any
+
+#: A run stops after this many callbacks without the workload ending (a livelock)...
+MAX_STEPS = 5_000_000
+#: ... or after this many at one instant of virtual time (a busy loop).
+MAX_STEPS_AT_ONCE = 100_000
+
+
+class SimulationEscape(RuntimeError):
+    """Something left the simulation's control: a real thread, a wall-clock read, a
+    call from another thread."""
+
+
+class Stalled(RuntimeError):
+    """No callback is ready and no timer is set, yet the run has not ended."""
+
+
+class Host:
+    """One simulated machine: its clock rate, and whether it is paused or dead."""
+
+    __slots__ = ("dead", "name", "origin", "origin_local", "paused_until", "rate")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        #: Local clock = origin_local + (true time - origin) * rate.
+        self.rate = 1.0
+        self.origin = 0.0
+        self.origin_local = 0.0
+        self.paused_until = 0.0
+        self.dead = False
+
+    def local(self, now: float) -> float:
+        """This host's clock reading at true (virtual) time `now`."""
+        return self.origin_local + (now - self.origin) * self.rate
+
+    def true_time(self, local: float) -> float:
+        """The earliest true time at which this host's clock reads `local` or later
+        (rounding never leaves a timer due a hair before its time, to fire forever)."""
+        when = self.origin + (local - self.origin_local) / self.rate
+        while self.local(when) < local:
+            when = math.nextafter(when, math.inf)
+        return when
+
+    def set_rate(self, now: float, rate: float) -> None:
+        """From `now` on, the clock runs at `rate` times true time (no jump)."""
+        self.origin_local = self.local(now)
+        self.origin = now
+        self.rate = rate
+
+    def __repr__(self) -> str:
+        return f"Host({self.name})"
+
+
+#: The host the running callback belongs to (None: the simulation's own tasks).
+HOST: contextvars.ContextVar[Host | None] = contextvars.ContextVar("dogqueue_sim_host")
+
+
+def on_host(host: Host | None) -> contextvars.Context:
+    """A context whose callbacks (and the tasks they create) belong to `host`."""
+    context = contextvars.copy_context()
+    context.run(HOST.set, host)
+    return context
+
+
+class SimTask(asyncio.Task):  # type: ignore[type-arg]
+    """A task numbered in creation order (see `_order`)."""
+
+    serial = 1 << 62
+    #: The host the task was made on (None: the simulation's own).
+    host: Host | None = None
+
+
+class SimFuture(asyncio.Future):  # type: ignore[type-arg]
+    """A future numbered in creation order (see `_order`)."""
+
+    serial = 1 << 62
+
+
+def _order(handle: events.Handle) -> int:
+    """Where a ready callback stands before the seed picks one: the number of the task
+    or future it belongs to (its own, or the one it is called with). Set iteration
+    order (hashes of addresses) then never reaches the schedule."""
+    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+    if isinstance(owner, (SimTask, SimFuture)):
+        return owner.serial
+    args = handle._args
+    if args and isinstance(args[0], (SimTask, SimFuture)):
+        return args[0].serial
+    return SimTask.serial
+
+
+def _host_of(handle: events.Handle) -> Host | None:
+    context: contextvars.Context | None = getattr(handle, "_context", None)
+    return None if context is None else context.get(HOST, None)
+
+
+class SimLoop(asyncio.BaseEventLoop):
+    """The event loop of a simulation: virtual time and a seeded choice of what runs."""
+
+    # BaseEventLoop's own state, which the typeshed stubs leave out.
+    _scheduled: list[events.TimerHandle]
+    _stopping: bool
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__()
+        self._ready: list[events.Handle] = []
+        self._rng = rng
+        self._now = 0.0
+        self._parked: list[events.Handle] = []
+        #: What killed hosts would have run next (only `revive` runs it, to unwind).
+        self._morgue: list[events.Handle] = []
+        #: Callbacks run so far.
+        self.steps = 0
+        #: A run stops after this many callbacks (a livelock).
+        self.max_steps = MAX_STEPS
+        #: Called after each callback (the invariants that are cheap enough).
+        self._made = 0
+        self._instant = 0
+        self.set_task_factory(self._new_task)
+
+    def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> SimTask:
+        task = SimTask(coro, loop=loop, context=context)
+        task.host = HOST.get(None) if context is None else context.get(HOST, None)
+        self._made += 1
+        task.serial = self._made
+        return task
+
+    def create_future(self) -> SimFuture:
+        future = SimFuture(loop=self)
+        self._made += 1
+        future.serial = self._made
+        return future
+
+    # -- time ------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """True virtual time, in seconds from the start of the run."""
+        return self._now
+
+    def time(self) -> float:
+        host = HOST.get(None)
+        if host is None or host.rate == 1.0:
+            return self._now
+        return host.local(self._now)
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.TimerHandle:
+        host = HOST.get(None)
+        if host is not None and host.rate != 1.0:
+            when = host.true_time(when)  # asked in the caller's clock, kept in true time
+        return super().call_at(when, callback, *args, context=context)
+
+    # -- the scheduler ---------------------------------------------------------------
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        scheduled = self._scheduled
+        while scheduled and scheduled[0]._cancelled:
+            heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
+        if not ready:
+            self._advance()
+            self._instant = self.steps
+        elif scheduled and scheduled[0].when() <= self._now:
+            self._fire_due()
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise Stalled(f"over {self.max_steps} callbacks: a livelock")
+        if self.steps - self._instant > MAX_STEPS_AT_ONCE:
+            raise Stalled(f"{MAX_STEPS_AT_ONCE} callbacks without time moving: a busy loop")
+        if len(ready) > 1:
+            ready.sort(key=_order)  # stable: other callbacks keep their order
+            handle = ready.pop(self._rng.randrange(len(ready)))
+        else:
+            handle = ready.pop()
+        if handle._cancelled:
+            return
+        host = _host_of(handle)
+        if host is not None:
+            if host.dead:
+                self._morgue.append(handle)  # a killed machine runs nothing more
+                return
+            if host.paused_until > self._now:
+                self._parked.append(handle)
+                return
+        handle._run()
+
+    def _advance(self) -> None:
+        """Nothing is ready: move time to the next timer or pause end, and make ready
+        what is due then."""
+        scheduled = self._scheduled
+        candidates = [scheduled[0].when()] if scheduled else []
+        if self._parked:
+            candidates.append(min(host.paused_until for h in self._parked if (host := _host_of(h))))
+        if not candidates:
+            raise Stalled("no callback ready and no timer set")
+        self._now = max(self._now, min(candidates))
+        self._fire_due()
+        if self._parked:
+            waiting = []
+            for handle in self._parked:
+                host = _host_of(handle)
+                if host is not None and host.paused_until > self._now:
+                    waiting.append(handle)
+                else:
+                    self._ready.append(handle)
+            self._parked = waiting
+
+    def _fire_due(self) -> None:
+        scheduled = self._scheduled
+        now = self._now
+        while scheduled and scheduled[0].when() <= now:
+            timer = heapq.heappop(scheduled)
+            timer._scheduled = False  # type: ignore[attr-defined]
+            if not timer._cancelled:
+                self._ready.append(timer)
+
+    def revive(self, hosts: list[Host]) -> None:
+        """Bring every host back, paused or killed, with what it had left to run: the
+        run is over, and its tasks may now be cancelled and unwound."""
+        for host in hosts:
+            host.dead, host.paused_until = False, 0.0
+        self._ready.extend(self._parked + self._morgue)
+        self._parked, self._morgue = [], []
+
+    # -- what a simulation must not do ------------------------------------------------
+
+    def _write_to_self(self) -> None:
+        raise SimulationEscape("call_soon_threadsafe: another thread touched the loop")
+
+    def _process_events(self, event_list: list[Any]) -> None:  # pragma: no cover
+        raise SimulationEscape("I/O readiness events in a simulation")
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:  # type: ignore[override]
+        raise SimulationEscape(f"run_in_executor({func!r}): a real thread")
