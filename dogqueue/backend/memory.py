@@ -12,8 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.browse import ProjectionBrowser
+from dogqueue.backend.kit.strictview import StrictView
 from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
@@ -24,7 +25,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads
+from dogqueue.engine import Unit
 from dogqueue.log.chain import GENESIS, ChainHeads
 from dogqueue.log.reader import in_tenant_positions
 
@@ -142,13 +143,15 @@ class MemoryBackend(EngineBackend):
     async def _close(self) -> None:
         pass
 
-    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        # Units of work never await, so each runs to its end here, in call order.
+    def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
+        # Units of work never await, so each runs to its end here, in call order; each
+        # through a view that refuses what it did not declare, so that a declaration
+        # that falls short fails here, on the fastest backend.
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         store = self._store
         store.begin()
         try:
-            result = work(store, self.now())
+            result = unit.run(StrictView(store, unit.reads), self.now())
         except BaseException as error:
             store.rollback()
             future.set_exception(error)
