@@ -97,4 +97,5 @@ async def test_a_dequeue_may_lease_no_more_than_it_declared(backend: MemoryBacke
     one = Reads(ready=(("acme", ("default",), 1),), expired=("acme",))
     with pytest.raises(UndeclaredRead, match="dequeue"):
         await backend.run_unit(Unit(one, dequeue.run))
-    assert len(await backend.run_unit(dequeue)) == 2
+    leases = await backend.run_unit(dequeue)
+    assert len(leases) == 2
