@@ -20,7 +20,7 @@ from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import StorageError
+from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
@@ -136,6 +136,13 @@ class MemoryBackend(EngineBackend):
         # its own, like `draw`, to replay the same ids.
         super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key, new_id=new_id)
         self._store = MemoryStore(self.audit_key)
+
+    def share_store(self, other: MemoryBackend) -> None:
+        """Read and write `other`'s log and jobs from now on, as a second handle on the
+        same storage would (for tests of reopening, and of two handles side by side)."""
+        if other.audit_key != self.audit_key:
+            raise InvalidInput("audit_key", "must be the same as the other backend's")
+        self._store = other._store
 
     async def _open(self) -> None:
         pass

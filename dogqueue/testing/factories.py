@@ -84,7 +84,7 @@ class MemoryFactory(BuiltinFactory):
             config=backend.config,
             **{**self._backend_options(), "audit_key": backend.audit_key},
         )
-        again._store = backend._store
+        again.share_store(backend)
         return again
 
     async def crash_mid_transaction(self, backend: Backend) -> None:
