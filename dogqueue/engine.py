@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -38,6 +38,7 @@ from dogqueue.core.evolve import evolve
 from dogqueue.core.job import Completion, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
+from dogqueue.core.validation import PreparedEnqueue
 
 
 class Transaction(Protocol):
@@ -131,7 +132,8 @@ def deliver(futures: Sequence[asyncio.Future[Any]], results: Sequence[Any]) -> N
 class Reads:
     """What one unit of work may read, declared before it runs, so that a backend with
     a remote database can fetch a whole batch's reads at once and run the units on an
-    in-memory working set. Backends that read as they go ignore it."""
+    in-memory working set. The memory backend (and PostgreSQL) run each unit through a
+    view that refuses any read it did not declare (`dogqueue.backend.kit.strictview`)."""
 
     #: Jobs the unit loads, as (tenant_id, job_id).
     jobs: tuple[tuple[str, str], ...] = ()
@@ -150,10 +152,47 @@ class Reads:
     #: theirs in turn (the closure), to settle the jobs waiting for them.
     dependents: tuple[tuple[str, str], ...] = ()
 
+    def __or__(self, other: Reads) -> Reads:
+        """What a unit that does the work of both reads."""
+        return Reads(
+            jobs=self.jobs + other.jobs,
+            keys=self.keys + other.keys,
+            key_prefixes=self.key_prefixes + other.key_prefixes,
+            new_jobs=self.new_jobs + other.new_jobs,
+            ready=self.ready + other.ready,
+            expired=self.expired + other.expired,
+            dependents=self.dependents + other.dependents,
+        )
+
+
+T = TypeVar("T")
+#: What a unit runs: its body, inside one transaction at time `now`.
+Work = Callable[[Transaction, datetime], T]
+
+
+class Unit(NamedTuple, Generic[T]):
+    """A unit of work: what it reads, declared before it runs, and `run(tx, now)`, which
+    a backend calls inside one transaction and which reads only what `reads` declares.
+    All of its events commit, or none."""
+
+    reads: Reads
+    run: Work[T]
+
+
+def _job_reads(tenant_id: str, job_id: str) -> Reads:
+    return Reads(jobs=((tenant_id, job_id),))
+
+
+def _ending_reads(tenant_id: str, job_id: str) -> Reads:
+    """A unit that may end the job reads it and its dependents."""
+    job = (tenant_id, job_id)
+    return Reads(jobs=(job,), dependents=(job,))
+
 
 class Engine:
-    """Runs commands against a Transaction. `new_id` makes job ids and `draw` returns
-    uniform numbers in [0, 1] for retry jitter: the shell's sources, never the core's."""
+    """Makes the units of work of every command. `new_id` makes job ids and `draw`
+    returns uniform numbers in [0, 1] for retry jitter: the shell's sources, never the
+    core's; both are called when a unit runs, in the order units run."""
 
     def __init__(
         self,
@@ -166,21 +205,28 @@ class Engine:
         self.new_id = new_id
         self.draw = draw
 
-    def _apply(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
-        """Decide and record `command`; a job it ends settles the jobs waiting for it."""
-        return self._record(tx, state, command, decide(state, command, self.config))
-
-    def _record(
+    def _apply(
         self,
         tx: Transaction,
         state: JobInfo | None,
         command: AnyCommand,
-        events: Sequence[AnyEvent],
+        events: Sequence[AnyEvent] | None = None,
+        *,
+        settle: bool = True,
     ) -> JobInfo:
-        """Append what `decide` returned for `command` and save the folded state; a job
-        this ends settles the jobs waiting for it."""
-        after = self._record_one(tx, state, command, events)
-        if after.status.is_terminal and (state is None or not state.status.is_terminal):
+        """Decide `command` (unless `events` is what `decide` returned for it), append
+        its events and save the folded state; a job this ends settles the jobs waiting
+        for it, unless `settle` is false."""
+        if events is None:
+            events = decide(state, command, self.config)
+        after = state
+        for event in events:
+            after = evolve(after, tx.append(event))
+        if after is None:
+            raise JobNotFound(command.job_id)
+        if after is not state:
+            tx.save(state, after)
+        if settle and after.status.is_terminal and (state is None or not state.status.is_terminal):
             self._settle_dependents(tx, after, command.at)
         return after
 
@@ -196,33 +242,13 @@ class Engine:
                 child = tx.load(parent.tenant_id, child_id)
                 if child is None or child.status is not JobStatus.WAITING:
                     continue
-                settled = self._apply_one(tx, child, _parent_ended(parent, child_id, now))
+                command = _parent_ended(parent, child_id, now)
+                settled = self._apply(tx, child, command, settle=False)
                 if settled.status.is_terminal:
                     pending.append(settled)
                 elif settled.status is JobStatus.ENQUEUED:
                     unblocked += 1
         return unblocked
-
-    def _apply_one(self, tx: Transaction, state: JobInfo | None, command: AnyCommand) -> JobInfo:
-        """Decide and record `command` alone, leaving the jobs waiting for it as they are."""
-        return self._record_one(tx, state, command, decide(state, command, self.config))
-
-    def _record_one(
-        self,
-        tx: Transaction,
-        state: JobInfo | None,
-        command: AnyCommand,
-        events: Sequence[AnyEvent],
-    ) -> JobInfo:
-        """Append what `decide` returned for `command` and save the folded state."""
-        after = state
-        for event in events:
-            after = evolve(after, tx.append(event))
-        if after is None:
-            raise JobNotFound(command.job_id)
-        if after is not state:
-            tx.save(state, after)
-        return after
 
     def _load(self, tx: Transaction, tenant_id: str, job_id: str) -> JobInfo:
         state = tx.load(tenant_id, job_id)
@@ -230,7 +256,36 @@ class Engine:
             raise JobNotFound(job_id)
         return state
 
-    def enqueue(
+    def enqueue_unit(self, prepared: PreparedEnqueue) -> Unit[list[str]]:
+        """Create every job or none; the result is their ids. `prepared` passed every
+        input check (`dogqueue.core.validation.prepare_enqueue`)."""
+        tenant_id, messages, trace_context = prepared
+        keys = tuple(
+            (tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None
+        )
+        parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
+        return Unit(
+            Reads(jobs=parents, keys=keys, new_jobs=len(messages)),
+            lambda tx, now: self._enqueue(tx, tenant_id, messages, now, trace_context),
+        )
+
+    def _enqueue(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        messages: Sequence[JobMessage],
+        now: datetime,
+        trace_context: dict[str, str] | None,
+    ) -> list[str]:
+        for message in messages:
+            key = message.idempotency_key
+            if key is not None:
+                existing = tx.job_for_key(tenant_id, key)
+                if existing is not None:
+                    raise JobAlreadyExists(existing, key)
+        return self._create_all(tx, tenant_id, messages, now, trace_context)
+
+    def _create_all(
         self,
         tx: Transaction,
         tenant_id: str,
@@ -238,18 +293,11 @@ class Engine:
         now: datetime,
         trace_context: dict[str, str] | None = None,
     ) -> list[str]:
-        """Create every job or none (messages already validated, `after_earlier`
-        indexes included).
+        """Create the jobs in order, once every parent they name is known to exist.
 
         A job's parents must exist when it is created and `after` never changes, so
         every dependency points from an older job to a newer one: following them only
         ever goes forward in time, and no cycle can form."""
-        for message in messages:
-            key = message.idempotency_key
-            if key is not None:
-                existing = tx.job_for_key(tenant_id, key)
-                if existing is not None:
-                    raise JobAlreadyExists(existing, key)
         for message in messages:
             for parent in message.after:
                 if tx.load(tenant_id, parent) is None:
@@ -291,27 +339,31 @@ class Engine:
                 created = self._apply(tx, created, _parent_ended(ended, job_id, now))
         return job_id
 
-    def enqueue_ticks(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        schedule: ScheduleSpec,
-        at: datetime,
-        now: datetime,
-        limit: int,
-    ) -> list[str]:
+    def ticks_unit(
+        self, tenant_id: str, schedule: ScheduleSpec, at: datetime, limit: int
+    ) -> Unit[list[str]]:
         """Enqueue the schedule's ticks due `at` that come after its newest enqueued tick
         (read from the log in this transaction), at most the newest `limit`, one job per
-        tick keyed by the tick."""
-        latest = tx.latest_key(tenant_id, cron.key_prefix(schedule.name))
-        messages = cron.tick_messages(schedule, None if latest is None else latest[0], at)
-        del messages[:-limit]
-        # Each key sorts after the schedule's greatest key, so no job holds it yet; the
-        # storage's unique (tenant, key) constraint still settles a race between writers.
-        return [self._create(tx, tenant_id, message, now) for message in messages]
+        tick keyed by the tick; the result is their ids."""
+        prefix = cron.key_prefix(schedule.name)
 
-    def reclaim(self, tx: Transaction, tenant_id: str | None, now: datetime) -> int:
-        """Expire every lease (of one tenant, or all) whose time has come."""
+        def run(tx: Transaction, now: datetime) -> list[str]:
+            latest = tx.latest_key(tenant_id, prefix)
+            messages = cron.tick_messages(schedule, None if latest is None else latest[0], at)
+            del messages[:-limit]
+            # Each key sorts after the schedule's greatest key, so no job holds it yet;
+            # the storage's unique (tenant, key) constraint still settles a race.
+            return self._create_all(tx, tenant_id, messages, now)
+
+        parents = tuple((tenant_id, parent) for parent in schedule.message.after)
+        return Unit(Reads(jobs=parents, key_prefixes=((tenant_id, prefix),), new_jobs=limit), run)
+
+    def reclaim_unit(self, tenant_id: str | None) -> Unit[int]:
+        """Expire every lease (of one tenant, or all) whose time has come; the result is
+        how many."""
+        return Unit(Reads(expired=(tenant_id,)), lambda tx, now: self._reclaim(tx, tenant_id, now))
+
+    def _reclaim(self, tx: Transaction, tenant_id: str | None, now: datetime) -> int:
         expired = tx.expired_leases(tenant_id, now)
         for state in expired:
             command = Expire(
@@ -320,76 +372,60 @@ class Engine:
             self._apply(tx, state, command)
         return len(expired)
 
-    def dequeue(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        queues: tuple[str, ...],
-        now: datetime,
-        duration: timedelta,
-        limit: int,
-    ) -> list[LeasedJob]:
+    def dequeue_unit(
+        self, tenant_id: str, queues: tuple[str, ...], duration: timedelta, limit: int
+    ) -> Unit[list[LeasedJob]]:
         """Reclaim the tenant's expired leases, then lease up to `limit` jobs in order."""
-        self.reclaim(tx, tenant_id, now)
-        leases = []
-        for _ in range(limit):
-            state = tx.next_ready(tenant_id, queues, now)
-            if state is None:
-                break
-            command = Lease(tenant_id=tenant_id, job_id=state.job_id, at=now, duration=duration)
-            leases.append(lease_of(self._apply(tx, state, command)))
-        return leases
 
-    def heartbeat(
+        def run(tx: Transaction, now: datetime) -> list[LeasedJob]:
+            self._reclaim(tx, tenant_id, now)
+            leases = []
+            for _ in range(limit):
+                state = tx.next_ready(tenant_id, queues, now)
+                if state is None:
+                    break
+                command = Lease(tenant_id=tenant_id, job_id=state.job_id, at=now, duration=duration)
+                leases.append(lease_of(self._apply(tx, state, command)))
+            return leases
+
+        return Unit(Reads(ready=((tenant_id, queues, limit),), expired=(tenant_id,)), run)
+
+    def heartbeat_unit(
         self,
-        tx: Transaction,
         tenant_id: str,
         lease: LeasedJob,
-        now: datetime,
         duration: timedelta,
         progress: tuple[float, str | None] | None = None,
-    ) -> LeasedJob:
+    ) -> Unit[LeasedJob]:
         """Extend a valid lease, recording the job's progress if given."""
-        state = self._load(tx, tenant_id, lease.job_id)
         done, message = progress if progress is not None else (None, None)
-        command = ExtendLease(
-            tenant_id=tenant_id,
-            job_id=lease.job_id,
-            at=now,
-            token=lease.lease_token,
-            duration=duration,
-            progress=done,
-            progress_message=message,
-        )
-        return lease_of(self._apply(tx, state, command))
 
-    def complete(
-        self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime, result: bytes | None
-    ) -> int:
-        """Acknowledge success under a valid lease; return how many jobs waiting for
-        this one it released."""
-        state = self._load(tx, tenant_id, lease.job_id)
-        command = Complete(
-            tenant_id=tenant_id,
-            job_id=lease.job_id,
-            at=now,
-            token=lease.lease_token,
-            result=result,
-        )
-        return self._settle_dependents(tx, self._apply_one(tx, state, command), now)
+        def run(tx: Transaction, now: datetime) -> LeasedJob:
+            state = self._load(tx, tenant_id, lease.job_id)
+            command = ExtendLease(
+                tenant_id=tenant_id,
+                job_id=lease.job_id,
+                at=now,
+                token=lease.lease_token,
+                duration=duration,
+                progress=done,
+                progress_message=message,
+            )
+            return lease_of(self._apply(tx, state, command))
 
-    def fail(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        lease: LeasedJob,
-        now: datetime,
-        error: str,
-        retry: bool,
-    ) -> JobStatus:
-        """Acknowledge failure under a valid lease; ENQUEUED when a retry is scheduled."""
-        state = self._load(tx, tenant_id, lease.job_id)
-        command = Fail(
+        return Unit(_job_reads(tenant_id, lease.job_id), run)
+
+    def _complete(
+        self, tenant_id: str, lease: LeasedJob, now: datetime, result: bytes | None
+    ) -> Complete:
+        return Complete(
+            tenant_id=tenant_id, job_id=lease.job_id, at=now, token=lease.lease_token, result=result
+        )
+
+    def _fail(
+        self, tenant_id: str, lease: LeasedJob, now: datetime, error: str, retry: bool
+    ) -> Fail:
+        return Fail(
             tenant_id=tenant_id,
             job_id=lease.job_id,
             at=now,
@@ -398,123 +434,129 @@ class Engine:
             retry=retry,
             draw=self.draw(),
         )
-        return self._apply(tx, state, command).status
 
-    def settle(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        settlements: Sequence[Settlement],
-        now: datetime,
-    ) -> list[JobStatus | QueueError]:
+    def complete_unit(self, tenant_id: str, lease: LeasedJob, result: bytes | None) -> Unit[int]:
+        """Acknowledge success under a valid lease; the result is how many jobs waiting
+        for this one it released."""
+
+        def run(tx: Transaction, now: datetime) -> int:
+            state = self._load(tx, tenant_id, lease.job_id)
+            command = self._complete(tenant_id, lease, now, result)
+            return self._settle_dependents(tx, self._apply(tx, state, command, settle=False), now)
+
+        return Unit(_ending_reads(tenant_id, lease.job_id), run)
+
+    def fail_unit(
+        self, tenant_id: str, lease: LeasedJob, error: str, retry: bool
+    ) -> Unit[JobStatus]:
+        """Acknowledge failure under a valid lease; ENQUEUED when a retry is scheduled."""
+
+        def run(tx: Transaction, now: datetime) -> JobStatus:
+            state = self._load(tx, tenant_id, lease.job_id)
+            return self._apply(tx, state, self._fail(tenant_id, lease, now, error, retry)).status
+
+        return Unit(_ending_reads(tenant_id, lease.job_id), run)
+
+    def settle_unit(
+        self, tenant_id: str, settlements: Sequence[Settlement]
+    ) -> Unit[list[JobStatus | QueueError]]:
         """Acknowledge many leased jobs, in order, each on its own: the result of each is
         the job's status afterwards, or the QueueError refusing it (lease lost, canceled,
         unknown), in which case it wrote nothing and the others still count."""
-        results: list[JobStatus | QueueError] = []
-        for settlement in settlements:
-            lease = settlement.lease
-            state = tx.load(tenant_id, lease.job_id)
-            if state is None:
-                results.append(JobNotFound(lease.job_id))
-                continue
-            command: Complete | Fail
-            if isinstance(settlement, Completion):
-                command = Complete(
-                    tenant_id=tenant_id,
-                    job_id=lease.job_id,
-                    at=now,
-                    token=lease.lease_token,
-                    result=settlement.result,
-                )
-            else:
-                command = Fail(
-                    tenant_id=tenant_id,
-                    job_id=lease.job_id,
-                    at=now,
-                    token=lease.lease_token,
-                    error=settlement.error,
-                    retry=settlement.retry,
-                    draw=self.draw(),
-                )
-            try:  # decide refuses before anything is written
-                events = decide(state, command, self.config)
-            except QueueError as refused:
-                results.append(refused)
-                continue
-            results.append(self._record(tx, state, command, events).status)
-        return results
 
-    def release(self, tx: Transaction, tenant_id: str, lease: LeasedJob, now: datetime) -> None:
+        def run(tx: Transaction, now: datetime) -> list[JobStatus | QueueError]:
+            results: list[JobStatus | QueueError] = []
+            for item in settlements:
+                state = tx.load(tenant_id, item.lease.job_id)
+                if state is None:
+                    results.append(JobNotFound(item.lease.job_id))
+                    continue
+                command: Complete | Fail
+                if isinstance(item, Completion):
+                    command = self._complete(tenant_id, item.lease, now, item.result)
+                else:
+                    command = self._fail(tenant_id, item.lease, now, item.error, item.retry)
+                try:  # decide refuses before anything is written
+                    events = decide(state, command, self.config)
+                except QueueError as refused:
+                    results.append(refused)
+                    continue
+                results.append(self._apply(tx, state, command, events).status)
+            return results
+
+        jobs = tuple((tenant_id, item.lease.job_id) for item in settlements)
+        return Unit(Reads(jobs=jobs, dependents=jobs), run)
+
+    def release_unit(self, tenant_id: str, lease: LeasedJob) -> Unit[None]:
         """Give a valid lease back without counting the attempt."""
-        state = self._load(tx, tenant_id, lease.job_id)
-        command = Release(tenant_id=tenant_id, job_id=lease.job_id, at=now, token=lease.lease_token)
-        self._apply(tx, state, command)
 
-    def cancel(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        job_id: str,
-        now: datetime,
-        *,
-        actor: str | None = None,
-    ) -> JobStatus:
-        """Cancel unless terminal; return the job's status afterwards. `actor` names who
-        asked, for the log."""
-        state = self._load(tx, tenant_id, job_id)
-        command = Cancel(tenant_id=tenant_id, job_id=job_id, at=now, actor=actor)
-        return self._apply(tx, state, command).status
+        def run(tx: Transaction, now: datetime) -> None:
+            state = self._load(tx, tenant_id, lease.job_id)
+            token = lease.lease_token
+            self._apply(
+                tx, state, Release(tenant_id=tenant_id, job_id=lease.job_id, at=now, token=token)
+            )
 
-    def cancel_workflow(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        job_id: str,
-        now: datetime,
-        *,
-        actor: str | None = None,
-    ) -> list[str]:
-        """Cancel the job and every job that depends on it, directly or not; return the
-        ids of the jobs this canceled (those already terminal are left alone)."""
-        self._load(tx, tenant_id, job_id)
-        order = [job_id]
-        seen = {job_id}
-        for parent in order:  # grows as it goes: breadth first over the dependents
-            for child in tx.dependents(tenant_id, parent):
-                if child not in seen:
-                    seen.add(child)
-                    order.append(child)
-        live = [
-            state
-            for state in (tx.load(tenant_id, member) for member in order)
-            if state is not None and not state.status.is_terminal
-        ]
-        for state in live:
-            current = self._load(tx, tenant_id, state.job_id)
-            command = Cancel(tenant_id=tenant_id, job_id=state.job_id, at=now, actor=actor)
-            self._apply(tx, current, command)
-        return [state.job_id for state in live]
+        return Unit(_job_reads(tenant_id, lease.job_id), run)
 
-    def requeue(
-        self,
-        tx: Transaction,
-        tenant_id: str,
-        job_id: str,
-        now: datetime,
-        include_canceled: bool,
-        *,
-        actor: str | None = None,
-    ) -> JobStatus:
-        """Put a dead job back in the queue with fresh attempts."""
-        state = self._load(tx, tenant_id, job_id)
-        command = Requeue(
-            tenant_id=tenant_id,
-            job_id=job_id,
-            at=now,
-            include_canceled=include_canceled,
-            actor=actor,
-        )
-        return self._apply(tx, state, command).status
+    def cancel_unit(
+        self, tenant_id: str, job_id: str, *, actor: str | None = None
+    ) -> Unit[JobStatus]:
+        """Cancel unless terminal; the result is the job's status afterwards. `actor`
+        names who asked, for the log."""
+
+        def run(tx: Transaction, now: datetime) -> JobStatus:
+            state = self._load(tx, tenant_id, job_id)
+            command = Cancel(tenant_id=tenant_id, job_id=job_id, at=now, actor=actor)
+            return self._apply(tx, state, command).status
+
+        return Unit(_ending_reads(tenant_id, job_id), run)
+
+    def cancel_workflow_unit(
+        self, tenant_id: str, job_id: str, *, actor: str | None = None
+    ) -> Unit[list[str]]:
+        """Cancel the job and every job that depends on it, directly or not; the result
+        is the ids of the jobs this canceled (those already terminal are left alone)."""
+
+        def run(tx: Transaction, now: datetime) -> list[str]:
+            self._load(tx, tenant_id, job_id)
+            order = [job_id]
+            seen = {job_id}
+            for parent in order:  # grows as it goes: breadth first over the dependents
+                for child in tx.dependents(tenant_id, parent):
+                    if child not in seen:
+                        seen.add(child)
+                        order.append(child)
+            live = [
+                state
+                for state in (tx.load(tenant_id, member) for member in order)
+                if state is not None and not state.status.is_terminal
+            ]
+            for state in live:
+                current = self._load(tx, tenant_id, state.job_id)
+                command = Cancel(tenant_id=tenant_id, job_id=state.job_id, at=now, actor=actor)
+                self._apply(tx, current, command)
+            return [state.job_id for state in live]
+
+        return Unit(_ending_reads(tenant_id, job_id), run)
+
+    def requeue_unit(
+        self, tenant_id: str, job_id: str, include_canceled: bool, *, actor: str | None = None
+    ) -> Unit[JobStatus]:
+        """Put a dead job back in the queue with fresh attempts; the result is its status."""
+
+        def run(tx: Transaction, now: datetime) -> JobStatus:
+            state = self._load(tx, tenant_id, job_id)
+            command = Requeue(
+                tenant_id=tenant_id,
+                job_id=job_id,
+                at=now,
+                include_canceled=include_canceled,
+                actor=actor,
+            )
+            return self._apply(tx, state, command).status
+
+        return Unit(_job_reads(tenant_id, job_id), run)
 
 
 def _parent_ended(parent: JobInfo, child_id: str, now: datetime) -> SettleParent:

@@ -20,7 +20,7 @@ from dogqueue.core.errors import JobCanceled, LeaseLost, QueueError
 from dogqueue.core.job import Settlement
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads, Transaction
+from dogqueue.engine import Reads, Transaction, Unit
 from dogqueue.worker import StopReason, Worker
 from dogqueue.worker.heartbeats import Heartbeats
 from dogqueue.worker.running import RunningJob
@@ -102,7 +102,7 @@ def _engine_backend(backend: Any) -> EngineBackend:
 
 async def _reap_all_but_one(backend: Any, interval: float, found_work: asyncio.Event) -> None:
     storage = _engine_backend(backend)
-    engine = storage._engine
+    engine = storage.engine
 
     def reclaim_but_one(tx: Transaction, now: datetime) -> int:
         expired = tx.expired_leases(None, now)[1:]
@@ -115,7 +115,7 @@ async def _reap_all_but_one(backend: Any, interval: float, found_work: asyncio.E
 
     while True:
         try:
-            if await storage._transact(reclaim_but_one, Reads(expired=(None,))):
+            if await storage.run_unit(Unit(Reads(expired=(None,)), reclaim_but_one)):
                 found_work.set()
         except QueueError:
             pass

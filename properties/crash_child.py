@@ -19,7 +19,8 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.message import JobMessage, QueueCtx
-from dogqueue.engine import Reads
+from dogqueue.core.validation import prepare_enqueue
+from dogqueue.engine import Transaction, Unit
 
 COMMITTED = 5
 ACME = QueueCtx("acme")
@@ -33,20 +34,27 @@ async def die_mid_transaction(backend: SqliteBackend) -> None:
     ids = await backend.enqueue_many(ACME, [message("kept", n) for n in range(COMMITTED)])
     await backend.dequeue(ACME, ["default"], lease_duration=timedelta(minutes=5))
     print(*ids, sep="\n", flush=True)
-    engine = backend._engine
+    engine = backend.engine
+    batch = tuple(message("doomed", n) for n in range(500))
+    enqueue = engine.enqueue_unit(prepare_enqueue(ACME, batch, engine.config))
+    cancels = [engine.cancel_unit("acme", job_id) for job_id in ids]
 
-    def doomed(tx: SqliteTransaction, now: datetime) -> None:
+    def doomed(tx: Transaction, now: datetime) -> None:
+        assert isinstance(tx, SqliteTransaction)
         # A tiny page cache spills the uncommitted pages into the WAL file.
         tx.conn.execute("PRAGMA cache_size = 2")
-        engine.enqueue(tx, "acme", tuple(message("doomed", n) for n in range(500)), now)
-        for job_id in ids:
-            engine.cancel(tx, "acme", job_id, now)
+        enqueue.run(tx, now)
+        for cancel in cancels:
+            cancel.run(tx, now)
         # Put the buffered events into the database file too, then die before COMMIT.
         tx.conn.executemany(Q["insert_event"], tx._events)
         assert os.path.getsize(backend.path + "-wal") > 0
         os.kill(os.getpid(), signal.SIGKILL)
 
-    await backend._transact(doomed, Reads(new_jobs=500, jobs=()))  # type: ignore[arg-type]
+    reads = enqueue.reads
+    for cancel in cancels:
+        reads |= cancel.reads
+    await backend.run_unit(Unit(reads, doomed))
 
 
 async def stay_busy(backend: SqliteBackend) -> None:

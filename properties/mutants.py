@@ -22,7 +22,7 @@ from dogqueue.core.events import Completed
 from dogqueue.core.job import JobInfo, LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads, Transaction, lease_of
+from dogqueue.engine import Reads, Transaction, Unit, lease_of
 from dogqueue.testing.factories import JITTER_SEED, SqliteFactory
 
 _replace = msgspec.structs.replace
@@ -60,7 +60,7 @@ class CanceledCanComplete(MemoryBackend):
             )
             tx.save(job, done)
 
-        await self._transact(overwrite, Reads())
+        await self.run_unit(Unit(Reads(), overwrite))
 
 
 class StaleTokenAccepted(MemoryBackend):

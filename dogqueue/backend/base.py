@@ -1,7 +1,7 @@
 """The part every built-in backend shares: input checks and the engine's units of work.
 
-A backend supplies transactions (`_transact`) and a few reads; everything else, and so
-every semantic rule, lives once, here and in the core.
+A backend supplies transactions (`_submit`, which runs one `dogqueue.engine.Unit`) and a
+few reads; everything else, and so every semantic rule, lives once, here and in the core.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self, TypeVar
-
-import msgspec
+from typing import Self
 
 from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock, utc_now
@@ -29,20 +27,19 @@ from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlemen
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Engine, Reads, Transaction
+from dogqueue.engine import Engine, T, Unit, Work
 from dogqueue.ids import new_job_id
 from dogqueue.log.chain import check_audit_key
 from dogqueue.log.reader import LogReader
 
-T = TypeVar("T")
-#: A unit of work: runs inside one transaction at time `now`.
-Work = Callable[[Transaction, datetime], T]
+__all__ = ["CancelListener", "EngineBackend", "T", "Work"]
+
 #: Called with (tenant_id, job_id) after a `cancel_job` in this process committed.
 CancelListener = Callable[[str, str], None]
 
 
 class EngineBackend(abc.ABC):
-    """Implements the Backend contract on top of `_transact` and the read hooks."""
+    """Implements the Backend contract on top of `_submit` and the read hooks."""
 
     def __init__(
         self,
@@ -67,6 +64,11 @@ class EngineBackend(abc.ABC):
         self._change_waiters: set[asyncio.Future[None]] = set()
         self._cancel_listeners: list[CancelListener] = []
         self._orphan_releases: set[asyncio.Future[None]] = set()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that makes this backend's units of work (for `run_unit`)."""
+        return self._engine
 
     @property
     def config(self) -> QueueConfig:
@@ -162,14 +164,21 @@ class EngineBackend(abc.ABC):
     async def _close(self) -> None: ...
 
     @abc.abstractmethod
-    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        """Queue `work` for a transaction at the clock's time, in call order; the future
-        resolves after the commit. `work` reads only what `reads` declares. All of its
-        events commit, or none. Cancelling the future does not stop the commit."""
+    def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
+        """The seam to storage. Queue `unit` for a transaction at the clock's time (a
+        backend may give a batch of units one transaction), in call order; the future
+        resolves with `unit.run(tx, now)`'s result, or its error, after the commit. The
+        unit reads only what `unit.reads` declares (a backend that fetches ahead fetches
+        that; `dogqueue.backend.kit.strictview.strictly` checks it). All of its events
+        commit, or none. Cancelling the future does not stop the commit."""
 
-    async def _transact(self, work: Work[T], reads: Reads) -> T:
-        """Run `work` in a transaction; return its result after the commit."""
-        return await self._submit(work, reads)
+    async def run_unit(self, unit: Unit[T]) -> T:
+        """Run a unit of work (one of `engine`'s, or a test's own) in a transaction;
+        return its result once committed. If it raises, nothing it wrote is kept. The
+        public methods are built on it; tests use it to inject faults, for example a
+        unit that writes and then fails as a lost connection would."""
+        await self._ready()
+        return await self._submit(unit)
 
     @abc.abstractmethod
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None: ...
@@ -210,33 +219,19 @@ class EngineBackend(abc.ABC):
         self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
     ) -> str:
         """Append the job; return its new id."""
-        tenant = check.check_ctx(ctx)
-        checked = check.check_message(message, self.config)
-        check.check_earlier((checked,))
-        check.check_trace_context(trace_context)
+        prepared = check.prepare_enqueue(ctx, (message,), self.config, trace_context=trace_context)
         await self._ready()
-        ids = await self._transact(
-            lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now, trace_context),
-            enqueue_reads(tenant, (checked,)),
-        )
+        ids = await self._submit(self._engine.enqueue_unit(prepared))
         self._notify_change()
         return ids[0]
 
     async def enqueue_many(self, ctx: QueueCtx, messages: Sequence[JobMessage]) -> list[str]:
         """Append all jobs or none; return their ids in order."""
-        tenant = check.check_ctx(ctx)
-        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-            raise InvalidInput("messages", "must be a list of JobMessage")
-        batch = tuple(check.check_message(m, self.config) for m in messages)
-        check.check_batch_keys(batch)
-        check.check_earlier(batch)
-        if not batch:
+        prepared = check.prepare_enqueue(ctx, messages, self.config)
+        if not prepared.messages:
             return []
         await self._ready()
-        ids = await self._transact(
-            lambda tx, now: self._engine.enqueue(tx, tenant, batch, now),
-            enqueue_reads(tenant, batch),
-        )
+        ids = await self._submit(self._engine.enqueue_unit(prepared))
         self._notify_change()
         return ids
 
@@ -247,20 +242,16 @@ class EngineBackend(abc.ABC):
         (at most `catch_up` of them), one job per tick, keyed by the tick: exactly once
         per tick however many callers race. Return the new jobs' ids, oldest tick first."""
         tenant = check.check_ctx(ctx)
-        spec = check_schedule(schedule, self.config)
+        spec = cron.check_schedule(schedule, self.config)
         at = check.check_aware("now", now).astimezone(UTC)
-        prefix = cron.key_prefix(spec.name)
         await self._ready()
         # A read first: when nothing is due (most calls, and every caller but one when
         # several race) no write transaction is started at all.
-        latest = await self._latest_key(tenant, prefix)
+        latest = await self._latest_key(tenant, cron.key_prefix(spec.name))
         due = len(cron.tick_messages(spec, None if latest is None else latest[0], at))
         if not due:
             return []
-        ids = await self._transact(
-            lambda tx, when: self._engine.enqueue_ticks(tx, tenant, spec, at, when, due),
-            Reads(key_prefixes=((tenant, prefix),), new_jobs=due),
-        )
+        ids = await self._submit(self._engine.ticks_unit(tenant, spec, at, due))
         if ids:
             self._notify_change()
         return ids
@@ -302,10 +293,7 @@ class EngineBackend(abc.ABC):
             raise InvalidInput("n", "must be a positive int")
         duration = self._lease_duration(lease_duration)
         await self._ready()
-        unit = self._submit(
-            lambda tx, now: self._engine.dequeue(tx, tenant, names, now, duration, n),
-            Reads(ready=((tenant, names, n),), expired=(tenant,)),
-        )
+        unit = self._submit(self._engine.dequeue_unit(tenant, names, duration, n))
         try:
             return await asyncio.shield(unit)
         except asyncio.CancelledError:
@@ -323,10 +311,7 @@ class EngineBackend(abc.ABC):
 
     async def _release_orphan(self, tenant: str, lease: LeasedJob) -> None:
         with contextlib.suppress(QueueError):
-            await self._transact(
-                lambda tx, now: self._engine.release(tx, tenant, lease, now),
-                _job_reads(tenant, lease.job_id),
-            )
+            await self._submit(self._engine.release_unit(tenant, lease))
         self._notify_change()
 
     async def heartbeat(
@@ -345,10 +330,7 @@ class EngineBackend(abc.ABC):
         duration = self._lease_duration(lease_duration)
         reported = check.check_progress(progress, progress_message)
         await self._ready()
-        return await self._transact(
-            lambda tx, now: self._engine.heartbeat(tx, tenant, lease, now, duration, reported),
-            _job_reads(tenant, lease.job_id),
-        )
+        return await self._submit(self._engine.heartbeat_unit(tenant, lease, duration, reported))
 
     async def ack_complete(
         self, ctx: QueueCtx, lease: LeasedJob, result: bytes | None = None
@@ -359,10 +341,7 @@ class EngineBackend(abc.ABC):
         if result is not None and not isinstance(result, bytes):
             raise InvalidInput("result", "must be bytes or None")
         await self._ready()
-        released = await self._transact(
-            lambda tx, now: self._engine.complete(tx, tenant, lease, now, result),
-            _ending_reads(tenant, lease.job_id),
-        )
+        released = await self._submit(self._engine.complete_unit(tenant, lease, result))
         if released:
             self._notify_change()
 
@@ -377,10 +356,7 @@ class EngineBackend(abc.ABC):
             raise InvalidInput("error", "must be a str")
         error = check.recordable_text(error)
         await self._ready()
-        status = await self._transact(
-            lambda tx, now: self._engine.fail(tx, tenant, lease, now, error, bool(retry)),
-            _ending_reads(tenant, lease.job_id),
-        )
+        status = await self._submit(self._engine.fail_unit(tenant, lease, error, bool(retry)))
         self._notify_change()
         return status
 
@@ -399,11 +375,7 @@ class EngineBackend(abc.ABC):
         if not batch:
             return []
         await self._ready()
-        jobs = tuple((tenant, item.lease.job_id) for item in batch)
-        results = await self._transact(
-            lambda tx, now: self._engine.settle(tx, tenant, batch, now),
-            Reads(jobs=jobs, dependents=jobs),  # a job the batch ends settles its dependents
-        )
+        results = await self._submit(self._engine.settle_unit(tenant, batch))
         # A retry can be leased later, and a completion may have released dependents.
         if any(isinstance(item, Failure) for item in batch) or JobStatus.COMPLETED in results:
             self._notify_change()
@@ -414,10 +386,7 @@ class EngineBackend(abc.ABC):
         tenant = check.check_ctx(ctx)
         _check_lease(lease)
         await self._ready()
-        await self._transact(
-            lambda tx, now: self._engine.release(tx, tenant, lease, now),
-            _job_reads(tenant, lease.job_id),
-        )
+        await self._submit(self._engine.release_unit(tenant, lease))
         self._notify_change()
 
     async def cancel_job(
@@ -429,10 +398,7 @@ class EngineBackend(abc.ABC):
         check.check_job_id(job_id)
         _check_actor(actor)
         await self._ready()
-        status = await self._transact(
-            lambda tx, now: self._engine.cancel(tx, tenant, job_id, now, actor=actor),
-            _ending_reads(tenant, job_id),
-        )
+        status = await self._submit(self._engine.cancel_unit(tenant, job_id, actor=actor))
         if status is JobStatus.CANCELED:
             self._announce_cancel(tenant, job_id)
         return status
@@ -447,9 +413,8 @@ class EngineBackend(abc.ABC):
         check.check_job_id(job_id)
         _check_actor(actor)
         await self._ready()
-        canceled = await self._transact(
-            lambda tx, now: self._engine.cancel_workflow(tx, tenant, job_id, now, actor=actor),
-            _ending_reads(tenant, job_id),
+        canceled = await self._submit(
+            self._engine.cancel_workflow_unit(tenant, job_id, actor=actor)
         )
         for member in canceled:
             self._announce_cancel(tenant, member)
@@ -477,11 +442,8 @@ class EngineBackend(abc.ABC):
         check.check_job_id(job_id)
         _check_actor(actor)
         await self._ready()
-        status = await self._transact(
-            lambda tx, now: self._engine.requeue(
-                tx, tenant, job_id, now, include_canceled, actor=actor
-            ),
-            _job_reads(tenant, job_id),
+        status = await self._submit(
+            self._engine.requeue_unit(tenant, job_id, include_canceled, actor=actor)
         )
         self._notify_change()
         return status
@@ -513,9 +475,7 @@ class EngineBackend(abc.ABC):
     async def reap_expired(self) -> int:
         """Expire every lease, across tenants, whose time has come; return how many."""
         await self._ready()
-        reaped = await self._transact(
-            lambda tx, now: self._engine.reclaim(tx, None, now), Reads(expired=(None,))
-        )
+        reaped = await self._submit(self._engine.reclaim_unit(None))
         if reaped:
             self._notify_change()
         return reaped
@@ -560,39 +520,6 @@ class EngineBackend(abc.ABC):
     @abc.abstractmethod
     def browser(self) -> JobBrowser:
         """The read model the dashboard lists jobs with; see `Backend.browser`."""
-
-
-def _job_reads(tenant_id: str, job_id: str) -> Reads:
-    return Reads(jobs=((tenant_id, job_id),))
-
-
-def _ending_reads(tenant_id: str, job_id: str) -> Reads:
-    """A unit that may end the job reads it and its dependents."""
-    job = (tenant_id, job_id)
-    return Reads(jobs=(job,), dependents=(job,))
-
-
-def enqueue_reads(tenant_id: str, messages: Sequence[JobMessage]) -> Reads:
-    """What enqueueing `messages` reads: their keys and the parents they name."""
-    keys = tuple((tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None)
-    parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
-    return Reads(jobs=parents, keys=keys, new_jobs=len(messages))
-
-
-def check_schedule(schedule: object, config: QueueConfig) -> ScheduleSpec:
-    """`schedule` if every field of it is acceptable (InvalidInput naming the field)."""
-    if not isinstance(schedule, ScheduleSpec):
-        raise InvalidInput("schedule", f"must be a ScheduleSpec, not {type(schedule).__name__}")
-    name = cron.check_schedule_name(schedule.name)
-    if cron.parse_cron(schedule.cron) != schedule.cron:
-        raise InvalidInput("cron", "must be given as its five fields (see parse_cron)")
-    cron.parse_timezone(schedule.timezone)
-    cron.check_catch_up(schedule.catch_up)
-    sample = cron.tick_key(name, datetime(2000, 1, 1, tzinfo=UTC))
-    check.check_message(
-        msgspec.structs.replace(schedule.message, idempotency_key=sample, run_at=None), config
-    )
-    return schedule
 
 
 def _check_actor(actor: object) -> None:

@@ -12,19 +12,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.browse import ProjectionBrowser
+from dogqueue.backend.kit.strictview import StrictView
 from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.errors import StorageError
+from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads
+from dogqueue.engine import Unit
 from dogqueue.log.chain import GENESIS, ChainHeads
 from dogqueue.log.reader import in_tenant_positions
 
@@ -136,19 +137,28 @@ class MemoryBackend(EngineBackend):
         super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key, new_id=new_id)
         self._store = MemoryStore(self.audit_key)
 
+    def share_store(self, other: MemoryBackend) -> None:
+        """Read and write `other`'s log and jobs from now on, as a second handle on the
+        same storage would (for tests of reopening, and of two handles side by side)."""
+        if other.audit_key != self.audit_key:
+            raise InvalidInput("audit_key", "must be the same as the other backend's")
+        self._store = other._store
+
     async def _open(self) -> None:
         pass
 
     async def _close(self) -> None:
         pass
 
-    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
-        # Units of work never await, so each runs to its end here, in call order.
+    def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
+        # Units of work never await, so each runs to its end here, in call order; each
+        # through a view that refuses what it did not declare, so that a declaration
+        # that falls short fails here, on the fastest backend.
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         store = self._store
         store.begin()
         try:
-            result = work(store, self.now())
+            result = unit.run(StrictView(store, unit.reads), self.now())
         except BaseException as error:
             store.rollback()
             future.set_exception(error)

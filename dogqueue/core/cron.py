@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import JobMessage
-from dogqueue.core.validation import check_int_between, check_name
+from dogqueue.core.validation import check_batch, check_int_between, check_name
 
 if TYPE_CHECKING:
     from cronsim import CronSim
@@ -159,6 +160,23 @@ def check_schedule_name(name: object) -> str:
 def check_catch_up(value: object) -> int:
     """`value` if it is a number of missed ticks to catch up: an int in 1..1000."""
     return check_int_between("catch_up", value, 1, MAX_CATCH_UP)
+
+
+def check_schedule(schedule: object, config: QueueConfig) -> ScheduleSpec:
+    """`schedule` if every field of it is acceptable (InvalidInput naming the field); its
+    message is checked as enqueue checks one, with a tick's key and no `run_at`."""
+    if not isinstance(schedule, ScheduleSpec):
+        raise InvalidInput("schedule", f"must be a ScheduleSpec, not {type(schedule).__name__}")
+    name = check_schedule_name(schedule.name)
+    if parse_cron(schedule.cron) != schedule.cron:
+        raise InvalidInput("cron", "must be given as its five fields (see parse_cron)")
+    parse_timezone(schedule.timezone)
+    check_catch_up(schedule.catch_up)
+    sample = tick_key(name, datetime(2000, 1, 1, tzinfo=UTC))
+    check_batch(
+        (msgspec.structs.replace(schedule.message, idempotency_key=sample, run_at=None),), config
+    )
+    return schedule
 
 
 def key_prefix(name: str) -> str:

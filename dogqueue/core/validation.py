@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from dogqueue.core.config import MAX_LEASE_DURATION, QueueConfig
 from dogqueue.core.errors import InvalidInput, JobNotFound
@@ -254,3 +255,38 @@ def check_batch_keys(messages: Sequence[JobMessage]) -> None:
         if key in seen:
             raise InvalidInput("idempotency_key", f"{key!r} appears twice in one batch")
         seen.add(key)
+
+
+class PreparedEnqueue(NamedTuple):
+    """One enqueue call's input after every check: the tenant, the messages in order
+    (`after_earlier` indexes checked), and the trace context to record."""
+
+    tenant_id: str
+    messages: tuple[JobMessage, ...]
+    trace_context: dict[str, str] | None = None
+
+
+def prepare_enqueue(
+    ctx: object,
+    messages: object,
+    config: QueueConfig,
+    *,
+    trace_context: object = None,
+) -> PreparedEnqueue:
+    """Every input check of an enqueue, whichever path it takes (`enqueue`,
+    `enqueue_many`, workflows, transactional enqueue; schedule ticks check their message
+    through `check_batch`): InvalidInput naming the field, before anything is written."""
+    return PreparedEnqueue(
+        check_ctx(ctx), check_batch(messages, config), check_trace_context(trace_context)
+    )
+
+
+def check_batch(messages: object, config: QueueConfig) -> tuple[JobMessage, ...]:
+    """The messages of one enqueue call, if each passes `check_message` and together
+    they repeat no idempotency key and every `after_earlier` names an earlier one."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InvalidInput("messages", "must be a list of JobMessage")
+    batch = tuple(check_message(message, config) for message in messages)
+    check_batch_keys(batch)
+    check_earlier(batch)
+    return batch

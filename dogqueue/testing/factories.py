@@ -23,7 +23,6 @@ import importlib
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -34,8 +33,9 @@ from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.message import JobMessage
-from dogqueue.engine import Engine, Reads, Transaction
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.validation import prepare_enqueue
+from dogqueue.engine import Engine, Reads, Transaction, Unit
 
 
 class BackendFactory(Protocol):
@@ -84,7 +84,7 @@ class MemoryFactory(BuiltinFactory):
             config=backend.config,
             **{**self._backend_options(), "audit_key": backend.audit_key},
         )
-        again._store = backend._store
+        again.share_store(backend)
         return again
 
     async def crash_mid_transaction(self, backend: Backend) -> None:
@@ -97,22 +97,31 @@ class MemoryFactory(BuiltinFactory):
         return "MemoryFactory()"
 
 
-def _doomed_units(engine: Engine) -> Callable[[Transaction, datetime], None]:
-    """Units of work that enqueue a job and cancel every leased job, then fail."""
+#: Far enough ahead that every lease has run out by then.
+_FAR = timedelta(days=3650)
 
-    def doomed(tx: Transaction, now: datetime) -> None:
-        message = JobMessage(job_type="doomed", payload_bytes=b"{}")
-        engine.enqueue(tx, "acme", (message,), now)
-        for job in tx.expired_leases(None, now + timedelta(days=3650)):
-            engine.cancel(tx, job.tenant_id, job.job_id, now)
-        raise CrashSimulated("connection lost before COMMIT")
 
-    return doomed
+def doomed_unit(engine: Engine, *, crash: bool) -> Unit[None]:
+    """A unit of work that really writes: it enqueues a job for the tenant "acme" and
+    cancels every leased job it can see (as if every lease had run out); then, if
+    `crash`, it raises CrashSimulated before its commit, as a dropped connection would.
+    Run it with the public `EngineBackend.run_unit` (or `PostgresBackend.run_unit_in`)."""
+    message = JobMessage(job_type="doomed", payload_bytes=b"{}")
+    enqueue = engine.enqueue_unit(prepare_enqueue(QueueCtx("acme"), (message,), engine.config))
+
+    def run(tx: Transaction, now: datetime) -> None:
+        enqueue.run(tx, now)
+        for job in tx.expired_leases(None, now + _FAR):
+            engine.cancel_unit(job.tenant_id, job.job_id).run(tx, now)
+        if crash:
+            raise CrashSimulated("connection lost before COMMIT")
+
+    return Unit(enqueue.reads | Reads(expired=(None,)), run)
 
 
 async def _lose_doomed_transaction(backend: EngineBackend) -> None:
     try:
-        await backend._transact(_doomed_units(backend._engine), Reads(new_jobs=1, expired=(None,)))
+        await backend.run_unit(doomed_unit(backend.engine, crash=True))
     except CrashSimulated:
         return
     raise AssertionError("the doomed transaction did not fail")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,9 +15,7 @@ from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.postgres.migrate import quote
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.message import JobMessage
-from dogqueue.engine import Reads, Transaction
-from dogqueue.testing.factories import BuiltinFactory
+from dogqueue.testing.factories import BuiltinFactory, doomed_unit
 
 
 class PostgresFactory(BuiltinFactory):
@@ -51,23 +48,12 @@ class PostgresFactory(BuiltinFactory):
         inside a transaction, then kill that connection from another one before COMMIT."""
         assert isinstance(backend, PostgresBackend)
         await backend.open()
-        engine = backend._engine
-        far = timedelta(days=3650)
-
-        def doomed(tx: Transaction, now: datetime) -> None:
-            message = JobMessage(job_type="doomed", payload_bytes=b"{}")
-            engine.enqueue(tx, "acme", (message,), now)
-            for job in tx.expired_leases(None, now + far):
-                engine.cancel(tx, job.tenant_id, job.job_id, now)
-
         conn = await asyncpg.connect(self.dsn, server_settings={"search_path": backend.schema})
         try:
             pid = conn.get_server_pid()
             transaction = conn.transaction()
             await transaction.start()
-            await backend._run_units(
-                conn, [(doomed, Reads(new_jobs=1, expired=(None,)))], lock=True
-            )
+            await backend.run_unit_in(conn, doomed_unit(backend.engine, crash=False))
             killer = await asyncpg.connect(self.dsn)
             try:
                 await killer.execute("SELECT pg_terminate_backend($1)", pid)

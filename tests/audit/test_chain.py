@@ -60,7 +60,7 @@ async def test_memory_and_sqlite_write_identical_chains(tmp_path: Path) -> None:
             if kind == "memory"
             else SqliteBackend(tmp_path / "q.db", clock=clock, draw=lambda: 0.5)
         )
-        backend._engine.new_id = _counter()
+        backend.engine.new_id = _counter()
         async with backend:
             await write_story(backend, clock)
         chains.append([(r.pos, r.tenant_id, r.hash, r.tpos) for r in await records_of(backend)])

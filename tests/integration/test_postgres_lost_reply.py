@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 import pytest
 
 from dogqueue import LeaseLost, QueueCtx
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
-from dogqueue.engine import Reads, Transaction
 from tests.integration.pg_client import message
 
 pytestmark = pytest.mark.postgres
@@ -25,13 +22,12 @@ async def test_a_retried_ack_after_a_lost_reply_completes_once(pg_schema: str) -
         lease = await backend.dequeue(ACME, ["default"])
         assert lease is not None
 
-        def ack(tx: Transaction, now: datetime) -> None:
-            backend._engine.complete(tx, "acme", lease, now, b"done")
+        ack = backend.engine.complete_unit("acme", lease, b"done")
 
         # The first attempt commits, then its connection dies before the reply arrives.
         conn = await asyncpg.connect(default_dsn(), server_settings={"search_path": pg_schema})
         async with conn.transaction():
-            await backend._run_units(conn, [(ack, Reads(jobs=(("acme", job_id),)))], lock=False)
+            await backend.run_unit_in(conn, ack)
         conn.terminate()
 
         # The caller does not know, and retries with the same lease.
@@ -48,13 +44,10 @@ async def test_a_connection_killed_before_commit_writes_nothing(pg_schema: str) 
         assert lease is not None
         before = await backend.read_events()
 
-        def ack(tx: Transaction, now: datetime) -> None:
-            backend._engine.complete(tx, "acme", lease, now, b"done")
-
         conn = await asyncpg.connect(default_dsn(), server_settings={"search_path": pg_schema})
         transaction = conn.transaction()
         await transaction.start()
-        await backend._run_units(conn, [(ack, Reads(jobs=(("acme", job_id),)))], lock=True)
+        await backend.run_unit_in(conn, backend.engine.complete_unit("acme", lease, b"done"))
         killer = await asyncpg.connect(default_dsn())
         await killer.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
         await killer.close()

@@ -1,31 +1,29 @@
 """A batch's working set: the kit's working set seeded with the rows a batch of units
 declared (`Reads`) and fetched ahead, for a backend with a remote database (PostgreSQL;
-Redis next). The units run on it with no I/O; it refuses any read they did not declare,
-numbers the jobs they create from positions drawn ahead, and collects what they wrote
-(events in a journal, each job's state before and after, new dependency edges) for the
-backend to flush in a few statements.
+Redis next). The units run on it with no I/O, each through its own strict view
+(`strictview.strictly`: a read it did not declare raises UndeclaredRead); it numbers the
+jobs they create from positions drawn ahead, and collects what they wrote (events in a
+journal, each job's state before and after, new dependency edges) for the backend to
+flush in a few statements.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from dogqueue.backend.kit.strictview import UndeclaredRead
 from dogqueue.backend.kit.workingset import WorkingSet
 from dogqueue.core.codec import decode_job, encode_event
-from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent, Enqueued
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads
 
-
-class UndeclaredRead(StorageError):
-    """A unit of work read something its `Reads` did not declare (a dogqueue bug)."""
+__all__ = ["BatchReads", "BatchWorkingSet", "UndeclaredRead"]
 
 
 @dataclass
@@ -53,12 +51,12 @@ class BatchReads:
 
 
 class BatchWorkingSet(WorkingSet):
-    """A sync Transaction on the rows one batch fetched; reads see the batch's writes."""
+    """A sync Transaction on the rows one batch fetched; reads see the batch's writes.
+    Each unit runs through its own StrictView; this only refuses reads of dependents it
+    did not fetch (whoever declared them) and more new jobs than positions drawn."""
 
-    def __init__(self, reads: BatchReads, seqs: list[int]) -> None:
+    def __init__(self, seqs: list[int]) -> None:
         super().__init__()
-        self._declared = reads
-        self._ready_tenants = {tenant for tenant, _ in reads.ready}
         self._seqs = seqs[::-1]  # popped from the end, smallest first
         self.writes = 0
         #: The highest seq the flush gave an event.
@@ -107,35 +105,9 @@ class BatchWorkingSet(WorkingSet):
 
     # -- Transaction -------------------------------------------------------------------
 
-    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        key = (tenant_id, job_id)
-        if key not in self._declared.jobs and key not in self.jobs:
-            raise UndeclaredRead(f"load of {key} was not declared")
-        return self.jobs.get(key)
-
-    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
-        if (tenant_id, idempotency_key) not in self._declared.keys:
-            raise UndeclaredRead(f"key lookup {(tenant_id, idempotency_key)} was not declared")
-        return self.keys.get((tenant_id, idempotency_key))
-
-    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
-        if (tenant_id, prefix) not in self._declared.key_prefixes:
-            raise UndeclaredRead(f"latest key of {(tenant_id, prefix)} was not declared")
-        return super().latest_key(tenant_id, prefix)
-
-    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
-        if tenant_id not in self._ready_tenants:
-            raise UndeclaredRead(f"dequeue for {tenant_id!r} was not declared")
-        return super().next_ready(tenant_id, queues, now)
-
-    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
-        if tenant_id not in self._declared.expired and None not in self._declared.expired:
-            raise UndeclaredRead(f"reclaim for {tenant_id!r} was not declared")
-        return super().expired_leases(tenant_id, now)
-
     def dependents(self, tenant_id: str, job_id: str) -> list[str]:
         if (tenant_id, job_id) not in self._dependents_known:
-            raise UndeclaredRead(f"dependents of {(tenant_id, job_id)} were not declared")
+            raise UndeclaredRead(f"dependents of {(tenant_id, job_id)} were not fetched")
         return super().dependents(tenant_id, job_id)
 
     def _adopt(self, child: JobInfo) -> None:
@@ -151,7 +123,7 @@ class BatchWorkingSet(WorkingSet):
         seq: int | None = None
         if isinstance(event, Enqueued):
             if not self._seqs:
-                raise UndeclaredRead("more jobs created than declared")
+                raise UndeclaredRead("more jobs created than positions drawn")
             seq = self._seqs.pop()
             event = msgspec.structs.replace(event, seq=seq)
         self.journal.append(

@@ -21,10 +21,11 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.base import EngineBackend, T, Work, enqueue_reads
+from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
+from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres.browser import PostgresBrowser
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import migrate, quote
@@ -41,7 +42,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Reads, RefusedAfterWrite, run_units, unwrap_refusal
+from dogqueue.engine import RefusedAfterWrite, Unit, run_units, unwrap_refusal
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -106,7 +107,7 @@ class PostgresBackend(EngineBackend):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
-        self._group: GroupCommit[tuple[Work[Any], Reads]] = GroupCommit(
+        self._group: GroupCommit[Unit[Any]] = GroupCommit(
             self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
         )
         self._sealer: asyncio.Task[None] | None = None
@@ -170,21 +171,21 @@ class PostgresBackend(EngineBackend):
 
     # -- writes: group commit ----------------------------------------------------------
 
-    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+    def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
         if self._closed:
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             future.set_exception(BackendClosed("backend is closed"))
             return future
-        return self._group.submit((work, reads))
+        return self._group.submit(unit)
 
-    async def _run_batch(self, units: list[tuple[Work[Any], Reads]]) -> list[Any]:
+    async def _run_batch(self, units: list[Unit[Any]]) -> list[Any]:
         """Run a batch once; a lone unit that lost a race re-runs on fresh state (a
         batch that lost one raises, and the group commit splits it)."""
         attempts = 0
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    if any(reads.ready or reads.expired for _, reads in units):
+                    if any(_claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
                         async with conn.transaction():
                             results, ws = await self._run_units(conn, units, lock=True)
@@ -204,16 +205,16 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: asyncpg.Connection, units: list[tuple[Work[Any], Reads]], *, lock: bool
+        self, conn: asyncpg.Connection, units: list[Unit[Any]], *, lock: bool
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
         set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
-        for _, reads in units:
-            declared.add(reads)
+        for unit in units:
+            declared.add(unit.reads)
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
-        ws = BatchWorkingSet(declared, seqs)
+        ws = BatchWorkingSet(seqs)
         ending = set(declared.dependents)  # jobs the batch may end
         if declared.jobs:
             keys = sorted(declared.jobs)
@@ -261,7 +262,7 @@ class PostgresBackend(EngineBackend):
                 Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
             )
             ws.seed_closure(roots, [tuple(row) for row in rows])
-        results = run_units(ws, [work for work, _ in units], now)
+        results = run_units(ws, [strictly(unit) for unit in units], now)
         await self._flush(conn, ws)
         return results, ws
 
@@ -307,29 +308,30 @@ class PostgresBackend(EngineBackend):
         search_path is left alone; tables are named with this backend's schema. A race
         with another writer raises StorageError (the caller's transaction is then
         aborted and may be retried whole)."""
-        tenant = check.check_ctx(ctx)
-        checked = check.check_message(message, self.config)
+        prepared = check.prepare_enqueue(ctx, (message,), self.config)
+        ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
+        return ids[0]
+
+    async def run_unit_in(self, connection: asyncpg.Connection, unit: Unit[T]) -> T:
+        """Run a unit of work (see `run_unit`) inside the caller's own open asyncpg
+        transaction on this database: what it writes commits if and only if that
+        transaction does. The connection's search_path is left alone. A race with
+        another writer raises StorageError (the caller's transaction is then aborted)."""
         if not connection.is_in_transaction():
             raise InvalidInput("connection", "must be inside a transaction")
         await self._ready()
-        check.check_earlier((checked,))
-        reads = enqueue_reads(tenant, (checked,))
         path = await connection.fetchval("SELECT current_setting('search_path')")
         await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
         try:
-            results, _ = await self._run_units(
-                connection,
-                [(lambda tx, now: self._engine.enqueue(tx, tenant, (checked,), now), reads)],
-                lock=False,
-            )
+            results, _ = await self._run_units(connection, [unit], lock=_claims(unit))
         except _RACES as error:
-            raise StorageError(f"enqueue lost a race: {error}") from error
+            raise StorageError(f"a unit of work lost a race: {error}") from error
         finally:
             await connection.execute("SELECT set_config('search_path', $1, true)", path)
         if isinstance(results[0], BaseException):
             raise results[0]
-        ids: list[str] = results[0]
-        return ids[0]
+        result: T = results[0]
+        return result
 
     # -- cross-host wake-ups and cancels ------------------------------------------------
 
@@ -490,7 +492,7 @@ class PostgresBackend(EngineBackend):
             jobs = rebuild(decode_event(bytes(data), int(seq)) for seq, data in rows)
             await conn.execute(Q["delete_jobs"])
             await conn.execute(Q["delete_edges"])
-            ws = BatchWorkingSet(BatchReads(), [])
+            ws = BatchWorkingSet([])
             for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
                 ws.jobs[(job.tenant_id, job.job_id)] = job
                 ws.before[(job.tenant_id, job.job_id)] = None
@@ -501,6 +503,12 @@ class PostgresBackend(EngineBackend):
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
+
+
+def _claims(unit: Unit[Any]) -> bool:
+    """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
+    until its flush commits."""
+    return bool(unit.reads.ready or unit.reads.expired)
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from dogqueue.backend.base import EngineBackend, T, Work
+from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
 from dogqueue.backend.sqlite.browser import SqliteBrowser
 from dogqueue.backend.sqlite.connection import (
@@ -45,7 +45,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
-from dogqueue.engine import Reads
+from dogqueue.engine import Unit
 from dogqueue.log.reader import in_tenant_positions
 from dogqueue.log.stored import stored_event, stored_job
 
@@ -146,7 +146,8 @@ class SqliteBackend(EngineBackend):
         if self._browser is not None:
             self._browser.close()
 
-    def _submit(self, work: Work[T], reads: Reads) -> asyncio.Future[T]:
+    def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
+        reads, work = unit
         if len(reads.jobs) < 2:
             return self.writer.submit(work)
         jobs = reads.jobs

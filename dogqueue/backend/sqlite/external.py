@@ -89,10 +89,8 @@ def enqueue_messages_in(
     their ids (see `enqueue_in`)."""
     if not isinstance(conn, sqlite3.Connection):
         raise InvalidInput("conn", "must be a sqlite3.Connection")
-    tenant = check.check_ctx(ctx)
     config = adapter.config
-    batch = tuple(check.check_message(m, config) for m in messages)
-    check.check_batch_keys(batch)
+    prepared = check.prepare_enqueue(ctx, messages, config)
     try:
         found = conn.execute(Q["schema_version"]).fetchone()
     except sqlite3.OperationalError:
@@ -106,7 +104,7 @@ def enqueue_messages_in(
     tx = SqliteTransaction(cast(sqlite3.Connection, _JoinedConnection(conn)), key)
     tx.begin()
     try:
-        ids = engine.enqueue(tx, tenant, batch, now)
+        ids = engine.enqueue_unit(prepared).run(tx, now)
         tx.commit()
     except BaseException:
         tx.rollback()
