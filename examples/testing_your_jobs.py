@@ -10,6 +10,8 @@ those jobs. `python examples/testing_your_jobs.py` runs these tests with pytest.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -111,4 +113,5 @@ async def test_a_declined_charge_fails_for_good(
 
 
 if __name__ == "__main__":
-    raise SystemExit(pytest.main(["-q", "-p", "no:cacheprovider", __file__]))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
+    raise SystemExit(subprocess.call(command))

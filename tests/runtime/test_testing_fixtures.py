@@ -261,6 +261,6 @@ def test_a_function_job_without_context_runs_with_any_context() -> None:
         job(lambda: None, takes_context=False)  # type: ignore[call-overload]
     with pytest.raises(InvalidInput, match="first argument"):
 
-        @job
+        @job  # type: ignore[arg-type]
         async def keyword_only(*, a: int) -> int:
             return a
