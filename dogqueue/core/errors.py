@@ -61,7 +61,7 @@ class JobCanceled(QueueError):
     """The job was canceled; its lease holder must stop and report nothing."""
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} was canceled")
+        super().__init__(f"job {str.__str__(job_id)} was canceled")
         self.job_id = job_id
 
     def __reduce__(self) -> tuple[type[JobCanceled], tuple[str]]:
