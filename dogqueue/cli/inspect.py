@@ -201,7 +201,7 @@ def history_rows(events: list[AnyEvent]) -> tuple[list[list[str]], list[str]]:
                 seq,
                 moment(row.at),
                 row.kind,
-                str(row.run) if row.run else "-",
+                str(row.run) if token is not None else "-",
                 "-" if token is None else str(token),
                 error or "-",
                 delay or "-",
