@@ -377,9 +377,14 @@ class Dashboard:
             form = await self._read_form(request)
         except _Refused as refused:
             return refused.response
-        principal = self.tokens.principal(form.get("token", "").strip())
+        if "code" in form:  # a login link's one-time code (the page posts its fragment)
+            principal = self.tokens.redeem_login_code(form["code"].strip())
+            refusal = "That login link was used already or is too old."
+        else:
+            principal = self.tokens.principal(form.get("token", "").strip())
+            refusal = "That token is not valid."
         if principal is None or not self._same_origin(request):
-            return self.render(request, "login.html", 401, error="That token is not valid.")
+            return self.render(request, "login.html", 401, error=refusal)
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/", status_code=303)
         response.set_cookie(
