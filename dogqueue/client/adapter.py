@@ -285,7 +285,7 @@ class QueueAdapter(Generic[ContextT]):
         """A completed job's result decoded as `result_type`; None when it has none."""
         info = await self._backend.get_job(ctx, job_id)
         if info.status is not JobStatus.COMPLETED:
-            raise InvalidInput("job_id", f"job {job_id!r} is {info.status}, not completed")
+            raise InvalidInput("job_id", f"job {str(job_id)!r} is {info.status}, not completed")
         if info.result is None:
             return None
         return msgspec.json.decode(info.result, type=result_type)
