@@ -71,7 +71,8 @@ def explain(
             else:
                 details.append("it is canceled if a parent fails or is canceled")
         case JobStatus.ENQUEUED:
-            reason = _why_enqueued(history)
+            hold = _deploy_hold(history)
+            reason = _why_enqueued(history) if hold is None else hold
             if reason:
                 details.append(reason)
             details.append(f"attempts so far: {attempts}")
@@ -95,6 +96,9 @@ def explain(
             leased = _last(history, Leased)
             if leased is not None:
                 details.append(f"leased at {_time(leased.at)} ({span(now - leased.at)} ago)")
+            hold = _deploy_hold(history)
+            if hold is not None:
+                details.append(hold)
             reported = _last_progress(history)
             if reported is not None:
                 note = "" if reported.progress_message is None else f": {reported.progress_message}"
@@ -193,6 +197,24 @@ def _why_enqueued(history: Sequence[AnyEvent]) -> str | None:
         case Enqueued():
             return "it has not been leased yet"
     return None
+
+
+def _deploy_hold(history: Sequence[AnyEvent]) -> str | None:
+    """What the latest give-back that said why (a deploy hold) said, while no attempt
+    has ended since: workers without this job's code give it back until `until`."""
+    holds: list[Released] = []
+    for event in reversed(history):
+        if isinstance(event, Released) and event.reason is not None:
+            holds.append(event)
+        elif not isinstance(event, (Released, Leased, Heartbeat)):
+            break
+    if not holds:
+        return None
+    latest = holds[0]
+    text = f"{latest.reason}; given back {len(holds)} time(s), last at {_time(latest.at)}"
+    if latest.until is not None:
+        text += f"; held until {_time(latest.until)}, then it fails for good"
+    return text
 
 
 def _last(history: Sequence[AnyEvent], kind: type[E]) -> E | None:
