@@ -487,15 +487,28 @@ class Engine:
         jobs = tuple((tenant_id, item.lease.job_id) for item in settlements)
         return Unit(Reads(jobs=jobs, dependents=jobs), run)
 
-    def release_unit(self, tenant_id: str, lease: LeasedJob) -> Unit[None]:
-        """Give a valid lease back without counting the attempt."""
+    def release_unit(
+        self,
+        tenant_id: str,
+        lease: LeasedJob,
+        *,
+        reason: str | None = None,
+        until: datetime | None = None,
+    ) -> Unit[None]:
+        """Give a valid lease back without counting the attempt (`reason` and `until`
+        recorded in the event)."""
 
         def run(tx: Transaction, now: datetime) -> None:
             state = self._load(tx, tenant_id, lease.job_id)
-            token = lease.lease_token
-            self._apply(
-                tx, state, Release(tenant_id=tenant_id, job_id=lease.job_id, at=now, token=token)
+            command = Release(
+                tenant_id=tenant_id,
+                job_id=lease.job_id,
+                at=now,
+                token=lease.lease_token,
+                reason=reason,
+                until=until,
             )
+            self._apply(tx, state, command)
 
         return Unit(_job_reads(tenant_id, lease.job_id), run)
 

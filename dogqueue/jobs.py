@@ -16,6 +16,7 @@ from dogqueue.core.status import JobPriority
 
 ContextT = TypeVar("ContextT", contravariant=True)
 ResultT = TypeVar("ResultT", covariant=True)
+JobClassT = TypeVar("JobClassT", bound="type[BaseJob[Any, Any]]")
 
 #: The codec name of payloads and results encoded by the adapter.
 JSON_CODEC = "json"
@@ -98,14 +99,18 @@ def encode_json(value: object) -> bytes:
 
 
 class JobRegistry(Generic[ContextT]):
-    """Job classes by JOB_TYPE, with a decoder for each built once."""
+    """Job classes by JOB_TYPE, with a decoder for each built once. An application
+    keeps one and registers its jobs where they are defined (`@registry.register` on
+    a class, `@job(registry=registry)` on a function); `QueueAdapter(backend,
+    jobs=registry)` and its workers then know every one of them."""
 
     def __init__(self) -> None:
         self._classes: dict[str, type[BaseJob[Any, Any]]] = {}
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
 
-    def register(self, job_class: type[BaseJob[Any, Any]]) -> None:
-        """Add `job_class`; a second class under the same JOB_TYPE is InvalidInput."""
+    def register(self, job_class: JobClassT) -> JobClassT:
+        """Add `job_class` and return it (so it decorates a class); a second class
+        under the same JOB_TYPE is InvalidInput."""
         if not (isinstance(job_class, type) and issubclass(job_class, BaseJob)):
             raise InvalidInput("job_class", "must subclass dogqueue.Job or dogqueue.SyncJob")
         job_type = getattr(job_class, "JOB_TYPE", None)
@@ -121,6 +126,7 @@ class JobRegistry(Generic[ContextT]):
             )
         self._classes[job_type] = job_class
         self._decoders[job_type] = msgspec.json.Decoder(job_class)
+        return job_class
 
     def __contains__(self, job_type: object) -> bool:
         return job_type in self._classes

@@ -1,18 +1,21 @@
-"""Testing your own jobs: a memory backend on a fake clock, and `run_until_idle`, which
-runs what your code enqueued, retries and scheduled jobs included, in no real time.
-
-With pytest, the fixtures come from dogqueue's plugin, registered when dogqueue is
-installed:
+"""Testing your own jobs with dogqueue's pytest plugin (registered when dogqueue is
+installed; the async fixtures need pytest-asyncio, in `dogqueue[testing]`):
 
     python -m pytest examples/testing_your_jobs.py
 
-`python examples/testing_your_jobs.py` runs the same tests without pytest.
+Your application keeps its jobs in one JobRegistry, filled where the jobs are defined.
+One fixture override hands it to the plugin; every adapter the fixtures make knows
+those jobs. `python examples/testing_your_jobs.py` runs these tests with pytest.
 """
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
+import sys
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from dogqueue import (
     FakeClock,
@@ -20,17 +23,23 @@ from dogqueue import (
     JobError,
     JobFailed,
     JobHandle,
+    JobRegistry,
     JobStatus,
     QueueAdapter,
     QueueCtx,
     current_run,
+    job,
 )
-from dogqueue.backend.memory import MemoryBackend
 from dogqueue.testing.runner import run_until_idle
 
+pytestmark = pytest.mark.asyncio  # for projects whose pytest-asyncio runs in strict mode
+
+# --- the application -------------------------------------------------------------
 SHOP = QueueCtx("shop")
+jobs: JobRegistry[dict[str, int]] = JobRegistry()
 
 
+@jobs.register
 class ChargeCard(Job[dict[str, int], int]):
     """Charge a card; the context maps card ids to balances. The card API is flaky:
     the first attempt of every charge times out."""
@@ -48,52 +57,61 @@ class ChargeCard(Job[dict[str, int], int]):
         return ctx[self.card]
 
 
-async def place_order(adapter: QueueAdapter[dict[str, int]], cents: int) -> JobHandle[int]:
-    """The code under test: it enqueues a charge now and a reminder tomorrow."""
-    await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=1), run_at=None)
+@job(registry=jobs, takes_context=False)
+async def receipt(cents: int) -> str:
+    """A function job that needs no context: every parameter is payload."""
+    return f"paid {cents / 100:.2f}"
+
+
+async def place_order(adapter: QueueAdapter[Any], cents: int) -> JobHandle[int]:
+    """The code under test: it enqueues a charge now and another one tomorrow."""
+    await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=1))
     tomorrow = adapter.backend.clock() + timedelta(days=1)
     return await adapter.enqueue(SHOP, ChargeCard(card="visa", cents=cents), run_at=tomorrow)
 
 
-def test_charges_run_with_retries_and_the_scheduled_one_tomorrow(
+# --- its tests (the two fixtures below usually live in conftest.py) ----------------
+@pytest.fixture
+def dogqueue_jobs() -> JobRegistry[dict[str, int]]:
+    return jobs
+
+
+@pytest.fixture
+def dogqueue_context() -> dict[str, int]:
+    return {"visa": 500}
+
+
+async def test_charges_run_with_retries_and_the_scheduled_one_tomorrow(
     dogqueue_adapter: QueueAdapter[dict[str, int]], dogqueue_clock: FakeClock
 ) -> None:
-    async def scenario() -> None:
-        await dogqueue_adapter.register_job(ChargeCard)
-        wallet = {"visa": 500}
-        handle = await place_order(dogqueue_adapter, 300)
-        start = dogqueue_clock()
-        report = await run_until_idle(dogqueue_adapter, context=wallet, clock=dogqueue_clock)
-        assert report.statuses == {JobStatus.COMPLETED: 2}
-        assert await dogqueue_adapter.wait_result(SHOP, handle) == 199
-        assert report.now - start >= timedelta(days=1)  # the clock went to tomorrow
-
-    asyncio.run(scenario())
+    wallet = {"visa": 500}
+    handle = await place_order(dogqueue_adapter, 300)
+    start = dogqueue_clock()
+    report = await run_until_idle(dogqueue_adapter, context=wallet, clock=dogqueue_clock)
+    assert report.statuses == {JobStatus.COMPLETED: 2}
+    assert await dogqueue_adapter.wait_result(SHOP, handle) == 199
+    assert report.now - start >= timedelta(days=1)  # the clock went to tomorrow
 
 
-def test_a_declined_charge_fails_for_good(
-    dogqueue_adapter: QueueAdapter[dict[str, int]], dogqueue_clock: FakeClock
+async def test_immediate_mode_runs_each_job_as_it_is_enqueued(
+    dogqueue_immediate: QueueAdapter[dict[str, int]], dogqueue_context: dict[str, int]
 ) -> None:
-    async def scenario() -> None:
-        await dogqueue_adapter.register_job(ChargeCard)
-        handle = await dogqueue_adapter.enqueue(SHOP, ChargeCard(card="visa", cents=900))
-        await run_until_idle(dogqueue_adapter, context={"visa": 500}, clock=dogqueue_clock)
-        try:
-            await dogqueue_adapter.wait_result(SHOP, handle)
-        except JobFailed as failed:
-            assert failed.error == "insufficient funds"
-        else:
-            raise AssertionError("the charge should have failed")
+    charge = await dogqueue_immediate.enqueue(SHOP, ChargeCard(card="visa", cents=120))
+    assert await dogqueue_immediate.get_status(SHOP, charge) is JobStatus.COMPLETED
+    assert dogqueue_context["visa"] == 380  # after the retry: the clock moved through it
+    paid = await dogqueue_immediate.enqueue(SHOP, receipt(120))
+    assert await dogqueue_immediate.wait_result(SHOP, paid) == "paid 1.20"
 
-    asyncio.run(scenario())
+
+async def test_a_declined_charge_fails_for_good(
+    dogqueue_immediate: QueueAdapter[dict[str, int]],
+) -> None:
+    handle = await dogqueue_immediate.enqueue(SHOP, ChargeCard(card="visa", cents=900))
+    with pytest.raises(JobFailed) as failed:
+        await dogqueue_immediate.wait_result(SHOP, handle)
+    assert failed.value.error == "insufficient funds"
 
 
 if __name__ == "__main__":
-    for test in (
-        test_charges_run_with_retries_and_the_scheduled_one_tomorrow,
-        test_a_declined_charge_fails_for_good,
-    ):
-        clock = FakeClock()
-        adapter: QueueAdapter[dict[str, int]] = QueueAdapter(MemoryBackend(clock=clock))
-        test(adapter, clock)
-        print(f"ok: {test.__name__}")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
+    raise SystemExit(subprocess.call(command))

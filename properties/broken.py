@@ -184,8 +184,15 @@ class Forwarding:
     ) -> JobStatus:
         return await self.inner.ack_fail(ctx, lease, error, retry=retry)
 
-    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
-        await self.inner.release(ctx, lease)
+    async def release(
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        reason: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        await self.inner.release(ctx, lease, reason=reason, until=until)
 
     async def settle_many(
         self, ctx: QueueCtx, settlements: Sequence[Settlement]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
+from dogqueue.audit.timeline import runs
 from dogqueue.core.events import (
     AnyEvent,
     Enqueued,
@@ -21,6 +22,7 @@ from dogqueue.core.events import (
 from dogqueue.core.job import JobInfo
 from dogqueue.core.order import jobs_ahead as jobs_ahead  # re-exported
 from dogqueue.core.status import JobPriority, JobStatus
+from dogqueue.display import span
 
 E = TypeVar("E")
 
@@ -34,7 +36,9 @@ class Explanation:
     details: tuple[str, ...]
 
     def __str__(self) -> str:
-        return "\n".join((self.headline, *(f"  {line}" for line in self.details)))
+        # A detail's further lines (a traceback) are indented under its first.
+        lines = [f"  {line}".replace("\n", "\n    ") for line in self.details]
+        return "\n".join((self.headline, *lines))
 
 
 def explain(
@@ -49,6 +53,7 @@ def explain(
     dependents among them are described too."""
     name = f"job {job.job_id} ({job.message.job_type}, queue {job.message.queue!r})"
     max_attempts = job.message.max_retries + 1
+    attempts = _attempts(job, history)
     details: list[str] = [f"enqueued at {_time(job.created_at)}"]
     relatives = {other.job_id: other for other in family}
     match job.status:
@@ -66,13 +71,14 @@ def explain(
             else:
                 details.append("it is canceled if a parent fails or is canceled")
         case JobStatus.ENQUEUED:
-            reason = _why_enqueued(history)
+            hold = _deploy_hold(history)
+            reason = _why_enqueued(history) if hold is None else hold
             if reason:
                 details.append(reason)
-            details.append(f"attempts so far: {job.attempts} of at most {max_attempts}")
+            details.append(f"attempts so far: {attempts}")
             if job.run_at > now:
                 headline = (
-                    f"{name} is scheduled for {_time(job.run_at)} (in {_span(job.run_at - now)})"
+                    f"{name} is scheduled for {_time(job.run_at)} (in {span(job.run_at - now)})"
                 )
             else:
                 headline = f"{name} is ready since {_time(job.run_at)} and waiting to be leased"
@@ -85,11 +91,14 @@ def explain(
             assert job.lease_expires_at is not None
             headline = (
                 f"{name} is leased until {_time(job.lease_expires_at)}"
-                f" with token {job.lease_token}, attempt {job.attempts} of {max_attempts}"
+                f" with token {job.lease_token}, attempt {attempts}"
             )
             leased = _last(history, Leased)
             if leased is not None:
-                details.append(f"leased at {_time(leased.at)} ({_span(now - leased.at)} ago)")
+                details.append(f"leased at {_time(leased.at)} ({span(now - leased.at)} ago)")
+            hold = _deploy_hold(history)
+            if hold is not None:
+                details.append(hold)
             reported = _last_progress(history)
             if reported is not None:
                 note = "" if reported.progress_message is None else f": {reported.progress_message}"
@@ -106,19 +115,19 @@ def explain(
             assert job.finished_at is not None
             headline = (
                 f"{name} completed at {_time(job.finished_at)},"
-                f" {_span(job.finished_at - job.created_at)} after it was enqueued"
+                f" {span(job.finished_at - job.created_at)} after it was enqueued"
             )
             leased = _last(history, Leased)
             if leased is not None:
                 details.append(
-                    f"the successful attempt ({job.attempts} of {max_attempts}) ran for"
-                    f" {_span(job.finished_at - leased.at)}"
+                    f"the successful attempt ({attempts}) ran for"
+                    f" {span(job.finished_at - leased.at)}"
                 )
         case JobStatus.FAILED:
             assert job.finished_at is not None
             headline = (
                 f"{name} failed for good at {_time(job.finished_at)}"
-                f" after {job.attempts} attempt(s)"
+                f" after {runs(history)} attempt(s)"
             )
             details.append(f"last error: {job.last_error}")
             if job.attempts < max_attempts:
@@ -130,7 +139,7 @@ def explain(
             headline = f"{name} was canceled at {_time(job.finished_at)}"
             if isinstance(history[-1], ParentFinished):
                 details.append(f"because {job.last_error}")
-            details.append(f"it had made {job.attempts} attempt(s) before")
+            details.append(f"it had made {runs(history)} attempt(s) before")
     if job.message.after and job.status is not JobStatus.WAITING:
         details.append(
             f"ran after {len(job.message.after)} parent(s): "
@@ -141,6 +150,15 @@ def explain(
         details.append(_dependents_line(job, dependents))
     details.append(f"history: {len(history)} event(s); last at {_time(job.updated_at)}")
     return Explanation(job=job, headline=headline, details=tuple(details))
+
+
+def _attempts(job: JobInfo, history: Sequence[AnyEvent]) -> str:
+    """Which attempt this is, counting every run; after an operator's retry the new
+    round's own count (what the retry budget reads) follows."""
+    every, allowed = runs(history), job.message.max_retries + 1
+    if every == job.attempts:
+        return f"{every} of {allowed}"
+    return f"{every} in all ({job.attempts} of {allowed} since an operator's retry)"
 
 
 def _relative(job_id: str, relatives: dict[str, JobInfo]) -> str:
@@ -181,6 +199,24 @@ def _why_enqueued(history: Sequence[AnyEvent]) -> str | None:
     return None
 
 
+def _deploy_hold(history: Sequence[AnyEvent]) -> str | None:
+    """What the latest give-back that said why (a deploy hold) said, while no attempt
+    has ended since: workers without this job's code give it back until `until`."""
+    holds: list[Released] = []
+    for event in reversed(history):
+        if isinstance(event, Released) and event.reason is not None:
+            holds.append(event)
+        elif not isinstance(event, (Released, Leased, Heartbeat)):
+            break
+    if not holds:
+        return None
+    latest = holds[0]
+    text = f"{latest.reason}; given back {len(holds)} time(s), last at {_time(latest.at)}"
+    if latest.until is not None:
+        text += f"; held until {_time(latest.until)}, then it fails for good"
+    return text
+
+
 def _last(history: Sequence[AnyEvent], kind: type[E]) -> E | None:
     for event in reversed(history):
         if isinstance(event, kind):
@@ -190,21 +226,6 @@ def _last(history: Sequence[AnyEvent], kind: type[E]) -> E | None:
 
 def _time(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="seconds")
-
-
-def _span(delta: timedelta) -> str:
-    # Stamps come from the writers' clocks, which may differ: a span between two of them
-    # can come out negative, and is shown as none.
-    seconds = max(delta.total_seconds(), 0.0)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def _last_progress(history: Sequence[AnyEvent]) -> Heartbeat | None:

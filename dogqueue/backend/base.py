@@ -381,12 +381,26 @@ class EngineBackend(abc.ABC):
             self._notify_change()
         return results
 
-    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
-        """Give the job back at once without counting the attempt."""
+    async def release(
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        reason: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Give the job back at once without counting the attempt; `reason` (why) and
+        `until` (a deploy hold's end) are recorded in the `released` event."""
         tenant = check.check_ctx(ctx)
         _check_lease(lease)
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise InvalidInput("reason", "must be a str or None")
+            reason = check.recordable_text(reason)
+        if until is not None:
+            until = check.check_aware("until", until)
         await self._ready()
-        await self._submit(self._engine.release_unit(tenant, lease))
+        await self._submit(self._engine.release_unit(tenant, lease, reason=reason, until=until))
         self._notify_change()
 
     async def cancel_job(

@@ -129,8 +129,16 @@ class Backend(Protocol):
         JobCanceled, JobNotFound), which appended nothing and refuses no other."""
         ...
 
-    async def release(self, ctx: QueueCtx, lease: LeasedJob) -> None:
-        """Give the job back at once without counting the attempt."""
+    async def release(
+        self,
+        ctx: QueueCtx,
+        lease: LeasedJob,
+        *,
+        reason: str | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Give the job back at once without counting the attempt; `reason` (why) and
+        `until` (a deploy hold's end) are recorded in the `released` event."""
         ...
 
     async def cancel_job(

@@ -177,9 +177,13 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
             for job in jobs:
                 say(f"  {_describe(job)} -> {action.becomes}")
             return EXIT_OK
-        if len(jobs) > 1 and not args.yes and not _confirmed(action, len(jobs)):
-            say("nothing changed")
-            return EXIT_ERROR
+        if len(jobs) > 1 and not args.yes:
+            answer = _confirmed(action, len(jobs))
+            if answer is not True:
+                # "n" is an answer: nothing to do, done. No answer at all (stdin closed)
+                # is a script that forgot --yes.
+                say("nothing changed" if answer is False else "\nno answer: nothing changed")
+                return EXIT_OK if answer is False else EXIT_ERROR
         return await _apply(backend, action, jobs, _actor(args))
 
 
@@ -213,9 +217,12 @@ async def _named(
     return jobs
 
 
-def _confirmed(action: Action, count: int) -> bool:
+def _confirmed(action: Action, count: int) -> bool | None:
+    """True for yes, False for no (or just Enter), None when stdin gave no answer."""
     say(f"{action.verb} {count} jobs? [y/N] ", end="", flush=True)
     answer = sys.stdin.readline()
+    if not answer:
+        return None
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from dogqueue.audit.api import explain_job, history_as_of, job_stats, jobs_at
 from dogqueue.audit.explain import Explanation
+from dogqueue.audit.timeline import Heartbeats, timeline
 from dogqueue.audit.timetravel import AsOf
 from dogqueue.cli._common import (
     EXIT_ERROR,
@@ -37,7 +38,6 @@ from dogqueue.core.events import (
     Enqueued,
     Expired,
     Failed,
-    Heartbeat,
     Leased,
     ParentFinished,
     Released,
@@ -46,6 +46,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.retry import LEASE_EXPIRED_ERROR
 from dogqueue.core.status import JobStatus
+from dogqueue.display import moment, span
 from dogqueue.log.reader import LogReader
 
 
@@ -143,24 +144,31 @@ def _history(args: argparse.Namespace) -> int:
         for event in events:
             say(json.dumps(msgspec.to_builtins(event)))  # ASCII: C1 codes as \u escapes
         return EXIT_OK
-    say(table(timeline(events), ["seq", "time", "event", "attempt", "token", "error", "delay"]))
+    rows, errors = history_rows(events)
+    say(table(rows, ["seq", "time", "event", "attempt", "token", "error", "delay"]))
+    for error in errors:
+        say()
+        say(error)
     return EXIT_OK
 
 
-def timeline(events: list[AnyEvent]) -> list[list[str]]:
-    """One row per event: its (tenant) position, time, event, attempt, lease token,
-    error, delay."""
-    rows = []
-    attempt = 0
+def history_rows(events: list[AnyEvent]) -> tuple[list[list[str]], list[str]]:
+    """One row per event (a run's heartbeats folded into one): its (tenant) position,
+    time to the millisecond, event, run, lease token, the first line of its error, delay;
+    and each failed run's whole error, preformatted, to print below the table."""
+    rows, errors = [], []
     waiting: tuple[str, ...] = ()
-    for event in events:
-        token = getattr(event, "token", None)
-        error = ""
-        delay = ""
+    for row in timeline(events):
+        event = row.event
+        error = delay = ""
+        token = getattr(event.last if isinstance(event, Heartbeats) else event, "token", None)
         match event:
+            case Heartbeats(last=last):
+                delay = f"{event}; lease until {moment(last.expires_at)}"
             case Enqueued(message=message, waiting_for=waiting):
                 if message.run_at is not None and message.run_at > event.at:
-                    delay = f"scheduled for {when(message.run_at)} (+{message.run_at - event.at})"
+                    later = span(message.run_at - event.at)
+                    delay = f"scheduled for {moment(message.run_at)} (in {later})"
                 if waiting:
                     delay = _parents_left(waiting, message.after, delay)
             case ParentFinished(parent_id=parent, parent_status=status, reason=reason):
@@ -169,35 +177,37 @@ def timeline(events: list[AnyEvent]) -> list[list[str]]:
                     error = f"parent {parent} {status}" + (f": {reason}" if reason else "")
                 left = f"{len(waiting)} parent(s) left" if waiting else "no parent left"
                 delay = f"parent {parent} {status}; {left}"
-            case Leased(attempt=number, expires_at=expires_at):
-                attempt = number
-                delay = f"lease until {when(expires_at)}"
-            case Heartbeat(expires_at=expires_at):
-                delay = f"lease until {when(expires_at)}"
+            case Leased(expires_at=expires_at):
+                delay = f"lease until {moment(expires_at)}"
             case Failed(error=message, retry_at=retry_at):
                 error = message
                 delay = _retry(event.at, retry_at)
+                if "\n" in message.strip():
+                    errors.append(f"run {row.run} failed at {moment(event.at)}:\n{message}")
             case Expired(retry_at=retry_at):
                 error = LEASE_EXPIRED_ERROR
                 delay = _retry(event.at, retry_at)
             case Released():
-                delay = "attempt not counted"
+                delay = "given back unfinished: not a run"
             case Completed():
                 pass
+        seq = (
+            f"{event.first.seq}-{event.last.seq}"
+            if isinstance(event, Heartbeats)
+            else str(event.seq)
+        )
         rows.append(
             [
-                str(event.seq),
-                when(event.at),
-                event.type,
-                str(attempt) if attempt else "-",
+                seq,
+                moment(row.at),
+                row.kind,
+                str(row.run) if token is not None else "-",
                 "-" if token is None else str(token),
                 error or "-",
                 delay or "-",
             ]
         )
-        if isinstance(event, Released):
-            attempt -= 1
-    return rows
+    return rows, errors
 
 
 def _parents_left(waiting: tuple[str, ...], parents: tuple[str, ...], delay: str) -> str:
@@ -208,7 +218,7 @@ def _parents_left(waiting: tuple[str, ...], parents: tuple[str, ...], delay: str
 def _retry(at: datetime, retry_at: datetime | None) -> str:
     if retry_at is None:
         return "final: no retry"
-    return f"retry at {when(retry_at)} (+{retry_at - at})"
+    return f"retry at {moment(retry_at)} (in {span(retry_at - at)})"
 
 
 # -- jobs and stats ----------------------------------------------------------------------

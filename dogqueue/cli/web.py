@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import timedelta
 
 from dogqueue.cli._common import EXIT_ERROR, EXIT_OK, guarded
 from dogqueue.cli.act import add_db_default, open_db
 from dogqueue.cli.worker import schedules_option
+
+# Imported without the web extra: auth needs nothing beyond the standard library.
+from dogqueue.web.auth import DEFAULT_IDLE, DEFAULT_LIFETIME, LOGIN_CODE_VALID, TokenStore
 
 #: An admin token when no token file is given.
 TOKEN_ENV = "DOGQUEUE_WEB_TOKEN"
@@ -29,6 +33,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--port", type=int, default=8080, help="port to bind (8080)")
     parser.add_argument("--tokens", metavar="FILE", help="the access tokens")
     parser.add_argument(
+        "--session-idle",
+        type=float,
+        default=DEFAULT_IDLE.total_seconds() / 60,
+        metavar="MINUTES",
+        help="a browser session unused this long ends (default %(default)g)",
+    )
+    parser.add_argument(
+        "--session-lifetime",
+        type=float,
+        default=DEFAULT_LIFETIME.total_seconds() / 3600,
+        metavar="HOURS",
+        help="a browser session ends this long after login (default %(default)g)",
+    )
+    parser.add_argument(
         "--schedules",
         metavar="MODULE[:ATTRIBUTE]",
         help="the schedules to show (the list your workers run, as for `dogqueue schedules`)",
@@ -47,12 +65,15 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    from dogqueue.web.auth import Principal, TokenStore
+    from dogqueue.web.auth import Principal
 
+    idle = timedelta(minutes=args.session_idle)
+    lifetime = timedelta(hours=args.session_lifetime)
     if args.tokens:
-        tokens = TokenStore.from_file(args.tokens)
+        tokens = TokenStore.from_file(args.tokens, idle=idle, lifetime=lifetime)
     elif os.environ.get(TOKEN_ENV):
-        tokens = TokenStore([(os.environ[TOKEN_ENV], Principal("admin"))])
+        admin = [(os.environ[TOKEN_ENV], Principal("admin"))]
+        tokens = TokenStore(admin, idle=idle, lifetime=lifetime)
     else:
         print(
             f"dogqueue web: give access tokens with --tokens FILE or ${TOKEN_ENV}", file=sys.stderr
@@ -65,9 +86,26 @@ def _run(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         async with open_db(args.db) as backend:
+            _print_login_link(tokens, args.host, args.port)
             app = create_app(backend, tokens, schedules=schedules)
             config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
             await uvicorn.Server(config).serve()
 
     asyncio.run(serve())
     return EXIT_OK
+
+
+def _print_login_link(tokens: TokenStore, host: str, port: int) -> None:
+    """Print a one-time login link for the first admin, once: the code rides in the
+    fragment, which browsers never send, so no server log sees it."""
+    admin = tokens.first_admin
+    if admin is None:
+        return
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    host = f"[{host}]" if ":" in host else host
+    code = tokens.issue_login_code(admin)
+    print(
+        f"dogqueue web: log in as {admin.name} at http://{host}:{port}/login#code={code}"
+        f" (works once, within {LOGIN_CODE_VALID.total_seconds() / 60:g} minutes)",
+        flush=True,
+    )

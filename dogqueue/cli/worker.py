@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from dogqueue.backend import locate
@@ -137,6 +138,12 @@ def register(subparsers: Any) -> None:
         help="run N worker processes under a supervisor that restarts a crashed one and"
         " passes SIGTERM/SIGINT on (1: this process is the worker); with --metrics-port P,"
         " worker i serves P+i",
+    )
+    option(
+        "--reload",
+        action="store_true",
+        help="development only: restart the worker when a .py file under the current"
+        " directory changes (needs dogqueue[reload]); never in production",
     )
     parser.set_defaults(run=run)
 
@@ -343,7 +350,7 @@ def child_command(args: argparse.Namespace, index: int) -> list[str]:
     command = [sys.executable, "-m", "dogqueue", "worker", args.target]
     for flag, dest, action in _OPTIONS:
         value = getattr(args, dest)
-        if dest == "workers" or value is None or value is False:
+        if dest in ("workers", "reload") or value is None or value is False:
             continue
         if dest == "metrics_port" and value:
             value += index
@@ -362,6 +369,14 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("dogqueue worker: --workers must be at least 1", file=sys.stderr)
         return USAGE_ERROR
+    if args.reload and not args.check:
+        if args.workers > 1:
+            print("dogqueue worker: --reload runs one worker; drop --workers", file=sys.stderr)
+            return USAGE_ERROR
+        from dogqueue.cli.reload import run_reloading
+
+        _configure_logging(args)
+        return run_reloading(child_command(args, 0), Path.cwd(), args.grace)
     if args.workers > 1 and not args.check:
         from dogqueue.worker.supervisor import Supervisor
 

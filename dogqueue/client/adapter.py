@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -37,22 +37,36 @@ from dogqueue.workflow import (
 
 R = TypeVar("R")
 
+#: What registers: a job class or a function made a job by `dogqueue.job`.
+AnyJob = type[BaseJob[Any, Any]] | JobFunction[Any, Any, Any]
+
 #: The longest `wait_result` sleeps between two reads when nothing wakes it: changes in
 #: another process are seen through `wait_for_change`, this only bounds a missed wake-up.
 RESULT_RECHECK_SECONDS = 1.0
 
 
 class QueueAdapter(Generic[ContextT]):
-    """The typed front of a backend: register job classes, enqueue job objects."""
+    """The typed front of a backend: register job classes, enqueue job objects.
 
-    def __init__(self, backend: Backend, config: QueueConfig | None = None) -> None:
+    `jobs` is the application's JobRegistry (shared: jobs registered in it later are
+    known too) or a list of job classes and function jobs to register."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: QueueConfig | None = None,
+        *,
+        jobs: JobRegistry[ContextT] | Iterable[AnyJob] | None = None,
+    ) -> None:
         if config is not None and not isinstance(config, QueueConfig):
             raise InvalidInput("config", "must be a QueueConfig")
         self._backend = backend
         # The adapter's own settings; the backend (shared by other adapters) is left
         # as it is. None: whatever the backend's settings are when read.
         self._config = config
-        self._registry: JobRegistry[ContextT] = JobRegistry()
+        self._registry: JobRegistry[ContextT] = (
+            jobs if isinstance(jobs, JobRegistry) else _registry_of(jobs or ())
+        )
         self._observability: Observability | None = None
 
     @classmethod
@@ -85,14 +99,10 @@ class QueueAdapter(Generic[ContextT]):
         """The registered job classes."""
         return self._registry
 
-    async def register_job(
-        self, job_class: type[BaseJob[Any, Any]] | JobFunction[Any, Any, Any]
-    ) -> None:
+    async def register_job(self, job_class: AnyJob) -> None:
         """Make `job_class` (or a function made a job by `dogqueue.job`) known for
         enqueueing and executing."""
-        if isinstance(job_class, JobFunction):
-            job_class = job_class.job_class
-        self._registry.register(job_class)
+        self._registry.register(_class_of(job_class))
 
     def message_for(
         self,
@@ -275,7 +285,7 @@ class QueueAdapter(Generic[ContextT]):
         """A completed job's result decoded as `result_type`; None when it has none."""
         info = await self._backend.get_job(ctx, job_id)
         if info.status is not JobStatus.COMPLETED:
-            raise InvalidInput("job_id", f"job {job_id!r} is {info.status}, not completed")
+            raise InvalidInput("job_id", f"job {str(job_id)!r} is {info.status}, not completed")
         if info.result is None:
             return None
         return msgspec.json.decode(info.result, type=result_type)
@@ -336,6 +346,19 @@ class QueueAdapter(Generic[ContextT]):
             return None  # type: ignore[return-value]  # a job that declares None
         decoded: R = msgspec.json.decode(result, type=declared)  # type: ignore[assignment]
         return decoded
+
+
+def _class_of(job: AnyJob) -> type[BaseJob[Any, Any]]:
+    return job.job_class if isinstance(job, JobFunction) else job
+
+
+def _registry_of(jobs: Iterable[AnyJob]) -> JobRegistry[Any]:
+    if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Iterable):
+        raise InvalidInput("jobs", "must be a JobRegistry or a list of jobs")
+    registry: JobRegistry[Any] = JobRegistry()
+    for job in jobs:
+        registry.register(_class_of(job))
+    return registry
 
 
 def _steps(steps: object) -> list[BaseJob[Any, Any] | Step[Any]]:

@@ -42,7 +42,7 @@ class JobFailed(QueueError):
 
     def __init__(self, job_id: str, error: str | None) -> None:
         first_line = (error or "no error recorded").splitlines()[0]
-        super().__init__(f"job {job_id!r} failed: {first_line}")
+        super().__init__(f"{_named(job_id)} failed: {first_line}")
         self.job_id = job_id
         self.error = error
 
@@ -51,9 +51,15 @@ class ResultTimeout(QueueError, TimeoutError):
     """The awaited job did not finish within the timeout; it may still finish later."""
 
     def __init__(self, job_id: str, status: str) -> None:
-        super().__init__(f"job {job_id!r} is still {status}")
+        super().__init__(f"{_named(job_id)} is still {status}")
         self.job_id = job_id
         self.status = status
+
+
+def _named(job_id: str) -> str:
+    """A job as messages name it: its id, and its type when the handle knows it."""
+    job_type = getattr(job_id, "job_type", None)
+    return f"job {str.__str__(job_id)}" + (f" ({job_type})" if job_type else "")
 
 
 #: Waiters of each backend object, woken when a job of this process finishes.

@@ -71,9 +71,12 @@ class Expire(Command, frozen=True):
 
 
 class Release(Command, frozen=True):
-    """Give back lease `token` without counting the attempt."""
+    """Give back lease `token` without counting the attempt; `reason` and `until` say
+    why, for the record (a deploy hold: no code here runs it, until when it is held)."""
 
     token: int
+    reason: str | None = None
+    until: datetime | None = None
 
 
 class Requeue(Command, frozen=True):

@@ -117,9 +117,9 @@ def decide(state: JobInfo | None, command: AnyCommand, config: QueueConfig) -> l
                     retry_at=_retry_at(state, command, draw, config),
                 )
             ]
-        case Release(token=token):
+        case Release(token=token, reason=reason, until=until):
             _check_lease(state, token, command)
-            return [Released(**base, token=token)]
+            return [Released(**base, token=token, reason=reason, until=until)]
         case Requeue(include_canceled=include_canceled, actor=actor):
             allowed = (
                 {JobStatus.FAILED, JobStatus.CANCELED} if include_canceled else {JobStatus.FAILED}

@@ -26,7 +26,7 @@ class JobNotFound(QueueError, LookupError):
     """No job with this id exists in the caller's tenant."""
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
+        super().__init__(f"job {str(job_id)!r} not found")
         self.job_id = job_id
 
     def __reduce__(self) -> tuple[type[JobNotFound], tuple[str]]:
@@ -37,7 +37,8 @@ class JobAlreadyExists(QueueError):
     """The idempotency key is taken; `job_id` is the job that holds it."""
 
     def __init__(self, job_id: str, idempotency_key: str | None = None) -> None:
-        super().__init__(f"idempotency key {idempotency_key!r} already belongs to job {job_id!r}")
+        owner = str(job_id)
+        super().__init__(f"idempotency key {idempotency_key!r} already belongs to job {owner!r}")
         self.job_id = job_id
         self.idempotency_key = idempotency_key
 
@@ -49,7 +50,7 @@ class LeaseLost(QueueError):
     """The lease is no longer valid: it expired, or the job was leased again."""
 
     def __init__(self, job_id: str, reason: str = "lease is no longer valid") -> None:
-        super().__init__(f"job {job_id!r}: {reason}")
+        super().__init__(f"job {str(job_id)!r}: {reason}")
         self.job_id = job_id
         self.reason = reason
 
@@ -61,7 +62,7 @@ class JobCanceled(QueueError):
     """The job was canceled; its lease holder must stop and report nothing."""
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} was canceled")
+        super().__init__(f"job {str.__str__(job_id)} was canceled")
         self.job_id = job_id
 
     def __reduce__(self) -> tuple[type[JobCanceled], tuple[str]]:

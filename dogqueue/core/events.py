@@ -107,11 +107,15 @@ class Expired(Event, frozen=True, tag="expired"):
 
 
 class Released(Event, frozen=True, tag="released"):
-    """The lease holder gave the job back unstarted or unfinished (graceful shutdown);
-    the attempt does not count."""
+    """The lease holder gave the job back unstarted or unfinished (graceful shutdown, a
+    deploy hold); the attempt does not count."""
 
     TYPE: ClassVar[str] = "released"
     token: int
+    #: Why, when the holder said (a deploy hold: what keeps its code from running it).
+    reason: str | None = None
+    #: A deploy hold: until when workers give it back before it fails for good.
+    until: datetime | None = None
 
 
 class Requeued(Event, frozen=True, tag="requeued"):

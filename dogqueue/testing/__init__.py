@@ -11,9 +11,10 @@
 The same factory runs the conformance suite (`dogqueue.testing.conformance`):
 `python -m pytest --pyargs dogqueue.testing.conformance --dogqueue-backend=MODULE:FACTORY`.
 
-For your own jobs' tests, `run_until_idle` and the pytest fixtures (`dogqueue_clock`,
-`dogqueue_backend`, `dogqueue_adapter`, registered automatically when dogqueue is
-installed) need only pytest; the property-suite names import hypothesis when first used.
+For your own jobs' tests, `run_until_idle`, `ImmediateAdapter` and the pytest fixtures
+(`dogqueue_adapter`, `dogqueue_immediate`, ...; registered automatically when dogqueue is
+installed) need only pytest and pytest-asyncio; the property-suite names import
+hypothesis when first used.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         default_factories,
         load_factory,
     )
+    from dogqueue.testing.immediate import ImmediateAdapter
     from dogqueue.testing.model import QueueModel
     from dogqueue.testing.profiles import load_profile, register_profiles
     from dogqueue.testing.runner import IdleReport, run_until_idle
@@ -44,6 +46,7 @@ _HOMES = {
     "SqliteFactory": "dogqueue.testing.factories",
     "default_factories": "dogqueue.testing.factories",
     "load_factory": "dogqueue.testing.factories",
+    "ImmediateAdapter": "dogqueue.testing.immediate",
     "QueueModel": "dogqueue.testing.model",
     "load_profile": "dogqueue.testing.profiles",
     "register_profiles": "dogqueue.testing.profiles",
@@ -58,6 +61,7 @@ __all__ = [
     "BackendStateMachine",
     "FakeClock",
     "IdleReport",
+    "ImmediateAdapter",
     "MemoryFactory",
     "QueueModel",
     "SqliteFactory",

@@ -1,6 +1,9 @@
-"""pytest fixtures for testing your own jobs: a fake clock, a memory backend on it and
-an adapter. Installing dogqueue registers it (a pytest11 entry point); disable it with
-`pytest -p no:dogqueue.testing.pytest_plugin`.
+"""pytest fixtures for testing your own jobs. Installing dogqueue registers this plugin
+(a pytest11 entry point); disable it with `pytest -p no:dogqueue.testing.pytest_plugin`.
+
+The backend and adapter fixtures are async (pytest-asyncio, in `dogqueue[testing]`):
+use them from `async def` tests. Override `dogqueue_jobs` (your JobRegistry or a list
+of jobs) and `dogqueue_context` (what your jobs get as `ctx`) in your conftest.py.
 
 It also registers what dogqueue's shipped suites take:
 
@@ -18,14 +21,28 @@ import importlib.util
 import os
 import shutil
 import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from dogqueue.backend.contract import Backend
 from dogqueue.backend.memory import MemoryBackend
-from dogqueue.client.adapter import QueueAdapter
+from dogqueue.client.adapter import AnyJob, QueueAdapter
 from dogqueue.clock import FakeClock
+from dogqueue.jobs import JobRegistry
+from dogqueue.testing.immediate import ImmediateAdapter
+
+try:
+    import pytest_asyncio
+except ImportError:  # the async fixtures say what is missing when a test asks for one
+    pytest_asyncio = None  # type: ignore[assignment]
+
+NEEDS_PYTEST_ASYNCIO = (
+    "dogqueue's async fixtures need pytest-asyncio: pip install 'dogqueue[testing]'"
+)
 
 #: The browser the dashboard's browser tests drive.
 CHROMIUM = "/usr/bin/chromium"
@@ -102,6 +119,18 @@ def backend_factory_params(config: pytest.Config, *, builtin_only: bool = False)
     ]
 
 
+def _async_fixture(function: Callable[..., Any]) -> Any:
+    if pytest_asyncio is not None:
+        return pytest_asyncio.fixture(function)
+
+    @pytest.fixture(name=function.__name__)
+    def missing() -> None:
+        pytest.fail(NEEDS_PYTEST_ASYNCIO, pytrace=False)
+
+    missing.__doc__ = function.__doc__
+    return missing
+
+
 @pytest.fixture
 def dogqueue_clock() -> FakeClock:
     """A clock that moves only when the test (or `run_until_idle`) moves it."""
@@ -109,12 +138,63 @@ def dogqueue_clock() -> FakeClock:
 
 
 @pytest.fixture
-def dogqueue_backend(dogqueue_clock: FakeClock) -> MemoryBackend:
-    """A memory backend on `dogqueue_clock` (it opens on first use)."""
-    return MemoryBackend(clock=dogqueue_clock)
+def dogqueue_jobs() -> JobRegistry[Any] | list[AnyJob]:
+    """The jobs the adapters know: override it to return your application's
+    JobRegistry (or a list of job classes and function jobs). None by default."""
+    return []
 
 
 @pytest.fixture
-def dogqueue_adapter(dogqueue_backend: MemoryBackend) -> QueueAdapter[Any]:
-    """An adapter on `dogqueue_backend`; register your job classes with it."""
-    return QueueAdapter(dogqueue_backend)
+def dogqueue_context() -> Any:
+    """The context your jobs get as `ctx` in immediate mode: override it. None by default."""
+    return None
+
+
+@_async_fixture
+async def dogqueue_backend(dogqueue_clock: FakeClock) -> AsyncIterator[Backend]:
+    """An open memory backend on `dogqueue_clock`, closed after the test. Override it
+    with `dogqueue_postgres_backend` to run the same tests on PostgreSQL."""
+    async with MemoryBackend(clock=dogqueue_clock) as backend:
+        yield backend
+
+
+@_async_fixture
+async def dogqueue_postgres_backend(dogqueue_clock: FakeClock) -> AsyncIterator[Backend]:
+    """An open PostgreSQL backend on `dogqueue_clock`, in a schema of its own that is
+    dropped after the test, on the server at $DOGQUEUE_PG_DSN (default: the local one,
+    user postgres). Needs asyncpg (`dogqueue[postgres]`)."""
+    reason = postgres_missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    from dogqueue.backend.postgres import PostgresBackend
+    from dogqueue.backend.postgres.backend import default_dsn
+    from dogqueue.testing.postgres import drop_schema
+
+    dsn, schema = default_dsn(), f"dogqueue_test_{uuid.uuid4().hex[:12]}"
+    try:
+        async with PostgresBackend(dsn, schema=schema, clock=dogqueue_clock) as backend:
+            yield backend
+    finally:
+        await drop_schema(dsn, schema)
+
+
+@pytest.fixture
+def dogqueue_adapter(
+    dogqueue_backend: Backend, dogqueue_jobs: JobRegistry[Any] | list[AnyJob]
+) -> QueueAdapter[Any]:
+    """An adapter on `dogqueue_backend` that knows `dogqueue_jobs`; run what it enqueued
+    with `run_until_idle`."""
+    return QueueAdapter(dogqueue_backend, jobs=dogqueue_jobs)
+
+
+@pytest.fixture
+def dogqueue_immediate(
+    dogqueue_backend: Backend,
+    dogqueue_jobs: JobRegistry[Any] | list[AnyJob],
+    dogqueue_context: Any,
+) -> ImmediateAdapter[Any]:
+    """An adapter in immediate mode on `dogqueue_backend`: each enqueue returns after
+    the job (and its retries, on the fake clock) has run with `dogqueue_context`."""
+    return ImmediateAdapter(dogqueue_backend, jobs=dogqueue_jobs, context=dogqueue_context)

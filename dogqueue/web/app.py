@@ -20,12 +20,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from dogqueue.audit.explain import explain
+from dogqueue.audit.timeline import Heartbeats, TimelineRow, runs, timeline
 from dogqueue.backend.browse import JobBrowser, JobFilter, TenantSummary, all_matching
 from dogqueue.backend.contract import Backend
 from dogqueue.clock import Clock
 from dogqueue.core import validation as check
 from dogqueue.core.errors import InvalidInput, InvalidTransition, JobNotFound
-from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
@@ -134,26 +134,33 @@ def _shown(data: bytes | None) -> str | None:
     return text
 
 
-def event_row(event: AnyEvent) -> dict[str, Any]:
-    """The timeline columns of one event (absent fields are None)."""
+def event_row(row: TimelineRow) -> dict[str, Any]:
+    """The timeline columns of one row (absent fields are None): an event, or a run's
+    heartbeats folded (`heartbeats` holds their summary)."""
+    event = row.event
+    if isinstance(event, Heartbeats):
+        return {
+            "type": "heartbeats",
+            "at": event.last.at,
+            "version": f"{event.first.version}-{event.last.version}",
+            "seq": event.last.seq,
+            "run": row.run,
+            "token": event.last.token,
+            "expires_at": event.last.expires_at,
+            "heartbeats": str(event),
+            **dict.fromkeys(("error", "retry_at", "actor")),
+        }
     fields = {
         name: getattr(event, name, None)
-        for name in (
-            "attempt",
-            "token",
-            "error",
-            "retry_at",
-            "expires_at",
-            "actor",
-            "progress",
-            "progress_message",
-        )
+        for name in ("token", "error", "retry_at", "expires_at", "actor")
     }
     return {
         "type": event.type,
         "at": event.at,
         "version": event.version,
         "seq": event.seq,
+        "run": row.run if "token" in event.__struct_fields__ else None,
+        "heartbeats": None,
         **fields,
     }
 
@@ -370,9 +377,14 @@ class Dashboard:
             form = await self._read_form(request)
         except _Refused as refused:
             return refused.response
-        principal = self.tokens.principal(form.get("token", "").strip())
+        if "code" in form:  # a login link's one-time code (the page posts its fragment)
+            principal = self.tokens.redeem_login_code(form["code"].strip())
+            refusal = "That login link was used already or is too old."
+        else:
+            principal = self.tokens.principal(form.get("token", "").strip())
+            refusal = "That token is not valid."
         if principal is None or not self._same_origin(request):
-            return self.render(request, "login.html", 401, error="That token is not valid.")
+            return self.render(request, "login.html", 401, error=refusal)
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/", status_code=303)
         response.set_cookie(
@@ -487,7 +499,8 @@ class Dashboard:
         dependents = await self.browser.dependents(job, FAMILY_SHOWN)
         return {
             "job": job,
-            "events": [event_row(event) for event in history],
+            "events": [event_row(row) for row in timeline(history)],
+            "runs": runs(history),
             "explanation": explain(job, history, now, ahead, [*parents, *dependents]),
             "parents": parents,
             "dependents": dependents,

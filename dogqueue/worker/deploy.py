@@ -72,7 +72,8 @@ class DeployHold:
             assert outcome is not None
             return outcome
         try:
-            await self._backend.release(job.ctx, job.lease)
+            said = f"no worker can run this type here ({reason})"
+            await self._backend.release(job.ctx, job.lease, reason=said, until=grace_ends)
         except (JobCanceled, LeaseLost) as refused:
             log.info("job %s not released: %s", job.label, refused)
         loop_now = asyncio.get_running_loop().time()

@@ -21,10 +21,10 @@ from dogqueue.worker.running import (
     StopReason,
     absorb_cancels,
     failure_outcome,
-    summarize_error,
 )
 from dogqueue.worker.settler import Settler
 from dogqueue.worker.threads import Interruptible, SyncJobThreads
+from dogqueue.worker.tracebacks import format_error
 
 log = logging.getLogger("dogqueue.worker")
 
@@ -139,7 +139,7 @@ class Executor:
             if isinstance(error, JobError):
                 status = await self.fail(job, error.message, error.retryable)
             else:
-                status = await self.fail(job, summarize_error(error), True)
+                status = await self.fail(job, format_error(error), True)
             return failure_outcome(status), error
         try:
             completion = Completion(lease=job.lease, result=execution.result)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,11 +15,6 @@ from dogqueue.core.status import JobStatus
 from dogqueue.jobs import JobError
 from dogqueue.observability.outcome import Outcome
 from dogqueue.worker.threads import Interruptible
-
-#: Frames of a traceback kept in a failed event, and the longest error text stored.
-ERROR_FRAMES = 8
-MAX_ERROR_CHARS = 4_000
-
 
 #: A worker's running jobs, by tenant, job id and lease token.
 RunningJobs = Mapping[tuple[str, str, int], "RunningJob"]
@@ -186,11 +180,3 @@ def first_line(error: BaseException) -> str:
     text = error.message if isinstance(error, JobError) else str(error)
     lines = text.strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def summarize_error(error: BaseException) -> str:
-    """The error's type and message, and where it was raised (the innermost frames)."""
-    frames = traceback.extract_tb(error.__traceback__)[-ERROR_FRAMES:]
-    lines = [f"{type(error).__name__}: {error}"]
-    lines += [f"  at {f.filename}:{f.lineno} in {f.name}" for f in frames]
-    return "\n".join(lines)[:MAX_ERROR_CHARS]

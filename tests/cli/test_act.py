@@ -100,8 +100,10 @@ def test_several_jobs_need_a_confirmation(queue: tuple[Path, Workload]) -> None:
     db, _ = queue
     args = ("cancel", "--db", str(db), "--tenant", "acme", "--status", "enqueued")
     refused = dogqueue(*args, stdin="n\n")
-    assert refused.returncode == 2 and "cancel 3 jobs? [y/N]" in refused.stdout
+    assert refused.returncode == 0 and "cancel 3 jobs? [y/N]" in refused.stdout
     assert "nothing changed" in refused.stdout
+    unanswered = dogqueue(*args, stdin="")  # stdin closed: a script that forgot --yes
+    assert unanswered.returncode == 2 and "no answer: nothing changed" in unanswered.stdout
     assert JobStatus.CANCELED not in asyncio.run(_statuses(db, "acme")).values()
     accepted = dogqueue(*args, stdin="y\n")
     assert accepted.returncode == 0, accepted.stderr

@@ -71,7 +71,10 @@ async def test_stored_escapes_are_shown_not_obeyed(tmp_path: Path) -> None:
     history = dogqueue("history", "--db", str(db), "--tenant", "acme", job_id)
     assert history.returncode == 0, history.stderr
     assert "\x1b" not in history.stdout and "\x07" not in history.stdout
-    assert "\\x1b[2Jgone" in history.stdout and "second line" not in history.stdout
+    table, below = history.stdout.split("\n\n", 1)
+    # The table shows an error's first line; the whole error follows it, preformatted.
+    assert "\\x1b[2Jgone…" in table and "second line" not in table
+    assert below.splitlines()[1:] == ["\\x1b[2Jgone", "second line\\x07"]
 
 
 def test_piping_into_head_leaves_no_traceback(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from dogqueue import (
     current_run,
     job,
 )
+from dogqueue.audit.explain import explain
 from dogqueue.backend.base import EngineBackend
 from dogqueue.client.results import JobFailed, ResultTimeout
 from dogqueue.core.events import Heartbeat
@@ -302,6 +303,14 @@ async def test_a_job_no_code_here_can_run_is_given_back_then_failed_after_the_gr
 
         await until(given_back)
         assert await backend.get_status(T, job_id) is not JobStatus.FAILED
+        # explain names the hold, from the log: why, and until when.
+        held = await backend.get_job(T, job_id)
+        told = str(explain(held, await backend.history(T, job_id), clock(), 0))
+        assert "no worker can run this type here (" in told, told
+        until_text = (held.created_at + timedelta(minutes=10)).isoformat(
+            sep=" ", timespec="seconds"
+        )
+        assert f"held until {until_text}, then it fails for good" in told, told
         clock.advance(timedelta(minutes=11))
         w.wake()
         await until_status(backend, T, job_id, JobStatus.FAILED)

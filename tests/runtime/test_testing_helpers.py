@@ -80,7 +80,7 @@ def test_the_example_passes_under_pytest_without_hypothesis_or_plugin_setup(
         env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert "3 passed" in done.stdout
     probe = (
         "import dogqueue.testing as t, sys; t.run_until_idle; print('hypothesis' in sys.modules)"
     )

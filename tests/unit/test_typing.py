@@ -138,3 +138,57 @@ def test_mypy_rejects_a_wrong_result_type_and_a_wrong_job_argument(tmp_path: Pat
     assert status == 1
     assert 'snippet.py:18: error: Argument 2 to "wait_result"' in output, output
     assert 'snippet.py:19: error: Argument 1 to "__call__" of "JobFunction"' in output, output
+
+
+CONTEXT_FREE = """
+from dogqueue import Job, JobHandle, JobRegistry, QueueAdapter, QueueCtx, job
+from dogqueue.backend.memory import MemoryBackend
+
+jobs: JobRegistry[None] = JobRegistry()
+
+@jobs.register
+class Resize(Job[None, int]):
+    JOB_TYPE = "resize"
+    width: int
+
+    async def execute(self, ctx: None) -> int:
+        return self.width
+
+@job(registry=jobs, takes_context=False)
+async def double(n: int, times: int = 2) -> int:
+    return n * times
+
+@job(takes_context=False, max_retries=0)
+def shout(text: str) -> str:
+    return text.upper()
+
+@job
+async def ping() -> str:
+    return "pong"
+
+async def main() -> None:
+    adapter: QueueAdapter[None] = QueueAdapter(MemoryBackend(), jobs=jobs)
+    t = QueueCtx("t")
+    doubled: int = await adapter.wait_result(t, await adapter.enqueue(t, double(2, times=3)))
+    shouted: str = await adapter.wait_result(t, await adapter.enqueue(t, shout("hi")))
+    pong: str = await adapter.wait_result(t, await adapter.enqueue(t, ping()))
+    resized: JobHandle[int] = await adapter.enqueue(t, Resize(width=1))
+    print(doubled, shouted, pong, resized)
+    wrong: str = await adapter.wait_result(t, await adapter.enqueue(t, double(2)))
+    double("two")
+    ping(1)
+    print(wrong)
+"""
+
+
+@pytest.mark.slow
+def test_mypy_checks_function_jobs_without_a_context(tmp_path: Path) -> None:
+    """The payload parameters are checked when there is no context parameter at all,
+    and the class decorator keeps the class's type."""
+    output, status = check(tmp_path, CONTEXT_FREE)
+    assert status == 1
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert [line.split(":")[1] for line in errors] == ["35", "36", "37"], output
+    assert 'expected "BaseJob[Any, str]"' in errors[0], output  # an int result read as str
+    assert 'Argument 1 to "__call__" of "JobFunction"' in errors[1], output
+    assert 'Too many arguments for "__call__" of "JobFunction"' in errors[2], output

@@ -191,7 +191,7 @@ async def test_job_page_shows_timeline_explain_payload_and_result(
         assert jobs.acme_dead in listing and jobs.acme_done not in listing
 
 
-async def test_the_timeline_shows_reported_progress_escaped(
+async def test_the_timeline_folds_a_runs_heartbeats_and_shows_progress_escaped(
     queue: tuple[EngineBackend, Workload],
 ) -> None:
     backend, _ = queue
@@ -201,10 +201,14 @@ async def test_the_timeline_shows_reported_progress_escaped(
     while lease is None or lease.job_id != job_id:
         lease = await backend.dequeue(ctx, ["default"])
         assert lease is not None
+    await backend.heartbeat(ctx, lease, progress=0.1)
     await backend.heartbeat(ctx, lease, progress=0.4, progress_message="<b>row</b> 40\x1b[0m")
+    await backend.heartbeat(ctx, lease)  # no progress: the latest reported one stays
     async with client(backend, ADMIN_TOKEN) as http:
         page = (await http.get(job_url("acme", job_id))).text
-    assert "40% &lt;b&gt;row&lt;/b&gt; 40\\x1b[0m" in page
+    assert page.count("event-heartbeat") == 1
+    assert "3 heartbeats, last " in page
+    assert "progress 40% (&lt;b&gt;row&lt;/b&gt; 40\\x1b[0m)" in page
 
 
 async def test_job_pages_show_a_workflows_parents_and_dependents(
