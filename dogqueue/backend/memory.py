@@ -24,7 +24,6 @@ from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.core.status import JobStatus
 from dogqueue.engine import Unit
 from dogqueue.log.chain import GENESIS, ChainHeads
 from dogqueue.log.reader import in_tenant_positions
@@ -189,15 +188,7 @@ class MemoryBackend(EngineBackend):
     async def _next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
     ) -> datetime | None:
-        wanted = None if tenant_ids is None else set(tenant_ids)
-        times = [
-            job.run_at
-            for job in self._store.jobs.values()
-            if job.status is JobStatus.ENQUEUED
-            and job.message.queue in queues
-            and (wanted is None or job.tenant_id in wanted)
-        ]
-        return min(times, default=None)
+        return self._store.next_run_at(queues, tenant_ids)
 
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         end = (

@@ -134,6 +134,40 @@ class WorkingSet:
                 best = head
         return None if best is None else self.jobs[(tenant_id, best.job_id)]
 
+    def next_run_at(
+        self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
+    ) -> datetime | None:
+        """The earliest `run_at` of an enqueued job on `queues` (of `tenant_ids`), read
+        through the dequeue indexes: every enqueued job has a current entry in one. Stale
+        entries (of a version no rollback returns to) are dropped on the way."""
+        wanted = None if tenant_ids is None else set(tenant_ids)
+        run_ats = [
+            *self._run_ats(self.scheduled, queues, wanted),
+            *self._run_ats(self.ready, queues, wanted),
+        ]
+        return min(run_ats, default=None)
+
+    def _run_ats(
+        self,
+        index: dict[tuple[str, str], list[_E]],
+        queues: tuple[str, ...],
+        wanted: set[str] | None,
+    ) -> list[datetime]:
+        run_ats: list[datetime] = []
+        for (tenant_id, queue), entries in index.items():
+            if queue not in queues or (wanted is not None and tenant_id not in wanted):
+                continue
+            live = [entry for entry in entries if self._enqueued(tenant_id, entry)]
+            if len(live) < len(entries):  # drop the stale entries now, not lazily
+                entries[:] = live
+                heapq.heapify(entries)
+            run_ats.extend(self.jobs[(tenant_id, entry.job_id)].run_at for entry in live)
+        return run_ats
+
+    def _enqueued(self, tenant_id: str, entry: _ReadyEntry | _TimedEntry) -> bool:
+        job = self._current(tenant_id, entry.job_id, entry.version)
+        return job is not None and job.status is JobStatus.ENQUEUED
+
     def dependents(self, tenant_id: str, job_id: str) -> list[str]:
         return list(self.children.get((tenant_id, job_id), ()))
 

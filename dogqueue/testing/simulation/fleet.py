@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: How long a producer waits before trying an enqueue again after a storage error.
 RETRY_SECONDS = 0.25
+#: A tenant that goes quiet: for how long before, and what share of its jobs are long.
+QUIET_LAST_SECONDS = 3.0
+QUIET_LONG_SHARE = 0.25
 
 
 class HostContext:
@@ -91,12 +94,16 @@ class Producer:
         self.until = until
         self.rng = random.Random(f"{sim.seed}:producer")
         self.count = 0
+        #: The share of jobs made long (a tenant about to go quiet).
+        self.long_share = 0.0
 
     def _job(self) -> Work:
         rng = self.rng
         seconds = rng.choice((0.01, 0.05, 0.1, 0.2, 0.5, 2.0, 5.0)) * rng.uniform(0.5, 1.5)
         if rng.random() < 0.02:  # longer than a lease: only heartbeats keep it
             seconds = rng.uniform(12.0, 25.0)
+        if self.long_share and rng.random() < self.long_share:
+            return Work(seconds=round(rng.uniform(15.0, 45.0), 3))
         fail = rng.choice((0, 0, 0, 0, 1, 2, 5))
         kind = Rare if rng.random() < 0.08 else Work
         return kind(seconds=round(seconds, 3), fail=fail, fatal=rng.random() < 0.1)
@@ -129,11 +136,16 @@ class Producer:
     async def run(self) -> None:
         rng, sim = self.rng, self.sim
         tenants = [QueueCtx(f"t{i}") for i in range(rng.randrange(1, 4))]
+        # Tenants after the first go quiet early, a long job among their last ones:
+        # only the reaper returns the leases their killed workers held (no dequeue of
+        # theirs reclaims them).
+        quiet_at = {ctx.tenant_id: rng.uniform(0.2, 0.5) * self.until for ctx in tenants[1:]}
         while sim.loop.now < self.until:
             await asyncio.sleep(rng.expovariate(sim.rate))
-            # Tenants after the first go quiet halfway: only the reaper returns the
-            # leases their killed workers held (no dequeue of theirs reclaims them).
-            ctx = rng.choice(tenants if sim.loop.now < self.until / 2 else tenants[:1])
+            now = sim.loop.now
+            ctx = rng.choice([t for t in tenants if now < quiet_at.get(t.tenant_id, self.until)])
+            ending = now >= quiet_at.get(ctx.tenant_id, self.until) - QUIET_LAST_SECONDS
+            self.long_share = QUIET_LONG_SHARE if ending else 0.0
             batch = self._batch()
             for message in batch:
                 key = message.idempotency_key
