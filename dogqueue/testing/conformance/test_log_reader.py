@@ -1,6 +1,7 @@
 """The log reader every backend returns (`Backend.log_reader`), read back after several
 tenants' work through more than one handle on the same storage: log positions dense
-1..N in log order, tenant positions dense per tenant, chains that link and verify, and
+1..N in log order, tenant positions dense per tenant, chains that link and verify, no
+archival (`dogqueue.log.archive` answers alike with or without the capability), and
 the unsealed tail as `dogqueue.log.reader` documents it (committed events without a
 position yet, never also among the records, gone once the writer's own are numbered)."""
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 from dogqueue import FakeClock, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.contract import Backend
+from dogqueue.log import archive
 from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.log.reader import LogReader, LogRecord
 from dogqueue.testing.factories import BackendFactory
@@ -83,6 +85,12 @@ async def test_log_and_tenant_positions_are_dense_and_chains_verify(
         report = await verify_log(log, audit_key=audit_key)
         assert report.ok, report.problems
         assert report.events == len(records)
+        # Nothing archived yet: a reader with the archival capability or without it is
+        # read as a log that never archived, whose storage reports nothing wrong.
+        assert await archive.anchors(log) == []
+        assert await archive.archived_ranges(log) == []
+        assert await archive.archive_cuts(log) == []
+        assert await archive.integrity_problems(log) == []
     finally:
         await log.close()
 
