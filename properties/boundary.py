@@ -448,6 +448,7 @@ EQUIVALENT: dict[str, str] = {
     "ReadyTenantsSwapsResult": "the tenants come in no documented order",
     "ReaderDependenciesSwapsResult": "the triples come in no documented order",
     "DequeueManySwapsLeaseExpiresAt": "every lease of one call ends at the same time",
+    "ReaderRecordsSwapsWriterSeq": "every sealed record's writer_seq is 0: a swap is a no-op",
     **{
         f"{prefix}HistorySwaps{_camel(field)}": "only one event of a job holds it"
         for prefix in ("", "Reader")

@@ -11,9 +11,14 @@ the property and conformance suites (a test needing a hook the factory lacks is 
 - `async crash_mid_transaction(backend)`: start a write transaction, write to it, and lose
   it abruptly before the commit; the suites then check nothing half-written shows.
 - `discard(backend)`: remove the storage a run used (temporary files, a schema).
+- `hold_back_sealing(backend)`: an async context manager inside which events the
+  backend commits stay in the log's unsealed tail (`LogReader.unsealed`) until it ends;
+  only for a backend that numbers events after the commit (PostgreSQL). Elsewhere the
+  tail is always empty, which the conformance suite checks instead.
 
-The built-in factories offer every hook, and `with_options(**options)`: the same factory
-passing more keyword arguments (`audit_key`, `draw`) to the backend's constructor.
+The built-in factories offer every hook (`hold_back_sealing`: PostgreSQL's only), and
+`with_options(**options)`: the same factory passing more keyword arguments (`audit_key`,
+`draw`) to the backend's constructor.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -66,6 +68,20 @@ class PostgresFactory(BuiltinFactory):
             raise AssertionError("the doomed transaction committed")
         finally:
             conn.terminate()
+
+    @asynccontextmanager
+    async def hold_back_sealing(self, backend: Backend) -> AsyncIterator[None]:
+        """Hold an older transaction open on the server, so that events committed inside
+        stay in the unsealed tail until it ends (as any long transaction would)."""
+        assert isinstance(backend, PostgresBackend)
+        blocker = await asyncpg.connect(self.dsn)
+        try:
+            await blocker.execute("BEGIN")
+            await blocker.fetchval("SELECT txid_current()")  # an xid older than what follows
+            yield
+            await blocker.execute("ROLLBACK")
+        finally:
+            await blocker.close()
 
     def discard(self, backend: Backend) -> None:
         """Drop the backend's schema."""

@@ -1,19 +1,23 @@
 """The log reader every backend returns (`Backend.log_reader`), read back after several
 tenants' work through more than one handle on the same storage: log positions dense
-1..N in log order, tenant positions dense per tenant, chains that link and verify, and
+1..N in log order, tenant positions dense per tenant, chains that link and verify, no
+archival (`dogqueue.log.archive` answers alike with or without the capability), and
 the unsealed tail as `dogqueue.log.reader` documents it (committed events without a
 position yet, never also among the records, gone once the writer's own are numbered)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from datetime import timedelta
 
 from dogqueue import FakeClock, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.contract import Backend
+from dogqueue.log import archive
 from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.log.reader import LogReader, LogRecord
+from dogqueue.testing.factories import BackendFactory
 
 from .helpers import message
 
@@ -81,6 +85,12 @@ async def test_log_and_tenant_positions_are_dense_and_chains_verify(
         report = await verify_log(log, audit_key=audit_key)
         assert report.ok, report.problems
         assert report.events == len(records)
+        # Nothing archived yet: a reader with the archival capability or without it is
+        # read as a log that never archived, whose storage reports nothing wrong.
+        assert await archive.anchors(log) == []
+        assert await archive.archived_ranges(log) == []
+        assert await archive.archive_cuts(log) == []
+        assert await archive.integrity_problems(log) == []
     finally:
         await log.close()
 
@@ -106,6 +116,49 @@ async def test_the_unsealed_tail_and_the_records_never_overlap(
             # A reader that waits for the backend's own writes sees them all numbered.
             records, unsealed = await all_records(waiting)
             assert unsealed == [] and len(records) == written
+    finally:
+        await polling.close()
+        await waiting.close()
+
+
+async def test_the_unsealed_tail_shows_each_event_as_documented_then_seals(
+    backend: Backend, backend_factory: BackendFactory, clock: FakeClock
+) -> None:
+    """Events in the unsealed tail carry every field as `LogRecord` documents it and
+    become the next records byte for byte once sealed. Where the factory can hold sealing
+    back (a backend that numbers events after the commit) every event committed meanwhile
+    must be in the tail; elsewhere whatever a reader that never waits sees there (nothing,
+    on a backend whose tail is always sealed) must obey the same rules."""
+    hold = getattr(backend_factory, "hold_back_sealing", None)
+    acme, globex = TENANTS[0], TENANTS[1]
+    await backend.enqueue(acme, message())
+    before = len(await backend.read_events())
+    polling = backend.log_reader(wait_for_own_writes=False)
+    waiting = backend.log_reader()
+    try:
+        async with hold(backend) if hold is not None else contextlib.nullcontext():
+            await backend.enqueue_many(globex, [message(payload=b"\xff\x00"), message("other")])
+            lease = await backend.dequeue(acme, ["default"])
+            assert lease is not None
+            await backend.ack_complete(acme, lease)
+            records, tail = await all_records(polling)
+        assert [r.pos for r in records] == list(range(1, len(records) + 1))
+        assert all(r.pos == 0 and r.hash is None and r.tpos == 0 for r in tail)
+        seqs = [r.writer_seq for r in tail]
+        assert all(seq > 0 for seq in seqs) and len(set(seqs)) == len(seqs)
+        sealed_then = {(r.tenant_id, r.job_id, r.version) for r in records}
+        records, left = await all_records(waiting)
+        assert left == [] and all(r.writer_seq == 0 for r in records)
+        sealed = {(r.tenant_id, r.job_id, r.version, r.type, r.data) for r in records[before:]}
+        shown = {(r.tenant_id, r.job_id, r.version, r.type, r.data) for r in tail}
+        assert shown <= sealed and not {item[:3] for item in shown} & sealed_then
+        events = (await backend.read_events())[before:]
+        assert {(e.tenant_id, e.job_id, e.version, e.type) for e in events} == {
+            item[:4] for item in sealed
+        }
+        if hold is not None:
+            assert len(records) - len(tail) == before and shown == sealed
+            assert {r.tenant_id for r in tail} == {acme.tenant_id, globex.tenant_id}
     finally:
         await polling.close()
         await waiting.close()

@@ -32,9 +32,9 @@ compared(
 )
 compared("LogReader.records", "writer_seq", "0 on every sealed record")
 _BROWSER_REASON = (
-    "the dashboard's read model, not the log: tests/observability/test_read_models_agree.py"
-    " compares it with stats and metrics on every backend after leases, releases, retries,"
-    " workflows and cancels"
+    "the dashboard's read model, not the log: the shipped"
+    " dogqueue/testing/conformance/test_read_models_agree.py compares it with stats and"
+    " metrics on every backend after leases, releases, retries, workflows and cancels"
 )
 reasoned("Backend.browser", "call", "()", _BROWSER_REASON)
 reasoned("Backend.browser", "field", "return", _BROWSER_REASON)
@@ -51,8 +51,9 @@ reasoned(
     "field",
     "*",
     "checked empty after every step (only PostgreSQL has unsealed events, never its own"
-    " after a read): tests/observability/test_obs_prometheus.py (a held-back sequencer)"
-    " and tests/audit/test_locate.py (unsealed events folded) read a real tail",
+    " after a read): the shipped dogqueue/testing/conformance/test_log_reader.py checks"
+    " every field of a tail the factory's `hold_back_sealing` holds back, and of whatever"
+    " tail a reader that never waits sees on any backend",
 )
 compared("LogReader.last_position", "return", "the position of the last event read")
 drawn(["LogReader.tenant_events", "LogReader.jobs"], "tenant_id", "both tenants (and None)")

@@ -22,7 +22,7 @@ from dogqueue.testing.stateful.common import (
     queue_lists,
     tenants,
 )
-from dogqueue.testing.stateful.coverage import compared, drawn
+from dogqueue.testing.stateful.coverage import compared, drawn, reasoned
 from dogqueue.testing.stateful.operations import Operations
 
 _ENQUEUES = ("Backend.enqueue", "Backend.enqueue_many")
@@ -65,6 +65,13 @@ drawn(
     ["lease.message", "lease.lease_expires_at", "lease.attempt"],
     "as handed out, and a placeholder message/expiry (act_as_other_tenant): not fenced on",
 )
+_HOLD = (
+    "not drawn yet (the model knows no deploy holds, so every release is a plain one):"
+    " the shipped dogqueue/testing/conformance/test_release_reason.py records a reason and"
+    " an until in the released event and refuses bad ones, on every backend"
+)
+reasoned("Backend.release", "param", ["reason", "until"], _HOLD)
+reasoned(["Backend.history", "Backend.read_events"], "field", "until", _HOLD)
 drawn("Backend.heartbeat", "progress", "None, 0.0, 0.5, 1.0")
 drawn("Backend.heartbeat", "progress_message", "None, '', 'half way é'")
 drawn("Backend.ack_complete", "result", "None, b'', b'ok', non-UTF-8 bytes")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from dogqueue import FakeClock, JobMessage, QueueCtx
 from dogqueue.audit.api import job_stats, jobs_at
 from dogqueue.audit.timetravel import AsOf
-from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core.job import JobInfo
 from dogqueue.core.order import jobs_ahead
 from dogqueue.core.status import JobPriority, JobStatus
@@ -26,7 +26,7 @@ def _message(**fields: object) -> JobMessage:
     return JobMessage(job_type="work", payload_bytes=b"{}", **fields)  # type: ignore[arg-type]
 
 
-async def _story(backend: EngineBackend, clock: FakeClock) -> datetime:
+async def _story(backend: Backend, clock: FakeClock) -> datetime:
     """Leases, releases, a retry, a workflow whose steps wait, cancels and an expired
     lease; returns the moment acme's longest-waiting ready job became ready (its
     release, an hour after its run_at)."""
@@ -80,7 +80,7 @@ def _dashboard_figures(
     return by_status, ready, None if oldest is None else now - oldest
 
 
-async def test_dashboard_stats_and_metrics_agree(backend: EngineBackend, clock: FakeClock) -> None:
+async def test_dashboard_stats_and_metrics_agree(backend: Backend, clock: FakeClock) -> None:
     released_at = await _story(backend, clock)
     now = clock()
     overview = {
@@ -132,7 +132,7 @@ async def test_dashboard_stats_and_metrics_agree(backend: EngineBackend, clock: 
     await _jobs_ahead_follow_dequeue_order(backend, now)
 
 
-async def _jobs_ahead_follow_dequeue_order(backend: EngineBackend, now: datetime) -> None:
+async def _jobs_ahead_follow_dequeue_order(backend: Backend, now: datetime) -> None:
     """For every ready job, the dashboard counts the jobs the core's order puts first."""
     projected = await backend.projected_jobs()
     browser = backend.browser()
