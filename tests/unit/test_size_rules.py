@@ -30,7 +30,7 @@ TEMPORARY_MODULES: dict[str, str] = {
     "backend/base.py": "units: units that carry their reads, being cut",
 }
 TEMPORARY_FUNCTIONS: dict[str, str] = {
-    "audit/explain.py:explain": "operator-b: edits it (deploy holds, runs); then one helper per status",
+    "audit/explain.py:explain": "operator-b: edits it now; then a helper per status",
 }
 
 
