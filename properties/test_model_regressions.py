@@ -1,4 +1,4 @@
-"""Sequences the deep profile once found, replayed step by step on both backends."""
+"""Sequences the deep profile once found, replayed step by step on every backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Storage backends: one contract (`Backend`), implemented in memory and on SQLite."""
+"""Storage backends: one contract (`Backend`), implemented in memory, on SQLite and on
+PostgreSQL, each on the storage kit (`dogqueue.backend.kit`)."""
 
 from dogqueue.backend.contract import Backend
 

@@ -1,4 +1,5 @@
-"""The hash chain: the pure function, and both backends writing the same chain."""
+"""The hash chain: the pure function, every backend writing a chain that verifies, and
+memory and SQLite writing the same chain from the same events."""
 
 from __future__ import annotations
 

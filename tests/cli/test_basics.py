@@ -17,19 +17,9 @@ from dogqueue import FakeClock, JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.observability import MetricsReader
 from dogqueue.observability.prometheus import DogqueueCollector
+from tests.audit.cli_run import dogqueue
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def dogqueue(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "dogqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 async def _log(path: Path, jobs: int = 3) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,20 +19,7 @@ import pytest
 
 from dogqueue import JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def dogqueue(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "dogqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+from tests.audit.cli_run import dogqueue
 
 
 def _run(command: list[str]) -> bool:

@@ -29,6 +29,15 @@ def _resolve(node: ast.ImportFrom, package: str) -> str:
     return base
 
 
+def _named(node: ast.Import | ast.ImportFrom, package: str) -> set[str]:
+    """What an import statement names: its modules, and for `from` each name in its
+    module (a name may be a submodule)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = _resolve(node, package)
+    return {base, *(f"{base}.{alias.name}" for alias in node.names)}
+
+
 def _type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
@@ -43,12 +52,8 @@ def eager_modules(path: Path) -> set[str]:
 
     def visit(statements: Iterable[ast.stmt]) -> None:
         for node in statements:
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = _resolve(node, package)
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in node.names)
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                found.update(_named(node, package))
             elif isinstance(node, ast.If):
                 if not _type_checking(node.test):
                     visit(node.body)
@@ -71,12 +76,8 @@ def imported_modules(path: Path) -> set[str]:
     package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve(node, package)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.update(_named(node, package))
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)

@@ -36,8 +36,8 @@ BASE = "http://127.0.0.1:8080"
 async def queue(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[EngineBackend, Workload]]:
-    """Every built-in backend: SQLite lists through SqliteBrowser, memory through the
-    projection."""
+    """SQLite (its SqliteBrowser) and memory (the projection's browser); every browser,
+    PostgreSQL's too, is checked against the core in test_job_browser.py."""
     backend: EngineBackend = (
         SqliteBackend(tmp_path / "queue.db") if request.param == "sqlite" else MemoryBackend()
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dogqueue import JobMessage, JobPriority
+import pytest
+
+from dogqueue import JobMessage, JobPriority, LeasedJob, QueueCtx
 from dogqueue.backend.contract import Backend
+from dogqueue.core.errors import QueueError
 
 
 def message(
@@ -27,3 +30,20 @@ def message(
 async def log_size(backend: Backend) -> int:
     """How many events the log holds."""
     return len(await backend.read_events())
+
+
+async def assert_lease_refused(
+    backend: Backend, ctx: QueueCtx, lease: LeasedJob, error: type[QueueError]
+) -> None:
+    """Every call made under `lease` (complete, fail, heartbeat, release) raises `error`,
+    and none appends anything."""
+    before = await log_size(backend)
+    with pytest.raises(error):
+        await backend.ack_complete(ctx, lease, b"1")
+    with pytest.raises(error):
+        await backend.ack_fail(ctx, lease, "late")
+    with pytest.raises(error):
+        await backend.heartbeat(ctx, lease)
+    with pytest.raises(error):
+        await backend.release(ctx, lease)
+    assert await log_size(backend) == before

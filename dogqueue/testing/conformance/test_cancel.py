@@ -9,7 +9,7 @@ import pytest
 from dogqueue import FakeClock, JobCanceled, JobStatus, QueueCtx
 from dogqueue.backend.contract import Backend
 
-from .helpers import log_size, message
+from .helpers import assert_lease_refused, log_size, message
 
 CTX = QueueCtx("tenant-a")
 
@@ -26,16 +26,7 @@ async def test_cancel_during_a_lease_beats_the_later_ack(backend: Backend) -> No
     lease = await backend.dequeue(CTX, ["default"])
     assert lease is not None
     assert await backend.cancel_job(CTX, job_id) is JobStatus.CANCELED
-    before = await log_size(backend)
-    with pytest.raises(JobCanceled):
-        await backend.ack_complete(CTX, lease, b"1")
-    with pytest.raises(JobCanceled):
-        await backend.ack_fail(CTX, lease, "x")
-    with pytest.raises(JobCanceled):
-        await backend.heartbeat(CTX, lease)
-    with pytest.raises(JobCanceled):
-        await backend.release(CTX, lease)
-    assert await log_size(backend) == before
+    await assert_lease_refused(backend, CTX, lease, JobCanceled)
     info = await backend.get_job(CTX, job_id)
     assert info.status is JobStatus.CANCELED and info.result is None
 

@@ -9,7 +9,7 @@ import pytest
 from dogqueue import FakeClock, JobStatus, LeaseLost, QueueCtx
 from dogqueue.backend.contract import Backend
 
-from .helpers import log_size, message
+from .helpers import assert_lease_refused, log_size, message
 
 CTX = QueueCtx("tenant-a")
 SHORT = timedelta(seconds=30)
@@ -28,16 +28,7 @@ async def test_stale_token_after_expiry_and_release_is_rejected(
     assert fresh is not None and fresh.job_id == job_id
     assert fresh.lease_token > stale.lease_token
     assert fresh.attempt == 2
-    before = await log_size(backend)
-    with pytest.raises(LeaseLost):
-        await backend.ack_complete(CTX, stale)
-    with pytest.raises(LeaseLost):
-        await backend.ack_fail(CTX, stale, "late")
-    with pytest.raises(LeaseLost):
-        await backend.heartbeat(CTX, stale)
-    with pytest.raises(LeaseLost):
-        await backend.release(CTX, stale)
-    assert await log_size(backend) == before
+    await assert_lease_refused(backend, CTX, stale, LeaseLost)
     await backend.ack_complete(CTX, fresh)
     assert await backend.get_status(CTX, job_id) is JobStatus.COMPLETED
 
