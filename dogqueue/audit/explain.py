@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -56,90 +56,8 @@ def explain(
     attempts = _attempts(job, history)
     details: list[str] = [f"enqueued at {_time(job.created_at)}"]
     relatives = {other.job_id: other for other in family}
-    match job.status:
-        case JobStatus.WAITING:
-            parents = job.message.after
-            headline = (
-                f"{name} is waiting for {len(job.waiting_for)} of {len(parents)} parents: "
-                + ", ".join(_relative(parent, relatives) for parent in job.waiting_for)
-            )
-            done = [parent for parent in parents if parent not in job.waiting_for]
-            if done:
-                details.append("parents already ended: " + ", ".join(done))
-            if job.message.on_parent_failure == "run":
-                details.append("it runs even if a parent fails or is canceled")
-            else:
-                details.append("it is canceled if a parent fails or is canceled")
-        case JobStatus.ENQUEUED:
-            hold = _deploy_hold(history)
-            reason = _why_enqueued(history) if hold is None else hold
-            if reason:
-                details.append(reason)
-            details.append(f"attempts so far: {attempts}")
-            if job.run_at > now:
-                headline = (
-                    f"{name} is scheduled for {_time(job.run_at)} (in {span(job.run_at - now)})"
-                )
-            else:
-                headline = f"{name} is ready since {_time(job.run_at)} and waiting to be leased"
-                details.append(
-                    f"{ahead} job(s) of higher priority or enqueued earlier are ahead of it in"
-                    f" queue {job.message.queue!r}"
-                    f" (its priority: {JobPriority(job.message.priority).name})"
-                )
-        case JobStatus.LEASED:
-            assert job.lease_expires_at is not None
-            headline = (
-                f"{name} is leased until {_time(job.lease_expires_at)}"
-                f" with token {job.lease_token}, attempt {attempts}"
-            )
-            leased = _last(history, Leased)
-            if leased is not None:
-                details.append(f"leased at {_time(leased.at)} ({span(now - leased.at)} ago)")
-            hold = _deploy_hold(history)
-            if hold is not None:
-                details.append(hold)
-            reported = _last_progress(history)
-            if reported is not None:
-                note = "" if reported.progress_message is None else f": {reported.progress_message}"
-                details.append(
-                    f"reported {100 * (reported.progress or 0):.0f}% done at"
-                    f" {_time(reported.at)}{note}"
-                )
-            if job.lease_expires_at <= now:
-                details.append(
-                    "the lease has run out: the next dequeue or reaper run will expire it"
-                    " and count the attempt as failed"
-                )
-        case JobStatus.COMPLETED:
-            assert job.finished_at is not None
-            headline = (
-                f"{name} completed at {_time(job.finished_at)},"
-                f" {span(job.finished_at - job.created_at)} after it was enqueued"
-            )
-            leased = _last(history, Leased)
-            if leased is not None:
-                details.append(
-                    f"the successful attempt ({attempts}) ran for"
-                    f" {span(job.finished_at - leased.at)}"
-                )
-        case JobStatus.FAILED:
-            assert job.finished_at is not None
-            headline = (
-                f"{name} failed for good at {_time(job.finished_at)}"
-                f" after {runs(history)} attempt(s)"
-            )
-            details.append(f"last error: {job.last_error}")
-            if job.attempts < max_attempts:
-                details.append("the failure was permanent (no retry was asked for)")
-            else:
-                details.append(f"no retries were left (max_retries={job.message.max_retries})")
-        case JobStatus.CANCELED:
-            assert job.finished_at is not None
-            headline = f"{name} was canceled at {_time(job.finished_at)}"
-            if isinstance(history[-1], ParentFinished):
-                details.append(f"because {job.last_error}")
-            details.append(f"it had made {runs(history)} attempt(s) before")
+    story = _Story(job, history, now, ahead, name, attempts, max_attempts, relatives, details)
+    headline = _STATUS_STORIES[job.status](story)
     if job.message.after and job.status is not JobStatus.WAITING:
         details.append(
             f"ran after {len(job.message.after)} parent(s): "
@@ -150,6 +68,165 @@ def explain(
         details.append(_dependents_line(job, dependents))
     details.append(f"history: {len(history)} event(s); last at {_time(job.updated_at)}")
     return Explanation(job=job, headline=headline, details=tuple(details))
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """What each status's part of an explanation reads (and `details`, which it extends)."""
+
+    job: JobInfo
+    history: Sequence[AnyEvent]
+    now: datetime
+    ahead: int
+    name: str
+    attempts: str
+    max_attempts: int
+    relatives: dict[str, JobInfo]
+    details: list[str]
+
+
+def _waiting(story: _Story) -> str:
+    """The headline of a waiting job; its details go into `story.details`."""
+    job = story.job
+    name = story.name
+    relatives = story.relatives
+    details = story.details
+    parents = job.message.after
+    headline = (
+        f"{name} is waiting for {len(job.waiting_for)} of {len(parents)} parents: "
+        + ", ".join(_relative(parent, relatives) for parent in job.waiting_for)
+    )
+    done = [parent for parent in parents if parent not in job.waiting_for]
+    if done:
+        details.append("parents already ended: " + ", ".join(done))
+    if job.message.on_parent_failure == "run":
+        details.append("it runs even if a parent fails or is canceled")
+    else:
+        details.append("it is canceled if a parent fails or is canceled")
+    return headline
+
+
+def _enqueued(story: _Story) -> str:
+    """The headline of a enqueued job; its details go into `story.details`."""
+    job = story.job
+    history = story.history
+    now = story.now
+    ahead = story.ahead
+    name = story.name
+    attempts = story.attempts
+    details = story.details
+    hold = _deploy_hold(history)
+    reason = _why_enqueued(history) if hold is None else hold
+    if reason:
+        details.append(reason)
+    details.append(f"attempts so far: {attempts}")
+    if job.run_at > now:
+        headline = f"{name} is scheduled for {_time(job.run_at)} (in {span(job.run_at - now)})"
+    else:
+        headline = f"{name} is ready since {_time(job.run_at)} and waiting to be leased"
+        details.append(
+            f"{ahead} job(s) of higher priority or enqueued earlier are ahead of it in"
+            f" queue {job.message.queue!r}"
+            f" (its priority: {JobPriority(job.message.priority).name})"
+        )
+    return headline
+
+
+def _leased(story: _Story) -> str:
+    """The headline of a leased job; its details go into `story.details`."""
+    job = story.job
+    history = story.history
+    now = story.now
+    name = story.name
+    attempts = story.attempts
+    details = story.details
+    assert job.lease_expires_at is not None
+    headline = (
+        f"{name} is leased until {_time(job.lease_expires_at)}"
+        f" with token {job.lease_token}, attempt {attempts}"
+    )
+    leased = _last(history, Leased)
+    if leased is not None:
+        details.append(f"leased at {_time(leased.at)} ({span(now - leased.at)} ago)")
+    hold = _deploy_hold(history)
+    if hold is not None:
+        details.append(hold)
+    reported = _last_progress(history)
+    if reported is not None:
+        note = "" if reported.progress_message is None else f": {reported.progress_message}"
+        details.append(
+            f"reported {100 * (reported.progress or 0):.0f}% done at {_time(reported.at)}{note}"
+        )
+    if job.lease_expires_at <= now:
+        details.append(
+            "the lease has run out: the next dequeue or reaper run will expire it"
+            " and count the attempt as failed"
+        )
+    return headline
+
+
+def _completed(story: _Story) -> str:
+    """The headline of a completed job; its details go into `story.details`."""
+    job = story.job
+    history = story.history
+    name = story.name
+    attempts = story.attempts
+    details = story.details
+    assert job.finished_at is not None
+    headline = (
+        f"{name} completed at {_time(job.finished_at)},"
+        f" {span(job.finished_at - job.created_at)} after it was enqueued"
+    )
+    leased = _last(history, Leased)
+    if leased is not None:
+        details.append(
+            f"the successful attempt ({attempts}) ran for {span(job.finished_at - leased.at)}"
+        )
+    return headline
+
+
+def _failed(story: _Story) -> str:
+    """The headline of a failed job; its details go into `story.details`."""
+    job = story.job
+    history = story.history
+    name = story.name
+    max_attempts = story.max_attempts
+    details = story.details
+    assert job.finished_at is not None
+    headline = (
+        f"{name} failed for good at {_time(job.finished_at)} after {runs(history)} attempt(s)"
+    )
+    details.append(f"last error: {job.last_error}")
+    if job.attempts < max_attempts:
+        details.append("the failure was permanent (no retry was asked for)")
+    else:
+        details.append(f"no retries were left (max_retries={job.message.max_retries})")
+    return headline
+
+
+def _canceled(story: _Story) -> str:
+    """The headline of a canceled job; its details go into `story.details`."""
+    job = story.job
+    history = story.history
+    name = story.name
+    details = story.details
+    assert job.finished_at is not None
+    headline = f"{name} was canceled at {_time(job.finished_at)}"
+    if isinstance(history[-1], ParentFinished):
+        details.append(f"because {job.last_error}")
+    details.append(f"it had made {runs(history)} attempt(s) before")
+    return headline
+
+
+#: The headline (and details) for each status.
+_STATUS_STORIES: dict[JobStatus, Callable[[_Story], str]] = {
+    JobStatus.WAITING: _waiting,
+    JobStatus.ENQUEUED: _enqueued,
+    JobStatus.LEASED: _leased,
+    JobStatus.COMPLETED: _completed,
+    JobStatus.FAILED: _failed,
+    JobStatus.CANCELED: _canceled,
+}
 
 
 def _attempts(job: JobInfo, history: Sequence[AnyEvent]) -> str:

@@ -27,7 +27,6 @@ DECLARATIVE_TABLES: dict[str, str] = {
 # after that branch merges.
 TEMPORARY_MODULES: dict[str, str] = {}
 TEMPORARY_FUNCTIONS: dict[str, str] = {
-    "audit/explain.py:explain": "operator-b: edits it now; then a helper per status",
 }
 
 
