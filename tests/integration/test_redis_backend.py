@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from dogqueue import JobStatus, QueueCtx
+from dogqueue import FakeClock, JobStatus, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.locate import open_backend
 from dogqueue.backend.redis import RedisBackend
@@ -152,7 +152,10 @@ async def test_another_backend_is_woken_and_told_of_cancels(redis_prefix: str) -
 
 
 async def test_the_projection_equals_the_fold_and_rebuilds_to_it(redis_prefix: str) -> None:
-    async with RedisBackend(default_url(), prefix=redis_prefix, durability="none") as backend:
+    clock = FakeClock()  # retries stay in the future
+    async with RedisBackend(
+        default_url(), prefix=redis_prefix, durability="none", clock=clock
+    ) as backend:
         first: list[str] = []
         for tenant in ("a", "b", "c"):
             ctx = QueueCtx(tenant)
