@@ -38,7 +38,6 @@ class Keys:
         self.log = self.glob + ":log"
         self.heads = self.glob + ":heads"
         self.tenants = self.glob + ":tenants"
-        self.lock = self.glob + ":lock"
         self.ready_channel = prefix + ":ready"
         self.cancel_channel = prefix + ":cancel"
 

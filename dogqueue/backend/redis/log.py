@@ -97,20 +97,24 @@ class RedisLog:
 
     async def _records(self, client: Any, after: int, limit: int | None) -> list[LogRecord]:
         keys = self._keys
-        end = await self._last(client) if self._limit is None else self._limit
+        async with client.pipeline(transaction=False) as pipe:  # one slot, one round trip
+            pipe.get(keys.pos)
+            pipe.xrevrange(keys.log, f"{after + 1}-0", "-", count=1)
+            pipe.xrange(keys.log, f"{after + 2}-0", "+", count=limit)
+            stored_last, first_run, later_runs = await pipe.execute()
+        end = int(stored_last or 0) if self._limit is None else self._limit
         if limit is not None:
             end = min(end, after + limit)
         if end <= after:
             return []
-        runs = list(await client.xrevrange(keys.log, f"{after + 1}-0", "-", count=1))
-        runs += await client.xrange(keys.log, f"{after + 2}-0", f"{end}-0")
+        runs = [*first_run, *later_runs]
         records: list[LogRecord] = []
         async with client.pipeline(transaction=False) as pipe:
             wanted = []
             for run_id, fields in runs:
                 pos = int(text(run_id).split("-")[0])
                 tenant, tpos, count = text(fields[b"t"]), int(fields[b"p"]), int(fields[b"n"])
-                if pos + count - 1 <= after:
+                if pos + count - 1 <= after or pos > end:
                     continue
                 wanted.append((pos, tenant, tpos, count, bytes(fields[b"h"])))
                 pipe.xrange(keys.tenant_log(tenant), f"{tpos}-0", f"{tpos + count - 1}-0")

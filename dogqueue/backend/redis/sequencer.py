@@ -2,17 +2,16 @@
 (`pos`, dense across tenants) and its link in the tenant's hash chain.
 
 Writers append to their tenant's stream only (one shard), with dense tenant positions,
-so they never wait for each other across tenants. A step (any process may run one; a
-lock key keeps them one at a time, and the step's script refuses to record a step that
-another one overtook) reads each tenant's events past its chain head, numbers them in
-runs (consecutive events of one tenant get consecutive positions), hashes them (Lua has
-no SHA-256, so the chain is computed here) and records the runs and heads on the log's
-global keys in one script call.
+so they never wait for each other across tenants. A step (any process may run one; the
+step's script refuses to record a step that another one overtook) reads each tenant's
+events past its chain head, numbers them in the order they were committed (each tenant's
+in its own order), hashes them (Lua has no SHA-256, so the chain is computed here) and
+records them as runs (consecutive events of one tenant at consecutive positions) and the
+new heads on the log's global keys in one script call.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,8 +20,6 @@ from dogqueue.log.chain import GENESIS, ChainHeads
 
 #: Events numbered per step at most.
 STEP_LIMIT = 5_000
-#: How long a step may hold the lock (a process stopped mid-step frees it after this).
-LOCK_MS = 5_000
 
 
 def pack_head(tpos: int, pos: int, digest: bytes) -> bytes:
@@ -50,27 +47,18 @@ async def seal_step(
     tenants: Iterable[str] | None = None,
 ) -> int | None:
     """One step over `tenants` (default: every registered tenant); how many events it
-    numbered, or None if another step holds the lock or overtook this one."""
-    token = uuid.uuid4().hex
-    if not await client.set(keys.lock, token, nx=True, px=LOCK_MS):
-        return None
-    try:
-        return await _step(client, keys, script, audit_key, tenants)
-    finally:
-        if text(await client.get(keys.lock) or b"") == token:
-            await client.delete(keys.lock)
-
-
-async def _step(
-    client: Any, keys: Keys, script: Any, audit_key: bytes | None, tenants: Iterable[str] | None
-) -> int | None:
-    names = sorted(
-        {text(t) for t in await client.smembers(keys.tenants)} if tenants is None else set(tenants)
-    )
+    numbered, or None if another step recorded first (the seal script compares the
+    last position it read: steps need no lock, and a loser only did its work twice)."""
+    async with client.pipeline(transaction=False) as pipe:  # one slot, one round trip
+        pipe.smembers(keys.tenants)
+        pipe.get(keys.pos)
+        pipe.hgetall(keys.heads)
+        registered, stored_last, stored_heads = await pipe.execute()
+    names = sorted({text(t) for t in registered} if tenants is None else set(tenants))
+    last = int(stored_last or 0)
+    heads = [unpack_head(stored_heads.get(name.encode())) for name in names]
     if not names:
         return 0
-    last = int(await client.get(keys.pos) or 0)
-    heads = [unpack_head(h) for h in await client.hmget(keys.heads, names)]
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.get(keys.of(name, "n"))
