@@ -165,6 +165,7 @@ class Reads:
             ready=self.ready + other.ready,
             expired=self.expired + other.expired,
             dependents=self.dependents + other.dependents,
+            tenant=self.tenant or other.tenant,
         )
 
 

@@ -15,7 +15,8 @@ from dogqueue.backend.redis.backend import default_cluster, default_url
 from dogqueue.backend.redis.connect import connect
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
-from dogqueue.core.message import JobMessage
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.validation import prepare_enqueue
 from dogqueue.engine import Reads, Transaction, Unit
 from dogqueue.testing.factories import BuiltinFactory
 
@@ -65,21 +66,20 @@ class RedisFactory(BuiltinFactory):
         its flush (the flush script is all or nothing, so no crash falls inside it)."""
         assert isinstance(backend, RedisBackend)
         await backend.open()
-        engine = backend._engine
-        far = timedelta(days=3650)
-
-        def doomed(tx: Transaction, now: datetime) -> None:
-            message = JobMessage(job_type="doomed", payload_bytes=b"{}")
-            engine.enqueue(tx, "acme", (message,), now)
-            for job in tx.expired_leases("acme", now + far):
-                engine.cancel(tx, job.tenant_id, job.job_id, now)
+        engine = backend.engine
+        message = JobMessage(job_type="doomed", payload_bytes=b"{}")
+        enqueue = engine.enqueue_unit(prepare_enqueue(QueueCtx("acme"), (message,), engine.config))
 
         def crash(tx: Transaction, now: datetime) -> None:
-            doomed(tx, now)
+            enqueue.run(tx, now)
+            for job in tx.expired_leases("acme", now + timedelta(days=3650)):
+                engine.cancel_unit(job.tenant_id, job.job_id).run(tx, now)
             raise CrashBeforeFlush("connection lost before the flush")
 
         try:
-            await backend._run_units("acme", [Unit(Reads(new_jobs=1, expired=("acme",)), crash)])
+            await backend._run_units(
+                "acme", [Unit(enqueue.reads | Reads(expired=("acme",)), crash)]
+            )
         except CrashBeforeFlush:
             return
         raise AssertionError("the doomed batch was flushed")

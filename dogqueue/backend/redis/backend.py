@@ -26,9 +26,11 @@ from typing import Any
 import msgspec
 
 from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.browse import ProjectionBrowser
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, UndeclaredRead
 from dogqueue.backend.kit.rows import from_micros, to_micros
+from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.redis.connect import DRIVER_ERRORS, connect
 from dogqueue.backend.redis.durability import check_durability, check_server, server_persistence
 from dogqueue.backend.redis.keys import Keys, check_prefix
@@ -244,7 +246,7 @@ class RedisBackend(EngineBackend):
         reply = await self._scripts["read"](keys=[log_key], args=self._read_args(tag, declared))
         now_us, last_fifo, loads, found_keys, latest, ready, expired, closure = reply
         first_fifo = int(last_fifo) - declared.new_jobs + 1
-        ws = TenantBatch(tenant, declared, list(range(first_fifo, int(last_fifo) + 1)))
+        ws = TenantBatch(tenant, list(range(first_fifo, int(last_fifo) + 1)))
         for rows in (loads, ready, expired):
             for i in range(0, len(rows), 3):
                 ws.seed(decode_job(rows[i + 1]), int(rows[i + 2]))
@@ -263,7 +265,7 @@ class RedisBackend(EngineBackend):
                 for i in range(0, len(closure), 4)
             ],
         )
-        results = run_units(ws, [unit.run for unit in units], from_micros(int(now_us)))
+        results = run_units(ws, [strictly(unit) for unit in units], from_micros(int(now_us)))
         if ws.journal or ws.before:
             flushed = await self._scripts["flush"](keys=[log_key], args=ws.flush_args(tag))
             if text(flushed[0]) != "ok":
@@ -443,6 +445,11 @@ class RedisBackend(EngineBackend):
         if not wait_for_own_writes:
             return RedisLog(self._client, prefix=self.prefix, before_read=self._seal_step)
         return RedisLog(self._client, prefix=self.prefix, before_read=self._seal_all)
+
+    def browser(self) -> ProjectionBrowser:
+        """The dashboard's read model: the projection of every tenant (every shard),
+        read whole on each call (a Redis read model of its own is still to come)."""
+        return ProjectionBrowser(self)
 
     async def _seal_step(self) -> int:
         await self._ready()

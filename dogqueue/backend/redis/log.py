@@ -16,7 +16,7 @@ from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import rebuild
-from dogqueue.log.reader import Anchor, ArchiveCut, LogRecord, ProjectionRow
+from dogqueue.log.reader import LogPos, LogRecord, ProjectionRow, TenantPos, WriterSeq
 from dogqueue.log.stored import stored_event, stored_job
 
 #: Runs of the global log read per call.
@@ -143,7 +143,8 @@ class RedisLog:
                 keys.tenant_log(tenant), f"{tpos + 1}-0", "+"
             ):
                 at = int(text(entry_id).split("-")[0])
-                found.append(_record(at, tenant, at, fields, None)._replace(tpos=0))
+                record = _record(0, tenant, at, fields, None)
+                found.append(record._replace(writer_seq=WriterSeq(at)))
         return found
 
     async def _last(self, client: Any) -> int:
@@ -155,7 +156,7 @@ class RedisLog:
         return await self._call(self._last)  # type: ignore[no-any-return]
 
     async def events(self, *, after: int = 0, limit: int | None = None) -> list[AnyEvent]:
-        return [stored_event(r.data, r.seq) for r in await self.records(after=after, limit=limit)]
+        return [stored_event(r.data, r.pos) for r in await self.records(after=after, limit=limit)]
 
     async def tenant_events(self, tenant_id: str) -> list[AnyEvent]:
         async def read(client: Any) -> list[AnyEvent]:
@@ -265,18 +266,6 @@ class RedisLog:
 
         return await self._call(read)  # type: ignore[no-any-return]
 
-    async def anchors(self) -> list[Anchor]:
-        return []  # archival is not offered on Redis yet
-
-    async def archived_ranges(self) -> list[tuple[int, int]]:
-        return []
-
-    async def archive_cuts(self) -> list[ArchiveCut]:
-        return []
-
-    async def integrity_problems(self) -> list[str]:
-        return []
-
     async def close(self) -> None:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
@@ -287,14 +276,14 @@ def _record(
     pos: int, tenant: str, tpos: int, fields: dict[bytes, Any], digest: bytes | None
 ) -> LogRecord:
     return LogRecord(
-        pos,
+        LogPos(pos),
         tenant,
         text(fields.get(b"j", b"")),
         int(fields.get(b"v", 0)),
         text(fields.get(b"t", b"")),
         bytes(fields.get(b"d", b"")),
         digest,
-        tpos,
+        TenantPos(tpos),
     )
 
 

@@ -46,8 +46,8 @@ def queue_wants(reads: BatchReads) -> dict[str, int]:
 class TenantBatch(BatchWorkingSet):
     """The kit's batch working set for one tenant's units (every key on its shard)."""
 
-    def __init__(self, tenant_id: str, reads: BatchReads, fifo: list[int]) -> None:
-        super().__init__(reads, fifo)
+    def __init__(self, tenant_id: str, fifo: list[int]) -> None:
+        super().__init__(fifo)
         self.tenant_id = tenant_id
 
     def flush_args(self, tag: str) -> list[Any]:
