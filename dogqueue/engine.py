@@ -151,6 +151,9 @@ class Reads:
     #: Jobs the unit may end, as (tenant_id, job_id): it reads their dependents, and
     #: theirs in turn (the closure), to settle the jobs waiting for them.
     dependents: tuple[tuple[str, str], ...] = ()
+    #: The tenant whose storage the unit writes, when none of the above names it (an
+    #: enqueue without keys or parents): a backend that shards by tenant routes by it.
+    tenant: str | None = None
 
     def __or__(self, other: Reads) -> Reads:
         """What a unit that does the work of both reads."""
@@ -162,6 +165,7 @@ class Reads:
             ready=self.ready + other.ready,
             expired=self.expired + other.expired,
             dependents=self.dependents + other.dependents,
+            tenant=self.tenant or other.tenant,
         )
 
 
@@ -265,7 +269,7 @@ class Engine:
         )
         parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
         return Unit(
-            Reads(jobs=parents, keys=keys, new_jobs=len(messages)),
+            Reads(jobs=parents, keys=keys, new_jobs=len(messages), tenant=tenant_id),
             lambda tx, now: self._enqueue(tx, tenant_id, messages, now, trace_context),
         )
 

@@ -1,7 +1,8 @@
 """Fixtures shared by every test tier: a fake clock and a backend of each built-in kind
 (the conformance suite's fixtures, on the built-in factories whatever
 `--dogqueue-backend` says). A test on the PostgreSQL backend, or asking for a schema,
-is marked `postgres`, so it skips where no server runs (and fails under CI=true)."""
+is marked `postgres` (one asking for a Redis prefix `redis`), so it skips where no server
+runs (and fails under CI=true)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pg_schema" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if "redis_prefix" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture
 def backend_kind(request: pytest.FixtureRequest) -> str:
-    """The name of the built-in backend under test (memory, sqlite or postgres)."""
+    """The name of the built-in backend under test (memory, sqlite, postgres or redis)."""
     kind: str = request.node.callspec.params["backend_factory"]
     return kind
 
@@ -70,3 +73,14 @@ def drop_schema(schema: str) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix on the Redis test server, its keys deleted after the test."""
+    from dogqueue.backend.redis.backend import default_url
+    from dogqueue.testing.redis import drop_prefix
+
+    prefix = f"test{uuid.uuid4().hex[:16]}"
+    yield prefix
+    asyncio.run(drop_prefix(default_url(), prefix))

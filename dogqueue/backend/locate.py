@@ -1,9 +1,11 @@
-"""Opening a queue from one string: a SQLite file path or a PostgreSQL URL.
+"""Opening a queue from one string: a SQLite file path, a PostgreSQL URL or a Redis URL.
 
 `open_backend(db)` gives the backend to run a queue on; `open_log(db)` gives its log,
 read-only, for the audit tools. Both do no I/O until first used (a SQLite log must exist).
 A `postgresql://` or `postgres://` URL may carry `schema=NAME` among its query
-parameters: it selects the queue's schema and is not passed to the server.
+parameters: it selects the queue's schema and is not passed to the server. A
+`redis://`, `rediss://` or `unix://` URL may carry `prefix=NAME` (the queue's key
+prefix), `durability=persistent|always|none` and `cluster=yes`, also not passed on.
 """
 
 from __future__ import annotations
@@ -25,11 +27,50 @@ if TYPE_CHECKING:
 DB_ENV = "DOGQUEUE_DB"
 #: URL schemes that name a PostgreSQL database.
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: URL schemes that name a Redis server.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def is_postgres_url(db: str) -> bool:
     """True when `db` is a PostgreSQL URL rather than a file path."""
     return urlsplit(db).scheme.lower() in POSTGRES_SCHEMES
+
+
+def is_redis_url(db: str) -> bool:
+    """True when `db` is a Redis URL rather than a file path."""
+    return urlsplit(db).scheme.lower() in REDIS_SCHEMES
+
+
+def is_server_url(db: str) -> bool:
+    """True when `db` names a database server (PostgreSQL or Redis), not a file."""
+    return is_postgres_url(db) or is_redis_url(db)
+
+
+def _redis_module(url: str) -> Any:
+    try:
+        # Imported by name: the Redis backend and its driver are optional.
+        return importlib.import_module("dogqueue.backend.redis")
+    except ImportError as error:
+        raise StorageError(
+            f"cannot open {urlsplit(url).scheme}:// URLs: the Redis backend is not"
+            f" available ({error}); install dogqueue[redis]"
+        ) from error
+
+
+def _redis_options(url: str) -> tuple[Any, str, dict[str, Any]]:
+    """The Redis backend's module, the URL for the driver, and the queue's options."""
+    module = _redis_module(url)
+    from dogqueue.backend.redis.connect import split_options
+
+    plain, options = split_options(url)
+    kwargs: dict[str, Any] = {}
+    if "prefix" in options:
+        kwargs["prefix"] = options["prefix"]
+    if "durability" in options:
+        kwargs["durability"] = options["durability"]
+    if "cluster" in options:
+        kwargs["cluster"] = options["cluster"].lower() in ("1", "yes", "true", "on")
+    return module, plain, kwargs
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -47,10 +88,10 @@ def split_schema(url: str) -> tuple[str, str | None]:
 
 def _check(db: object) -> str:
     if not isinstance(db, (str, os.PathLike)):
-        raise InvalidInput("db", "must be a SQLite file path or a postgresql:// URL")
+        raise InvalidInput("db", "must be a SQLite file path, a postgresql:// or a redis:// URL")
     text = os.fspath(db)
     if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("db", "must be a SQLite file path or a postgresql:// URL")
+        raise InvalidInput("db", "must be a SQLite file path, a postgresql:// or a redis:// URL")
     return text
 
 
@@ -83,6 +124,10 @@ def open_backend(db: str | os.PathLike[str], **kwargs: Any) -> Backend:
         kwargs["audit_key"] = key
     if is_postgres_url(text):
         return _postgres(text, **kwargs)
+    if is_redis_url(text):
+        module, plain, options = _redis_options(text)
+        backend: Backend = module.RedisBackend(plain, **{**options, **kwargs})
+        return backend
     return _sqlite(text, **kwargs)
 
 
@@ -101,6 +146,14 @@ def open_log(db: str | os.PathLike[str]) -> LogReader:
         dsn, schema = split_schema(text)
         reader: LogReader = postgres.PostgresLog(dsn=dsn, schema=schema or "dogqueue")
         return reader
+    if is_redis_url(text):
+        module, plain, options = _redis_options(text)
+        redis_log: LogReader = module.RedisLog(
+            url=plain,
+            prefix=options.get("prefix", "dogqueue"),
+            cluster=options.get("cluster", False),
+        )
+        return redis_log
     from dogqueue.backend.sqlite.log import SqliteLogReader
 
     return SqliteLogReader(text)

@@ -35,8 +35,9 @@ def add_db(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH|URL",
-        help=f"the queue: a SQLite database file or a postgresql:// URL (schema=NAME picks"
-        f" the schema); default: ${locate.DB_ENV}; {how}",
+        help=f"the queue: a SQLite database file, a postgresql:// URL (schema=NAME picks"
+        f" the schema) or a redis:// URL (prefix=NAME picks the queue); default:"
+        f" ${locate.DB_ENV}; {how}",
     )
 
 

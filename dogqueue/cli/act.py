@@ -66,10 +66,10 @@ ACTIONS = (
 
 def open_db(db: str) -> Backend:
     """The backend of the queue at `db`: a SQLite file, which must exist, or a
-    postgresql:// URL."""
+    postgresql:// or redis:// URL."""
     from dogqueue.backend import locate
 
-    if not locate.is_postgres_url(db) and not os.path.exists(db):
+    if not locate.is_server_url(db) and not os.path.exists(db):
         raise InvalidInput("db", f"no queue database at {db!r}")
     return locate.open_backend(db)
 

@@ -171,7 +171,7 @@ def _archive_paths(db: str, given: list[str], cuts: list[ArchiveCut]) -> list[st
     """The archives to verify with the live log: those given, and each archive its
     archivals (`cuts`) name that sits next to a SQLite log file."""
     paths = list(given)
-    if locate.is_postgres_url(db):
+    if locate.is_server_url(db):
         return paths
     known = {os.path.realpath(path) for path in paths}
     for cut in cuts:
@@ -230,7 +230,7 @@ async def _rebuild(db: str) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    if locate.is_postgres_url(args.db):
+    if locate.is_server_url(args.db):
         raise InvalidInput("db", "archival works on SQLite logs only")
     from dogqueue.backend.sqlite.archive import archive_before
 

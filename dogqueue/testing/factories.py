@@ -164,7 +164,7 @@ class SqliteFactory(BuiltinFactory):
 
 
 #: The built-in backends the suites run on without `--dogqueue-backend`, by name.
-BUILTIN_NAMES = ("memory", "sqlite", "postgres")
+BUILTIN_NAMES = ("memory", "sqlite", "postgres", "redis")
 
 
 def builtin_factory(name: str) -> BackendFactory:
@@ -173,6 +173,10 @@ def builtin_factory(name: str) -> BackendFactory:
         from dogqueue.testing.postgres import PostgresFactory  # needs the postgres extra
 
         return PostgresFactory()
+    if name == "redis":
+        from dogqueue.testing.redis import RedisFactory  # needs the redis extra
+
+        return RedisFactory()
     if name == "sqlite":
         return SqliteFactory()
     if name == "memory":

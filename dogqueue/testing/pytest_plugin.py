@@ -10,8 +10,8 @@ It also registers what dogqueue's shipped suites take:
 - `--dogqueue-backend=MODULE:FACTORY`: the backend factory the property suite and the
   conformance suite (`python -m pytest --pyargs dogqueue.testing.conformance`) check,
   instead of the built-in backends;
-- the `postgres` and `chromium` markers: a test so marked skips, with how to get the
-  server or browser, where it is missing, and fails instead when $CI is `true`.
+- the `postgres`, `redis` and `chromium` markers: a test so marked skips, with how to
+  get the server or browser, where it is missing, and fails instead when $CI is `true`.
 """
 
 from __future__ import annotations
@@ -60,11 +60,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres: needs a PostgreSQL server")
+    config.addinivalue_line("markers", "redis: needs a Redis server")
     config.addinivalue_line("markers", "chromium: needs Chromium (and playwright)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker, missing in (("postgres", postgres_missing), ("chromium", chromium_missing)):
+    for marker, missing in (
+        ("postgres", postgres_missing),
+        ("redis", redis_missing),
+        ("chromium", chromium_missing),
+    ):
         if item.get_closest_marker(marker) is None:
             continue
         reason = missing()
@@ -95,6 +100,27 @@ def postgres_missing() -> str | None:
 
 
 @functools.cache
+def redis_missing() -> str | None:
+    """Why the Redis tests cannot run here, or None if they can."""
+    if importlib.util.find_spec("redis") is None:
+        return "redis-py is not installed: pip install 'dogqueue[redis]'"
+    from dogqueue.backend.redis.backend import default_url
+
+    parts = urlsplit(default_url())
+    if parts.scheme == "unix":
+        return None if os.path.exists(parts.path) else f"no Redis socket at {parts.path}"
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return (
+            f"no Redis at {host}:{port}: start one (apt install redis-server) "
+            "or set DOGQUEUE_REDIS_URL"
+        )
+    return None
+
+
+@functools.cache
 def chromium_missing() -> str | None:
     """Why the browser tests cannot run here, or None if they can."""
     if shutil.which(CHROMIUM) is None:
@@ -104,18 +130,21 @@ def chromium_missing() -> str | None:
     return None
 
 
+#: The markers of the built-in backends that need a server.
+_SERVER_MARKS = {"postgres": [pytest.mark.postgres], "redis": [pytest.mark.redis]}
+
+
 def backend_factory_params(config: pytest.Config, *, builtin_only: bool = False) -> list[Any]:
     """The backends a suite runs on, as parameters of a `backend_factory` fixture that
     resolves them: the factory `--dogqueue-backend` names, else the built-in ones (the
-    PostgreSQL one marked `postgres`)."""
+    PostgreSQL one marked `postgres`, the Redis one `redis`)."""
     spec = None if builtin_only else config.getoption("--dogqueue-backend", None)
     if spec:
         return [pytest.param(spec, id=spec)]
     from dogqueue.testing.factories import BUILTIN_NAMES
 
     return [
-        pytest.param(name, id=name, marks=[pytest.mark.postgres] if name == "postgres" else [])
-        for name in BUILTIN_NAMES
+        pytest.param(name, id=name, marks=_SERVER_MARKS.get(name, [])) for name in BUILTIN_NAMES
     ]
 
 

@@ -1,6 +1,6 @@
 """Three processes call enqueue_due for the same schedules over 500 simulated minutes,
-their fake clocks in step: exactly one job per (schedule, tick), on SQLite and on
-PostgreSQL, and the same jobs one process alone makes."""
+their fake clocks in step: exactly one job per (schedule, tick), on SQLite, PostgreSQL
+and Redis, and the same jobs one process alone makes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dogqueue import FakeClock, enqueue_due
 from dogqueue.backend import locate
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.redis.backend import default_url
 from tests.integration.schedule_client import START, adapter_on, schedules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,14 +85,24 @@ async def jobs_in(db: str) -> Counter[tuple[str, str | None]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
 async def test_three_processes_enqueue_each_tick_once(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if kind == "sqlite":
         db = str(tmp_path / "queue.db")
-    else:
+    elif kind == "postgres":
         db = f"{default_dsn()}?schema={request.getfixturevalue('pg_schema')}"
+    else:
+        prefix = request.getfixturevalue("redis_prefix")
+        db = f"{default_url()}?prefix={prefix}&durability=none"
     made = await asyncio.to_thread(run_in_step, db)
     found = await jobs_in(db)
     expected = await one_process_alone()

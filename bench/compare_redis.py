@@ -1,0 +1,343 @@
+"""dogqueue on Redis beside the Redis queues people use, in one run, one server.
+
+Systems, one after the other on the same redis-server (started here on a free loopback
+port with `appendonly yes`, `appendfsync everysec` unless --url names one), 1 process:
+
+- **bare**: a plain redis-py loop, the physical reference: per job it writes what
+  dogqueue writes (three events to a stream, the job's state, its ready and lease
+  entries) in pipelines of 100, without any check, decide or chain.
+- **dogqueue**: `RedisBackend`; 16 producer tasks call `enqueue`, 16 consumer tasks call
+  `dequeue_many(32)` and acknowledge each batch with one `settle_many`.
+- **saq**: its Worker (concurrency 16), jobs enqueued one call at a time from 16 tasks.
+- **arq**: its Worker (max_jobs 16, poll_delay 0.01), jobs enqueued likewise.
+
+Lifecycle jobs/s: N jobs enqueued, then all consumed (no-op jobs); server memory and
+AOF bytes per job are the `INFO` deltas over the run.
+
+    pip install -e '.[bench]'
+    python bench/compare_redis.py                  # 10,000 jobs
+    python bench/compare_redis.py --jobs 500 --only bare,dogqueue
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as redis
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SYSTEMS = ("bare", "dogqueue", "saq", "arq")
+TASKS = 16
+PAYLOAD = b'{"n": 1}'
+
+
+@dataclass
+class Measurement:
+    """One system's run."""
+
+    system: str
+    jobs: int
+    seconds: float
+    completed: int
+    memory_per_job: float
+    aof_per_job: float
+
+    @property
+    def per_s(self) -> float:
+        return self.jobs / self.seconds if self.seconds else 0.0
+
+
+def missing(name: str) -> str | None:
+    """Why `name` cannot run here (None: it can)."""
+    module = {"saq": "saq", "arq": "arq"}.get(name)
+    if module is not None and importlib.util.find_spec(module) is None:
+        return f"{module} is not installed"
+    return None
+
+
+class Server:
+    """A redis-server of the benchmark's own, stopped by its pid."""
+
+    def __init__(self, fsync: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.directory = tempfile.mkdtemp(prefix="dq-bench-redis-")
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.directory,
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                fsync,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    async def ready(self) -> None:
+        client = redis.Redis.from_url(self.url)
+        try:
+            for _ in range(300):
+                try:
+                    await client.ping()
+                    return
+                except (redis.RedisError, OSError):
+                    await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+async def _in_tasks(n: int, one: Callable[[int], Awaitable[None]]) -> None:
+    """Run `one(i)` for i in range(n) from TASKS tasks."""
+    counter = iter(range(n))
+
+    async def task() -> None:
+        for i in counter:
+            await one(i)
+
+    await asyncio.gather(*(task() for _ in range(TASKS)))
+
+
+async def run_bare(url: str, n: int) -> int:
+    client: Any = redis.Redis.from_url(url)
+    event = b"x" * 160
+    try:
+        for start in range(0, n, 100):
+            async with client.pipeline(transaction=False) as pipe:
+                for i in range(start, min(n, start + 100)):
+                    pipe.xadd("{bare:t}:log", {"j": i, "v": 1, "t": "enqueued", "d": event})
+                    pipe.hset("{bare:t}:jobs", str(i), event)
+                    pipe.zadd("{bare:t}:ready", {str(i): i})
+                await pipe.execute()
+        done = 0
+        while True:
+            ids = [m for m, _ in await client.zpopmin("{bare:t}:ready", 100)]
+            if not ids:
+                return done
+            async with client.pipeline(transaction=False) as pipe:
+                for job in ids:
+                    pipe.xadd("{bare:t}:log", {"j": job, "v": 2, "t": "leased", "d": event})
+                    pipe.zadd("{bare:t}:leases", {job: time.time() + 300})
+                    pipe.hset("{bare:t}:jobs", job, event)
+                await pipe.execute()
+            async with client.pipeline(transaction=False) as pipe:
+                for job in ids:
+                    pipe.xadd("{bare:t}:log", {"j": job, "v": 3, "t": "completed", "d": event})
+                    pipe.zrem("{bare:t}:leases", job)
+                    pipe.hset("{bare:t}:jobs", job, event)
+                await pipe.execute()
+            done += len(ids)
+    finally:
+        await client.aclose()
+
+
+async def run_dogqueue(url: str, n: int) -> int:
+    from dogqueue import Completion, QueueCtx
+    from dogqueue.backend.redis import RedisBackend
+    from dogqueue.core.message import JobMessage
+
+    ctx = QueueCtx("bench")
+    async with RedisBackend(url, prefix="bench") as backend:
+
+        async def enqueue(_: int) -> None:
+            await backend.enqueue(ctx, JobMessage(job_type="noop", payload_bytes=PAYLOAD))
+
+        await _in_tasks(n, enqueue)
+        done = 0
+
+        async def consume() -> None:
+            nonlocal done
+            while True:
+                leases = await backend.dequeue_many(ctx, ["default"], 32)
+                if not leases:
+                    return
+                await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
+                done += len(leases)
+
+        await asyncio.gather(*(consume() for _ in range(TASKS)))
+        return done
+
+
+async def run_saq(url: str, n: int) -> int:
+    from saq import Queue, Worker
+
+    done = 0
+    finished = asyncio.Event()
+
+    async def noop(ctx: Any) -> None:
+        nonlocal done
+        done += 1
+        if done >= n:
+            finished.set()
+
+    queue = Queue.from_url(url)
+    await queue.connect()
+
+    async def enqueue(_: int) -> None:
+        await queue.enqueue("noop")
+
+    await _in_tasks(n, enqueue)
+    worker = Worker(queue, functions=[("noop", noop)], concurrency=16)
+    runner = asyncio.ensure_future(worker.start())
+    await finished.wait()
+    await worker.stop()
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    await queue.disconnect()
+    return done
+
+
+async def run_arq(url: str, n: int) -> int:
+    # arq 0.28 passes redis-py options that redis-py 8 deprecates (it pins redis < 6).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return await _run_arq(url, n)
+
+
+async def _run_arq(url: str, n: int) -> int:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker, func
+
+    done = 0
+
+    async def noop(ctx: Any) -> None:
+        nonlocal done
+        done += 1
+
+    settings = RedisSettings.from_dsn(url)
+    pool = await create_pool(settings)
+
+    async def enqueue(_: int) -> None:
+        await pool.enqueue_job("noop")
+
+    await _in_tasks(n, enqueue)
+    worker = Worker(
+        functions=[func(noop, name="noop")],
+        redis_settings=settings,
+        burst=True,
+        max_jobs=16,
+        poll_delay=0.01,
+        keep_result=0,
+        handle_signals=False,
+    )
+    await worker.async_run()
+    await worker.close()
+    await pool.aclose()
+    return done
+
+
+RUNNERS: dict[str, Callable[[str, int], Awaitable[int]]] = {
+    "bare": run_bare,
+    "dogqueue": run_dogqueue,
+    "saq": run_saq,
+    "arq": run_arq,
+}
+
+
+async def measure(name: str, url: str, n: int) -> Measurement:
+    """Run one system's lifecycle of `n` jobs on an emptied server."""
+    client: Any = redis.Redis.from_url(url)
+    try:
+        await client.flushall()
+        await client.execute_command("BGREWRITEAOF")
+        await asyncio.sleep(0.5)
+        before = await client.info()
+        started = time.perf_counter()
+        completed = await RUNNERS[name](url, n)
+        seconds = time.perf_counter() - started
+        after = await client.info()
+    finally:
+        await client.aclose()
+    return Measurement(
+        system=name,
+        jobs=n,
+        seconds=seconds,
+        completed=completed,
+        memory_per_job=(after["used_memory"] - before["used_memory"]) / n,
+        aof_per_job=(after.get("aof_current_size", 0) - before.get("aof_current_size", 0)) / n,
+    )
+
+
+def table(results: list[Measurement]) -> str:
+    """The results as a text table, with ratios against the bare loop and the fastest peer."""
+    by = {m.system: m for m in results}
+    peers = [m.per_s for m in results if m.system in ("saq", "arq")]
+    head = ("system", "jobs/s", "vs bare", "vs best peer", "mem B/job", "AOF B/job")
+    lines = ["{:10} {:>9} {:>8} {:>13} {:>10} {:>10}".format(*head)]
+    for m in results:
+        bare = f"{m.per_s / by['bare'].per_s:.0%}" if "bare" in by else "-"
+        peer = f"{m.per_s / max(peers):.2f}x" if peers else "-"
+        memory, aof = f"{m.memory_per_job:,.0f}", f"{m.aof_per_job:,.0f}"
+        lines.append(f"{m.system:10} {m.per_s:9,.0f} {bare:>8} {peer:>13} {memory:>10} {aof:>10}")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> list[Measurement]:
+    server = None if args.url else Server(args.fsync)
+    try:
+        url = args.url
+        if server is not None:
+            await server.ready()
+            url = server.url
+        results = []
+        for name in args.only.split(","):
+            reason = missing(name)
+            if reason is not None:
+                print(f"{name}: skipped ({reason})", file=sys.stderr)
+                continue
+            results.append(await measure(name, url, args.jobs))
+        return results
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> list[Measurement]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--only", default=",".join(SYSTEMS))
+    parser.add_argument("--fsync", default="everysec", choices=("everysec", "always", "no"))
+    parser.add_argument("--url", default=None, help="a server to use instead of starting one")
+    args = parser.parse_args(argv)
+    results = asyncio.run(main_async(args))
+    print(f"{args.jobs:,} no-op jobs, 1 process, {TASKS} tasks, appendfsync {args.fsync}")
+    print(table(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
