@@ -151,8 +151,7 @@ class Reads:
     #: Jobs the unit may end, as (tenant_id, job_id): it reads their dependents, and
     #: theirs in turn (the closure), to settle the jobs waiting for them.
     dependents: tuple[tuple[str, str], ...] = ()
-    #: The tenant whose storage the unit writes, when none of the above names it (an
-    #: enqueue without keys or parents): a backend that shards by tenant routes by it.
+    #: The tenant whose storage the unit writes (a sharded backend routes by it).
     tenant: str | None = None
 
     def __or__(self, other: Reads) -> Reads:

@@ -15,6 +15,7 @@ import pytest
 from dogqueue.backend.contract import Backend
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.postgres import PostgresBackend
+from dogqueue.backend.redis import RedisBackend
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.testing.factories import BUILTIN_NAMES
 
@@ -47,7 +48,7 @@ def test_example_runs(script: Path) -> None:
     assert done.stdout.strip(), "an example should show what it did"
 
 
-BUILTIN_BACKENDS = (MemoryBackend, SqliteBackend, PostgresBackend)
+BUILTIN_BACKENDS = (MemoryBackend, SqliteBackend, PostgresBackend, RedisBackend)
 
 
 def readme_section(heading: str) -> str:
