@@ -26,8 +26,7 @@ DECLARATIVE_TABLES: dict[str, str] = {
 # Offenders owned by a helper whose branch splits them; the lead removes each entry
 # after that branch merges.
 TEMPORARY_MODULES: dict[str, str] = {}
-TEMPORARY_FUNCTIONS: dict[str, str] = {
-}
+TEMPORARY_FUNCTIONS: dict[str, str] = {}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:
