@@ -115,7 +115,7 @@ def log_job_finished(
         fields["error_type"] = type(error).__name__
     if level == logging.INFO:
         event = "job finished"
-    elif outcome.is_failure or outcome is Outcome.WORKER_ERROR:
+    elif outcome.is_failure:
         event = "job failed"
     else:  # canceled, lease lost, released...: the job did not fail, it was stopped
         event = "job stopped"
