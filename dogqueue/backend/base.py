@@ -27,6 +27,12 @@ from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlemen
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+from dogqueue.core.workers import (
+    FORGET_AFTER,
+    WorkerPresence,
+    decode_presence,
+    encode_presence,
+)
 from dogqueue.engine import Engine, T, Unit, Work
 from dogqueue.ids import new_job_id
 from dogqueue.log.chain import check_audit_key
@@ -207,6 +213,14 @@ class EngineBackend(abc.ABC):
 
     @abc.abstractmethod
     async def _rebuild_projections(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]: ...
 
     # -- the contract ----------------------------------------------------------------
 
@@ -525,6 +539,25 @@ class EngineBackend(abc.ABC):
         """Replace the projection with the fold of the log; return events folded."""
         await self._ready()
         return await self._rebuild_projections()
+
+    async def announce_worker(self, presence: WorkerPresence) -> None:
+        """Store a worker's presence record, replacing its previous one, and forget
+        records not refreshed for FORGET_AFTER."""
+        if not isinstance(presence, WorkerPresence):
+            raise InvalidInput("presence", "must be a WorkerPresence")
+        check.check_name("worker_id", presence.worker_id)
+        seen = check.check_aware("last_seen", presence.last_seen).astimezone(UTC)
+        await self._ready()
+        await self._announce_worker(
+            presence.worker_id, seen, encode_presence(presence), seen - FORGET_AFTER
+        )
+
+    async def read_workers(self, *, seen_since: datetime) -> list[WorkerPresence]:
+        """The presence records refreshed at or after `seen_since`, oldest start first."""
+        since = check.check_aware("seen_since", seen_since).astimezone(UTC)
+        await self._ready()
+        found = [decode_presence(data) for data in await self._read_workers(since)]
+        return sorted(found, key=lambda p: (p.started_at, p.worker_id))
 
     @abc.abstractmethod
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:

@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Protocol, Self, runtime_checkable
 
+import msgspec
+
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.client.results import job_settled
 from dogqueue.core.errors import InvalidInput, InvalidJobType
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.jobs import ContextT, PayloadError
 from dogqueue.observability.execution import observe_execution
 from dogqueue.observability.outcome import Outcome
@@ -27,6 +30,7 @@ from dogqueue.worker.execution import Executor
 from dogqueue.worker.heartbeats import Heartbeats, cancel_listener, check_cancels_forever
 from dogqueue.worker.leasing import Leasing
 from dogqueue.worker.maintenance import reap_forever, schedule_forever
+from dogqueue.worker.presence import Presence
 from dogqueue.worker.running import Execution, RunningJob, StopReason
 from dogqueue.worker.settings import (
     BLOCKED_LOOP_SECONDS,
@@ -148,6 +152,8 @@ class Worker(Generic[ContextT]):
             self._error_text,
         )
         self._leasing = Leasing(self.backend, settings, self._deploy, self._start, self._count)
+        self._presence = Presence(self.backend, self._describe, self._error_text)
+        self._announce_wake = asyncio.Event()
         self._schedule_wake = asyncio.Event()
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
@@ -196,13 +202,29 @@ class Worker(Generic[ContextT]):
     def _count(self) -> int:
         return len(self._jobs)
 
+    @property
+    def presence(self) -> WorkerPresence:
+        """This worker's presence record, as last announced (see `dogqueue workers`)."""
+        return self._presence.record
+
+    def _describe(self, record: WorkerPresence) -> WorkerPresence:
+        tenants = self.settings.tenants
+        return msgspec.structs.replace(
+            record,
+            queues=("*",) if self.all_queues else self.queues,
+            tenants=None if tenants is None else tuple(ctx.tenant_id for ctx in tenants),
+            concurrency=self.concurrency,
+            running=len(self._jobs),
+        )
+
     # -- starting and stopping ----------------------------------------------------------
 
     def wake(self) -> None:
-        """Look for ready jobs and due schedule ticks now (e.g. after moving a fake
-        clock)."""
+        """Look for ready jobs and due schedule ticks, and announce the worker, now (e.g.
+        after moving a fake clock)."""
         self._leasing.wake.set()
         self._schedule_wake.set()
+        self._announce_wake.set()
 
     def request_stop(self, grace: timedelta | None = None) -> None:
         """Begin a graceful stop without waiting for it; a zero grace stops at once."""
@@ -251,6 +273,7 @@ class Worker(Generic[ContextT]):
         if settings.fast_cancel and isinstance(self.backend, CancelNotifier):
             remove_listener = self.backend.add_cancel_listener(cancel_listener(self._jobs))
         signals = self._install_signal_handlers()
+        await self._presence.announce()
         self._executor.start()
         helpers = self._start_helpers()
         watchdog = None
@@ -275,6 +298,7 @@ class Worker(Generic[ContextT]):
             if remove_listener is not None:
                 remove_listener()
             self._remove_signal_handlers(signals)
+            await self._presence.announce(stopped=True)
             if settings.on_shutdown is not None:
                 await settings.on_shutdown(self)
 
@@ -286,7 +310,8 @@ class Worker(Generic[ContextT]):
         helpers = [
             loop.create_task(
                 reap_forever(self.backend, reaper_seconds, found_work, self._error_text)
-            )
+            ),
+            loop.create_task(self._presence.announce_forever(self._announce_wake)),
         ]
         if settings.schedules:
             helpers.append(
