@@ -272,3 +272,42 @@ def test_the_start_line_names_a_postgres_database_without_credentials(pg_schema:
     assert done.stdout.startswith(f"ok: db=postgresql://{place} ")
     assert "pw-c0ffee" not in done.stdout + done.stderr
     assert (parts.username or "postgres") + "@" not in done.stdout
+
+
+def workers_listed(db: Path, *options: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dogqueue", "workers", "--db", str(db), *options],
+        env=env_with_root(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_dogqueue_workers_lists_a_live_worker_and_then_its_stop(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        await make_old(backend)
+    options = ("--tenant", "shop", "--queue", "default", "--queue", "mail", "--concurrency", "4")
+    with worker_process("tests.runtime.app_jobs:make_old", db, *options) as process:
+
+        async def announced() -> bool:
+            return str(process.pid) in workers_listed(db, "--json")
+
+        await until(announced)
+        (live,) = [json.loads(line) for line in workers_listed(db, "--json").splitlines()]
+        assert (live["state"], live["pid"], live["queues"]) == (
+            "live",
+            process.pid,
+            ["default", "mail"],
+        )
+        assert (live["tenants"], live["concurrency"], live["running"]) == (["shop"], 4, 0)
+        assert live["host"] and live["version"] and live["last_seen"]
+        text = workers_listed(db)
+        assert text.splitlines()[0].split()[:3] == ["STATE", "WORKER", "HOST"]
+        assert f"live   {live['worker_id']}" in text and "0/4" in text
+        stop(process)
+    (stopped,) = [json.loads(line) for line in workers_listed(db, "--json").splitlines()]
+    assert stopped["state"] == "stopped" and stopped["worker_id"] == live["worker_id"]
