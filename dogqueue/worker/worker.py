@@ -269,11 +269,11 @@ class Worker(Generic[ContextT]):
     async def _serve(self) -> None:
         """Run the lease loop and its helpers, then shut down."""
         settings = self.settings
+        await self._presence.announce()
         remove_listener: Callable[[], None] | None = None
         if settings.fast_cancel and isinstance(self.backend, CancelNotifier):
             remove_listener = self.backend.add_cancel_listener(cancel_listener(self._jobs))
         signals = self._install_signal_handlers()
-        await self._presence.announce()
         self._executor.start()
         helpers = self._start_helpers()
         watchdog = None
