@@ -556,7 +556,12 @@ class EngineBackend(abc.ABC):
         """The presence records refreshed at or after `seen_since`, oldest start first."""
         since = check.check_aware("seen_since", seen_since).astimezone(UTC)
         await self._ready()
-        found = [decode_presence(data) for data in await self._read_workers(since)]
+        found = []
+        for data in await self._read_workers(since):
+            try:
+                found.append(decode_presence(data))
+            except msgspec.DecodeError:
+                continue  # a damaged presence record: not the log, and rewritten within 10 s
         return sorted(found, key=lambda p: (p.started_at, p.worker_id))
 
     @abc.abstractmethod
