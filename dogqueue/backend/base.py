@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+import msgspec
+
 from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import cron
