@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-import msgspec
-
 from dogqueue.backend.browse import JobBrowser
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import cron
@@ -29,12 +27,7 @@ from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlemen
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
-from dogqueue.core.workers import (
-    FORGET_AFTER,
-    WorkerPresence,
-    decode_presence,
-    encode_presence,
-)
+from dogqueue.core.workers import FORGET_AFTER, WorkerPresence, read_presences, stored_presence
 from dogqueue.engine import Engine, T, Unit, Work
 from dogqueue.ids import new_job_id
 from dogqueue.log.chain import check_audit_key
@@ -545,26 +538,15 @@ class EngineBackend(abc.ABC):
     async def announce_worker(self, presence: WorkerPresence) -> None:
         """Store a worker's presence record, replacing its previous one, and forget
         records not refreshed for FORGET_AFTER."""
-        if not isinstance(presence, WorkerPresence):
-            raise InvalidInput("presence", "must be a WorkerPresence")
-        check.check_name("worker_id", presence.worker_id)
-        seen = check.check_aware("last_seen", presence.last_seen).astimezone(UTC)
+        worker_id, seen, data = stored_presence(presence)
         await self._ready()
-        await self._announce_worker(
-            presence.worker_id, seen, encode_presence(presence), seen - FORGET_AFTER
-        )
+        await self._announce_worker(worker_id, seen, data, seen - FORGET_AFTER)
 
     async def read_workers(self, *, seen_since: datetime) -> list[WorkerPresence]:
         """The presence records refreshed at or after `seen_since`, oldest start first."""
         since = check.check_aware("seen_since", seen_since).astimezone(UTC)
         await self._ready()
-        found = []
-        for data in await self._read_workers(since):
-            try:
-                found.append(decode_presence(data))
-            except msgspec.DecodeError:
-                continue  # a damaged presence record: not the log, and rewritten within 10 s
-        return sorted(found, key=lambda p: (p.started_at, p.worker_id))
+        return read_presences(await self._read_workers(since))
 
     @abc.abstractmethod
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:

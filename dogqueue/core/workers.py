@@ -9,9 +9,13 @@ tenant's chain for ever with nothing an audit needs, and a worker serves many te
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import msgspec
+
+from dogqueue.core import validation as check
+from dogqueue.core.errors import InvalidInput
 
 #: How often a worker announces itself.
 ANNOUNCE_INTERVAL = timedelta(seconds=10)
@@ -77,3 +81,25 @@ def encode_presence(presence: WorkerPresence) -> bytes:
 def decode_presence(data: bytes) -> WorkerPresence:
     """A presence record from its stored form."""
     return _decoder.decode(data)
+
+
+def stored_presence(presence: object) -> tuple[str, datetime, bytes]:
+    """The worker id, last-seen time (UTC) and stored form of a presence record;
+    InvalidInput naming the field that is wrong."""
+    if not isinstance(presence, WorkerPresence):
+        raise InvalidInput("presence", "must be a WorkerPresence")
+    check.check_name("worker_id", presence.worker_id)
+    seen = check.check_aware("last_seen", presence.last_seen).astimezone(UTC)
+    return presence.worker_id, seen, encode_presence(presence)
+
+
+def read_presences(stored: Iterable[bytes]) -> list[WorkerPresence]:
+    """Presence records from their stored forms, oldest start first; a damaged one is
+    skipped (it is not the log, and its worker rewrites it within ANNOUNCE_INTERVAL)."""
+    found = []
+    for data in stored:
+        try:
+            found.append(decode_presence(data))
+        except msgspec.DecodeError:
+            continue
+    return sorted(found, key=lambda p: (p.started_at, p.worker_id))
