@@ -411,6 +411,13 @@ def boundary_mutants() -> dict[str, type]:
                 "no record to perturb: the state machine never archives and leaves nothing"
                 " unsealed (the coverage table names the tests that read such records)",
             )
+        if name.startswith(("AnnounceWorker", "ReadWorkers")):
+            EQUIVALENT.setdefault(
+                name,
+                "not run by the state machine: workers' presence records are not the log"
+                " and no job state depends on them; the shipped"
+                " dogqueue/testing/conformance/test_workers.py checks them on every backend",
+            )
     classes += [WaitForChangeNeverWoken, KeyReleasedWhenJobEnds, SettleManyNotAtomicOnInvalidInput]
     classes += [enqueue_many_not_atomic(JobAlreadyExists, None)]
     classes += [

@@ -51,6 +51,7 @@ from dogqueue.core.job import JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.log.reader import LogReader
 from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
 
@@ -258,6 +259,12 @@ class Forwarding:
 
     async def rebuild_projections(self) -> int:
         return await self.inner.rebuild_projections()
+
+    async def announce_worker(self, presence: WorkerPresence) -> None:
+        await self.inner.announce_worker(presence)
+
+    async def read_workers(self, *, seen_since: datetime) -> list[WorkerPresence]:
+        return await self.inner.read_workers(seen_since=seen_since)
 
     async def enqueue_ticks(
         self, ctx: QueueCtx, schedule: ScheduleSpec, now: datetime

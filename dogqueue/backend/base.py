@@ -27,6 +27,7 @@ from dogqueue.core.job import Completion, Failure, JobInfo, LeasedJob, Settlemen
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+from dogqueue.core.workers import FORGET_AFTER, WorkerPresence, read_presences, stored_presence
 from dogqueue.engine import Engine, T, Unit, Work
 from dogqueue.ids import new_job_id
 from dogqueue.log.chain import check_audit_key
@@ -207,6 +208,14 @@ class EngineBackend(abc.ABC):
 
     @abc.abstractmethod
     async def _rebuild_projections(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]: ...
 
     # -- the contract ----------------------------------------------------------------
 
@@ -525,6 +534,19 @@ class EngineBackend(abc.ABC):
         """Replace the projection with the fold of the log; return events folded."""
         await self._ready()
         return await self._rebuild_projections()
+
+    async def announce_worker(self, presence: WorkerPresence) -> None:
+        """Store a worker's presence record, replacing its previous one, and forget
+        records not refreshed for FORGET_AFTER."""
+        worker_id, seen, data = stored_presence(presence)
+        await self._ready()
+        await self._announce_worker(worker_id, seen, data, seen - FORGET_AFTER)
+
+    async def read_workers(self, *, seen_since: datetime) -> list[WorkerPresence]:
+        """The presence records refreshed at or after `seen_since`, oldest start first."""
+        since = check.check_aware("seen_since", seen_since).astimezone(UTC)
+        await self._ready()
+        return read_presences(await self._read_workers(since))
 
     @abc.abstractmethod
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:

@@ -18,6 +18,7 @@ from dogqueue.core.job import JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.log.reader import LogReader
 
 
@@ -211,6 +212,16 @@ class Backend(Protocol):
 
     async def rebuild_projections(self) -> int:
         """Replace the projection with the fold of the log; return events folded."""
+        ...
+
+    async def announce_worker(self, presence: WorkerPresence) -> None:
+        """Store a worker's presence record, replacing its previous one (records are
+        not events: they live beside the log), and forget records not refreshed for
+        `FORGET_AFTER` before `presence.last_seen`."""
+        ...
+
+    async def read_workers(self, *, seen_since: datetime) -> list[WorkerPresence]:
+        """The presence records refreshed at or after `seen_since`, oldest start first."""
         ...
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> LogReader:

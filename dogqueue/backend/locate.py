@@ -137,6 +137,42 @@ def _sqlite(path: str, **kwargs: Any) -> SqliteBackend:
     return SqliteBackend(path, **kwargs)
 
 
+#: The parts of a connection string that name where a database is (never credentials).
+_PLACE_KEYS = ("host", "port", "dbname")
+
+
+def describe_database(backend: object) -> str:
+    """Where `backend` keeps its queue, for a log line: a SQLite file's path, or a
+    server's host, port, database and schema; never a user name or password."""
+    path = getattr(backend, "path", None)
+    if path is not None:
+        return str(path)
+    dsn = getattr(backend, "dsn", None)
+    if isinstance(dsn, str):
+        place = _dsn_place(dsn)
+        schema = getattr(backend, "schema", None)
+        return f"postgresql://{place}" + (f"?schema={schema}" if schema else "")
+    return type(backend).__name__
+
+
+def _dsn_place(dsn: str) -> str:
+    """host:port/database of a PostgreSQL URL or key=value connection string."""
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+            found = {"host": parts.hostname or "", "port": str(parts.port or "")}
+        except ValueError:
+            return "(unreadable URL)"
+        found["dbname"] = parts.path.lstrip("/")
+        for key, value in parse_qsl(parts.query):
+            if key in _PLACE_KEYS and not found.get(key):
+                found[key] = value
+    else:
+        found = dict(item.split("=", 1) for item in dsn.split() if "=" in item)
+    host, port, database = (found.get(key, "") for key in _PLACE_KEYS)
+    return f"{host or 'localhost'}{f':{port}' if port else ''}/{database}"
+
+
 def open_log(db: str | os.PathLike[str]) -> LogReader:
     """The log of `db`, read-only (never migrated or written). A SQLite file must exist.
     Close it with `await log.close()`."""

@@ -135,6 +135,8 @@ class MemoryBackend(EngineBackend):
         # its own, like `draw`, to replay the same ids.
         super().__init__(config=config, clock=clock, draw=draw, audit_key=audit_key, new_id=new_id)
         self._store = MemoryStore(self.audit_key)
+        #: Workers' presence records: worker id -> (last seen, stored record).
+        self._workers: dict[str, tuple[datetime, bytes]] = {}
 
     def share_store(self, other: MemoryBackend) -> None:
         """Read and write `other`'s log and jobs from now on, as a second handle on the
@@ -203,6 +205,17 @@ class MemoryBackend(EngineBackend):
         events = self._store.events(range(1, len(self._store.log) + 1))
         self._store.reindex(rebuild(events))
         return len(events)
+
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None:
+        self._workers[worker_id] = (last_seen, data)
+        for other, (seen, _) in list(self._workers.items()):
+            if seen < forget_before:
+                del self._workers[other]
+
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]:
+        return [data for seen, data in self._workers.values() if seen >= seen_since]
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> MemoryLogReader:
         """This backend's log and chain, read in place (a read never waits)."""

@@ -21,7 +21,7 @@ from dogqueue.backend import locate
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.errors import QueueError
 from dogqueue.core.message import QueueCtx
-from dogqueue.observability.logging import JsonLogFormatter
+from dogqueue.observability.logging import REDACT_ENV, JsonLogFormatter
 from dogqueue.schedules import Schedule, check_schedules
 from dogqueue.worker import CANCEL_CHECK_SECONDS, DEPLOY_GRACE, DEPLOY_HOLD, Worker
 
@@ -82,6 +82,12 @@ def register(subparsers: Any) -> None:
     option("--grace", type=float, default=30.0, help="shutdown grace seconds (30)")
     option("--log-level", default="INFO", help="logging level (INFO)")
     option("--log-format", choices=("text", "json"), default="text", help="log line format (text)")
+    option(
+        "--log-no-error-text",
+        action="store_true",
+        help="keep error text out of every log line: only error types are logged"
+        f" (also ${REDACT_ENV}=1); payloads and results are never logged",
+    )
     option("--sync-threads", type=int, default=8, help="threads for synchronous jobs (8)")
     option(
         "--cancel-check-seconds",
@@ -256,6 +262,7 @@ async def serve(args: argparse.Namespace) -> int:
             deploy_grace=timedelta(seconds=args.deploy_grace),
             deploy_hold=timedelta(seconds=args.deploy_hold),
             schedules=schedules,
+            log_error_text=not args.log_no_error_text,
         )
         _on_stop_signals(loop, worker.request_stop)
         if args.check:
@@ -276,7 +283,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def describe(worker: Worker[Any], args: argparse.Namespace) -> str:
     """What the worker serves: database, queues, tenants, job types, concurrency."""
-    database = getattr(worker.backend, "path", None) or type(worker.backend).__name__
+    database = locate.describe_database(worker.backend)
     queues = "* (every queue in use)" if worker.all_queues else ",".join(worker.queues)
     return (
         f"db={database} queues={queues} tenants={','.join(args.tenants or []) or 'all'}"

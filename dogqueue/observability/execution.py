@@ -23,14 +23,21 @@ class ExecutionObservation:
         self._span = span
         self._outcome: Outcome | None = None
         self.error: BaseException | None = None
+        #: Why the job was stopped or given back (for the outcome's log line).
+        self.reason: str | None = None
 
     @property
     def outcome(self) -> Outcome | None:
         """The outcome set so far, if any."""
         return self._outcome if self._span is None else self._span.outcome
 
-    def set_outcome(self, outcome: Outcome, error: BaseException | None = None) -> None:
-        """How the execution ended."""
+    def set_outcome(
+        self, outcome: Outcome, error: BaseException | None = None, reason: str | None = None
+    ) -> None:
+        """How the execution ended: the outcome, the job's error, and why it was
+        stopped (text that holds no payload data)."""
+        if reason is not None:
+            self.reason = reason
         if self._span is None:
             self._outcome = outcome
         else:
@@ -41,11 +48,14 @@ class ExecutionObservation:
                 self._span.span.record_exception(error)
 
 
-def observe_execution(backend: Backend, ctx: QueueCtx, lease: LeasedJob) -> ExecutionScope:
+def observe_execution(
+    backend: Backend, ctx: QueueCtx, lease: LeasedJob, *, error_text: bool = True
+) -> ExecutionScope:
     """Trace and log one execution of `lease` (`async with`, which gives the
-    ExecutionObservation). Unless the block sets an outcome, it is "completed" on normal
-    exit, "canceled" on cancellation and "failed" on an error."""
-    return ExecutionScope(backend, ctx, lease)
+    ExecutionObservation): a start line and one line for its outcome. Unless the block
+    sets an outcome, it is "completed" on normal exit, "canceled" on cancellation and
+    "failed" on an error. `error_text=False` logs an error's type only."""
+    return ExecutionScope(backend, ctx, lease, error_text)
 
 
 class ExecutionScope(ExecutionObservation):
@@ -53,11 +63,14 @@ class ExecutionScope(ExecutionObservation):
     plain class, not a generator, and one object: the worker enters one per job, and
     without a tracer it makes no span at all."""
 
-    __slots__ = ("_backend", "_ctx", "_lease", "_span_scope", "_started")
+    __slots__ = ("_backend", "_ctx", "_error_text", "_lease", "_span_scope", "_started")
 
-    def __init__(self, backend: Backend, ctx: QueueCtx, lease: LeasedJob) -> None:
+    def __init__(
+        self, backend: Backend, ctx: QueueCtx, lease: LeasedJob, error_text: bool = True
+    ) -> None:
         super().__init__(None)
         self._backend = backend
+        self._error_text = error_text
         self._ctx = ctx
         self._lease = lease
         self._started = 0.0
@@ -77,20 +90,24 @@ class ExecutionScope(ExecutionObservation):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        lease, elapsed = self._lease, time.perf_counter() - self._started
+        elapsed = time.perf_counter() - self._started
         if exc is None:
             if self.outcome is None:
                 self.set_outcome(Outcome.COMPLETED)
-            outcome = self.outcome or Outcome.COMPLETED
-            log_job_finished(lease, outcome, elapsed, self.error)
+            self._log(self.outcome or Outcome.COMPLETED, elapsed, self.error)
         elif isinstance(exc, asyncio.CancelledError):
             if self.outcome is None:
                 self.set_outcome(Outcome.CANCELED)
-            log_job_finished(lease, self.outcome or Outcome.CANCELED, elapsed)
+            self._log(self.outcome or Outcome.CANCELED, elapsed, None)
         else:
             if self.outcome is None:
                 self.set_outcome(Outcome.FAILED, exc)
-            log_job_finished(lease, self.outcome or Outcome.FAILED, elapsed, exc)
+            self._log(self.outcome or Outcome.FAILED, elapsed, exc)
         if self._span_scope is not None:
             return await self._span_scope.__aexit__(exc_type, exc, tb)
         return None
+
+    def _log(self, outcome: Outcome, elapsed: float, error: BaseException | None) -> None:
+        log_job_finished(
+            self._lease, outcome, elapsed, error, reason=self.reason, error_text=self._error_text
+        )

@@ -40,6 +40,7 @@ from dogqueue.web.inputs import (
     path_segment,
     read_form,
 )
+from dogqueue.web.workers import worker_rows
 
 #: The session cookie's name.
 COOKIE = "dogqueue_session"
@@ -236,6 +237,7 @@ class Dashboard:
                 Route("/partials/overview", guarded(self.overview_partial)),
                 Route("/jobs", guarded(self.all_jobs)),
                 Route("/schedules", guarded(self.schedules_page)),
+                Route("/workers", guarded(self.workers_page)),
                 Route("/tenants/{tenant}/jobs", guarded(self.tenant_jobs)),
                 Route("/tenants/{tenant}/requeue", guarded(self.requeue), methods=["POST"]),
                 Route("/tenants/{tenant}/jobs/{job_id}", guarded(self.job_page)),
@@ -459,6 +461,11 @@ class Dashboard:
                 }
             )
         return self.render(request, "schedules.html", rows=rows, defined=bool(self.schedules))
+
+    async def workers_page(self, request: Request) -> Response:
+        now = self.now()
+        rows = await worker_rows(self.backend, request.scope["dogqueue.principal"], now)
+        return self.render(request, "workers.html", rows=rows, now=now)
 
     async def all_jobs(self, request: Request) -> Response:
         principal: Principal = request.scope["dogqueue.principal"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -17,8 +16,6 @@ from dogqueue.jobs import JobError
 from dogqueue.observability.outcome import Outcome
 from dogqueue.worker.running import RunningJob
 from dogqueue.worker.settings import DEPLOY_YIELD_SECONDS
-
-log = logging.getLogger("dogqueue.worker")
 
 #: Records a failed attempt: (job, error text, retry?) -> the job's status, or None.
 FailJob = Callable[[RunningJob, str, bool], Awaitable[str | None]]
@@ -43,26 +40,26 @@ class DeployHold:
             self._yielding = {t: until for t, until in self._yielding.items() if until > now}
         return set(self._yielding)
 
-    async def handle(self, job: RunningJob, error: QueueError | JobError, fail: FailJob) -> Outcome:
+    async def handle(
+        self, job: RunningJob, error: QueueError | JobError, fail: FailJob
+    ) -> tuple[Outcome, str]:
         """Hold the job a moment and give it back for a newer worker, until the deploy
-        grace period after it was due ends; then fail it with `fail`."""
+        grace period after it was due ends; then fail it with `fail`. Return the outcome
+        and why, for the outcome's log line (the stored failure has the full error; a
+        decoder's error can quote the payload, so the line does not)."""
         reason = str(error) if isinstance(error, QueueError) else error.message
+        shown = reason if isinstance(error, QueueError) else "its payload does not decode"
         info = await self._backend.get_job(job.ctx, job.lease.job_id)
         due = info.message.run_at or info.created_at
         grace_ends = due + self._grace
         if self._backend.clock() >= grace_ends:
-            text = (
-                f"{reason} (no worker could run it within the deploy grace period of {self._grace})"
-            )
-            await fail(job, text, False)
+            within = f"no worker could run it within the deploy grace period of {self._grace}"
+            await fail(job, f"{reason} ({within})", False)
             self.counters["not_runnable_failed"] += 1
-            log.error("job %s failed: %s", job.label, text)
-            return Outcome.FAILED
-        log.warning(
-            "job %s cannot run here: %s; giving it back for a newer worker (until %s)",
-            job.label,
-            reason,
-            grace_ends.isoformat(),
+            return Outcome.FAILED, f"cannot run here: {shown} ({within})"
+        given_back = (
+            f"cannot run here: {shown}; given back for a newer worker"
+            f" (until {grace_ends.isoformat()})"
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(job.stopped.wait(), self._hold_seconds)
@@ -70,13 +67,13 @@ class DeployHold:
         if stopped is not None and stopped.discards:
             outcome = stopped.outcome
             assert outcome is not None
-            return outcome
+            return outcome, f"{given_back}; {stopped} while held"
         try:
             said = f"no worker can run this type here ({reason})"
             await self._backend.release(job.ctx, job.lease, reason=said, until=grace_ends)
         except (JobCanceled, LeaseLost) as refused:
-            log.info("job %s not released: %s", job.label, refused)
+            return Outcome.RELEASED, f"{given_back}; not released: {refused}"
         loop_now = asyncio.get_running_loop().time()
         self._yielding[job.ctx.tenant_id] = loop_now + DEPLOY_YIELD_SECONDS
         self.counters["not_runnable_released"] += 1
-        return Outcome.RELEASED
+        return Outcome.RELEASED, given_back

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from dogqueue.backend.contract import Backend
 from dogqueue.client.run import JobRun, set_current_run
@@ -26,7 +25,14 @@ from dogqueue.worker.settler import Settler
 from dogqueue.worker.threads import Interruptible, SyncJobThreads
 from dogqueue.worker.tracebacks import format_error
 
-log = logging.getLogger("dogqueue.worker")
+
+class Settled(NamedTuple):
+    """How a job's execution ended, as settled: its outcome, the job's own error, and
+    why it was stopped (text that holds no payload data)."""
+
+    outcome: Outcome
+    error: BaseException | None
+    reason: str | None
 
 
 class Executor:
@@ -109,45 +115,40 @@ class Executor:
 
     async def settle(
         self, job: RunningJob, execution: Execution | None, limit: timedelta | None
-    ) -> tuple[Outcome, BaseException | None]:
+    ) -> Settled:
         """Acknowledge how the job's execution ended (or its interruption); return the
-        outcome and the job's error."""
+        outcome, the job's error and why it was stopped (for the one outcome line)."""
         reason = job.stop_reason
         if reason is not None and reason.discards:
-            log.info("job %s stopped: %s; its result is discarded", job.label, reason)
             outcome = reason.outcome
             assert outcome is not None
-            return outcome, None
+            return Settled(outcome, None, f"{reason}; its result is discarded")
         if reason is StopReason.SHUTDOWN:
             try:
                 await self._backend.release(job.ctx, job.lease)
-                log.info("job %s released at shutdown", job.label)
             except (JobCanceled, LeaseLost) as refused:
-                log.info("job %s not released: %s", job.label, refused)
-            return Outcome.RELEASED, None
+                return Settled(Outcome.RELEASED, None, f"shutdown; not released: {refused}")
+            return Settled(Outcome.RELEASED, None, "released at shutdown")
         if reason is StopReason.TIMED_OUT:
             status = await self.fail(job, f"timed out after {limit}", True)
-            log.warning("job %s timed out after %s", job.label, limit)
-            return failure_outcome(status), None
+            return Settled(failure_outcome(status), None, f"timed out after {limit}")
         if execution is None:
-            return Outcome.NOT_STARTED, None
+            return Settled(Outcome.NOT_STARTED, None, None)
         if execution.cancelled:
             status = await self.fail(job, "cancelled from inside the job", True)
-            log.warning("job %s cancelled itself", job.label)
-            return failure_outcome(status), None
+            return Settled(failure_outcome(status), None, "cancelled from inside the job")
         if (error := execution.error) is not None:
             if isinstance(error, JobError):
                 status = await self.fail(job, error.message, error.retryable)
             else:
                 status = await self.fail(job, format_error(error), True)
-            return failure_outcome(status), error
+            return Settled(failure_outcome(status), error, None)
         try:
             completion = Completion(lease=job.lease, result=execution.result)
             await self.settler.settle(job.ctx, completion)
         except (JobCanceled, LeaseLost) as refused:
-            log.info("job %s finished but its result is discarded: %s", job.label, refused)
-            return Outcome.DISCARDED, None
-        return Outcome.COMPLETED, None
+            return Settled(Outcome.DISCARDED, None, f"finished, result discarded: {refused}")
+        return Settled(Outcome.COMPLETED, None, None)
 
     async def fail(self, job: RunningJob, error: str, retry: bool) -> str | None:
         """Record a failed attempt; return the job's status after it (None when the
@@ -155,6 +156,5 @@ class Executor:
         try:
             failure = Failure(lease=job.lease, error=error, retry=retry)
             return await self.settler.settle(job.ctx, failure)
-        except (JobCanceled, LeaseLost) as refused:
-            log.info("job %s: failure not recorded: %s", job.lease.job_id, refused)
-            return None
+        except (JobCanceled, LeaseLost):
+            return None  # the outcome line says "lost"

@@ -11,6 +11,7 @@ from datetime import timedelta
 from dogqueue.backend.contract import Backend
 from dogqueue.core.errors import JobCanceled, LeaseLost, QueueError
 from dogqueue.core.status import JobStatus
+from dogqueue.observability.logging import log_unexpected
 from dogqueue.worker.running import RunningJob, RunningJobs, StopReason
 
 log = logging.getLogger("dogqueue.worker")
@@ -26,11 +27,13 @@ class Heartbeats:
         jobs: RunningJobs,
         lease_duration: timedelta,
         interval: float,
+        error_text: bool = True,
     ) -> None:
         self._backend = backend
         self._jobs = jobs
         self._lease_duration = lease_duration
         self._interval = interval
+        self._error_text = error_text
         #: Starts the heartbeats of the running jobs that are due one.
         self._timer: asyncio.TimerHandle | None = None
 
@@ -81,14 +84,17 @@ class Heartbeats:
             except LeaseLost:
                 job.interrupt(StopReason.LEASE_LOST)
                 return
-            except QueueError:
-                log.exception("heartbeat of job %s failed; trying again", job.lease.job_id)
+            except QueueError as error:
+                what = f"heartbeat of job {job.label} failed; trying again"
+                log_unexpected(log, what, error, self._error_text)
             await asyncio.sleep(self._interval)
 
 
 async def check_cancels_forever(backend: Backend, jobs: RunningJobs, interval: float) -> None:
     """Read the state of the running `jobs` every `interval` seconds and stop those
-    canceled meanwhile (by any process)."""
+    canceled meanwhile (by any process) and still running when the read returns. The
+    job's outcome line says it was canceled; nothing is logged here, so no line can
+    arrive after the job stopped."""
     while True:
         await asyncio.sleep(interval)
         running = [job for job in jobs.values() if job.stop_reason is None]
@@ -103,8 +109,7 @@ async def check_cancels_forever(backend: Backend, jobs: RunningJobs, interval: f
                 if not isinstance(state, QueueError):
                     raise state
                 continue
-            if state.status is JobStatus.CANCELED:
-                log.info("job %s was canceled; stopping it", job.label)
+            if state.status is JobStatus.CANCELED and jobs.get(job.key) is job:
                 job.interrupt(StopReason.CANCELED)
 
 

@@ -11,6 +11,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.core.errors import QueueError
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
+from dogqueue.observability.logging import log_unexpected
 from dogqueue.worker.deploy import DeployHold
 from dogqueue.worker.fairness import TenantRotation
 from dogqueue.worker.queues import QueueDiscovery
@@ -36,6 +37,8 @@ class Leasing:
         self._deploy = deploy
         self._start = start
         self._running = running
+        #: Whether log lines may hold error text.
+        self.error_text = settings.error_text_logged
         self.wake = asyncio.Event()
         self.stop_requested = asyncio.Event()
         assert settings.lease_duration is not None
@@ -70,8 +73,9 @@ class Leasing:
             try:
                 if await self._lease_round(free) == 0:
                     await self._idle()  # its reads fail too when storage does
-            except QueueError:
-                log.exception("leasing failed; retrying after a pause")
+            except QueueError as error:
+                what = "leasing failed; retrying after a pause"
+                log_unexpected(log, what, error, self.error_text)
                 await self._idle_wait(self._max_idle)
 
     async def _lease_round(self, free: int) -> int:

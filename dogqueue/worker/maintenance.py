@@ -13,23 +13,26 @@ from typing import Any
 from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.errors import QueueError
+from dogqueue.observability.logging import log_unexpected
 from dogqueue.schedules import Schedule, enqueue_due
 from dogqueue.worker.settings import SCHEDULE_RECHECK_SECONDS
 
 log = logging.getLogger("dogqueue.worker")
 
 
-async def reap_forever(backend: Backend, interval: float, found_work: asyncio.Event) -> None:
+async def reap_forever(
+    backend: Backend, interval: float, found_work: asyncio.Event, error_text: bool = True
+) -> None:
     """Expire the leases whose time has come every `interval` seconds; set `found_work`
-    when that made jobs ready again."""
+    when that made jobs ready again. `error_text=False` logs an error's type only."""
     while True:
         try:
             reaped = await backend.reap_expired()
             if reaped:
                 log.info("reaper returned %d expired leases", reaped)
                 found_work.set()
-        except QueueError:
-            log.exception("reaper failed; trying again later")
+        except QueueError as error:
+            log_unexpected(log, "reaper failed; trying again later", error, error_text)
         await asyncio.sleep(interval)
 
 
@@ -38,10 +41,11 @@ async def schedule_forever(
     schedules: Sequence[Schedule],
     wake: asyncio.Event,
     found_work: asyncio.Event,
+    error_text: bool = True,
 ) -> None:
     """Enqueue the schedules' due ticks at start and whenever the backend's clock has
     entered a new minute since the last successful check (or `wake` is set); set
-    `found_work` when ticks were enqueued."""
+    `found_work` when ticks were enqueued. `error_text=False` logs an error's type only."""
     checked: datetime | None = None
     while True:
         now = adapter.backend.clock()
@@ -53,8 +57,9 @@ async def schedule_forever(
                 if ids:
                     log.info("enqueued %d scheduled jobs at %s", len(ids), now.isoformat())
                     found_work.set()
-            except Exception:  # a schedule loop that dies would silently stop ticks
-                log.exception("enqueueing due schedule ticks failed; trying again")
+            except Exception as error:  # a schedule loop that dies would silently stop ticks
+                what = "enqueueing due schedule ticks failed; trying again"
+                log_unexpected(log, what, error, error_text)
         boundary = (minute + timedelta(minutes=1) - now).total_seconds()
         wake.clear()
         with contextlib.suppress(TimeoutError):

@@ -12,7 +12,6 @@ from dogqueue.client.run import JobRun
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
-from dogqueue.jobs import JobError
 from dogqueue.observability.outcome import Outcome
 from dogqueue.worker.threads import Interruptible
 
@@ -173,10 +172,3 @@ def failure_outcome(status: str | None) -> Outcome:
     if status is None:
         return Outcome.LOST
     return Outcome.RETRYING if status == JobStatus.ENQUEUED else Outcome.FAILED
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of the error's text (what a log line shows)."""
-    text = error.message if isinstance(error, JobError) else str(error)
-    lines = text.strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

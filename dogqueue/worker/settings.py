@@ -12,6 +12,7 @@ from dogqueue.core import validation as check
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import QueueCtx
+from dogqueue.observability.logging import error_text_from_environment
 from dogqueue.schedules import Schedule, check_schedules
 
 #: How long discovered tenants are trusted before `ready_tenants` is asked again.
@@ -66,6 +67,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     deploy_grace: timedelta = DEPLOY_GRACE
     deploy_hold: timedelta = DEPLOY_HOLD
     schedules: tuple[Schedule, ...] = ()
+    #: False keeps error text out of every log line (only error types are logged).
+    log_error_text: bool = True
 
     def __post_init__(self) -> None:
         _check_scope(self)
@@ -85,6 +88,12 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
         if "tenants" in options:
             options["tenants"] = _tenants_option(options["tenants"])
         return cls(**options)
+
+    @property
+    def error_text_logged(self) -> bool:
+        """Whether log lines may hold error text: `log_error_text`, unless
+        `$DOGQUEUE_LOG_NO_ERROR_TEXT` keeps it out."""
+        return self.log_error_text and error_text_from_environment()
 
     @property
     def all_queues(self) -> bool:
@@ -129,6 +138,8 @@ def _check_scope(settings: WorkerSettings) -> None:
 
 
 def _check_limits(settings: WorkerSettings) -> None:
+    if not isinstance(settings.log_error_text, bool):
+        raise InvalidInput("log_error_text", "must be a bool")
     for name in ("concurrency", "tenant_concurrency", "sync_threads"):
         limit = getattr(settings, name)
         if limit is None and name == "tenant_concurrency":

@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Protocol, Self, runtime_checkable
 
+import msgspec
+
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.client.results import job_settled
 from dogqueue.core.errors import InvalidInput, InvalidJobType
 from dogqueue.core.job import LeasedJob
 from dogqueue.core.message import QueueCtx
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.jobs import ContextT, PayloadError
 from dogqueue.observability.execution import observe_execution
 from dogqueue.observability.outcome import Outcome
@@ -27,7 +30,8 @@ from dogqueue.worker.execution import Executor
 from dogqueue.worker.heartbeats import Heartbeats, cancel_listener, check_cancels_forever
 from dogqueue.worker.leasing import Leasing
 from dogqueue.worker.maintenance import reap_forever, schedule_forever
-from dogqueue.worker.running import Execution, RunningJob, StopReason, first_line
+from dogqueue.worker.presence import Presence
+from dogqueue.worker.running import Execution, RunningJob, StopReason
 from dogqueue.worker.settings import (
     BLOCKED_LOOP_SECONDS,
     CANCEL_CHECK_SECONDS,
@@ -73,6 +77,11 @@ class Worker(Generic[ContextT]):
     does not decode) is held for `deploy_hold` and given back, so a newer worker can
     take it, until `deploy_grace` after it was due; then it fails for good.
 
+    Each execution logs a start line and one line for its outcome (`dogqueue.jobs`); a
+    failure's line names the error's type and first line, never payloads or results.
+    `log_error_text=False` (or `$DOGQUEUE_LOG_NO_ERROR_TEXT=1`) keeps error text out of
+    every log line the worker writes: only error types remain.
+
     `schedules` (dogqueue.Schedule) are run too: their due ticks are enqueued when the
     worker starts and at every minute boundary of the backend's clock (any number of
     workers may run the same schedules: each tick is enqueued once).
@@ -108,6 +117,7 @@ class Worker(Generic[ContextT]):
         deploy_grace: timedelta = DEPLOY_GRACE,
         deploy_hold: timedelta = DEPLOY_HOLD,
         schedules: Sequence[Schedule] | None = None,
+        log_error_text: bool = True,
     ) -> None:
         # Every keyword argument but these is a setting (one list: the signature).
         options = {k: v for k, v in locals().items() if k not in ("self", "adapter", "settings")}
@@ -126,6 +136,7 @@ class Worker(Generic[ContextT]):
         self.settings = settings = settings.resolved(adapter.config)
         assert settings.lease_duration is not None and settings.reaper_interval is not None
         lease_seconds = settings.lease_duration.total_seconds()
+        self._error_text = settings.error_text_logged
         self._jobs: dict[tuple[str, str, int], RunningJob] = {}
         #: The context made for each tenant by `context_factory`.
         self.tenant_contexts: dict[str, Any] = {}
@@ -138,8 +149,11 @@ class Worker(Generic[ContextT]):
             self._jobs,
             settings.lease_duration,
             seconds(settings.heartbeat_interval) or lease_seconds / 3,
+            self._error_text,
         )
         self._leasing = Leasing(self.backend, settings, self._deploy, self._start, self._count)
+        self._presence = Presence(self.backend, self._describe, self._error_text)
+        self._announce_wake = asyncio.Event()
         self._schedule_wake = asyncio.Event()
         self._hurry = asyncio.Event()
         self._finished = asyncio.Event()
@@ -188,13 +202,29 @@ class Worker(Generic[ContextT]):
     def _count(self) -> int:
         return len(self._jobs)
 
+    @property
+    def presence(self) -> WorkerPresence:
+        """This worker's presence record, as last announced (see `dogqueue workers`)."""
+        return self._presence.record
+
+    def _describe(self, record: WorkerPresence) -> WorkerPresence:
+        tenants = self.settings.tenants
+        return msgspec.structs.replace(
+            record,
+            queues=("*",) if self.all_queues else self.queues,
+            tenants=None if tenants is None else tuple(ctx.tenant_id for ctx in tenants),
+            concurrency=self.concurrency,
+            running=len(self._jobs),
+        )
+
     # -- starting and stopping ----------------------------------------------------------
 
     def wake(self) -> None:
-        """Look for ready jobs and due schedule ticks now (e.g. after moving a fake
-        clock)."""
+        """Look for ready jobs and due schedule ticks, and announce the worker, now (e.g.
+        after moving a fake clock)."""
         self._leasing.wake.set()
         self._schedule_wake.set()
+        self._announce_wake.set()
 
     def request_stop(self, grace: timedelta | None = None) -> None:
         """Begin a graceful stop without waiting for it; a zero grace stops at once."""
@@ -239,6 +269,7 @@ class Worker(Generic[ContextT]):
     async def _serve(self) -> None:
         """Run the lease loop and its helpers, then shut down."""
         settings = self.settings
+        await self._presence.announce()
         remove_listener: Callable[[], None] | None = None
         if settings.fast_cancel and isinstance(self.backend, CancelNotifier):
             remove_listener = self.backend.add_cancel_listener(cancel_listener(self._jobs))
@@ -267,6 +298,7 @@ class Worker(Generic[ContextT]):
             if remove_listener is not None:
                 remove_listener()
             self._remove_signal_handlers(signals)
+            await self._presence.announce(stopped=True)
             if settings.on_shutdown is not None:
                 await settings.on_shutdown(self)
 
@@ -275,12 +307,21 @@ class Worker(Generic[ContextT]):
         settings, loop, found_work = self.settings, asyncio.get_running_loop(), self._leasing.wake
         reaper_seconds = seconds(settings.reaper_interval)
         assert reaper_seconds is not None
-        helpers = [loop.create_task(reap_forever(self.backend, reaper_seconds, found_work))]
+        helpers = [
+            loop.create_task(
+                reap_forever(self.backend, reaper_seconds, found_work, self._error_text)
+            ),
+            loop.create_task(self._presence.announce_forever(self._announce_wake)),
+        ]
         if settings.schedules:
             helpers.append(
                 loop.create_task(
                     schedule_forever(
-                        self.adapter, settings.schedules, self._schedule_wake, found_work
+                        self.adapter,
+                        settings.schedules,
+                        self._schedule_wake,
+                        found_work,
+                        self._error_text,
                     )
                 )
             )
@@ -300,14 +341,18 @@ class Worker(Generic[ContextT]):
 
     async def _run_job(self, job: RunningJob) -> None:
         message = job.lease.message
-        # Spans, start/finish log lines (dogqueue.jobs) and the outcome of this execution.
-        async with observe_execution(self.backend, job.ctx, job.lease) as observation:
+        # Spans, the start line and the one outcome line (dogqueue.jobs) of this execution.
+        async with observe_execution(
+            self.backend, job.ctx, job.lease, error_text=self._error_text
+        ) as observation:
             try:
                 try:
                     decoded = self.adapter.job_registry.decode(message)
                 except (InvalidJobType, PayloadError) as unrunnable:
-                    outcome = await self._deploy.handle(job, unrunnable, self._executor.fail)
-                    observation.set_outcome(outcome)
+                    outcome, reason = await self._deploy.handle(
+                        job, unrunnable, self._executor.fail
+                    )
+                    observation.set_outcome(outcome, reason=reason)
                     return
                 timeout = type(decoded).TIMEOUT or self.settings.timeout
                 self._heartbeats.want(job)
@@ -319,13 +364,10 @@ class Worker(Generic[ContextT]):
                             job, decoded, context, timeout
                         )
                 job.stop_heartbeat()
-                outcome, error = await self._executor.settle(job, execution, timeout)
-                observation.set_outcome(outcome, error)
-                if error is not None:
-                    _log_failure(job, outcome, error)
-            except Exception as error:
-                observation.set_outcome(Outcome.WORKER_ERROR, error)
-                log.exception("job %s: unexpected worker error", job.label)
+                settled = await self._executor.settle(job, execution, timeout)
+                observation.set_outcome(*settled)
+            except Exception as error:  # logged, with its traceback, as the outcome
+                observation.set_outcome(Outcome.WORKER_ERROR, error, "unexpected worker error")
             finally:
                 job.stop_heartbeat()
                 if job.beat is not None:
@@ -402,16 +444,3 @@ class Worker(Generic[ContextT]):
         else:
             log.info("%s: stopping gracefully (send it again to stop at once)", signum.name)
             self.request_stop()
-
-
-def _log_failure(job: RunningJob, outcome: Outcome, error: BaseException) -> None:
-    """The WARNING line of a job whose attempt raised."""
-    fields = {
-        "tenant_id": job.ctx.tenant_id,
-        "job_id": job.lease.job_id,
-        "job_type": job.lease.message.job_type,
-        "attempt": job.lease.attempt,
-        "outcome": outcome,
-        "error_type": type(error).__name__,
-    }
-    log.warning("job %s %s: %s", job.label, outcome, first_line(error), extra=fields)

@@ -22,6 +22,7 @@ from dogqueue import FakeClock, JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.cli import build_parser
 from dogqueue.core import cron
+from dogqueue.core.workers import WorkerPresence
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Retitles the terminal, clears it, returns the carriage and opens a C1 CSI.
@@ -69,6 +70,21 @@ async def _write_log(path: Path) -> str:
             await backend.cancel_job(ctx, waiting, actor=f"a{MARK}")
             if tenant == "acme":
                 failed = job_id
+        text = f"w{ESCAPES}"  # stored JSON-escaped: the forgery below does not reach it
+        await backend.announce_worker(
+            WorkerPresence(
+                worker_id="w-hostile",
+                host=text,
+                pid=1,
+                queues=(text,),
+                tenants=(text,),
+                concurrency=1,
+                running=0,
+                version=text,
+                started_at=clock(),
+                last_seen=clock(),
+            )
+        )
         return failed
 
 
@@ -99,6 +115,7 @@ def _commands(db: str, job_id: str) -> dict[str, list[list[str]]]:
             ["metrics", "--db", db, "--format", form] for form in ("text", "json", "prometheus")
         ],
         "schedules": [["schedules", "--db", db], ["schedules", "--db", db, "--json"]],
+        "workers": [["workers", "--db", db], ["workers", "--db", db, "--json"]],
         "verify": [["verify", "--db", db]],
         "checkpoint": [["checkpoint", "--db", db]],
         "replay": [["replay", "--db", db]],

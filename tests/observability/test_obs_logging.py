@@ -41,21 +41,27 @@ async def test_start_and_finish_lines_carry_the_fields(
     assert "payload-marker" not in caplog.text
 
 
-async def test_a_failure_is_a_warning_with_the_error_type_only(
-    backend: EngineBackend, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("error_text", [True, False])
+async def test_a_failure_is_a_warning_with_the_error_type_and_first_line(
+    backend: EngineBackend, caplog: pytest.LogCaptureFixture, error_text: bool
 ) -> None:
     await backend.enqueue(ACME, message("email"))
     lease = await backend.dequeue(ACME, ["default"])
     assert lease is not None
-    with caplog.at_level(logging.INFO, logger="dogqueue"), pytest.raises(KeyError):
-        async with observe_execution(backend, ACME, lease):
-            raise KeyError("payload-marker")
+    with caplog.at_level(logging.INFO, logger="dogqueue"), pytest.raises(ValueError):
+        async with observe_execution(backend, ACME, lease, error_text=error_text):
+            raise ValueError("error-marker\nsecond-line")
     failed = job_records(caplog)[-1]
     assert failed.levelno == logging.WARNING
     assert failed.getMessage().startswith("job failed ")
     assert failed.__dict__["outcome"] == "failed"
-    assert failed.__dict__["error_type"] == "KeyError"
-    assert "payload-marker" not in caplog.text
+    assert failed.__dict__["error_type"] == "ValueError"
+    assert "second-line" not in caplog.text
+    if error_text:
+        assert failed.getMessage().endswith(" error=ValueError: error-marker")
+        assert failed.__dict__["error"] == "ValueError: error-marker"
+    else:
+        assert "error-marker" not in caplog.text and "error" not in failed.__dict__
 
 
 async def test_cancellation_is_logged_as_canceled(

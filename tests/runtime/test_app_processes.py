@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from dogqueue import JobStatus, QueueCtx
+from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.sqlite import SqliteBackend
 from tests.runtime.app_jobs import Boom, Report, Sleepy, Snooze, make_new, make_old
 from tests.runtime.helpers import event_types, until, until_status
@@ -234,3 +236,78 @@ def test_sigterm_at_any_moment_of_startup_stops_the_worker_cleanly(tmp_path: Pat
                 process.kill()
         allowed = {0, -signal.SIGTERM} if attempt < 2 else {0}
         assert process.returncode in allowed, f"attempt {attempt}: {process.returncode}"
+
+
+async def test_log_no_error_text_keeps_the_error_out_of_every_line(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        adapter = await make_old(backend)
+        handle = await adapter.enqueue(T, Boom(), max_retries=0)
+        command = ["--log-format", "json", "--log-no-error-text"]
+        with worker_process("tests.runtime.app_jobs:make_old", db, *command) as process:
+            await until_status(backend, T, handle, JobStatus.FAILED)
+            log = stop(process)
+    records = [json.loads(line) for line in log.splitlines()]
+    (failed,) = [r for r in records if r.get("job_id") == handle and "outcome" in r]
+    assert failed["outcome"] == "failed" and failed["error_type"] == "ValueError"
+    assert "card declined" not in log and "error" not in failed
+
+
+def test_the_start_line_names_a_postgres_database_without_credentials(pg_schema: str) -> None:
+    parts = urlsplit(default_dsn())
+    with_password = parts._replace(
+        netloc=f"{parts.username or 'postgres'}:pw-c0ffee@{parts.hostname}:{parts.port or 5432}",
+        query=f"schema={pg_schema}",
+    )
+    command = [sys.executable, "-m", "dogqueue", "worker", "tests.runtime.app_jobs:make_old"]
+    done = subprocess.run(
+        [*command, "--db", urlunsplit(with_password), "--check"],
+        env=env_with_root(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    place = f"{parts.hostname}:{parts.port or 5432}{parts.path}?schema={pg_schema}"
+    assert done.stdout.startswith(f"ok: db=postgresql://{place} ")
+    assert "pw-c0ffee" not in done.stdout + done.stderr
+    assert (parts.username or "postgres") + "@" not in done.stdout
+
+
+def workers_listed(db: Path, *options: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dogqueue", "workers", "--db", str(db), *options],
+        env=env_with_root(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_dogqueue_workers_lists_a_live_worker_and_then_its_stop(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    async with SqliteBackend(db) as backend:
+        await make_old(backend)
+    options = ("--tenant", "shop", "--queue", "default", "--queue", "mail", "--concurrency", "4")
+    with worker_process("tests.runtime.app_jobs:make_old", db, *options) as process:
+
+        async def announced() -> bool:
+            return str(process.pid) in workers_listed(db, "--json")
+
+        await until(announced)
+        (live,) = [json.loads(line) for line in workers_listed(db, "--json").splitlines()]
+        assert (live["state"], live["pid"], live["queues"]) == (
+            "live",
+            process.pid,
+            ["default", "mail"],
+        )
+        assert (live["tenants"], live["concurrency"], live["running"]) == (["shop"], 4, 0)
+        assert live["host"] and live["version"] and live["last_seen"]
+        text = workers_listed(db)
+        assert text.splitlines()[0].split()[:3] == ["STATE", "WORKER", "HOST"]
+        assert f"live   {live['worker_id']}" in text and "0/4" in text
+        stop(process)
+    (stopped,) = [json.loads(line) for line in workers_listed(db, "--json").splitlines()]
+    assert stopped["state"] == "stopped" and stopped["worker_id"] == live["worker_id"]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 from dogqueue import FakeClock, Job, QueueAdapter, Schedule, enqueue_due
@@ -18,6 +19,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.events import Canceled, Requeued
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.status import JobStatus
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.web import TokenStore, create_app
 from tests.web.workload import (
     ACME_TOKEN,
@@ -269,3 +271,59 @@ async def test_the_schedules_page_shows_ticks_from_the_log_within_the_tenant(
         transport = httpx.ASGITransport(app=bare)
         async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             assert "--schedules" in (await http.get("/schedules")).text
+
+
+async def test_the_overview_counts_waiting_jobs_and_explains_dead_letters(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, jobs = queue
+    step = JobMessage(job_type="email", payload_bytes=b"{}", after=(jobs.acme_waiting,))
+    child = await backend.enqueue(QueueCtx("acme"), step)
+    assert await backend.get_status(QueueCtx("acme"), child) is JobStatus.WAITING
+    async with client(backend, ADMIN_TOKEN) as http:
+        page = (await http.get("/")).text
+    acme = page[page.index('data-tenant="acme"') :]
+    acme = acme[: acme.index("</tr>")]
+    assert re.search(r'class="waiting"><a href="[^"]*status=waiting">1</a>', acme), acme
+    assert "<th>waiting</th>" in page and 'id="dead-letters-explained"' in page
+    assert "so it can exceed <b>dead letters</b>" in page
+
+
+def announced(worker_id: str, tenants: tuple[str, ...] | None, **changes: object) -> WorkerPresence:
+    now = datetime.now(UTC)
+    record = WorkerPresence(
+        worker_id=worker_id,
+        host="web-1",
+        pid=7,
+        queues=("default",),
+        tenants=tenants,
+        concurrency=4,
+        running=3,
+        version="9.9",
+        started_at=now,
+        last_seen=now,
+    )
+    return msgspec.structs.replace(record, **changes)
+
+
+async def test_the_workers_page_lists_the_workers_that_serve_the_principals_tenants(
+    queue: tuple[EngineBackend, Workload],
+) -> None:
+    backend, _ = queue
+    await backend.announce_worker(announced("every-tenant", None))
+    await backend.announce_worker(announced("acme-only", ("acme",)))
+    await backend.announce_worker(
+        announced("globex-only", ("globex",), stopped_at=datetime.now(UTC))
+    )
+    async with client(backend, ADMIN_TOKEN) as http:
+        admin = (await http.get("/workers")).text
+    async with client(backend, ACME_TOKEN) as http:
+        acme = (await http.get("/workers")).text
+    rows = re.findall(r'<tr class="worker worker-(\w+)" data-worker="([^"]+)"', admin)
+    assert sorted(rows) == [
+        ("live", "acme-only"),
+        ("live", "every-tenant"),
+        ("stopped", "globex-only"),
+    ]
+    assert '<td class="running">3 of 4</td>' in admin and '<td class="running">0 of 4</td>' in admin
+    assert "every-tenant" in acme and "acme-only" in acme and "globex-only" not in acme

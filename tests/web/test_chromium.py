@@ -21,6 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from dogqueue import QueueAdapter, Worker
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.events import Canceled, Completed
 from dogqueue.core.message import JobMessage, QueueCtx
@@ -245,3 +246,39 @@ async def test_enqueued_elsewhere_shows_up_on_the_overview_without_reload(
             QueueCtx("globex"), JobMessage(job_type="report", payload_bytes=b"{}")
         )
     await expect(ready).to_have_text("2")
+
+
+async def test_the_workers_page_shows_live_and_stopped_workers(
+    served: Served, browser: Browser, script_errors: list[str], shots: Path
+) -> None:
+    async with SqliteBackend(served.db) as backend:
+        adapter: QueueAdapter[None] = QueueAdapter(backend)
+        # Queues without jobs: these workers only announce themselves.
+        queues = ["mail", "reports"]
+        live = Worker(adapter, queues=queues, concurrency=4, handle_signals=False)
+        done = Worker(adapter, tenants=[QueueCtx("globex")], queues=queues, handle_signals=False)
+        async with done:
+            await announced(done)
+        async with live:
+            await announced(live)
+            page = await open_page(browser, served.url, ADMIN_TOKEN, script_errors)
+            await page.click("text=Workers")
+            await expect(page.locator("h1")).to_have_text("Workers")
+            await expect(page.locator("#workers tr.worker-live")).to_have_count(1)
+            await expect(page.locator("#workers tr.worker-stopped")).to_have_count(1)
+            row = page.locator(f'tr[data-worker="{live.presence.worker_id}"]')
+            await expect(row.locator(".running")).to_have_text("0 of 4")
+            await expect(row).to_contain_text("mail, reports")
+            stopped = page.locator(f'tr[data-worker="{done.presence.worker_id}"]')
+            await expect(stopped).to_contain_text("globex")
+            await screenshot(page, "web-workers", shots)
+
+
+async def announced(worker: Worker[None]) -> None:
+    """Wait (a bounded while) for the worker's first announcement."""
+
+    async def first() -> None:
+        while worker.presence.concurrency == 0:  # noqa: ASYNC110 (the worker's own state)
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(first(), 30)

@@ -458,6 +458,24 @@ class PostgresBackend(EngineBackend):
             rows = await conn.fetch(Q["history"], tenant_id, job_id)
         return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
 
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(Q["announce_worker"], worker_id, to_micros(last_seen), data)
+                await conn.execute(Q["forget_workers"], to_micros(forget_before))
+        except _DRIVER_ERRORS as error:
+            raise _public(error) from error
+
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]:
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(Q["workers_seen_since"], to_micros(seen_since))
+        except _DRIVER_ERRORS as error:
+            raise _public(error) from error
+        return [bytes(row[0]) for row in rows]
+
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["ready_tenants"], list(queues), to_micros(now))

@@ -31,6 +31,7 @@ from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, UndeclaredRead
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
+from dogqueue.backend.redis import presence
 from dogqueue.backend.redis.connect import DRIVER_ERRORS, connect
 from dogqueue.backend.redis.durability import check_durability, check_server, server_persistence
 from dogqueue.backend.redis.keys import Keys, check_prefix
@@ -457,6 +458,16 @@ class RedisBackend(EngineBackend):
             return await self._seal_now(wait=False, every_tenant=True)
         except DRIVER_ERRORS as error:
             raise StorageError(f"Redis: {error}") from error
+
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None:
+        await presence.announce_worker(
+            self.client, self.keys, worker_id, last_seen, data, forget_before
+        )
+
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]:
+        return await presence.read_workers(self.client, self.keys, seen_since)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dogqueue.backend.sqlite.connection import (
     Synchronous,
     connect,
     migrate,
+    retry_busy,
     translate,
 )
 from dogqueue.backend.sqlite.log import SqliteLogReader
@@ -257,6 +258,31 @@ class SqliteBackend(EngineBackend):
 
     async def _rebuild_projections(self) -> int:
         return int(await self.writer.call(_rebuild))
+
+    async def _announce_worker(
+        self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
+    ) -> None:
+        wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
+
+        def announce(conn: sqlite3.Connection) -> None:
+            try:
+                retry_busy(
+                    lambda: conn.execute(
+                        Q["announce_worker"], (worker_id, to_micros(last_seen), data)
+                    ),
+                    wait,
+                )
+                retry_busy(
+                    lambda: conn.execute(Q["forget_workers"], (to_micros(forget_before),)), wait
+                )
+            except sqlite3.Error as error:
+                raise translate(error, wait) from error
+
+        await self.writer.call(announce)
+
+    async def _read_workers(self, seen_since: datetime) -> list[bytes]:
+        rows = await self._fetchall(Q["workers_seen_since"], (to_micros(seen_since),))
+        return [bytes(row[0]) for row in rows]
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> SqliteLogReader:
         """The database file's log, read through its own read-only connection (events

@@ -11,6 +11,7 @@ import msgspec
 from dogqueue.core.codec import decode_event
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.core.workers import WorkerPresence
 from dogqueue.log import archive
 from dogqueue.log.chain import GENESIS, HASH_SIZE, chain_hash
 from dogqueue.log.reader import PROJECTED_COLUMNS, LogReader, projected_columns
@@ -278,3 +279,19 @@ class ReadChecks(Operations):
                 assert got == min(times, default=None), (
                     f"next_run_at({queues}, {tenants}) {got} != {min(times, default=None)}"
                 )
+
+
+_PRESENCE_REASON = (
+    "workers' presence records live beside the log, not in it, and no job state depends on"
+    " them: the shipped dogqueue/testing/conformance/test_workers.py replaces, reads by"
+    " recency, forgets and refuses them field by field on every backend"
+)
+reasoned(["Backend.announce_worker", "Backend.read_workers"], "call", "()", _PRESENCE_REASON)
+reasoned(
+    "Backend.announce_worker",
+    "param",
+    [f"presence.{name}" for name in WorkerPresence.__struct_fields__],
+    _PRESENCE_REASON,
+)
+reasoned("Backend.read_workers", "param", "seen_since", _PRESENCE_REASON)
+reasoned("Backend.read_workers", "field", "*", _PRESENCE_REASON)

@@ -298,3 +298,16 @@ SET pos = excluded.pos, tpos = excluded.tpos, hash = excluded.hash;
 -- name: move_cursor
 -- Move the log head past the events a sequencer step numbered.
 UPDATE log_head SET last_pos = $1, cursor_xid = $2::text::xid8, cursor_seq = $3 WHERE id = 1;
+
+-- name: announce_worker
+-- Store a worker's presence record, replacing its previous one.
+INSERT INTO workers (worker_id, last_seen, data) VALUES ($1, $2, $3)
+ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen, data = excluded.data;
+
+-- name: forget_workers
+-- Forget presence records not refreshed since a time.
+DELETE FROM workers WHERE last_seen < $1;
+
+-- name: workers_seen_since
+-- Presence records refreshed at or after a time.
+SELECT data FROM workers WHERE last_seen >= $1;

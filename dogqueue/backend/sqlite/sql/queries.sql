@@ -246,3 +246,16 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
 -- name: seq_hashes
 -- Every position and hash, in log order (an archive's fingerprint).
 SELECT seq, hash FROM events ORDER BY seq;
+
+-- name: announce_worker
+-- Store a worker's presence record, replacing its previous one.
+INSERT INTO workers (worker_id, last_seen, data) VALUES (?, ?, ?)
+ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen, data = excluded.data;
+
+-- name: forget_workers
+-- Forget presence records not refreshed since a time.
+DELETE FROM workers WHERE last_seen < ?;
+
+-- name: workers_seen_since
+-- Presence records refreshed at or after a time.
+SELECT data FROM workers WHERE last_seen >= ?;
