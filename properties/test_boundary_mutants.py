@@ -20,6 +20,8 @@ from properties.test_conformance_ships import run_conformance
 CONFORMANCE_CAUGHT = {
     "BrowserDropsResult": "read_models_agree",
     "BrowserShiftsResult": "read_models_agree",
+    "ReleaseIgnoresReason": "release_records_its_reason",
+    "ReleaseIgnoresUntil": "release_records_its_reason",
 }
 MUTANTS = {
     name: cls
@@ -50,7 +52,7 @@ def test_the_ci_profile_catches_the_boundary_mutant(mutant_base: BackendFactory,
 
 def test_every_browser_mutant_is_left_to_the_conformance_suite() -> None:
     browsers = {name for name in boundary_mutants() if name.startswith("Browser")}
-    assert browsers - set(EQUIVALENT) == set(CONFORMANCE_CAUGHT)
+    assert browsers - set(EQUIVALENT) <= set(CONFORMANCE_CAUGHT)
 
 
 @pytest.mark.parametrize("name", list(CONFORMANCE_CAUGHT))
