@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -155,9 +155,9 @@ class PostgresBackend(EngineBackend):
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
-        if self._pool is not None:  # leave what this object wrote sequenced
-            with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
-                await self._seal_now()
+        if self._pool is not None:  # number what it wrote, unless a step is running
+            with contextlib.suppress(QueueError, *_DRIVER_ERRORS):
+                await self._seal_now(wait=False)
         if self._notify_due is not None:  # send the NOTIFY it stood for before closing
             self._notify_due.cancel()
             self._notify_due = None
@@ -187,7 +187,7 @@ class PostgresBackend(EngineBackend):
                 async with self.pool.acquire() as conn:
                     if any(_claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
-                        async with conn.transaction():
+                        async with _writer_transaction(conn):
                             results, ws = await self._run_units(conn, units, lock=True)
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(conn, units, lock=False)
@@ -323,6 +323,7 @@ class PostgresBackend(EngineBackend):
         path = await connection.fetchval("SELECT current_setting('search_path')")
         await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
         try:
+            await _join_writers(connection)
             results, _ = await self._run_units(connection, [unit], lock=_claims(unit))
         except _RACES as error:
             raise StorageError(f"a unit of work lost a race: {error}") from error
@@ -386,28 +387,28 @@ class PostgresBackend(EngineBackend):
     # -- positions ---------------------------------------------------------------------
 
     async def seal(self) -> int:
-        """Number every event that can be numbered now, waiting (up to SEAL_WAIT
-        seconds) for transactions that hold the watermark back until this object's own
+        """Number every committed event, waiting for a step another session is running
+        (never for transactions: numbering waits for no one) until this object's own
         events have positions; return how many were numbered."""
         await self._ready()
         return await self._seal_now()
 
     async def _seal_now(self, *, wait: bool = True) -> int:
-        """Sequencer steps until this object's own events have positions (one step when
-        not `wait`ing); other writers' new events never keep it looping."""
+        """Sequencer steps until this object's own events have positions; not
+        `wait`ing, one step, none if another session's step is running."""
         total = 0
         mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
         async with self._seal_lock, self.pool.acquire() as conn:
             while True:
-                count = await seal(conn, self.audit_key)
+                count = await seal(conn, self.audit_key, wait=wait)
                 total += count
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
                 if count:
                     continue
                 if asyncio.get_running_loop().time() > deadline:
-                    return total  # an old transaction holds the watermark: read a prefix
+                    return total  # a stuck step holds the head: read a prefix
                 await asyncio.sleep(0.002)
 
     async def _seal_forever(self) -> None:
@@ -418,9 +419,9 @@ class PostgresBackend(EngineBackend):
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this
-        backend is open, reads first sequence what it wrote, so they see its writes
-        (waiting up to SEAL_WAIT while an open transaction holds positions back);
-        without `wait_for_own_writes`, one sequencer step and no waiting."""
+        backend is open, reads first number every committed event, so they see its
+        writes (waiting only for another session's step, up to SEAL_WAIT); without
+        `wait_for_own_writes`, one step unless another session is running one."""
         if self._pool is None or self._closed:  # read the stored log on its own
             return PostgresLog(dsn=self.dsn, schema=self.schema)
         if not wait_for_own_writes:
@@ -433,7 +434,8 @@ class PostgresBackend(EngineBackend):
         return PostgresBrowser(lambda: self.pool)
 
     async def _seal_step(self) -> int:
-        """One sequencer step: numbers what can be numbered now, never waits."""
+        """One sequencer step, none if another session is running one: never waits
+        for anything but this process's own steps."""
         await self._ready()
         return await self._seal_now(wait=False)
 
@@ -509,6 +511,24 @@ def _claims(unit: Unit[Any]) -> bool:
     """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
     until its flush commits."""
     return bool(unit.reads.ready or unit.reads.expired)
+
+
+@contextlib.asynccontextmanager
+async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction that shows itself to the sequencer as this queue's writer before
+    it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
+    async with conn.transaction():
+        await conn.execute(Q["join_writers"])
+        yield
+
+
+async def _join_writers(conn: asyncpg.Connection) -> None:
+    """Show the caller's transaction to the sequencer as a writer of this queue; one
+    that already had an xid registers it, since a step may have passed it already."""
+    had_xid = await conn.fetchval(Q["xid_if_assigned"]) is not None
+    await conn.execute(Q["join_writers"])
+    if had_xid:
+        await conn.execute(Q["register_late_writer"])
 
 
 def _worth_a_split(error: BaseException) -> bool:
