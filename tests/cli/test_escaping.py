@@ -34,7 +34,7 @@ RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: Commands that never print stored text: they run a process or serve pages.
 NOT_PRINTING = {"demo": "prints its own demo", "web": "serves HTML", "worker": "runs jobs"}
 #: Commands whose output over this log holds no stored text (only counts and paths).
-COUNTS_ONLY = {"archive", "replay"}
+COUNTS_ONLY = {"archive", "migrate", "replay"}
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -101,6 +101,7 @@ def _commands(db: str, job_id: str) -> dict[str, list[list[str]]]:
         "schedules": [["schedules", "--db", db], ["schedules", "--db", db, "--json"]],
         "verify": [["verify", "--db", db]],
         "checkpoint": [["checkpoint", "--db", db]],
+        "migrate": [["migrate", "--db", db]],
         "replay": [["replay", "--db", db]],
         "archive": [["archive", "--db", db, "--before", "2029-01-01", "--to", db + ".archive"]],
         **{

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -28,7 +29,7 @@ from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres.browser import PostgresBrowser
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
-from dogqueue.backend.postgres.migrate import migrate, quote
+from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
 from dogqueue.backend.postgres.workingset import job_rows
@@ -43,6 +44,9 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.engine import RefusedAfterWrite, Unit, run_units, unwrap_refusal
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -69,7 +73,28 @@ _RACES = (
 
 
 #: What the driver raises for a failed statement or a lost connection.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
+def _storage_errors(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """`method`, raising StorageError for a driver error (a lost connection, a
+    terminated session, a failed statement)."""
+
+    @functools.wraps(method)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except _DRIVER_ERRORS as error:
+            raise StorageError(f"PostgreSQL: {error}") from error
+
+    return translated
 
 
 class PostgresBackend(EngineBackend):
@@ -97,7 +122,7 @@ class PostgresBackend(EngineBackend):
         super().__init__(config=config, clock=clock or utc_now, draw=draw, audit_key=audit_key)
         if not isinstance(dsn, str) or not dsn:
             raise InvalidInput("dsn", "must be a PostgreSQL connection string")
-        self.schema = check.check_name("schema", schema)
+        self.schema = check_schema(check.check_name("schema", schema))
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 2:
             raise InvalidInput("pool_size", "must be an int of at least 2")
         self.dsn = dsn
@@ -113,8 +138,8 @@ class PostgresBackend(EngineBackend):
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
         self._origin = uuid.uuid4().hex
-        self._ready_channel = f"dq_ready_{self.schema}"
-        self._cancel_channel = f"dq_cancel_{self.schema}"
+        self._ready_channel = channel("ready", self.schema)
+        self._cancel_channel = channel("cancel", self.schema)
         self._last_notify = 0.0
         self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
@@ -138,13 +163,13 @@ class PostgresBackend(EngineBackend):
                 self.dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                server_settings={"search_path": self.schema},
+                server_settings={"search_path": quote(self.schema)},
             )
             if self.listen:
                 self._listener = await asyncpg.connect(self.dsn)
                 await self._listener.add_listener(self._ready_channel, self._on_ready)
                 await self._listener.add_listener(self._cancel_channel, self._on_cancel)
-        except _DRIVER_ERRORS as error:
+        except (*_DRIVER_ERRORS, StorageError) as error:
             await self._close()
             raise StorageError(f"cannot open PostgreSQL queue {self.schema!r}: {error}") from error
         self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
@@ -300,6 +325,7 @@ class PostgresBackend(EngineBackend):
 
     # -- transactional enqueue ---------------------------------------------------------
 
+    @_storage_errors
     async def enqueue_in_transaction(
         self, connection: asyncpg.Connection, ctx: QueueCtx, message: JobMessage
     ) -> str:
@@ -386,6 +412,7 @@ class PostgresBackend(EngineBackend):
 
     # -- positions ---------------------------------------------------------------------
 
+    @_storage_errors
     async def seal(self) -> int:
         """Number every committed event, waiting for a step another session is running
         (never for transactions: numbering waits for no one) until this object's own
@@ -433,6 +460,7 @@ class PostgresBackend(EngineBackend):
         (so it is open while the backend is)."""
         return PostgresBrowser(lambda: self.pool)
 
+    @_storage_errors
     async def _seal_step(self) -> int:
         """One sequencer step, none if another session is running one: never waits
         for anything but this process's own steps."""
@@ -441,6 +469,7 @@ class PostgresBackend(EngineBackend):
 
     # -- reads -------------------------------------------------------------------------
 
+    @_storage_errors
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         # One step, no waiting: a job's state is current without it; only its enqueue
         # position (the tenant's) needs the enqueued event to be numbered.
@@ -449,22 +478,26 @@ class PostgresBackend(EngineBackend):
             row = await conn.fetchrow(Q["load_job"], tenant_id, job_id)
         return None if row is None else decode_job_at(row[0], row[1])
 
+    @_storage_errors
     async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["latest_keys"], [tenant_id], [prefix], [prefix_end(prefix)])
         return None if row is None else (str(row[1]), str(row[2]))
 
+    @_storage_errors
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         await self.seal()
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["history"], tenant_id, job_id)
         return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
 
+    @_storage_errors
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["ready_tenants"], list(queues), to_micros(now))
         return [str(row[0]) for row in rows]
 
+    @_storage_errors
     async def _next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
     ) -> datetime | None:
@@ -477,14 +510,17 @@ class PostgresBackend(EngineBackend):
                 )
         return None if value is None else from_micros(int(value))
 
+    @_storage_errors
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         return await self.log_reader().events(after=after_seq, limit=limit)
 
+    @_storage_errors
     async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
         await self.seal()
         jobs = await self.log_reader().jobs()
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
+    @_storage_errors
     async def _rebuild_projections(self) -> int:
         """Replace the projection with the fold of the log, in one transaction that
         holds every writer back."""
