@@ -13,16 +13,20 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from dogqueue import Job, JobMessage, JobStatus, QueueAdapter, QueueCtx, Worker
+from dogqueue.audit.compare import UNSEALED_GRACE
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.postgres.log import PostgresLog
 from dogqueue.backend.postgres.queries import Q
+from dogqueue.clock import utc_now
 
 pytestmark = pytest.mark.postgres
 
@@ -196,6 +200,16 @@ async def test_history_says_which_events_wait_for_a_position(pg_schema: str) -> 
         await stuck.fetchrow(Q["lock_log_head"])  # a step frozen mid-way
         async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
             await backend.cancel_job(ACME, job_id)  # closing does not wait for the step
+        log = PostgresLog(dsn=default_dsn(), schema=pg_schema)  # numbers nothing
+        try:
+            fresh = await verify_log(log)
+            assert fresh.ok and fresh.waiting == 1
+            stale = await verify_log(log, now=utc_now() + UNSEALED_GRACE + timedelta(seconds=1))
+            [problem] = stale.problems
+            assert "1 event(s) still wait for a position" in problem.what
+            assert f"'canceled' of job {job_id!r} of 'acme'" in problem.what
+        finally:
+            await log.close()
         url = f"{default_dsn()}?schema={pg_schema}"
         printed = await asyncio.wait_for(
             asyncio.to_thread(_cli, "history", "--db", url, "--tenant", "acme", job_id), CLI_HANG
