@@ -553,9 +553,14 @@ def _claims(unit: Unit[Any]) -> bool:
 async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """A transaction that shows itself to the sequencer as this queue's writer before
     it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
-    async with conn.transaction():
-        await conn.execute(Q["join_writers"])
+    await conn.execute(f"BEGIN; {Q['join_writers']}")  # one round trip
+    try:
         yield
+    except BaseException:
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 async def _join_writers(conn: asyncpg.Connection) -> None:
