@@ -338,6 +338,7 @@ class PostgresBackend(EngineBackend):
         ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
         return ids[0]
 
+    @_storage_errors
     async def run_unit_in(self, connection: asyncpg.Connection, unit: Unit[T]) -> T:
         """Run a unit of work (see `run_unit`) inside the caller's own open asyncpg
         transaction on this database: what it writes commits if and only if that
