@@ -65,8 +65,9 @@ async def seal(
         if late and not cut:
             await conn.execute(Q["forget_late_writers"], sorted(set(late) - waiting))
         pos = await _number(conn, audit_key, order, last_pos) if order else last_pos
-        cursor = _cursor([r for r in rows if r["after_cursor"]], numbered, cursor)
-        await conn.execute(Q["move_cursor"], pos, cursor[0], cursor[1], pending)
+        moved = _cursor([r for r in rows if r["after_cursor"]], numbered, cursor)
+        if order or moved != cursor or pending != sorted(head[3]):  # else leave the row be
+            await conn.execute(Q["move_cursor"], pos, moved[0], moved[1], pending)
         return len(order)
 
 
