@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -15,6 +16,9 @@ from dogqueue.core.evolve import evolve
 from dogqueue.core.projection import JobKey
 from dogqueue.log.reader import PROJECTED_COLUMNS, LogRecord, ProjectionRow, projected_columns
 from dogqueue.log.stored import stored_job
+
+#: How long a committed event may wait for its position before verify reports it.
+UNSEALED_GRACE = timedelta(seconds=60)
 
 
 def compare_projection(
@@ -139,10 +143,19 @@ def compare_heads(report: Report, stored: Mapping[str, tuple[int, bytes]]) -> No
             )
 
 
-def check_unsealed(report: Report, unsealed: Iterable[LogRecord]) -> None:
+def check_unsealed(
+    report: Report,
+    unsealed: Iterable[LogRecord],
+    now: datetime | None = None,
+    grace: timedelta = UNSEALED_GRACE,
+) -> None:
     """Fold committed events that have no position yet (in commit order) onto the
-    report's fold, recording any whose version does not continue its job's."""
+    report's fold, recording any whose version does not continue its job's; count them
+    in `report.waiting`, and record a problem naming the oldest if it has waited past
+    `grace` at `now`."""
+    oldest: tuple[datetime, LogRecord] | None = None
     for record in unsealed:
+        report.waiting += 1
         key = (record.tenant_id, record.job_id)
         where = f"unsealed event {record.type!r} of job {record.job_id!r} of {record.tenant_id!r}"
         if key in report.jobs and record.version != report.jobs[key].version + 1:
@@ -154,3 +167,15 @@ def check_unsealed(report: Report, unsealed: Iterable[LogRecord]) -> None:
             report.jobs[key] = evolve(report.jobs.get(key), event)
         except (msgspec.DecodeError, ValueError, InvalidTransition) as error:
             report.add(None, f"{where} (version {record.version}) does not apply: {error}")
+            continue
+        if oldest is None or event.at < oldest[0]:
+            oldest = (event.at, record)
+    if oldest is not None and now is not None and now - oldest[0] > grace:
+        at, record = oldest
+        report.add(
+            None,
+            f"{report.waiting} event(s) still wait for a position; the oldest, {record.type!r}"
+            f" of job {record.job_id!r} of {record.tenant_id!r} (written as seq"
+            f" {record.writer_seq} at {at.isoformat()}), has waited {now - at}: no sequencer"
+            " step numbered it (is any backend open on this queue?)",
+        )

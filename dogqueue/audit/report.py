@@ -33,6 +33,8 @@ class Report:
     unchained: bool = False
     #: Jobs left out of the fold because one of their events is wrong (already reported).
     broken_jobs: set[JobKey] = field(default_factory=set)
+    #: Committed events still waiting for a position (PostgreSQL's unsealed tail).
+    waiting: int = 0
 
     @property
     def ok(self) -> bool:

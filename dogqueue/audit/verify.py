@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 
 import msgspec
 
@@ -25,6 +26,7 @@ from dogqueue.audit.compare import (
     report_missing_rows,
 )
 from dogqueue.audit.report import Problem, Report
+from dogqueue.clock import utc_now
 from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import InvalidTransition
 from dogqueue.core.evolve import evolve
@@ -320,9 +322,11 @@ async def verify_log(
     checkpoint: Checkpoint | None = None,
     archives: Sequence[LogReader] = (),
     audit_key: bytes | None = None,
+    now: datetime | None = None,
 ) -> Report:
     """Verify a live log: chains, positions, fold, projection, stored chain heads, the
-    unsealed tail, the storage's integrity check, and the checkpoint if given.
+    unsealed tail (not OK once an event waited past UNSEALED_GRACE at `now`, default
+    the system clock), the storage's integrity check, and the checkpoint if given.
 
     Positions moved out by archival are accepted only where one of `archives` holds
     them: the archives' events are read in log order with the live log's, as if never
@@ -348,7 +352,7 @@ async def verify_log(
         if not report.full:
             if not report.unchained:
                 compare_heads(report, await log.chain_heads())
-            check_unsealed(report, await log.unsealed())
+            check_unsealed(report, await log.unsealed(), now or utc_now())
             seen: set[JobKey] = set()
             rows = await log.projection_rows()
             compare_projection(report, rows, seen=seen)

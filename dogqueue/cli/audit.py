@@ -123,6 +123,7 @@ def _print_report(name: str, report: Report) -> None:
         say(
             f"{name}: OK, {report.events} events, {len(report.jobs)} jobs,"
             f" {len(report.heads)} tenant chain(s)"
+            + (f", {report.waiting} event(s) waiting for a position" if report.waiting else "")
         )
         return
     first = report.first_bad_seq

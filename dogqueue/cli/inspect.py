@@ -149,6 +149,12 @@ def _history(args: argparse.Namespace) -> int:
     for error in errors:
         say()
         say(error)
+    waiting = sum(1 for event in events if event.seq == 0)
+    if waiting:  # PostgreSQL numbers events after they commit
+        say(
+            f"{waiting} event(s) committed but not numbered yet (seq -): the next"
+            " sequencer step of any open backend on this queue numbers them"
+        )
     return EXIT_OK
 
 
@@ -194,7 +200,7 @@ def history_rows(events: list[AnyEvent]) -> tuple[list[list[str]], list[str]]:
         seq = (
             f"{event.first.seq}-{event.last.seq}"
             if isinstance(event, Heartbeats)
-            else str(event.seq)
+            else (str(event.seq) if event.seq else "-")
         )
         rows.append(
             [

@@ -265,6 +265,12 @@ class QueueAdapter(Generic[ContextT]):
         """The job's current state."""
         return await self._backend.get_job(ctx, job_id)
 
+    async def handle(self, ctx: QueueCtx, job_id: str) -> JobHandle[Any]:
+        """The handle of a job known only by its id (one that came back in a URL), for
+        `wait_result`; JobNotFound if the tenant has no such job."""
+        info = await self._backend.get_job(ctx, job_id)
+        return JobHandle(info.job_id, info.message.job_type)
+
     async def get_status(self, ctx: QueueCtx, job_id: str) -> JobStatus:
         """The job's current status."""
         return await self._backend.get_status(ctx, job_id)

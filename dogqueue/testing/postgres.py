@@ -50,7 +50,9 @@ class PostgresFactory(BuiltinFactory):
         inside a transaction, then kill that connection from another one before COMMIT."""
         assert isinstance(backend, PostgresBackend)
         await backend.open()
-        conn = await asyncpg.connect(self.dsn, server_settings={"search_path": backend.schema})
+        conn = await asyncpg.connect(
+            self.dsn, server_settings={"search_path": quote(backend.schema)}
+        )
         try:
             pid = conn.get_server_pid()
             transaction = conn.transaction()

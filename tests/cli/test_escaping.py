@@ -33,9 +33,14 @@ assert len(MARK.encode()) == len(ESCAPES.encode())
 #: A control character other than newline and tab, C0 or C1.
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: Commands that never print stored text: they run a process or serve pages.
-NOT_PRINTING = {"demo": "prints its own demo", "web": "serves HTML", "worker": "runs jobs"}
+NOT_PRINTING = {
+    "demo": "prints its own demo",
+    "import": "needs a PostgreSQL target (tests/integration/test_postgres_import.py)",
+    "web": "serves HTML",
+    "worker": "runs jobs",
+}
 #: Commands whose output over this log holds no stored text (only counts and paths).
-COUNTS_ONLY = {"archive", "replay"}
+COUNTS_ONLY = {"archive", "migrate", "replay"}
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -118,6 +123,7 @@ def _commands(db: str, job_id: str) -> dict[str, list[list[str]]]:
         "workers": [["workers", "--db", db], ["workers", "--db", db, "--json"]],
         "verify": [["verify", "--db", db]],
         "checkpoint": [["checkpoint", "--db", db]],
+        "migrate": [["migrate", "--db", db]],
         "replay": [["replay", "--db", db]],
         "archive": [["archive", "--db", db, "--before", "2029-01-01", "--to", db + ".archive"]],
         **{

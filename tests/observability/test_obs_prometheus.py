@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dogqueue import FakeClock, InvalidInput, JobMessage, QueueCtx
 from dogqueue.backend.base import EngineBackend
-from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.postgres.backend import PostgresBackend
+from dogqueue.backend.postgres.queries import Q
 from dogqueue.observability.prometheus import MetricsServer, render
 from dogqueue.observability.reader import MetricsReader
 from tests.observability.obs_workload import run_workload
@@ -111,33 +112,38 @@ async def test_other_paths_and_methods(backend: EngineBackend) -> None:
 
 
 async def test_unsealed_events_are_a_gauge_that_shows_a_held_back_sequencer(
-    backend: EngineBackend, backend_kind: str, monkeypatch: pytest.MonkeyPatch
+    backend: EngineBackend, backend_kind: str, pg_dsn_schema: tuple[str, str] | None
 ) -> None:
-    """On PostgreSQL an open transaction anywhere on the server keeps new events from
-    getting positions: the gauge shows them until it ends. Elsewhere it stays 0."""
-    # A read of the backend's own log waits this long for its events to be numbered;
-    # the metrics never wait (a scrape would otherwise stall while a transaction
-    # anywhere holds the sequencer back): were they to, the snapshot below would not
-    # end within its minute.
-    monkeypatch.setattr("dogqueue.backend.postgres.backend.SEAL_WAIT", 3600.0)
+    """On PostgreSQL a sequencer step held open (its process frozen mid-step) keeps new
+    events from getting positions: the gauge shows them until it ends, and the scrape
+    does not wait for it. Elsewhere it stays 0."""
 
     def gauge(text: str) -> float:
         return samples(text)[("dogqueue_log_unsealed_events", frozenset())]
 
     reader = MetricsReader(backend)
     message = JobMessage(job_type="t", payload_bytes=b"{}")
-    blocker = None
-    if backend_kind == "postgres":
-        blocker = await asyncpg.connect(default_dsn())
-        await blocker.execute("BEGIN")
-        await blocker.fetchval("SELECT txid_current()")  # an xid older than what follows
+    stuck = None
+    if pg_dsn_schema is not None:
+        dsn, schema = pg_dsn_schema
+        stuck = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+        await stuck.execute("BEGIN")
+        await stuck.fetchrow(Q["lock_log_head"])  # what a step does first
     try:
         await backend.enqueue_many(QueueCtx("acme"), [message] * 3)
         held = gauge(render(await asyncio.wait_for(reader.snapshot(), 60)).decode())
-        assert held == (3 if backend_kind == "postgres" else 0)
+        assert held == (3 if stuck is not None else 0)
     finally:
-        if blocker is not None:
-            await blocker.execute("ROLLBACK")
-            await blocker.close()
+        if stuck is not None:
+            await stuck.execute("ROLLBACK")
+            await stuck.close()
     assert gauge(render(await reader.snapshot()).decode()) == 0
     await reader.close()
+
+
+@pytest.fixture
+def pg_dsn_schema(backend: EngineBackend) -> tuple[str, str] | None:
+    """The DSN and schema of a PostgreSQL backend under test, else None."""
+    if isinstance(backend, PostgresBackend):
+        return backend.dsn, backend.schema
+    return None

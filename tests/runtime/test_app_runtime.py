@@ -20,6 +20,7 @@ from dogqueue import (
     JobCanceled,
     JobError,
     JobMessage,
+    JobNotFound,
     JobStatus,
     QueueAdapter,
     QueueConfig,
@@ -341,6 +342,19 @@ async def test_wait_result_raises_typed_errors(backend: EngineBackend) -> None:
             await within_result(waiter)
         with pytest.raises(ResultTimeout, match="still enqueued"):
             await adapter.wait_result(T, never_run, timeout=0)
+
+
+async def test_a_handle_from_a_bare_id_waits_for_the_result(backend: EngineBackend) -> None:
+    adapter, seen = await make_adapter(backend), Seen()
+    job_id = str(await adapter.enqueue(T, add(a=2, b=5)))  # as it comes back in a URL
+    handle = await adapter.handle(T, job_id)
+    assert (
+        handle == job_id and handle.job_type == (await adapter.get_job(T, job_id)).message.job_type
+    )
+    async with worker(adapter, seen):
+        assert await within_result(adapter.wait_result(T, handle)) == 7
+    with pytest.raises(JobNotFound):
+        await adapter.handle(QueueCtx("tenant-b"), job_id)
 
 
 async def test_function_jobs_run_async_and_sync_with_their_declared_results(

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +27,13 @@ from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres.browser import PostgresBrowser
+from dogqueue.backend.postgres.errors import (
+    _DRIVER_ERRORS,
+    _RACES,
+    _storage_errors,
+)
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
-from dogqueue.backend.postgres.migrate import migrate, quote
+from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.sequencer import seal
 from dogqueue.backend.postgres.workingset import job_rows
@@ -56,20 +61,6 @@ SEAL_INTERVAL = 0.1
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
 NOTIFY_INTERVAL = 0.05
-#: What the flush statement raises when a row it guards moved under it (a job's version
-#: or dependents count): SQL has no raise, so `flush` divides by zero on purpose.
-VersionGuardTripped = asyncpg.DivisionByZeroError
-#: Errors that mean "another transaction got there first": re-run on fresh state.
-_RACES = (
-    asyncpg.UniqueViolationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    VersionGuardTripped,
-)
-
-
-#: What the driver raises for a failed statement or a lost connection.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 class PostgresBackend(EngineBackend):
@@ -97,7 +88,7 @@ class PostgresBackend(EngineBackend):
         super().__init__(config=config, clock=clock or utc_now, draw=draw, audit_key=audit_key)
         if not isinstance(dsn, str) or not dsn:
             raise InvalidInput("dsn", "must be a PostgreSQL connection string")
-        self.schema = check.check_name("schema", schema)
+        self.schema = check_schema(check.check_name("schema", schema))
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 2:
             raise InvalidInput("pool_size", "must be an int of at least 2")
         self.dsn = dsn
@@ -113,8 +104,8 @@ class PostgresBackend(EngineBackend):
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
         self._origin = uuid.uuid4().hex
-        self._ready_channel = f"dq_ready_{self.schema}"
-        self._cancel_channel = f"dq_cancel_{self.schema}"
+        self._ready_channel = channel("ready", self.schema)
+        self._cancel_channel = channel("cancel", self.schema)
         self._last_notify = 0.0
         self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
@@ -138,13 +129,13 @@ class PostgresBackend(EngineBackend):
                 self.dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                server_settings={"search_path": self.schema},
+                server_settings={"search_path": quote(self.schema)},
             )
             if self.listen:
                 self._listener = await asyncpg.connect(self.dsn)
                 await self._listener.add_listener(self._ready_channel, self._on_ready)
                 await self._listener.add_listener(self._cancel_channel, self._on_cancel)
-        except _DRIVER_ERRORS as error:
+        except (*_DRIVER_ERRORS, StorageError) as error:
             await self._close()
             raise StorageError(f"cannot open PostgreSQL queue {self.schema!r}: {error}") from error
         self._sealer = asyncio.get_running_loop().create_task(self._seal_forever())
@@ -155,9 +146,9 @@ class PostgresBackend(EngineBackend):
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sealer
-        if self._pool is not None:  # leave what this object wrote sequenced
-            with contextlib.suppress(QueueError, asyncpg.PostgresError, OSError):
-                await self._seal_now()
+        if self._pool is not None:  # number what it wrote, unless a step is running
+            with contextlib.suppress(QueueError, *_DRIVER_ERRORS):
+                await self._seal_now(wait=False)
         if self._notify_due is not None:  # send the NOTIFY it stood for before closing
             self._notify_due.cancel()
             self._notify_due = None
@@ -187,7 +178,7 @@ class PostgresBackend(EngineBackend):
                 async with self.pool.acquire() as conn:
                     if any(_claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
-                        async with conn.transaction():
+                        async with _writer_transaction(conn):
                             results, ws = await self._run_units(conn, units, lock=True)
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(conn, units, lock=False)
@@ -300,6 +291,7 @@ class PostgresBackend(EngineBackend):
 
     # -- transactional enqueue ---------------------------------------------------------
 
+    @_storage_errors
     async def enqueue_in_transaction(
         self, connection: asyncpg.Connection, ctx: QueueCtx, message: JobMessage
     ) -> str:
@@ -312,6 +304,7 @@ class PostgresBackend(EngineBackend):
         ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
         return ids[0]
 
+    @_storage_errors
     async def run_unit_in(self, connection: asyncpg.Connection, unit: Unit[T]) -> T:
         """Run a unit of work (see `run_unit`) inside the caller's own open asyncpg
         transaction on this database: what it writes commits if and only if that
@@ -323,6 +316,7 @@ class PostgresBackend(EngineBackend):
         path = await connection.fetchval("SELECT current_setting('search_path')")
         await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
         try:
+            await _join_writers(connection)
             results, _ = await self._run_units(connection, [unit], lock=_claims(unit))
         except _RACES as error:
             raise StorageError(f"a unit of work lost a race: {error}") from error
@@ -385,29 +379,30 @@ class PostgresBackend(EngineBackend):
 
     # -- positions ---------------------------------------------------------------------
 
+    @_storage_errors
     async def seal(self) -> int:
-        """Number every event that can be numbered now, waiting (up to SEAL_WAIT
-        seconds) for transactions that hold the watermark back until this object's own
+        """Number every committed event, waiting for a step another session is running
+        (never for transactions: numbering waits for no one) until this object's own
         events have positions; return how many were numbered."""
         await self._ready()
         return await self._seal_now()
 
     async def _seal_now(self, *, wait: bool = True) -> int:
-        """Sequencer steps until this object's own events have positions (one step when
-        not `wait`ing); other writers' new events never keep it looping."""
+        """Sequencer steps until this object's own events have positions; not
+        `wait`ing, one step, none if another session's step is running."""
         total = 0
         mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
         async with self._seal_lock, self.pool.acquire() as conn:
             while True:
-                count = await seal(conn, self.audit_key)
+                count = await seal(conn, self.audit_key, wait=wait)
                 total += count
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
                 if count:
                     continue
                 if asyncio.get_running_loop().time() > deadline:
-                    return total  # an old transaction holds the watermark: read a prefix
+                    return total  # a stuck step holds the head: read a prefix
                 await asyncio.sleep(0.002)
 
     async def _seal_forever(self) -> None:
@@ -418,9 +413,9 @@ class PostgresBackend(EngineBackend):
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this
-        backend is open, reads first sequence what it wrote, so they see its writes
-        (waiting up to SEAL_WAIT while an open transaction holds positions back);
-        without `wait_for_own_writes`, one sequencer step and no waiting."""
+        backend is open, reads first number every committed event, so they see its
+        writes (waiting only for another session's step, up to SEAL_WAIT); without
+        `wait_for_own_writes`, one step unless another session is running one."""
         if self._pool is None or self._closed:  # read the stored log on its own
             return PostgresLog(dsn=self.dsn, schema=self.schema)
         if not wait_for_own_writes:
@@ -432,13 +427,16 @@ class PostgresBackend(EngineBackend):
         (so it is open while the backend is)."""
         return PostgresBrowser(lambda: self.pool)
 
+    @_storage_errors
     async def _seal_step(self) -> int:
-        """One sequencer step: numbers what can be numbered now, never waits."""
+        """One sequencer step, none if another session is running one: never waits
+        for anything but this process's own steps."""
         await self._ready()
         return await self._seal_now(wait=False)
 
     # -- reads -------------------------------------------------------------------------
 
+    @_storage_errors
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
         # One step, no waiting: a job's state is current without it; only its enqueue
         # position (the tenant's) needs the enqueued event to be numbered.
@@ -447,40 +445,40 @@ class PostgresBackend(EngineBackend):
             row = await conn.fetchrow(Q["load_job"], tenant_id, job_id)
         return None if row is None else decode_job_at(row[0], row[1])
 
+    @_storage_errors
     async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["latest_keys"], [tenant_id], [prefix], [prefix_end(prefix)])
         return None if row is None else (str(row[1]), str(row[2]))
 
+    @_storage_errors
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
         await self.seal()
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["history"], tenant_id, job_id)
         return [decode_event(bytes(data), int(tpos)) for tpos, data in rows]
 
+    @_storage_errors
     async def _announce_worker(
         self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
     ) -> None:
-        try:
-            async with self.pool.acquire() as conn:
-                await conn.execute(Q["announce_worker"], worker_id, to_micros(last_seen), data)
-                await conn.execute(Q["forget_workers"], to_micros(forget_before))
-        except _DRIVER_ERRORS as error:
-            raise _public(error) from error
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["announce_worker"], worker_id, to_micros(last_seen), data)
+            await conn.execute(Q["forget_workers"], to_micros(forget_before))
 
+    @_storage_errors
     async def _read_workers(self, seen_since: datetime) -> list[bytes]:
-        try:
-            async with self.pool.acquire() as conn:
-                rows = await conn.fetch(Q["workers_seen_since"], to_micros(seen_since))
-        except _DRIVER_ERRORS as error:
-            raise _public(error) from error
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["workers_seen_since"], to_micros(seen_since))
         return [bytes(row[0]) for row in rows]
 
+    @_storage_errors
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["ready_tenants"], list(queues), to_micros(now))
         return [str(row[0]) for row in rows]
 
+    @_storage_errors
     async def _next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
     ) -> datetime | None:
@@ -493,14 +491,17 @@ class PostgresBackend(EngineBackend):
                 )
         return None if value is None else from_micros(int(value))
 
+    @_storage_errors
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         return await self.log_reader().events(after=after_seq, limit=limit)
 
+    @_storage_errors
     async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
         await self.seal()
         jobs = await self.log_reader().jobs()
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
+    @_storage_errors
     async def _rebuild_projections(self) -> int:
         """Replace the projection with the fold of the log, in one transaction that
         holds every writer back."""
@@ -527,6 +528,29 @@ def _claims(unit: Unit[Any]) -> bool:
     """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
     until its flush commits."""
     return bool(unit.reads.ready or unit.reads.expired)
+
+
+@contextlib.asynccontextmanager
+async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction that shows itself to the sequencer as this queue's writer before
+    it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
+    await conn.execute(f"BEGIN; {Q['join_writers']}")  # one round trip
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def _join_writers(conn: asyncpg.Connection) -> None:
+    """Show the caller's transaction to the sequencer as a writer of this queue; one
+    that already had an xid registers it, since a step may have passed it already."""
+    had_xid = await conn.fetchval(Q["xid_if_assigned"]) is not None
+    await conn.execute(Q["join_writers"])
+    if had_xid:
+        await conn.execute(Q["register_late_writer"])
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -79,6 +79,17 @@ class PostgresLog:
                 self._snapshot = None
 
     async def _fetch(self, name: str, *args: Any) -> list[Any]:
+        try:
+            return await self._fetch_raw(name, *args)
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as error:
+            raise StorageError(f"PostgreSQL: {error}") from error
+
+    async def _fetch_raw(self, name: str, *args: Any) -> list[Any]:
         if self._snapshot is not None:
             rows: list[Any] = await self._snapshot.fetch(Q[name], *args)
             return rows
@@ -211,7 +222,12 @@ async def _read_only_pool(dsn: str, schema: str) -> asyncpg.Pool:
             },
         )
         return pool
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+    ) as error:
         raise StorageError(f"cannot read PostgreSQL queue {schema!r}: {error}") from error
 
 

@@ -1,12 +1,19 @@
-"""The sequencer: gives committed events their dense, commit-ordered position (`pos`),
-their tenant position (`tpos`) and their link in the tenant's hash chain.
+"""The sequencer: gives committed events their dense position (`pos`), their tenant
+position (`tpos`) and their link in the tenant's hash chain.
 
 Writers never touch a position or a chain head, so they run in parallel; one sequencer
-step at a time (any host may run it: it locks the log head) reads the events of
-transactions older than every running one, in (xid, seq) order, and numbers them. An
-event whose job's previous version is not numbered yet waits for it, so positions
-always follow each job's versions. The tamper window is between an event's commit and
-its step (typically under 100 ms); `unsealed()` lists what is inside it.
+step at a time (any host may run it: it locks the log head) numbers every committed
+event not numbered yet. It waits for nothing: a step reads the events after its cursor,
+in (xid, seq) order, and remembers as `pending` the transactions that hold a write lock
+on this queue's `events` (this queue's own writers in flight, seen in pg_locks), whose
+events the next step looks up by xid even if the cursor has passed them. Transactions
+that wrote nothing here (another database, another schema, an app's report, an idle
+session) are never looked at. Every dogqueue writer takes that lock before it has an
+xid; an app transaction that had one before its first write here registers in
+`late_writers` instead. An event whose job's previous version is not numbered yet waits
+for it, so positions always follow each job's versions. The tamper window is between an
+event's commit and its step (typically under 100 ms); `unsealed()` lists what is inside
+it.
 """
 
 from __future__ import annotations
@@ -32,42 +39,66 @@ async def bound_idle_step(conn: asyncpg.Connection) -> None:
     await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(IDLE_STEP_LIMIT_MS)}")
 
 
-async def seal(conn: asyncpg.Connection, audit_key: bytes | None = None) -> int:
+async def seal(
+    conn: asyncpg.Connection, audit_key: bytes | None = None, *, wait: bool = True
+) -> int:
     """Run one sequencer step in its own transaction, chaining under `audit_key` if
-    given; return how many events it numbered."""
+    given; return how many events it numbered. Without `wait`, a step another session
+    is running makes this one return 0 at once."""
     async with conn.transaction():
         await bound_idle_step(conn)
-        head = await conn.fetchrow(Q["lock_log_head"])
-        last_pos, cursor_xid, cursor_seq = int(head[0]), str(head[1]), int(head[2])
-        rows = await conn.fetch(Q["sealable"], cursor_xid, cursor_seq, STEP_LIMIT)
-        if not rows:
+        head = await conn.fetchrow(Q["lock_log_head"] if wait else Q["try_lock_log_head"])
+        if head is None:
             return 0
+        last_pos, cursor = int(head[0]), (str(head[1]), int(head[2]))
+        horizon, writers = await conn.fetchrow(Q["own_writers"])
+        late = [str(r[0]) for r in await conn.fetch(Q["late_writers"])]
+        look_up = sorted({*head[3], *late})
+        rows = await conn.fetch(Q["sealable"], *cursor, horizon, look_up, STEP_LIMIT)
         order = _in_version_order(rows)
-        tenants = sorted({row["tenant_id"] for row in order})
-        stored: dict[str, tuple[bytes, int]] = {
-            str(r["tenant_id"]): (bytes(r["hash"]), int(r["tpos"]))
-            for r in await conn.fetch(Q["heads_of_tenants"], tenants)
+        numbered = {int(row["seq"]) for row in order}
+        waiting = {
+            str(r["xid"]) for r in rows if not r["after_cursor"] and int(r["seq"]) not in numbered
         }
-        chain = ChainHeads(audit_key, stored.get)
-        log_rows: list[tuple[int, int, str, int, bytes]] = []
-        pos = last_pos
-        for row in order:
-            pos += 1
-            tenant = str(row["tenant_id"])
-            digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
-            log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
-        await conn.execute(Q["insert_log"], *columns(log_rows, 5))
-        moved = sorted(chain.moved)
-        await conn.execute(
-            Q["save_heads"],
-            moved,
-            [chain.heads[t][0] for t in moved],
-            [chain.heads[t][2] for t in moved],
-            [chain.heads[t][1] for t in moved],
-        )
-        cursor = _cursor(rows, {int(row["seq"]) for row in order}, (cursor_xid, cursor_seq))
-        await conn.execute(Q["move_cursor"], pos, cursor[0], cursor[1])
+        cut = len(rows) >= STEP_LIMIT  # xids looked up may have events past the cut
+        pending = sorted({*writers, *waiting, *(look_up if cut else ())})
+        if late and not cut:
+            await conn.execute(Q["forget_late_writers"], sorted(set(late) - waiting))
+        pos = await _number(conn, audit_key, order, last_pos) if order else last_pos
+        moved = _cursor([r for r in rows if r["after_cursor"]], numbered, cursor)
+        if order or moved != cursor or pending != sorted(head[3]):  # else leave the row be
+            await conn.execute(Q["move_cursor"], pos, moved[0], moved[1], pending)
         return len(order)
+
+
+async def _number(
+    conn: asyncpg.Connection, audit_key: bytes | None, order: list[Any], last_pos: int
+) -> int:
+    """Give `order` the positions after `last_pos` and extend the chains; return the
+    last position given."""
+    tenants = sorted({row["tenant_id"] for row in order})
+    stored: dict[str, tuple[bytes, int]] = {
+        str(r["tenant_id"]): (bytes(r["hash"]), int(r["tpos"]))
+        for r in await conn.fetch(Q["heads_of_tenants"], tenants)
+    }
+    chain = ChainHeads(audit_key, stored.get)
+    log_rows: list[tuple[int, int, str, int, bytes]] = []
+    pos = last_pos
+    for row in order:
+        pos += 1
+        tenant = str(row["tenant_id"])
+        digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
+        log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
+    await conn.execute(Q["insert_log"], *columns(log_rows, 5))
+    moved = sorted(chain.moved)
+    await conn.execute(
+        Q["save_heads"],
+        moved,
+        [chain.heads[t][0] for t in moved],
+        [chain.heads[t][2] for t in moved],
+        [chain.heads[t][1] for t in moved],
+    )
+    return pos
 
 
 def _in_version_order(rows: list[Any]) -> list[Any]:

@@ -261,23 +261,76 @@ SELECT seq, data FROM events ORDER BY tenant_id, job_id, version;
 DELETE FROM jobs;
 
 -- name: lock_log_head
--- Lock the log head: the last position and the sequencer's cursor.
-SELECT last_pos, cursor_xid::text, cursor_seq FROM log_head WHERE id = 1 FOR UPDATE;
+-- Lock the log head: the last position, the sequencer's cursor and pending writers.
+SELECT last_pos, cursor_xid::text, cursor_seq, pending::text[] FROM log_head WHERE id = 1
+FOR UPDATE;
+
+-- name: try_lock_log_head
+-- Lock the log head unless another step holds it (then no row).
+SELECT last_pos, cursor_xid::text, cursor_seq, pending::text[] FROM log_head WHERE id = 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: own_writers
+-- The step's horizon and this queue's writers in flight. `horizon`: the statement
+-- snapshot's xmax, taken before pg_locks is read, so a writer that gets its xid after
+-- the read is past it. `writers`: the xids (as xid8, placed in the epoch nearest this
+-- step's own xid) of transactions of other sessions holding a write lock on `events`.
+-- Transactions that wrote nothing here (another database, schema or app table) never
+-- appear, so they never hold numbering back.
+WITH me AS (SELECT pg_current_xact_id()::text::bigint AS x),
+held AS (
+    SELECT DISTINCT t.transactionid::text::bigint AS x32
+    FROM pg_locks r
+    JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction
+                   AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+    WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass
+      AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND r.mode = 'RowExclusiveLock' AND r.pid <> pg_backend_pid()
+),
+placed AS (
+    SELECT ((me.x >> 32) << 32) + held.x32 AS x, me.x AS mine FROM held, me
+)
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
+       array(SELECT (CASE WHEN x > mine + 2147483648 THEN x - 4294967296
+                          WHEN x < mine - 2147483648 THEN x + 4294967296
+                          ELSE x END)::text FROM placed) AS writers;
 
 -- name: sealable
--- Events of transactions older than every running one, after the cursor, not yet
--- sequenced; `ready` says whether the job's previous version is already sequenced.
+-- Committed events not numbered yet: after the cursor and below the horizon $3, or of
+-- the transactions $4 (pending or late writers) wherever the cursor is; `ready` says
+-- whether the job's previous version is already numbered.
 SELECT e.seq, e.xid::text, e.tenant_id, e.job_id, e.version, e.data,
        e.version = 1 OR EXISTS (
            SELECT 1 FROM events p JOIN log pl ON pl.seq = p.seq
            WHERE p.tenant_id = e.tenant_id AND p.job_id = e.job_id
-             AND p.version = e.version - 1) AS ready
+             AND p.version = e.version - 1) AS ready,
+       (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8 AS after_cursor
 FROM events e
-WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
-  AND (e.xid, e.seq) > ($1::text::xid8, $2)
+WHERE (((e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8)
+       OR e.xid = ANY($4::text[]::xid8[]))
   AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
 ORDER BY e.xid, e.seq
-LIMIT $3;
+LIMIT $5;
+
+-- name: late_writers
+-- Transactions that registered as late writers and have committed.
+SELECT xid::text FROM late_writers;
+
+-- name: forget_late_writers
+-- Drop late writers whose events a step has looked up.
+DELETE FROM late_writers WHERE xid = ANY($1::text[]::xid8[]);
+
+-- name: join_writers
+-- Make this transaction a writer the sequencer sees before it writes an event.
+LOCK TABLE events IN ROW EXCLUSIVE MODE;
+
+-- name: xid_if_assigned
+-- This transaction's xid if it has one already.
+SELECT pg_current_xact_id_if_assigned()::text;
+
+-- name: register_late_writer
+-- An app transaction with an xid from before its first write here: look it up by xid.
+INSERT INTO late_writers (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
 
 -- name: heads_of_tenants
 -- The chain heads of some tenants.
@@ -296,8 +349,10 @@ ON CONFLICT (tenant_id) DO UPDATE
 SET pos = excluded.pos, tpos = excluded.tpos, hash = excluded.hash;
 
 -- name: move_cursor
--- Move the log head past the events a sequencer step numbered.
-UPDATE log_head SET last_pos = $1, cursor_xid = $2::text::xid8, cursor_seq = $3 WHERE id = 1;
+-- Move the log head past the events a sequencer step numbered; $4 the writers pending.
+UPDATE log_head SET last_pos = $1, cursor_xid = $2::text::xid8, cursor_seq = $3,
+                    pending = $4::text[]::xid8[]
+WHERE id = 1;
 
 -- name: announce_worker
 -- Store a worker's presence record, replacing its previous one.
