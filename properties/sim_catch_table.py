@@ -43,14 +43,14 @@ SCALE = 0.5
 CAUGHT: dict[str, tuple[int, str]] = {
     "HeartbeatRenewsAnotherToken": (4, "current token"),
     "SettlerAcksWithoutFence": (4, "current token"),
-    "ReaperSkipsOneLease": (3, "liveness"),
+    "ReaperSkipsOneLease": (16, "liveness"),
     "CancelListenerDropsOne": (0, "cancel wins"),
     "SettleManyAcceptsStaleToken": (39, "current token"),
     "HeartbeatAcceptsStaleToken": (4, "current token"),
     "ReleasesChildEarly": (0, "parents first"),
     "RunsDependentOfFailedParent": (0, "parents first"),
     "EnqueueTicksRepeatsATick": (0, "cron tick once"),
-    "HeartbeatSwallowsJobCanceled": (11, "cancel wins"),
+    "HeartbeatSwallowsJobCanceled": (4, "cancel wins"),
 }
 #: name -> why no seed of the table catches it.
 MISSED: dict[str, str] = {

