@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from dogqueue import JobStatus, QueueCtx, rebuild
-from dogqueue.backend.postgres import PostgresBackend
+from dogqueue.backend.postgres import PostgresBackend, sequencer
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.log.reader import LogReader
@@ -97,6 +97,22 @@ async def test_sixteen_processes_lease_twenty_thousand_jobs_once(
     assert {job.status for job in projected.values()} == {JobStatus.COMPLETED}
     assert rebuild(events) == projected
     assert await assert_chains_verify(pg.log_reader()) == 3 * jobs
+
+
+async def test_a_read_sees_every_event_other_sessions_committed(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More unnumbered events than one sequencer step takes: a read from a session that
+    wrote none of them still sees them all (it steps until a step is not full)."""
+    monkeypatch.setattr(sequencer, "STEP_LIMIT", 3)
+    async with (
+        PostgresBackend(default_dsn(), schema=pg_schema) as writer,
+        PostgresBackend(default_dsn(), schema=pg_schema) as reader,
+    ):
+        ids = await writer.enqueue_many(QueueCtx("acme"), [message() for _ in range(20)])
+        events = await reader.read_events()
+        assert sorted(e.job_id for e in events) == sorted(ids)
+        assert [e.seq for e in events] == list(range(1, 21))
 
 
 async def test_sixteen_processes_race_for_one_idempotency_key(

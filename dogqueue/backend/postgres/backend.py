@@ -26,6 +26,7 @@ from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
+from dogqueue.backend.postgres import sequencer
 from dogqueue.backend.postgres.browser import PostgresBrowser
 from dogqueue.backend.postgres.errors import (
     _DRIVER_ERRORS,
@@ -381,9 +382,9 @@ class PostgresBackend(EngineBackend):
 
     @_storage_errors
     async def seal(self) -> int:
-        """Number every committed event, waiting for a step another session is running
-        (never for transactions: numbering waits for no one) until this object's own
-        events have positions; return how many were numbered."""
+        """Number every committed event (every session's, not only this object's),
+        waiting for a step another session is running (never for transactions:
+        numbering waits for no one); return how many were numbered."""
         await self._ready()
         return await self._seal_now()
 
@@ -397,6 +398,8 @@ class PostgresBackend(EngineBackend):
             while True:
                 count = await seal(conn, self.audit_key, wait=wait)
                 total += count
+                if wait and count >= sequencer.STEP_LIMIT:
+                    continue  # a full step: other sessions' committed events wait
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
                 if count:
