@@ -28,6 +28,7 @@ from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres import sequencer
 from dogqueue.backend.postgres.browser import PostgresBrowser
+from dogqueue.backend.postgres.connections import Session, session_of
 from dogqueue.backend.postgres.errors import (
     _DRIVER_ERRORS,
     _RACES,
@@ -111,6 +112,8 @@ class PostgresBackend(EngineBackend):
         self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
         self._last_seq = 0
+        #: (database, schema oid) of this queue: an application's connection must match.
+        self._identity: tuple[Any, ...] | None = None
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -197,7 +200,7 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: asyncpg.Connection, units: list[Unit[Any]], *, lock: bool
+        self, conn: Session, units: list[Unit[Any]], *, lock: bool
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
         set, flush the writes in one statement; the caller owns any transaction."""
@@ -259,7 +262,7 @@ class PostgresBackend(EngineBackend):
         return results, ws
 
     async def _batch_time_and_seqs(
-        self, conn: asyncpg.Connection, new_jobs: int
+        self, conn: Session, new_jobs: int
     ) -> tuple[datetime, list[int]]:
         """The batch's time (the server's unless a clock was given) and `new_jobs`
         enqueue positions."""
@@ -271,7 +274,7 @@ class PostgresBackend(EngineBackend):
         server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
-    async def _flush(self, conn: asyncpg.Connection, ws: BatchWorkingSet) -> None:
+    async def _flush(self, conn: Session, ws: BatchWorkingSet) -> None:
         if not ws.journal:
             return
         inserts, updates = job_rows(ws)
@@ -294,35 +297,48 @@ class PostgresBackend(EngineBackend):
 
     @_storage_errors
     async def enqueue_in_transaction(
-        self, connection: asyncpg.Connection, ctx: QueueCtx, message: JobMessage
+        self, connection: object, ctx: QueueCtx, message: JobMessage
     ) -> str:
-        """Enqueue inside the caller's own open asyncpg transaction on this database:
-        the job exists if and only if that transaction commits. The connection's
-        search_path is left alone; tables are named with this backend's schema. A race
-        with another writer raises StorageError (the caller's transaction is then
-        aborted and may be retried whole)."""
+        """Enqueue inside the application's own open transaction on this database (an
+        asyncpg, psycopg 3 or SQLAlchemy async connection): the job exists if and only
+        if that transaction commits, and workers are woken at its commit. A race with
+        another writer raises StorageError (the caller's transaction is then aborted and
+        may be retried whole)."""
         prepared = check.prepare_enqueue(ctx, (message,), self.config)
         ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
         return ids[0]
 
     @_storage_errors
-    async def run_unit_in(self, connection: asyncpg.Connection, unit: Unit[T]) -> T:
-        """Run a unit of work (see `run_unit`) inside the caller's own open asyncpg
-        transaction on this database: what it writes commits if and only if that
-        transaction does. The connection's search_path is left alone. A race with
-        another writer raises StorageError (the caller's transaction is then aborted)."""
-        if not connection.is_in_transaction():
-            raise InvalidInput("connection", "must be inside a transaction")
+    async def run_unit_in(self, connection: object, unit: Unit[T]) -> T:
+        """Run a unit of work (see `run_unit`) inside the application's own open
+        transaction on this database (see `enqueue_in_transaction`): what it writes
+        commits if and only if that transaction does. The connection's search_path is
+        as it was afterwards."""
+        session = await session_of(connection)
         await self._ready()
-        path = await connection.fetchval("SELECT current_setting('search_path')")
-        await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
+        if self._identity is None:
+            async with self.pool.acquire() as conn:
+                self._identity = tuple(await conn.fetchrow(Q["identity"], self.schema))
+        path, *identity = await session.fetchrow(Q["path_and_identity"], self.schema)
+        if tuple(identity) != self._identity:
+            raise InvalidInput(
+                "connection", f"is not on the database of queue {self.schema!r} ({identity[0]})"
+            )
         try:
-            await _join_writers(connection)
-            results, _ = await self._run_units(connection, [unit], lock=_claims(unit))
-        except _RACES as error:
-            raise StorageError(f"a unit of work lost a race: {error}") from error
-        finally:
-            await connection.execute("SELECT set_config('search_path', $1, true)", path)
+            had_xid = await session.fetchval(Q["enter_schema"], quote(self.schema))
+            await session.execute(Q["join_writers"])
+            if had_xid is not None:  # a step may have passed its xid already
+                await session.execute(Q["register_late_writer"])
+            results, ws = await self._run_units(session, [unit], lock=_claims(unit))
+            if ws.became_ready():  # delivered at the application's commit, not before
+                await session.execute(Q["notify"], self._ready_channel, "")
+        except BaseException as error:
+            with contextlib.suppress(Exception):  # an aborted transaction refuses this
+                await session.execute(Q["leave_schema"], path)
+            if isinstance(error, _RACES):
+                raise StorageError(f"a unit of work lost a race: {error}") from error
+            raise
+        await session.execute(Q["leave_schema"], path)
         if isinstance(results[0], BaseException):
             raise results[0]
         result: T = results[0]
@@ -545,15 +561,6 @@ async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
             await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
-
-
-async def _join_writers(conn: asyncpg.Connection) -> None:
-    """Show the caller's transaction to the sequencer as a writer of this queue; one
-    that already had an xid registers it, since a step may have passed it already."""
-    had_xid = await conn.fetchval(Q["xid_if_assigned"]) is not None
-    await conn.execute(Q["join_writers"])
-    if had_xid:
-        await conn.execute(Q["register_late_writer"])
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -324,9 +324,23 @@ DELETE FROM late_writers WHERE xid = ANY($1::text[]::xid8[]);
 -- Make this transaction a writer the sequencer sees before it writes an event.
 LOCK TABLE events IN ROW EXCLUSIVE MODE;
 
--- name: xid_if_assigned
--- This transaction's xid if it has one already.
-SELECT pg_current_xact_id_if_assigned()::text;
+-- name: identity
+-- What tells this queue's database apart: its name and the schema's oid ($1: the name).
+SELECT current_database()::text, to_regnamespace(quote_ident($1))::oid::bigint;
+
+-- name: path_and_identity
+-- An application's connection: its search_path, and the identity above.
+SELECT current_setting('search_path'), current_database()::text,
+       to_regnamespace(quote_ident($1))::oid::bigint;
+
+-- name: enter_schema
+-- Name the queue's schema ($1, quoted) for the rest of the application's transaction, and
+-- return the transaction's xid if it has one already.
+SELECT pg_current_xact_id_if_assigned()::text FROM set_config('search_path', $1, true);
+
+-- name: leave_schema
+-- Give the application's transaction back its search_path $1.
+SELECT set_config('search_path', $1, true);
 
 -- name: register_late_writer
 -- An app transaction with an xid from before its first write here: look it up by xid.
