@@ -25,7 +25,6 @@ from dogqueue import (
     Job,
     JobCanceled,
     JobFailed,
-    JobHandle,
     JobNotFound,
     QueueAdapter,
     QueueCtx,
@@ -109,8 +108,7 @@ async def job_status(tenant: str, job_id: str) -> dict[str, Any]:
 async def job_result(tenant: str, job_id: str, wait: float = 10.0) -> dict[str, Any]:
     ctx = QueueCtx(tenant)
     try:
-        info = await queue().get_job(ctx, job_id)
-        handle: JobHandle[Any] = JobHandle(job_id, info.message.job_type)
+        handle = await queue().handle(ctx, job_id)
         return {"result": await queue().wait_result(ctx, handle, timeout=wait)}
     except JobNotFound:
         raise HTTPException(404, "no such job") from None
