@@ -62,7 +62,7 @@ SEAL_INTERVAL = 0.1
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
-NOTIFY_INTERVAL = 0.05
+NOTIFY_INTERVAL = 0.01
 
 
 class PostgresBackend(EngineBackend):
@@ -207,6 +207,27 @@ class PostgresBackend(EngineBackend):
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
+        lease = _lease_only(declared)
+        if lease is not None:
+            clock_us = None if self._server_clock else to_micros(self.now())
+            now, ws, ending = await _claim_in_one_trip(conn, *lease, clock_us)
+        else:
+            now, ws, ending = await self._fetch_reads(conn, declared, lock=lock)
+        roots = ws.closure_roots(ending)
+        if roots:  # only batches ending jobs that others wait for pay this read
+            rows = await conn.fetch(
+                Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
+            )
+            ws.seed_closure(roots, [tuple(row) for row in rows])
+        results = run_units(ws, [strictly(unit) for unit in units], now)
+        await self._flush(conn, ws)
+        return results, ws
+
+    async def _fetch_reads(
+        self, conn: Session, declared: BatchReads, *, lock: bool
+    ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
+        """The batch's time and a working set seeded with every declared read (loads
+        locked if `lock`), and the jobs the batch may end."""
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
         ws = BatchWorkingSet(seqs)
@@ -251,15 +272,7 @@ class PostgresBackend(EngineBackend):
             for queue in queues:
                 for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
                     ws.seed(decode_job_at(row[0]), row[1])
-        roots = ws.closure_roots(ending)
-        if roots:  # only batches ending jobs that others wait for pay this read
-            rows = await conn.fetch(
-                Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
-            )
-            ws.seed_closure(roots, [tuple(row) for row in rows])
-        results = run_units(ws, [strictly(unit) for unit in units], now)
-        await self._flush(conn, ws)
-        return results, ws
+        return now, ws, ending
 
     async def _batch_time_and_seqs(
         self, conn: Session, new_jobs: int
@@ -547,6 +560,39 @@ def _claims(unit: Unit[Any]) -> bool:
     """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
     until its flush commits."""
     return bool(unit.reads.ready or unit.reads.expired)
+
+
+def _lease_only(declared: BatchReads) -> tuple[str, str, int] | None:
+    """(tenant, queue, n) when the batch only leases from one tenant's queue (and so
+    reclaims that tenant's expired leases): its reads take one round trip."""
+    if len(declared.ready) != 1 or declared.jobs or declared.keys or declared.key_prefixes:
+        return None
+    ((tenant, queues), n) = next(iter(declared.ready.items()))
+    if len(queues) != 1 or declared.expired != {tenant} or declared.new_jobs:
+        return None
+    return None if declared.dependents else (tenant, queues[0], n)
+
+
+async def _claim_in_one_trip(
+    conn: Session, tenant: str, queue: str, n: int, clock_us: int | None
+) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
+    """A leasing batch's reads in one statement: its time (`clock_us`, else the
+    server's), the tenant's expired leases and the queue's first `n` ready jobs, all
+    claimed (SKIP LOCKED)."""
+    now_us = 0
+    ws = BatchWorkingSet([])
+    ending: set[JobKey] = set()
+    for kind, us, state, dependents in await conn.fetch(
+        Q["claim_for_lease"], tenant, queue, n, RECLAIM_LIMIT, clock_us
+    ):
+        if kind == 0:
+            now_us = int(us)
+            continue
+        job = decode_job_at(state)
+        ws.seed(job, dependents)
+        if kind == 1:  # an expired lease: the batch may end it
+            ending.add((job.tenant_id, job.job_id))
+    return from_micros(now_us), ws, ending
 
 
 @contextlib.asynccontextmanager

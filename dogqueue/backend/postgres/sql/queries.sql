@@ -62,6 +62,32 @@ ORDER BY priority DESC, run_at, enqueue_seq
 LIMIT $4
 FOR UPDATE SKIP LOCKED;
 
+-- name: claim_for_lease
+-- A batch that only leases from tenant $1's queue $2, in one round trip: its time in
+-- microseconds ($5, or the server's if NULL; kind 0), the tenant's expired leases (kind 1,
+-- at most $4, oldest expiry first) and the first $3 ready jobs in dequeue order (kind 2),
+-- both skipping rows another transaction holds (as claim_expired_of_tenant and
+-- claim_ready).
+WITH now AS MATERIALIZED (
+    SELECT coalesce($5::bigint, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) AS us
+), expired AS MATERIALIZED (
+    SELECT state, dependents FROM jobs
+    WHERE tenant_id = $1 AND status = 'leased' AND lease_expires_at <= (SELECT us FROM now)
+    ORDER BY lease_expires_at, enqueue_seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), ready AS MATERIALIZED (
+    SELECT state, dependents FROM jobs
+    WHERE tenant_id = $1 AND queue = $2 AND status = 'enqueued'
+      AND run_at <= (SELECT us FROM now)
+    ORDER BY priority DESC, run_at, enqueue_seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+SELECT 0 AS kind, us, NULL::bytea AS state, NULL::integer AS dependents FROM now
+UNION ALL SELECT 1, NULL, state, dependents FROM expired
+UNION ALL SELECT 2, NULL, state, dependents FROM ready;
+
 -- name: claim_expired
 -- Lock expired leases of every tenant, oldest expiry first, skipping locked rows.
 SELECT state, dependents FROM jobs
