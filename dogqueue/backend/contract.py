@@ -248,7 +248,12 @@ class TransactionalEnqueue(Protocol):
     (PostgreSQL on asyncpg, psycopg 3 or SQLAlchemy connections; SQLite on `sqlite3`)."""
 
     async def enqueue_in_transaction(
-        self, connection: object, ctx: QueueCtx, message: JobMessage
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
     ) -> str:
         """Enqueue `message` in `connection`'s open transaction on the queue's own
         database: the job exists if and only if that transaction commits. A connection

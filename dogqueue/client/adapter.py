@@ -207,7 +207,11 @@ class QueueAdapter(Generic[ContextT]):
             raise InvalidInput(
                 "connection", f"{type(self._backend).__name__} has no transactional enqueue"
             )
-        job_id = await self._backend.enqueue_in_transaction(connection, ctx, message)
+        with tracing.enqueue_span(ctx, message) as traced:
+            job_id = await self._backend.enqueue_in_transaction(
+                connection, ctx, message, trace_context=traced.trace_context
+            )
+            traced.set_job_id(job_id)
         return JobHandle(job_id, message.job_type)
 
     async def enqueue_many(self, ctx: QueueCtx, jobs: list[BaseJob[Any, R]]) -> list[JobHandle[R]]:

@@ -310,14 +310,19 @@ class PostgresBackend(EngineBackend):
 
     @_storage_errors
     async def enqueue_in_transaction(
-        self, connection: object, ctx: QueueCtx, message: JobMessage
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
     ) -> str:
         """Enqueue inside the application's own open transaction on this database (an
         asyncpg, psycopg 3 or SQLAlchemy async connection): the job exists if and only
         if that transaction commits, and workers are woken at its commit. A race with
         another writer raises StorageError (the caller's transaction is then aborted and
         may be retried whole)."""
-        prepared = check.prepare_enqueue(ctx, (message,), self.config)
+        prepared = check.prepare_enqueue(ctx, (message,), self.config, trace_context=trace_context)
         ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
         return ids[0]
 

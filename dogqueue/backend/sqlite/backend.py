@@ -287,7 +287,12 @@ class SqliteBackend(EngineBackend):
         return [bytes(row[0]) for row in rows]
 
     async def enqueue_in_transaction(
-        self, connection: object, ctx: QueueCtx, message: JobMessage
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
     ) -> str:
         """Enqueue inside the application's own `sqlite3` transaction on this database
         file: the job exists if and only if that transaction commits."""
@@ -301,6 +306,7 @@ class SqliteBackend(EngineBackend):
             now=self.now(),
             audit_key=self.audit_key,
             path=self.path,
+            trace_context=trace_context,
         )
         return job_id
 

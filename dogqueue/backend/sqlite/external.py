@@ -62,6 +62,7 @@ def enqueue_messages_in(
     now: datetime,
     audit_key: bytes | None,
     path: str,
+    trace_context: dict[str, str] | None = None,
 ) -> list[str]:
     """Enqueue encoded messages in `conn`'s transaction, all or none; return their ids.
 
@@ -76,7 +77,7 @@ def enqueue_messages_in(
     main = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
     if not main or not os.path.samefile(main, path):
         raise InvalidInput("connection", f"is not on the queue's database file {path!r}")
-    prepared = check.prepare_enqueue(ctx, messages, config)
+    prepared = check.prepare_enqueue(ctx, messages, config, trace_context=trace_context)
     try:
         found = conn.execute(Q["schema_version"]).fetchone()
     except sqlite3.OperationalError:
