@@ -92,14 +92,18 @@ async def session_of(connection: object) -> Session:
         if not connection.is_in_transaction():
             raise InvalidInput("connection", "must be inside a transaction (conn.transaction())")
         return connection  # type: ignore[no-any-return]  # asyncpg is untyped
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(connection, psycopg.AsyncConnection):
-        _check_psycopg(psycopg, connection)
-        return PsycopgSession(connection)
-    raise InvalidInput("connection", f"must be {ACCEPTED}, not {type(connection).__name__}")
+    session = _psycopg_session(connection)
+    if session is None:
+        raise InvalidInput("connection", f"must be {ACCEPTED}, not {type(connection).__name__}")
+    return session
 
 
-def _check_psycopg(psycopg: Any, connection: Any) -> None:
+def _psycopg_session(connection: object) -> PsycopgSession | None:
+    """The session of a psycopg AsyncConnection in a transaction the application commits
+    (None for an object of another kind)."""
+    psycopg: Any = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(connection, psycopg.AsyncConnection):
+        return None
     status = connection.info.transaction_status
     idle = psycopg.pq.TransactionStatus.IDLE
     if status == psycopg.pq.TransactionStatus.INERROR:
@@ -110,6 +114,7 @@ def _check_psycopg(psycopg: Any, connection: Any) -> None:
         )
     # Without autocommit an idle connection's next statement begins the transaction
     # that the application commits, as its own statements would.
+    return PsycopgSession(connection)
 
 
 async def _sqlalchemy_session(connection: Any) -> Session:
@@ -122,8 +127,7 @@ async def _sqlalchemy_session(connection: Any) -> Session:
             # SQLAlchemy begins the driver's transaction at its first statement.
             await connection.exec_driver_sql("SELECT 1")
         return driver  # type: ignore[no-any-return]  # asyncpg is untyped
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(driver, psycopg.AsyncConnection):
-        _check_psycopg(psycopg, driver)
-        return PsycopgSession(driver)
-    raise InvalidInput("connection", f"must be {ACCEPTED}, not SQLAlchemy on {type(driver)}")
+    session = _psycopg_session(driver)
+    if session is None:
+        raise InvalidInput("connection", f"must be {ACCEPTED}, not SQLAlchemy on {type(driver)}")
+    return session
