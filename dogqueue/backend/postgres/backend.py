@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,13 @@ from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres import sequencer
 from dogqueue.backend.postgres.browser import PostgresBrowser
+from dogqueue.backend.postgres.claims import (
+    RECLAIM_LIMIT,
+    claim_in_one_trip,
+    claims,
+    lease_only,
+    writer_transaction,
+)
 from dogqueue.backend.postgres.connections import Session, session_of
 from dogqueue.backend.postgres.errors import (
     _DRIVER_ERRORS,
@@ -55,8 +62,6 @@ from dogqueue.engine import RefusedAfterWrite, Unit, run_units, unwrap_refusal
 MAX_BATCH = 256
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
-#: Expired leases reclaimed per batch at most.
-RECLAIM_LIMIT = 1_000
 #: How often the sequencer runs in the background (it also runs before log reads).
 SEAL_INTERVAL = 0.1
 #: How long a read waits for this object's own events to get positions.
@@ -180,9 +185,9 @@ class PostgresBackend(EngineBackend):
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    if any(_claims(unit) for unit in units):
+                    if any(claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
-                        async with _writer_transaction(conn):
+                        async with writer_transaction(conn):
                             results, ws = await self._run_units(conn, units, lock=True)
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(conn, units, lock=False)
@@ -207,10 +212,10 @@ class PostgresBackend(EngineBackend):
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
-        lease = _lease_only(declared)
+        lease = lease_only(declared)
         if lease is not None:
             clock_us = None if self._server_clock else to_micros(self.now())
-            now, ws, ending = await _claim_in_one_trip(conn, *lease, clock_us)
+            now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
         else:
             now, ws, ending = await self._fetch_reads(conn, declared, lock=lock)
         roots = ws.closure_roots(ending)
@@ -347,7 +352,7 @@ class PostgresBackend(EngineBackend):
             await session.execute(Q["join_writers"])
             if had_xid is not None:  # a step may have passed its xid already
                 await session.execute(Q["register_late_writer"])
-            results, ws = await self._run_units(session, [unit], lock=_claims(unit))
+            results, ws = await self._run_units(session, [unit], lock=claims(unit))
             if ws.became_ready():  # delivered at the application's commit, not before
                 await session.execute(Q["notify"], self._ready_channel, "")
         except BaseException as error:
@@ -559,59 +564,6 @@ class PostgresBackend(EngineBackend):
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
-
-
-def _claims(unit: Unit[Any]) -> bool:
-    """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
-    until its flush commits."""
-    return bool(unit.reads.ready or unit.reads.expired)
-
-
-def _lease_only(declared: BatchReads) -> tuple[str, str, int] | None:
-    """(tenant, queue, n) when the batch only leases from one tenant's queue (and so
-    reclaims that tenant's expired leases): its reads take one round trip."""
-    if len(declared.ready) != 1 or declared.jobs or declared.keys or declared.key_prefixes:
-        return None
-    ((tenant, queues), n) = next(iter(declared.ready.items()))
-    if len(queues) != 1 or declared.expired != {tenant} or declared.new_jobs:
-        return None
-    return None if declared.dependents else (tenant, queues[0], n)
-
-
-async def _claim_in_one_trip(
-    conn: Session, tenant: str, queue: str, n: int, clock_us: int | None
-) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
-    """A leasing batch's reads in one statement: its time (`clock_us`, else the
-    server's), the tenant's expired leases and the queue's first `n` ready jobs, all
-    claimed (SKIP LOCKED)."""
-    now_us = 0
-    ws = BatchWorkingSet([])
-    ending: set[JobKey] = set()
-    for kind, us, state, dependents in await conn.fetch(
-        Q["claim_for_lease"], tenant, queue, n, RECLAIM_LIMIT, clock_us
-    ):
-        if kind == 0:
-            now_us = int(us)
-            continue
-        job = decode_job_at(state)
-        ws.seed(job, dependents)
-        if kind == 1:  # an expired lease: the batch may end it
-            ending.add((job.tenant_id, job.job_id))
-    return from_micros(now_us), ws, ending
-
-
-@contextlib.asynccontextmanager
-async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction that shows itself to the sequencer as this queue's writer before
-    it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
-    await conn.execute(f"BEGIN; {Q['join_writers']}")  # one round trip
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(*_DRIVER_ERRORS):
-            await conn.execute("ROLLBACK")
-        raise
-    await conn.execute("COMMIT")
 
 
 def _worth_a_split(error: BaseException) -> bool:
