@@ -853,7 +853,7 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 LABELS = {
-    "bare": "bare asyncpg loop, group commit, no log (physical reference)",
+    "bare": "bare asyncpg loop, {enqueue}, no log (physical reference)",
     "procrastinate": "procrastinate (worker concurrency {tasks}, {enqueue})",
     "pgqueuer": "PgQueuer (QueueManager drain, batch {batch}, {enqueue})",
     "dogqueue": "dogqueue PostgresBackend ({enqueue}; dequeue_many({batch}) + settle_many)",
@@ -872,8 +872,11 @@ def label(name: str, settings: Settings) -> str:
     if settings.enqueue_batch > 1:
         enqueue = f"{BULK_ENQUEUE[name]}, lists of {settings.enqueue_batch}"
     else:
-        enqueue = "enqueue" if name == "dogqueue" else "enqueue one by one"
-        enqueue = "defer one by one" if name == "procrastinate" else enqueue
+        enqueue = {
+            "bare": "group commit",
+            "procrastinate": "defer one by one",
+            "dogqueue": "enqueue",
+        }.get(name, "enqueue one by one")
     return LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch, enqueue=enqueue)
 
 
