@@ -6,6 +6,7 @@ or database, or outside a transaction, is refused naming `connection`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from dogqueue import InvalidInput, QueueAdapter, QueueCtx, StorageError, Worker
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.postgres.migrate import channel
 from dogqueue.backend.sqlite import SqliteBackend
 from tests.runtime.helpers import ALL_JOBS, PATIENCE_SECONDS, Echo, Probe, within
 
@@ -215,3 +217,27 @@ async def wait_for_lock(conn: asyncpg.Connection, pid: int) -> None:
         if await conn.fetchval(query, pid):
             return
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("commit", [True, False])
+async def test_workers_are_woken_at_the_commit_and_only_then(
+    adapter: QueueAdapter[Probe], pg_schema: str, commit: bool
+) -> None:
+    """The NOTIFY of new work is sent inside the application's transaction: delivered
+    when it commits (before a marker sent after the commit), never after a rollback (the
+    marker comes first)."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    ready = channel("ready", pg_schema)
+    listener = await asyncpg.connect(default_dsn())
+    await listener.add_listener(ready, lambda *args: heard.put_nowait(args[3]))
+    try:
+        with contextlib.suppress(RolledBack):
+            async with app_transaction("psycopg", default_dsn()) as conn:
+                await adapter.enqueue_in_transaction(conn, SHOP, Echo(text="wake"))
+                if not commit:
+                    raise RolledBack
+        await listener.execute("SELECT pg_notify($1, 'marker')", ready)
+        first = await asyncio.wait_for(heard.get(), PATIENCE_SECONDS)
+    finally:
+        await listener.close()
+    assert (first != "marker") is commit
