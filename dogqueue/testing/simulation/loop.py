@@ -11,6 +11,7 @@ own, possibly fast or slow, clock.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import heapq
 import math
@@ -88,6 +89,14 @@ class SimTask(asyncio.Task):  # type: ignore[type-arg]
     #: The host the task was made on (None: the simulation's own).
     host: Host | None = None
 
+    def __init__(
+        self, coro: Any, *, loop: SimLoop, context: contextvars.Context | None, serial: int
+    ) -> None:
+        # Numbered before the task schedules its first step, which `_Ready` files by it.
+        self.serial = serial
+        self.host = HOST.get(None) if context is None else context.get(HOST, None)
+        super().__init__(coro, loop=loop, context=context)
+
 
 class SimFuture(asyncio.Future):  # type: ignore[type-arg]
     """A future numbered in creation order (see `_order`)."""
@@ -108,6 +117,43 @@ def _order(handle: events.Handle) -> int:
     return SimTask.serial
 
 
+class _Ready:
+    """The ready callbacks, kept in `_order` as they come (a sort on every step costs
+    more): equal orders keep their arrival order, as a stable sort would."""
+
+    __slots__ = ("handles", "orders")
+
+    def __init__(self) -> None:
+        self.orders: list[int] = []
+        self.handles: list[events.Handle] = []
+
+    def append(self, handle: events.Handle) -> None:
+        order = _order(handle)
+        orders = self.orders
+        if not orders or orders[-1] <= order:
+            orders.append(order)
+            self.handles.append(handle)
+            return
+        index = bisect.bisect_right(orders, order)
+        orders.insert(index, order)
+        self.handles.insert(index, handle)
+
+    def extend(self, handles: list[events.Handle]) -> None:
+        for handle in handles:
+            self.append(handle)
+
+    def pop(self, index: int = -1) -> events.Handle:
+        self.orders.pop(index)
+        return self.handles.pop(index)
+
+    def clear(self) -> None:
+        self.orders.clear()
+        self.handles.clear()
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+
 def _host_of(handle: events.Handle) -> Host | None:
     context: contextvars.Context | None = getattr(handle, "_context", None)
     return None if context is None else context.get(HOST, None)
@@ -122,7 +168,7 @@ class SimLoop(asyncio.BaseEventLoop):
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
-        self._ready: list[events.Handle] = []
+        self._ready = _Ready()
         self._rng = rng
         self._now = 0.0
         self._parked: list[events.Handle] = []
@@ -138,11 +184,9 @@ class SimLoop(asyncio.BaseEventLoop):
         self.set_task_factory(self._new_task)
 
     def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> SimTask:
-        task = SimTask(coro, loop=loop, context=context)
-        task.host = HOST.get(None) if context is None else context.get(HOST, None)
         self._made += 1
-        task.serial = self._made
-        return task
+        assert loop is self
+        return SimTask(coro, loop=self, context=context, serial=self._made)
 
     def create_future(self) -> SimFuture:
         future = SimFuture(loop=self)
@@ -193,7 +237,6 @@ class SimLoop(asyncio.BaseEventLoop):
         if self.steps - self._instant > MAX_STEPS_AT_ONCE:
             raise Stalled(f"{MAX_STEPS_AT_ONCE} callbacks without time moving: a busy loop")
         if len(ready) > 1:
-            ready.sort(key=_order)  # stable: other callbacks keep their order
             handle = ready.pop(self._rng.randrange(len(ready)))
         else:
             handle = ready.pop()
