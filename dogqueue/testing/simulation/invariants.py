@@ -77,6 +77,8 @@ class Checker:
     intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
     ticks: set[tuple[str, datetime]] = field(default_factory=set)
     executions: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
+    #: The executions not ended yet (those the cancel and pause rules look at).
+    running: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
     canceled_at: dict[JobKey, float] = field(default_factory=dict)
     seen: int = 0
     lifecycles: int = 0
@@ -178,17 +180,21 @@ class Checker:
         """A job's code started under `token`."""
         execution = Execution(host, (tenant_id, job_id), token, now)
         self.executions[(tenant_id, job_id, token)] = execution
+        self.running[(tenant_id, job_id, token)] = execution
         return execution
 
     def ended(self, execution: Execution, how: str, now: float) -> None:
         """A job's code ended (`done`, `failed`, `cancelled`)."""
         execution.ended, execution.how = now, how
+        key = (*execution.key, execution.token)
+        if self.running.get(key) is execution:
+            del self.running[key]
         self._check_deadline(execution, now)
 
     def canceled(self, key: JobKey, through: Host, now: float) -> None:
         """A cancel of job `key` committed through host `through`: its running code must
         stop at once on that host, and within a few cancel checks elsewhere."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.key != key or execution.ended is not None:
                 continue
             slack = 0.0 if execution.host is through else OTHER_HOST_CANCEL_SECONDS
@@ -197,13 +203,13 @@ class Checker:
 
     def note_pause(self, host: Host) -> None:
         """A pause excuses the late stops of the host's running jobs."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.host is host and execution.ended is None:
                 execution.paused = True
 
     def overdue(self, now: float) -> None:
         """Fail if a canceled job's code is still running past its deadline."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.ended is None and not execution.host.dead:
                 self._check_deadline(execution, now)
 
@@ -233,9 +239,14 @@ class Checker:
 
 
 def check_fold(events: list[AnyEvent], projected: dict[JobKey, JobInfo]) -> None:
-    """The projection equals the fold of the log (what each job's status, attempts,
-    token and result are)."""
-    folded = rebuild(events)
+    """The projection equals the fold of the whole log, read again from its start (what
+    each job's status, attempts, token and result are)."""
+    check_projection(rebuild(events), projected)
+
+
+def check_projection(folded: dict[JobKey, JobInfo], projected: dict[JobKey, JobInfo]) -> None:
+    """The projection equals `folded`, a fold of the log (the checker's own, kept as the
+    log grew, or one of the whole log)."""
     if set(folded) != set(projected):
         raise Violation("fold == projection", f"jobs differ: {set(folded) ^ set(projected)}")
     for key, job in folded.items():

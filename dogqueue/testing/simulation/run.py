@@ -22,7 +22,12 @@ from dogqueue.testing.factories import BackendFactory, MemoryFactory
 from dogqueue.testing.simulation.faults import Fault, draw_plan
 from dogqueue.testing.simulation.fleet import HostContext, Operator, Producer, Tick, register
 from dogqueue.testing.simulation.guard import Guard, guarded
-from dogqueue.testing.simulation.invariants import Checker, Violation, check_fold
+from dogqueue.testing.simulation.invariants import (
+    Checker,
+    Violation,
+    check_fold,
+    check_projection,
+)
 from dogqueue.testing.simulation.loop import Host, SimLoop, SimulationEscape, on_host
 from dogqueue.testing.simulation.seeded import seed_backend
 from dogqueue.testing.simulation.view import HostView
@@ -41,9 +46,13 @@ CONFIG = QueueConfig(
 MEAN_JOB_SECONDS = 1.5
 #: After the last fault and the last enqueue, every job ends within this (virtual s).
 LIVENESS_SECONDS = 900.0
-#: How often the monitor checks cancel deadlines, liveness and (every tenth time) the
-#: fold of the whole log against the projection.
+#: How often the monitor checks cancel deadlines and liveness, ...
 MONITOR_SECONDS = 1.0
+#: ... every how many of those the projection against the checker's fold of the log ...
+FOLD_EVERY = 10
+#: ... and every how many of those (and at the end) against a fold of the whole log,
+#: read again from its start (which also finds an event changed after it was checked).
+FULL_FOLD_EVERY = 10
 #: Callbacks allowed to unwind the tasks left at the end.
 TEARDOWN_STEPS = 200_000
 TEARDOWN_ROUNDS = 5
@@ -135,9 +144,11 @@ class Simulation:
         self.fired.append(fault)
         return fault.kind
 
-    async def after_call(self, host: Host, name: str, summary: str) -> None:
-        """Trace a backend call and check the events it appended."""
+    async def after_call(self, host: Host, name: str, summary: str, writes: bool) -> None:
+        """Trace a backend call and check the events it appended (if it `writes`)."""
         self._trace.append(f"{self.loop.now:.6f} {host.name} {name} {summary}")
+        if not writes:
+            return
         try:
             self.checker.events(await self.backend.read_events(after_seq=self.checker.seen))
         except Violation as violation:
@@ -225,8 +236,8 @@ class Simulation:
             ticks += 1
             try:
                 checker.overdue(now)
-                if ticks % 10 == 0:
-                    await self._check_fold()
+                if ticks % FOLD_EVERY == 0:
+                    await self._check_fold(full=ticks % (FOLD_EVERY * FULL_FOLD_EVERY) == 0)
                 if now < quiet:
                     continue
                 missing = checker.missing()
@@ -249,8 +260,13 @@ class Simulation:
             f" attempts {job.attempts})"
         )
 
-    async def _check_fold(self) -> None:
-        check_fold(await self.backend.read_events(), await self.backend.projected_jobs())
+    async def _check_fold(self, *, full: bool) -> None:
+        backend, checker = self.backend, self.checker
+        if full:
+            check_fold(await backend.read_events(), await backend.projected_jobs())
+        else:
+            checker.events(await backend.read_events(after_seq=checker.seen))
+            check_projection(checker.jobs, await backend.projected_jobs())
 
     async def _main(self) -> None:
         self.backend = self.factory(clock=self.db_clock, config=CONFIG)
@@ -282,7 +298,7 @@ class Simulation:
             worker.request_stop(timedelta(0))
         await asyncio.gather(*(task for _, task in live))
         self.checker.events(await self.backend.read_events(after_seq=self.checker.seen))
-        await self._check_fold()
+        await self._check_fold(full=True)
 
     def run(self) -> Outcome:
         """Run the fleet to its end or to its first violation."""
