@@ -226,20 +226,18 @@ class SimLoop(asyncio.BaseEventLoop):
         scheduled = self._scheduled
         while scheduled and scheduled[0]._cancelled:
             heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
-        if not ready:
+        if not ready.handles:
             self._advance()
             self._instant = self.steps
         elif scheduled and scheduled[0].when() <= self._now:
             self._fire_due()
-        self.steps += 1
-        if self.steps > self.max_steps:
+        steps = self.steps = self.steps + 1
+        if steps > self.max_steps:
             raise Stalled(f"over {self.max_steps} callbacks: a livelock")
-        if self.steps - self._instant > MAX_STEPS_AT_ONCE:
+        if steps - self._instant > MAX_STEPS_AT_ONCE:
             raise Stalled(f"{MAX_STEPS_AT_ONCE} callbacks without time moving: a busy loop")
-        if len(ready) > 1:
-            handle = ready.pop(self._rng.randrange(len(ready)))
-        else:
-            handle = ready.pop()
+        count = len(ready.handles)
+        handle = ready.pop(self._rng.randrange(count) if count > 1 else -1)
         if handle._cancelled:
             return
         host = _host_of(handle)
