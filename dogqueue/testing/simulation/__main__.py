@@ -1,6 +1,6 @@
 """Run the fleet simulation from the command line.
 
-    python -m dogqueue.testing.simulation --seeds 200 [--backend MODULE:FACTORY]
+    python -m dogqueue.testing.simulation --seeds 200 [--backend MODULE:FACTORY] [--procs 2]
     python -m dogqueue.testing.simulation --seed 17 --trace trace.txt [--faults PLAN]
 
 Many seeds: exit 1 at the first failing seed, after printing it, its shrunk fault plan
@@ -10,25 +10,17 @@ and the command that replays it. One seed: write its trace (and event log) if as
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 import time
 from typing import Any
 
 from dogqueue.testing.factories import BackendFactory, MemoryFactory, load_factory
 from dogqueue.testing.simulation.faults import Fault, format_plan, parse_plan
+from dogqueue.testing.simulation.parallel import Runs, Summary, load_worker, summaries
 from dogqueue.testing.simulation.run import Outcome, Simulation
 from dogqueue.testing.simulation.shrink import shrink
 from dogqueue.worker import Worker
-
-
-def load_worker(spec: str | None) -> type[Worker[Any]]:
-    """The Worker class named by `package.module:Class` (the real one by default)."""
-    if spec is None:
-        return Worker
-    module, _, name = spec.partition(":")
-    worker: type[Worker[Any]] = getattr(importlib.import_module(module), name)
-    return worker
 
 
 def replay_command(args: argparse.Namespace, seed: int, plan: list[Fault] | None) -> str:
@@ -74,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", metavar="FILE", default=None)
     parser.add_argument("--scale", type=float, default=1.0, help="longer runs (deep mode)")
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        metavar="P",
+        help=f"run the seeds in P processes (this machine has {os.cpu_count()} CPUs)",
+    )
     args = parser.parse_args(argv)
     factory = load_factory(args.backend) if args.backend else MemoryFactory()
     worker = load_worker(args.worker)
@@ -91,13 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faults: {format_plan(outcome.fired) or '(none)'}")
         return 0 if outcome.failure is None else 1
     started, lifecycles = time.perf_counter(), 0
-    for seed in range(args.first, args.first + (args.seeds or 100)):
-        outcome = Simulation(seed, factory=factory, worker_class=worker, scale=args.scale).run()
-        lifecycles += outcome.lifecycles
-        if outcome.failure is not None:
-            _report_failure(args, factory, worker, outcome)
+    seeds = range(args.first, args.first + (args.seeds or 100))
+    runs = Runs(args.backend, args.worker, args.scale)
+    for summary in summaries(runs, seeds, args.procs):
+        lifecycles += summary.lifecycles
+        if summary.failed:  # run again here, to trace and shrink it
+            failed = Simulation(
+                summary.seed, factory=factory, worker_class=worker, scale=args.scale
+            ).run()
+            if failed.failure is None:
+                print(
+                    f"seed {summary.seed} failed in another process and passed here:"
+                    " something escaped the seed"
+                )
+            else:
+                _report_failure(args, factory, worker, failed)
             return 1
-        print(_summary(outcome), flush=True)
+        print(_line(summary), flush=True)
     wall = time.perf_counter() - started
     print(f"all passed: {lifecycles} job lifecycles in {wall:.1f} s ({lifecycles / wall:.0f}/s)")
     return 0
@@ -108,6 +117,13 @@ def _summary(outcome: Outcome) -> str:
     return (
         f"seed {outcome.seed}: {status}; {outcome.lifecycles} jobs,"
         f" {outcome.virtual_seconds:.0f} s of fleet time, {len(outcome.fired)} faults"
+    )
+
+
+def _line(summary: Summary) -> str:
+    return (
+        f"seed {summary.seed}: ok; {summary.lifecycles} jobs,"
+        f" {summary.virtual_seconds:.0f} s of fleet time, {summary.faults} faults"
     )
 
 
