@@ -154,12 +154,41 @@ class _Ready:
         return len(self.handles)
 
 
-def _host_of(handle: events.Handle) -> Host | None:
+def host_of(handle: events.Handle) -> Host | None:
+    """The host a callback belongs to (None: the simulation's own)."""
     context: contextvars.Context | None = getattr(handle, "_context", None)
     return None if context is None else context.get(HOST, None)
 
 
-class SimLoop(asyncio.BaseEventLoop):
+class HostClocks(asyncio.AbstractEventLoop):
+    """Time as each host reads it: `time()` and `call_at` in the calling host's clock,
+    timers kept in true time (`now`)."""
+
+    @property
+    def now(self) -> float:
+        """True time, in seconds from the start of the run."""
+        raise NotImplementedError
+
+    def time(self) -> float:
+        host = HOST.get(None)
+        if host is None or host.rate == 1.0:
+            return self.now
+        return host.local(self.now)
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.TimerHandle:
+        host = HOST.get(None)
+        if host is not None and host.rate != 1.0:
+            when = host.true_time(when)  # asked in the caller's clock, kept in true time
+        return super().call_at(when, callback, *args, context=context)
+
+
+class SimLoop(HostClocks, asyncio.BaseEventLoop):  # type: ignore[misc]  # call_at: see HostClocks
     """The event loop of a simulation: virtual time and a seeded choice of what runs."""
 
     # BaseEventLoop's own state, which the typeshed stubs leave out.
@@ -201,24 +230,6 @@ class SimLoop(asyncio.BaseEventLoop):
         """True virtual time, in seconds from the start of the run."""
         return self._now
 
-    def time(self) -> float:
-        host = HOST.get(None)
-        if host is None or host.rate == 1.0:
-            return self._now
-        return host.local(self._now)
-
-    def call_at(  # type: ignore[override]
-        self,
-        when: float,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> events.TimerHandle:
-        host = HOST.get(None)
-        if host is not None and host.rate != 1.0:
-            when = host.true_time(when)  # asked in the caller's clock, kept in true time
-        return super().call_at(when, callback, *args, context=context)
-
     # -- the scheduler ---------------------------------------------------------------
 
     def _run_once(self) -> None:
@@ -240,7 +251,7 @@ class SimLoop(asyncio.BaseEventLoop):
         handle = ready.pop(self._rng.randrange(count) if count > 1 else -1)
         if handle._cancelled:
             return
-        host = _host_of(handle)
+        host = host_of(handle)
         if host is not None:
             if host.dead:
                 self._morgue.append(handle)  # a killed machine runs nothing more
@@ -256,7 +267,7 @@ class SimLoop(asyncio.BaseEventLoop):
         scheduled = self._scheduled
         candidates = [scheduled[0].when()] if scheduled else []
         if self._parked:
-            candidates.append(min(host.paused_until for h in self._parked if (host := _host_of(h))))
+            candidates.append(min(host.paused_until for h in self._parked if (host := host_of(h))))
         if not candidates:
             raise Stalled("no callback ready and no timer set")
         self._now = max(self._now, min(candidates))
@@ -264,7 +275,7 @@ class SimLoop(asyncio.BaseEventLoop):
         if self._parked:
             waiting = []
             for handle in self._parked:
-                host = _host_of(handle)
+                host = host_of(handle)
                 if host is not None and host.paused_until > self._now:
                     waiting.append(handle)
                 else:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dogqueue.testing.factories import MemoryFactory, load_factory
+from dogqueue.testing.factories import load_factory
 from dogqueue.testing.simulation.run import Simulation
 from dogqueue.worker import Worker
 
@@ -45,7 +45,7 @@ class Runs:
 
 
 def _run(runs: Runs, seed: int) -> Summary:
-    factory = load_factory(runs.backend) if runs.backend else MemoryFactory()
+    factory = load_factory(runs.backend) if runs.backend else None
     outcome = Simulation(
         seed, factory=factory, worker_class=load_worker(runs.worker), scale=runs.scale
     ).run()

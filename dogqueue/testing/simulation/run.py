@@ -18,7 +18,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.config import QueueConfig
 from dogqueue.schedules import Schedule
-from dogqueue.testing.factories import BackendFactory, MemoryFactory
+from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
 from dogqueue.testing.simulation.faults import Fault, draw_plan
 from dogqueue.testing.simulation.fleet import HostContext, Operator, Producer, Tick, register
 from dogqueue.testing.simulation.guard import Guard, guarded
@@ -30,6 +30,7 @@ from dogqueue.testing.simulation.invariants import (
 )
 from dogqueue.testing.simulation.loop import Host, SimLoop, SimulationEscape, on_host
 from dogqueue.testing.simulation.seeded import seed_backend
+from dogqueue.testing.simulation.soak import SoakLoop
 from dogqueue.testing.simulation.view import HostView
 from dogqueue.worker import Worker
 
@@ -86,9 +87,12 @@ class Simulation:
         worker_class: type[Worker[Any]] = Worker,
         plan: list[Fault] | None = None,
         scale: float = 1.0,
+        soak: bool = False,
     ) -> None:
         self.seed = seed
-        self.factory = factory or MemoryFactory()
+        #: On a real loop with real time and I/O (`soak.py`; SQLite by default).
+        self.soak = soak
+        self.factory = factory or (SqliteFactory() if soak else MemoryFactory())
         self.worker_class = worker_class
         shape = random.Random(f"{seed}:shape")
         self.workers = [f"w{i}" for i in range(1, shape.randrange(2, 5) + 1)]
@@ -302,11 +306,16 @@ class Simulation:
 
     def run(self) -> Outcome:
         """Run the fleet to its end or to its first violation."""
-        loop = self.loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
-        self.guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
+        guard = None
+        if self.soak:
+            loop: SimLoop | SoakLoop = SoakLoop()
+        else:
+            loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
+            guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
+        self.loop = loop
         loop.set_exception_handler(lambda _, context: None)  # leftovers of killed hosts
         log = b""
-        with guarded(self.guard):
+        with guarded(guard) if guard is not None else contextlib.nullcontext():
             try:
                 loop.run_until_complete(self._main())
             except Violation as violation:
@@ -319,12 +328,14 @@ class Simulation:
                             str(error),
                         )
                     )
-            unexcused = self.guard.unexcused()
+            unexcused = [] if guard is None else guard.unexcused()
             if unexcused and self.failure is None:
                 self.fail(Violation("escape", "; ".join(unexcused)))
             if self.backend is not None:
                 log = self._encoded_log()
             self._teardown()
+        if self.soak and (discard := getattr(self.factory, "discard", None)) is not None:
+            discard(self.backend)
         return Outcome(
             seed=self.seed,
             fired=list(self.fired),
@@ -334,19 +345,22 @@ class Simulation:
             lifecycles=self.checker.lifecycles,
             virtual_seconds=loop.now,
             steps=loop.steps,
-            pending_escapes=self.guard.pending(),
+            pending_escapes=[] if guard is None else guard.pending(),
         )
 
     def _encoded_log(self) -> bytes:
-        """The whole log as it stands (read without running the loop any further)."""
-        reading = self.backend.read_events()
-        try:
-            reading.send(None)
-        except StopIteration as done:
-            events = done.value
+        """The whole log as it stands (read without running the seeded loop further)."""
+        if isinstance(self.loop, SoakLoop):
+            events = self.loop.run_until_complete(self.backend.read_events())
         else:
-            reading.close()
-            raise SimulationEscape("the backend's read_events waits for I/O")
+            reading = self.backend.read_events()
+            try:
+                reading.send(None)
+            except StopIteration as done:
+                events = done.value
+            else:
+                reading.close()
+                raise SimulationEscape("the backend's read_events waits for I/O")
         return b"\n".join(msgspec.json.encode(event) for event in events)
 
     def _teardown(self) -> None:
