@@ -79,6 +79,10 @@ class Checker:
     executions: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
     #: The executions not ended yet (those the cancel and pause rules look at).
     running: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
+    #: The jobs not final, and the producer's keys with no job yet (kept as the log
+    #: grows: the end of a run asks for them every second).
+    open_jobs: set[JobKey] = field(default_factory=set)
+    unseen: dict[tuple[str, str], None] = field(default_factory=dict)
     canceled_at: dict[JobKey, float] = field(default_factory=dict)
     seen: int = 0
     lifecycles: int = 0
@@ -99,8 +103,12 @@ class Checker:
             except Exception as error:
                 raise Violation("fold", f"{event!r} does not apply: {error}") from None
             self.jobs[key] = after
-            if before is not None and not before.status.is_terminal and after.status.is_terminal:
-                self.lifecycles += 1
+            if after.status.is_terminal:
+                if before is not None and not before.status.is_terminal:
+                    self.lifecycles += 1
+                self.open_jobs.discard(key)
+            else:
+                self.open_jobs.add(key)
 
     def _check(self, event: AnyEvent, before: JobInfo | None) -> None:
         if isinstance(event, Enqueued):
@@ -124,6 +132,7 @@ class Checker:
         message = event.message
         if message.idempotency_key is not None:
             self.by_key[(event.tenant_id, message.idempotency_key)] = event.job_id
+            self.unseen.pop((event.tenant_id, message.idempotency_key), None)
         if message.job_type == TICK_TYPE:
             tick = (event.tenant_id, message.run_at)
             if tick in self.ticks:
@@ -226,16 +235,23 @@ class Checker:
     # -- the end -------------------------------------------------------------------------
 
     def unfinished(self, before: datetime) -> list[JobInfo]:
-        """Jobs not final though created before `before`."""
-        return [
-            job
-            for job in self.jobs.values()
-            if not job.status.is_terminal and job.created_at < before
-        ]
+        """Jobs not final though created before `before`, in log order."""
+        jobs = (self.jobs[key] for key in self.open_jobs)
+        return sorted((job for job in jobs if job.created_at < before), key=_first_seq)
 
     def missing(self) -> list[tuple[str, str]]:
         """Producer keys with no job in the log."""
-        return [key for key in self.intents if key not in self.by_key]
+        return list(self.unseen)
+
+    def intend(self, tenant_id: str, key: str, intent: Intent) -> None:
+        """A producer is about to enqueue a job with idempotency key `key`."""
+        self.intents[(tenant_id, key)] = intent
+        if (tenant_id, key) not in self.by_key:
+            self.unseen[(tenant_id, key)] = None
+
+
+def _first_seq(job: JobInfo) -> int:
+    return job.enqueue_seq
 
 
 def check_fold(events: list[AnyEvent], projected: dict[JobKey, JobInfo]) -> None:
