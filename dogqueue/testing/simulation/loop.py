@@ -104,15 +104,18 @@ class SimFuture(asyncio.Future):  # type: ignore[type-arg]
     serial = 1 << 62
 
 
+_NUMBERED = (SimTask, SimFuture)
+
+
 def _order(handle: events.Handle) -> int:
     """Where a ready callback stands before the seed picks one: the number of the task
     or future it belongs to (its own, or the one it is called with). Set iteration
     order (hashes of addresses) then never reaches the schedule."""
     owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-    if isinstance(owner, (SimTask, SimFuture)):
+    if isinstance(owner, _NUMBERED):
         return owner.serial
     args = handle._args
-    if args and isinstance(args[0], (SimTask, SimFuture)):
+    if args and isinstance(args[0], _NUMBERED):
         return args[0].serial
     return SimTask.serial
 
@@ -128,7 +131,9 @@ class _Ready:
         self.handles: list[events.Handle] = []
 
     def append(self, handle: events.Handle) -> None:
-        order = _order(handle)
+        callback = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(callback, "__self__", None)  # _order's first case, inlined
+        order = owner.serial if isinstance(owner, _NUMBERED) else _order(handle)
         orders = self.orders
         if not orders or orders[-1] <= order:
             orders.append(order)
@@ -229,6 +234,12 @@ class SimLoop(HostClocks, asyncio.BaseEventLoop):  # type: ignore[misc]  # call_
     def now(self) -> float:
         """True virtual time, in seconds from the start of the run."""
         return self._now
+
+    def time(self) -> float:
+        host = HOST.get(None)  # HostClocks.time, without the property: a hot path
+        if host is None or host.rate == 1.0:
+            return self._now
+        return host.local(self._now)
 
     # -- the scheduler ---------------------------------------------------------------
 
