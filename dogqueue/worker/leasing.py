@@ -26,11 +26,12 @@ class WakeEvent(asyncio.Event):
 
     def __init__(self) -> None:
         super().__init__()
-        self._idle: asyncio.Future[None] | None = None
+        #: The lease loop's idle wait in progress, which `set` ends.
+        self.idle_wait: asyncio.Future[None] | None = None
 
     def set(self) -> None:
         super().set()
-        _end_idle(self._idle)
+        _end_idle(self.idle_wait)
 
 
 def _end_idle(idle: asyncio.Future[None] | None, *_: object) -> None:
@@ -190,9 +191,9 @@ class Leasing:
         idle: asyncio.Future[None] = loop.create_future()
         change = loop.create_task(self._backend.wait_for_change(seconds))
         change.add_done_callback(functools.partial(_end_idle, idle))
-        self.wake._idle = idle
+        self.wake.idle_wait = idle
         try:
             await idle
         finally:
-            self.wake._idle = None
-            change.cancel()
+            self.wake.idle_wait = None
+            change.cancel()  # done or not: nothing is logged of a wait that failed
