@@ -20,6 +20,7 @@ import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
+from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.sqlite.browser import SqliteBrowser
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
@@ -46,7 +47,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
-from dogqueue.engine import Unit
+from dogqueue.engine import Reads, Unit
 from dogqueue.log.reader import in_tenant_positions
 from dogqueue.log.stored import stored_event, stored_job
 
@@ -54,6 +55,9 @@ from dogqueue.log.stored import stored_event, stored_job
 DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
+#: Most jobs a unit may read, create or lease and still commit on the event loop when
+#: it is alone (`GroupCommitWriter.submit(small=True)`): what bounds the loop's hold.
+LONE_UNIT_JOBS = 8
 #: How often an idle waiter asks SQLite whether another connection committed.
 CHANGE_POLL_SECONDS = 0.02
 
@@ -118,6 +122,7 @@ class SqliteBackend(EngineBackend):
             self.now,
             wait,
             self.audit_key,
+            lone_units_inline=self.synchronous == "NORMAL",
         )
         try:
             await writer.call(lambda conn: migrate(conn, wait, self.audit_key))
@@ -148,16 +153,18 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
-        reads, work = unit
+        reads = unit.reads
+        work = strictly(unit)
+        small = _is_small(reads)
         if len(reads.jobs) < 2:
-            return self.writer.submit(work)
+            return self.writer.submit(work, small=small)
         jobs = reads.jobs
 
         def prefetched(tx: SqliteTransaction, now: datetime) -> T:
             tx.prefetch(jobs)  # one query for the batch instead of one per job
             return work(tx, now)
 
-        return self.writer.submit(prefetched)
+        return self.writer.submit(prefetched, small=small)
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.
@@ -295,6 +302,16 @@ class SqliteBackend(EngineBackend):
         if self._browser is None:
             self._browser = SqliteBrowser(self.path)
         return self._browser
+
+
+def _is_small(reads: Reads) -> bool:
+    """Whether a unit touches few enough jobs to commit on the event loop when alone.
+    A dequeue's reclaim of its tenant's expired leases counts as small (it is an empty
+    index range but after a mass expiry); a reclaim across every tenant never does."""
+    if None in reads.expired:
+        return False
+    leases = sum(n for _, _, n in reads.ready)
+    return len(reads.jobs) + reads.new_jobs + leases <= LONE_UNIT_JOBS
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:

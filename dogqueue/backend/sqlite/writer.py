@@ -1,14 +1,22 @@
 """The SQLite writer: one thread owns the write connection and runs the kit's group
-commit batches (`dogqueue.backend.kit.batching`), one transaction each."""
+commit batches (`dogqueue.backend.kit.batching`), one transaction each.
+
+A batch of one small unit (a lone caller's) may commit on the event loop instead, in
+the batch's own turn, without the two thread hops, if the thread is idle and the write
+lock is free at once. On that path the connection never waits for a lock and never checkpoints the
+WAL (the fsync stays on the writer thread, whose commits checkpoint it), so the event
+loop is held for one transaction of one small unit, at most.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
@@ -19,6 +27,18 @@ from dogqueue.engine import run_units, unwrap_refusal
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
+#: Lone units run on the event loop in a row before one goes through the writer thread,
+#: whose commit checkpoints the WAL if it has grown (an unbroken run would never).
+MAX_INLINE_RUN = 256
+#: SQLite's default WAL size, in pages, past which a thread commit checkpoints it.
+WAL_AUTOCHECKPOINT_PAGES = 1000
+
+
+class _Pending(NamedTuple):
+    """A unit waiting for a batch, and whether it may commit on the event loop alone."""
+
+    work: UnitOfWork
+    small: bool
 
 
 class GroupCommitWriter:
@@ -30,8 +50,16 @@ class GroupCommitWriter:
         now: Callable[[], datetime],
         lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
         audit_key: bytes | None = None,
+        *,
+        lone_units_inline: bool = False,
     ):
         self._lock_wait = lock_wait
+        self._lone_units_inline = lone_units_inline
+        #: The connection's busy timeout on the thread (read after connecting).
+        self._busy_ms = 0
+        #: The last call handed to the thread (the thread is idle once it is done).
+        self._last_on_thread: Future[Any] | None = None
+        self._inline_run = 0
         self._audit_key = audit_key
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
@@ -39,52 +67,104 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
-        self._group: GroupCommit[UnitOfWork] = GroupCommit(
-            self._run_on_thread, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+        self._group: GroupCommit[_Pending] = GroupCommit(
+            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
         )
         self._closing = False
-        #: Transactions committed and units of work they held (for tests and benchmarks).
+        #: Transactions committed, units of work they held, and those of them committed
+        #: on the event loop (for tests and benchmarks).
         self.commits = 0
         self.units = 0
+        self.inline_commits = 0
 
     async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn(connection)` on the writer thread, outside any batch."""
         self._refuse_if_closing()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
+        return await self._on_thread(self._direct, fn)
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        on_thread = self._executor.submit(fn, *args)
+        self._last_on_thread = on_thread
+        return await asyncio.wrap_future(on_thread)
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         self._memo.forget()  # `fn` may write the log without a transaction of ours
+        with self._thread_settings() as conn:
+            return fn(conn)
+
+    @contextmanager
+    def _thread_settings(self) -> Iterator[sqlite3.Connection]:
+        """The connection as the thread uses it: waiting for locks, checkpointing the
+        WAL; left, when lone units run inline, not waiting and not checkpointing."""
         if self._conn is None:
             self._conn = self._connect()
-        return fn(self._conn)
+            self._busy_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        elif self._lone_units_inline:
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        try:
+            yield self._conn
+        finally:
+            if self._lone_units_inline and self._conn is not None:
+                self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
         return await self.submit(work)
 
-    def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
+    def submit(self, work: UnitOfWork, *, small: bool = False) -> asyncio.Future[Any]:
         """Queue `work` for the next transaction; the future resolves once committed.
         With no transaction under way, the batch starts at the end of this turn of the
         event loop (so calls made together share one commit); otherwise it starts when
-        the current one has committed."""
+        the current one has committed. A `small` unit that is a batch by itself may
+        commit on the event loop (see the module's docstring)."""
         self._refuse_if_closing()
-        return self._group.submit(work)
+        return self._group.submit(_Pending(work, small))
 
-    async def _run_on_thread(self, works: list[UnitOfWork]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._commit, works)
+    async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
+        if len(batch) == 1 and batch[0].small and self._may_run_inline():
+            results = self._run_inline(batch[0].work)
+            if results is not None:
+                return results
+        self._inline_run = 0
+        return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+
+    def _may_run_inline(self) -> bool:
+        last = self._last_on_thread
+        return (
+            self._lone_units_inline
+            and self._conn is not None
+            and (last is None or last.done())
+            and self._inline_run < MAX_INLINE_RUN
+        )
+
+    def _run_inline(self, work: UnitOfWork) -> list[Any] | None:
+        """Commit `work` alone on the event loop; None if another connection holds the
+        write lock (the unit then waits on the thread, like any other)."""
+        try:
+            results = self._transaction([work])
+        except sqlite3.OperationalError as error:
+            if is_busy(error):
+                return None
+            raise
+        self._inline_run += 1
+        self.commits += 1
+        self.units += 1
+        self.inline_commits += 1
+        return results
 
     def _commit(self, works: list[UnitOfWork]) -> list[Any]:
         """On the writer thread: run `works` in one transaction (waiting out a busy
         database up to the lock wait); raise if it failed."""
-        results = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        with self._thread_settings():
+            results = retry_busy(lambda: self._transaction(works), self._lock_wait)
         self.commits += 1
         self.units += len(works)
         return results
 
     def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
-        if self._conn is None:
-            self._conn = self._connect()
+        assert self._conn is not None  # connected by `_thread_settings`
         tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
         try:
             tx.begin()
@@ -101,8 +181,7 @@ class GroupCommitWriter:
         submitted from now on is refused with BackendClosed."""
         self._closing = True
         await self._group.close()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_connection)
+        await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
 
     def _refuse_if_closing(self) -> None:
