@@ -96,6 +96,8 @@ class SqliteBackend(EngineBackend):
         self._writer: GroupCommitWriter | None = None
         self._reader: aiosqlite.Connection | None = None
         self._browser: SqliteBrowser | None = None
+        #: `PRAGMA data_version` as `wait_for_change` last saw it.
+        self._seen_version = 0
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -142,6 +144,7 @@ class SqliteBackend(EngineBackend):
             await writer.close()
             raise translate(error) from error
         self._writer, self._reader = writer, reader
+        self._seen_version = await writer.data_version()
 
     async def _close(self) -> None:
         if self._writer is not None:
@@ -170,7 +173,10 @@ class SqliteBackend(EngineBackend):
         """Return when a job may have become leasable, or after `max_wait` seconds.
 
         Commits made through this object wake the waiter at once; commits by other
-        processes are seen by polling `PRAGMA data_version`, a cheap read."""
+        connections are seen by polling the write connection's `PRAGMA data_version`
+        (which only their commits change), a cheap read, against the version this
+        object last saw: a commit made while the first poll was on its way returns at
+        once, rather than being taken for the starting point."""
         if max_wait <= 0:
             return
         await self._ready()
@@ -179,20 +185,17 @@ class SqliteBackend(EngineBackend):
         waiter: asyncio.Future[None] = loop.create_future()
         self._change_waiters.add(waiter)
         try:
-            seen = await self._data_version()
             while not waiter.done():
+                version = await self.writer.data_version()
+                if version != self._seen_version:
+                    self._seen_version = version
+                    return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
                 await asyncio.wait({waiter}, timeout=min(remaining, CHANGE_POLL_SECONDS))
-                if await self._data_version() != seen:
-                    return
         finally:
             self._change_waiters.discard(waiter)
-
-    async def _data_version(self) -> int:
-        rows = await self._fetchall(Q["data_version"], ())
-        return int(rows[0][0])
 
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         # Shielded: a read cancelled halfway would leave its statement open, and the

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
+from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import run_units, unwrap_refusal
@@ -81,6 +82,22 @@ class GroupCommitWriter:
         """Run `fn(connection)` on the writer thread, outside any batch."""
         self._refuse_if_closing()
         return await self._on_thread(self._direct, fn)
+
+    async def data_version(self) -> int:
+        """The write connection's `PRAGMA data_version`: it changes when another
+        connection commits (never for this one's own commits)."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(Q["data_version"]).fetchone()[0])
+
+        last = self._last_on_thread
+        if self._conn is not None and (last is None or last.done()):
+            return read(self._conn)  # a read of a few microseconds: no thread hop
+        return int(await self._on_thread(lambda: read(self._thread_conn())))
+
+    def _thread_conn(self) -> sqlite3.Connection:
+        assert self._conn is not None  # connected by the migration at open
+        return self._conn
 
     async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         on_thread = self._executor.submit(fn, *args)
