@@ -1,7 +1,8 @@
 """A lone caller's small unit commits on the event loop, without the writer thread;
 calls made together still share one commit on the thread; a unit that would wait for
-another connection's write lock waits on the thread, never on the event loop; and
-synchronous=FULL (an fsync per commit) never commits on the event loop."""
+another connection's write lock waits on the thread, never on the event loop; WAL
+checkpoints run on a thread of their own; and synchronous=FULL (an fsync per commit)
+never commits on the event loop."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from dogqueue import FakeClock, JobMessage, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.backend.sqlite.writer import MAX_INLINE_RUN
+from dogqueue.backend.sqlite.checkpointer import COMMITS_PER_CHECKPOINT
 
 CTX = QueueCtx("tenant-a")
 MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
@@ -42,18 +43,23 @@ async def test_calls_made_together_still_share_one_commit_on_the_thread(
         assert backend.writer.inline_commits == inline
 
 
-async def test_a_long_run_of_lone_units_passes_through_the_thread(tmp_path: Path) -> None:
-    """The thread's commits checkpoint the WAL; an unbroken inline run never would."""
-    async with SqliteBackend(tmp_path / "queue.db", clock=FakeClock()) as backend:
-        await backend.enqueue(CTX, MESSAGE)
-        commits, inline = backend.writer.commits, backend.writer.inline_commits
-
-        for _ in range(MAX_INLINE_RUN * 2):
+async def test_the_wal_is_checkpointed_off_the_writers_path(tmp_path: Path) -> None:
+    """The write connection never checkpoints; the checkpointer's thread does, every
+    so many commits, so the WAL stays bounded however long a run of lone units lasts."""
+    path = tmp_path / "queue.db"
+    backend = SqliteBackend(path, clock=FakeClock())
+    async with backend:
+        autocheckpoint = await backend.writer.call(
+            lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        for _ in range(COMMITS_PER_CHECKPOINT * 3):
             await backend.enqueue(CTX, MESSAGE)
-
-        on_thread = (backend.writer.commits - commits) - (backend.writer.inline_commits - inline)
-        assert on_thread >= 1
-        assert backend.writer.inline_commits - inline >= MAX_INLINE_RUN
+        checkpointer = backend.writer.checkpointer
+        assert checkpointer is not None
+    assert autocheckpoint == 0
+    assert checkpointer.checkpoints >= 1
+    async with SqliteBackend(path, clock=FakeClock()) as again:
+        assert len(await again.projected_jobs()) == COMMITS_PER_CHECKPOINT * 3
 
 
 async def test_a_unit_that_would_wait_for_the_lock_waits_on_the_thread(

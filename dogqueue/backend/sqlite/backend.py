@@ -22,6 +22,7 @@ from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.sqlite.browser import SqliteBrowser
+from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
     Synchronous,
@@ -124,6 +125,9 @@ class SqliteBackend(EngineBackend):
             self.now,
             wait,
             self.audit_key,
+            checkpointer=WalCheckpointer(
+                lambda: connect(self.path, self.synchronous, read_only=True, lock_wait=wait)
+            ),
             lone_units_inline=self.synchronous == "NORMAL",
         )
         try:

@@ -3,9 +3,9 @@ commit batches (`dogqueue.backend.kit.batching`), one transaction each.
 
 A batch of one small unit (a lone caller's) may commit on the event loop instead, in
 the batch's own turn, without the two thread hops, if the thread is idle and the write
-lock is free at once. On that path the connection never waits for a lock and never checkpoints the
-WAL (the fsync stays on the writer thread, whose commits checkpoint it), so the event
-loop is held for one transaction of one small unit, at most.
+lock is free at once. On that path the connection never waits for a lock, and no
+commit of this connection checkpoints the WAL (`WalCheckpointer` does, on a thread of
+its own), so the event loop is held for one transaction of one small unit, at most.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
@@ -28,11 +29,6 @@ from dogqueue.engine import run_units, unwrap_refusal
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
-#: Lone units run on the event loop in a row before one goes through the writer thread,
-#: whose commit checkpoints the WAL if it has grown (an unbroken run would never).
-MAX_INLINE_RUN = 256
-#: SQLite's default WAL size, in pages, past which a thread commit checkpoints it.
-WAL_AUTOCHECKPOINT_PAGES = 1000
 
 
 class _Pending(NamedTuple):
@@ -52,15 +48,17 @@ class GroupCommitWriter:
         lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
         audit_key: bytes | None = None,
         *,
+        checkpointer: WalCheckpointer | None = None,
         lone_units_inline: bool = False,
     ):
+        #: What checkpoints the WAL (None: this connection's own commits do).
+        self.checkpointer = checkpointer
         self._lock_wait = lock_wait
         self._lone_units_inline = lone_units_inline
         #: The connection's busy timeout on the thread (read after connecting).
         self._busy_ms = 0
         #: The last call handed to the thread (the thread is idle once it is done).
         self._last_on_thread: Future[Any] | None = None
-        self._inline_run = 0
         self._audit_key = audit_key
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
@@ -111,20 +109,20 @@ class GroupCommitWriter:
 
     @contextmanager
     def _thread_settings(self) -> Iterator[sqlite3.Connection]:
-        """The connection as the thread uses it: waiting for locks, checkpointing the
-        WAL; left, when lone units run inline, not waiting and not checkpointing."""
+        """The connection as the thread uses it, waiting for locks; left, when lone
+        units run inline, not waiting."""
         if self._conn is None:
             self._conn = self._connect()
             self._busy_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            if self.checkpointer is not None:
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         elif self._lone_units_inline:
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         try:
             yield self._conn
         finally:
             if self._lone_units_inline and self._conn is not None:
                 self._conn.execute("PRAGMA busy_timeout = 0")
-                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
@@ -144,17 +142,11 @@ class GroupCommitWriter:
             results = self._run_inline(batch[0].work)
             if results is not None:
                 return results
-        self._inline_run = 0
         return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
 
     def _may_run_inline(self) -> bool:
         last = self._last_on_thread
-        return (
-            self._lone_units_inline
-            and self._conn is not None
-            and (last is None or last.done())
-            and self._inline_run < MAX_INLINE_RUN
-        )
+        return self._lone_units_inline and self._conn is not None and (last is None or last.done())
 
     def _run_inline(self, work: UnitOfWork) -> list[Any] | None:
         """Commit `work` alone on the event loop; None if another connection holds the
@@ -165,9 +157,7 @@ class GroupCommitWriter:
             if is_busy(error):
                 return None
             raise
-        self._inline_run += 1
-        self.commits += 1
-        self.units += 1
+        self._committed(1)
         self.inline_commits += 1
         return results
 
@@ -176,9 +166,14 @@ class GroupCommitWriter:
         database up to the lock wait); raise if it failed."""
         with self._thread_settings():
             results = retry_busy(lambda: self._transaction(works), self._lock_wait)
-        self.commits += 1
-        self.units += len(works)
+        self._committed(len(works))
         return results
+
+    def _committed(self, units: int) -> None:
+        self.commits += 1
+        self.units += units
+        if self.checkpointer is not None:
+            self.checkpointer.note_commit()
 
     def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
         assert self._conn is not None  # connected by `_thread_settings`
@@ -200,6 +195,8 @@ class GroupCommitWriter:
         await self._group.close()
         await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.close)
 
     def _refuse_if_closing(self) -> None:
         if self._closing:
