@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dogqueue import FakeClock, JobMessage, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.backend.sqlite.checkpointer import COMMITS_PER_CHECKPOINT
+from dogqueue.backend.sqlite.checkpointer import PAGES_PER_CHECKPOINT, PAGES_PER_COMMIT
 
 CTX = QueueCtx("tenant-a")
 MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
@@ -52,14 +52,15 @@ async def test_the_wal_is_checkpointed_off_the_writers_path(tmp_path: Path) -> N
         autocheckpoint = await backend.writer.call(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
-        for _ in range(COMMITS_PER_CHECKPOINT * 3):
+        lone_enqueues = PAGES_PER_CHECKPOINT // PAGES_PER_COMMIT * 2
+        for _ in range(lone_enqueues):
             await backend.enqueue(CTX, MESSAGE)
         checkpointer = backend.writer.checkpointer
         assert checkpointer is not None
     assert autocheckpoint == 0
     assert checkpointer.checkpoints >= 1
     async with SqliteBackend(path, clock=FakeClock()) as again:
-        assert len(await again.projected_jobs()) == COMMITS_PER_CHECKPOINT * 3
+        assert len(await again.projected_jobs()) == lone_enqueues
 
 
 async def test_a_unit_that_would_wait_for_the_lock_waits_on_the_thread(

@@ -13,35 +13,42 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from dogqueue.backend.sqlite.connection import is_busy
 
-#: Commits between two checkpoints: about SQLite's own 1,000 pages at a few dozen
-#: pages per group commit.
-COMMITS_PER_CHECKPOINT = 64
+#: Roughly the WAL pages between two checkpoints (SQLite's own default is 1,000), as
+#: estimated by `note_commit`.
+PAGES_PER_CHECKPOINT = 1_000
+#: The pages any commit writes (its tables' and indexes' leaves, the counts, the
+#: chain head), whatever it holds.
+PAGES_PER_COMMIT = 8
+#: Job writes (events appended, rows saved) per WAL page, roughly.
+WRITES_PER_PAGE = 4
 
 
 class WalCheckpointer:
-    """Runs a PASSIVE checkpoint every `COMMITS_PER_CHECKPOINT` commits noted, one at a
-    time, on its own thread and connection (opened on first use)."""
+    """Runs a PASSIVE checkpoint once about `PAGES_PER_CHECKPOINT` pages were committed
+    since the last one, one at a time, on its own thread and connection (opened on
+    first use)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
         self._conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-wal")
         self._lock = threading.Lock()
-        self._commits = 0
+        self._pages = 0
         self._running: Future[None] | None = None
         self._closed = False
         #: Checkpoints run (for tests and benchmarks).
         self.checkpoints = 0
 
-    def note_commit(self) -> None:
-        """Count a commit (from any thread); start a checkpoint if one is due and none runs."""
+    def note_commit(self, writes: int) -> None:
+        """Count a commit of `writes` job writes (from any thread); start a checkpoint
+        if one is due and none runs."""
         with self._lock:
-            self._commits += 1
-            if self._closed or self._commits < COMMITS_PER_CHECKPOINT:
+            self._pages += PAGES_PER_COMMIT + writes // WRITES_PER_PAGE
+            if self._closed or self._pages < PAGES_PER_CHECKPOINT:
                 return
             if self._running is not None and not self._running.done():
                 return
-            self._commits = 0
+            self._pages = 0
             self._running = self._executor.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:

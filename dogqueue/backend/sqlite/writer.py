@@ -152,12 +152,12 @@ class GroupCommitWriter:
         """Commit `work` alone on the event loop; None if another connection holds the
         write lock (the unit then waits on the thread, like any other)."""
         try:
-            results = self._transaction([work])
+            results, writes = self._transaction([work])
         except sqlite3.OperationalError as error:
             if is_busy(error):
                 return None
             raise
-        self._committed(1)
+        self._committed(1, writes)
         self.inline_commits += 1
         return results
 
@@ -165,25 +165,27 @@ class GroupCommitWriter:
         """On the writer thread: run `works` in one transaction (waiting out a busy
         database up to the lock wait); raise if it failed."""
         with self._thread_settings():
-            results = retry_busy(lambda: self._transaction(works), self._lock_wait)
-        self._committed(len(works))
+            results, writes = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        self._committed(len(works), writes)
         return results
 
-    def _committed(self, units: int) -> None:
+    def _committed(self, units: int, writes: int) -> None:
         self.commits += 1
         self.units += units
         if self.checkpointer is not None:
-            self.checkpointer.note_commit()
+            self.checkpointer.note_commit(writes)
 
-    def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
+    def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
+        """Run `works` in one transaction; their results, and the job writes committed."""
         assert self._conn is not None  # connected by `_thread_settings`
         tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
         try:
             tx.begin()
             now = self._now()
             results = run_units(tx, works, now)
+            writes = tx.writes
             tx.commit()
-            return results
+            return results, writes
         except BaseException:
             tx.rollback()
             raise
