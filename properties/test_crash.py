@@ -15,6 +15,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.projection import rebuild
 from dogqueue.core.status import JobStatus
+from properties.crash_child import CHECKPOINTED_BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME = QueueCtx("acme")
@@ -80,5 +81,27 @@ async def test_a_writer_killed_while_busy_loses_nothing_it_returned(tmp_path: Pa
             assert ("acme", job_id) in jobs
         for job_id in returned[:-1]:  # and so is the ack that followed it
             assert jobs[("acme", job_id)].status is JobStatus.COMPLETED
+    finally:
+        await backend.close()
+
+
+async def test_a_writer_killed_while_checkpointing_loses_nothing_it_returned(
+    tmp_path: Path,
+) -> None:
+    """Killed while its WAL checkpointer copies pages into the database file (a
+    checkpoint is due after every commit): reopening finds every returned job, and the
+    projection is still the fold of the log."""
+    path = tmp_path / "queue.db"
+    with child(path, "checkpointing") as process:
+        assert process.stdout is not None
+        try:
+            returned = [process.stdout.readline().strip() for _ in range(CHECKPOINTED_BATCH * 6)]
+        finally:
+            process.kill()
+            process.wait(timeout=60)
+    backend = await check_consistent(path)
+    try:
+        jobs = await backend.projected_jobs()
+        assert all(("acme", job_id) in jobs for job_id in returned)
     finally:
         await backend.close()

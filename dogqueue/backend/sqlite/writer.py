@@ -3,7 +3,7 @@ commit batches (`dogqueue.backend.kit.batching`), one transaction each.
 
 A batch of one small unit (a lone caller's) may commit on the event loop instead, in
 the batch's own turn, without the two thread hops, if the thread is idle and the write
-lock is free at once. On that path the connection never waits for a lock, and no
+lock is free at once. The connection never waits for a lock inside SQLite, and no
 commit of this connection checkpoints the WAL (`WalCheckpointer` does, on a thread of
 its own), so the event loop is held for one transaction of one small unit, at most.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -55,8 +54,6 @@ class GroupCommitWriter:
         self.checkpointer = checkpointer
         self._lock_wait = lock_wait
         self._lone_units_inline = lone_units_inline
-        #: The connection's busy timeout on the thread (read after connecting).
-        self._busy_ms = 0
         #: The last call handed to the thread (the thread is idle once it is done).
         self._last_on_thread: Future[Any] | None = None
         self._audit_key = audit_key
@@ -91,11 +88,7 @@ class GroupCommitWriter:
         last = self._last_on_thread
         if self._conn is not None and (last is None or last.done()):
             return read(self._conn)  # a read of a few microseconds: no thread hop
-        return int(await self._on_thread(lambda: read(self._thread_conn())))
-
-    def _thread_conn(self) -> sqlite3.Connection:
-        assert self._conn is not None  # connected by the migration at open
-        return self._conn
+        return int(await self._on_thread(lambda: read(self._connection())))
 
     async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         on_thread = self._executor.submit(fn, *args)
@@ -104,25 +97,20 @@ class GroupCommitWriter:
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         self._memo.forget()  # `fn` may write the log without a transaction of ours
-        with self._thread_settings() as conn:
-            return fn(conn)
+        return fn(self._connection())
 
-    @contextmanager
-    def _thread_settings(self) -> Iterator[sqlite3.Connection]:
-        """The connection as the thread uses it, waiting for locks; left, when lone
-        units run inline, not waiting."""
+    def _connection(self) -> sqlite3.Connection:
+        """The write connection, opened on first use. It never waits inside SQLite for
+        a lock: SQLite's busy handler sleeps up to 100 ms between tries, so with several
+        processes writing, the lock would sit free while every waiter sleeps; the thread
+        retries after short pauses instead (`retry_busy`), and the event loop never
+        waits (it hands the unit to the thread)."""
         if self._conn is None:
             self._conn = self._connect()
-            self._busy_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            self._conn.execute("PRAGMA busy_timeout = 0")
             if self.checkpointer is not None:
                 self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-        elif self._lone_units_inline:
-            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        try:
-            yield self._conn
-        finally:
-            if self._lone_units_inline and self._conn is not None:
-                self._conn.execute("PRAGMA busy_timeout = 0")
+        return self._conn
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
@@ -164,8 +152,8 @@ class GroupCommitWriter:
     def _commit(self, works: list[UnitOfWork]) -> list[Any]:
         """On the writer thread: run `works` in one transaction (waiting out a busy
         database up to the lock wait); raise if it failed."""
-        with self._thread_settings():
-            results, writes = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        self._connection()
+        results, writes = retry_busy(lambda: self._transaction(works), self._lock_wait)
         self._committed(len(works), writes)
         return results
 
@@ -177,7 +165,7 @@ class GroupCommitWriter:
 
     def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
         """Run `works` in one transaction; their results, and the job writes committed."""
-        assert self._conn is not None  # connected by `_thread_settings`
+        assert self._conn is not None  # connected by `_connection`
         tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
         try:
             tx.begin()
