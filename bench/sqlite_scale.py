@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dogqueue import Completion, JobMessage, QueueCtx
+from bench import cpu_per_job
+from dogqueue import JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
 
 CTX = QueueCtx("tenant-1")
@@ -36,21 +37,11 @@ LEASES_TIMED = 200
 
 
 async def lifecycle(path: str, jobs: int) -> float:
-    """Seconds to enqueue `jobs` from 32 producers, then lease and settle them all."""
-    async with SqliteBackend(path) as backend:
-        start = time.perf_counter()
-
-        async def produce(count: int) -> None:
-            for _ in range(count):
-                await backend.enqueue(CTX, MESSAGE)
-
-        async def consume() -> None:
-            while leases := await backend.dequeue_many(CTX, ["default"], 32):
-                await backend.settle_many(CTX, [Completion(lease=lease) for lease in leases])
-
-        await asyncio.gather(*(produce(jobs // 32) for _ in range(32)))
-        await asyncio.gather(*(consume() for _ in range(32)))
-        return time.perf_counter() - start
+    """Seconds to open a backend, enqueue `jobs` from 32 producers, then lease and
+    settle them all (`cpu_per_job`'s workload)."""
+    start = time.perf_counter()
+    await cpu_per_job.lifecycle_cpu_us(Path(path), jobs)
+    return time.perf_counter() - start
 
 
 def processes(folder: Path, jobs: int, count: int) -> float:

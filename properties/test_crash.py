@@ -30,6 +30,18 @@ def child(path: Path, mode: str) -> subprocess.Popen[str]:
     )
 
 
+def killed_after(path: Path, mode: str, lines: int) -> list[str]:
+    """The first `lines` job ids a child in `mode` printed (each once committed), read
+    before the child is killed with SIGKILL."""
+    with child(path, mode) as process:
+        assert process.stdout is not None
+        try:
+            return [process.stdout.readline().strip() for _ in range(lines)]
+        finally:
+            process.kill()
+            process.wait(timeout=60)
+
+
 async def check_consistent(path: Path) -> SqliteBackend:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -67,13 +79,7 @@ async def test_a_writer_killed_mid_transaction_leaves_nothing_half_written(
 
 async def test_a_writer_killed_while_busy_loses_nothing_it_returned(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
-    with child(path, "busy") as process:
-        assert process.stdout is not None
-        try:
-            returned = [process.stdout.readline().strip() for _ in range(200)]
-        finally:
-            process.kill()
-            process.wait(timeout=60)
+    returned = killed_after(path, "busy", 200)
     backend = await check_consistent(path)
     try:
         jobs = await backend.projected_jobs()
@@ -92,13 +98,7 @@ async def test_a_writer_killed_while_checkpointing_loses_nothing_it_returned(
     checkpoint is due after every commit): reopening finds every returned job, and the
     projection is still the fold of the log."""
     path = tmp_path / "queue.db"
-    with child(path, "checkpointing") as process:
-        assert process.stdout is not None
-        try:
-            returned = [process.stdout.readline().strip() for _ in range(CHECKPOINTED_BATCH * 6)]
-        finally:
-            process.kill()
-            process.wait(timeout=60)
+    returned = killed_after(path, "checkpointing", CHECKPOINTED_BATCH * 6)
     backend = await check_consistent(path)
     try:
         jobs = await backend.projected_jobs()

@@ -13,6 +13,19 @@ from dogqueue.core.events import Leased
 
 WORKER = Path(__file__).with_name("dequeue_worker.py")
 TENANTS = ["acme", "globex"]
+MIXED = Path(__file__).with_name("mixed_worker.py")
+
+
+async def spawn(script: Path, *args: str) -> asyncio.subprocess.Process:
+    """A Python process running `script` from the repository's root, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
 
 
 async def test_processes_never_lease_one_job_twice(tmp_path: Path) -> None:
@@ -22,19 +35,7 @@ async def test_processes_never_lease_one_job_twice(tmp_path: Path) -> None:
         for tenant in TENANTS:
             messages = [JobMessage(job_type="t", payload_bytes=b"{}") for _ in range(300)]
             job_ids.update(await backend.enqueue_many(QueueCtx(tenant), messages))
-    root = Path(__file__).parents[2]
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(WORKER),
-            str(path),
-            ",".join(TENANTS),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=root,
-        )
-        for _ in range(3)
-    ]
+    workers = [await spawn(WORKER, str(path), ",".join(TENANTS)) for _ in range(3)]
     raw = await asyncio.wait_for(asyncio.gather(*(w.communicate() for w in workers)), 120)
     outputs = [(out.decode(), err.decode()) for out, err in raw]
     for worker, (_, err) in zip(workers, outputs, strict=True):
@@ -69,9 +70,6 @@ async def test_two_backends_in_one_process_share_the_file(tmp_path: Path) -> Non
         assert await second.get_status(ctx, job_id) is JobStatus.COMPLETED
 
 
-MIXED = Path(__file__).with_name("mixed_worker.py")
-
-
 async def test_four_processes_mixing_every_call_agree_with_the_log(tmp_path: Path) -> None:
     """4 processes enqueue, lease, complete, fail and cancel on one file at once, each
     deciding from its own backend object: every job a process was told it enqueued is
@@ -80,19 +78,7 @@ async def test_four_processes_mixing_every_call_agree_with_the_log(tmp_path: Pat
     path = tmp_path / "shared.db"
     async with SqliteBackend(path):
         pass  # the schema, before the processes race to create it
-    root = Path(__file__).parents[2]
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(MIXED),
-            str(path),
-            str(seed),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=root,
-        )
-        for seed in range(4)
-    ]
+    workers = [await spawn(MIXED, str(path), str(seed)) for seed in range(4)]
     raw = await asyncio.wait_for(asyncio.gather(*(w.communicate() for w in workers)), 240)
     lines: list[list[str]] = []
     for worker, (out, err) in zip(workers, raw, strict=True):
