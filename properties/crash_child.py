@@ -5,6 +5,9 @@ python -m properties.crash_child PATH mid-transaction
     database file, and kill itself before COMMIT.
 python -m properties.crash_child PATH busy
     enqueue, lease and complete jobs forever, printing each job id once committed.
+python -m properties.crash_child PATH checkpointing
+    enqueue batches large enough that the WAL checkpointer runs after every commit,
+    forever, printing each job id once committed.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import sys
 from datetime import datetime, timedelta
 
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.checkpointer import PAGES_PER_CHECKPOINT, WRITES_PER_PAGE
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.validation import prepare_enqueue
-from dogqueue.engine import Transaction, Unit
 
 COMMITTED = 5
+#: Jobs per enqueue_many in "checkpointing": their pages alone make a checkpoint due.
+CHECKPOINTED_BATCH = PAGES_PER_CHECKPOINT * WRITES_PER_PAGE // 2
 ACME = QueueCtx("acme")
 
 
@@ -39,8 +44,7 @@ async def die_mid_transaction(backend: SqliteBackend) -> None:
     enqueue = engine.enqueue_unit(prepare_enqueue(ACME, batch, engine.config))
     cancels = [engine.cancel_unit("acme", job_id) for job_id in ids]
 
-    def doomed(tx: Transaction, now: datetime) -> None:
-        assert isinstance(tx, SqliteTransaction)
+    def doomed(tx: SqliteTransaction, now: datetime) -> None:
         # A tiny page cache spills the uncommitted pages into the WAL file.
         tx.conn.execute("PRAGMA cache_size = 2")
         enqueue.run(tx, now)
@@ -51,10 +55,8 @@ async def die_mid_transaction(backend: SqliteBackend) -> None:
         assert os.path.getsize(backend.path + "-wal") > 0
         os.kill(os.getpid(), signal.SIGKILL)
 
-    reads = enqueue.reads
-    for cancel in cancels:
-        reads |= cancel.reads
-    await backend.run_unit(Unit(reads, doomed))
+    # On the writer itself (the raw transaction, not a unit's strict view of it).
+    await backend.writer.run(doomed)
 
 
 async def stay_busy(backend: SqliteBackend) -> None:
@@ -68,9 +70,23 @@ async def stay_busy(backend: SqliteBackend) -> None:
         n += 1
 
 
+async def keep_checkpointing(backend: SqliteBackend) -> None:
+    n = 0
+    while True:
+        batch = [message("big", n + i) for i in range(CHECKPOINTED_BATCH)]
+        ids = await backend.enqueue_many(ACME, batch)
+        print(*ids, sep="\n", flush=True)
+        n += CHECKPOINTED_BATCH
+
+
 async def main(path: str, mode: str) -> None:
+    modes = {
+        "mid-transaction": die_mid_transaction,
+        "busy": stay_busy,
+        "checkpointing": keep_checkpointing,
+    }
     async with SqliteBackend(path) as backend:
-        await (die_mid_transaction(backend) if mode == "mid-transaction" else stay_busy(backend))
+        await modes[mode](backend)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.projection import rebuild
 from dogqueue.core.status import JobStatus
+from properties.crash_child import CHECKPOINTED_BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME = QueueCtx("acme")
@@ -27,6 +28,18 @@ def child(path: Path, mode: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def killed_after(path: Path, mode: str, lines: int) -> list[str]:
+    """The first `lines` job ids a child in `mode` printed (each once committed), read
+    before the child is killed with SIGKILL."""
+    with child(path, mode) as process:
+        assert process.stdout is not None
+        try:
+            return [process.stdout.readline().strip() for _ in range(lines)]
+        finally:
+            process.kill()
+            process.wait(timeout=60)
 
 
 async def check_consistent(path: Path) -> SqliteBackend:
@@ -66,13 +79,7 @@ async def test_a_writer_killed_mid_transaction_leaves_nothing_half_written(
 
 async def test_a_writer_killed_while_busy_loses_nothing_it_returned(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
-    with child(path, "busy") as process:
-        assert process.stdout is not None
-        try:
-            returned = [process.stdout.readline().strip() for _ in range(200)]
-        finally:
-            process.kill()
-            process.wait(timeout=60)
+    returned = killed_after(path, "busy", 200)
     backend = await check_consistent(path)
     try:
         jobs = await backend.projected_jobs()
@@ -80,5 +87,21 @@ async def test_a_writer_killed_while_busy_loses_nothing_it_returned(tmp_path: Pa
             assert ("acme", job_id) in jobs
         for job_id in returned[:-1]:  # and so is the ack that followed it
             assert jobs[("acme", job_id)].status is JobStatus.COMPLETED
+    finally:
+        await backend.close()
+
+
+async def test_a_writer_killed_while_checkpointing_loses_nothing_it_returned(
+    tmp_path: Path,
+) -> None:
+    """Killed while its WAL checkpointer copies pages into the database file (a
+    checkpoint is due after every commit): reopening finds every returned job, and the
+    projection is still the fold of the log."""
+    path = tmp_path / "queue.db"
+    returned = killed_after(path, "checkpointing", CHECKPOINTED_BATCH * 6)
+    backend = await check_consistent(path)
+    try:
+        jobs = await backend.projected_jobs()
+        assert all(("acme", job_id) in jobs for job_id in returned)
     finally:
         await backend.close()

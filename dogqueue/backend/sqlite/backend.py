@@ -20,7 +20,9 @@ import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
+from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.sqlite.browser import SqliteBrowser
+from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
     Synchronous,
@@ -48,7 +50,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
-from dogqueue.engine import Unit
+from dogqueue.engine import Reads, Unit
 from dogqueue.log.reader import in_tenant_positions
 from dogqueue.log.stored import stored_event, stored_job
 
@@ -56,6 +58,9 @@ from dogqueue.log.stored import stored_event, stored_job
 DEFAULT_LOCK_WAIT = timedelta(seconds=BUSY_GIVE_UP_SECONDS)
 #: Events read per query when streaming the whole log.
 _PAGE = 10_000
+#: Most jobs a unit may read, create or lease and still commit on the event loop when
+#: it is alone (`GroupCommitWriter.submit(small=True)`): what bounds the loop's hold.
+LONE_UNIT_JOBS = 8
 #: How often an idle waiter asks SQLite whether another connection committed.
 CHANGE_POLL_SECONDS = 0.02
 
@@ -94,6 +99,8 @@ class SqliteBackend(EngineBackend):
         self._writer: GroupCommitWriter | None = None
         self._reader: aiosqlite.Connection | None = None
         self._browser: SqliteBrowser | None = None
+        #: `PRAGMA data_version` as `wait_for_change` last saw it.
+        self._seen_version = 0
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -120,6 +127,10 @@ class SqliteBackend(EngineBackend):
             self.now,
             wait,
             self.audit_key,
+            checkpointer=WalCheckpointer(
+                lambda: connect(self.path, self.synchronous, read_only=True, lock_wait=wait)
+            ),
+            lone_units_inline=self.synchronous == "NORMAL",
         )
         try:
             await writer.call(lambda conn: migrate(conn, wait, self.audit_key))
@@ -139,6 +150,7 @@ class SqliteBackend(EngineBackend):
             await writer.close()
             raise translate(error) from error
         self._writer, self._reader = writer, reader
+        self._seen_version = await writer.data_version()
 
     async def _close(self) -> None:
         if self._writer is not None:
@@ -150,22 +162,27 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
-        reads, work = unit
+        reads = unit.reads
+        work = strictly(unit)
+        small = _is_small(reads)
         if len(reads.jobs) < 2:
-            return self.writer.submit(work)
+            return self.writer.submit(work, small=small)
         jobs = reads.jobs
 
         def prefetched(tx: SqliteTransaction, now: datetime) -> T:
             tx.prefetch(jobs)  # one query for the batch instead of one per job
             return work(tx, now)
 
-        return self.writer.submit(prefetched)
+        return self.writer.submit(prefetched, small=small)
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.
 
         Commits made through this object wake the waiter at once; commits by other
-        processes are seen by polling `PRAGMA data_version`, a cheap read."""
+        connections are seen by polling the write connection's `PRAGMA data_version`
+        (which only their commits change), a cheap read, against the version this
+        object last saw: a commit made while the first poll was on its way returns at
+        once, rather than being taken for the starting point."""
         if max_wait <= 0:
             return
         await self._ready()
@@ -174,20 +191,17 @@ class SqliteBackend(EngineBackend):
         waiter: asyncio.Future[None] = loop.create_future()
         self._change_waiters.add(waiter)
         try:
-            seen = await self._data_version()
             while not waiter.done():
+                version = await self.writer.data_version()
+                if version != self._seen_version:
+                    self._seen_version = version
+                    return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
                 await asyncio.wait({waiter}, timeout=min(remaining, CHANGE_POLL_SECONDS))
-                if await self._data_version() != seen:
-                    return
         finally:
             self._change_waiters.discard(waiter)
-
-    async def _data_version(self) -> int:
-        rows = await self._fetchall(Q["data_version"], ())
-        return int(rows[0][0])
 
     async def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         # Shielded: a read cancelled halfway would leave its statement open, and the
@@ -321,6 +335,16 @@ class SqliteBackend(EngineBackend):
         if self._browser is None:
             self._browser = SqliteBrowser(self.path)
         return self._browser
+
+
+def _is_small(reads: Reads) -> bool:
+    """Whether a unit touches few enough jobs to commit on the event loop when alone.
+    A dequeue's reclaim of its tenant's expired leases counts as small (it is an empty
+    index range but after a mass expiry); a reclaim across every tenant never does."""
+    if None in reads.expired:
+        return False
+    leases = sum(n for _, _, n in reads.ready)
+    return len(reads.jobs) + reads.new_jobs + leases <= LONE_UNIT_JOBS
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:

@@ -20,6 +20,11 @@ CHAIN_SCHEMA_VERSION = 2
 
 #: How long one statement waits for another process's lock before retrying.
 BUSY_TIMEOUT_MS = 5_000
+#: Pauses between tries of a busy write: short, since a write transaction holds the
+#: lock for a few milliseconds, and a waiter asleep while the lock is free is lost
+#: throughput (SQLite's own busy handler sleeps up to 100 ms).
+FIRST_BUSY_PAUSE = 0.0002
+MAX_BUSY_PAUSE = 0.002
 #: How long a write keeps retrying a busy database before giving up, by default
 #: (`SqliteBackend(lock_wait=...)`; None: for ever).
 BUSY_GIVE_UP_SECONDS = 60.0
@@ -142,7 +147,7 @@ def retry_busy(action: Callable[[], T], lock_wait: float | None = BUSY_GIVE_UP_S
     """Run `action`, retrying while another process holds the lock, for up to
     `lock_wait` seconds (None: for ever); past that, StorageError."""
     deadline = None if lock_wait is None else time.monotonic() + lock_wait
-    pause = 0.001
+    pause = FIRST_BUSY_PAUSE
     while True:
         try:
             return action()
@@ -150,7 +155,7 @@ def retry_busy(action: Callable[[], T], lock_wait: float | None = BUSY_GIVE_UP_S
             if not is_busy(error) or (deadline is not None and time.monotonic() > deadline):
                 raise translate(error, lock_wait) from error
             time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 1.5, MAX_BUSY_PAUSE)
 
 
 def translate(error: sqlite3.Error, lock_wait: float | None = BUSY_GIVE_UP_SECONDS) -> StorageError:

@@ -1,17 +1,26 @@
 """The SQLite writer: one thread owns the write connection and runs the kit's group
-commit batches (`dogqueue.backend.kit.batching`), one transaction each."""
+commit batches (`dogqueue.backend.kit.batching`), one transaction each.
+
+A batch of one small unit (a lone caller's) may commit on the event loop instead, in
+the batch's own turn, without the two thread hops, if the thread is idle and the write
+lock is free at once. The connection never waits for a lock inside SQLite, and no
+commit of this connection checkpoints the WAL (`WalCheckpointer` does, on a thread of
+its own), so the event loop is held for one transaction of one small unit, at most.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
+from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import run_units, unwrap_refusal
@@ -19,6 +28,13 @@ from dogqueue.engine import run_units, unwrap_refusal
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
+
+
+class _Pending(NamedTuple):
+    """A unit waiting for a batch, and whether it may commit on the event loop alone."""
+
+    work: UnitOfWork
+    small: bool
 
 
 class GroupCommitWriter:
@@ -30,8 +46,16 @@ class GroupCommitWriter:
         now: Callable[[], datetime],
         lock_wait: float | None = BUSY_GIVE_UP_SECONDS,
         audit_key: bytes | None = None,
+        *,
+        checkpointer: WalCheckpointer | None = None,
+        lone_units_inline: bool = False,
     ):
+        #: What checkpoints the WAL (None: this connection's own commits do).
+        self.checkpointer = checkpointer
         self._lock_wait = lock_wait
+        self._lone_units_inline = lone_units_inline
+        #: The last call handed to the thread (the thread is idle once it is done).
+        self._last_on_thread: Future[Any] | None = None
         self._audit_key = audit_key
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-writer")
         self._connect = connect
@@ -39,59 +63,117 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
-        self._group: GroupCommit[UnitOfWork] = GroupCommit(
-            self._run_on_thread, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+        self._group: GroupCommit[_Pending] = GroupCommit(
+            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
         )
         self._closing = False
-        #: Transactions committed and units of work they held (for tests and benchmarks).
+        #: Transactions committed, units of work they held, and those of them committed
+        #: on the event loop (for tests and benchmarks).
         self.commits = 0
         self.units = 0
+        self.inline_commits = 0
 
     async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn(connection)` on the writer thread, outside any batch."""
         self._refuse_if_closing()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._direct, fn)
+        return await self._on_thread(self._direct, fn)
+
+    async def data_version(self) -> int:
+        """The write connection's `PRAGMA data_version`: it changes when another
+        connection commits (never for this one's own commits)."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(Q["data_version"]).fetchone()[0])
+
+        last = self._last_on_thread
+        if self._conn is not None and (last is None or last.done()):
+            return read(self._conn)  # a read of a few microseconds: no thread hop
+        return int(await self._on_thread(lambda: read(self._connection())))
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        on_thread = self._executor.submit(fn, *args)
+        self._last_on_thread = on_thread
+        return await asyncio.wrap_future(on_thread)
 
     def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         self._memo.forget()  # `fn` may write the log without a transaction of ours
+        return fn(self._connection())
+
+    def _connection(self) -> sqlite3.Connection:
+        """The write connection, opened on first use. It never waits inside SQLite for
+        a lock: SQLite's busy handler sleeps up to 100 ms between tries, so with several
+        processes writing, the lock would sit free while every waiter sleeps; the thread
+        retries after short pauses instead (`retry_busy`), and the event loop never
+        waits (it hands the unit to the thread)."""
         if self._conn is None:
             self._conn = self._connect()
-        return fn(self._conn)
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            if self.checkpointer is not None:
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return self._conn
 
     async def run(self, work: UnitOfWork) -> Any:
         """Run `work` in the next transaction; return its result once committed."""
         return await self.submit(work)
 
-    def submit(self, work: UnitOfWork) -> asyncio.Future[Any]:
+    def submit(self, work: UnitOfWork, *, small: bool = False) -> asyncio.Future[Any]:
         """Queue `work` for the next transaction; the future resolves once committed.
         With no transaction under way, the batch starts at the end of this turn of the
         event loop (so calls made together share one commit); otherwise it starts when
-        the current one has committed."""
+        the current one has committed. A `small` unit that is a batch by itself may
+        commit on the event loop (see the module's docstring)."""
         self._refuse_if_closing()
-        return self._group.submit(work)
+        return self._group.submit(_Pending(work, small))
 
-    async def _run_on_thread(self, works: list[UnitOfWork]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._commit, works)
+    async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
+        if len(batch) == 1 and batch[0].small and self._may_run_inline():
+            results = self._run_inline(batch[0].work)
+            if results is not None:
+                return results
+        return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+
+    def _may_run_inline(self) -> bool:
+        last = self._last_on_thread
+        return self._lone_units_inline and self._conn is not None and (last is None or last.done())
+
+    def _run_inline(self, work: UnitOfWork) -> list[Any] | None:
+        """Commit `work` alone on the event loop; None if another connection holds the
+        write lock (the unit then waits on the thread, like any other)."""
+        try:
+            results, writes = self._transaction([work])
+        except sqlite3.OperationalError as error:
+            if is_busy(error):
+                return None
+            raise
+        self._committed(1, writes)
+        self.inline_commits += 1
+        return results
 
     def _commit(self, works: list[UnitOfWork]) -> list[Any]:
         """On the writer thread: run `works` in one transaction (waiting out a busy
         database up to the lock wait); raise if it failed."""
-        results = retry_busy(lambda: self._transaction(works), self._lock_wait)
-        self.commits += 1
-        self.units += len(works)
+        self._connection()
+        results, writes = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        self._committed(len(works), writes)
         return results
 
-    def _transaction(self, works: list[UnitOfWork]) -> list[Any]:
-        if self._conn is None:
-            self._conn = self._connect()
+    def _committed(self, units: int, writes: int) -> None:
+        self.commits += 1
+        self.units += units
+        if self.checkpointer is not None:
+            self.checkpointer.note_commit(writes)
+
+    def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
+        """Run `works` in one transaction; their results, and the job writes committed."""
+        assert self._conn is not None  # connected by `_connection`
         tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
         try:
             tx.begin()
             now = self._now()
             results = run_units(tx, works, now)
+            writes = tx.writes
             tx.commit()
-            return results
+            return results, writes
         except BaseException:
             tx.rollback()
             raise
@@ -101,9 +183,10 @@ class GroupCommitWriter:
         submitted from now on is refused with BackendClosed."""
         self._closing = True
         await self._group.close()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_connection)
+        await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.close)
 
     def _refuse_if_closing(self) -> None:
         if self._closing:

@@ -1,0 +1,130 @@
+"""The SQLite backend at scale: processes sharing one file, opening a long log, and the
+memory a process holds per live job.
+
+- processes: the raw lifecycle (enqueue, then lease 32 at a time and settle) of `--jobs`
+  jobs by 1 process, then split over 4 processes writing one file at once;
+- open: a log of `--events` events (as many enqueued jobs, every one ready), built with
+  `enqueue_many`; a fresh process opens it and leases its first job; a lease's cost at
+  that depth beside its cost with 1,000 ready jobs;
+- memory: resident memory of a process that opens the file and leases from it, per
+  100,000 live (ready) jobs, beside an empty file.
+
+    python bench/sqlite_scale.py --jobs 20000 --events 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import cpu_per_job
+from dogqueue import JobMessage, QueueCtx
+from dogqueue.backend.sqlite import SqliteBackend
+
+CTX = QueueCtx("tenant-1")
+MESSAGE = JobMessage(job_type="send_email", payload_bytes=b'{"user_id": 12345}')
+#: Jobs per enqueue_many call while a long log is built.
+BUILD_CHUNK = 10_000
+#: Leases timed at each depth (the median is reported).
+LEASES_TIMED = 200
+
+
+async def lifecycle(path: str, jobs: int) -> float:
+    """Seconds to open a backend, enqueue `jobs` from 32 producers, then lease and
+    settle them all (`cpu_per_job`'s workload)."""
+    start = time.perf_counter()
+    await cpu_per_job.lifecycle_cpu_us(Path(path), jobs)
+    return time.perf_counter() - start
+
+
+def processes(folder: Path, jobs: int, count: int) -> float:
+    """Jobs/s of `count` processes each running the lifecycle of jobs/count jobs on
+    one file, started together."""
+    path = folder / f"shared-{count}.db"
+    asyncio.run(SqliteBackend(path).close())  # the schema, before the processes race
+    start = time.perf_counter()
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child-lifecycle", str(path), str(jobs // count)]
+        )
+        for _ in range(count)
+    ]
+    for child in children:
+        if child.wait() != 0:
+            raise RuntimeError("a lifecycle process failed")
+    return jobs // count * count / (time.perf_counter() - start)
+
+
+async def build(path: Path, events: int) -> None:
+    async with SqliteBackend(path) as backend:
+        for done in range(0, events, BUILD_CHUNK):
+            await backend.enqueue_many(CTX, [MESSAGE] * min(BUILD_CHUNK, events - done))
+
+
+async def open_and_lease(path: str) -> dict[str, float]:
+    """Seconds from constructing the backend to its first lease, the median lease after
+    it (ms), and this process's peak resident memory (MiB)."""
+    start = time.perf_counter()
+    async with SqliteBackend(path) as backend:
+        await backend.dequeue(CTX, ["default"])
+        opened = time.perf_counter() - start
+        samples = []
+        for _ in range(LEASES_TIMED):
+            began = time.perf_counter()
+            await backend.dequeue(CTX, ["default"])
+            samples.append(time.perf_counter() - began)
+    samples.sort()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"open_s": opened, "lease_ms": samples[len(samples) // 2] * 1e3, "rss_mib": rss}
+
+
+def measured_in_a_fresh_process(path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-open", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    figures: dict[str, float] = json.loads(out)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--child-lifecycle", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-open", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_lifecycle:
+        asyncio.run(lifecycle(args.child_lifecycle[0], int(args.child_lifecycle[1])))
+        return
+    if args.child_open:
+        print(json.dumps(asyncio.run(open_and_lease(args.child_open))))
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
+        print(f"lifecycle, 1 process: {one:,.0f} jobs/s; 4 processes on one file: {four:,.0f}")
+        for depth in (0, 1_000, args.events):
+            path = folder / f"depth-{depth}.db"
+            began = time.perf_counter()
+            asyncio.run(build(path, depth))
+            built = time.perf_counter() - began
+            figures = measured_in_a_fresh_process(path)
+            print(
+                f"{depth:>9,} events ({built:.0f}s to build): open to first lease"
+                f" {figures['open_s'] * 1e3:.0f} ms, lease p50 {figures['lease_ms']:.3f} ms,"
+                f" peak RSS {figures['rss_mib']:.0f} MiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

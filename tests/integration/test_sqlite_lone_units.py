@@ -1,0 +1,100 @@
+"""A lone caller's small unit commits on the event loop, without the writer thread;
+calls made together still share one commit on the thread; a unit that would wait for
+another connection's write lock waits on the thread, never on the event loop; WAL
+checkpoints run on a thread of their own; and synchronous=FULL (an fsync per commit)
+never commits on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from dogqueue import FakeClock, JobMessage, QueueCtx, rebuild
+from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.checkpointer import PAGES_PER_CHECKPOINT, PAGES_PER_COMMIT
+
+CTX = QueueCtx("tenant-a")
+MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
+
+
+async def test_a_lone_caller_commits_on_the_event_loop(tmp_path: Path) -> None:
+    async with SqliteBackend(tmp_path / "queue.db", clock=FakeClock()) as backend:
+        inline = backend.writer.inline_commits
+        job_id = await backend.enqueue(CTX, MESSAGE)
+        [lease] = await backend.dequeue_many(CTX, ["default"], 1)
+        await backend.ack_complete(CTX, lease)
+
+        assert backend.writer.inline_commits == inline + 3
+        assert lease.job_id == job_id
+        assert await backend.projected_jobs() == rebuild(await backend.read_events())
+
+
+async def test_calls_made_together_still_share_one_commit_on_the_thread(
+    tmp_path: Path,
+) -> None:
+    async with SqliteBackend(tmp_path / "queue.db", clock=FakeClock()) as backend:
+        await backend.enqueue(CTX, MESSAGE)
+        commits, inline = backend.writer.commits, backend.writer.inline_commits
+
+        await asyncio.gather(*(backend.enqueue(CTX, MESSAGE) for _ in range(20)))
+
+        assert backend.writer.commits == commits + 1
+        assert backend.writer.inline_commits == inline
+
+
+async def test_the_wal_is_checkpointed_off_the_writers_path(tmp_path: Path) -> None:
+    """The write connection never checkpoints; the checkpointer's thread does, every
+    so many commits, so the WAL stays bounded however long a run of lone units lasts."""
+    path = tmp_path / "queue.db"
+    backend = SqliteBackend(path, clock=FakeClock())
+    async with backend:
+        autocheckpoint = await backend.writer.call(
+            lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        lone_enqueues = PAGES_PER_CHECKPOINT // PAGES_PER_COMMIT * 2
+        for _ in range(lone_enqueues):
+            await backend.enqueue(CTX, MESSAGE)
+        checkpointer = backend.writer.checkpointer
+        assert checkpointer is not None
+    assert autocheckpoint == 0
+    assert checkpointer.checkpoints >= 1
+    async with SqliteBackend(path, clock=FakeClock()) as again:
+        assert len(await again.projected_jobs()) == lone_enqueues
+
+
+async def test_a_unit_that_would_wait_for_the_lock_waits_on_the_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "queue.db"
+    async with SqliteBackend(path, clock=FakeClock()) as backend:
+        await backend.enqueue(CTX, MESSAGE)
+        inline = backend.writer.inline_commits
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+        try:
+            enqueue = asyncio.ensure_future(backend.enqueue(CTX, MESSAGE))
+            turns = 0
+            for _ in range(20):  # the event loop keeps turning while the unit waits
+                await asyncio.sleep(0.005)
+                turns += 1
+            assert not enqueue.done()
+            assert turns == 20
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        job_id = await enqueue
+
+        assert backend.writer.inline_commits == inline
+        assert (await backend.get_job(CTX, job_id)).job_id == job_id
+
+
+async def test_full_durability_never_commits_on_the_event_loop(tmp_path: Path) -> None:
+    async with SqliteBackend(
+        tmp_path / "queue.db", clock=FakeClock(), synchronous="FULL"
+    ) as backend:
+        await backend.enqueue(CTX, MESSAGE)
+        await backend.enqueue(CTX, MESSAGE)
+
+        assert backend.writer.inline_commits == 0
+        assert backend.writer.commits >= 2
