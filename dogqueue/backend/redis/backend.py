@@ -31,7 +31,7 @@ from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, UndeclaredRead
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
-from dogqueue.backend.redis import presence
+from dogqueue.backend.redis import presence, sequencer
 from dogqueue.backend.redis.connect import DRIVER_ERRORS, connect
 from dogqueue.backend.redis.durability import check_durability, check_server, server_persistence
 from dogqueue.backend.redis.keys import Keys, check_prefix
@@ -384,8 +384,8 @@ class RedisBackend(EngineBackend):
     # -- positions ---------------------------------------------------------------------
 
     async def seal(self) -> int:
-        """Number every event this object wrote (and others' on the way); return how
-        many events this call numbered."""
+        """Number every event of the tenants this object wrote (every writer's, not
+        only this object's); return how many events this call numbered."""
         await self._ready()
         return await self._seal_now()
 
@@ -401,7 +401,12 @@ class RedisBackend(EngineBackend):
                     self.client, self.keys, self._scripts["seal"], self.audit_key, tenants
                 )
                 total += count or 0
-                if not wait or await self._own_sealed():
+                if not wait:
+                    return total
+                # A full step, or one another process overtook, may have left other
+                # writers' events behind: step again until one reaches the end.
+                reached_end = count is not None and count < sequencer.STEP_LIMIT
+                if reached_end and await self._own_sealed():
                     return total
                 if asyncio.get_running_loop().time() > deadline:
                     return total  # another process holds the sequencer: read a prefix
