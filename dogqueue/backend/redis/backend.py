@@ -38,7 +38,13 @@ from dogqueue.backend.redis.keys import Keys, check_prefix
 from dogqueue.backend.redis.log import RedisLog, read_history
 from dogqueue.backend.redis.scripts import register
 from dogqueue.backend.redis.sequencer import seal_step, text, unpack_head
-from dogqueue.backend.redis.workingset import TenantBatch, queue_wants, unit_tenant
+from dogqueue.backend.redis.workingset import (
+    TenantBatch,
+    declared_keys,
+    queue_wants,
+    read_keys,
+    unit_tenant,
+)
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_job
 from dogqueue.core.config import QueueConfig
@@ -244,7 +250,10 @@ class RedisBackend(EngineBackend):
             self._registered.add(tenant)
         log_key = self.keys.tenant_log(tenant)
         tag = self.keys.tag(tenant)
-        reply = await self._scripts["read"](keys=[log_key], args=self._read_args(tag, declared))
+        reply = await self._scripts["read"](
+            keys=[log_key, *declared_keys(tag, read_keys(declared))],
+            args=self._read_args(tag, declared),
+        )
         now_us, last_fifo, loads, found_keys, latest, ready, expired, closure = reply
         first_fifo = int(last_fifo) - declared.new_jobs + 1
         ws = TenantBatch(tenant, list(range(first_fifo, int(last_fifo) + 1)))
@@ -268,7 +277,9 @@ class RedisBackend(EngineBackend):
         )
         results = run_units(ws, [strictly(unit) for unit in units], from_micros(int(now_us)))
         if ws.journal or ws.before:
-            flushed = await self._scripts["flush"](keys=[log_key], args=ws.flush_args(tag))
+            flushed = await self._scripts["flush"](
+                keys=[log_key, *declared_keys(tag, ws.flush_keys())], args=ws.flush_args(tag)
+            )
             if text(flushed[0]) != "ok":
                 raise Conflict(f"{text(flushed[1])}: {text(flushed[2])}")
             if int(flushed[2]):
