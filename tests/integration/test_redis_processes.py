@@ -15,7 +15,8 @@ import pytest
 
 from dogqueue import QueueCtx, rebuild
 from dogqueue.audit.verify import verify_log
-from dogqueue.backend.redis import RedisBackend, backend as redis_backend, sequencer
+from dogqueue.backend.redis import RedisBackend, sequencer
+from dogqueue.backend.redis import backend as redis_backend
 from dogqueue.backend.redis.backend import default_cluster, default_url
 from dogqueue.backend.redis.connect import connect
 from dogqueue.backend.redis.keys import Keys
