@@ -59,8 +59,10 @@ async def import_events(backend: RedisBackend, events: Iterable[AnyEvent]) -> in
     for tenant, (last_pos, digest, at) in chains.heads.items():
         heads += (tenant, pack_head(at, last_pos, digest))
     script = backend._scripts["seal"]
+    touched = sorted(keys.runs(tenant) for tenant in tpos)
     reply = await script(
-        keys=[keys.pos], args=[keys.glob, 0, pos, len(runs) // 6, *runs, len(heads) // 2, *heads]
+        keys=[keys.pos, keys.log, keys.heads, *touched],
+        args=[keys.glob, 0, pos, len(runs) // 6, *runs, len(heads) // 2, *heads],
     )
     if text(reply[0]) != "ok":
         raise StorageError("another writer numbered events during the import")
