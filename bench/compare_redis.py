@@ -43,7 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SYSTEMS = ("bare", "dogqueue", "saq", "arq")
+from bench.redis_peers import run_bullmq, run_streaq  # noqa: E402 (after the path)
+
+SYSTEMS = ("bare", "dogqueue", "saq", "arq", "bullmq", "streaq")
 TASKS = 16
 PAYLOAD = b'{"n": 1}'
 
@@ -66,7 +68,7 @@ class Measurement:
 
 def missing(name: str) -> str | None:
     """Why `name` cannot run here (None: it can)."""
-    module = {"saq": "saq", "arq": "arq"}.get(name)
+    module = {"saq": "saq", "arq": "arq", "bullmq": "bullmq", "streaq": "streaq"}.get(name)
     if module is not None and importlib.util.find_spec(module) is None:
         return f"{module} is not installed"
     return None
@@ -131,45 +133,46 @@ async def _in_tasks(n: int, one: Callable[[int], Awaitable[None]]) -> None:
     await asyncio.gather(*(task() for _ in range(TASKS)))
 
 
-async def run_bare(url: str, n: int) -> int:
+async def run_bare(url: str, n: int, queue: str = "bench") -> int:
     client: Any = redis.Redis.from_url(url)
     event = b"x" * 160
+    log, jobs, ready, leases = (f"{{bare:{queue}}}:{name}" for name in ("log", "jobs", "r", "l"))
     try:
         for start in range(0, n, 100):
             async with client.pipeline(transaction=False) as pipe:
                 for i in range(start, min(n, start + 100)):
-                    pipe.xadd("{bare:t}:log", {"j": i, "v": 1, "t": "enqueued", "d": event})
-                    pipe.hset("{bare:t}:jobs", str(i), event)
-                    pipe.zadd("{bare:t}:ready", {str(i): i})
+                    pipe.xadd(log, {"j": i, "v": 1, "t": "enqueued", "d": event})
+                    pipe.hset(jobs, str(i), event)
+                    pipe.zadd(ready, {str(i): i})
                 await pipe.execute()
         done = 0
         while True:
-            ids = [m for m, _ in await client.zpopmin("{bare:t}:ready", 100)]
+            ids = [m for m, _ in await client.zpopmin(ready, 100)]
             if not ids:
                 return done
             async with client.pipeline(transaction=False) as pipe:
                 for job in ids:
-                    pipe.xadd("{bare:t}:log", {"j": job, "v": 2, "t": "leased", "d": event})
-                    pipe.zadd("{bare:t}:leases", {job: time.time() + 300})
-                    pipe.hset("{bare:t}:jobs", job, event)
+                    pipe.xadd(log, {"j": job, "v": 2, "t": "leased", "d": event})
+                    pipe.zadd(leases, {job: time.time() + 300})
+                    pipe.hset(jobs, job, event)
                 await pipe.execute()
             async with client.pipeline(transaction=False) as pipe:
                 for job in ids:
-                    pipe.xadd("{bare:t}:log", {"j": job, "v": 3, "t": "completed", "d": event})
-                    pipe.zrem("{bare:t}:leases", job)
-                    pipe.hset("{bare:t}:jobs", job, event)
+                    pipe.xadd(log, {"j": job, "v": 3, "t": "completed", "d": event})
+                    pipe.zrem(leases, job)
+                    pipe.hset(jobs, job, event)
                 await pipe.execute()
             done += len(ids)
     finally:
         await client.aclose()
 
 
-async def run_dogqueue(url: str, n: int) -> int:
+async def run_dogqueue(url: str, n: int, queue: str = "bench") -> int:
     from dogqueue import Completion, QueueCtx
     from dogqueue.backend.redis import RedisBackend
     from dogqueue.core.message import JobMessage
 
-    ctx = QueueCtx("bench")
+    ctx = QueueCtx(queue)  # a tenant per process
     async with RedisBackend(url, prefix="bench") as backend:
 
         async def enqueue(_: int) -> None:
@@ -191,7 +194,7 @@ async def run_dogqueue(url: str, n: int) -> int:
         return done
 
 
-async def run_saq(url: str, n: int) -> int:
+async def run_saq(url: str, n: int, queue: str = "bench") -> int:
     from saq import Queue, Worker
 
     done = 0
@@ -203,31 +206,31 @@ async def run_saq(url: str, n: int) -> int:
         if done >= n:
             finished.set()
 
-    queue = Queue.from_url(url)
-    await queue.connect()
+    saq_queue = Queue.from_url(url, name=queue)
+    await saq_queue.connect()
 
     async def enqueue(_: int) -> None:
-        await queue.enqueue("noop")
+        await saq_queue.enqueue("noop")
 
     await _in_tasks(n, enqueue)
-    worker = Worker(queue, functions=[("noop", noop)], concurrency=16)
+    worker = Worker(saq_queue, functions=[("noop", noop)], concurrency=16)
     runner = asyncio.ensure_future(worker.start())
     await finished.wait()
     await worker.stop()
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
-    await queue.disconnect()
+    await saq_queue.disconnect()
     return done
 
 
-async def run_arq(url: str, n: int) -> int:
+async def run_arq(url: str, n: int, queue: str = "bench") -> int:
     # arq 0.28 passes redis-py options that redis-py 8 deprecates (it pins redis < 6).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return await _run_arq(url, n)
+        return await _run_arq(url, n, queue)
 
 
-async def _run_arq(url: str, n: int) -> int:
+async def _run_arq(url: str, n: int, queue: str) -> int:
     from arq import create_pool
     from arq.connections import RedisSettings
     from arq.worker import Worker, func
@@ -239,7 +242,7 @@ async def _run_arq(url: str, n: int) -> int:
         done += 1
 
     settings = RedisSettings.from_dsn(url)
-    pool = await create_pool(settings)
+    pool = await create_pool(settings, default_queue_name=queue)
 
     async def enqueue(_: int) -> None:
         await pool.enqueue_job("noop")
@@ -248,6 +251,7 @@ async def _run_arq(url: str, n: int) -> int:
     worker = Worker(
         functions=[func(noop, name="noop")],
         redis_settings=settings,
+        queue_name=queue,
         burst=True,
         max_jobs=16,
         poll_delay=0.01,
@@ -260,12 +264,15 @@ async def _run_arq(url: str, n: int) -> int:
     return done
 
 
-RUNNERS: dict[str, Callable[[str, int], Awaitable[int]]] = {
+RUNNERS: dict[str, Callable[[str, int, str], Awaitable[int]]] = {
     "bare": run_bare,
     "dogqueue": run_dogqueue,
     "saq": run_saq,
     "arq": run_arq,
+    "bullmq": run_bullmq,
+    "streaq": run_streaq,
 }
+PEERS = ("saq", "arq", "bullmq", "streaq")
 
 
 async def measure(name: str, url: str, n: int) -> Measurement:
@@ -295,7 +302,7 @@ async def measure(name: str, url: str, n: int) -> Measurement:
 def table(results: list[Measurement]) -> str:
     """The results as a text table, with ratios against the bare loop and the fastest peer."""
     by = {m.system: m for m in results}
-    peers = [m.per_s for m in results if m.system in ("saq", "arq")]
+    peers = [m.per_s for m in results if m.system in PEERS]
     head = ("system", "jobs/s", "vs bare", "vs best peer", "mem B/job", "AOF B/job")
     lines = ["{:10} {:>9} {:>8} {:>13} {:>10} {:>10}".format(*head)]
     for m in results:

@@ -1,6 +1,6 @@
 """A local 3-master Redis Cluster: tenants spread over every shard, each unit of work on
 its tenant's shard, cross-tenant reads walking them all; and the shipped conformance
-suite and the many-process test, run unchanged on the cluster."""
+suite, the many-process test and the cross-host cancel, run unchanged on the cluster."""
 
 from __future__ import annotations
 
@@ -68,16 +68,12 @@ def test_the_conformance_suite_passes_on_the_cluster(cluster: list[RedisServer])
             "pytest",
             "dogqueue/testing/conformance",
             "tests/integration/test_redis_processes.py",
+            "tests/integration/test_redis_cancel.py",
             "-k",
             "redis",
             "-q",
             "-p",
             "no:randomly",
-            # Open: a cluster client's connection is sometimes collected unclosed after a
-            # test (redis-py's ResourceWarning, raised at GC time in whichever test runs
-            # then). Failures of the suite itself still fail this run.
-            "-W",
-            "ignore::pytest.PytestUnraisableExceptionWarning",
         ],
         cwd=ROOT,
         env=env,

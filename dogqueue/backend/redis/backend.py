@@ -70,7 +70,7 @@ FULL_SEAL_INTERVAL = 2.0
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
 #: At most one "new work" message per this many seconds per process.
-NOTIFY_INTERVAL = 0.05
+NOTIFY_INTERVAL = 0.002
 
 
 class Conflict(Exception):
