@@ -1,7 +1,8 @@
 """dogqueue on Redis beside the Redis queues people use, in one run, one server.
 
 Systems, one after the other on the same redis-server (started here on a free loopback
-port with `appendonly yes`, `appendfsync everysec` unless --url names one), 1 process:
+port with `appendonly yes` and `appendfsync` as --fsync says, unless --url names one), in
+1 process or in --processes N (each on a queue, or dogqueue tenant, of its own):
 
 - **bare**: a plain redis-py loop, the physical reference: per job it writes what
   dogqueue writes (three events to a stream, the job's state, its ready and lease
@@ -10,13 +11,19 @@ port with `appendonly yes`, `appendfsync everysec` unless --url names one), 1 pr
   `dequeue_many(32)` and acknowledge each batch with one `settle_many`.
 - **saq**: its Worker (concurrency 16), jobs enqueued one call at a time from 16 tasks.
 - **arq**: its Worker (max_jobs 16, poll_delay 0.01), jobs enqueued likewise.
+- **bullmq** (BullMQ's Python port) and **streaq**: their Workers (concurrency 16), jobs
+  enqueued likewise (bench/redis_peers.py).
 
 Lifecycle jobs/s: N jobs enqueued, then all consumed (no-op jobs); server memory and
-AOF bytes per job are the `INFO` deltas over the run.
+AOF bytes per job are the `INFO` deltas over the run (every job kept, as each system
+keeps it by default). --latency RATE adds dogqueue's enqueue->start p50/p99 at that rate
+(bench/redis_latency.py); --loss measures how much acknowledged work `everysec` loses
+when the server is SIGKILLed (bench/redis_loss.py).
 
     pip install -e '.[bench]'
     python bench/compare_redis.py                  # 10,000 jobs
     python bench/compare_redis.py --jobs 500 --only bare,dogqueue
+    python bench/compare_redis.py --fsync always --processes 4 --latency 200
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.redis_peers import run_bullmq, run_streaq  # noqa: E402 (after the path)
+from bench.redis_latency import measure_latency  # noqa: E402 (after the path)
+from bench.redis_loss import measure_loss  # noqa: E402
+from bench.redis_peers import run_bullmq, run_streaq  # noqa: E402
 
 SYSTEMS = ("bare", "dogqueue", "saq", "arq", "bullmq", "streaq")
 TASKS = 16
@@ -275,7 +284,44 @@ RUNNERS: dict[str, Callable[[str, int, str], Awaitable[int]]] = {
 PEERS = ("saq", "arq", "bullmq", "streaq")
 
 
-async def measure(name: str, url: str, n: int) -> Measurement:
+async def in_processes(name: str, url: str, n: int, processes: int) -> int:
+    """Run `name` in `processes` processes, each on a queue (or tenant) of its own with
+    n / processes jobs, started together once every process has imported its code."""
+    children = [
+        subprocess.Popen(  # noqa: ASYNC220 (started before the timed part)
+            [*child_command(name, url, n // processes), "--queue", f"p{i}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for i in range(processes)
+    ]
+    loop = asyncio.get_running_loop()
+    for child in children:
+        assert child.stdout is not None
+        assert (await loop.run_in_executor(None, child.stdout.readline)).strip() == "ready"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    outputs = [await loop.run_in_executor(None, child.communicate) for child in children]
+    return sum(int(out) for out, _ in outputs)
+
+
+def child_command(name: str, url: str, n: int) -> list[str]:
+    """The command of one process of `in_processes` (its queue still to add)."""
+    return [sys.executable, __file__, "--child", name, "--url", url, "--jobs", str(n)]
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """One process of `in_processes`: ready, then run on "go", then print the count."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(asyncio.run(RUNNERS[args.child](args.url, args.jobs, args.queue)), flush=True)
+
+
+async def measure(name: str, url: str, n: int, processes: int = 1) -> Measurement:
     """Run one system's lifecycle of `n` jobs on an emptied server."""
     client: Any = redis.Redis.from_url(url)
     try:
@@ -284,7 +330,10 @@ async def measure(name: str, url: str, n: int) -> Measurement:
         await asyncio.sleep(0.5)
         before = await client.info()
         started = time.perf_counter()
-        completed = await RUNNERS[name](url, n)
+        if processes == 1:
+            completed = await RUNNERS[name](url, n, "bench")
+        else:
+            completed = await in_processes(name, url, n, processes)
         seconds = time.perf_counter() - started
         after = await client.info()
     finally:
@@ -326,7 +375,22 @@ async def main_async(args: argparse.Namespace) -> list[Measurement]:
             if reason is not None:
                 print(f"{name}: skipped ({reason})", file=sys.stderr)
                 continue
-            results.append(await measure(name, url, args.jobs))
+            results.append(await measure(name, url, args.jobs, args.processes))
+        if args.loss:
+            acked, lost, window = await measure_loss(args.fsync)
+            print(
+                f"appendfsync {args.fsync}, server SIGKILLed mid-run: {lost:,} of {acked:,}"
+                f" acknowledged enqueues lost (window {window * 1e3:.0f} ms)"
+            )
+        if args.latency:
+            p50, p99 = await asyncio.to_thread(
+                measure_latency, url, args.latency_jobs, args.latency
+            )
+            print(
+                f"dogqueue enqueue->start at {args.latency:g} jobs/s ({args.latency_jobs:,} jobs,"
+                f" worker and producer in two processes): p50 {p50 * 1e3:.1f} ms,"
+                f" p99 {p99 * 1e3:.1f} ms"
+            )
         return results
     finally:
         if server is not None:
@@ -339,9 +403,21 @@ def main(argv: list[str] | None = None) -> list[Measurement]:
     parser.add_argument("--only", default=",".join(SYSTEMS))
     parser.add_argument("--fsync", default="everysec", choices=("everysec", "always", "no"))
     parser.add_argument("--url", default=None, help="a server to use instead of starting one")
+    parser.add_argument("--processes", type=int, default=1, help="each on a queue of its own")
+    parser.add_argument("--latency", type=float, default=0, help="also: enqueue->start at RATE/s")
+    parser.add_argument("--latency-jobs", type=int, default=2_000)
+    parser.add_argument("--loss", action="store_true", help="also: what a SIGKILL loses")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--queue", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        run_child(args)
+        return []
     results = asyncio.run(main_async(args))
-    print(f"{args.jobs:,} no-op jobs, 1 process, {TASKS} tasks, appendfsync {args.fsync}")
+    print(
+        f"{args.jobs:,} no-op jobs, {args.processes} process(es), {TASKS} tasks each,"
+        f" appendfsync {args.fsync}"
+    )
     print(table(results))
     return results
 
