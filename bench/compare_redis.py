@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,7 +273,7 @@ async def _run_arq(url: str, n: int, queue: str) -> int:
     return done
 
 
-RUNNERS: dict[str, Callable[[str, int, str], Awaitable[int]]] = {
+RUNNERS: dict[str, Callable[[str, int, str], Coroutine[Any, Any, int]]] = {
     "bare": run_bare,
     "dogqueue": run_dogqueue,
     "saq": run_saq,

@@ -55,7 +55,7 @@ async def run_streaq(url: str, n: int, queue: str = "bench") -> int:
     finished = asyncio.Event()
     worker: Any = Worker(redis_url=url, queue_name=queue, concurrency=TASKS, handle_signals=False)
 
-    @worker.task
+    @worker.task  # type: ignore[untyped-decorator]
     async def noop() -> None:
         nonlocal done
         done += 1

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from dogqueue import QueueCtx, rebuild
+from dogqueue import JobStatus, QueueCtx, rebuild
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.redis import RedisBackend
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import QueueError, StorageError
-from dogqueue.core.job import JobStatus
 from dogqueue.core.message import JobMessage
 from tests.integration.redis_server import RedisServer, start_cluster
 
@@ -132,7 +131,7 @@ async def check_each_job_completed_once(backend: RedisBackend) -> None:
 
 
 async def admin(port: int, *command: Any) -> Any:
-    client = aredis.Redis(port=port)
+    client: Any = aredis.Redis(port=port)
     try:
         return await client.execute_command(*command)
     finally:
