@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,9 @@ if str(ROOT) not in sys.path:
 
 from bench.redis_latency import measure_latency  # noqa: E402 (after the path)
 from bench.redis_loss import measure_loss  # noqa: E402
-from bench.redis_peers import run_bullmq, run_streaq  # noqa: E402
+from bench.redis_peers import TASKS, in_tasks, run_bullmq, run_streaq  # noqa: E402
 
 SYSTEMS = ("bare", "dogqueue", "saq", "arq", "bullmq", "streaq")
-TASKS = 16
 PAYLOAD = b'{"n": 1}'
 
 
@@ -131,17 +130,6 @@ class Server:
             self.process.wait(timeout=30)
 
 
-async def _in_tasks(n: int, one: Callable[[int], Awaitable[None]]) -> None:
-    """Run `one(i)` for i in range(n) from TASKS tasks."""
-    counter = iter(range(n))
-
-    async def task() -> None:
-        for i in counter:
-            await one(i)
-
-    await asyncio.gather(*(task() for _ in range(TASKS)))
-
-
 async def run_bare(url: str, n: int, queue: str = "bench") -> int:
     client: Any = redis.Redis.from_url(url)
     event = b"x" * 160
@@ -187,7 +175,7 @@ async def run_dogqueue(url: str, n: int, queue: str = "bench") -> int:
         async def enqueue(_: int) -> None:
             await backend.enqueue(ctx, JobMessage(job_type="noop", payload_bytes=PAYLOAD))
 
-        await _in_tasks(n, enqueue)
+        await in_tasks(n, enqueue)
         done = 0
 
         async def consume() -> None:
@@ -221,7 +209,7 @@ async def run_saq(url: str, n: int, queue: str = "bench") -> int:
     async def enqueue(_: int) -> None:
         await saq_queue.enqueue("noop")
 
-    await _in_tasks(n, enqueue)
+    await in_tasks(n, enqueue)
     worker = Worker(saq_queue, functions=[("noop", noop)], concurrency=16)
     runner = asyncio.ensure_future(worker.start())
     await finished.wait()
@@ -256,7 +244,7 @@ async def _run_arq(url: str, n: int, queue: str) -> int:
     async def enqueue(_: int) -> None:
         await pool.enqueue_job("noop")
 
-    await _in_tasks(n, enqueue)
+    await in_tasks(n, enqueue)
     worker = Worker(
         functions=[func(noop, name="noop")],
         redis_settings=settings,

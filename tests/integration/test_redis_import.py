@@ -5,9 +5,6 @@ the same chain heads and the same fold as its source; a non-empty target refused
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,23 +18,12 @@ from dogqueue.cli.demo_pipeline import run_demo
 from dogqueue.core.errors import StorageError
 from dogqueue.core.projection import rebuild
 from dogqueue.transfer import import_log
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.audit.cli_run import dogqueue
 
 
 def redis_url(prefix: str) -> str:
     cluster = "&cluster=yes" if default_cluster() else ""
     return f"{default_url()}?prefix={prefix}&durability=none{cluster}"
-
-
-def dogqueue(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dogqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
 
 async def heads_and_fold(db: str | Path) -> tuple[dict[str, tuple[int, bytes]], object]:

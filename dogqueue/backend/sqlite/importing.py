@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from dogqueue.backend.kit.ordering import in_log_order
 from dogqueue.backend.sqlite.backend import SqliteBackend
 from dogqueue.backend.sqlite.chain import save_heads, stored_heads
 from dogqueue.backend.sqlite.connection import translate
@@ -49,11 +50,7 @@ def _insert(
         raise StorageError(f"the SQLite log {name!r} is not empty")
     heads = stored_heads(conn, audit_key)
     rows = []
-    last = 0
-    for event in events:
-        if event.seq <= last:
-            raise StorageError(f"events out of log order at seq {event.seq}")
-        last = event.seq
+    for event in in_log_order(events):
         data = encode_event(event)
         digest, tpos = heads.link(event.tenant_id, event.seq, data)
         rows.append(
