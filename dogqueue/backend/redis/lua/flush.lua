@@ -2,7 +2,8 @@
 -- all or nothing: first every guard is checked (each job the batch wrote still has the
 -- version and the number of dependents the batch read, each new job and idempotency key
 -- is still free); on any failure nothing is written and the conflict is returned.
--- KEYS[1]: the tenant's log. ARGV[1]: tag; ARGV[2]: one msgpack array (one argument
+-- KEYS[1]: the tenant's log, then every other key it touches (a cluster runs it only where
+-- they all are, see workingset.declared_keys). ARGV[1]: tag; ARGV[2]: one msgpack array (one argument
 -- instead of hundreds; event data and job states, which this Lua's msgpack cannot
 -- read, follow as ARGV[3...] and the array holds their indexes) of counted lists:
 --   guards (job, version or 0 for a new job, dependents count or -1),
