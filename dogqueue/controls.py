@@ -1,0 +1,147 @@
+"""Pause and resume a tenant's queues and schedules, and run a schedule now, as events in
+the log (`dogqueue.core.controls` holds the rules), on any backend.
+
+A decision is one control event on the tenant's control stream, appended through the
+backend's ordinary unit of work, so it is chained, stored and audited like a job's
+events; the stream's `(tenant, stream, version)` is unique in storage as any job's is.
+Workers read each tenant's stream (one indexed read, its history) about once a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from dogqueue.backend.base import EngineBackend
+from dogqueue.core import validation as check
+from dogqueue.core.controls import (
+    ALL_TENANTS,
+    AnyControlCommand,
+    Controls,
+    PauseQueue,
+    PauseSchedule,
+    ResumeQueue,
+    ResumeSchedule,
+    RunSchedule,
+    decide_control,
+    fold_controls,
+)
+from dogqueue.core.cron import check_schedule_name
+from dogqueue.core.errors import InvalidInput, JobNotFound
+from dogqueue.core.events import CONTROL_STREAM, AnyControlEvent
+from dogqueue.core.message import QueueCtx
+from dogqueue.engine import Reads, Transaction, Unit
+
+#: The context of the decisions for every tenant at once (an administrator's).
+ALL_TENANTS_CTX = QueueCtx(ALL_TENANTS)
+
+__all__ = [
+    "ALL_TENANTS_CTX",
+    "Controls",
+    "pause_queue",
+    "pause_schedule",
+    "read_controls",
+    "resume_queue",
+    "resume_schedule",
+    "run_schedule_now",
+]
+
+
+def _tenant(backend: object, ctx: object) -> str:
+    if not isinstance(backend, EngineBackend):
+        raise InvalidInput("backend", "must be a dogqueue backend")
+    return check.check_ctx(ctx)
+
+
+def _actor(actor: object) -> str | None:
+    return None if actor is None else check.check_name("actor", actor)
+
+
+async def read_controls(backend: EngineBackend, ctx: QueueCtx) -> Controls:
+    """What the tenant's control stream says now: paused queues and schedules, run-now
+    requests. `ALL_TENANTS_CTX` reads the decisions for every tenant."""
+    tenant = _tenant(backend, ctx)
+    try:
+        events = await backend.history(QueueCtx(tenant), CONTROL_STREAM)
+    except JobNotFound:
+        return Controls()
+    return fold_controls(events)
+
+
+async def _control(
+    backend: EngineBackend, tenant: str, command: Callable[[datetime], AnyControlCommand]
+) -> bool:
+    """Decide `command` (made at the transaction's time) on the stream as read now and
+    append its event; return whether it changed anything."""
+    state = await read_controls(backend, QueueCtx(tenant))
+
+    def run(tx: Transaction, now: datetime) -> AnyControlEvent | None:
+        event = decide_control(state, command(now))
+        if event is not None:
+            tx.append(event)
+        return event
+
+    event = await backend.run_unit(Unit(Reads(tenant=tenant), run))
+    if event is not None:
+        backend.notify_change()  # a resumed queue may have jobs ready
+    return event is not None
+
+
+async def pause_queue(
+    backend: EngineBackend, ctx: QueueCtx, queue: str, *, actor: str | None = None
+) -> bool:
+    """Stop every worker leasing the tenant's jobs in `queue` (within 2 s; running jobs
+    finish); `ALL_TENANTS_CTX` pauses it for every tenant. Return False if it was
+    paused already (nothing is appended then)."""
+    tenant, name, who = _tenant(backend, ctx), check.check_name("queue", queue), _actor(actor)
+    return await _control(
+        backend, tenant, lambda at: PauseQueue(tenant_id=tenant, at=at, actor=who, queue=name)
+    )
+
+
+async def resume_queue(
+    backend: EngineBackend, ctx: QueueCtx, queue: str, *, actor: str | None = None
+) -> bool:
+    """Let workers lease from the paused `queue` again (within 2 s). Return False if it
+    was not paused (nothing is appended then)."""
+    tenant, name, who = _tenant(backend, ctx), check.check_name("queue", queue), _actor(actor)
+    return await _control(
+        backend, tenant, lambda at: ResumeQueue(tenant_id=tenant, at=at, actor=who, queue=name)
+    )
+
+
+async def pause_schedule(
+    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+) -> bool:
+    """Stop workers enqueueing the tenant's schedule's ticks. Return False if it was
+    paused already."""
+    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    return await _control(
+        backend,
+        tenant,
+        lambda at: PauseSchedule(tenant_id=tenant, at=at, actor=who, schedule=name),
+    )
+
+
+async def resume_schedule(
+    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+) -> bool:
+    """Let workers enqueue the schedule's ticks again (missed ticks follow its catch-up
+    policy). Return False if it was not paused."""
+    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    return await _control(
+        backend,
+        tenant,
+        lambda at: ResumeSchedule(tenant_id=tenant, at=at, actor=who, schedule=name),
+    )
+
+
+async def run_schedule_now(
+    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+) -> bool:
+    """Ask for one run of the schedule's job now: the next worker serving the schedule
+    enqueues it, exactly once per request (even while the schedule is paused)."""
+    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    return await _control(
+        backend, tenant, lambda at: RunSchedule(tenant_id=tenant, at=at, actor=who, schedule=name)
+    )

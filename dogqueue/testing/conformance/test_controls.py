@@ -1,0 +1,153 @@
+"""Operator controls (pause and resume a queue or a schedule, run a schedule now) are
+events in the log on every backend: stored on the tenant's control stream through the
+ordinary append path, chained and verified, version-guarded, read back by one read, and
+skipped by every fold of job state (projection, rebuild, replay, verify, time travel,
+metrics)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from dogqueue import FakeClock, QueueCtx, rebuild
+from dogqueue.audit.api import jobs_at, tenant_as_of
+from dogqueue.audit.replay import replay
+from dogqueue.audit.timetravel import AsOf
+from dogqueue.audit.verify import verify_log
+from dogqueue.backend.base import EngineBackend
+from dogqueue.controls import (
+    ALL_TENANTS_CTX,
+    pause_queue,
+    pause_schedule,
+    read_controls,
+    resume_queue,
+    resume_schedule,
+    run_schedule_now,
+)
+from dogqueue.core.controls import pending_runs, run_now_key
+from dogqueue.core.errors import InvalidInput, QueueError
+from dogqueue.core.events import CONTROL_STREAM, QueuePaused
+from dogqueue.core.status import JobStatus
+from dogqueue.engine import Reads, Transaction, Unit
+from dogqueue.observability.reader import Observability
+
+from .helpers import log_size, message
+
+ACME, GLOBEX = QueueCtx("acme"), QueueCtx("globex")
+
+
+async def test_pause_and_resume_are_events_read_back_per_tenant(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    before = await log_size(backend)
+    assert await pause_queue(backend, ACME, "mail", actor="cli:alice")
+    assert not await pause_queue(backend, ACME, "mail")  # already paused: nothing appended
+    assert await log_size(backend) == before + 1
+    assert (await read_controls(backend, ACME)).paused_queues == {"mail"}
+    assert (await read_controls(backend, GLOBEX)).paused_queues == frozenset()
+
+    clock.advance(timedelta(seconds=3))
+    assert await resume_queue(backend, ACME, "mail")
+    assert not await resume_queue(backend, ACME, "mail")  # not paused: nothing appended
+    assert not await resume_queue(backend, GLOBEX, "mail")
+    controls = await read_controls(backend, ACME)
+    assert (controls.paused_queues, controls.version) == (frozenset(), 2)
+
+    events = (await backend.read_events())[before:]
+    assert [(e.type, e.tenant_id, e.job_id, e.version) for e in events] == [
+        ("queue_paused", "acme", CONTROL_STREAM, 1),
+        ("queue_resumed", "acme", CONTROL_STREAM, 2),
+    ]
+    paused = events[0]
+    assert isinstance(paused, QueuePaused) and paused.actor == "cli:alice"
+    assert events[1].at - paused.at == timedelta(seconds=3)
+
+
+async def test_all_tenant_pauses_live_on_their_own_stream(backend: EngineBackend) -> None:
+    assert await pause_queue(backend, ALL_TENANTS_CTX, "reports")
+    assert (await read_controls(backend, ALL_TENANTS_CTX)).paused_queues == {"reports"}
+    assert (await read_controls(backend, ACME)).paused_queues == frozenset()
+
+
+async def test_schedule_controls_and_run_requests(backend: EngineBackend) -> None:
+    assert await pause_schedule(backend, ACME, "nightly")
+    assert not await pause_schedule(backend, ACME, "nightly")
+    assert await run_schedule_now(backend, ACME, "nightly")
+    assert await run_schedule_now(backend, ACME, "nightly")  # each request is one run
+    assert await resume_schedule(backend, ACME, "nightly")
+    assert not await resume_schedule(backend, ACME, "hourly")
+    controls = await read_controls(backend, ACME)
+    assert controls.paused_schedules == frozenset()
+    assert controls.run_requests == (("nightly", 2), ("nightly", 3))
+    assert pending_runs(controls, "nightly", None) == [2, 3]
+    assert pending_runs(controls, "nightly", run_now_key("nightly", 2)) == [3]
+    assert pending_runs(controls, "hourly", None) == []
+
+
+async def test_bad_input_is_refused_by_field_and_appends_nothing(
+    backend: EngineBackend,
+) -> None:
+    before = await log_size(backend)
+    cases = [
+        (pause_queue(backend, ACME, ""), "queue"),
+        (resume_queue(backend, ACME, 7), "queue"),  # type: ignore[arg-type]
+        (pause_queue(backend, "acme", "mail"), "ctx"),  # type: ignore[arg-type]
+        (pause_queue(backend, ACME, "mail", actor=""), "actor"),
+        (pause_schedule(backend, ACME, "a@b"), "name"),
+        (run_schedule_now(backend, ACME, ""), "name"),
+    ]
+    for call, field in cases:
+        with pytest.raises(InvalidInput) as refused:
+            await call
+        assert refused.value.field == field
+    assert await log_size(backend) == before
+
+
+async def test_a_stale_version_is_refused_by_storage(backend: EngineBackend) -> None:
+    await pause_queue(backend, ACME, "mail")
+    stale = QueuePaused(
+        tenant_id="acme", job_id=CONTROL_STREAM, version=1, at=backend.now(), queue="other"
+    )
+
+    def append_again(tx: Transaction, now: object) -> None:
+        tx.append(stale)
+
+    before = await log_size(backend)
+    with pytest.raises(QueueError):
+        await backend.run_unit(Unit(Reads(tenant="acme"), append_again))
+    assert await log_size(backend) == before
+    assert (await read_controls(backend, ACME)).paused_queues == {"mail"}
+
+
+async def test_every_fold_of_job_state_skips_control_events(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    first = await backend.enqueue(ACME, message(queue="mail"))
+    await pause_queue(backend, ACME, "mail")
+    lease = await backend.dequeue(ACME, ["mail"])
+    assert lease is not None and lease.job_id == first  # storage leases; workers filter
+    await backend.ack_complete(ACME, lease)
+    await pause_queue(backend, ALL_TENANTS_CTX, "mail")
+    await run_schedule_now(backend, GLOBEX, "nightly")
+    clock.advance(timedelta(seconds=1))
+    await backend.enqueue(GLOBEX, message())
+    await resume_queue(backend, ACME, "mail")
+
+    live = await backend.projected_jobs()
+    assert sorted(live) == sorted([("acme", first), *[k for k in live if k[0] == "globex"]])
+    assert len(live) == 2
+    assert live == rebuild(await backend.read_events())
+    assert await backend.rebuild_projections() == len(await backend.read_events())
+    assert await backend.projected_jobs() == live
+
+    log = backend.log_reader()
+    assert (await replay(log)).differing == ()
+    report = await verify_log(log, audit_key=getattr(backend, "audit_key", None))
+    assert report.ok, report.problems
+    assert [job.job_id for job in await jobs_at(log, "acme", AsOf())] == [first]
+    past = await tenant_as_of(log, ACME, AsOf(seq=3))  # enqueued, paused, leased
+    assert [job.status for job in past.values()] == [JobStatus.LEASED]
+    metrics = await Observability(backend).metrics(ACME)
+    assert metrics.get_job_count(status=JobStatus.COMPLETED) == 1
+    assert sum(metrics.get_job_count(status=s) for s in JobStatus) == 1
