@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypedDict
 
 import msgspec
 
@@ -94,16 +95,24 @@ class RunSchedule(ControlCommand, frozen=True):
 AnyControlCommand = PauseQueue | ResumeQueue | PauseSchedule | ResumeSchedule | RunSchedule
 
 
+class _Common(TypedDict):
+    tenant_id: str
+    job_id: str
+    version: int
+    at: datetime
+    actor: str | None
+
+
 def decide_control(state: Controls, command: AnyControlCommand) -> AnyControlEvent | None:
     """The event that carries out `command` on the stream in `state`, or None when it
     would change nothing."""
-    common = {
-        "tenant_id": command.tenant_id,
-        "job_id": CONTROL_STREAM,
-        "version": state.version + 1,
-        "at": command.at,
-        "actor": command.actor,
-    }
+    common = _Common(
+        tenant_id=command.tenant_id,
+        job_id=CONTROL_STREAM,
+        version=state.version + 1,
+        at=command.at,
+        actor=command.actor,
+    )
     match command:
         case PauseQueue(queue=queue):
             return None if queue in state.paused_queues else QueuePaused(queue=queue, **common)
