@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.core import validation as check
 from dogqueue.core.controls import (
     ALL_TENANTS,
@@ -57,10 +58,10 @@ def _actor(actor: object) -> str | None:
     return None if actor is None else check.check_name("actor", actor)
 
 
-async def read_controls(backend: EngineBackend, ctx: QueueCtx) -> Controls:
+async def read_controls(backend: Backend, ctx: QueueCtx) -> Controls:
     """What the tenant's control stream says now: paused queues and schedules, run-now
     requests. `ALL_TENANTS_CTX` reads the decisions for every tenant."""
-    tenant = _tenant(backend, ctx)
+    tenant = check.check_ctx(ctx)
     try:
         events = await backend.history(QueueCtx(tenant), CONTROL_STREAM)
     except JobNotFound:
