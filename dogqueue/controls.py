@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import msgspec
+
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.contract import Backend
 from dogqueue.core import validation as check
@@ -26,11 +28,15 @@ from dogqueue.core.controls import (
     RunSchedule,
     decide_control,
     fold_controls,
+    last_run_done,
+    run_now_key,
+    run_now_prefix,
 )
 from dogqueue.core.cron import check_schedule_name
 from dogqueue.core.errors import InvalidInput, JobNotFound
 from dogqueue.core.events import CONTROL_STREAM, AnyControlEvent
-from dogqueue.core.message import QueueCtx
+from dogqueue.core.message import JobMessage, QueueCtx
+from dogqueue.core.validation import PreparedEnqueue
 from dogqueue.engine import Reads, Transaction, Unit
 
 #: The context of the decisions for every tenant at once (an administrator's).
@@ -146,3 +152,30 @@ async def run_schedule_now(
     return await _control(
         backend, tenant, lambda at: RunSchedule(tenant_id=tenant, at=at, actor=who, schedule=name)
     )
+
+
+def run_now_unit(
+    backend: EngineBackend, tenant: str, schedule: str, message: JobMessage, versions: list[int]
+) -> Unit[list[str]]:
+    """A unit that enqueues `message` (the schedule's job) once for each run-now request
+    of `versions` that has no job yet (read in the same transaction); its result is the
+    new jobs' ids. Each job's idempotency key names its request, so the storage's unique
+    key settles a race between workers."""
+    prefix = run_now_prefix(schedule)
+    jobs = {
+        version: msgspec.structs.replace(
+            message, idempotency_key=run_now_key(schedule, version), run_at=None
+        )
+        for version in versions
+    }
+    every = backend.engine.enqueue_unit(PreparedEnqueue(tenant, tuple(jobs.values())))
+
+    def run(tx: Transaction, now: datetime) -> list[str]:
+        latest = tx.latest_key(tenant, prefix)
+        done = last_run_done(schedule, None if latest is None else latest[0])
+        pending = tuple(job for version, job in jobs.items() if version > done)
+        if not pending:
+            return []
+        return backend.engine.enqueue_unit(PreparedEnqueue(tenant, pending)).run(tx, now)
+
+    return Unit(every.reads | Reads(key_prefixes=((tenant, prefix),)), run)

@@ -17,9 +17,12 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from dogqueue.backend.base import EngineBackend
 from dogqueue.client.adapter import QueueAdapter
+from dogqueue.controls import ALL_TENANTS_CTX, read_controls, run_now_unit
 from dogqueue.core import cron as rules
 from dogqueue.core import validation as check
+from dogqueue.core.controls import requested_runs
 from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import QueueCtx
@@ -144,20 +147,76 @@ def _now(adapter: QueueAdapter[Any], now: datetime | None) -> datetime:
     return check.check_aware("now", moment).astimezone(UTC)
 
 
+async def paused_schedules(
+    adapter: QueueAdapter[Any], schedules: Sequence[Schedule]
+) -> set[tuple[str, str]]:
+    """The (tenant, name) of each of `schedules` that an operator paused (for its
+    tenant, or for every tenant): one read of each control stream."""
+    tenants = [ALL_TENANTS_CTX, *(QueueCtx(t) for t in dict.fromkeys(s.tenant for s in schedules))]
+    states = await asyncio.gather(*(read_controls(adapter.backend, ctx) for ctx in tenants))
+    everywhere = states[0].paused_schedules
+    by_tenant = {
+        ctx.tenant_id: state.paused_schedules for ctx, state in zip(tenants, states, strict=True)
+    }
+    return {
+        (s.tenant, s.name)
+        for s in schedules
+        if s.name in everywhere or s.name in by_tenant[s.tenant]
+    }
+
+
+async def enqueue_requested_runs(
+    adapter: QueueAdapter[Any],
+    schedules: Sequence[Schedule],
+    seen: dict[tuple[str, str], int] | None = None,
+) -> list[str]:
+    """Enqueue the job of each of `schedules` once for every run-now request (see
+    `dogqueue.controls.run_schedule_now`) that has no job yet, paused or not; return the
+    new jobs' ids. Exactly one job per request, however many processes call this.
+    `seen`, kept by a caller between calls, holds the newest request per (tenant, name)
+    already carried out, so that a call with no new request writes nothing."""
+    backend = adapter.backend
+    if not isinstance(backend, EngineBackend):
+        raise InvalidInput("adapter", "must use a dogqueue backend")
+    checked = check_schedules(schedules)
+    seen = {} if seen is None else seen
+    tenants = dict.fromkeys(s.tenant for s in checked)
+    states = await asyncio.gather(*(read_controls(backend, QueueCtx(t)) for t in tenants))
+    controls = dict(zip(tenants, states, strict=True))
+    ids: list[str] = []
+    for schedule in checked:
+        identity = (schedule.tenant, schedule.name)
+        versions = requested_runs(controls[schedule.tenant], schedule.name, seen.get(identity, 0))
+        if not versions:
+            continue
+        message = schedule.spec(adapter).message
+        unit = run_now_unit(backend, schedule.tenant, schedule.name, message, versions)
+        new_ids: list[str] = await backend.run_unit(unit)
+        ids.extend(new_ids)
+        seen[identity] = versions[-1]
+    if ids:
+        backend.notify_change()
+    return ids
+
+
 async def enqueue_due(
     adapter: QueueAdapter[Any], schedules: Sequence[Schedule], now: datetime | None = None
 ) -> list[str]:
     """Enqueue every tick of `schedules` that has come by `now` (default: the backend's
     clock) and has no job in the log yet, under each schedule's catch-up policy; return
-    the new jobs' ids. Exactly one job per (schedule, tick), however many processes or
-    hosts call this at once. Every schedule is checked before anything is enqueued;
-    each schedule's ticks are enqueued all or none."""
+    the new jobs' ids. A schedule an operator paused is skipped (its missed ticks follow
+    its catch-up policy once it is resumed). Exactly one job per (schedule, tick),
+    however many processes or hosts call this at once. Every schedule is checked
+    before anything is enqueued; each schedule's ticks are enqueued all or none."""
     if not isinstance(adapter, QueueAdapter):
         raise InvalidInput("adapter", "must be a QueueAdapter")
     checked = check_schedules(schedules)
     moment = _now(adapter, now)
     specs = [schedule.spec(adapter) for schedule in checked]
     backend = adapter.backend
+    paused = await paused_schedules(adapter, checked)
+    kept = [i for i, s in enumerate(checked) if (s.tenant, s.name) not in paused]
+    checked, specs = [checked[i] for i in kept], [specs[i] for i in kept]
     outcomes = await asyncio.gather(
         *(
             backend.enqueue_ticks(schedule.ctx, spec, moment)

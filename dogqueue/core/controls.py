@@ -171,11 +171,20 @@ def run_now_prefix(schedule: str) -> str:
     return f"{RUN_NOW_NAMESPACE}{schedule}{KEY_SEPARATOR}"
 
 
-def pending_runs(state: Controls, schedule: str, latest_key: str | None) -> list[int]:
-    """The versions of the schedule's run-now requests with no job yet, given the
-    greatest run-now key of the schedule's jobs (requests are carried out in order)."""
-    done = 0
+def requested_runs(state: Controls, schedule: str, after: int = 0) -> list[int]:
+    """The versions of the schedule's run-now requests after version `after`."""
+    return [version for name, version in state.run_requests if name == schedule and version > after]
+
+
+def last_run_done(schedule: str, latest_key: str | None) -> int:
+    """The version of the newest run-now request of `schedule` that has its job, given
+    the greatest run-now key of its jobs (requests are carried out in order); 0: none."""
     prefix = run_now_prefix(schedule)
-    if latest_key is not None and latest_key.startswith(prefix):
-        done = int(latest_key[len(prefix) :])
-    return [version for name, version in state.run_requests if name == schedule and version > done]
+    if latest_key is None or not latest_key.startswith(prefix):
+        return 0
+    return int(latest_key[len(prefix) :])
+
+
+def pending_runs(state: Controls, schedule: str, latest_key: str | None) -> list[int]:
+    """The versions of the schedule's run-now requests with no job yet."""
+    return requested_runs(state, schedule, last_run_done(schedule, latest_key))

@@ -6,11 +6,12 @@ metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
-from dogqueue import FakeClock, QueueCtx, rebuild
+from dogqueue import FakeClock, Job, QueueAdapter, QueueCtx, Schedule, enqueue_due, rebuild
 from dogqueue.audit.api import jobs_at, tenant_as_of
 from dogqueue.audit.replay import replay
 from dogqueue.audit.timetravel import AsOf
@@ -31,6 +32,7 @@ from dogqueue.core.events import CONTROL_STREAM, QueuePaused
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads, Transaction, Unit
 from dogqueue.observability.reader import Observability
+from dogqueue.schedules import enqueue_requested_runs
 
 from .helpers import log_size, message
 
@@ -151,3 +153,50 @@ async def test_every_fold_of_job_state_skips_control_events(
     metrics = await Observability(backend).metrics(ACME)
     assert metrics.get_job_count(status=JobStatus.COMPLETED) == 1
     assert sum(metrics.get_job_count(status=s) for s in JobStatus) == 1
+
+
+class Report(Job[None, None]):
+    JOB_TYPE = "report"
+
+    async def execute(self, ctx: None) -> None:
+        return None
+
+
+async def test_a_paused_schedule_enqueues_no_tick_until_resumed(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    adapter: QueueAdapter[None] = QueueAdapter(backend)
+    await adapter.register_job(Report)
+    hourly = Schedule("hourly", "0 * * * *", Report(), tenant=ACME)
+    other = Schedule("other", "0 * * * *", Report(), tenant=GLOBEX)
+    clock.set(clock().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    await pause_schedule(backend, ACME, "hourly")
+    await pause_schedule(backend, ALL_TENANTS_CTX, "other")
+    assert await enqueue_due(adapter, [hourly, other]) == []
+    assert await resume_schedule(backend, ACME, "hourly")
+    assert len(await enqueue_due(adapter, [hourly, other])) == 1
+    assert await backend.latest_tick(ACME, "hourly") is not None
+    assert await backend.latest_tick(GLOBEX, "other") is None
+
+
+async def test_each_run_request_makes_exactly_one_job(backend: EngineBackend) -> None:
+    adapter: QueueAdapter[None] = QueueAdapter(backend)
+    await adapter.register_job(Report)
+    nightly = Schedule("nightly", "0 3 * * *", Report(), tenant=ACME, queue="reports")
+    await pause_schedule(backend, ACME, "nightly")  # a paused schedule still runs on request
+    await run_schedule_now(backend, ACME, "nightly")
+    await run_schedule_now(backend, ACME, "nightly")
+    racing = await asyncio.gather(*(enqueue_requested_runs(adapter, [nightly]) for _ in range(5)))
+    ids = [job_id for found in racing for job_id in found]
+    assert len(ids) == len(set(ids)) == 2
+    seen: dict[tuple[str, str], int] = {}
+    assert await enqueue_requested_runs(adapter, [nightly], seen) == []
+    assert seen == {("acme", "nightly"): 3}
+    await run_schedule_now(backend, ACME, "nightly")
+    before = await log_size(backend)
+    (third,) = await enqueue_requested_runs(adapter, [nightly], seen)
+    assert await log_size(backend) == before + 1
+    job = await backend.get_job(ACME, third)
+    assert (job.message.queue, job.message.job_type) == ("reports", "report")
+    assert job.message.idempotency_key == run_now_key("nightly", 4)
+    assert await backend.latest_tick(ACME, "nightly") is None  # not a tick
