@@ -54,10 +54,10 @@ __all__ = [
 ]
 
 
-def _tenant(backend: object, ctx: object) -> str:
+def _engine(backend: object) -> EngineBackend:
     if not isinstance(backend, EngineBackend):
-        raise InvalidInput("backend", "must be a dogqueue backend")
-    return check.check_ctx(ctx)
+        raise InvalidInput("backend", "must be one of dogqueue's backends")
+    return backend
 
 
 def _actor(actor: object) -> str | None:
@@ -76,10 +76,11 @@ async def read_controls(backend: Backend, ctx: QueueCtx) -> Controls:
 
 
 async def _control(
-    backend: EngineBackend, tenant: str, command: Callable[[datetime], AnyControlCommand]
+    storage: Backend, tenant: str, command: Callable[[datetime], AnyControlCommand]
 ) -> bool:
     """Decide `command` (made at the transaction's time) on the stream as read now and
     append its event; return whether it changed anything."""
+    backend = _engine(storage)
     state = await read_controls(backend, QueueCtx(tenant))
 
     def run(tx: Transaction, now: datetime) -> AnyControlEvent | None:
@@ -95,34 +96,34 @@ async def _control(
 
 
 async def pause_queue(
-    backend: EngineBackend, ctx: QueueCtx, queue: str, *, actor: str | None = None
+    backend: Backend, ctx: QueueCtx, queue: str, *, actor: str | None = None
 ) -> bool:
     """Stop every worker leasing the tenant's jobs in `queue` (within 2 s; running jobs
     finish); `ALL_TENANTS_CTX` pauses it for every tenant. Return False if it was
     paused already (nothing is appended then)."""
-    tenant, name, who = _tenant(backend, ctx), check.check_name("queue", queue), _actor(actor)
+    tenant, name, who = check.check_ctx(ctx), check.check_name("queue", queue), _actor(actor)
     return await _control(
         backend, tenant, lambda at: PauseQueue(tenant_id=tenant, at=at, actor=who, queue=name)
     )
 
 
 async def resume_queue(
-    backend: EngineBackend, ctx: QueueCtx, queue: str, *, actor: str | None = None
+    backend: Backend, ctx: QueueCtx, queue: str, *, actor: str | None = None
 ) -> bool:
     """Let workers lease from the paused `queue` again (within 2 s). Return False if it
     was not paused (nothing is appended then)."""
-    tenant, name, who = _tenant(backend, ctx), check.check_name("queue", queue), _actor(actor)
+    tenant, name, who = check.check_ctx(ctx), check.check_name("queue", queue), _actor(actor)
     return await _control(
         backend, tenant, lambda at: ResumeQueue(tenant_id=tenant, at=at, actor=who, queue=name)
     )
 
 
 async def pause_schedule(
-    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+    backend: Backend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
 ) -> bool:
     """Stop workers enqueueing the tenant's schedule's ticks. Return False if it was
     paused already."""
-    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
     return await _control(
         backend,
         tenant,
@@ -131,11 +132,11 @@ async def pause_schedule(
 
 
 async def resume_schedule(
-    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+    backend: Backend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
 ) -> bool:
     """Let workers enqueue the schedule's ticks again (missed ticks follow its catch-up
     policy). Return False if it was not paused."""
-    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
     return await _control(
         backend,
         tenant,
@@ -144,11 +145,11 @@ async def resume_schedule(
 
 
 async def run_schedule_now(
-    backend: EngineBackend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
+    backend: Backend, ctx: QueueCtx, schedule: str, *, actor: str | None = None
 ) -> bool:
     """Ask for one run of the schedule's job now: the next worker serving the schedule
     enqueues it, exactly once per request (even while the schedule is paused)."""
-    tenant, name, who = _tenant(backend, ctx), check_schedule_name(schedule), _actor(actor)
+    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
     return await _control(
         backend, tenant, lambda at: RunSchedule(tenant_id=tenant, at=at, actor=who, schedule=name)
     )
