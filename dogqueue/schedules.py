@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.controls import ALL_TENANTS_CTX, read_controls, run_now_unit
 from dogqueue.core import cron as rules
@@ -147,13 +148,11 @@ def _now(adapter: QueueAdapter[Any], now: datetime | None) -> datetime:
     return check.check_aware("now", moment).astimezone(UTC)
 
 
-async def paused_schedules(
-    adapter: QueueAdapter[Any], schedules: Sequence[Schedule]
-) -> set[tuple[str, str]]:
+async def paused_schedules(backend: Backend, schedules: Sequence[Schedule]) -> set[tuple[str, str]]:
     """The (tenant, name) of each of `schedules` that an operator paused (for its
     tenant, or for every tenant): one read of each control stream."""
     tenants = [ALL_TENANTS_CTX, *(QueueCtx(t) for t in dict.fromkeys(s.tenant for s in schedules))]
-    states = await asyncio.gather(*(read_controls(adapter.backend, ctx) for ctx in tenants))
+    states = await asyncio.gather(*(read_controls(backend, ctx) for ctx in tenants))
     everywhere = states[0].paused_schedules
     by_tenant = {
         ctx.tenant_id: state.paused_schedules for ctx, state in zip(tenants, states, strict=True)
@@ -214,7 +213,7 @@ async def enqueue_due(
     moment = _now(adapter, now)
     specs = [schedule.spec(adapter) for schedule in checked]
     backend = adapter.backend
-    paused = await paused_schedules(adapter, checked)
+    paused = await paused_schedules(backend, checked)
     kept = [i for i, s in enumerate(checked) if (s.tenant, s.name) not in paused]
     checked, specs = [checked[i] for i in kept], [specs[i] for i in kept]
     outcomes = await asyncio.gather(

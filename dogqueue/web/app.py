@@ -30,7 +30,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import one_line, visible
-from dogqueue.schedules import Schedule
+from dogqueue.schedules import Schedule, paused_schedules
 from dogqueue.web.activity import RecentActivity
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
 from dogqueue.web.inputs import (
@@ -448,6 +448,7 @@ class Dashboard:
         principal: Principal = request.scope["dogqueue.principal"]
         now = self.now()
         rows = []
+        paused = await paused_schedules(self.backend, self.schedules)
         for schedule in self.schedules:
             if not principal.may_see(schedule.tenant):
                 continue
@@ -463,9 +464,13 @@ class Dashboard:
                     "last_job_id": None if latest is None else latest[1],
                     "last_job": last_job,
                     "next_tick": schedule.next_tick(now),
+                    "paused": (schedule.tenant, schedule.name) in paused,
                 }
             )
-        return self.render(request, "schedules.html", rows=rows, defined=bool(self.schedules))
+        done = request.query_params.get("done")
+        return self.render(
+            request, "schedules.html", rows=rows, defined=bool(self.schedules), done=done
+        )
 
     async def workers_page(self, request: Request) -> Response:
         now = self.now()

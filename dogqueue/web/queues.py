@@ -19,6 +19,7 @@ from starlette.routing import Route
 from dogqueue import controls
 from dogqueue.backend.contract import Backend
 from dogqueue.core import validation as check
+from dogqueue.core.cron import check_schedule_name
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
@@ -30,6 +31,14 @@ from dogqueue.web.inputs import path_segment
 if TYPE_CHECKING:
     from dogqueue.web.app import Dashboard
 
+#: Where a schedule's buttons post (pause, resume, run-now).
+SCHEDULE_ACTION = "/tenants/{tenant}/schedules/{name}/{action:str}"
+#: What each schedule button does, and how the page says it did it.
+SCHEDULE_CALLS = {
+    "pause": (controls.pause_schedule, "paused"),
+    "resume": (controls.resume_schedule, "resumed"),
+    "run-now": (controls.run_schedule_now, "asked a worker to run"),
+}
 #: Throughput is completions per minute over this window (finished_at in the projection).
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 
@@ -111,6 +120,7 @@ class QueuePages:
             Route("/queues", guarded(self.page)),
             Route(act, guarded(self.act), methods=["POST"]),
             Route("/queues/all-tenants/{action:str}", guarded(self.act_all), methods=["POST"]),
+            Route(SCHEDULE_ACTION, guarded(self.act_schedule), methods=["POST"]),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -173,3 +183,20 @@ class QueuePages:
         done = f"{verb} {queue} {whose}" if changed else f"{queue} {whose}: nothing changed"
         base = request.scope.get("root_path", "")
         return RedirectResponse(f"{base}/queues?done={quote(done)}", status_code=303)
+
+    async def act_schedule(self, request: Request) -> Response:
+        """Pause, resume or run now one of the tenant's schedules."""
+        tenant = self.dashboard._tenant(request)
+        try:
+            name = check_schedule_name(path_segment(request, "name"))
+        except InvalidInput as error:
+            return self.dashboard._bad_request(request, "Bad schedule", error)
+        found = SCHEDULE_CALLS.get(request.path_params["action"])
+        if found is None:
+            return self.dashboard.not_found(request)
+        call, verb = found
+        actor = request.scope["dogqueue.principal"].actor
+        changed = await call(self.dashboard.backend, QueueCtx(tenant), name, actor=actor)
+        done = f"{verb} {name} of {tenant}" if changed else f"{name} of {tenant}: nothing changed"
+        base = request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/schedules?done={quote(done)}", status_code=303)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dogqueue import FakeClock
+from dogqueue import FakeClock, Job, Schedule
 from dogqueue.audit.api import job_stats
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.sqlite import SqliteBackend
@@ -144,3 +144,39 @@ async def test_a_paused_queue_without_jobs_is_listed(
         page = (await http.get("/queues")).text
     assert cell(row(page, "globex", "reports"), "state") == "paused"
     assert 'data-tenant="acme"' not in page
+
+
+async def test_schedule_buttons_pause_resume_and_run_now(
+    queue: tuple[EngineBackend, FakeClock, Workload],
+) -> None:
+    backend, _, _ = queue
+
+    class Nightly(Job[None, None]):
+        JOB_TYPE = "nightly"
+
+        async def execute(self) -> None:
+            return None
+
+    schedules = [
+        Schedule("nightly", "30 2 * * *", Nightly(), tenant="acme"),
+        Schedule("hourly", "@hourly", Nightly(), tenant="globex"),
+    ]
+    app = create_app(backend, TokenStore.parse(TOKENS_TEXT), schedules=schedules)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        csrf = await login(http, ACME_TOKEN)
+        paused = await http.post("/tenants/acme/schedules/nightly/pause", data={"csrf": csrf})
+        assert paused.status_code == 303
+        page = (await http.get(paused.headers["location"])).text
+        assert "paused nightly of acme" in page
+        assert cell(page.split('data-schedule="nightly"')[1], "state") == "paused"
+        ran = await http.post("/tenants/acme/schedules/nightly/run-now", data={"csrf": csrf})
+        assert "asked a worker to run nightly" in (await http.get(ran.headers["location"])).text
+        other = await http.post("/tenants/globex/schedules/hourly/pause", data={"csrf": csrf})
+        assert other.status_code == 404
+        bad = await http.post("/tenants/acme/schedules/a@b/pause", data={"csrf": csrf})
+        assert bad.status_code == 400
+    controls = await read_controls(backend, ACME)
+    assert controls.paused_schedules == {"nightly"}
+    assert controls.run_requests == (("nightly", 2),)
+    assert (await read_controls(backend, QueueCtx("globex"))).paused_schedules == frozenset()
