@@ -95,16 +95,39 @@ async def _control(
     return event is not None
 
 
+async def _on_queue(
+    backend: Backend,
+    ctx: QueueCtx,
+    queue: str,
+    actor: str | None,
+    kind: type[PauseQueue] | type[ResumeQueue],
+) -> bool:
+    tenant, name, who = check.check_ctx(ctx), check.check_name("queue", queue), _actor(actor)
+    return await _control(
+        backend, tenant, lambda at: kind(tenant_id=tenant, at=at, actor=who, queue=name)
+    )
+
+
+async def _on_schedule(
+    backend: Backend,
+    ctx: QueueCtx,
+    schedule: str,
+    actor: str | None,
+    kind: type[PauseSchedule] | type[ResumeSchedule] | type[RunSchedule],
+) -> bool:
+    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
+    return await _control(
+        backend, tenant, lambda at: kind(tenant_id=tenant, at=at, actor=who, schedule=name)
+    )
+
+
 async def pause_queue(
     backend: Backend, ctx: QueueCtx, queue: str, *, actor: str | None = None
 ) -> bool:
     """Stop every worker leasing the tenant's jobs in `queue` (within 2 s; running jobs
     finish); `ALL_TENANTS_CTX` pauses it for every tenant. Return False if it was
     paused already (nothing is appended then)."""
-    tenant, name, who = check.check_ctx(ctx), check.check_name("queue", queue), _actor(actor)
-    return await _control(
-        backend, tenant, lambda at: PauseQueue(tenant_id=tenant, at=at, actor=who, queue=name)
-    )
+    return await _on_queue(backend, ctx, queue, actor, PauseQueue)
 
 
 async def resume_queue(
@@ -112,10 +135,7 @@ async def resume_queue(
 ) -> bool:
     """Let workers lease from the paused `queue` again (within 2 s). Return False if it
     was not paused (nothing is appended then)."""
-    tenant, name, who = check.check_ctx(ctx), check.check_name("queue", queue), _actor(actor)
-    return await _control(
-        backend, tenant, lambda at: ResumeQueue(tenant_id=tenant, at=at, actor=who, queue=name)
-    )
+    return await _on_queue(backend, ctx, queue, actor, ResumeQueue)
 
 
 async def pause_schedule(
@@ -123,12 +143,7 @@ async def pause_schedule(
 ) -> bool:
     """Stop workers enqueueing the tenant's schedule's ticks. Return False if it was
     paused already."""
-    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
-    return await _control(
-        backend,
-        tenant,
-        lambda at: PauseSchedule(tenant_id=tenant, at=at, actor=who, schedule=name),
-    )
+    return await _on_schedule(backend, ctx, schedule, actor, PauseSchedule)
 
 
 async def resume_schedule(
@@ -136,12 +151,7 @@ async def resume_schedule(
 ) -> bool:
     """Let workers enqueue the schedule's ticks again (missed ticks follow its catch-up
     policy). Return False if it was not paused."""
-    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
-    return await _control(
-        backend,
-        tenant,
-        lambda at: ResumeSchedule(tenant_id=tenant, at=at, actor=who, schedule=name),
-    )
+    return await _on_schedule(backend, ctx, schedule, actor, ResumeSchedule)
 
 
 async def run_schedule_now(
@@ -149,10 +159,7 @@ async def run_schedule_now(
 ) -> bool:
     """Ask for one run of the schedule's job now: the next worker serving the schedule
     enqueues it, exactly once per request (even while the schedule is paused)."""
-    tenant, name, who = check.check_ctx(ctx), check_schedule_name(schedule), _actor(actor)
-    return await _control(
-        backend, tenant, lambda at: RunSchedule(tenant_id=tenant, at=at, actor=who, schedule=name)
-    )
+    return await _on_schedule(backend, ctx, schedule, actor, RunSchedule)
 
 
 def run_now_unit(

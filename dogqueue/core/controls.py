@@ -62,34 +62,36 @@ class ControlCommand(msgspec.Struct, frozen=True, kw_only=True):
     actor: str | None = None
 
 
-class PauseQueue(ControlCommand, frozen=True):
+class QueueCommand(ControlCommand, frozen=True):
+    """A decision about `queue`."""
+
+    queue: str
+
+
+class ScheduleCommand(ControlCommand, frozen=True):
+    """A decision about the schedule named `schedule`."""
+
+    schedule: str
+
+
+class PauseQueue(QueueCommand, frozen=True):
     """Stop workers leasing from `queue`."""
 
-    queue: str
 
-
-class ResumeQueue(ControlCommand, frozen=True):
+class ResumeQueue(QueueCommand, frozen=True):
     """Let workers lease from `queue` again."""
 
-    queue: str
 
-
-class PauseSchedule(ControlCommand, frozen=True):
+class PauseSchedule(ScheduleCommand, frozen=True):
     """Stop workers enqueueing the schedule's ticks."""
 
-    schedule: str
 
-
-class ResumeSchedule(ControlCommand, frozen=True):
+class ResumeSchedule(ScheduleCommand, frozen=True):
     """Let workers enqueue the schedule's ticks again."""
 
-    schedule: str
 
-
-class RunSchedule(ControlCommand, frozen=True):
+class RunSchedule(ScheduleCommand, frozen=True):
     """Run the schedule's job once now."""
-
-    schedule: str
 
 
 AnyControlCommand = PauseQueue | ResumeQueue | PauseSchedule | ResumeSchedule | RunSchedule

@@ -145,45 +145,49 @@ class ControlEvent(Event, frozen=True):
     names who decided it (e.g. "cli:alice", "web:admin"), when the caller said so."""
 
 
-class QueuePaused(ControlEvent, frozen=True, tag="queue_paused"):
+class QueueControl(ControlEvent, frozen=True):
+    """A decision about the tenant's `queue`."""
+
+    queue: str
+    actor: str | None = None
+
+
+class ScheduleControl(ControlEvent, frozen=True):
+    """A decision about the tenant's schedule named `schedule`."""
+
+    schedule: str
+    actor: str | None = None
+
+
+class QueuePaused(QueueControl, frozen=True, tag="queue_paused"):
     """Workers stop leasing the tenant's jobs in `queue` (running jobs finish)."""
 
     TYPE: ClassVar[str] = "queue_paused"
-    queue: str
-    actor: str | None = None
 
 
-class QueueResumed(ControlEvent, frozen=True, tag="queue_resumed"):
+class QueueResumed(QueueControl, frozen=True, tag="queue_resumed"):
     """Workers lease from the paused `queue` again."""
 
     TYPE: ClassVar[str] = "queue_resumed"
-    queue: str
-    actor: str | None = None
 
 
-class SchedulePaused(ControlEvent, frozen=True, tag="schedule_paused"):
-    """Workers enqueue no tick of the tenant's schedule `schedule`."""
+class SchedulePaused(ScheduleControl, frozen=True, tag="schedule_paused"):
+    """Workers enqueue no tick of the schedule."""
 
     TYPE: ClassVar[str] = "schedule_paused"
-    schedule: str
-    actor: str | None = None
 
 
-class ScheduleResumed(ControlEvent, frozen=True, tag="schedule_resumed"):
+class ScheduleResumed(ScheduleControl, frozen=True, tag="schedule_resumed"):
     """Workers enqueue the paused schedule's ticks again (under its catch-up policy)."""
 
     TYPE: ClassVar[str] = "schedule_resumed"
-    schedule: str
-    actor: str | None = None
 
 
-class ScheduleRunRequested(ControlEvent, frozen=True, tag="schedule_run_requested"):
+class ScheduleRunRequested(ScheduleControl, frozen=True, tag="schedule_run_requested"):
     """Run the schedule's job once now, outside its ticks: the next worker serving the
     schedule enqueues it, exactly once per request (keyed by this event's version)."""
 
     TYPE: ClassVar[str] = "schedule_run_requested"
-    schedule: str
-    actor: str | None = None
 
 
 #: The control events, by type name.

@@ -21,6 +21,7 @@ from dogqueue.controls import ALL_TENANTS_CTX, pause_queue, read_controls
 from dogqueue.core.events import QueuePaused
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.web import TokenStore, create_app
+from tests.web.test_app import client, login
 from tests.web.workload import (
     ACME_TOKEN,
     ADMIN_TOKEN,
@@ -42,21 +43,6 @@ async def queue(tmp_path: Path) -> AsyncIterator[tuple[EngineBackend, FakeClock,
         await backend.enqueue(ACME, JobMessage(job_type="mail", payload_bytes=b"{}", queue="mail"))
         clock.advance(timedelta(seconds=90))
         yield backend, clock, jobs
-
-
-def client(backend: EngineBackend, token: str | None = None) -> httpx.AsyncClient:
-    app = create_app(backend, TokenStore.parse(TOKENS_TEXT))
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers)
-
-
-async def login(http: httpx.AsyncClient, token: str) -> str:
-    answer = await http.post("/login", data={"token": token}, headers={"Origin": BASE})
-    assert answer.status_code == 303
-    page = await http.get("/queues")
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match is not None
-    return match.group(1)
 
 
 def row(html: str, tenant: str, queue: str) -> str:
