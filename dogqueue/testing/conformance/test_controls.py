@@ -142,6 +142,10 @@ async def test_every_fold_of_job_state_skips_control_events(
     assert live == rebuild(await backend.read_events())
     assert await backend.rebuild_projections() == len(await backend.read_events())
     assert await backend.projected_jobs() == live
+    # A rebuild keeps the control streams readable and guarded.
+    assert (await read_controls(backend, ACME)).version == 2
+    assert await pause_queue(backend, ACME, "reports")
+    assert (await read_controls(backend, ACME)).paused_queues == {"reports"}
 
     log = backend.log_reader()
     assert (await replay(log)).differing == ()
