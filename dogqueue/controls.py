@@ -9,7 +9,8 @@ Workers read each tenant's stream (one indexed read, its history) about once a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import msgspec
@@ -48,6 +49,7 @@ __all__ = [
     "pause_queue",
     "pause_schedule",
     "read_controls",
+    "read_many_controls",
     "resume_queue",
     "resume_schedule",
     "run_schedule_now",
@@ -73,6 +75,17 @@ async def read_controls(backend: Backend, ctx: QueueCtx) -> Controls:
     except JobNotFound:
         return Controls()
     return fold_controls(events)
+
+
+async def read_many_controls(
+    backend: Backend, tenants: Iterable[str]
+) -> tuple[Controls, dict[str, Controls]]:
+    """The decisions for every tenant, and each of `tenants`' own: one read per stream,
+    made together."""
+    served = list(dict.fromkeys(tenants))
+    streams = [ALL_TENANTS_CTX, *(QueueCtx(tenant) for tenant in served)]
+    states = await asyncio.gather(*(read_controls(backend, ctx) for ctx in streams))
+    return states[0], dict(zip(served, states[1:], strict=True))
 
 
 async def _control(

@@ -20,7 +20,7 @@ import msgspec
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
-from dogqueue.controls import ALL_TENANTS_CTX, read_controls, run_now_unit
+from dogqueue.controls import read_many_controls, run_now_unit
 from dogqueue.core import cron as rules
 from dogqueue.core import validation as check
 from dogqueue.core.controls import requested_runs
@@ -151,16 +151,11 @@ def _now(adapter: QueueAdapter[Any], now: datetime | None) -> datetime:
 async def paused_schedules(backend: Backend, schedules: Sequence[Schedule]) -> set[tuple[str, str]]:
     """The (tenant, name) of each of `schedules` that an operator paused (for its
     tenant, or for every tenant): one read of each control stream."""
-    tenants = [ALL_TENANTS_CTX, *(QueueCtx(t) for t in dict.fromkeys(s.tenant for s in schedules))]
-    states = await asyncio.gather(*(read_controls(backend, ctx) for ctx in tenants))
-    everywhere = states[0].paused_schedules
-    by_tenant = {
-        ctx.tenant_id: state.paused_schedules for ctx, state in zip(tenants, states, strict=True)
-    }
+    everywhere, by_tenant = await read_many_controls(backend, (s.tenant for s in schedules))
     return {
         (s.tenant, s.name)
         for s in schedules
-        if s.name in everywhere or s.name in by_tenant[s.tenant]
+        if s.name in everywhere.paused_schedules or s.name in by_tenant[s.tenant].paused_schedules
     }
 
 
@@ -179,9 +174,7 @@ async def enqueue_requested_runs(
         raise InvalidInput("adapter", "must use a dogqueue backend")
     checked = check_schedules(schedules)
     seen = {} if seen is None else seen
-    tenants = dict.fromkeys(s.tenant for s in checked)
-    states = await asyncio.gather(*(read_controls(backend, QueueCtx(t)) for t in tenants))
-    controls = dict(zip(tenants, states, strict=True))
+    _, controls = await read_many_controls(backend, (s.tenant for s in checked))
     ids: list[str] = []
     for schedule in checked:
         identity = (schedule.tenant, schedule.name)

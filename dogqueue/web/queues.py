@@ -1,10 +1,10 @@
-"""The queues page: each tenant's queues with their depth by status, oldest ready age
-(by the core's readiness rule, as `stats` and the metrics count it), throughput and
-whether they are paused, with pause and resume buttons (`dogqueue.controls`)."""
+"""The dashboard's operator controls (`dogqueue.controls`): the queues page (each
+tenant's queues with their depth by status, oldest ready age by the core's readiness
+rule as `stats` and the metrics count it, throughput, and whether they are paused) with
+its pause and resume buttons, and the schedules page's pause, resume and run-now."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,16 +94,10 @@ def queue_rows(
 
 async def paused_queues(backend: Backend, tenants: list[str]) -> dict[str, list[str]]:
     """Each tenant's paused queues, those paused for every tenant included."""
-    states = await asyncio.gather(
-        *(
-            controls.read_controls(backend, QueueCtx(t))
-            for t in [controls.ALL_TENANTS_CTX.tenant_id, *tenants]
-        )
-    )
-    everywhere = states[0].paused_queues
+    everywhere, by_tenant = await controls.read_many_controls(backend, tenants)
     return {
-        tenant: sorted(state.paused_queues | everywhere)
-        for tenant, state in zip(tenants, states[1:], strict=True)
+        tenant: sorted(state.paused_queues | everywhere.paused_queues)
+        for tenant, state in by_tenant.items()
     }
 
 
@@ -131,13 +125,12 @@ class QueuePages:
         tenants = [s.tenant_id for s in summaries if principal.may_see(s.tenant_id)]
         if principal.tenant_id is not None and principal.tenant_id not in tenants:
             tenants.append(principal.tenant_id)
-        everywhere = (
-            await controls.read_controls(board.backend, controls.ALL_TENANTS_CTX)
-        ).paused_queues
+        all_tenants, by_tenant = await controls.read_many_controls(board.backend, tenants)
+        everywhere = all_tenants.paused_queues
         log = board.backend.log_reader(wait_for_own_writes=False)
         sections = []
         for tenant in tenants:
-            own = (await controls.read_controls(board.backend, QueueCtx(tenant))).paused_queues
+            own = by_tenant[tenant].paused_queues
             rows = queue_rows(await log.jobs(tenant), own, everywhere, now)
             sections.append({"tenant": tenant, "rows": rows})
         return board.render(

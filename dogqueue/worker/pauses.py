@@ -8,8 +8,7 @@ import asyncio
 from collections.abc import Iterable
 
 from dogqueue.backend.contract import Backend
-from dogqueue.controls import ALL_TENANTS_CTX, read_controls
-from dogqueue.core.message import QueueCtx
+from dogqueue.controls import read_many_controls
 
 #: How often the paused sets are re-read: a pause or resume takes effect within twice
 #: this (one period to be read, one idle wait at most).
@@ -36,11 +35,9 @@ class PausedQueues:
         now = asyncio.get_running_loop().time()
         if not force and self._read_at >= 0 and now - self._read_at < PAUSE_REFRESH_SECONDS:
             return
-        self._everywhere = (await read_controls(self._backend, ALL_TENANTS_CTX)).paused_queues
-        by_tenant = {}
-        for tenant in tenants:
-            by_tenant[tenant] = (await read_controls(self._backend, QueueCtx(tenant))).paused_queues
-        self._by_tenant = by_tenant
+        everywhere, by_tenant = await read_many_controls(self._backend, tenants)
+        self._everywhere = everywhere.paused_queues
+        self._by_tenant = {tenant: state.paused_queues for tenant, state in by_tenant.items()}
         self._read_at = now
 
     def open_queues(self, tenant: str, queues: tuple[str, ...]) -> tuple[str, ...]:
