@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ from dogqueue.controls import (
 )
 from dogqueue.core.controls import pending_runs, run_now_key
 from dogqueue.core.errors import InvalidInput, QueueError
-from dogqueue.core.events import CONTROL_STREAM, QueuePaused
+from dogqueue.core.events import CONTROL_STREAM, QueueControl, QueuePaused, ScheduleControl
 from dogqueue.core.status import JobStatus
 from dogqueue.engine import Reads, Transaction, Unit
 from dogqueue.observability.reader import Observability
@@ -204,3 +205,35 @@ async def test_each_run_request_makes_exactly_one_job(backend: EngineBackend) ->
     assert (job.message.queue, job.message.job_type) == ("reports", "report")
     assert job.message.idempotency_key == run_now_key("nightly", 4)
     assert await backend.latest_tick(ACME, "nightly") is None  # not a tick
+
+
+async def test_every_read_returns_the_controls_as_appended(backend: EngineBackend) -> None:
+    await pause_queue(backend, ACME, "mail")
+    await pause_queue(backend, ACME, "reports")
+    await pause_schedule(backend, ACME, "nightly")
+    await run_schedule_now(backend, ACME, "hourly")
+    await resume_queue(backend, ACME, "mail")
+    expected = [
+        ("queue_paused", "mail"),
+        ("queue_paused", "reports"),
+        ("schedule_paused", "nightly"),
+        ("schedule_run_requested", "hourly"),
+        ("queue_resumed", "mail"),
+    ]
+
+    def shown(events: list[Any]) -> list[tuple[str, str]]:
+        return [
+            (e.type, e.queue if isinstance(e, QueueControl) else e.schedule)
+            for e in events
+            if isinstance(e, QueueControl | ScheduleControl)
+        ]
+
+    log = backend.log_reader()
+    assert shown(await backend.history(ACME, CONTROL_STREAM)) == expected
+    assert shown(await backend.read_events()) == expected
+    assert shown(await log.events()) == expected
+    assert shown(await log.history("acme", CONTROL_STREAM)) == expected
+    assert shown(await log.tenant_events("acme")) == expected
+    controls = await read_controls(backend, ACME)
+    assert controls.paused_queues == {"reports"}
+    assert controls.paused_schedules == {"nightly"}
