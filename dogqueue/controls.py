@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import msgspec
 
-from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.contract import Backend
 from dogqueue.core import validation as check
 from dogqueue.core.controls import (
@@ -38,7 +38,9 @@ from dogqueue.core.errors import InvalidInput, JobNotFound
 from dogqueue.core.events import CONTROL_STREAM, AnyControlEvent
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.validation import PreparedEnqueue
-from dogqueue.engine import Reads, Transaction, Unit
+from dogqueue.engine import Engine, Reads, Transaction, Unit
+
+T = TypeVar("T")
 
 #: The context of the decisions for every tenant at once (an administrator's).
 ALL_TENANTS_CTX = QueueCtx(ALL_TENANTS)
@@ -56,10 +58,18 @@ __all__ = [
 ]
 
 
-def _engine(backend: object) -> EngineBackend:
-    if not isinstance(backend, EngineBackend):
-        raise InvalidInput("backend", "must be one of dogqueue's backends")
-    return backend
+class UnitRunner(Protocol):
+    """A backend that runs the engine's units of work (every built-in one does)."""
+
+    async def run_unit(self, unit: Unit[T]) -> T: ...
+
+    def notify_change(self) -> None: ...
+
+
+def _engine(backend: object) -> UnitRunner:
+    if not (callable(getattr(backend, "run_unit", None)) and hasattr(backend, "notify_change")):
+        raise InvalidInput("backend", "must run units of work (run_unit), as dogqueue's do")
+    return backend  # type: ignore[return-value]  # checked just above
 
 
 def _actor(actor: object) -> str | None:
@@ -94,7 +104,7 @@ async def _control(
     """Decide `command` (made at the transaction's time) on the stream as read now and
     append its event; return whether it changed anything."""
     backend = _engine(storage)
-    state = await read_controls(backend, QueueCtx(tenant))
+    state = await read_controls(storage, QueueCtx(tenant))
 
     def run(tx: Transaction, now: datetime) -> AnyControlEvent | None:
         event = decide_control(state, command(now))
@@ -176,7 +186,7 @@ async def run_schedule_now(
 
 
 def run_now_unit(
-    backend: EngineBackend, tenant: str, schedule: str, message: JobMessage, versions: list[int]
+    engine: Engine, tenant: str, schedule: str, message: JobMessage, versions: list[int]
 ) -> Unit[list[str]]:
     """A unit that enqueues `message` (the schedule's job) once for each run-now request
     of `versions` that has no job yet (read in the same transaction); its result is the
@@ -189,7 +199,7 @@ def run_now_unit(
         )
         for version in versions
     }
-    every = backend.engine.enqueue_unit(PreparedEnqueue(tenant, tuple(jobs.values())))
+    every = engine.enqueue_unit(PreparedEnqueue(tenant, tuple(jobs.values())))
 
     def run(tx: Transaction, now: datetime) -> list[str]:
         latest = tx.latest_key(tenant, prefix)
@@ -197,6 +207,6 @@ def run_now_unit(
         pending = tuple(job for version, job in jobs.items() if version > done)
         if not pending:
             return []
-        return backend.engine.enqueue_unit(PreparedEnqueue(tenant, pending)).run(tx, now)
+        return engine.enqueue_unit(PreparedEnqueue(tenant, pending)).run(tx, now)
 
     return Unit(every.reads | Reads(key_prefixes=((tenant, prefix),)), run)

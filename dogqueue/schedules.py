@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.controls import read_many_controls, run_now_unit
@@ -28,6 +27,7 @@ from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobPriority
+from dogqueue.engine import Engine
 from dogqueue.jobs import BaseJob
 
 
@@ -169,9 +169,9 @@ async def enqueue_requested_runs(
     new jobs' ids. Exactly one job per request, however many processes call this.
     `seen`, kept by a caller between calls, holds the newest request per (tenant, name)
     already carried out, so that a call with no new request writes nothing."""
-    backend = adapter.backend
-    if not isinstance(backend, EngineBackend):
-        raise InvalidInput("adapter", "must use a dogqueue backend")
+    backend, engine = adapter.backend, getattr(adapter.backend, "engine", None)
+    if not isinstance(engine, Engine):
+        return []  # requested runs are enqueued through the engine's units of work
     checked = check_schedules(schedules)
     seen = {} if seen is None else seen
     _, controls = await read_many_controls(backend, (s.tenant for s in checked))
@@ -182,12 +182,12 @@ async def enqueue_requested_runs(
         if not versions:
             continue
         message = schedule.spec(adapter).message
-        unit = run_now_unit(backend, schedule.tenant, schedule.name, message, versions)
-        new_ids: list[str] = await backend.run_unit(unit)
+        unit = run_now_unit(engine, schedule.tenant, schedule.name, message, versions)
+        new_ids: list[str] = await backend.run_unit(unit)  # type: ignore[attr-defined]
         ids.extend(new_ids)
         seen[identity] = versions[-1]
     if ids:
-        backend.notify_change()
+        backend.notify_change()  # type: ignore[attr-defined]
     return ids
 
 
