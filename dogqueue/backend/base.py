@@ -140,13 +140,15 @@ class EngineBackend(abc.ABC):
         """Return when a job may have become leasable, or after `max_wait` seconds."""
         if max_wait <= 0:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._change_waiters.add(waiter)
+        # A timer on the waiter itself: no shield and timeout task to wake on each change.
+        timeout = loop.call_later(max_wait, _set_pending, waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), max_wait)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timeout.cancel()
             self._change_waiters.discard(waiter)
 
     def add_cancel_listener(self, listener: CancelListener) -> Callable[[], None]:
@@ -590,3 +592,8 @@ def _check_lease(lease: object) -> None:
     if isinstance(lease.lease_token, bool) or not isinstance(lease.lease_token, int):
         raise InvalidInput("lease_token", "must be an int")
     check.check_job_id(lease.job_id)
+
+
+def _set_pending(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -4,6 +4,7 @@ until a job may be ready when there is none. Times are the event loop's."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
@@ -19,6 +20,24 @@ from dogqueue.worker.queues import QueueDiscovery
 from dogqueue.worker.settings import MIN_IDLE_SECONDS, TENANT_REFRESH_SECONDS, WorkerSettings
 
 log = logging.getLogger("dogqueue.worker")
+
+
+class WakeEvent(asyncio.Event):
+    """An `asyncio.Event` whose `set` also ends the lease loop's idle wait at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The lease loop's idle wait in progress, which `set` ends.
+        self.idle_wait: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        super().set()
+        _end_idle(self.idle_wait)
+
+
+def _end_idle(idle: asyncio.Future[None] | None, *_: object) -> None:
+    if idle is not None and not idle.done():
+        idle.set_result(None)
 
 
 class Leasing:
@@ -40,7 +59,7 @@ class Leasing:
         self._running = running
         #: Whether log lines may hold error text.
         self.error_text = settings.error_text_logged
-        self.wake = asyncio.Event()
+        self.wake = WakeEvent()
         self.stop_requested = asyncio.Event()
         assert settings.lease_duration is not None
         self._lease_duration = settings.lease_duration
@@ -176,14 +195,17 @@ class Leasing:
 
     async def _idle_wait(self, seconds: float) -> None:
         """Wait for a change in the queue, a wake-up, or `seconds`."""
+        if self.wake.is_set():
+            return
+        # One task and one future, not a task per wait and a gather: idle waits end on
+        # every change of the queue, and this is the worker's most frequent path.
         loop = asyncio.get_running_loop()
-        waits = {
-            loop.create_task(self._backend.wait_for_change(seconds)),
-            loop.create_task(self.wake.wait()),
-        }
+        idle: asyncio.Future[None] = loop.create_future()
+        change = loop.create_task(self._backend.wait_for_change(seconds))
+        change.add_done_callback(functools.partial(_end_idle, idle))
+        self.wake.idle_wait = idle
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await idle
         finally:
-            for wait in waits:
-                wait.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            self.wake.idle_wait = None
+            change.cancel()  # done or not: nothing is logged of a wait that failed

@@ -118,3 +118,20 @@ def test_a_worker_lives_on_when_its_idle_reads_fail() -> None:
     outcome = Simulation(0, plan=plan, scale=SCALE).run()
     assert any("w1 next_run_at" in line and "lost" in line for line in outcome.trace)
     assert outcome.failure is None, outcome.failure
+
+
+def test_seeds_run_in_processes_report_in_seed_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--seeds", "3", "--procs", "2", "--scale", "0.25"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["seed 0", "seed 1", "seed 2"]
+    assert lines[3].startswith("all passed")
+
+
+def test_a_seed_failing_in_another_process_is_replayed_and_reported_here(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    worker = "properties.broken_workers:CancelListenerDropsOne"
+    assert main(["--seeds", "2", "--procs", "2", "--worker", worker, "--no-shrink"]) == 1
+    out = capsys.readouterr().out
+    assert "seed 0 FAILED: cancel wins" in out
+    assert f"replay: python -m dogqueue.testing.simulation --seed 0 --worker {worker}" in out

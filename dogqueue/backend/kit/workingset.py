@@ -139,30 +139,41 @@ class WorkingSet:
     ) -> datetime | None:
         """The earliest `run_at` of an enqueued job on `queues` (of `tenant_ids`), read
         through the dequeue indexes: every enqueued job has a current entry in one. Stale
-        entries (of a version no rollback returns to) are dropped on the way."""
+        entries (of a version no rollback returns to) at the heads are dropped on the way."""
         wanted = None if tenant_ids is None else set(tenant_ids)
         run_ats = [
-            *self._run_ats(self.scheduled, queues, wanted),
-            *self._run_ats(self.ready, queues, wanted),
+            # A timed heap is in run_at order: its (current) head is its earliest.
+            *(entries[0].when for _, entries in self._served(self.scheduled, queues, wanted)),
+            *(self._earliest_ready(t, e) for t, e in self._served(self.ready, queues, wanted)),
         ]
         return min(run_ats, default=None)
 
-    def _run_ats(
+    def _served(
         self,
         index: dict[tuple[str, str], list[_E]],
         queues: tuple[str, ...],
         wanted: set[str] | None,
-    ) -> list[datetime]:
-        run_ats: list[datetime] = []
+    ) -> list[tuple[str, list[_E]]]:
+        """The heaps of `index` on `queues` (of the `wanted` tenants), with their tenant,
+        stale entries dropped from their heads."""
+        served = []
         for (tenant_id, queue), entries in index.items():
             if queue not in queues or (wanted is not None and tenant_id not in wanted):
                 continue
-            live = [entry for entry in entries if self._enqueued(tenant_id, entry)]
-            if len(live) < len(entries):  # drop the stale entries now, not lazily
-                entries[:] = live
-                heapq.heapify(entries)
-            run_ats.extend(self.jobs[(tenant_id, entry.job_id)].run_at for entry in live)
-        return run_ats
+            while entries and not self._enqueued(tenant_id, entries[0]):
+                heapq.heappop(entries)
+            if entries:
+                served.append((tenant_id, entries))
+        return served
+
+    def _earliest_ready(self, tenant_id: str, entries: list[_ReadyEntry]) -> datetime:
+        # A ready heap goes by priority first: look up only the entries that are earlier.
+        earliest = entries[0].key[1]
+        for entry in entries:
+            run_at = entry.key[1]
+            if run_at < earliest and self._enqueued(tenant_id, entry):
+                earliest = run_at
+        return earliest
 
     def _enqueued(self, tenant_id: str, entry: _ReadyEntry | _TimedEntry) -> bool:
         job = self._current(tenant_id, entry.job_id, entry.version)

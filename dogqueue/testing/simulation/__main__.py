@@ -1,34 +1,28 @@
 """Run the fleet simulation from the command line.
 
-    python -m dogqueue.testing.simulation --seeds 200 [--backend MODULE:FACTORY]
+    python -m dogqueue.testing.simulation --seeds 200 [--backend MODULE:FACTORY] [--procs 2]
     python -m dogqueue.testing.simulation --seed 17 --trace trace.txt [--faults PLAN]
+    python -m dogqueue.testing.simulation --soak --seeds 10 [--backend MODULE:FACTORY]
 
 Many seeds: exit 1 at the first failing seed, after printing it, its shrunk fault plan
 and the command that replays it. One seed: write its trace (and event log) if asked.
+`--soak`: the same fleet on a real loop, real time and a SQLite file (not replayable).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 import time
 from typing import Any
 
-from dogqueue.testing.factories import BackendFactory, MemoryFactory, load_factory
+from dogqueue.testing.factories import BackendFactory, load_factory
 from dogqueue.testing.simulation.faults import Fault, format_plan, parse_plan
+from dogqueue.testing.simulation.parallel import Runs, Summary, load_worker, summaries
 from dogqueue.testing.simulation.run import Outcome, Simulation
 from dogqueue.testing.simulation.shrink import shrink
 from dogqueue.worker import Worker
-
-
-def load_worker(spec: str | None) -> type[Worker[Any]]:
-    """The Worker class named by `package.module:Class` (the real one by default)."""
-    if spec is None:
-        return Worker
-    module, _, name = spec.partition(":")
-    worker: type[Worker[Any]] = getattr(importlib.import_module(module), name)
-    return worker
 
 
 def replay_command(args: argparse.Namespace, seed: int, plan: list[Fault] | None) -> str:
@@ -44,7 +38,10 @@ def replay_command(args: argparse.Namespace, seed: int, plan: list[Fault] | None
 
 
 def _report_failure(
-    args: argparse.Namespace, factory: BackendFactory, worker: type[Worker[Any]], failed: Outcome
+    args: argparse.Namespace,
+    factory: BackendFactory | None,
+    worker: type[Worker[Any]],
+    failed: Outcome,
 ) -> None:
     print(f"seed {failed.seed} FAILED: {failed.failure}")
     print(f"replay: {replay_command(args, failed.seed, None)}")
@@ -74,13 +71,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", metavar="FILE", default=None)
     parser.add_argument("--scale", type=float, default=1.0, help="longer runs (deep mode)")
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        metavar="P",
+        help=f"run the seeds in P processes (this machine has {os.cpu_count()} CPUs)",
+    )
+    parser.add_argument(
+        "--soak", action="store_true", help="real loop, time and I/O (SQLite by default)"
+    )
     args = parser.parse_args(argv)
-    factory = load_factory(args.backend) if args.backend else MemoryFactory()
+    factory = load_factory(args.backend) if args.backend else None
     worker = load_worker(args.worker)
     if args.seed is not None:
         plan = None if args.faults is None else parse_plan(args.faults)
         outcome = Simulation(
-            args.seed, factory=factory, worker_class=worker, plan=plan, scale=args.scale
+            args.seed,
+            factory=factory,
+            worker_class=worker,
+            plan=plan,
+            scale=args.scale,
+            soak=args.soak,
         ).run()
         if args.trace:
             with open(args.trace, "w") as out:
@@ -90,16 +102,46 @@ def main(argv: list[str] | None = None) -> int:
         print(_summary(outcome))
         print(f"faults: {format_plan(outcome.fired) or '(none)'}")
         return 0 if outcome.failure is None else 1
+    seeds = range(args.first, args.first + (args.seeds or 100))
+    if args.soak:
+        return _soak(args, factory, worker, seeds)
     started, lifecycles = time.perf_counter(), 0
-    for seed in range(args.first, args.first + (args.seeds or 100)):
-        outcome = Simulation(seed, factory=factory, worker_class=worker, scale=args.scale).run()
-        lifecycles += outcome.lifecycles
-        if outcome.failure is not None:
-            _report_failure(args, factory, worker, outcome)
+    runs = Runs(args.backend, args.worker, args.scale)
+    for summary in summaries(runs, seeds, args.procs):
+        lifecycles += summary.lifecycles
+        if summary.failed:  # run again here, to trace and shrink it
+            failed = Simulation(
+                summary.seed, factory=factory, worker_class=worker, scale=args.scale
+            ).run()
+            if failed.failure is None:
+                print(
+                    f"seed {summary.seed} failed in another process and passed here:"
+                    " something escaped the seed"
+                )
+            else:
+                _report_failure(args, factory, worker, failed)
             return 1
-        print(_summary(outcome), flush=True)
+        print(_line(summary), flush=True)
     wall = time.perf_counter() - started
     print(f"all passed: {lifecycles} job lifecycles in {wall:.1f} s ({lifecycles / wall:.0f}/s)")
+    return 0
+
+
+def _soak(
+    args: argparse.Namespace,
+    factory: BackendFactory | None,
+    worker: type[Worker[Any]],
+    seeds: range,
+) -> int:
+    """Soak each seed in turn; at a failure, print it and its faults (not replayable)."""
+    for seed in seeds:
+        outcome = Simulation(
+            seed, factory=factory, worker_class=worker, scale=args.scale, soak=True
+        ).run()
+        print(_summary(outcome), flush=True)
+        if outcome.failure is not None:
+            print(f"faults: {format_plan(outcome.fired) or '(none)'}")
+            return 1
     return 0
 
 
@@ -108,6 +150,13 @@ def _summary(outcome: Outcome) -> str:
     return (
         f"seed {outcome.seed}: {status}; {outcome.lifecycles} jobs,"
         f" {outcome.virtual_seconds:.0f} s of fleet time, {len(outcome.fired)} faults"
+    )
+
+
+def _line(summary: Summary) -> str:
+    return (
+        f"seed {summary.seed}: ok; {summary.lifecycles} jobs,"
+        f" {summary.virtual_seconds:.0f} s of fleet time, {summary.faults} faults"
     )
 
 

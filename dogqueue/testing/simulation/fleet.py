@@ -151,9 +151,7 @@ class Producer:
                 key = message.idempotency_key
                 assert key is not None
                 parents = tuple(batch[i].idempotency_key or "" for i in message.after_earlier)
-                sim.checker.intents[(ctx.tenant_id, key)] = Intent(
-                    parents, message.on_parent_failure
-                )
+                sim.checker.intend(ctx.tenant_id, key, Intent(parents, message.on_parent_failure))
             await self._enqueue(ctx, batch)
 
     async def _enqueue(self, ctx: QueueCtx, batch: list[JobMessage]) -> None:
@@ -183,10 +181,10 @@ class Operator:
     async def cancel_some(self, count: int, host: str) -> None:
         """Cancel `count` jobs not yet final (running ones first) through `host`."""
         checker = self.sim.checker
+        jobs = checker.jobs
         open_jobs = sorted(
-            (job.status is not JobStatus.LEASED, job.enqueue_seq, key)
-            for key, job in checker.jobs.items()
-            if not job.status.is_terminal
+            (jobs[key].status is not JobStatus.LEASED, jobs[key].enqueue_seq, key)
+            for key in checker.open_jobs
         )
         if not open_jobs:
             return

@@ -77,6 +77,12 @@ class Checker:
     intents: dict[tuple[str, str], Intent] = field(default_factory=dict)
     ticks: set[tuple[str, datetime]] = field(default_factory=set)
     executions: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
+    #: The executions not ended yet (those the cancel and pause rules look at).
+    running: dict[tuple[str, str, int], Execution] = field(default_factory=dict)
+    #: The jobs not final, and the producer's keys with no job yet (kept as the log
+    #: grows: the end of a run asks for them every second).
+    open_jobs: set[JobKey] = field(default_factory=set)
+    unseen: dict[tuple[str, str], None] = field(default_factory=dict)
     canceled_at: dict[JobKey, float] = field(default_factory=dict)
     seen: int = 0
     lifecycles: int = 0
@@ -97,8 +103,12 @@ class Checker:
             except Exception as error:
                 raise Violation("fold", f"{event!r} does not apply: {error}") from None
             self.jobs[key] = after
-            if before is not None and not before.status.is_terminal and after.status.is_terminal:
-                self.lifecycles += 1
+            if after.status.is_terminal:
+                if before is not None and not before.status.is_terminal:
+                    self.lifecycles += 1
+                self.open_jobs.discard(key)
+            else:
+                self.open_jobs.add(key)
 
     def _check(self, event: AnyEvent, before: JobInfo | None) -> None:
         if isinstance(event, Enqueued):
@@ -122,6 +132,7 @@ class Checker:
         message = event.message
         if message.idempotency_key is not None:
             self.by_key[(event.tenant_id, message.idempotency_key)] = event.job_id
+            self.unseen.pop((event.tenant_id, message.idempotency_key), None)
         if message.job_type == TICK_TYPE:
             tick = (event.tenant_id, message.run_at)
             if tick in self.ticks:
@@ -178,17 +189,21 @@ class Checker:
         """A job's code started under `token`."""
         execution = Execution(host, (tenant_id, job_id), token, now)
         self.executions[(tenant_id, job_id, token)] = execution
+        self.running[(tenant_id, job_id, token)] = execution
         return execution
 
     def ended(self, execution: Execution, how: str, now: float) -> None:
         """A job's code ended (`done`, `failed`, `cancelled`)."""
         execution.ended, execution.how = now, how
+        key = (*execution.key, execution.token)
+        if self.running.get(key) is execution:
+            del self.running[key]
         self._check_deadline(execution, now)
 
     def canceled(self, key: JobKey, through: Host, now: float) -> None:
         """A cancel of job `key` committed through host `through`: its running code must
         stop at once on that host, and within a few cancel checks elsewhere."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.key != key or execution.ended is not None:
                 continue
             slack = 0.0 if execution.host is through else OTHER_HOST_CANCEL_SECONDS
@@ -197,13 +212,13 @@ class Checker:
 
     def note_pause(self, host: Host) -> None:
         """A pause excuses the late stops of the host's running jobs."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.host is host and execution.ended is None:
                 execution.paused = True
 
     def overdue(self, now: float) -> None:
         """Fail if a canceled job's code is still running past its deadline."""
-        for execution in self.executions.values():
+        for execution in self.running.values():
             if execution.ended is None and not execution.host.dead:
                 self._check_deadline(execution, now)
 
@@ -220,22 +235,34 @@ class Checker:
     # -- the end -------------------------------------------------------------------------
 
     def unfinished(self, before: datetime) -> list[JobInfo]:
-        """Jobs not final though created before `before`."""
-        return [
-            job
-            for job in self.jobs.values()
-            if not job.status.is_terminal and job.created_at < before
-        ]
+        """Jobs not final though created before `before`, in log order."""
+        jobs = (self.jobs[key] for key in self.open_jobs)
+        return sorted((job for job in jobs if job.created_at < before), key=_first_seq)
 
     def missing(self) -> list[tuple[str, str]]:
         """Producer keys with no job in the log."""
-        return [key for key in self.intents if key not in self.by_key]
+        return list(self.unseen)
+
+    def intend(self, tenant_id: str, key: str, intent: Intent) -> None:
+        """A producer is about to enqueue a job with idempotency key `key`."""
+        self.intents[(tenant_id, key)] = intent
+        if (tenant_id, key) not in self.by_key:
+            self.unseen[(tenant_id, key)] = None
+
+
+def _first_seq(job: JobInfo) -> int:
+    return job.enqueue_seq
 
 
 def check_fold(events: list[AnyEvent], projected: dict[JobKey, JobInfo]) -> None:
-    """The projection equals the fold of the log (what each job's status, attempts,
-    token and result are)."""
-    folded = rebuild(events)
+    """The projection equals the fold of the whole log, read again from its start (what
+    each job's status, attempts, token and result are)."""
+    check_projection(rebuild(events), projected)
+
+
+def check_projection(folded: dict[JobKey, JobInfo], projected: dict[JobKey, JobInfo]) -> None:
+    """The projection equals `folded`, a fold of the log (the checker's own, kept as the
+    log grew, or one of the whole log)."""
     if set(folded) != set(projected):
         raise Violation("fold == projection", f"jobs differ: {set(folded) ^ set(projected)}")
     for key, job in folded.items():

@@ -11,6 +11,7 @@ own, possibly fast or slow, clock.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import heapq
 import math
@@ -88,6 +89,14 @@ class SimTask(asyncio.Task):  # type: ignore[type-arg]
     #: The host the task was made on (None: the simulation's own).
     host: Host | None = None
 
+    def __init__(
+        self, coro: Any, *, loop: SimLoop, context: contextvars.Context | None, serial: int
+    ) -> None:
+        # Numbered before the task schedules its first step, which `_Ready` files by it.
+        self.serial = serial
+        self.host = HOST.get(None) if context is None else context.get(HOST, None)
+        super().__init__(coro, loop=loop, context=context)
+
 
 class SimFuture(asyncio.Future):  # type: ignore[type-arg]
     """A future numbered in creation order (see `_order`)."""
@@ -95,25 +104,96 @@ class SimFuture(asyncio.Future):  # type: ignore[type-arg]
     serial = 1 << 62
 
 
+_NUMBERED = (SimTask, SimFuture)
+
+
 def _order(handle: events.Handle) -> int:
     """Where a ready callback stands before the seed picks one: the number of the task
     or future it belongs to (its own, or the one it is called with). Set iteration
     order (hashes of addresses) then never reaches the schedule."""
     owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-    if isinstance(owner, (SimTask, SimFuture)):
+    if isinstance(owner, _NUMBERED):
         return owner.serial
     args = handle._args
-    if args and isinstance(args[0], (SimTask, SimFuture)):
+    if args and isinstance(args[0], _NUMBERED):
         return args[0].serial
     return SimTask.serial
 
 
-def _host_of(handle: events.Handle) -> Host | None:
+class _Ready:
+    """The ready callbacks, kept in `_order` as they come (a sort on every step costs
+    more): equal orders keep their arrival order, as a stable sort would."""
+
+    __slots__ = ("handles", "orders")
+
+    def __init__(self) -> None:
+        self.orders: list[int] = []
+        self.handles: list[events.Handle] = []
+
+    def append(self, handle: events.Handle) -> None:
+        callback = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(callback, "__self__", None)  # _order's first case, inlined
+        order = owner.serial if isinstance(owner, _NUMBERED) else _order(handle)
+        orders = self.orders
+        if not orders or orders[-1] <= order:
+            orders.append(order)
+            self.handles.append(handle)
+            return
+        index = bisect.bisect_right(orders, order)
+        orders.insert(index, order)
+        self.handles.insert(index, handle)
+
+    def extend(self, handles: list[events.Handle]) -> None:
+        for handle in handles:
+            self.append(handle)
+
+    def pop(self, index: int = -1) -> events.Handle:
+        self.orders.pop(index)
+        return self.handles.pop(index)
+
+    def clear(self) -> None:
+        self.orders.clear()
+        self.handles.clear()
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+
+def host_of(handle: events.Handle) -> Host | None:
+    """The host a callback belongs to (None: the simulation's own)."""
     context: contextvars.Context | None = getattr(handle, "_context", None)
     return None if context is None else context.get(HOST, None)
 
 
-class SimLoop(asyncio.BaseEventLoop):
+class HostClocks(asyncio.AbstractEventLoop):
+    """Time as each host reads it: `time()` and `call_at` in the calling host's clock,
+    timers kept in true time (`now`)."""
+
+    @property
+    def now(self) -> float:
+        """True time, in seconds from the start of the run."""
+        raise NotImplementedError
+
+    def time(self) -> float:
+        host = HOST.get(None)
+        if host is None or host.rate == 1.0:
+            return self.now
+        return host.local(self.now)
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> events.TimerHandle:
+        host = HOST.get(None)
+        if host is not None and host.rate != 1.0:
+            when = host.true_time(when)  # asked in the caller's clock, kept in true time
+        return super().call_at(when, callback, *args, context=context)
+
+
+class SimLoop(HostClocks, asyncio.BaseEventLoop):  # type: ignore[misc]  # call_at: see HostClocks
     """The event loop of a simulation: virtual time and a seeded choice of what runs."""
 
     # BaseEventLoop's own state, which the typeshed stubs leave out.
@@ -122,7 +202,7 @@ class SimLoop(asyncio.BaseEventLoop):
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
-        self._ready: list[events.Handle] = []
+        self._ready = _Ready()
         self._rng = rng
         self._now = 0.0
         self._parked: list[events.Handle] = []
@@ -138,11 +218,9 @@ class SimLoop(asyncio.BaseEventLoop):
         self.set_task_factory(self._new_task)
 
     def _new_task(self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None) -> SimTask:
-        task = SimTask(coro, loop=loop, context=context)
-        task.host = HOST.get(None) if context is None else context.get(HOST, None)
         self._made += 1
-        task.serial = self._made
-        return task
+        assert loop is self
+        return SimTask(coro, loop=self, context=context, serial=self._made)
 
     def create_future(self) -> SimFuture:
         future = SimFuture(loop=self)
@@ -158,22 +236,10 @@ class SimLoop(asyncio.BaseEventLoop):
         return self._now
 
     def time(self) -> float:
-        host = HOST.get(None)
+        host = HOST.get(None)  # HostClocks.time, without the property: a hot path
         if host is None or host.rate == 1.0:
             return self._now
         return host.local(self._now)
-
-    def call_at(  # type: ignore[override]
-        self,
-        when: float,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> events.TimerHandle:
-        host = HOST.get(None)
-        if host is not None and host.rate != 1.0:
-            when = host.true_time(when)  # asked in the caller's clock, kept in true time
-        return super().call_at(when, callback, *args, context=context)
 
     # -- the scheduler ---------------------------------------------------------------
 
@@ -182,24 +248,21 @@ class SimLoop(asyncio.BaseEventLoop):
         scheduled = self._scheduled
         while scheduled and scheduled[0]._cancelled:
             heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
-        if not ready:
+        if not ready.handles:
             self._advance()
             self._instant = self.steps
         elif scheduled and scheduled[0].when() <= self._now:
             self._fire_due()
-        self.steps += 1
-        if self.steps > self.max_steps:
+        steps = self.steps = self.steps + 1
+        if steps > self.max_steps:
             raise Stalled(f"over {self.max_steps} callbacks: a livelock")
-        if self.steps - self._instant > MAX_STEPS_AT_ONCE:
+        if steps - self._instant > MAX_STEPS_AT_ONCE:
             raise Stalled(f"{MAX_STEPS_AT_ONCE} callbacks without time moving: a busy loop")
-        if len(ready) > 1:
-            ready.sort(key=_order)  # stable: other callbacks keep their order
-            handle = ready.pop(self._rng.randrange(len(ready)))
-        else:
-            handle = ready.pop()
+        count = len(ready.handles)
+        handle = ready.pop(self._rng.randrange(count) if count > 1 else -1)
         if handle._cancelled:
             return
-        host = _host_of(handle)
+        host = host_of(handle)
         if host is not None:
             if host.dead:
                 self._morgue.append(handle)  # a killed machine runs nothing more
@@ -215,7 +278,7 @@ class SimLoop(asyncio.BaseEventLoop):
         scheduled = self._scheduled
         candidates = [scheduled[0].when()] if scheduled else []
         if self._parked:
-            candidates.append(min(host.paused_until for h in self._parked if (host := _host_of(h))))
+            candidates.append(min(host.paused_until for h in self._parked if (host := host_of(h))))
         if not candidates:
             raise Stalled("no callback ready and no timer set")
         self._now = max(self._now, min(candidates))
@@ -223,7 +286,7 @@ class SimLoop(asyncio.BaseEventLoop):
         if self._parked:
             waiting = []
             for handle in self._parked:
-                host = _host_of(handle)
+                host = host_of(handle)
                 if host is not None and host.paused_until > self._now:
                     waiting.append(handle)
                 else:

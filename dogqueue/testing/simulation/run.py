@@ -18,13 +18,19 @@ from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.config import QueueConfig
 from dogqueue.schedules import Schedule
-from dogqueue.testing.factories import BackendFactory, MemoryFactory
+from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
 from dogqueue.testing.simulation.faults import Fault, draw_plan
 from dogqueue.testing.simulation.fleet import HostContext, Operator, Producer, Tick, register
 from dogqueue.testing.simulation.guard import Guard, guarded
-from dogqueue.testing.simulation.invariants import Checker, Violation, check_fold
+from dogqueue.testing.simulation.invariants import (
+    Checker,
+    Violation,
+    check_fold,
+    check_projection,
+)
 from dogqueue.testing.simulation.loop import Host, SimLoop, SimulationEscape, on_host
 from dogqueue.testing.simulation.seeded import seed_backend
+from dogqueue.testing.simulation.soak import SoakLoop
 from dogqueue.testing.simulation.view import HostView
 from dogqueue.worker import Worker
 
@@ -41,9 +47,13 @@ CONFIG = QueueConfig(
 MEAN_JOB_SECONDS = 1.5
 #: After the last fault and the last enqueue, every job ends within this (virtual s).
 LIVENESS_SECONDS = 900.0
-#: How often the monitor checks cancel deadlines, liveness and (every tenth time) the
-#: fold of the whole log against the projection.
+#: How often the monitor checks cancel deadlines and liveness, ...
 MONITOR_SECONDS = 1.0
+#: ... every how many of those the projection against the checker's fold of the log ...
+FOLD_EVERY = 10
+#: ... and every how many of those (and at the end) against a fold of the whole log,
+#: read again from its start (which also finds an event changed after it was checked).
+FULL_FOLD_EVERY = 10
 #: Callbacks allowed to unwind the tasks left at the end.
 TEARDOWN_STEPS = 200_000
 TEARDOWN_ROUNDS = 5
@@ -77,9 +87,12 @@ class Simulation:
         worker_class: type[Worker[Any]] = Worker,
         plan: list[Fault] | None = None,
         scale: float = 1.0,
+        soak: bool = False,
     ) -> None:
         self.seed = seed
-        self.factory = factory or MemoryFactory()
+        #: On a real loop with real time and I/O (`soak.py`; SQLite by default).
+        self.soak = soak
+        self.factory = factory or (SqliteFactory() if soak else MemoryFactory())
         self.worker_class = worker_class
         shape = random.Random(f"{seed}:shape")
         self.workers = [f"w{i}" for i in range(1, shape.randrange(2, 5) + 1)]
@@ -135,9 +148,11 @@ class Simulation:
         self.fired.append(fault)
         return fault.kind
 
-    async def after_call(self, host: Host, name: str, summary: str) -> None:
-        """Trace a backend call and check the events it appended."""
+    async def after_call(self, host: Host, name: str, summary: str, writes: bool) -> None:
+        """Trace a backend call and check the events it appended (if it `writes`)."""
         self._trace.append(f"{self.loop.now:.6f} {host.name} {name} {summary}")
+        if not writes:
+            return
         try:
             self.checker.events(await self.backend.read_events(after_seq=self.checker.seen))
         except Violation as violation:
@@ -225,8 +240,8 @@ class Simulation:
             ticks += 1
             try:
                 checker.overdue(now)
-                if ticks % 10 == 0:
-                    await self._check_fold()
+                if ticks % FOLD_EVERY == 0:
+                    await self._check_fold(full=ticks % (FOLD_EVERY * FULL_FOLD_EVERY) == 0)
                 if now < quiet:
                     continue
                 missing = checker.missing()
@@ -249,8 +264,13 @@ class Simulation:
             f" attempts {job.attempts})"
         )
 
-    async def _check_fold(self) -> None:
-        check_fold(await self.backend.read_events(), await self.backend.projected_jobs())
+    async def _check_fold(self, *, full: bool) -> None:
+        backend, checker = self.backend, self.checker
+        if full:
+            check_fold(await backend.read_events(), await backend.projected_jobs())
+        else:
+            checker.events(await backend.read_events(after_seq=checker.seen))
+            check_projection(checker.jobs, await backend.projected_jobs())
 
     async def _main(self) -> None:
         self.backend = self.factory(clock=self.db_clock, config=CONFIG)
@@ -282,15 +302,20 @@ class Simulation:
             worker.request_stop(timedelta(0))
         await asyncio.gather(*(task for _, task in live))
         self.checker.events(await self.backend.read_events(after_seq=self.checker.seen))
-        await self._check_fold()
+        await self._check_fold(full=True)
 
     def run(self) -> Outcome:
         """Run the fleet to its end or to its first violation."""
-        loop = self.loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
-        self.guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
+        guard = None
+        if self.soak:
+            loop: SimLoop | SoakLoop = SoakLoop()
+        else:
+            loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
+            guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
+        self.loop = loop
         loop.set_exception_handler(lambda _, context: None)  # leftovers of killed hosts
         log = b""
-        with guarded(self.guard):
+        with guarded(guard) if guard is not None else contextlib.nullcontext():
             try:
                 loop.run_until_complete(self._main())
             except Violation as violation:
@@ -303,12 +328,14 @@ class Simulation:
                             str(error),
                         )
                     )
-            unexcused = self.guard.unexcused()
+            unexcused = [] if guard is None else guard.unexcused()
             if unexcused and self.failure is None:
                 self.fail(Violation("escape", "; ".join(unexcused)))
             if self.backend is not None:
                 log = self._encoded_log()
             self._teardown()
+        if self.soak and (discard := getattr(self.factory, "discard", None)) is not None:
+            discard(self.backend)
         return Outcome(
             seed=self.seed,
             fired=list(self.fired),
@@ -318,19 +345,22 @@ class Simulation:
             lifecycles=self.checker.lifecycles,
             virtual_seconds=loop.now,
             steps=loop.steps,
-            pending_escapes=self.guard.pending(),
+            pending_escapes=[] if guard is None else guard.pending(),
         )
 
     def _encoded_log(self) -> bytes:
-        """The whole log as it stands (read without running the loop any further)."""
-        reading = self.backend.read_events()
-        try:
-            reading.send(None)
-        except StopIteration as done:
-            events = done.value
+        """The whole log as it stands (read without running the seeded loop further)."""
+        if isinstance(self.loop, SoakLoop):
+            events = self.loop.run_until_complete(self.backend.read_events())
         else:
-            reading.close()
-            raise SimulationEscape("the backend's read_events waits for I/O")
+            reading = self.backend.read_events()
+            try:
+                reading.send(None)
+            except StopIteration as done:
+                events = done.value
+            else:
+                reading.close()
+                raise SimulationEscape("the backend's read_events waits for I/O")
         return b"\n".join(msgspec.json.encode(event) for event in events)
 
     def _teardown(self) -> None:

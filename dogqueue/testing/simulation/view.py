@@ -46,6 +46,11 @@ CALLS = frozenset(
         "latest_tick",
     }
 )
+#: The calls among those that only read: the log cannot have grown, so the events are
+#: read at the next call that writes (or at the end of the run).
+READS = frozenset(
+    {"get_status", "get_job", "history", "ready_tenants", "next_run_at", "latest_tick"}
+)
 
 
 class HostView:
@@ -93,16 +98,17 @@ class HostView:
             if fault == "storage" and number % 2 == 0:
                 sim.trace(f"{host.name} {name} #{number} fails before commit")
                 raise StorageError(f"simulated: {name} failed before its commit")
+            writes = name not in READS
             try:
                 result = await attribute(*args, **kwargs)
             except QueueError as error:
-                await sim.after_call(host, name, type(error).__name__)
+                await sim.after_call(host, name, type(error).__name__, writes)
                 raise
             if name == "cancel_job" and result is JobStatus.CANCELED:
                 sim.checker.canceled((args[0].tenant_id, args[1]), host, sim.loop.now)
                 for listener in list(self._listeners):
                     listener(args[0].tenant_id, args[1])
-            await sim.after_call(host, name, _summary(result))
+            await sim.after_call(host, name, _summary(result), writes)
             if fault is not None:
                 sim.trace(f"{host.name} {name} #{number} reply lost after commit")
                 raise StorageError(f"simulated: {name} committed but its reply was lost")
