@@ -25,8 +25,8 @@ from dogqueue import (
     Job,
     JobCanceled,
     JobFailed,
-    JobHandle,
     JobNotFound,
+    JobRegistry,
     QueueAdapter,
     QueueCtx,
     ResultTimeout,
@@ -36,7 +36,11 @@ from dogqueue import (
 )
 from dogqueue.backend.sqlite import SqliteBackend
 
+#: Every job type of the service, registered where each is defined.
+jobs: JobRegistry[None] = JobRegistry()
 
+
+@jobs.register
 class Export(Job[None, dict[str, Any]]):
     """Export `rows` rows of the tenant's data (slowly, to show progress and cancel)."""
 
@@ -44,7 +48,7 @@ class Export(Job[None, dict[str, Any]]):
     rows: int
     seconds_per_row: float = 0.0
 
-    async def execute(self, ctx: None) -> dict[str, Any]:
+    async def execute(self) -> dict[str, Any]:
         run = current_run()  # the tenant comes with the run, not in the payload
         for row in range(self.rows):
             await asyncio.sleep(self.seconds_per_row)
@@ -53,24 +57,21 @@ class Export(Job[None, dict[str, Any]]):
         return {"tenant": run.tenant_id, "rows": self.rows, "attempt": run.attempt}
 
 
-@job(job_type="welcome-mail")
-async def welcome_mail(ctx: None, email: str) -> str:
+@job(job_type="welcome-mail", registry=jobs, takes_context=False)
+async def welcome_mail(email: str) -> str:
     """Send a welcome mail."""
     return f"sent to {email}"
 
 
-async def make_adapter(backend: Backend) -> QueueAdapter[None]:
-    """The job types, for the web process and for `dogqueue worker`."""
-    adapter: QueueAdapter[None] = QueueAdapter(backend)
-    await adapter.register_job(Export)
-    await adapter.register_job(welcome_mail)
-    return adapter
+def make_adapter(backend: Backend) -> QueueAdapter[None]:
+    """The adapter with every job type, for the web process and for `dogqueue worker`."""
+    return QueueAdapter(backend, jobs=jobs)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with SqliteBackend(os.environ.get("DOGQUEUE_DB", "queue.db")) as backend:
-        app.state.queue = await make_adapter(backend)
+        app.state.queue = make_adapter(backend)
         yield
 
 
@@ -109,8 +110,7 @@ async def job_status(tenant: str, job_id: str) -> dict[str, Any]:
 async def job_result(tenant: str, job_id: str, wait: float = 10.0) -> dict[str, Any]:
     ctx = QueueCtx(tenant)
     try:
-        info = await queue().get_job(ctx, job_id)
-        handle: JobHandle[Any] = JobHandle(job_id, info.message.job_type)
+        handle = await queue().handle(ctx, job_id)
         return {"result": await queue().wait_result(ctx, handle, timeout=wait)}
     except JobNotFound:
         raise HTTPException(404, "no such job") from None
