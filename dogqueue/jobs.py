@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import typing
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
@@ -60,11 +63,18 @@ class BaseJob(msgspec.Struct, Generic[ContextT, ResultT], kw_only=True):
 
 class Job(BaseJob[ContextT, ResultT], kw_only=True):
     """A job's payload and code. Subclass with fields for the payload, set JOB_TYPE and
-    implement `execute`; the worker passes its context object to `execute`."""
+    implement `async def execute(self, ctx: C) -> R`, which gets the worker's context
+    object, or `async def execute(self) -> R` when the job uses none; mypy checks either
+    against the class's `Job[C, R]`. It returns the job's result (msgspec JSON)."""
 
-    async def execute(self, ctx: ContextT) -> ResultT:
-        """Do the job's work and return its result (encoded with msgspec JSON)."""
-        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+    if TYPE_CHECKING:
+        execute: ClassVar[
+            Callable[[Any], Awaitable[ResultT]] | Callable[[Any, ContextT], Awaitable[ResultT]]
+        ]
+    else:
+
+        async def execute(self, ctx=None):
+            raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
 
 
 class SyncJob(BaseJob[ContextT, ResultT], kw_only=True):
@@ -73,9 +83,35 @@ class SyncJob(BaseJob[ContextT, ResultT], kw_only=True):
     client) do not stall the loop. When the job is canceled or times out, JobInterrupted
     is raised inside it at its next Python instruction."""
 
-    def execute(self, ctx: ContextT) -> ResultT:
-        """Do the job's work in a worker thread and return its result."""
-        raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+    if TYPE_CHECKING:
+        #: `def execute(self, ctx: C) -> R`, or `def execute(self) -> R` (no context).
+        execute: ClassVar[Callable[[Any], ResultT] | Callable[[Any, ContextT], ResultT]]
+    else:
+
+        def execute(self, ctx=None):
+            raise NotImplementedError(f"{type(self).__name__}.execute is not implemented")
+
+
+@functools.cache
+def takes_context(job_class: type[BaseJob[Any, Any]]) -> bool:
+    """Whether the class's `execute` takes the worker's context (`execute(self, ctx)`)
+    rather than only `self`."""
+    execute = getattr(job_class, "execute", None)
+    if execute is None:
+        return False
+    positional = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    parameters = list(inspect.signature(execute).parameters.values())[1:]  # after self
+    return any(parameter.kind in positional for parameter in parameters)
+
+
+def execute_call(job: BaseJob[Any, Any], context: object) -> Callable[[], Any]:
+    """The job's `execute`, bound to `context` when it takes one: call it to run it."""
+    execute: Callable[..., Any] = getattr(job, "execute")  # noqa: B009 (typed per class)
+    return functools.partial(execute, context) if takes_context(type(job)) else execute
 
 
 def result_type_of(job_class: type[BaseJob[Any, Any]]) -> Any:
@@ -163,9 +199,9 @@ class JobRegistry(Generic[ContextT]):
         msgspec JSON (None when `execute` returns None). Exceptions propagate."""
         job = self.decode(message)
         if isinstance(job, SyncJob):
-            result = await asyncio.to_thread(job.execute, context)
+            result = await asyncio.to_thread(execute_call(job, context))
         elif isinstance(job, Job):
-            result = await job.execute(context)
+            result = await execute_call(job, context)()
         else:
             raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
         return None if result is None else encode_json(result)

@@ -17,13 +17,17 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
+from dogqueue.controls import read_many_controls, run_now_unit
 from dogqueue.core import cron as rules
 from dogqueue.core import validation as check
+from dogqueue.core.controls import requested_runs
 from dogqueue.core.cron import ScheduleSpec
 from dogqueue.core.errors import InvalidInput
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobPriority
+from dogqueue.engine import Engine
 from dogqueue.jobs import BaseJob
 
 
@@ -144,20 +148,67 @@ def _now(adapter: QueueAdapter[Any], now: datetime | None) -> datetime:
     return check.check_aware("now", moment).astimezone(UTC)
 
 
+async def paused_schedules(backend: Backend, schedules: Sequence[Schedule]) -> set[tuple[str, str]]:
+    """The (tenant, name) of each of `schedules` that an operator paused (for its
+    tenant, or for every tenant): one read of each control stream."""
+    everywhere, by_tenant = await read_many_controls(backend, (s.tenant for s in schedules))
+    return {
+        (s.tenant, s.name)
+        for s in schedules
+        if s.name in everywhere.paused_schedules or s.name in by_tenant[s.tenant].paused_schedules
+    }
+
+
+async def enqueue_requested_runs(
+    adapter: QueueAdapter[Any],
+    schedules: Sequence[Schedule],
+    seen: dict[tuple[str, str], int] | None = None,
+) -> list[str]:
+    """Enqueue the job of each of `schedules` once for every run-now request (see
+    `dogqueue.controls.run_schedule_now`) that has no job yet, paused or not; return the
+    new jobs' ids. Exactly one job per request, however many processes call this.
+    `seen`, kept by a caller between calls, holds the newest request per (tenant, name)
+    already carried out, so that a call with no new request writes nothing."""
+    backend, engine = adapter.backend, getattr(adapter.backend, "engine", None)
+    if not isinstance(engine, Engine):
+        return []  # requested runs are enqueued through the engine's units of work
+    checked = check_schedules(schedules)
+    seen = {} if seen is None else seen
+    _, controls = await read_many_controls(backend, (s.tenant for s in checked))
+    ids: list[str] = []
+    for schedule in checked:
+        identity = (schedule.tenant, schedule.name)
+        versions = requested_runs(controls[schedule.tenant], schedule.name, seen.get(identity, 0))
+        if not versions:
+            continue
+        message = schedule.spec(adapter).message
+        unit = run_now_unit(engine, schedule.tenant, schedule.name, message, versions)
+        new_ids: list[str] = await backend.run_unit(unit)  # type: ignore[attr-defined]
+        ids.extend(new_ids)
+        seen[identity] = versions[-1]
+    if ids:
+        backend.notify_change()  # type: ignore[attr-defined]
+    return ids
+
+
 async def enqueue_due(
     adapter: QueueAdapter[Any], schedules: Sequence[Schedule], now: datetime | None = None
 ) -> list[str]:
     """Enqueue every tick of `schedules` that has come by `now` (default: the backend's
     clock) and has no job in the log yet, under each schedule's catch-up policy; return
-    the new jobs' ids. Exactly one job per (schedule, tick), however many processes or
-    hosts call this at once. Every schedule is checked before anything is enqueued;
-    each schedule's ticks are enqueued all or none."""
+    the new jobs' ids. A schedule an operator paused is skipped (its missed ticks follow
+    its catch-up policy once it is resumed). Exactly one job per (schedule, tick),
+    however many processes or hosts call this at once. Every schedule is checked
+    before anything is enqueued; each schedule's ticks are enqueued all or none."""
     if not isinstance(adapter, QueueAdapter):
         raise InvalidInput("adapter", "must be a QueueAdapter")
     checked = check_schedules(schedules)
     moment = _now(adapter, now)
     specs = [schedule.spec(adapter) for schedule in checked]
     backend = adapter.backend
+    paused = await paused_schedules(backend, checked)
+    kept = [i for i, s in enumerate(checked) if (s.tenant, s.name) not in paused]
+    checked, specs = [checked[i] for i in kept], [specs[i] for i in kept]
     outcomes = await asyncio.gather(
         *(
             backend.enqueue_ticks(schedule.ctx, spec, moment)

@@ -26,6 +26,7 @@ from dogqueue import (
     JobCanceled,
     JobFailed,
     JobNotFound,
+    JobRegistry,
     QueueAdapter,
     QueueCtx,
     ResultTimeout,
@@ -35,7 +36,11 @@ from dogqueue import (
 )
 from dogqueue.backend.sqlite import SqliteBackend
 
+#: Every job type of the service, registered where each is defined.
+jobs: JobRegistry[None] = JobRegistry()
 
+
+@jobs.register
 class Export(Job[None, dict[str, Any]]):
     """Export `rows` rows of the tenant's data (slowly, to show progress and cancel)."""
 
@@ -43,7 +48,7 @@ class Export(Job[None, dict[str, Any]]):
     rows: int
     seconds_per_row: float = 0.0
 
-    async def execute(self, ctx: None) -> dict[str, Any]:
+    async def execute(self) -> dict[str, Any]:
         run = current_run()  # the tenant comes with the run, not in the payload
         for row in range(self.rows):
             await asyncio.sleep(self.seconds_per_row)
@@ -52,24 +57,21 @@ class Export(Job[None, dict[str, Any]]):
         return {"tenant": run.tenant_id, "rows": self.rows, "attempt": run.attempt}
 
 
-@job(job_type="welcome-mail")
-async def welcome_mail(ctx: None, email: str) -> str:
+@job(job_type="welcome-mail", registry=jobs, takes_context=False)
+async def welcome_mail(email: str) -> str:
     """Send a welcome mail."""
     return f"sent to {email}"
 
 
-async def make_adapter(backend: Backend) -> QueueAdapter[None]:
-    """The job types, for the web process and for `dogqueue worker`."""
-    adapter: QueueAdapter[None] = QueueAdapter(backend)
-    await adapter.register_job(Export)
-    await adapter.register_job(welcome_mail)
-    return adapter
+def make_adapter(backend: Backend) -> QueueAdapter[None]:
+    """The adapter with every job type, for the web process and for `dogqueue worker`."""
+    return QueueAdapter(backend, jobs=jobs)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with SqliteBackend(os.environ.get("DOGQUEUE_DB", "queue.db")) as backend:
-        app.state.queue = await make_adapter(backend)
+        app.state.queue = make_adapter(backend)
         yield
 
 

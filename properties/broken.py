@@ -52,6 +52,7 @@ from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 from dogqueue.core.workers import WorkerPresence
+from dogqueue.engine import T, Unit
 from dogqueue.log.reader import LogReader
 from dogqueue.testing.factories import BackendFactory, MemoryFactory, SqliteFactory
 
@@ -116,6 +117,13 @@ class Forwarding:
     @clock.setter
     def clock(self, value: Clock) -> None:
         self.inner.clock = value
+
+    async def run_unit(self, unit: Unit[T]) -> T:
+        """The engine's seam (control events are appended through it), unperturbed."""
+        return await self.inner.run_unit(unit)  # type: ignore[attr-defined,no-any-return]
+
+    def notify_change(self) -> None:
+        self.inner.notify_change()  # type: ignore[attr-defined]
 
     async def open(self) -> None:
         await self.inner.open()

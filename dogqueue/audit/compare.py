@@ -12,6 +12,7 @@ import msgspec
 from dogqueue.audit.report import Report
 from dogqueue.core.codec import decode_event
 from dogqueue.core.errors import CorruptLog, InvalidTransition
+from dogqueue.core.events import is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.projection import JobKey
 from dogqueue.log.reader import PROJECTED_COLUMNS, LogRecord, ProjectionRow, projected_columns
@@ -164,7 +165,8 @@ def check_unsealed(
             continue
         try:
             event = decode_event(record.data, record.writer_seq)
-            report.jobs[key] = evolve(report.jobs.get(key), event)
+            if not is_control(event):
+                report.jobs[key] = evolve(report.jobs.get(key), event)
         except (msgspec.DecodeError, ValueError, InvalidTransition) as error:
             report.add(None, f"{where} (version {record.version}) does not apply: {error}")
             continue

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dogqueue.core.events import is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
@@ -43,6 +44,8 @@ async def replay(log: LogReader, progress: Progress | None = None) -> ReplayResu
     async with log.snapshot():
         while events := await log.events(after=after, limit=PROGRESS_EVERY):
             for event in events:
+                if is_control(event):
+                    continue
                 key = (event.tenant_id, event.job_id)
                 jobs[key] = evolve(jobs.get(key), event)
             count += len(events)

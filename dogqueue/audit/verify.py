@@ -28,7 +28,9 @@ from dogqueue.audit.compare import (
 from dogqueue.audit.report import Problem, Report
 from dogqueue.clock import utc_now
 from dogqueue.core.codec import decode_event
+from dogqueue.core.controls import Controls, evolve_controls
 from dogqueue.core.errors import InvalidTransition
+from dogqueue.core.events import is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.projection import JobKey
 from dogqueue.log import archive as archival
@@ -105,6 +107,8 @@ class _Walk:
         audit_key: bytes | None = None,
     ) -> None:
         self.report = Report()
+        #: Each control stream's state, to check that its versions follow.
+        self.controls: dict[JobKey, Controls] = {}
         self.audit_key = audit_key
         self.linked = 0
         self.anchors = sorted(anchors)
@@ -239,7 +243,10 @@ class _Walk:
             self._broken(key, seq, f"event {seq}'s columns disagree with its bytes")
             return
         try:
-            self.report.jobs[key] = evolve(self.report.jobs.get(key), event)
+            if is_control(event):  # a control stream: its versions follow, no job state
+                self.controls[key] = evolve_controls(self.controls.get(key, Controls()), event)
+            else:
+                self.report.jobs[key] = evolve(self.report.jobs.get(key), event)
         except InvalidTransition as error:
             self._broken(key, seq, f"event {seq} does not follow its job's history: {error}")
 

@@ -132,6 +132,10 @@ class EngineBackend(abc.ABC):
             if not waiter.done():
                 waiter.set_result(None)
 
+    def notify_change(self) -> None:
+        """Wake this backend's `wait_for_change` callers after a write made with `run_unit`."""
+        self._notify_change()
+
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds."""
         if max_wait <= 0:

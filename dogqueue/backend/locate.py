@@ -73,6 +73,12 @@ def _redis_options(url: str) -> tuple[Any, str, dict[str, Any]]:
     return module, plain, kwargs
 
 
+def redis_prefix(url: str) -> str:
+    """The key prefix of the queue a Redis URL names (its prefix=NAME, else the default)."""
+    prefix: str = _redis_options(url)[2].get("prefix", "dogqueue")
+    return prefix
+
+
 def split_schema(url: str) -> tuple[str, str | None]:
     """The URL without its `schema=NAME` query parameter, and that name (if any)."""
     parts = urlsplit(url)

@@ -128,7 +128,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser.set_defaults(run=guarded(_run), action=action)
 
 
-def _actor(args: argparse.Namespace) -> str:
+def actor_of(args: argparse.Namespace) -> str:
+    """Who a changing command records as acting: `--actor`, else cli:LOGIN."""
     if args.actor:
         return str(args.actor)
     try:
@@ -184,7 +185,7 @@ async def _act(args: argparse.Namespace, action: Action, filters: JobFilter) -> 
                 # is a script that forgot --yes.
                 say("nothing changed" if answer is False else "\nno answer: nothing changed")
                 return EXIT_OK if answer is False else EXIT_ERROR
-        return await _apply(backend, action, jobs, _actor(args))
+        return await _apply(backend, action, jobs, actor_of(args))
 
 
 async def _tenant_exists(backend: Backend, tenant: str) -> bool:

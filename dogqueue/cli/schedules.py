@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 
 import msgspec
@@ -19,6 +20,7 @@ from dogqueue.cli._common import (
     table,
     when,
 )
+from dogqueue.cli.pause import SCHEDULE_COMMANDS, add_scope, schedule_command
 from dogqueue.cli.worker import schedules_option
 from dogqueue.clock import utc_now
 from dogqueue.core import cron
@@ -50,11 +52,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " that tick's job and status, and how many ticks were enqueued. Given SCHEDULES"
         " (MODULE:ATTRIBUTE naming a list of dogqueue.Schedule, or MODULE for its"
         " SCHEDULES), also each one's cron expression, time zone and next tick, and those"
-        " with no tick yet. The current directory is on the import path.",
+        " with no tick yet. The current directory is on the import path."
+        " `dogqueue schedules pause|resume|run-now NAME... --tenant T` pauses or resumes"
+        " schedules, or asks a worker serving them to run their job once now: recorded as"
+        " events in the log, seen by workers within a second or two.",
     )
     add_db(parser)
-    parser.add_argument("schedules", metavar="SCHEDULES", nargs="?", help="MODULE[:ATTRIBUTE]")
-    parser.add_argument("--tenant", help="only this tenant's schedules")
+    parser.add_argument(
+        "schedules",
+        metavar="SCHEDULES",
+        nargs="?",
+        help="MODULE[:ATTRIBUTE], or one of " + ", ".join(SCHEDULE_COMMANDS),
+    )
+    parser.add_argument("names", metavar="NAME", nargs="*", help="with a command: schedules")
+    add_scope(parser)
     parser.add_argument(
         "--now",
         type=parse_time,
@@ -65,6 +76,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _schedules(args: argparse.Namespace) -> int:
+    if args.schedules in SCHEDULE_COMMANDS:
+        return schedule_command(args, args.schedules, args.names)
+    if args.names or args.all_tenants or args.actor:
+        say(
+            "dogqueue schedules: NAME, --all-tenants and --actor go with a command", file=sys.stderr
+        )
+        return EXIT_ERROR
     defined = schedules_option("schedules", args.schedules)
     if defined is None:
         return EXIT_ERROR

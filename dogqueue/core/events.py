@@ -138,6 +138,66 @@ class ParentFinished(Event, frozen=True, tag="parent_finished"):
     reason: str | None = None
 
 
+class ControlEvent(Event, frozen=True):
+    """An operator's decision about a tenant's queues or schedules (`dogqueue.core.controls`),
+    not about one job: it lives on the tenant's control stream (`job_id` is
+    `CONTROL_STREAM`), which no job projection, fold or job count includes. `actor`
+    names who decided it (e.g. "cli:alice", "web:admin"), when the caller said so."""
+
+
+class QueueControl(ControlEvent, frozen=True):
+    """A decision about the tenant's `queue`."""
+
+    queue: str
+    actor: str | None = None
+
+
+class ScheduleControl(ControlEvent, frozen=True):
+    """A decision about the tenant's schedule named `schedule`."""
+
+    schedule: str
+    actor: str | None = None
+
+
+class QueuePaused(QueueControl, frozen=True, tag="queue_paused"):
+    """Workers stop leasing the tenant's jobs in `queue` (running jobs finish)."""
+
+    TYPE: ClassVar[str] = "queue_paused"
+
+
+class QueueResumed(QueueControl, frozen=True, tag="queue_resumed"):
+    """Workers lease from the paused `queue` again."""
+
+    TYPE: ClassVar[str] = "queue_resumed"
+
+
+class SchedulePaused(ScheduleControl, frozen=True, tag="schedule_paused"):
+    """Workers enqueue no tick of the schedule."""
+
+    TYPE: ClassVar[str] = "schedule_paused"
+
+
+class ScheduleResumed(ScheduleControl, frozen=True, tag="schedule_resumed"):
+    """Workers enqueue the paused schedule's ticks again (under its catch-up policy)."""
+
+    TYPE: ClassVar[str] = "schedule_resumed"
+
+
+class ScheduleRunRequested(ScheduleControl, frozen=True, tag="schedule_run_requested"):
+    """Run the schedule's job once now, outside its ticks: the next worker serving the
+    schedule enqueues it, exactly once per request (keyed by this event's version)."""
+
+    TYPE: ClassVar[str] = "schedule_run_requested"
+
+
+#: The control events, by type name.
+AnyControlEvent = (
+    QueuePaused | QueueResumed | SchedulePaused | ScheduleResumed | ScheduleRunRequested
+)
+
+#: The reserved stream (the `job_id` of its events) of each tenant's control events.
+CONTROL_STREAM = "~controls"
+
 AnyEvent = (
     Enqueued
     | Leased
@@ -149,6 +209,11 @@ AnyEvent = (
     | Released
     | Requeued
     | ParentFinished
+    | QueuePaused
+    | QueueResumed
+    | SchedulePaused
+    | ScheduleResumed
+    | ScheduleRunRequested
 )
 
 #: The type names of all events, in the order they were introduced.
@@ -165,5 +230,16 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         Released,
         Requeued,
         ParentFinished,
+        QueuePaused,
+        QueueResumed,
+        SchedulePaused,
+        ScheduleResumed,
+        ScheduleRunRequested,
     )
 )
+
+
+def is_control(event: Event) -> bool:
+    """Whether `event` is a control event (on a tenant's control stream), which folds
+    of job state skip."""
+    return isinstance(event, ControlEvent)

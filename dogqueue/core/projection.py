@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dogqueue.core.errors import InvalidInput
-from dogqueue.core.events import AnyEvent
+from dogqueue.core.events import AnyEvent, is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 
@@ -24,9 +24,12 @@ def fold(history: Iterable[AnyEvent]) -> JobInfo:
 
 
 def rebuild(events: Iterable[AnyEvent]) -> dict[JobKey, JobInfo]:
-    """Every job's state, keyed by (tenant_id, job_id), from the whole log in order."""
+    """Every job's state, keyed by (tenant_id, job_id), from the whole log in order
+    (control events, which are about no job, are skipped)."""
     jobs: dict[JobKey, JobInfo] = {}
     for event in events:
+        if is_control(event):
+            continue
         key = (event.tenant_id, event.job_id)
         jobs[key] = evolve(jobs.get(key), event)
     return jobs

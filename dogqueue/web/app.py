@@ -30,7 +30,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import QueueCtx
 from dogqueue.core.status import JobStatus
 from dogqueue.display import one_line, visible
-from dogqueue.schedules import Schedule
+from dogqueue.schedules import Schedule, paused_schedules
 from dogqueue.web.activity import RecentActivity
 from dogqueue.web.auth import Principal, Session, TokenStore, csrf_matches
 from dogqueue.web.inputs import (
@@ -40,6 +40,7 @@ from dogqueue.web.inputs import (
     path_segment,
     read_form,
 )
+from dogqueue.web.queues import QueuePages, paused_queues
 from dogqueue.web.workers import worker_rows
 
 #: The session cookie's name.
@@ -107,6 +108,7 @@ def _environment() -> jinja2.Environment:
     env.filters["one_line"] = one_line
     env.filters["part"] = lambda text: quote(str(text), safe="")
     env.filters["when"] = _when
+    env.filters["ago"] = lambda moment, now: _ago(now, moment)
     return env
 
 
@@ -238,6 +240,7 @@ class Dashboard:
                 Route("/jobs", guarded(self.all_jobs)),
                 Route("/schedules", guarded(self.schedules_page)),
                 Route("/workers", guarded(self.workers_page)),
+                *QueuePages(self).routes(guarded),
                 Route("/tenants/{tenant}/jobs", guarded(self.tenant_jobs)),
                 Route("/tenants/{tenant}/requeue", guarded(self.requeue), methods=["POST"]),
                 Route("/tenants/{tenant}/jobs/{job_id}", guarded(self.job_page)),
@@ -416,12 +419,14 @@ class Dashboard:
         await self.activity.refresh(self.backend, now)
         activity = self.activity
         shown = [s for s in summaries if principal.may_see(s.tenant_id)]
+        paused = await paused_queues(self.backend, [s.tenant_id for s in shown])
         rows = [
             {
                 "summary": s,
                 "oldest": _ago(now, s.oldest_ready_at),
                 "rate": activity.completed_per_minute(s.tenant_id, now),
                 "new_failures": activity.dead_in_window(s.tenant_id, now),
+                "paused": paused[s.tenant_id],
                 "charts": {
                     "ready": self.sampler.chart(s.tenant_id, lambda x: x.ready),
                     "leased": self.sampler.chart(s.tenant_id, lambda x: x.leased),
@@ -443,6 +448,7 @@ class Dashboard:
         principal: Principal = request.scope["dogqueue.principal"]
         now = self.now()
         rows = []
+        paused = await paused_schedules(self.backend, self.schedules)
         for schedule in self.schedules:
             if not principal.may_see(schedule.tenant):
                 continue
@@ -458,9 +464,13 @@ class Dashboard:
                     "last_job_id": None if latest is None else latest[1],
                     "last_job": last_job,
                     "next_tick": schedule.next_tick(now),
+                    "paused": (schedule.tenant, schedule.name) in paused,
                 }
             )
-        return self.render(request, "schedules.html", rows=rows, defined=bool(self.schedules))
+        done = request.query_params.get("done")
+        return self.render(
+            request, "schedules.html", rows=rows, defined=bool(self.schedules), done=done
+        )
 
     async def workers_page(self, request: Request) -> Response:
         now = self.now()

@@ -12,7 +12,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.client.run import JobRun, set_current_run
 from dogqueue.core.errors import JobCanceled, LeaseLost
 from dogqueue.core.job import Completion, Failure
-from dogqueue.jobs import BaseJob, Job, JobError, SyncJob, encode_json
+from dogqueue.jobs import BaseJob, Job, JobError, SyncJob, encode_json, execute_call
 from dogqueue.observability.outcome import Outcome
 from dogqueue.worker.running import (
     Execution,
@@ -105,10 +105,10 @@ class Executor:
             assert self._threads is not None and interruptible is not None
             run_context = contextvars.copy_context()
             result = await self._threads.run(
-                functools.partial(run_context.run, job.execute, context), interruptible
+                functools.partial(run_context.run, execute_call(job, context)), interruptible
             )
         elif isinstance(job, Job):
-            result = await job.execute(context)
+            result = await execute_call(job, context)()
         else:
             raise JobError(f"{type(job).__name__} is neither a Job nor a SyncJob", retryable=False)
         return None if result is None else encode_json(result)

@@ -15,6 +15,7 @@ from dogqueue.core.message import QueueCtx
 from dogqueue.observability.logging import log_unexpected
 from dogqueue.worker.deploy import DeployHold
 from dogqueue.worker.fairness import TenantRotation
+from dogqueue.worker.pauses import PAUSE_REFRESH_SECONDS, PausedQueues
 from dogqueue.worker.queues import QueueDiscovery
 from dogqueue.worker.settings import MIN_IDLE_SECONDS, TENANT_REFRESH_SECONDS, WorkerSettings
 
@@ -74,6 +75,7 @@ class Leasing:
             self.ctxs = {ctx.tenant_id: ctx for ctx in settings.tenants}
             self.rotation.replace(self.ctxs)
         self._refreshed_at = -1.0
+        self.paused = PausedQueues(backend)
 
     async def run(self) -> None:
         """Lease and start jobs until a stop is requested."""
@@ -100,6 +102,7 @@ class Leasing:
     async def _lease_round(self, free: int) -> int:
         """Lease up to `free` jobs, taking turns across tenants; return how many."""
         await self._refresh_tenants()
+        await self.paused.refresh(self.rotation.tenants)
         started = 0
         empty = self._deploy.yielding(asyncio.get_running_loop().time())
         while started < free and not self.stop_requested.is_set():
@@ -115,8 +118,12 @@ class Leasing:
                     break
                 ctx = self.ctxs[tenant]
                 wanted = min(share, free - started, self.rotation.room(tenant))
+                queues = self.paused.open_queues(tenant, self.queues)
+                if not queues:  # every queue it would lease from is paused
+                    empty.add(tenant)
+                    continue
                 leases = await self._backend.dequeue_many(
-                    ctx, self.queues, wanted, lease_duration=self._lease_duration
+                    ctx, queues, wanted, lease_duration=self._lease_duration
                 )
                 if not leases:
                     empty.add(tenant)
@@ -167,16 +174,21 @@ class Leasing:
             if self._discovery is not None:  # a new queue may be what changed
                 self._discovered_at = -1.0
                 await self._refresh_queues()
+            await self.paused.refresh(self.rotation.tenants)  # a resume may be
             due_in = await self._seconds_until_due()
             if due_in <= 0 and not first:
                 return
             first = False  # a job due at once that was not leased: wait a little
-            await self._idle_wait(min(self._max_idle, max(MIN_IDLE_SECONDS, due_in)))
+            longest = PAUSE_REFRESH_SECONDS if self.paused.any else self._max_idle
+            await self._idle_wait(min(longest, max(MIN_IDLE_SECONDS, due_in)))
 
     async def _seconds_until_due(self) -> float:
         """Seconds until the earliest `run_at` of the served queues (max idle if none)."""
         tenant_ids = None if self._settings.tenants is None else list(self.ctxs)
-        next_run_at = await self._backend.next_run_at(self.queues, tenant_ids)
+        queues = self.paused.open_everywhere(self.queues)  # a paused queue's jobs wait
+        if not queues:
+            return PAUSE_REFRESH_SECONDS
+        next_run_at = await self._backend.next_run_at(queues, tenant_ids)
         if next_run_at is None:
             return self._max_idle
         return (next_run_at - self._backend.clock()).total_seconds()

@@ -14,7 +14,7 @@ from dogqueue.backend.contract import Backend
 from dogqueue.client.adapter import QueueAdapter
 from dogqueue.core.errors import QueueError
 from dogqueue.observability.logging import log_unexpected
-from dogqueue.schedules import Schedule, enqueue_due
+from dogqueue.schedules import Schedule, enqueue_due, enqueue_requested_runs
 from dogqueue.worker.settings import SCHEDULE_RECHECK_SECONDS
 
 log = logging.getLogger("dogqueue.worker")
@@ -44,10 +44,17 @@ async def schedule_forever(
     error_text: bool = True,
 ) -> None:
     """Enqueue the schedules' due ticks at start and whenever the backend's clock has
-    entered a new minute since the last successful check (or `wake` is set); set
+    entered a new minute since the last successful check (or `wake` is set), and the
+    runs operators requested (checked every `SCHEDULE_RECHECK_SECONDS`); set
     `found_work` when ticks were enqueued. `error_text=False` logs an error's type only."""
     checked: datetime | None = None
+    runs_seen: dict[tuple[str, str], int] = {}
     while True:
+        try:  # an operator's "run now" requests, seen within a recheck period
+            if await enqueue_requested_runs(adapter, schedules, runs_seen):
+                found_work.set()
+        except Exception as error:
+            log_unexpected(log, "enqueueing requested schedule runs failed", error, error_text)
         now = adapter.backend.clock()
         minute = now.replace(second=0, microsecond=0)
         if minute != checked:

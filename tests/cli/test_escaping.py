@@ -39,8 +39,9 @@ NOT_PRINTING = {
     "web": "serves HTML",
     "worker": "runs jobs",
 }
-#: Commands whose output over this log holds no stored text (only counts and paths).
-COUNTS_ONLY = {"archive", "migrate", "replay"}
+#: Commands whose output over this log holds no stored text (only counts, paths, and
+#: the names given on the command line).
+COUNTS_ONLY = {"archive", "migrate", "replay", "pause", "resume"}
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -122,6 +123,10 @@ def _commands(db: str, job_id: str) -> dict[str, list[list[str]]]:
         "schedules": [["schedules", "--db", db], ["schedules", "--db", db, "--json"]],
         "workers": [["workers", "--db", db], ["workers", "--db", db, "--json"]],
         "verify": [["verify", "--db", db]],
+        **{
+            control: [[control, "--db", db, "--tenant", "acme", "--queue", "mail"]]
+            for control in ("pause", "resume")
+        },
         "checkpoint": [["checkpoint", "--db", db]],
         "migrate": [["migrate", "--db", db]],
         "replay": [["replay", "--db", db]],

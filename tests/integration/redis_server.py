@@ -85,3 +85,47 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
+
+
+def start_cluster(directories: list[Path], *, replicas: int = 0) -> list[RedisServer]:
+    """A local Redis Cluster, one node per directory (`replicas` per master), formed
+    and answering `cluster_state:ok` on every node; the caller kills the nodes."""
+    nodes: list[RedisServer] = []
+    try:
+        for directory in directories:
+            node = RedisServer(directory, "--cluster-enabled", "yes", "--appendonly", "no")
+            node.start()
+            nodes.append(node)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas",
+                str(replicas),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 60
+        while not all(cluster_ok(n.port) for n in nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not form")
+            time.sleep(0.1)
+    except BaseException:
+        for node in nodes:
+            node.kill()
+        raise
+    return nodes
+
+
+def cluster_ok(port: int) -> bool:
+    """Whether the node on `port` says the cluster serves every slot."""
+    client = redis.Redis(port=port)
+    try:
+        return str(client.cluster("INFO").get("cluster_state")) == "ok"
+    finally:
+        client.close()

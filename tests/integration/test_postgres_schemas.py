@@ -181,37 +181,36 @@ async def test_a_session_terminated_mid_enqueue_is_a_storage_error(
 ) -> None:
     schema = names("terminated_{}")
     async with PostgresBackend(default_dsn(), schema=schema, pool_size=4) as backend:
-        errors: list[BaseException] = []
-        killed = asyncio.Event()
-        tables = [f"{quote(schema)}.{table}" for table in ("events", "jobs")]
-
-        async def enqueue_until_killed() -> None:
-            while not killed.is_set():
-                try:
-                    await backend.enqueue(ACME, MESSAGE)
-                except Exception as error:
-                    errors.append(error)
-
-        async def terminate() -> None:
-            # Sessions with a statement on this queue's tables in flight, again and again.
-            killer = await asyncpg.connect(default_dsn())
-            try:
-                for _ in range(200):
-                    await killer.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                        " WHERE relation = ANY($1::text[]::regclass[])"
+        await backend.enqueue(ACME, MESSAGE)  # the schema exists before the lock below
+        events = f"{quote(schema)}.events"
+        blocker = await asyncpg.connect(default_dsn())
+        killer = await asyncpg.connect(default_dsn())
+        try:
+            # Hold the events table so every enqueue's statement is in flight and waits,
+            # then terminate the sessions waiting on it: no timing luck needed.
+            blocking = blocker.transaction()
+            await blocking.start()
+            await blocker.execute(f"LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")
+            enqueues = [asyncio.ensure_future(backend.enqueue(ACME, MESSAGE)) for _ in range(8)]
+            terminated = 0
+            async with asyncio.timeout(120):  # a bound on a hang, not a timing assertion
+                while not all(e.done() for e in enqueues):
+                    terminated += await killer.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                        " WHERE relation = $1::text::regclass AND NOT granted"
                         " AND pid <> pg_backend_pid()",
-                        tables,
+                        events,
                     )
-                    if len(errors) >= 3:
-                        break
-                killed.set()
-            finally:
-                await killer.close()
-
-        await asyncio.gather(*(enqueue_until_killed() for _ in range(8)), terminate())
+                    await asyncio.sleep(0.01)
+            await blocking.rollback()
+        finally:
+            await blocker.close()
+            await killer.close()
+        outcomes = await asyncio.gather(*enqueues, return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
         # Enqueues in flight on the terminated sessions failed, each as a StorageError.
-        assert errors and all(isinstance(error, StorageError) for error in errors), errors
+        assert terminated and errors, outcomes
+        assert all(isinstance(error, StorageError) for error in errors), errors
         # The pool reconnects: the queue goes on.
         with contextlib.suppress(StorageError):
             await backend.enqueue(ACME, MESSAGE)

@@ -11,9 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dogqueue import QueueCtx, rebuild
 from dogqueue.audit.verify import verify_log
-from dogqueue.backend.redis import RedisBackend
+from dogqueue.backend.redis import RedisBackend, sequencer
+from dogqueue.backend.redis import backend as redis_backend
 from dogqueue.backend.redis.backend import default_cluster, default_url
 from dogqueue.backend.redis.connect import connect
 from dogqueue.backend.redis.keys import Keys
@@ -64,6 +67,26 @@ async def test_four_processes_complete_every_job_once(redis_prefix: str) -> None
         assert rebuild(events) == await backend.projected_jobs()
         report = await verify_log(backend.log_reader())
         assert report.ok, report.problems
+
+
+async def test_a_read_sees_every_event_other_sessions_committed(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More unnumbered events than one sequencer step takes: a read from a backend that
+    wrote none of them still sees them all (it steps until a step is not full)."""
+    monkeypatch.setattr(sequencer, "STEP_LIMIT", 3)
+    monkeypatch.setattr(redis_backend, "SEAL_INTERVAL", 3600.0)  # only reads number
+    options: dict[str, Any] = {"durability": "none", "cluster": default_cluster()}
+    async with (
+        RedisBackend(default_url(), prefix=redis_prefix, **options) as writer,
+        RedisBackend(default_url(), prefix=redis_prefix, **options) as reader,
+    ):
+        ids = []
+        for tenant in TENANTS:
+            ids += await writer.enqueue_many(QueueCtx(tenant), [message() for _ in range(7)])
+        events = await reader.read_events()
+        assert sorted(e.job_id for e in events) == sorted(ids)
+        assert [e.seq for e in events] == list(range(1, 22))
 
 
 async def test_one_key_enqueued_by_eight_processes_makes_one_job(redis_prefix: str) -> None:

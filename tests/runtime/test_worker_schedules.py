@@ -19,6 +19,7 @@ from dogqueue import (
     Worker,
 )
 from dogqueue.backend.base import EngineBackend
+from dogqueue.controls import run_schedule_now
 from tests.runtime.helpers import Echo, Probe, until
 
 ACME = QueueCtx("acme")
@@ -97,3 +98,16 @@ async def test_schedules_must_be_a_list_of_schedule(backend: EngineBackend) -> N
         with pytest.raises(InvalidInput) as refused:
             Worker(adapter, schedules=bad)  # type: ignore[arg-type]
         assert refused.value.field == "schedules"
+
+
+async def test_a_worker_runs_a_schedule_now_when_an_operator_asks(
+    backend: EngineBackend, clock: FakeClock
+) -> None:
+    clock.set(T0)  # midnight: the 03:00 tick is far
+    adapter, probe = await make_adapter(backend), Probe()
+    nightly = Schedule("nightly", "0 3 * * *", Echo(text="nightly"), tenant=ACME)
+    async with worker(adapter, probe, schedules=[nightly]):
+        await run_schedule_now(backend, ACME, "nightly", actor="cli:ops")
+        await until(lambda: _at_least(backend, 1))
+    assert probe.runs == {"nightly": 1}
+    assert await backend.latest_tick(ACME, "nightly") is None

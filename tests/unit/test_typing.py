@@ -192,3 +192,53 @@ def test_mypy_checks_function_jobs_without_a_context(tmp_path: Path) -> None:
     assert 'expected "BaseJob[Any, str]"' in errors[0], output  # an int result read as str
     assert 'Argument 1 to "__call__" of "JobFunction"' in errors[1], output
     assert 'Too many arguments for "__call__" of "JobFunction"' in errors[2], output
+
+
+CLASS_WITHOUT_CONTEXT = """
+from dogqueue import Job, JobHandle, QueueAdapter, QueueCtx, SyncJob
+from dogqueue.backend.memory import MemoryBackend
+
+class Resize(Job[None, int]):
+    JOB_TYPE = "resize"
+    width: int
+
+    async def execute(self) -> int:
+        return self.width * 2
+
+class Shout(SyncJob[None, str]):
+    JOB_TYPE = "shout"
+    text: str
+
+    def execute(self) -> str:
+        return self.text.upper()
+
+class WrongResult(Job[None, int]):
+    JOB_TYPE = "wrong"
+
+    async def execute(self) -> str:
+        return "not an int"
+
+class WrongContext(Job[dict[str, int], int]):
+    JOB_TYPE = "wrong-context"
+
+    async def execute(self, ctx: str) -> int:
+        return 1
+
+async def main() -> None:
+    adapter: QueueAdapter[None] = QueueAdapter(MemoryBackend())
+    t = QueueCtx("t")
+    resized: int = await adapter.wait_result(t, await adapter.enqueue(t, Resize(width=1)))
+    shouted: JobHandle[str] = await adapter.enqueue(t, Shout(text="hi"))
+    print(resized, shouted)
+"""
+
+
+@pytest.mark.slow
+def test_mypy_checks_class_jobs_whose_execute_takes_no_context(tmp_path: Path) -> None:
+    """`execute(self)` is accepted when the job uses no context; its result type and a
+    context it does take are still checked against the class's `Job[C, R]`."""
+    output, status = check(tmp_path, CLASS_WITHOUT_CONTEXT)
+    assert status == 1
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert [line.split(":")[1] for line in errors] == ["22", "28"], output
+    assert all("[override]" in line for line in errors), output

@@ -258,7 +258,7 @@ async def test_the_schedules_page_shows_ticks_from_the_log_within_the_tenant(
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
             page = (await http.get("/schedules")).text
-        rows = re.findall(r'<tr class="schedule">(.*?)</tr>', page, re.S)
+        rows = re.findall(r'<tr class="schedule"[^>]*>(.*?)</tr>', page, re.S)
         assert len(rows) == 2
         assert job_url("acme", tick_job) in rows[0] and "2030-03-01 02:30" in rows[0]
         assert "2030-03-02 02:30" in rows[0]  # the next tick

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from dogqueue.backend.kit.ordering import in_log_order
 from dogqueue.backend.kit.rows import columns
 from dogqueue.backend.postgres.backend import PostgresBackend
 from dogqueue.backend.postgres.queries import Q
@@ -29,9 +30,7 @@ async def import_events(backend: PostgresBackend, events: Iterable[AnyEvent]) ->
             raise StorageError(f"queue schema {backend.schema!r} is not empty")
         page: list[tuple[int, str, str, int, str, bytes]] = []
         last = 0
-        for event in events:
-            if event.seq <= last:
-                raise StorageError(f"events out of log order at seq {event.seq}")
+        for event in in_log_order(events):
             last = event.seq
             data = encode_event(event)
             page.append((event.seq, event.tenant_id, event.job_id, event.version, event.type, data))

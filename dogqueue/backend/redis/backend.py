@@ -31,14 +31,20 @@ from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.kit.batchset import BatchReads, UndeclaredRead
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
-from dogqueue.backend.redis import presence
+from dogqueue.backend.redis import presence, sequencer
 from dogqueue.backend.redis.connect import DRIVER_ERRORS, connect
 from dogqueue.backend.redis.durability import check_durability, check_server, server_persistence
 from dogqueue.backend.redis.keys import Keys, check_prefix
 from dogqueue.backend.redis.log import RedisLog, read_history
 from dogqueue.backend.redis.scripts import register
 from dogqueue.backend.redis.sequencer import seal_step, text, unpack_head
-from dogqueue.backend.redis.workingset import TenantBatch, queue_wants, unit_tenant
+from dogqueue.backend.redis.workingset import (
+    TenantBatch,
+    declared_keys,
+    queue_wants,
+    read_keys,
+    unit_tenant,
+)
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_job
 from dogqueue.core.config import QueueConfig
@@ -64,7 +70,7 @@ FULL_SEAL_INTERVAL = 2.0
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
 #: At most one "new work" message per this many seconds per process.
-NOTIFY_INTERVAL = 0.05
+NOTIFY_INTERVAL = 0.002
 
 
 class Conflict(Exception):
@@ -244,7 +250,10 @@ class RedisBackend(EngineBackend):
             self._registered.add(tenant)
         log_key = self.keys.tenant_log(tenant)
         tag = self.keys.tag(tenant)
-        reply = await self._scripts["read"](keys=[log_key], args=self._read_args(tag, declared))
+        reply = await self._scripts["read"](
+            keys=[log_key, *declared_keys(tag, read_keys(declared))],
+            args=self._read_args(tag, declared),
+        )
         now_us, last_fifo, loads, found_keys, latest, ready, expired, closure = reply
         first_fifo = int(last_fifo) - declared.new_jobs + 1
         ws = TenantBatch(tenant, list(range(first_fifo, int(last_fifo) + 1)))
@@ -268,7 +277,9 @@ class RedisBackend(EngineBackend):
         )
         results = run_units(ws, [strictly(unit) for unit in units], from_micros(int(now_us)))
         if ws.journal or ws.before:
-            flushed = await self._scripts["flush"](keys=[log_key], args=ws.flush_args(tag))
+            flushed = await self._scripts["flush"](
+                keys=[log_key, *declared_keys(tag, ws.flush_keys())], args=ws.flush_args(tag)
+            )
             if text(flushed[0]) != "ok":
                 raise Conflict(f"{text(flushed[1])}: {text(flushed[2])}")
             if int(flushed[2]):
@@ -384,8 +395,8 @@ class RedisBackend(EngineBackend):
     # -- positions ---------------------------------------------------------------------
 
     async def seal(self) -> int:
-        """Number every event this object wrote (and others' on the way); return how
-        many events this call numbered."""
+        """Number every event of the tenants this object wrote (every writer's, not
+        only this object's); return how many events this call numbered."""
         await self._ready()
         return await self._seal_now()
 
@@ -401,7 +412,12 @@ class RedisBackend(EngineBackend):
                     self.client, self.keys, self._scripts["seal"], self.audit_key, tenants
                 )
                 total += count or 0
-                if not wait or await self._own_sealed():
+                if not wait:
+                    return total
+                # A full step, or one another process overtook, may have left other
+                # writers' events behind: step again until one reaches the end.
+                reached_end = count is not None and count < sequencer.STEP_LIMIT
+                if reached_end and await self._own_sealed():
                     return total
                 if asyncio.get_running_loop().time() > deadline:
                     return total  # another process holds the sequencer: read a prefix

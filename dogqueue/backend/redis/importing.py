@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from dogqueue.backend.kit.ordering import in_log_order
 from dogqueue.backend.redis.backend import RedisBackend
 from dogqueue.backend.redis.keys import tenant_part
 from dogqueue.backend.redis.sequencer import pack_head, text
@@ -30,12 +31,9 @@ async def import_events(backend: RedisBackend, events: Iterable[AnyEvent]) -> in
     tpos: dict[str, int] = {}
     chains = ChainHeads(backend.audit_key)
     runs: list[Any] = []
-    pos = last_seq = 0
+    pos = 0
     pipe = client.pipeline(transaction=False)
-    for event in events:
-        if event.seq <= last_seq:
-            raise StorageError(f"events out of log order at seq {event.seq}")
-        last_seq = event.seq
+    for event in in_log_order(events):
         tenant = event.tenant_id
         if tenant not in tpos:
             await client.sadd(keys.tenants, tenant)
@@ -59,8 +57,10 @@ async def import_events(backend: RedisBackend, events: Iterable[AnyEvent]) -> in
     for tenant, (last_pos, digest, at) in chains.heads.items():
         heads += (tenant, pack_head(at, last_pos, digest))
     script = backend._scripts["seal"]
+    touched = sorted(keys.runs(tenant) for tenant in tpos)
     reply = await script(
-        keys=[keys.pos], args=[keys.glob, 0, pos, len(runs) // 6, *runs, len(heads) // 2, *heads]
+        keys=[keys.pos, keys.log, keys.heads, *touched],
+        args=[keys.glob, 0, pos, len(runs) // 6, *runs, len(heads) // 2, *heads],
     )
     if text(reply[0]) != "ok":
         raise StorageError("another writer numbered events during the import")

@@ -40,7 +40,6 @@ async def rebuild_tenant(client: Any, keys: Keys, tenant: str) -> int:
             pipe.hset(keys.of(tenant, "jobs"), job_id, encode_job(job))
             pipe.hset(keys.of(tenant, "v"), job_id, job.version)
             pipe.hset(keys.of(tenant, "e"), job_id, job.enqueue_seq)
-            pipe.hset(keys.of(tenant, "h"), job_id, "".join(f"{p}," for p in histories[job_id]))
             key = job.message.idempotency_key
             if key is not None:
                 pipe.hset(keys.of(tenant, "k"), key, job_id)
@@ -54,6 +53,8 @@ async def rebuild_tenant(client: Any, keys: Keys, tenant: str) -> int:
                 pipe.zadd(keys.of(tenant, f"p:{queue}"), {str(priority): -int(priority)})
             elif kind == "l":
                 pipe.zadd(keys.of(tenant, "l"), {member: score})
+        for stream, positions in histories.items():  # jobs' and the control stream's
+            pipe.hset(keys.of(tenant, "h"), stream, "".join(f"{p}," for p in positions))
         if events:
             pipe.set(keys.of(tenant, "fifo"), max(e.seq for e in events))
         await pipe.execute()

@@ -104,8 +104,9 @@ async def seal_step(
         new_heads += (name, pack_head(tpos, at, digest))
     if not runs:
         return 0
+    touched = {keys.runs(name) for name in chains.moved}
     reply = await script(
-        keys=[keys.pos],
+        keys=[keys.pos, keys.log, keys.heads, *sorted(touched)],  # see workingset.declared_keys
         args=[keys.glob, last, pos, len(runs) // 6, *runs, len(new_heads) // 2, *new_heads],
         client=client,
     )

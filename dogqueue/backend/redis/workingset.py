@@ -43,6 +43,16 @@ def queue_wants(reads: BatchReads) -> dict[str, int]:
     return wants
 
 
+def read_keys(reads: BatchReads) -> set[str]:
+    """The names of the keys the read script touches that are known before it runs
+    (the ready sets of each priority and the dependents' lists it finds are not: what
+    it reads there stale, the flush's guards refuse)."""
+    names = {"fifo", "jobs", "k", "cron", "l"}
+    names |= {"p:" + queue for queue in queue_wants(reads)}
+    names |= {"c:" + job for _, job in (*reads.jobs, *reads.dependents)}
+    return names
+
+
 class TenantBatch(BatchWorkingSet):
     """The kit's batch working set for one tenant's units (every key on its shard)."""
 
@@ -92,6 +102,25 @@ class TenantBatch(BatchWorkingSet):
             ]
         )
         return [tag, packed, *blobs]
+
+    def flush_keys(self) -> set[str]:
+        """The names (under the tenant's tag) of every key the flush script touches."""
+        names = {"v", "k", "cron", "n", "h", "e", "jobs", "l"}
+        for key, before in self.before.items():
+            names.add("c:" + key[1])
+            for kind, queue, priority, _, _ in (index_entry(before), index_entry(self.jobs[key])):
+                if kind == "r":
+                    names |= {f"r:{queue}:{priority}", f"p:{queue}"}
+        names |= {"c:" + key[1] for key in self.adopted}
+        names |= {"c:" + parent for _, parent, _, _ in self.new_edges}
+        return names
+
+
+def declared_keys(tag: str, names: set[str]) -> list[str]:
+    """The tenant keys `names` (under `tag`), sorted, for a script's KEYS: a cluster
+    runs a script only on the node holding every key it declares (while its slot
+    migrates, TRYAGAIN until the keys are together), never on a node missing some."""
+    return [tag + ":" + name for name in sorted(names)]
 
 
 def ready_member(job: JobInfo) -> str:

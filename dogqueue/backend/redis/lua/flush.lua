@@ -1,8 +1,10 @@
 -- flush: append a batch's events to the tenant's log and apply its projection changes,
 -- all or nothing: first every guard is checked (each job the batch wrote still has the
 -- version and the number of dependents the batch read, each new job and idempotency key
--- is still free); on any failure nothing is written and the conflict is returned.
--- KEYS[1]: the tenant's log. ARGV[1]: tag; ARGV[2]: one msgpack array (one argument
+-- is still free, each control stream event is its stream's next version); on any
+-- failure nothing is written and the conflict is returned.
+-- KEYS[1]: the tenant's log, then every other key it touches (a cluster runs it only where
+-- they all are, see workingset.declared_keys). ARGV[1]: tag; ARGV[2]: one msgpack array (one argument
 -- instead of hundreds; event data and job states, which this Lua's msgpack cannot
 -- read, follow as ARGV[3...] and the array holds their indexes) of counted lists:
 --   guards (job, version or 0 for a new job, dependents count or -1),
@@ -37,6 +39,22 @@ for _ = 1, nk do
   local key = nxt()
   i = i + 2
   if redis.call('HEXISTS', T .. ':k', key) == 1 then return {'conflict', 'key', key} end
+end
+-- A stream with no job row (ids from '~': the tenant's control stream) is guarded by
+-- its history: each of its events must be the next version.
+local streams = {}
+for _ = 1, nxt() do
+  local id, version = nxt(), nxt()
+  i = i + 2
+  if string.sub(id, 1, 1) == '~' then
+    local count = streams[id]
+    if count == nil then
+      local _, stored = string.gsub(redis.call('HGET', T .. ':h', id) or '', ',', '')
+      count = stored
+    end
+    if version ~= count + 1 then return {'conflict', 'version', id} end
+    streams[id] = version
+  end
 end
 
 -- Every guard holds: write.

@@ -1,5 +1,6 @@
 -- read: everything one batch of a tenant's units of work declared it reads, in one call.
--- KEYS[1]: the tenant's log (routes the call to the tenant's shard).
+-- KEYS[1]: the tenant's log (routes the call to the tenant's shard), then the other keys
+-- known before it runs (see workingset.read_keys).
 -- ARGV: tag, now_us ('' = the server's TIME), new_jobs, then counted lists:
 --   loads (job), keys (key), prefixes (prefix, end), ready (queue, wanted),
 --   expired limit, roots (job) whose dependents closure to read.

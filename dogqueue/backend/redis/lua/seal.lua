@@ -1,6 +1,6 @@
 -- seal: record one sequencer step on the log's global keys, if no other step moved the
 -- log's last position since this one read it.
--- KEYS[1]: the global last position. ARGV: global tag, expected last position, new last
+-- KEYS[1]: the global last position, then the other keys it writes. ARGV: global tag, expected last position, new last
 -- position, then runs (tenant key part, tenant, first tenant position, first position,
 -- count, hashes) and chain heads (tenant, head).
 -- A run gives `count` consecutive events of one tenant consecutive positions.
