@@ -74,6 +74,9 @@ class Settings:
     #: Jobs enqueued at a steady rate for the enqueue->start latency; 0 skips it.
     latency_jobs: int = 200
     latency_rate: float = 25.0
+    #: Jobs per enqueue call: 1 is one call per job; more is the bulk shape (PgQueuer's
+    #: best: lists of 100, consumers fetching batches of --lease-batch).
+    enqueue_batch: int = 1
 
 
 def payload(number: int) -> bytes:
@@ -96,6 +99,10 @@ class Queue(Protocol):
 
     async def enqueue(self, number: int) -> None:
         """Enqueue one job; called concurrently by the producer tasks."""
+        ...
+
+    async def enqueue_many(self, numbers: Sequence[int]) -> None:
+        """Enqueue a list of jobs in one call, all or none (the bulk shape)."""
         ...
 
     async def drain(self, record: Record) -> None:
@@ -270,6 +277,9 @@ class BareQueue(ClaimingQueue):
     async def enqueue(self, number: int) -> None:
         await self.enqueues.submit(payload(number))
 
+    async def enqueue_many(self, numbers: Sequence[int]) -> None:
+        await self._insert([payload(number) for number in numbers])
+
     async def claim(self) -> list[tuple[bytes, Any]]:
         self.woken.clear()  # a NOTIFY from now on wakes `idle`
         rows = await self.pool.fetch(BARE_CLAIM, self.settings.lease_batch)
@@ -335,6 +345,10 @@ class ProcrastinateQueue:
     async def enqueue(self, number: int) -> None:
         await self.task.defer_async(n=number, t=time.time())
 
+    async def enqueue_many(self, numbers: Sequence[int]) -> None:
+        now = time.time()
+        await self.task.batch_defer_async(*({"n": number, "t": now} for number in numbers))
+
     def _worker(self, wait: bool) -> Any:
         from procrastinate.worker import Worker
 
@@ -393,6 +407,11 @@ class PgQueuerQueue:
 
     async def enqueue(self, number: int) -> None:
         await self.queries.enqueue(PGQUEUER_ENTRYPOINT, payload(number), 0)
+
+    async def enqueue_many(self, numbers: Sequence[int]) -> None:
+        count = len(numbers)
+        bodies: list[bytes | None] = [payload(number) for number in numbers]
+        await self.queries.enqueue([PGQUEUER_ENTRYPOINT] * count, bodies, [0] * count)
 
     async def _run(self, record: Record, stop: Stop | None) -> None:
         from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
@@ -475,6 +494,12 @@ class DogqueueQueue(ClaimingQueue):
         message = JobMessage(job_type="bench_job", payload_bytes=payload(number))
         await self.backend.enqueue(self.ctx, message)
 
+    async def enqueue_many(self, numbers: Sequence[int]) -> None:
+        from dogqueue import JobMessage
+
+        messages = [JobMessage(job_type="bench_job", payload_bytes=payload(n)) for n in numbers]
+        await self.backend.enqueue_many(self.ctx, messages)
+
     async def claim(self) -> list[tuple[bytes, Any]]:
         batch = self.settings.lease_batch
         leases = await self.backend.dequeue_many(self.ctx, DOGQUEUE_QUEUES, batch)
@@ -549,10 +574,14 @@ class Outcome:
     finished: float = 0.0
 
 
-async def produce(queue: Queue, numbers: Sequence[int], tasks: int) -> None:
-    """Enqueue `numbers` from `tasks` concurrent producers."""
+async def produce(queue: Queue, numbers: Sequence[int], tasks: int, batch: int = 1) -> None:
+    """Enqueue `numbers` from `tasks` concurrent producers, `batch` jobs per call."""
 
     async def producer(mine: Sequence[int]) -> None:
+        if batch > 1:
+            for offset in range(0, len(mine), batch):
+                await queue.enqueue_many(mine[offset : offset + batch])
+            return
         for number in mine:
             await queue.enqueue(number)
 
@@ -566,7 +595,7 @@ async def _lifecycle(
     async with system.open(dsn, settings) as queue:
         await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone open
         await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # WAL position taken: go
-        await produce(queue, numbers, settings.tasks)
+        await produce(queue, numbers, settings.tasks, settings.enqueue_batch)
         await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)  # everyone enqueued: consume
         await queue.drain(lambda number, delay: outcome.started.append((number, delay)))
         outcome.finished = time.time()
@@ -824,11 +853,31 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 LABELS = {
-    "bare": "bare asyncpg loop, group commit, no log (physical reference)",
-    "procrastinate": "procrastinate (worker concurrency {tasks}, defer one by one)",
-    "pgqueuer": "PgQueuer (QueueManager drain, batch {batch}, enqueue one by one)",
-    "dogqueue": "dogqueue PostgresBackend (enqueue; dequeue_many({batch}) + settle_many)",
+    "bare": "bare asyncpg loop, {enqueue}, no log (physical reference)",
+    "procrastinate": "procrastinate (worker concurrency {tasks}, {enqueue})",
+    "pgqueuer": "PgQueuer (QueueManager drain, batch {batch}, {enqueue})",
+    "dogqueue": "dogqueue PostgresBackend ({enqueue}; dequeue_many({batch}) + settle_many)",
 }
+#: How each system enqueues in the bulk shape (--enqueue-batch N > 1).
+BULK_ENQUEUE = {
+    "bare": "one INSERT per list",
+    "procrastinate": "batch_defer_async",
+    "pgqueuer": "Queries.enqueue of a list",
+    "dogqueue": "enqueue_many",
+}
+
+
+def label(name: str, settings: Settings) -> str:
+    """The table's name for a system in this workload's shape."""
+    if settings.enqueue_batch > 1:
+        enqueue = f"{BULK_ENQUEUE[name]}, lists of {settings.enqueue_batch}"
+    else:
+        enqueue = {
+            "bare": "group commit",
+            "procrastinate": "defer one by one",
+            "dogqueue": "enqueue",
+        }.get(name, "enqueue one by one")
+    return LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch, enqueue=enqueue)
 
 
 def _cell(values: Sequence[float | None], fmt: str = ",.0f") -> str:
@@ -874,11 +923,11 @@ def table(rounds: list[list[Measurement]], settings: Settings) -> str:
         wal = _cell([m.wal_bytes_per_job for m in found]).split(" (")[0]
         own = _cell([m.own_wal_bytes_per_job for m in found]).split(" (")[0] or "?"
         ratio = _cell(ratios(rounds, processes, name), ".2f") if name != "dogqueue" else ""
-        label = LABELS[name].format(tasks=settings.tasks, batch=settings.lease_batch)
+        named = label(name, settings)
         if found[0].jobs != settings.jobs:
-            label += f", {found[0].jobs:,} jobs"
+            named += f", {found[0].jobs:,} jobs"
         lines.append(
-            f"| {processes} | {label} | {_cell([m.lifecycle_per_s for m in found])}"
+            f"| {processes} | {named} | {_cell([m.lifecycle_per_s for m in found])}"
             f" | {_cell([m.enqueue_per_s for m in found])} | {latency} | {wal} / {own}"
             f" | {ratio} |"
         )
@@ -951,6 +1000,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SYSTEMS), help="systems, comma-separated")
     parser.add_argument("--tasks", type=int, default=16, help="producer/consumer tasks")
     parser.add_argument("--lease-batch", type=int, default=32)
+    parser.add_argument(
+        "--enqueue-batch",
+        type=int,
+        default=1,
+        help="jobs per enqueue call (the bulk shape: --enqueue-batch 100 --lease-batch 100)",
+    )
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--latency-rate", type=float, default=25.0, help="jobs/s")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -966,6 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
         lease_batch=args.lease_batch,
         latency_jobs=args.latency_jobs,
         latency_rate=args.latency_rate,
+        enqueue_batch=args.enqueue_batch,
     )
     counts = [int(count) for count in args.processes.split(",")]
     jobs_for = {name: int(count) for name, count in (s.split("=") for s in args.jobs_for)}

@@ -30,6 +30,17 @@ def test_every_job_starts_and_completes_exactly_once(name: str) -> None:
     assert compare_pg.LABELS[name].split(" ")[0] in compare_pg.table([[measured]], TINY)
 
 
+@pytest.mark.parametrize("name", compare_pg.SYSTEMS)
+def test_the_bulk_shape_starts_and_completes_every_job_once(name: str) -> None:
+    reason = compare_pg.missing(name)
+    if reason is not None:
+        pytest.skip(f"{name} cannot run here: {reason}")
+    bulk = dataclasses.replace(TINY, enqueue_batch=30, latency_jobs=0)
+    measured = compare_pg.measure(name, 1, bulk)
+    compare_pg.check(measured)
+    assert "lists of 30" in compare_pg.table([[measured]], bulk)
+
+
 def test_a_job_started_twice_or_never_fails_the_run() -> None:
     clean = compare_pg.Measurement(
         system="bare",

@@ -240,3 +240,23 @@ class Backend(Protocol):
         indexes), with readiness and dequeue order as `dogqueue.core.order` defines them.
         It reads the stored state (no events appended) and lives as long as the backend."""
         ...
+
+
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """A backend that can enqueue inside the application's own database transaction
+    (PostgreSQL on asyncpg, psycopg 3 or SQLAlchemy connections; SQLite on `sqlite3`)."""
+
+    async def enqueue_in_transaction(
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
+    ) -> str:
+        """Enqueue `message` in `connection`'s open transaction on the queue's own
+        database: the job exists if and only if that transaction commits. A connection
+        of another kind or database, or outside a transaction, is InvalidInput naming
+        `connection`."""
+        ...

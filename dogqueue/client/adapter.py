@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from dogqueue.backend.contract import Backend
+from dogqueue.backend.contract import Backend, TransactionalEnqueue
 from dogqueue.client.functions import JobFunction
 from dogqueue.client.results import (
     JobFailed,
@@ -169,6 +169,49 @@ class QueueAdapter(Generic[ContextT]):
             job_id = await tracing.traced_enqueue(self._backend, ctx, message)
         else:
             job_id = await self._backend.enqueue(ctx, message)
+        return JobHandle(job_id, message.job_type)
+
+    async def enqueue_in_transaction(
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        job: BaseJob[Any, R],
+        *,
+        queue: str | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        priority: JobPriority | None = None,
+        max_retries: int | None = None,
+        after: Sequence[str] = (),
+        on_parent_failure: ParentFailurePolicy = "cancel",
+    ) -> JobHandle[R]:
+        """Enqueue like `enqueue`, inside the application's own open transaction on the
+        queue's database: the job exists if and only if that transaction commits, and
+        workers see it after the commit.
+
+        `connection`: on PostgreSQL an asyncpg Connection, a psycopg 3 AsyncConnection or
+        a SQLAlchemy AsyncConnection (asyncpg or psycopg driver); on SQLite a `sqlite3`
+        connection to the queue's file. InvalidInput naming `connection` for another kind
+        or database, a connection outside a transaction, or a backend without it."""
+        message = self.message_for(
+            job,
+            queue=queue,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            max_retries=max_retries,
+            after=after,
+            on_parent_failure=on_parent_failure,
+        )
+        if not isinstance(self._backend, TransactionalEnqueue):
+            raise InvalidInput(
+                "connection", f"{type(self._backend).__name__} has no transactional enqueue"
+            )
+        with tracing.enqueue_span(ctx, message) as traced:
+            job_id = await self._backend.enqueue_in_transaction(
+                connection, ctx, message, trace_context=traced.trace_context
+            )
+            traced.set_job_id(job_id)
         return JobHandle(job_id, message.job_type)
 
     async def enqueue_many(self, ctx: QueueCtx, jobs: list[BaseJob[Any, R]]) -> list[JobHandle[R]]:

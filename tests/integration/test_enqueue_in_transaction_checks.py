@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from dogqueue import InvalidInput, JobMessage, QueueAdapter, QueueConfig, QueueCtx
+from dogqueue import InvalidInput, JobMessage, QueueConfig, QueueCtx
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.sqlite import SqliteBackend
@@ -33,7 +33,6 @@ def _ctx(field: str) -> QueueCtx:
 
 async def test_sqlite_transactional_enqueue_refuses_each_bad_message(tmp_path: Path) -> None:
     async with SqliteBackend(tmp_path / "queue.db", config=CONFIG) as backend:
-        adapter: QueueAdapter[None] = QueueAdapter(backend)
         await backend.enqueue(ACME, message("already-there"))
         before = await log_size(backend)
         conn = sqlite3.connect(backend.path)
@@ -41,7 +40,16 @@ async def test_sqlite_transactional_enqueue_refuses_each_bad_message(tmp_path: P
             for what, changes, field in ROWS:
                 bad: JobMessage = bad_message(changes)
                 with pytest.raises(InvalidInput) as raised:
-                    enqueue_messages_in(conn, _ctx(field), [message("good"), bad], adapter=adapter)
+                    enqueue_messages_in(
+                        conn,
+                        _ctx(field),
+                        [message("good"), bad],
+                        engine=backend.engine,
+                        config=backend.config,
+                        now=backend.now(),
+                        audit_key=backend.audit_key,
+                        path=backend.path,
+                    )
                 assert raised.value.field == field, f"{what}: {raised.value!r}"
             conn.commit()
         finally:

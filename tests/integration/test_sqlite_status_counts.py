@@ -10,11 +10,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dogqueue import Completion, Failure, FakeClock, JobMessage, QueueAdapter, QueueCtx
+from dogqueue import Completion, Failure, FakeClock, JobMessage, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.archive import archive_before
-from dogqueue.backend.sqlite.external import enqueue_messages_in
 from dogqueue.backend.sqlite.log import SqliteLogReader
 
 ACME, GLOBEX = QueueCtx("acme"), QueueCtx("globex")
@@ -80,10 +79,10 @@ async def _every_kind_of_write(path: Path, clock: FakeClock) -> None:
         assert globex
         # An application's transaction that enqueues, then rolls back: nothing counted.
         conn = sqlite3.connect(path)
-        adapter: QueueAdapter[None] = QueueAdapter(backend)
-        enqueue_messages_in(conn, ACME, [_message(), _message()], adapter=adapter)
+        await backend.enqueue_in_transaction(conn, ACME, _message())
+        await backend.enqueue_in_transaction(conn, ACME, _message())
         conn.rollback()
-        enqueue_messages_in(conn, ACME, [_message()], adapter=adapter)
+        await backend.enqueue_in_transaction(conn, ACME, _message())
         conn.commit()
         conn.close()
         ok = await backend.dequeue_many(ACME, ["default"], 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import dogqueue.worker
 from dogqueue import Enqueued, Job, JobMessage, QueueAdapter, QueueCtx
 from dogqueue.backend.base import EngineBackend
+from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.observability import observe_execution, tracing
 from dogqueue.observability.outcome import Outcome
 
@@ -98,6 +100,29 @@ async def test_enqueue_span_context_is_stored_with_the_job(
         f"{context.trace_id:032x}",
         f"{context.span_id:016x}",
     ]
+
+
+async def test_a_transactional_enqueue_stores_its_span_context(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    async with SqliteBackend(tmp_path / "app.db") as backend:
+        adapter = await adapter_for(backend)
+        conn = sqlite3.connect(backend.path)
+        try:
+            handle = await adapter.enqueue_in_transaction(
+                conn, CTX, SendEmail(to="a@example.com"), queue="mail"
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        enqueue = only(spans, SpanKind.PRODUCER)
+        assert enqueue.attributes is not None
+        assert enqueue.attributes["dogqueue.job_id"] == handle
+        first = (await backend.history(CTX, handle))[0]
+        context = enqueue.get_span_context()
+        assert isinstance(first, Enqueued) and first.trace_context is not None
+        assert context is not None
+        assert first.trace_context["traceparent"].split("-")[2] == f"{context.span_id:016x}"
 
 
 async def test_a_trace_from_enqueue_reaches_execute(

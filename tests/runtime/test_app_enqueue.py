@@ -12,7 +12,6 @@ import pytest
 
 from dogqueue import JobAlreadyExists, JobNotFound, JobStatus, QueueAdapter, QueueCtx, Worker
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.backend.sqlite.external import enqueue_in
 from dogqueue.client.blocking import BlockingQueue
 from tests.runtime.helpers import ALL_JOBS, Echo, Probe, within
 
@@ -46,7 +45,7 @@ async def test_a_job_enqueued_in_a_committed_transaction_exists_and_runs(tmp_pat
         adapter = await make_adapter(backend)
         conn = application_connection(db)
         conn.execute("INSERT INTO orders (item) VALUES ('tea')")  # opens the transaction
-        handle = enqueue_in(conn, adapter, T, Echo(text="order placed"))
+        handle = await adapter.enqueue_in_transaction(conn, T, Echo(text="order placed"))
         assert conn.in_transaction
         with pytest.raises(JobNotFound):  # not visible before the commit
             await backend.get_job(T, handle)
@@ -65,20 +64,26 @@ async def test_a_rolled_back_transaction_leaves_no_job_and_no_event(tmp_path: Pa
         before = await backend.read_events()
         conn = application_connection(db)
         conn.execute("INSERT INTO orders (item) VALUES ('coffee')")
-        handle = enqueue_in(conn, adapter, T, Echo(text="never"), idempotency_key="order-1")
+        handle = await adapter.enqueue_in_transaction(
+            conn, T, Echo(text="never"), idempotency_key="order-1"
+        )
         conn.rollback()
         assert await backend.projected_jobs() == {}
         assert await backend.read_events() == before
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (0,)
         # The log goes on as if nothing happened: the same key is free again.
-        again = enqueue_in(conn, adapter, T, Echo(text="now"), idempotency_key="order-1")
+        again = await adapter.enqueue_in_transaction(
+            conn, T, Echo(text="now"), idempotency_key="order-1"
+        )
         conn.commit()
         assert again != handle
         assert [e.type for e in await backend.read_events()] == ["enqueued"]
         # A refused enqueue leaves the application's own writes alone.
         conn.execute("INSERT INTO orders (item) VALUES ('cake')")
         with pytest.raises(JobAlreadyExists):
-            enqueue_in(conn, adapter, T, Echo(text="dup"), idempotency_key="order-1")
+            await adapter.enqueue_in_transaction(
+                conn, T, Echo(text="dup"), idempotency_key="order-1"
+            )
         conn.commit()
         assert conn.execute("SELECT item FROM orders").fetchall() == [("cake",)]
         assert len(await backend.projected_jobs()) == 1

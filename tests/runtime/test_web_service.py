@@ -28,12 +28,13 @@ def free_port() -> int:
 
 @contextmanager
 def process(
-    command: list[str], db: Path, log: Path, *, exit_codes: tuple[int, ...] = (0,)
+    command: list[str], env: dict[str, str], log: Path, *, exit_codes: tuple[int, ...] = (0,)
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in the examples directory, stopped with SIGTERM."""
-    env = dict(os.environ, DOGQUEUE_DB=str(db))
+    """A child in the examples directory with `env` added to ours, stopped with SIGTERM."""
     with log.open("w") as out:
-        child = subprocess.Popen(command, cwd=EXAMPLES, env=env, stderr=out, stdout=out)
+        child = subprocess.Popen(
+            command, cwd=EXAMPLES, env=dict(os.environ, **env), stderr=out, stdout=out
+        )
     try:
         yield child
     finally:
@@ -44,23 +45,17 @@ def process(
 
 async def test_the_web_service_and_a_worker_process_run_jobs_over_http(tmp_path: Path) -> None:
     db, port = tmp_path / "queue.db", free_port()
+    env = {"DOGQUEUE_DB": str(db)}
     web = [sys.executable, "-m", "uvicorn", "web_service:app", "--port", str(port)]
     worker = [sys.executable, "-m", "dogqueue", "worker", "web_service:make_adapter"]
     worker += ["--db", str(db), "--queue", "*"]
     with (
         # uvicorn ends a graceful shutdown by re-raising SIGTERM on itself.
-        process(web, db, tmp_path / "web.log", exit_codes=(0, -signal.SIGTERM)),
-        process(worker, db, tmp_path / "worker.log"),
+        process(web, env, tmp_path / "web.log", exit_codes=(0, -signal.SIGTERM)),
+        process(worker, env, tmp_path / "worker.log"),
     ):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-
-            async def serving() -> bool:
-                try:
-                    return (await http.get("/docs")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await until(serving)
+            await until(lambda: serving(http))
             made = (await http.post("/acme/exports", params={"rows": 250})).json()
             result = (await http.get(f"/acme/jobs/{made['job_id']}/result")).json()
             assert result == {"result": {"tenant": "acme", "rows": 250, "attempt": 1}}
@@ -87,6 +82,14 @@ async def test_the_web_service_and_a_worker_process_run_jobs_over_http(tmp_path:
                 return any(f"job_id={slow_id}" in x and "outcome=canceled" in x for x in lines)
 
             await until(stopped_by_worker)  # another process's cancel reached the job
+
+
+async def serving(http: httpx.AsyncClient) -> bool:
+    """Whether the app answers yet."""
+    try:
+        return (await http.get("/docs")).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def read(path: Path) -> str:

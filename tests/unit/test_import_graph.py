@@ -151,12 +151,7 @@ ABOVE_BACKENDS = (
     "dogqueue.cli",
 )
 #: Known exceptions, (file, imported module), each with who removes it.
-KNOWN_BACKEND_EXCEPTIONS = {
-    # Removed by the rework of transactional enqueue in sqlite/external.py.
-    ("dogqueue/backend/sqlite/external.py", "dogqueue.client.results"),
-    ("dogqueue/backend/sqlite/external.py", "dogqueue.client.adapter"),
-    ("dogqueue/backend/sqlite/external.py", "dogqueue.jobs"),
-}
+KNOWN_BACKEND_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _files(places: list[str]) -> list[Path]:
@@ -223,10 +218,7 @@ def test_core_imports_nothing_outside_core() -> None:
 
 #: Known eager edges that close a cycle, (importing part, imported part), each with who
 #: removes it.
-KNOWN_CYCLE_EDGES = {
-    # sqlite/external.py imports client.results: removed by the transactional enqueue rework.
-    ("backend", "client"),
-}
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def _part(module: str) -> str:

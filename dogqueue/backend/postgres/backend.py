@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,14 @@ from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres import sequencer
 from dogqueue.backend.postgres.browser import PostgresBrowser
+from dogqueue.backend.postgres.claims import (
+    RECLAIM_LIMIT,
+    claim_in_one_trip,
+    claims,
+    lease_only,
+    writer_transaction,
+)
+from dogqueue.backend.postgres.connections import Session, session_of
 from dogqueue.backend.postgres.errors import (
     _DRIVER_ERRORS,
     _RACES,
@@ -54,14 +62,12 @@ from dogqueue.engine import RefusedAfterWrite, Unit, run_units, unwrap_refusal
 MAX_BATCH = 256
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
-#: Expired leases reclaimed per batch at most.
-RECLAIM_LIMIT = 1_000
 #: How often the sequencer runs in the background (it also runs before log reads).
 SEAL_INTERVAL = 0.1
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
-NOTIFY_INTERVAL = 0.05
+NOTIFY_INTERVAL = 0.01
 
 
 class PostgresBackend(EngineBackend):
@@ -111,6 +117,8 @@ class PostgresBackend(EngineBackend):
         self._notify_due: asyncio.TimerHandle | None = None
         #: The highest seq this object committed: reads wait until it has a position.
         self._last_seq = 0
+        #: (database, schema oid) of this queue: an application's connection must match.
+        self._identity: tuple[Any, ...] | None = None
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -177,9 +185,9 @@ class PostgresBackend(EngineBackend):
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    if any(_claims(unit) for unit in units):
+                    if any(claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
-                        async with _writer_transaction(conn):
+                        async with writer_transaction(conn):
                             results, ws = await self._run_units(conn, units, lock=True)
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(conn, units, lock=False)
@@ -197,13 +205,34 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: asyncpg.Connection, units: list[Unit[Any]], *, lock: bool
+        self, conn: Session, units: list[Unit[Any]], *, lock: bool
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
         set, flush the writes in one statement; the caller owns any transaction."""
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
+        lease = lease_only(declared)
+        if lease is not None:
+            clock_us = None if self._server_clock else to_micros(self.now())
+            now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
+        else:
+            now, ws, ending = await self._fetch_reads(conn, declared, lock=lock)
+        roots = ws.closure_roots(ending)
+        if roots:  # only batches ending jobs that others wait for pay this read
+            rows = await conn.fetch(
+                Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
+            )
+            ws.seed_closure(roots, [tuple(row) for row in rows])
+        results = run_units(ws, [strictly(unit) for unit in units], now)
+        await self._flush(conn, ws)
+        return results, ws
+
+    async def _fetch_reads(
+        self, conn: Session, declared: BatchReads, *, lock: bool
+    ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
+        """The batch's time and a working set seeded with every declared read (loads
+        locked if `lock`), and the jobs the batch may end."""
         now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
         now_us = to_micros(now)
         ws = BatchWorkingSet(seqs)
@@ -248,18 +277,10 @@ class PostgresBackend(EngineBackend):
             for queue in queues:
                 for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
                     ws.seed(decode_job_at(row[0]), row[1])
-        roots = ws.closure_roots(ending)
-        if roots:  # only batches ending jobs that others wait for pay this read
-            rows = await conn.fetch(
-                Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
-            )
-            ws.seed_closure(roots, [tuple(row) for row in rows])
-        results = run_units(ws, [strictly(unit) for unit in units], now)
-        await self._flush(conn, ws)
-        return results, ws
+        return now, ws, ending
 
     async def _batch_time_and_seqs(
-        self, conn: asyncpg.Connection, new_jobs: int
+        self, conn: Session, new_jobs: int
     ) -> tuple[datetime, list[int]]:
         """The batch's time (the server's unless a clock was given) and `new_jobs`
         enqueue positions."""
@@ -271,7 +292,7 @@ class PostgresBackend(EngineBackend):
         server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
         return server_now.astimezone(UTC), [int(seq) for seq in seqs]
 
-    async def _flush(self, conn: asyncpg.Connection, ws: BatchWorkingSet) -> None:
+    async def _flush(self, conn: Session, ws: BatchWorkingSet) -> None:
         if not ws.journal:
             return
         inserts, updates = job_rows(ws)
@@ -294,35 +315,53 @@ class PostgresBackend(EngineBackend):
 
     @_storage_errors
     async def enqueue_in_transaction(
-        self, connection: asyncpg.Connection, ctx: QueueCtx, message: JobMessage
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
     ) -> str:
-        """Enqueue inside the caller's own open asyncpg transaction on this database:
-        the job exists if and only if that transaction commits. The connection's
-        search_path is left alone; tables are named with this backend's schema. A race
-        with another writer raises StorageError (the caller's transaction is then
-        aborted and may be retried whole)."""
-        prepared = check.prepare_enqueue(ctx, (message,), self.config)
+        """Enqueue inside the application's own open transaction on this database (an
+        asyncpg, psycopg 3 or SQLAlchemy async connection): the job exists if and only
+        if that transaction commits, and workers are woken at its commit. A race with
+        another writer raises StorageError (the caller's transaction is then aborted and
+        may be retried whole)."""
+        prepared = check.prepare_enqueue(ctx, (message,), self.config, trace_context=trace_context)
         ids = await self.run_unit_in(connection, self._engine.enqueue_unit(prepared))
         return ids[0]
 
     @_storage_errors
-    async def run_unit_in(self, connection: asyncpg.Connection, unit: Unit[T]) -> T:
-        """Run a unit of work (see `run_unit`) inside the caller's own open asyncpg
-        transaction on this database: what it writes commits if and only if that
-        transaction does. The connection's search_path is left alone. A race with
-        another writer raises StorageError (the caller's transaction is then aborted)."""
-        if not connection.is_in_transaction():
-            raise InvalidInput("connection", "must be inside a transaction")
+    async def run_unit_in(self, connection: object, unit: Unit[T]) -> T:
+        """Run a unit of work (see `run_unit`) inside the application's own open
+        transaction on this database (see `enqueue_in_transaction`): what it writes
+        commits if and only if that transaction does. The connection's search_path is
+        as it was afterwards."""
+        session = await session_of(connection)
         await self._ready()
-        path = await connection.fetchval("SELECT current_setting('search_path')")
-        await connection.execute(f"SET LOCAL search_path TO {quote(self.schema)}")
+        if self._identity is None:
+            async with self.pool.acquire() as conn:
+                self._identity = tuple(await conn.fetchrow(Q["identity"], self.schema))
+        path, *identity = await session.fetchrow(Q["path_and_identity"], self.schema)
+        if tuple(identity) != self._identity:
+            raise InvalidInput(
+                "connection", f"is not on the database of queue {self.schema!r} ({identity[0]})"
+            )
         try:
-            await _join_writers(connection)
-            results, _ = await self._run_units(connection, [unit], lock=_claims(unit))
-        except _RACES as error:
-            raise StorageError(f"a unit of work lost a race: {error}") from error
-        finally:
-            await connection.execute("SELECT set_config('search_path', $1, true)", path)
+            had_xid = await session.fetchval(Q["enter_schema"], quote(self.schema))
+            await session.execute(Q["join_writers"])
+            if had_xid is not None:  # a step may have passed its xid already
+                await session.execute(Q["register_late_writer"])
+            results, ws = await self._run_units(session, [unit], lock=claims(unit))
+            if ws.became_ready():  # delivered at the application's commit, not before
+                await session.execute(Q["notify"], self._ready_channel, "")
+        except BaseException as error:
+            with contextlib.suppress(Exception):  # an aborted transaction refuses this
+                await session.execute(Q["leave_schema"], path)
+            if isinstance(error, _RACES):
+                raise StorageError(f"a unit of work lost a race: {error}") from error
+            raise
+        await session.execute(Q["leave_schema"], path)
         if isinstance(results[0], BaseException):
             raise results[0]
         result: T = results[0]
@@ -525,35 +564,6 @@ class PostgresBackend(EngineBackend):
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
-
-
-def _claims(unit: Unit[Any]) -> bool:
-    """Whether the unit claims rows (ready jobs, expired leases) that must stay locked
-    until its flush commits."""
-    return bool(unit.reads.ready or unit.reads.expired)
-
-
-@contextlib.asynccontextmanager
-async def _writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction that shows itself to the sequencer as this queue's writer before
-    it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
-    await conn.execute(f"BEGIN; {Q['join_writers']}")  # one round trip
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(*_DRIVER_ERRORS):
-            await conn.execute("ROLLBACK")
-        raise
-    await conn.execute("COMMIT")
-
-
-async def _join_writers(conn: asyncpg.Connection) -> None:
-    """Show the caller's transaction to the sequencer as a writer of this queue; one
-    that already had an xid registers it, since a step may have passed it already."""
-    had_xid = await conn.fetchval(Q["xid_if_assigned"]) is not None
-    await conn.execute(Q["join_writers"])
-    if had_xid:
-        await conn.execute(Q["register_late_writer"])
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -31,6 +31,7 @@ from dogqueue.backend.sqlite.connection import (
     retry_busy,
     translate,
 )
+from dogqueue.backend.sqlite.external import enqueue_messages_in
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import (
@@ -46,6 +47,7 @@ from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
+from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
 from dogqueue.core.validation import check_duration
 from dogqueue.engine import Reads, Unit
@@ -297,6 +299,30 @@ class SqliteBackend(EngineBackend):
     async def _read_workers(self, seen_since: datetime) -> list[bytes]:
         rows = await self._fetchall(Q["workers_seen_since"], (to_micros(seen_since),))
         return [bytes(row[0]) for row in rows]
+
+    async def enqueue_in_transaction(
+        self,
+        connection: object,
+        ctx: QueueCtx,
+        message: JobMessage,
+        *,
+        trace_context: dict[str, str] | None = None,
+    ) -> str:
+        """Enqueue inside the application's own `sqlite3` transaction on this database
+        file: the job exists if and only if that transaction commits."""
+        await self._ready()
+        (job_id,) = enqueue_messages_in(
+            connection,
+            ctx,
+            [message],
+            engine=self.engine,
+            config=self.config,
+            now=self.now(),
+            audit_key=self.audit_key,
+            path=self.path,
+            trace_context=trace_context,
+        )
+        return job_id
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> SqliteLogReader:
         """The database file's log, read through its own read-only connection (events

@@ -7,26 +7,19 @@ savepoint of the application's transaction instead of a transaction of its own."
 
 from __future__ import annotations
 
-import random
+import os
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from datetime import datetime
+from typing import Any, cast
 
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.client.results import JobHandle
 from dogqueue.core import validation as check
+from dogqueue.core.config import QueueConfig
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.engine import Engine
-from dogqueue.ids import new_job_id
-
-if TYPE_CHECKING:
-    from dogqueue.client.adapter import QueueAdapter
-    from dogqueue.jobs import BaseJob
-
-R = TypeVar("R")
 
 _SAVEPOINT = "dogqueue_enqueue"
 
@@ -59,49 +52,39 @@ class _JoinedConnection:
         return self._conn.in_transaction
 
 
-def enqueue_in(
-    conn: sqlite3.Connection,
-    adapter: QueueAdapter[Any],
-    ctx: QueueCtx,
-    job: BaseJob[Any, R],
-    **options: Any,
-) -> JobHandle[R]:
-    """Enqueue `job` (registered with `adapter`) in `conn`'s current transaction,
-    beginning one if none is open; the caller commits or rolls back as usual.
-
-    `conn` must be a `sqlite3` connection to the database file of the adapter's
-    SqliteBackend (opened by dogqueue once, so its tables exist). `options` are those of
-    `adapter.enqueue` (queue, run_at, idempotency_key, priority, max_retries). Workers
-    see the job once the application commits."""
-    message = adapter.message_for(job, **options)
-    (job_id,) = enqueue_messages_in(conn, ctx, [message], adapter=adapter)
-    return JobHandle(job_id, message.job_type)
-
-
 def enqueue_messages_in(
-    conn: sqlite3.Connection,
+    conn: object,
     ctx: QueueCtx,
     messages: list[JobMessage],
     *,
-    adapter: QueueAdapter[Any],
+    engine: Engine,
+    config: QueueConfig,
+    now: datetime,
+    audit_key: bytes | None,
+    path: str,
+    trace_context: dict[str, str] | None = None,
 ) -> list[str]:
-    """Enqueue encoded messages in `conn`'s current transaction, all or none; return
-    their ids (see `enqueue_in`)."""
+    """Enqueue encoded messages in `conn`'s transaction, all or none; return their ids.
+
+    `conn` must be a `sqlite3` connection to the database file at `path` (the queue's,
+    opened by dogqueue once, so its tables exist), inside a transaction: one open
+    already, or the one its next statement opens (sqlite3's default mode). The caller
+    commits or rolls back as usual; workers see the jobs after the commit."""
     if not isinstance(conn, sqlite3.Connection):
-        raise InvalidInput("conn", "must be a sqlite3.Connection")
-    config = adapter.config
-    prepared = check.prepare_enqueue(ctx, messages, config)
+        raise InvalidInput("connection", f"must be a sqlite3.Connection, not {type(conn).__name__}")
+    if not conn.in_transaction and not _begins_implicitly(conn):
+        raise InvalidInput("connection", "must be inside a transaction (autocommit mode)")
+    main = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not main or not os.path.samefile(main, path):
+        raise InvalidInput("connection", f"is not on the queue's database file {path!r}")
+    prepared = check.prepare_enqueue(ctx, messages, config, trace_context=trace_context)
     try:
         found = conn.execute(Q["schema_version"]).fetchone()
     except sqlite3.OperationalError:
         found = None
     if found is None:
         raise StorageError("the database has no dogqueue tables: open it with SqliteBackend once")
-    clock = getattr(adapter.backend, "now", None)
-    now = clock() if callable(clock) else datetime.now(UTC)
-    engine = Engine(config, new_id=new_job_id, draw=random.random)
-    key = getattr(adapter.backend, "audit_key", None)
-    tx = SqliteTransaction(cast(sqlite3.Connection, _JoinedConnection(conn)), key)
+    tx = SqliteTransaction(cast(sqlite3.Connection, _JoinedConnection(conn)), audit_key)
     tx.begin()
     try:
         ids = engine.enqueue_unit(prepared).run(tx, now)
@@ -110,3 +93,14 @@ def enqueue_messages_in(
         tx.rollback()
         raise
     return ids
+
+
+def _begins_implicitly(conn: sqlite3.Connection) -> bool:
+    """Whether the connection's next write opens a transaction the caller commits
+    (sqlite3's default mode), rather than committing on its own (autocommit)."""
+    autocommit = getattr(conn, "autocommit", None)  # Python 3.12+
+    if autocommit is True:
+        return False
+    if autocommit is False:
+        return True
+    return conn.isolation_level is not None

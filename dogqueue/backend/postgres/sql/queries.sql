@@ -62,6 +62,32 @@ ORDER BY priority DESC, run_at, enqueue_seq
 LIMIT $4
 FOR UPDATE SKIP LOCKED;
 
+-- name: claim_for_lease
+-- A batch that only leases from tenant $1's queue $2, in one round trip: its time in
+-- microseconds ($5, or the server's if NULL; kind 0), the tenant's expired leases (kind 1,
+-- at most $4, oldest expiry first) and the first $3 ready jobs in dequeue order (kind 2),
+-- both skipping rows another transaction holds (as claim_expired_of_tenant and
+-- claim_ready).
+WITH now AS MATERIALIZED (
+    SELECT coalesce($5::bigint, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) AS us
+), expired AS MATERIALIZED (
+    SELECT state, dependents FROM jobs
+    WHERE tenant_id = $1 AND status = 'leased' AND lease_expires_at <= (SELECT us FROM now)
+    ORDER BY lease_expires_at, enqueue_seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), ready AS MATERIALIZED (
+    SELECT state, dependents FROM jobs
+    WHERE tenant_id = $1 AND queue = $2 AND status = 'enqueued'
+      AND run_at <= (SELECT us FROM now)
+    ORDER BY priority DESC, run_at, enqueue_seq
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+SELECT 0 AS kind, us, NULL::bytea AS state, NULL::integer AS dependents FROM now
+UNION ALL SELECT 1, NULL, state, dependents FROM expired
+UNION ALL SELECT 2, NULL, state, dependents FROM ready;
+
 -- name: claim_expired
 -- Lock expired leases of every tenant, oldest expiry first, skipping locked rows.
 SELECT state, dependents FROM jobs
@@ -324,9 +350,23 @@ DELETE FROM late_writers WHERE xid = ANY($1::text[]::xid8[]);
 -- Make this transaction a writer the sequencer sees before it writes an event.
 LOCK TABLE events IN ROW EXCLUSIVE MODE;
 
--- name: xid_if_assigned
--- This transaction's xid if it has one already.
-SELECT pg_current_xact_id_if_assigned()::text;
+-- name: identity
+-- What tells this queue's database apart: its name and the schema's oid ($1: the name).
+SELECT current_database()::text, to_regnamespace(quote_ident($1))::oid::bigint;
+
+-- name: path_and_identity
+-- An application's connection: its search_path, and the identity above.
+SELECT current_setting('search_path'), current_database()::text,
+       to_regnamespace(quote_ident($1))::oid::bigint;
+
+-- name: enter_schema
+-- Name the queue's schema ($1, quoted) for the rest of the application's transaction, and
+-- return the transaction's xid if it has one already.
+SELECT pg_current_xact_id_if_assigned()::text FROM set_config('search_path', $1, true);
+
+-- name: leave_schema
+-- Give the application's transaction back its search_path $1.
+SELECT set_config('search_path', $1, true);
 
 -- name: register_late_writer
 -- An app transaction with an xid from before its first write here: look it up by xid.
