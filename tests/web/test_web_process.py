@@ -5,6 +5,7 @@ and a token file that cannot be read is one line and exit code 2."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -92,7 +93,8 @@ def _request(port: int, head: bytes, body: Iterable[bytes] = ()) -> int | None:
             if not data:
                 break
             answer += data
-        conn.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):  # the server may have reset it already
+            conn.shutdown(socket.SHUT_RDWR)
         sender.join()
     return int(answer.split()[1])
 
