@@ -14,10 +14,27 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from dogqueue.core.errors import BackendClosed
-from dogqueue.engine import deliver
+from dogqueue.core.errors import BackendClosed, QueueError, StorageError
+from dogqueue.engine import deliver, unwrap_refusal
 
 U = TypeVar("U")
+
+
+def storage_errors_from(
+    server: str, driver_errors: tuple[type[BaseException], ...]
+) -> Callable[[BaseException], BaseException]:
+    """A `public` for GroupCommit: dogqueue's own errors as they are, the driver's as
+    StorageError naming `server`, anything else unchanged."""
+
+    def public(error: BaseException) -> BaseException:
+        error = unwrap_refusal(error)
+        if isinstance(error, QueueError):
+            return error
+        if isinstance(error, driver_errors):
+            return StorageError(f"{server}: {error}")
+        return error
+
+    return public
 
 
 class GroupCommit(Generic[U]):

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from dogqueue.backend.base import EngineBackend, T
-from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.kit.batching import GroupCommit, storage_errors_from
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
@@ -56,7 +56,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import RefusedAfterWrite, Unit, run_units, unwrap_refusal
+from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
@@ -572,13 +572,7 @@ def _worth_a_split(error: BaseException) -> bool:
     return isinstance(error, (*_RACES, RefusedAfterWrite, *_DRIVER_ERRORS))
 
 
-def _public(error: BaseException) -> BaseException:
-    error = unwrap_refusal(error)
-    if isinstance(error, QueueError):
-        return error
-    if isinstance(error, _DRIVER_ERRORS):
-        return StorageError(f"PostgreSQL: {error}")
-    return error
+_public = storage_errors_from("PostgreSQL", _DRIVER_ERRORS)
 
 
 def default_dsn() -> str:

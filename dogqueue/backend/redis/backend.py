@@ -27,7 +27,7 @@ import msgspec
 
 from dogqueue.backend.base import EngineBackend
 from dogqueue.backend.browse import ProjectionBrowser
-from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.kit.batching import GroupCommit, storage_errors_from
 from dogqueue.backend.kit.batchset import BatchReads, UndeclaredRead
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
@@ -53,7 +53,7 @@ from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, Storag
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
-from dogqueue.engine import RefusedAfterWrite, T, Unit, run_units, unwrap_refusal
+from dogqueue.engine import RefusedAfterWrite, T, Unit, run_units
 
 logger = logging.getLogger("dogqueue.redis")
 
@@ -581,13 +581,7 @@ def _check_one_tenant(tenant: str, declared: BatchReads) -> None:
         raise UndeclaredRead(f"a batch of {tenant!r} reads {sorted(map(str, named - {tenant}))}")
 
 
-def _public(error: BaseException) -> BaseException:
-    error = unwrap_refusal(error)
-    if isinstance(error, QueueError):
-        return error
-    if isinstance(error, DRIVER_ERRORS):
-        return StorageError(f"Redis: {error}")
-    return error
+_public = storage_errors_from("Redis", DRIVER_ERRORS)
 
 
 def default_url() -> str:
