@@ -17,3 +17,10 @@ def test_every_job_completes(name: str) -> None:
     (measured,) = compare_redis.main(["--jobs", "60", "--only", name])
     assert measured.completed == 60
     assert measured.aof_per_job > 0
+
+
+def test_the_archive_bench_runs_and_archives_every_job() -> None:
+    from bench import redis_archive
+
+    lines = redis_archive.main(["--jobs", "50", "--rounds", "2"])
+    assert len(lines) == 3 and all(line.split()[1] == "50" for line in lines[1:])
