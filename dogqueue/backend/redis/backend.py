@@ -69,6 +69,8 @@ SEAL_INTERVAL = 0.1
 FULL_SEAL_INTERVAL = 2.0
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
+#: Flushed events kept per tenant for the sequencer at most.
+KNOWN_LIMIT = 100_000
 #: At most one "new work" message per this many seconds per process.
 NOTIFY_INTERVAL = 0.002
 
@@ -124,6 +126,8 @@ class RedisBackend(EngineBackend):
         self._registered: set[str] = set()
         #: Each tenant's highest tenant position this object wrote (reads wait for it).
         self._written: dict[str, int] = {}
+        #: The events this object flushed and no step numbered yet (see sequencer.Known).
+        self._known: sequencer.Known = {}
         self._origin = uuid.uuid4().hex
         self._last_notify = 0.0
         self._notify_due: asyncio.TimerHandle | None = None
@@ -284,7 +288,17 @@ class RedisBackend(EngineBackend):
                 raise Conflict(f"{text(flushed[1])}: {text(flushed[2])}")
             if int(flushed[2]):
                 self._written[tenant] = max(self._written.get(tenant, 0), int(flushed[2]))
+                self._remember(tenant, int(flushed[1]), int(flushed[3]), ws)
         return results, ws
+
+    def _remember(self, tenant: str, first: int, committed: int, ws: TenantBatch) -> None:
+        """Keep the flushed events for the sequencer, which then need not read them back
+        (a bounded cache: past its size, steps read them)."""
+        known = self._known.setdefault(tenant, {})
+        if len(known) > KNOWN_LIMIT:
+            known.clear()
+        for offset, entry in enumerate(ws.journal):
+            known[first + offset] = (committed, entry[5])
 
     def _read_args(self, tag: str, declared: BatchReads) -> list[Any]:
         now = "" if self._server_clock else to_micros(self.now())
@@ -409,7 +423,12 @@ class RedisBackend(EngineBackend):
                 if tenants == []:
                     return total
                 count = await seal_step(
-                    self.client, self.keys, self._scripts["seal"], self.audit_key, tenants
+                    self.client,
+                    self.keys,
+                    self._scripts["seal"],
+                    self.audit_key,
+                    tenants,
+                    self._known,
                 )
                 total += count or 0
                 if not wait:
