@@ -66,6 +66,14 @@ async def assert_verifies(prefix: str, target: Path, **options: Any) -> None:
         await moved.close()
 
 
+async def archived_history(target: Path, job_id: str) -> list[Any]:
+    moved_to = SqliteLogReader(target)
+    try:
+        return await moved_to.history("acme", job_id)
+    finally:
+        await moved_to.close()
+
+
 async def records(log: Any, page: int = 1000) -> list[Any]:
     return [record async for record in all_records(log, page=page)]
 
@@ -95,12 +103,8 @@ async def test_archive_moves_finished_jobs_off_the_server_and_both_verify(
             assert await log.history("acme", ids[role]) == []
     finally:
         await log.close()
-    moved_to = SqliteLogReader(target)
-    try:
-        for role in FINISHED:
-            assert await moved_to.history("acme", ids[role]) == histories[role]
-    finally:
-        await moved_to.close()
+    for role in FINISHED:
+        assert await archived_history(target, ids[role]) == histories[role]
     await assert_verifies(redis_prefix, target)
 
 
@@ -126,12 +130,8 @@ async def test_a_job_that_became_live_again_stays(
         assert await queue.get_status(ACME, ids["retried"]) is JobStatus.ENQUEUED
         history = await queue.log_reader().history("acme", ids["retried"])
         assert history[-1].type == "requeued"
-    moved_to = SqliteLogReader(target)
-    try:
-        assert await moved_to.history("acme", ids["retried"]) == []
-        assert await moved_to.history("acme", ids["completed"])
-    finally:
-        await moved_to.close()
+    assert await archived_history(target, ids["retried"]) == []
+    assert await archived_history(target, ids["completed"])
     await assert_verifies(redis_prefix, target)
 
 
@@ -171,12 +171,8 @@ async def test_a_checkpoint_and_two_cuts_into_one_archive_verify(
         await queue.seal()
     clock.advance(timedelta(hours=1))
     await archive(redis_prefix, target, clock())
-    moved_to = SqliteLogReader(target)
-    try:
-        assert await moved_to.history("acme", ids["waiting"])
-        assert await moved_to.history("acme", ids["completed"])
-    finally:
-        await moved_to.close()
+    assert await archived_history(target, ids["waiting"])
+    assert await archived_history(target, ids["completed"])
     await assert_verifies(redis_prefix, target, checkpoint=saved)
 
 

@@ -26,6 +26,7 @@ leaves are `dogqueue.backend.kit.archival`'s rules.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -138,36 +139,34 @@ def _archive(
 def write_archive(target_path: str, plan: Plan, jobs: Iterable[JobInfo]) -> None:
     """Add a cut's events, anchors and final job states to the archive file (created if
     missing), in one transaction."""
-    target = _open(target_path)
-    try:
-        target.execute("BEGIN IMMEDIATE")
+    with _transaction(target_path) as target:
         target.executemany(Q["insert_event_row"], plan.rows)
         target.executemany(Q["insert_anchor"], plan.archive_anchors)
         target.executemany(
             "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
             (_archived_row(job) for job in jobs),
         )
-        recount_jobs(target)
-        target.execute("COMMIT")
-    except sqlite3.Error as error:
-        raise translate(error) from error
-    finally:
-        if target.in_transaction:
-            target.execute("ROLLBACK")
-        target.close()
 
 
 def forget_jobs(target_path: str, jobs: Iterable[JobKey], plan: Plan) -> None:
     """Remove from the archive file the events and states of `jobs` (copied by a cut
     that then found them live again) and add the anchors `plan`, the cut without them,
     needs."""
-    target = _open(target_path)
-    try:
-        target.execute("BEGIN IMMEDIATE")
+    with _transaction(target_path) as target:
         for tenant_id, job_id in jobs:
             target.execute(Q["delete_job_events"], (tenant_id, job_id))
             target.execute(Q["delete_job"], (tenant_id, job_id))
         target.executemany(Q["insert_anchor"], plan.archive_anchors)
+
+
+@contextlib.contextmanager
+def _transaction(target_path: str) -> Iterator[sqlite3.Connection]:
+    """The archive file, in one transaction committed (with its job counts recounted)
+    when the block ends, rolled back if it raises."""
+    target = _open(target_path)
+    try:
+        target.execute("BEGIN IMMEDIATE")
+        yield target
         recount_jobs(target)
         target.execute("COMMIT")
     except sqlite3.Error as error:
