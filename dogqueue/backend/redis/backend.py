@@ -71,8 +71,6 @@ FULL_SEAL_INTERVAL = 2.0
 SEAL_WAIT = 10.0
 #: Flushed events kept per tenant for the sequencer at most.
 KNOWN_LIMIT = 100_000
-#: At most one "new work" message per this many seconds per process.
-NOTIFY_INTERVAL = 0.002
 
 
 class Conflict(Exception):
@@ -129,8 +127,6 @@ class RedisBackend(EngineBackend):
         #: The events this object flushed and no step numbered yet (see sequencer.Known).
         self._known: sequencer.Known = {}
         self._origin = uuid.uuid4().hex
-        self._last_notify = 0.0
-        self._notify_due: asyncio.TimerHandle | None = None
         #: Batches committed, units they held, and flushes refused by a guard.
         self.commits = self.units = self.conflicts = 0
 
@@ -173,10 +169,6 @@ class RedisBackend(EngineBackend):
         if self._client is not None and self._written:
             with contextlib.suppress(QueueError, *DRIVER_ERRORS):  # readers number the rest
                 await self._seal_now(wait=False)
-        if self._notify_due is not None:
-            self._notify_due.cancel()
-            self._notify_due = None
-            await self._publish(self.keys.ready_channel, self._origin)
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -281,8 +273,12 @@ class RedisBackend(EngineBackend):
         )
         results = run_units(ws, [strictly(unit) for unit in units], from_micros(int(now_us)))
         if ws.journal or ws.before:
+            # The flush itself wakes other hosts: no round trip of this process between.
+            ready = self.listen and ws.became_ready()
+            notify = (self.keys.ready_channel, self._origin) if ready else None
             flushed = await self._scripts["flush"](
-                keys=[log_key, *declared_keys(tag, ws.flush_keys())], args=ws.flush_args(tag)
+                keys=[log_key, *declared_keys(tag, ws.flush_keys())],
+                args=ws.flush_args(tag, notify),
             )
             if text(flushed[0]) != "ok":
                 raise Conflict(f"{text(flushed[1])}: {text(flushed[2])}")
@@ -321,8 +317,8 @@ class RedisBackend(EngineBackend):
         ]
 
     def _after_commit(self, ws: TenantBatch) -> None:
-        if ws.became_ready():
-            self._announce_ready()
+        if ws.became_ready():  # other hosts were told by the flush
+            self._notify_change()
 
     async def reap_expired(self) -> int:
         """Expire every lease, across tenants, whose time has come; return how many.
@@ -344,19 +340,6 @@ class RedisBackend(EngineBackend):
             raise StorageError(f"Redis: {error}") from error
 
     # -- cross-host wake-ups and cancels (pub/sub: a lost message only delays) ---------
-
-    def _announce_ready(self) -> None:
-        self._notify_change()
-        if not self.listen or self._notify_due is not None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._last_notify + NOTIFY_INTERVAL - loop.time())
-        self._notify_due = loop.call_later(wait, self._send_ready)
-
-    def _send_ready(self) -> None:
-        self._notify_due = None
-        self._last_notify = asyncio.get_running_loop().time()
-        self._spawn(self._publish(self.keys.ready_channel, self._origin))
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
         super()._announce_cancel(tenant_id, job_id)

@@ -12,7 +12,9 @@
 --   events (job, version, type, data),
 --   jobs (job, version, state, then the old and the new index entry, each
 --         (kind, queue, priority, score, member): kind 'r' ready, 'l' leased, '-' none),
---   edges (parent, child).
+--   edges (parent, child),
+--   then a channel ('' for none) and a message to publish there once written (waking
+--   idle workers on every host as soon as the jobs this batch made ready are stored).
 -- Returns {'ok', first tenant position, last, commit time} or {'conflict', what, which}.
 local T = ARGV[1]
 local A = cmsgpack.unpack(ARGV[2])
@@ -120,5 +122,8 @@ for _ = 1, nxt() do
   local parent, child = nxt(), nxt()
   redis.call('RPUSH', T .. ':c:' .. parent, child)
 end
+
+local channel = nxt()
+if channel ~= '' then redis.call('PUBLISH', channel, nxt()) end
 
 return {'ok', first, tpos, committed}
