@@ -228,3 +228,30 @@ async def test_the_command_line_archives_and_verifies_a_redis_queue(
     verified = dogqueue("verify", "--db", url)  # finds the archive its cut names
     assert verified.returncode == 0, verified.stdout
     assert f"{target}: OK" in verified.stdout
+
+
+async def test_a_finished_parent_moves_out_while_its_child_waits(
+    redis_prefix: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    async with backend(redis_prefix, clock) as queue:
+        parent = await queue.enqueue(ACME, message())
+        child = await queue.enqueue(ACME, message(after=(parent,)))
+        done = await queue.enqueue(ACME, message(after=(parent,)))
+        lease = await queue.dequeue(ACME, ["default"])
+        assert lease is not None and lease.job_id == parent
+        await queue.ack_complete(ACME, lease)
+        lease = await queue.dequeue(ACME, ["default"])
+        assert lease is not None and lease.job_id == child
+        await queue.release(ACME, lease)  # the child is ready again, not finished
+        await queue.cancel_job(ACME, done)
+        waiting = await queue.enqueue(ACME, message())
+        orphan = await queue.enqueue(ACME, message(after=(waiting,)))
+        await queue.cancel_job(ACME, orphan)  # a finished child of a parent still waiting
+        await queue.seal()
+    target = tmp_path / "archive.db"
+    assert (await archive(redis_prefix, target))[0] == 3  # the parent, the canceled children
+    async with backend(redis_prefix, clock) as queue:
+        assert await queue.get_status(ACME, child) is JobStatus.ENQUEUED
+        assert await queue.get_status(ACME, waiting) is JobStatus.ENQUEUED
+        assert (await queue.log_reader().dependencies()) == [("acme", parent, child)]
+    await assert_verifies(redis_prefix, target)

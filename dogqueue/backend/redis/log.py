@@ -264,7 +264,12 @@ class RedisLog:
         async def read(client: Any) -> list[tuple[str, str, str]]:
             found = []
             for tenant in await self._tenants(client):
-                ids = [text(j) for j in await client.hkeys(self._keys.of(tenant, "jobs"))]
+                rows = await tenant_jobs(client, self._keys, tenant)
+                # A parent archival moved out keeps the list of its children still here.
+                ids = sorted(
+                    {job.job_id for job, _, _, _ in rows}
+                    | {parent for job, _, _, _ in rows for parent in job.message.after}
+                )
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ids:
                         pipe.lrange(self._keys.of(tenant, "c:" + job_id), 0, -1)
