@@ -255,3 +255,17 @@ async def test_a_finished_parent_moves_out_while_its_child_waits(
         assert await queue.get_status(ACME, waiting) is JobStatus.ENQUEUED
         assert (await queue.log_reader().dependencies()) == [("acme", parent, child)]
     await assert_verifies(redis_prefix, target)
+
+
+async def test_the_idempotency_key_of_an_archived_job_is_released(
+    redis_prefix: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    ids = await story(redis_prefix, clock)
+    target = tmp_path / "archive.db"
+    await archive(redis_prefix, target)
+    async with backend(redis_prefix, clock) as queue:
+        again = await queue.enqueue(ACME, message(idempotency_key="order-1"))
+        assert again != ids["completed"]
+        assert await queue.get_status(ACME, again) is JobStatus.ENQUEUED
+        await queue.seal()
+    await assert_verifies(redis_prefix, target)
