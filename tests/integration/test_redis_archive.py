@@ -269,3 +269,22 @@ async def test_the_idempotency_key_of_an_archived_job_is_released(
         assert await queue.get_status(ACME, again) is JobStatus.ENQUEUED
         await queue.seal()
     await assert_verifies(redis_prefix, target)
+
+
+async def test_an_archival_stopped_before_its_deletes_leaves_copies_and_is_completed(
+    redis_prefix: str, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await story(redis_prefix, clock)
+    target = tmp_path / "archive.db"
+
+    async def crash(*args: Any) -> Any:
+        raise ConnectionError("the archiving host died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis_archive, "_delete", crash)
+        with pytest.raises(Exception, match="died"):
+            await archive(redis_prefix, target)
+    await assert_verifies(redis_prefix, target)  # recorded and copied, nothing deleted yet
+    assert (await archive(redis_prefix, target))[0] == 3
+    assert await archived_history(target, ids["completed"])
+    await assert_verifies(redis_prefix, target)

@@ -2,18 +2,23 @@
 into a SQLite archive file (the format `dogqueue.backend.sqlite.archive` writes), so the
 server's memory stays bounded for a queue that runs for months.
 
-The steps, each safe to interrupt (a crash leaves copies in the archive, never losses):
+The steps (a crash between two leaves copies, never an unrecorded deletion):
 1. read the numbered log and every job; choose the jobs that finished before the cut
    (`kit.archival`), only those whose every event has a position;
 2. write their events, the anchors they link to and their final states to the archive;
-3. per tenant, one script (`archive.lua`, on the tenant's shard) deletes each chosen
-   job's events and projection entries only if its version and history are still the
-   ones copied: a job that became live again (retried) stays, and is taken back out of
-   the archive;
-4. on the global keys, in one transaction: the moved ranges, the live anchors (every
+3. on the global keys, in one transaction: the moved ranges, the live anchors (every
    chain stays verifiable: a kept event, or a tenant's next one, links to a moved hash
-   kept here), the cut, and the sequencer's runs whose every position moved;
-5. the cut is recorded in the archive too.
+   kept here) and the cut, before anything is deleted (until then, the positions are
+   both live and archived: copies, which `verify` accepts);
+4. per tenant, one script (`archive.lua`, on the tenant's shard) deletes each chosen
+   job's events and projection entries only if its version and history are still the
+   ones copied: a job that became live again (retried) stays, is taken back out of the
+   archive, and step 3 is redone without it (its cut replaced);
+5. the sequencer's runs whose every position moved are deleted, and the cut is
+   recorded in the archive too.
+
+A crash between steps 3 and 4 of a job also retried in that window leaves its old
+state in the archive, which `verify` reports until a later archival moves the job.
 
 Like SQLite's, it is a tool the command line calls; the backend never imports it. One
 archival runs at a time per queue (a lock key with an expiry).
@@ -116,26 +121,36 @@ async def _archive(
     items = await _items(log, await log.anchors())
     plan = plan_cut(items, chosen)
     write_archive(target_path, plan, [c.job for c in chosen.values()])
+    earlier = await archived.read_ranges(client, keys)
+
+    def record(moved: int, plan: Plan) -> ArchiveCut:
+        count, digest = fingerprint(target_path)
+        return ArchiveCut(
+            0,
+            to_micros(now),
+            to_micros(cut),
+            target_path,
+            moved,
+            len(plan.moved_seqs),
+            plan.head,
+            count,
+            digest,
+        )
+
+    # Recorded before the deletes: until they run, every position it names is both
+    # live and archived (copies, which verify accepts); never a deletion unrecorded.
+    first = record(len(chosen), plan)
+    await _record(client, keys, earlier, plan, first, replace=False)
     moved = await _delete(client, keys, chosen)
+    final: ArchiveCut | None = first
     if len(moved) < len(chosen):  # some became live again: they stay, and leave the archive
         plan = plan_cut(items, moved)
         forget_jobs(target_path, sorted(set(chosen) - set(moved)), plan)
-    if not moved:
-        return ArchiveResult(jobs=0, events=0, archive=target_path)
-    count, digest = fingerprint(target_path)
-    record = ArchiveCut(
-        0,
-        to_micros(now),
-        to_micros(cut),
-        target_path,
-        len(moved),
-        len(plan.moved_seqs),
-        plan.head,
-        count,
-        digest,
-    )
-    await _leave(client, keys, plan, record)
-    record_cut(target_path, tuple(record)[1:])
+        final = record(len(moved), plan) if moved else None
+        await _record(client, keys, earlier, plan, final, replace=True)
+    await _drop_runs(client, keys)
+    if final is not None:
+        record_cut(target_path, tuple(final)[1:])
     return ArchiveResult(jobs=len(moved), events=len(plan.moved_seqs), archive=target_path)
 
 
@@ -200,16 +215,19 @@ async def _delete(client: Any, keys: Keys, chosen: dict[JobKey, _Chosen]) -> set
     return moved
 
 
-async def _leave(client: Any, keys: Keys, plan: Plan, cut: ArchiveCut) -> None:
-    """Record on the global keys what the cut moved and what kept chains link to, and
-    drop the sequencer's runs whose every position moved."""
-    ranges = merge_ranges([*await archived.read_ranges(client, keys), *runs(plan.moved_seqs)])
-    gone: list[tuple[str, str, str]] = []  # (run id, tenant, runs member)
-    async for run_id, fields in _runs(client, keys):
-        pos, count = int(text(run_id).split("-")[0]), int(fields[b"n"])
-        if _covered(ranges, pos, pos + count - 1):
-            member = f"{int(fields[b'p'])}:{pos}:{count}"
-            gone.append((text(run_id), text(fields[b"t"]), member))
+async def _record(
+    client: Any,
+    keys: Keys,
+    earlier: list[tuple[int, int]],
+    plan: Plan,
+    cut: ArchiveCut | None,
+    *,
+    replace: bool,
+) -> None:
+    """Record on the global keys what the cut moves (the ranges before it and its own),
+    the anchors kept chains link to, and the cut (`replace`: instead of the last one,
+    which named jobs that then stayed; None: none, every job stayed)."""
+    ranges = merge_ranges([*earlier, *runs(plan.moved_seqs)])
     async with client.pipeline(transaction=True) as pipe:  # one slot: atomic
         pipe.set(keys.archived, archived.pack_ranges(ranges))
         pipe.delete(keys.anchors)
@@ -218,9 +236,27 @@ async def _leave(client: Any, keys: Keys, plan: Plan, cut: ArchiveCut) -> None:
                 keys.anchors,
                 mapping={pos: archived.pack_anchor(t, h) for pos, t, h in plan.live_anchors},
             )
-        pipe.rpush(keys.cuts, archived.pack_cut(cut))
-        if gone:
-            pipe.xdel(keys.log, *(run_id for run_id, _, _ in gone))
+        if replace:
+            pipe.rpop(keys.cuts)
+        if cut is not None:
+            pipe.rpush(keys.cuts, archived.pack_cut(cut))
+        await pipe.execute()
+
+
+async def _drop_runs(client: Any, keys: Keys) -> None:
+    """Delete the sequencer's runs whose every position moved out (their hashes are in
+    the archive; a run still holding a live event stays whole)."""
+    ranges = await archived.read_ranges(client, keys)
+    gone: list[tuple[str, str, str]] = []  # (run id, tenant, runs member)
+    async for run_id, fields in _runs(client, keys):
+        pos, count = int(text(run_id).split("-")[0]), int(fields[b"n"])
+        if _covered(ranges, pos, pos + count - 1):
+            member = f"{int(fields[b'p'])}:{pos}:{count}"
+            gone.append((text(run_id), text(fields[b"t"]), member))
+    if not gone:
+        return
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.xdel(keys.log, *(run_id for run_id, _, _ in gone))
         for _, tenant, member in gone:
             pipe.zrem(keys.runs(tenant), member)
         await pipe.execute()
