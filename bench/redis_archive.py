@@ -1,5 +1,5 @@
 """Server memory of a Redis queue that runs for months: per job without archival, and
-what stays on the server after each archival (`dogqueue.backend.redis.archive`).
+what stays on the server after each archival (`dogqueue.backend.redis_archive`).
 
 On a redis-server of its own (`appendfsync everysec`), --rounds times: N no-op jobs run
 their lifecycle (bench/compare_redis.py's dogqueue runner), then every job that finished
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.compare_redis import Server, run_dogqueue
 from dogqueue.backend.kit.rows import from_micros
-from dogqueue.backend.redis.archive import archive_before
+from dogqueue.backend.redis_archive import archive_before
 
 
 async def key_bytes(client: Any) -> int:

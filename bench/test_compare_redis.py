@@ -4,23 +4,22 @@ completes every job; peers that are not installed are skipped. No figure is asse
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from bench import compare_redis
 
 
+# streaq (on anyio) leaves a memory stream unclosed: it is collected inside this test,
+# where its ResourceWarning is ignored, not in whichever test runs next.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("name", compare_redis.SYSTEMS)
 def test_every_job_completes(name: str) -> None:
     reason = compare_redis.missing(name)
     if reason is not None:
         pytest.skip(f"{name} cannot run here: {reason}")
     (measured,) = compare_redis.main(["--jobs", "60", "--only", name])
+    gc.collect()
     assert measured.completed == 60
     assert measured.aof_per_job > 0
-
-
-def test_the_archive_bench_runs_and_archives_every_job() -> None:
-    from bench import redis_archive
-
-    lines = redis_archive.main(["--jobs", "50", "--rounds", "2"])
-    assert len(lines) == 3 and all(line.split()[1] == "50" for line in lines[1:])

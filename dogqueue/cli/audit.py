@@ -237,7 +237,7 @@ async def _rebuild(db: str) -> int:
 
 
 async def _archive_redis(url: str, to: str, before: datetime) -> ArchiveResult:
-    from dogqueue.backend.redis.archive import archive_before
+    from dogqueue.backend.redis_archive import archive_before
 
     plain, prefix, cluster = locate.redis_queue(url)
     return await archive_before(plain, to, before, utc_now(), prefix=prefix, cluster=cluster)

@@ -14,12 +14,12 @@ import redis.asyncio as redis
 from dogqueue import FakeClock, JobStatus
 from dogqueue.audit.checkpoint import checkpoint_of
 from dogqueue.audit.verify import all_records, verify_archive, verify_log
+from dogqueue.backend import redis_archive
 from dogqueue.backend.redis import RedisBackend
-from dogqueue.backend.redis import archive as redis_archive
-from dogqueue.backend.redis.archive import archive_before
 from dogqueue.backend.redis.backend import default_cluster, default_url
 from dogqueue.backend.redis.keys import Keys
 from dogqueue.backend.redis.log import RedisLog
+from dogqueue.backend.redis_archive import archive_before
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.log import archive as archival
 from dogqueue.log.archive import ArchiveReader

@@ -26,6 +26,43 @@ STEP_LIMIT = 5_000
 Known = dict[str, dict[int, tuple[int, bytes]]]
 
 
+async def _pending(
+    client: Any, keys: Keys, behind: list[tuple[str, tuple[int, int, bytes], int]], known: Known
+) -> list[tuple[int, str, int, bytes]]:
+    """The events past each tenant's head, up to STEP_LIMIT in all, as (commit time,
+    tenant, tenant position, data): from `known` where it holds them all, else read."""
+    budget = STEP_LIMIT
+    spans: list[tuple[str, int, int, dict[int, tuple[int, bytes]] | None]] = []
+    async with client.pipeline(transaction=False) as pipe:
+        for name, head, count in behind:
+            end = min(count, head[0] + max(1, budget))
+            budget -= end - head[0]
+            mine = known.get(name, {})
+            if all(tpos in mine for tpos in range(head[0] + 1, end + 1)):
+                spans.append((name, head[0], end, mine))
+            else:
+                spans.append((name, head[0], end, None))
+                pipe.xrange(keys.tenant_log(name), f"{head[0] + 1}-0", f"{end}-0")
+        entries = iter(await pipe.execute())
+    pending: list[tuple[int, str, int, bytes]] = []
+    for name, tpos, end, cached in spans:
+        if cached is not None:
+            rows = [(tpos_, cached[tpos_]) for tpos_ in range(tpos + 1, end + 1)]
+        else:
+            rows = [
+                (int(text(entry_id).split("-")[0]), (int(fields.get(b"c", 0)), bytes(fields[b"d"])))
+                for entry_id, fields in next(entries)
+            ]
+        order = 0
+        for at, (committed, data) in rows:
+            if at != tpos + 1:
+                break  # a gap (an event deleted before it was numbered): stop at it
+            tpos += 1
+            order = max(order, committed)  # never before the tenant's last
+            pending.append((order, name, tpos, data))
+    return pending
+
+
 def pack_head(tpos: int, pos: int, digest: bytes) -> bytes:
     """A tenant's chain head as stored: tenant position, log position, hash."""
     return tpos.to_bytes(8, "big") + pos.to_bytes(8, "big") + digest
@@ -81,35 +118,7 @@ async def seal_step(
     ]
     if not behind:
         return 0
-    budget = STEP_LIMIT
-    spans: list[tuple[str, int, int, dict[int, tuple[int, bytes]] | None]] = []
-    async with client.pipeline(transaction=False) as pipe:
-        for name, head, count in behind:
-            end = min(count, head[0] + max(1, budget))
-            budget -= end - head[0]
-            mine = known.get(name, {})
-            if all(tpos in mine for tpos in range(head[0] + 1, end + 1)):
-                spans.append((name, head[0], end, mine))
-            else:
-                spans.append((name, head[0], end, None))
-                pipe.xrange(keys.tenant_log(name), f"{head[0] + 1}-0", f"{end}-0")
-        entries = iter(await pipe.execute())
-    pending: list[tuple[int, str, int, bytes]] = []
-    for name, tpos, end, cached in spans:
-        if cached is not None:
-            rows = [(tpos_, cached[tpos_]) for tpos_ in range(tpos + 1, end + 1)]
-        else:
-            rows = [
-                (int(text(entry_id).split("-")[0]), (int(fields.get(b"c", 0)), bytes(fields[b"d"])))
-                for entry_id, fields in next(entries)
-            ]
-        order = 0
-        for at, (committed, data) in rows:
-            if at != tpos + 1:
-                break  # a gap (an event deleted before it was numbered): stop at it
-            tpos += 1
-            order = max(order, committed)  # never before the tenant's last
-            pending.append((order, name, tpos, data))
+    pending = await _pending(client, keys, behind, known)
     pending.sort()  # commit order across tenants; each tenant's stays as it is
     chains = ChainHeads(audit_key, heads={name: (h[1], h[2], h[0]) for name, h, _ in behind})
     pos = last

@@ -19,7 +19,7 @@ The ranges and anchors left behind are conveniences for readers, never proof.
 
 Archival writes, so it is a tool (the command line calls it), not a backend call; the
 backends never import it. The archive file is always SQLite: this module also writes
-the archives of other logs (`dogqueue.backend.redis.archive`), and every archive is read
+the archives of other logs (`dogqueue.backend.redis_archive`), and every archive is read
 back, and verified, through `SqliteLogReader`. Which jobs move and the anchors a cut
 leaves are `dogqueue.backend.kit.archival`'s rules.
 """

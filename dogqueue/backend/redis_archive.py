@@ -20,8 +20,10 @@ The steps (a crash between two leaves copies, never an unrecorded deletion):
 A crash between steps 3 and 4 of a job also retried in that window leaves its old
 state in the archive, which `verify` reports until a later archival moves the job.
 
-Like SQLite's, it is a tool the command line calls; the backend never imports it. One
-archival runs at a time per queue (a lock key with an expiry).
+Like SQLite's, it is a tool the command line calls; the backends never import it. It
+sits beside them, not in the Redis backend, because it writes the SQLite archive file
+(`dogqueue.backend.sqlite.archive`), and no backend imports another. One archival runs
+at a time per queue (a lock key with an expiry).
 """
 
 from __future__ import annotations
