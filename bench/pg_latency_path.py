@@ -24,10 +24,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-
 from dogqueue.backend.postgres.backend import default_dsn
-from dogqueue.backend.postgres.migrate import quote
+from dogqueue.testing.postgres import drop_schema
 
 #: (kind, wall time) pairs, in the order they happened in one process.
 Stamps = list[tuple[str, float]]
@@ -148,16 +146,8 @@ def run(dsn: str, jobs: int, rate: float) -> dict[str, list[float]]:
         for child in children:
             child.join()
     finally:
-        asyncio.run(_drop(dsn, schema))
+        asyncio.run(drop_schema(dsn, schema))
     return hops(json.loads(results["producer"]), json.loads(results["consumer"]))
-
-
-async def _drop(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
-    finally:
-        await conn.close()
 
 
 def percentile(values: list[float], share: float) -> float:
