@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from dogqueue.backend.kit.rows import job_row, to_micros
+from dogqueue.backend.sqlite.catchup import catch_up_in
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import recount_jobs
@@ -103,6 +104,7 @@ def _archive(
     except sqlite3.Error as error:
         raise StorageError(f"cannot lock the live log: {error}") from error
     try:
+        catch_up_in(conn)  # cut from the projection as of the end of the log
         jobs = [decode_job(row[0]) for row in conn.execute(Q["all_jobs"])]
         newest_ticks = _newest_ticks(jobs)
         moved = {
@@ -205,6 +207,9 @@ def _copy(
             (_archived_row(job) for job in moved.values()),
         )
         recount_jobs(target)
+        # An archive's rows are written with its events: they cover all of them.
+        end = target.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        target.execute(Q["set_checkpoint_position"], (end,))
         target.execute("COMMIT")
     except BaseException:
         if target.in_transaction:

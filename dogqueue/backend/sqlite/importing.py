@@ -14,7 +14,7 @@ from dogqueue.backend.sqlite.connection import translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.core.codec import encode_event
 from dogqueue.core.errors import StorageError
-from dogqueue.core.events import AnyEvent
+from dogqueue.core.events import AnyEvent, Enqueued
 
 
 async def import_events(backend: SqliteBackend, events: Iterable[AnyEvent]) -> int:
@@ -63,6 +63,7 @@ def _insert(
                 data,
                 digest,
                 tpos,
+                event.message.idempotency_key if isinstance(event, Enqueued) else None,
             )
         )
     conn.executemany(Q["insert_event"], rows)

@@ -1,0 +1,201 @@
+"""The projection checkpoint: the tables `jobs`, `job_edges` and `job_counts`, stamped
+with the log position they cover (`projection_checkpoint`), brought up to the end of the
+log by folding the events after that position onto them.
+
+A catch-up is one write transaction (all or nothing: a crash in the middle leaves the
+checkpoint where it was, still exact for its position). It is a pure function of the
+checkpoint and the log, so any process may run it: the backend's background thread
+(`ProjectionCheckpointer`), archival before it cuts, the dashboard's reads. A reader that
+may not write folds the tail in memory instead (`tail_of`, used by the log reader).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
+
+from dogqueue.backend.kit.rows import job_row, moved_row
+from dogqueue.backend.sqlite.connection import retry_busy
+from dogqueue.backend.sqlite.queries import Q
+from dogqueue.backend.sqlite.transaction import edge_rows
+from dogqueue.core.errors import StorageError
+from dogqueue.core.events import is_control
+from dogqueue.core.evolve import evolve
+from dogqueue.core.job import JobInfo
+from dogqueue.core.projection import JobKey
+from dogqueue.log.stored import stored_event, stored_job
+
+#: Events folded per catch-up transaction: bounds how long it holds the write lock.
+CHECKPOINT_PAGE = 2_000
+#: A checkpoint starts once this many events were committed since the last one ...
+CHECKPOINT_EVERY_EVENTS = 2_000
+#: ... or this many seconds passed with some committed (checked at commits).
+CHECKPOINT_EVERY_SECONDS = 2.0
+
+
+class Tail(NamedTuple):
+    """The events after a checkpoint, folded onto it: each changed job's row in the
+    checkpoint (None: not there) and its state at the end of the tail."""
+
+    position: int
+    end: int
+    events: int
+    changed: dict[JobKey, tuple[JobInfo | None, JobInfo]]
+
+
+def checkpoint_position(conn: sqlite3.Connection) -> int:
+    """The log position the checkpoint tables cover."""
+    return int(conn.execute(Q["checkpoint_position"]).fetchone()[0])
+
+
+def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
+    """Fold the (first `limit`) events after the checkpoint onto its rows, in memory,
+    inside the caller's transaction (read or write)."""
+    position = checkpoint_position(conn)
+    rows = conn.execute(Q["read_events"], (position, -1 if limit is None else limit)).fetchall()
+    changed: dict[JobKey, tuple[JobInfo | None, JobInfo]] = {}
+    for seq, data in rows:
+        event = stored_event(data, seq)
+        if is_control(event):
+            continue
+        key = (event.tenant_id, event.job_id)
+        current: JobInfo | None
+        if key in changed:
+            stored, current = changed[key]
+        else:
+            row = conn.execute(Q["load_job"], key).fetchone()
+            stored = current = None if row is None else stored_job(row[0], f"job {key[1]!r}")
+        changed[key] = (stored, evolve(current, event))
+    return Tail(position, int(rows[-1][0]) if rows else position, len(rows), changed)
+
+
+def write_tail(conn: sqlite3.Connection, tail: Tail) -> None:
+    """Write a folded tail into the checkpoint tables and stamp its end, inside the
+    caller's write transaction."""
+    inserts, updates, edges = [], [], []
+    counts: dict[tuple[str, str], int] = {}
+    for stored, job in tail.changed.values():
+        if stored is None:
+            inserts.append(job_row(job))
+            edges.extend(edge_rows(job))
+        else:
+            updates.append((*moved_row(job), job.enqueue_seq, stored.version))
+            left = (stored.tenant_id, stored.status.value)
+            counts[left] = counts.get(left, 0) - 1
+        entered = (job.tenant_id, job.status.value)
+        counts[entered] = counts.get(entered, 0) + 1
+    conn.executemany(Q["insert_job"], inserts)
+    cursor = conn.executemany(Q["update_job"], updates)
+    if cursor.rowcount != len(updates):
+        raise StorageError("a checkpoint row changed under its catch-up (corrupt checkpoint)")
+    conn.executemany(Q["insert_edge"], edges)
+    conn.executemany(
+        Q["add_to_job_count"], [(*key, change) for key, change in counts.items() if change]
+    )
+    conn.execute(Q["set_checkpoint_position"], (tail.end,))
+
+
+def catch_up_page(conn: sqlite3.Connection, limit: int = CHECKPOINT_PAGE) -> int:
+    """One write transaction folding up to `limit` events into the checkpoint; how many
+    it folded (fewer than `limit`: the checkpoint reached the end of the log)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tail = tail_of(conn, limit)
+        if tail.events:
+            write_tail(conn, tail)
+        conn.execute("COMMIT")
+        return tail.events
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def catch_up_in(conn: sqlite3.Connection) -> None:
+    """Bring the checkpoint to the end of the log inside the caller's write transaction."""
+    while True:
+        tail = tail_of(conn, CHECKPOINT_PAGE)
+        if not tail.events:
+            return
+        write_tail(conn, tail)
+
+
+class ProjectionCheckpointer:
+    """Writes the checkpoint on a thread and connection of its own, once
+    `CHECKPOINT_EVERY_EVENTS` events were committed since the last one (or
+    `CHECKPOINT_EVERY_SECONDS` passed), one page per transaction so the writer waits
+    for one page at most; `flush` brings it to the end of the log now."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        lock_wait: float | None,
+        *,
+        every_events: int = CHECKPOINT_EVERY_EVENTS,
+        every_seconds: float = CHECKPOINT_EVERY_SECONDS,
+    ) -> None:
+        self._connect = connect
+        self._lock_wait = lock_wait
+        self._every_events = every_events
+        self._every_seconds = every_seconds
+        self._conn: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-ckpt")
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._last = time.monotonic()
+        self._running: Future[None] | None = None
+        self._closed = False
+        #: Catch-up transactions committed (for tests and benchmarks).
+        self.pages = 0
+
+    def note_events(self, events: int) -> None:
+        """Count `events` committed (from any thread); start a catch-up if one is due
+        and none runs."""
+        if not events:
+            return
+        with self._lock:
+            self._pending += events
+            due = self._pending >= self._every_events or (
+                time.monotonic() - self._last >= self._every_seconds
+            )
+            if self._closed or not due:
+                return
+            if self._running is not None and not self._running.done():
+                return
+            self._pending = 0
+            self._last = time.monotonic()
+            self._running = self._executor.submit(self._catch_up)
+
+    def flush(self) -> None:
+        """Bring the checkpoint to the end of the log (blocking; from any thread but
+        this checkpointer's)."""
+        self._executor.submit(self._catch_up).result()
+
+    def _catch_up(self) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        while True:
+            folded = retry_busy(lambda: catch_up_page(conn), self._lock_wait)
+            self.pages += folded > 0
+            if folded < CHECKPOINT_PAGE:
+                return
+
+    def close(self) -> None:
+        """Write a last checkpoint, then close the connection and the thread."""
+        with self._lock:
+            self._closed = True
+        try:
+            self._executor.submit(self._catch_up).result()
+        finally:
+            self._executor.submit(self._close_connection)
+            self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
