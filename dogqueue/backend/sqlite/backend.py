@@ -275,7 +275,15 @@ class SqliteBackend(EngineBackend):
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
     async def _rebuild_projections(self) -> int:
-        return int(await self.writer.call(_rebuild, rewrites_log=True))
+        wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
+
+        def rebuild_waiting(conn: sqlite3.Connection) -> int:
+            try:
+                return retry_busy(lambda: _rebuild(conn), wait)
+            except sqlite3.Error as error:
+                raise translate(error, wait) from error
+
+        return int(await self.writer.call(rebuild_waiting, rewrites_log=True))
 
     async def _announce_worker(
         self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime

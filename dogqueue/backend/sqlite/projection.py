@@ -11,16 +11,19 @@ the log's unique index on them answers (`SqliteTransaction.job_for_key`).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
 from dogqueue.backend.sqlite.queries import Q
+from dogqueue.core.errors import CorruptLog
 from dogqueue.core.events import Enqueued, is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.stored import stored_event, stored_job
 
+logger = logging.getLogger(__name__)
 #: Events read per query while catching up.
 CATCH_UP_PAGE = 10_000
 
@@ -91,10 +94,17 @@ class LogProjection(UndoableWorkingSet):
         """Start from the checkpoint tables, inside the caller's read (or write)
         transaction; `catch_up` folds the events after them."""
         self.reset()
+        try:
+            rows = conn.execute(Q["live_jobs"])
+            jobs = [stored_job(row[0], "a checkpointed job") for row in rows]
+        except CorruptLog:
+            # The log is the truth: fold all of it (verify reports the bad row).
+            logger.warning("the projection checkpoint does not decode: folding the whole log")
+            self.loaded = True
+            return
         self.position = int(conn.execute(Q["checkpoint_position"]).fetchone()[0])
         for parent_tenant, parent, child in conn.execute(Q["all_edges"]):
             self.children[(parent_tenant, parent)].append(child)
-        jobs = (stored_job(row[0], "a checkpointed job") for row in conn.execute(Q["live_jobs"]))
         for job in sorted(jobs, key=lambda j: j.enqueue_seq):
             self.jobs[(job.tenant_id, job.job_id)] = job
             self._index(job)

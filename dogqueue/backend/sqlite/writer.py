@@ -91,16 +91,25 @@ class GroupCommitWriter:
 
     async def read(self, fn: Callable[[LogProjection], Any]) -> Any:
         """`fn(projection)` on the projection caught up with the log's committed end
-        (on the event loop when the thread is idle, else on the thread)."""
+        (on the event loop when the thread is idle and SQLite answers at once, else on
+        the thread, waiting out a busy database)."""
         self._refuse_if_closing()
         last = self._last_on_thread
         if self._conn is not None and (last is None or last.done()):
-            return self._read_now(fn)
-        return await self._on_thread(self._read_now, fn)
+            try:
+                return self._read_now(fn)
+            except sqlite3.OperationalError as error:
+                if not is_busy(error):
+                    raise translate(error) from error
+        return await self._on_thread(
+            lambda: retry_busy(lambda: self._read_now(fn), self._lock_wait)
+        )
 
     async def load_projection(self) -> None:
         """Load the projection (checkpoint + tail) on the thread, off the event loop."""
-        await self._on_thread(self._read_now, lambda projection: None)
+        await self._on_thread(
+            lambda: retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
+        )
 
     def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
         conn = self._connection()
@@ -110,6 +119,9 @@ class GroupCommitWriter:
             if not projection.loaded:
                 projection.load_checkpoint(conn)
             projection.catch_up(conn)
+        except BaseException:
+            projection.reset()  # it may be half loaded: start again next time
+            raise
         finally:
             conn.execute("COMMIT")
         return fn(projection)
