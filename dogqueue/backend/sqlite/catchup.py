@@ -71,6 +71,8 @@ def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
         else:
             row = conn.execute(Q["load_job"], key).fetchone()
             stored = current = None if row is None else stored_job(row[0], f"job {key[1]!r}")
+        if current is not None and event.version <= current.version:
+            continue  # the row already holds it (written by a build that wrote rows per event)
         changed[key] = (stored, evolve(current, event))
     return Tail(position, int(rows[-1][0]) if rows else position, len(rows), changed)
 
