@@ -139,13 +139,13 @@ class ProjectionCheckpointer:
         connect: Callable[[], sqlite3.Connection],
         lock_wait: float | None,
         *,
-        every_events: int = CHECKPOINT_EVERY_EVENTS,
-        every_seconds: float = CHECKPOINT_EVERY_SECONDS,
+        every_events: int | None = None,
+        every_seconds: float | None = None,
     ) -> None:
         self._connect = connect
         self._lock_wait = lock_wait
-        self._every_events = every_events
-        self._every_seconds = every_seconds
+        self._every_events = CHECKPOINT_EVERY_EVENTS if every_events is None else every_events
+        self._every_seconds = CHECKPOINT_EVERY_SECONDS if every_seconds is None else every_seconds
         self._conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-ckpt")
         self._lock = threading.Lock()
