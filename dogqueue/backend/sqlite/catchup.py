@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from dogqueue.backend.kit.rows import job_row, moved_row
 from dogqueue.backend.sqlite.connection import retry_busy
+from dogqueue.backend.sqlite.projection import Changes, LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import edge_rows
 from dogqueue.core.errors import StorageError
@@ -34,9 +35,9 @@ logger = logging.getLogger(__name__)
 #: Events folded per catch-up transaction: bounds how long it holds the write lock.
 CHECKPOINT_PAGE = 2_000
 #: A checkpoint starts once this many events were committed since the last one ...
-CHECKPOINT_EVERY_EVENTS = 2_000
+CHECKPOINT_EVERY_EVENTS = 20_000
 #: ... or this many seconds passed with some committed (checked at commits).
-CHECKPOINT_EVERY_SECONDS = 2.0
+CHECKPOINT_EVERY_SECONDS = 5.0
 
 
 class Tail(NamedTuple):
@@ -119,6 +120,52 @@ def catch_up_page(conn: sqlite3.Connection, limit: int = CHECKPOINT_PAGE) -> int
         raise
 
 
+def write_changes(conn: sqlite3.Connection, changes: Changes) -> bool:
+    """Write a writer's changed jobs as the checkpoint at `changes.position`, in one
+    write transaction (no event decoded: the states come from memory); False if the
+    checkpoint was not where they start from, nor later (then nothing is written)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        stored = checkpoint_position(conn)
+        if stored >= changes.position:  # another connection's checkpoint covers them
+            conn.execute("COMMIT")
+            return True
+        if stored < changes.base:
+            conn.execute("ROLLBACK")
+            return False
+        # Past the base, another connection checkpointed part of them: read its statuses.
+        exact = stored == changes.base
+        inserts, updates, edges = [], [], []
+        counts: dict[tuple[str, str], int] = {}
+        for key, job in changes.jobs.items():
+            if exact:
+                was = changes.base_status[key]
+            else:
+                row = conn.execute(Q["checkpointed_status"], (job.enqueue_seq,)).fetchone()
+                was = None if row is None else str(row[0])
+            if was is None:
+                inserts.append(job_row(job))
+                edges.extend(edge_rows(job))
+            else:
+                updates.append((*moved_row(job), job.enqueue_seq))
+                counts[(job.tenant_id, was)] = counts.get((job.tenant_id, was), 0) - 1
+            entered = (job.tenant_id, job.status.value)
+            counts[entered] = counts.get(entered, 0) + 1
+        conn.executemany(Q["insert_job"], inserts)
+        conn.executemany(Q["overwrite_job"], updates)
+        conn.executemany(Q["insert_edge"], edges)
+        conn.executemany(
+            Q["add_to_job_count"], [(*key, change) for key, change in counts.items() if change]
+        )
+        conn.execute(Q["set_checkpoint_position"], (changes.position,))
+        conn.execute("COMMIT")
+        return True
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def catch_up_in(conn: sqlite3.Connection) -> None:
     """Bring the checkpoint to the end of the log inside the caller's write transaction."""
     while True:
@@ -157,9 +204,10 @@ class ProjectionCheckpointer:
         #: Catch-up transactions committed (for tests and benchmarks).
         self.pages = 0
 
-    def note_events(self, events: int) -> None:
-        """Count `events` committed (from any thread); start a catch-up if one is due
-        and none runs."""
+    def note_events(self, events: int, projection: LogProjection | None = None) -> None:
+        """Count `events` committed, from the thread that owns `projection`; once a
+        checkpoint is due and none runs, take the projection's changes and write them
+        (or, without them, fold the log's tail) on this checkpointer's thread."""
         if not events:
             return
         with self._lock:
@@ -174,7 +222,20 @@ class ProjectionCheckpointer:
                 return
             self._pending = 0
             self._last = time.monotonic()
-            self._running = self._executor.submit(self._catch_up)
+            changes = None if projection is None else projection.take_changes()
+            if changes is None:
+                self._running = self._executor.submit(self._catch_up)
+            else:
+                self._running = self._executor.submit(self._write, changes)
+
+    def _write(self, changes: Changes) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        if retry_busy(lambda: write_changes(conn, changes), self._lock_wait):
+            self.pages += 1
+        else:
+            self._catch_up()  # the checkpoint was behind these changes: fold the log
 
     def flush(self) -> None:
         """Bring the checkpoint to the end of the log (blocking; from any thread but

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import NamedTuple
 
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
 from dogqueue.backend.sqlite.queries import Q
@@ -41,6 +42,16 @@ def job_from_log(
     return state
 
 
+class Changes(NamedTuple):
+    """What a checkpoint at `position` must write over the one at `base`: each changed
+    job's state at `position`, and its status at `base` (None: not there)."""
+
+    base: int
+    position: int
+    jobs: dict[JobKey, JobInfo]
+    base_status: dict[JobKey, str | None]
+
+
 class LogProjection(UndoableWorkingSet):
     """The live jobs as of log position `position`, with their indexes."""
 
@@ -52,6 +63,12 @@ class LogProjection(UndoableWorkingSet):
         self.loaded = False
         #: Jobs that became terminal in the open transaction: they leave at its commit.
         self._ended: list[JobKey] = []
+        #: The checkpoint position the changes below start from (None: unknown, so
+        #: none are kept), each job changed since as it is now, and its status then
+        #: (None: created since). `take_changes` hands them to the checkpoint's writer.
+        self.base: int | None = None
+        self.changed: dict[JobKey, JobInfo] = {}
+        self.base_status: dict[JobKey, str | None] = {}
 
     def reset(self) -> None:
         """Forget everything: the next `load` starts again from the checkpoint (after
@@ -67,8 +84,33 @@ class LogProjection(UndoableWorkingSet):
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         super().save(before, after)
+        key = (after.tenant_id, after.job_id)
         if after.status.is_terminal:
-            self._ended.append((after.tenant_id, after.job_id))
+            self._ended.append(key)
+        if self.base is None:
+            return
+        changed, base_status = self.changed, self.base_status
+        previous = changed.get(key)
+        changed[key] = after
+        if previous is not None:
+            self._remember(lambda: changed.__setitem__(key, previous))
+            return
+        base_status[key] = None if before is None else before.status.value
+
+        def undo() -> None:
+            changed.pop(key, None)
+            base_status.pop(key, None)
+
+        self._remember(undo)
+
+    def take_changes(self) -> Changes | None:
+        """The jobs changed since `base`, as of `position`, handed over once: the next
+        changes start from `position` (None: unknown base, or nothing changed)."""
+        if self.base is None or not self.changed or self._undo is not None:
+            return None
+        changes = Changes(self.base, self.position, self.changed, self.base_status)
+        self.base, self.changed, self.base_status = self.position, {}, {}
+        return changes
 
     def commit(self) -> None:
         super().commit()
@@ -103,6 +145,7 @@ class LogProjection(UndoableWorkingSet):
             self.loaded = True
             return
         self.position = int(conn.execute(Q["checkpoint_position"]).fetchone()[0])
+        self.base = self.position
         for parent_tenant, parent, child in conn.execute(Q["all_edges"]):
             self.children[(parent_tenant, parent)].append(child)
         for job in sorted(jobs, key=lambda j: j.enqueue_seq):

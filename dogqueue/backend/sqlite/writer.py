@@ -213,7 +213,7 @@ class GroupCommitWriter:
         if self.checkpointer is not None:
             self.checkpointer.note_commit(writes)
         if self.projection_checkpointer is not None:
-            self.projection_checkpointer.note_events(writes)
+            self.projection_checkpointer.note_events(writes, self.projection)
 
     def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
         """Run `works` in one transaction; their results, and the job writes committed."""

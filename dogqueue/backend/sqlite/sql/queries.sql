@@ -54,6 +54,15 @@ SELECT seq FROM projection_checkpoint WHERE id = 1;
 INSERT INTO projection_checkpoint (id, seq) VALUES (1, ?1)
 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq;
 
+-- name: overwrite_job
+-- Write a checkpointed job's state as of the checkpoint's new position.
+UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
+WHERE enqueue_seq = ?6;
+
+-- name: checkpointed_status
+-- A job's status in the checkpoint (no row: not there).
+SELECT status FROM jobs WHERE enqueue_seq = ?1;
+
 -- name: live_jobs
 -- The checkpoint's jobs that may still change (the others left memory), one status
 -- index each.
