@@ -5,8 +5,11 @@ some, with the background checkpoint turned off, print "appended" and wait to be
 (every event committed, none checkpointed).
 
 `python checkpoint_crash_worker.py DB mid-checkpoint N`: the same, then start a
-checkpoint catch-up; once it has written its first job row (inside its transaction),
-print "checkpointing" and wait there to be killed.
+checkpoint catch-up (the fold of the log's tail); once it has written its first job row
+(inside its transaction), print "checkpointing" and wait there to be killed.
+
+`python checkpoint_crash_worker.py DB mid-memory-checkpoint N`: the same with the
+checkpoint written from the writer's memory (`write_changes`), as the backend does.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dogqueue.backend.sqlite.connection import connect
 CTX = QueueCtx("acme")
 
 
-async def _write(path: str, jobs: int) -> None:
+async def _write(path: str, jobs: int) -> SqliteBackend:
     backend = SqliteBackend(path)
     await backend.open()
     await backend.enqueue_many(
@@ -35,10 +38,11 @@ async def _write(path: str, jobs: int) -> None:
         for i, lease in enumerate(leases[: len(leases) // 2])
     ]
     await backend.settle_many(CTX, settled)
-    # Not closed: a close would write the checkpoint.
+    return backend  # not closed: a close would write the checkpoint
 
 
-def _hang_mid_checkpoint(path: str) -> None:
+def _hanging(path: str) -> sqlite3.Connection:
+    """A connection that stops for good once it has written its first job row."""
     conn = connect(path, "NORMAL")
     forever = threading.Event()
 
@@ -48,22 +52,26 @@ def _hang_mid_checkpoint(path: str) -> None:
             forever.wait()
 
     conn.set_trace_callback(trace)
-    catchup.catch_up_page(conn, limit=1_000_000)
-    raise SystemExit("the catch-up finished: it should have been killed in its middle")
+    return conn
 
 
 def main() -> None:
     path, mode, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     catchup.CHECKPOINT_EVERY_EVENTS = 10**9  # only this script's own catch-up writes one
     catchup.CHECKPOINT_EVERY_SECONDS = 10.0**9
-    asyncio.run(_write(path, jobs))
+    backend = asyncio.run(_write(path, jobs))
     if mode == "after-append":
         print("appended", flush=True)
         threading.Event().wait()
     elif mode == "mid-checkpoint":
-        _hang_mid_checkpoint(path)
+        catchup.catch_up_page(_hanging(path), limit=1_000_000)
+    elif mode == "mid-memory-checkpoint":
+        changes = backend.writer.projection.take_changes()
+        assert changes is not None and changes.base == 0
+        catchup.write_changes(_hanging(path), changes)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
+    raise SystemExit("the checkpoint was written: it should have been killed in its middle")
 
 
 if __name__ == "__main__":

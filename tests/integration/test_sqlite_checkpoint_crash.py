@@ -72,7 +72,11 @@ async def _reopened_equals_the_fold(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "signal_line"),
-    [("after-append", "appended"), ("mid-checkpoint", "checkpointing")],
+    [
+        ("after-append", "appended"),
+        ("mid-checkpoint", "checkpointing"),
+        ("mid-memory-checkpoint", "checkpointing"),
+    ],
 )
 async def test_a_kill_leaves_a_file_that_reopens_as_the_fold(
     tmp_path: Path, mode: str, signal_line: str

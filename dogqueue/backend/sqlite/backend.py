@@ -37,7 +37,6 @@ from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.projection import LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import (
-    SqliteTransaction,
     edge_rows,
     recount_jobs,
 )
@@ -166,18 +165,7 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
-        reads = unit.reads
-        work = strictly(unit)
-        small = _is_small(reads)
-        if len(reads.jobs) < 2:
-            return self.writer.submit(work, small=small)
-        jobs = reads.jobs
-
-        def prefetched(tx: SqliteTransaction, now: datetime) -> T:
-            tx.prefetch(jobs)  # one query for the batch instead of one per job
-            return work(tx, now)
-
-        return self.writer.submit(prefetched, small=small)
+        return self.writer.submit(strictly(unit), small=_is_small(unit.reads))
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.

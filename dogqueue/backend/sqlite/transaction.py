@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -133,9 +132,6 @@ class SqliteTransaction:
         return self._projection
 
     # -- Transaction -------------------------------------------------------------------
-
-    def prefetch(self, jobs: Sequence[tuple[str, str]]) -> None:
-        """Nothing to read ahead: live jobs are in memory."""
 
     def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
         key = (tenant_id, job_id)
