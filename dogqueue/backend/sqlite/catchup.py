@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import NamedTuple
 
 from dogqueue.backend.kit.rows import job_row, moved_row
+from dogqueue.backend.sqlite.checkpointer import ConnectionThread
 from dogqueue.backend.sqlite.connection import retry_busy
 from dogqueue.backend.sqlite.projection import Changes, LogProjection
 from dogqueue.backend.sqlite.queries import Q
@@ -175,7 +175,7 @@ def catch_up_in(conn: sqlite3.Connection) -> None:
         write_tail(conn, tail)
 
 
-class ProjectionCheckpointer:
+class ProjectionCheckpointer(ConnectionThread):
     """Writes the checkpoint on a thread and connection of its own, once
     `CHECKPOINT_EVERY_EVENTS` events were committed since the last one (or
     `CHECKPOINT_EVERY_SECONDS` passed), one page per transaction so the writer waits
@@ -189,13 +189,10 @@ class ProjectionCheckpointer:
         every_events: int | None = None,
         every_seconds: float | None = None,
     ) -> None:
-        self._connect = connect
+        super().__init__(connect, "dogqueue-ckpt")
         self._lock_wait = lock_wait
         self._every_events = CHECKPOINT_EVERY_EVENTS if every_events is None else every_events
         self._every_seconds = CHECKPOINT_EVERY_SECONDS if every_seconds is None else every_seconds
-        self._conn: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-ckpt")
-        self._lock = threading.Lock()
         self._pending = 0
         self._last = time.monotonic()
         self._running: Future[None] | None = None
@@ -229,9 +226,7 @@ class ProjectionCheckpointer:
                 self._running = self._executor.submit(self._write, changes)
 
     def _write(self, changes: Changes) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
-        conn = self._conn
+        conn = self._connection()
         if retry_busy(lambda: write_changes(conn, changes), self._lock_wait):
             self.pages += 1
         else:
@@ -243,9 +238,7 @@ class ProjectionCheckpointer:
         self._executor.submit(self._catch_up).result()
 
     def _catch_up(self) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
-        conn = self._conn
+        conn = self._connection()
         while True:
             folded = retry_busy(lambda: catch_up_page(conn), self._lock_wait)
             self.pages += folded > 0
@@ -265,10 +258,4 @@ class ProjectionCheckpointer:
             # reopen folds the tail, `dogqueue verify` reports a bad row).
             logger.warning("the projection checkpoint was not brought up to date: %s", error)
         finally:
-            self._executor.submit(self._close_connection)
-            self._executor.shutdown(wait=True)
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            self._stop()
