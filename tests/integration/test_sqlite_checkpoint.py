@@ -5,11 +5,14 @@ the whole log, however far behind the checkpoint is."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from dogqueue import Completion, Failure, FakeClock, JobMessage, QueueCtx, rebuild
+import pytest
+
+from dogqueue import Completion, Failure, FakeClock, JobMessage, JobStatus, QueueCtx, rebuild
 from dogqueue.audit.verify import verify_log
-from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite import SqliteBackend, catchup
 from dogqueue.backend.sqlite.catchup import catch_up_page, checkpoint_position
 from dogqueue.backend.sqlite.connection import connect
 from dogqueue.backend.sqlite.log import SqliteLogReader
@@ -89,3 +92,31 @@ async def test_a_checkpoint_far_behind_opens_and_catches_up(tmp_path: Path) -> N
         assert await backend.projected_jobs() == rebuild(await backend.read_events())
     position, rows, events = read_checkpoint(path)
     assert position == max(e.seq for e in events) and rows == rebuild(events)
+
+
+async def test_checkpoints_written_from_memory_equal_the_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend writes its checkpoint from the jobs its memory saw change (refused
+    units and rolled-back batches included): at each one, the rows are the fold of the
+    log up to the position stamped."""
+    monkeypatch.setattr(catchup, "CHECKPOINT_EVERY_EVENTS", 25)
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path, clock=FakeClock()) as backend:
+        checkpointer = backend.writer.projection_checkpointer
+        assert checkpointer is not None
+        for round_ in range(6):
+            ids = await backend.enqueue_many(
+                ACME, [_message(key=f"r{round_}-{i}") for i in range(12)]
+            )
+            leases = await backend.dequeue_many(ACME, ["default"], 8)
+            stale = leases[0]
+            results = await backend.settle_many(
+                ACME, [Completion(lease=lease) for lease in leases] + [Completion(lease=stale)]
+            )
+            assert not isinstance(results[-1], JobStatus)  # refused: settled already
+            await backend.cancel_job(ACME, ids[-1])
+            await asyncio.to_thread(checkpointer.wait)
+            position, rows, events = read_checkpoint(path)
+            assert rows == rebuild(e for e in events if e.seq <= position)
+        assert checkpointer.written_from_memory >= 3

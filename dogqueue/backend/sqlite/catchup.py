@@ -198,8 +198,10 @@ class ProjectionCheckpointer(ConnectionThread):
         self._running: Future[None] | None = None
         self._closed = False
         self._written = False
-        #: Catch-up transactions committed (for tests and benchmarks).
+        #: Catch-up transactions committed, and checkpoints written from a writer's
+        #: memory (for tests and benchmarks).
         self.pages = 0
+        self.written_from_memory = 0
 
     def note_events(self, events: int, projection: LogProjection | None = None) -> None:
         """Count `events` committed, from the thread that owns `projection`; once a
@@ -228,9 +230,15 @@ class ProjectionCheckpointer(ConnectionThread):
     def _write(self, changes: Changes) -> None:
         conn = self._connection()
         if retry_busy(lambda: write_changes(conn, changes), self._lock_wait):
-            self.pages += 1
+            self.written_from_memory += 1
         else:
             self._catch_up()  # the checkpoint was behind these changes: fold the log
+
+    def wait(self) -> None:
+        """Wait for the checkpoint under way, if any (for tests)."""
+        running = self._running
+        if running is not None:
+            running.result()
 
     def flush(self) -> None:
         """Bring the checkpoint to the end of the log (blocking; from any thread but

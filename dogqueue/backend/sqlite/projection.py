@@ -69,6 +69,8 @@ class LogProjection(UndoableWorkingSet):
         self.base: int | None = None
         self.changed: dict[JobKey, JobInfo] = {}
         self.base_status: dict[JobKey, str | None] = {}
+        #: What the open transaction did to `changed`: (job, its entry before).
+        self._touched: list[tuple[JobKey, JobInfo | None]] = []
 
     def reset(self) -> None:
         """Forget everything: the next `load` starts again from the checkpoint (after
@@ -89,19 +91,12 @@ class LogProjection(UndoableWorkingSet):
             self._ended.append(key)
         if self.base is None:
             return
-        changed, base_status = self.changed, self.base_status
-        previous = changed.get(key)
-        changed[key] = after
-        if previous is not None:
-            self._remember(lambda: changed.__setitem__(key, previous))
-            return
-        base_status[key] = None if before is None else before.status.value
-
-        def undo() -> None:
-            changed.pop(key, None)
-            base_status.pop(key, None)
-
-        self._remember(undo)
+        previous = self.changed.get(key)
+        self.changed[key] = after
+        if previous is None:
+            self.base_status[key] = None if before is None else before.status.value
+        if self._undo is not None:
+            self._touched.append((key, previous))
 
     def take_changes(self) -> Changes | None:
         """The jobs changed since `base`, as of `position`, handed over once: the next
@@ -114,11 +109,19 @@ class LogProjection(UndoableWorkingSet):
 
     def commit(self) -> None:
         super().commit()
+        self._touched.clear()
         self._evict()
 
     def rollback(self) -> None:
         super().rollback()
         self._ended.clear()
+        for key, previous in reversed(self._touched):
+            if previous is None:
+                self.changed.pop(key, None)
+                self.base_status.pop(key, None)
+            else:
+                self.changed[key] = previous
+        self._touched.clear()
 
     def _evict(self) -> None:
         """Drop the jobs that became terminal: memory stays bounded by live work."""
