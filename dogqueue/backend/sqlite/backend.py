@@ -1,8 +1,11 @@
-"""The SQLite backend: the log and its projection in one database file.
+"""The SQLite backend: the log, and a checkpoint of its projection, in one database file.
 
 Writes go through one writer thread with group commit (many callers, one transaction);
-reads go through an aiosqlite connection and see only committed data. Several processes
-may share one file: every write transaction starts with BEGIN IMMEDIATE, so deciding
+events are their only rows. The projection lives in the writer's memory
+(`projection.LogProjection`), caught up from the log under the write lock, and is
+checkpointed into the job tables in the background (`catchup`). Reads of the log go
+through an aiosqlite connection and see only committed data. Several processes may share
+one file: every write transaction starts with BEGIN IMMEDIATE, so catching up, deciding
 and appending happen under SQLite's write lock, and a busy database is waited for.
 """
 
