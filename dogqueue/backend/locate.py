@@ -79,6 +79,12 @@ def redis_prefix(url: str) -> str:
     return prefix
 
 
+def redis_queue(url: str) -> tuple[str, str, bool]:
+    """The URL for the driver, the queue's key prefix and whether it is a cluster."""
+    _, plain, options = _redis_options(url)
+    return plain, options.get("prefix", "dogqueue"), bool(options.get("cluster", False))
+
+
 def split_schema(url: str) -> tuple[str, str | None]:
     """The URL without its `schema=NAME` query parameter, and that name (if any)."""
     parts = urlsplit(url)

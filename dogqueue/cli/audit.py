@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from dogqueue.audit.checkpoint import dump_checkpoint, load_checkpoint, take_checkpoint
 from dogqueue.audit.replay import ReplayResult, replay
 from dogqueue.audit.verify import Report, is_archive, verify_archive, verify_log
 from dogqueue.backend import locate
+from dogqueue.backend.kit.archival import ArchiveResult
 from dogqueue.cli._common import (
     EXIT_BAD_LOG,
     EXIT_OK,
@@ -104,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " (created or appended to). The live log keeps a record of the cut so both files"
         " still verify; archived histories stay readable with `history --archive FILE`."
         " Idempotency keys of archived jobs are released: the same key can enqueue a new job."
-        " SQLite logs only.",
+        " SQLite logs and Redis queues (the archive is a SQLite file either way);"
+        " not PostgreSQL.",
     )
     add_db(archive, writes=True)
     archive.add_argument(
@@ -172,11 +175,14 @@ def _archive_paths(db: str, given: list[str], cuts: list[ArchiveCut]) -> list[st
     """The archives to verify with the live log: those given, and each archive its
     archivals (`cuts`) name that sits next to a SQLite log file."""
     paths = list(given)
-    if locate.is_server_url(db):
-        return paths
     known = {os.path.realpath(path) for path in paths}
     for cut in cuts:
-        candidate = os.path.join(os.path.dirname(os.path.abspath(db)), str(cut.archive))
+        if locate.is_server_url(db):  # a server's cuts name the archive's absolute path
+            if not os.path.isabs(str(cut.archive)):
+                continue
+            candidate = str(cut.archive)
+        else:
+            candidate = os.path.join(os.path.dirname(os.path.abspath(db)), str(cut.archive))
         if os.path.realpath(candidate) not in known and os.path.isfile(candidate):
             known.add(os.path.realpath(candidate))
             paths.append(candidate)
@@ -230,12 +236,22 @@ async def _rebuild(db: str) -> int:
         return await backend.rebuild_projections()
 
 
-def _archive(args: argparse.Namespace) -> int:
-    if locate.is_server_url(args.db):
-        raise InvalidInput("db", "archival works on SQLite logs only")
-    from dogqueue.backend.sqlite.archive import archive_before
+async def _archive_redis(url: str, to: str, before: datetime) -> ArchiveResult:
+    from dogqueue.backend.redis_archive import archive_before
 
-    result = archive_before(args.db, args.to, args.before, utc_now())
+    plain, prefix, cluster = locate.redis_queue(url)
+    return await archive_before(plain, to, before, utc_now(), prefix=prefix, cluster=cluster)
+
+
+def _archive(args: argparse.Namespace) -> int:
+    if locate.is_postgres_url(args.db):
+        raise InvalidInput("db", "archival works on SQLite logs and Redis queues only")
+    if locate.is_redis_url(args.db):
+        result = asyncio.run(_archive_redis(args.db, args.to, args.before))
+    else:
+        from dogqueue.backend.sqlite.archive import archive_before
+
+        result = archive_before(args.db, args.to, args.before, utc_now())
     if not result.jobs:
         say(f"no job finished before {args.before.isoformat()}; nothing archived")
         return EXIT_OK

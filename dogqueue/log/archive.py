@@ -1,6 +1,6 @@
 """Archival and the storage's own integrity check: optional capabilities of a stored log.
 
-A log that can move finished jobs out to an archive (SQLite) also reads what archival
+A log that can move finished jobs out to an archive (SQLite, Redis) also reads what archival
 left behind (`ArchiveReader`); a log whose storage checks itself (SQLite's
 `integrity_check`) reports it (`IntegrityChecker`). Readers without them are read as a
 log that never archived and whose storage reports nothing: the functions below give

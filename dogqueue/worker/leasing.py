@@ -129,6 +129,8 @@ class Leasing:
                     empty.add(tenant)
                     continue
                 progress = True
+                if len(leases) < wanted:  # its queues ran dry: no second ask this round
+                    empty.add(tenant)
                 for lease in leases:
                     self._start(ctx, lease)
                 started += len(leases)

@@ -190,9 +190,10 @@ async def test_steady_load_with_archival_keeps_the_live_log_bounded(
     assert_verifies(path, target)
 
 
-async def test_archival_is_a_capability_only_sqlite_has(story_log: Story, tmp_path: Path) -> None:
+async def test_archival_is_a_capability_not_every_log_has(story_log: Story, tmp_path: Path) -> None:
     """Readers of logs that cannot archive lack the methods; asking them through
-    `dogqueue.log.archive` answers "never archived", while SQLite's reader answers."""
+    `dogqueue.log.archive` answers "never archived", while SQLite's reader answers (and
+    Redis's: tests/integration/test_redis_archive.py)."""
     path, _ = story_log
     archive(path, tmp_path / "archive.db")
     live = SqliteLogReader(path)

@@ -257,6 +257,26 @@ async def test_every_enqueue_wakes_a_waiter_on_another_host(
             await asyncio.wait_for(woken, 10)
 
 
+async def test_a_new_jobs_notify_leaves_with_the_flush_that_commits_it(
+    pg: PostgresBackend, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first NOTIFY of a pace interval is part of the enqueue's own statement (sent
+    at its commit), not a statement of its own after it."""
+    sent: list[str] = []
+
+    async def separate_notify(channel: str, payload: str) -> None:
+        sent.append(channel)
+
+    monkeypatch.setattr(pg, "_notify", separate_notify)
+    # Polling every 60 s cannot explain a wake-up here: only NOTIFY can.
+    async with PostgresBackend(default_dsn(), schema=pg_schema, poll_interval=60) as other:
+        await other.wait_for_change(0)  # opened, listening
+        woken = asyncio.ensure_future(other.wait_for_change(60))
+        await pg.enqueue(ACME, message())  # the first of this backend: not held back
+        await asyncio.wait_for(woken, 10)
+    assert sent == []
+
+
 async def test_a_child_enqueued_while_its_parent_completes_elsewhere_is_never_stranded(
     pg: PostgresBackend, pg_schema: str
 ) -> None:

@@ -1,6 +1,7 @@
 """A local 3-master Redis Cluster: tenants spread over every shard, each unit of work on
 its tenant's shard, cross-tenant reads walking them all; and the shipped conformance
-suite, the many-process test and the cross-host cancel, run unchanged on the cluster."""
+suite, the many-process test, the cross-host cancel and archival, run unchanged on the
+cluster."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def test_the_conformance_suite_passes_on_the_cluster(cluster: list[RedisServer])
             "dogqueue/testing/conformance",
             "tests/integration/test_redis_processes.py",
             "tests/integration/test_redis_cancel.py",
+            "tests/integration/test_redis_archive.py",
             "-k",
             "redis",
             "-q",

@@ -59,3 +59,26 @@ async def test_a_failed_wait_ends_the_idle_wait_and_is_not_reported() -> None:
     await asyncio.sleep(0)
     gc.collect()  # an unretrieved task exception is reported when the task is collected
     assert unhandled == []
+
+
+class CountedDequeues(MemoryBackend):
+    dequeues = 0
+
+    async def dequeue_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.dequeues += 1
+        return await super().dequeue_many(*args, **kwargs)
+
+
+async def test_a_tenant_whose_dequeue_came_back_short_is_not_asked_again_that_round() -> None:
+    async with CountedDequeues() as backend:
+        ctx = QueueCtx("t")
+        await backend.enqueue(ctx, JobMessage(job_type="x", payload_bytes=b"{}"))
+        started: list[str] = []
+        settings = WorkerSettings(lease_duration=timedelta(seconds=30), concurrency=8)
+        deploy = DeployHold(backend, timedelta(0), 1.0)
+        leasing = Leasing(
+            backend, settings, deploy, lambda _, lease: started.append(lease.job_id), lambda: 0
+        )
+        assert await leasing._lease_round(8) == 1  # 8 free slots, 1 job: the queue ran dry
+        assert len(started) == 1
+        assert backend.dequeues == 1

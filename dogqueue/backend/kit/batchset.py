@@ -61,6 +61,8 @@ class BatchWorkingSet(WorkingSet):
         self.writes = 0
         #: The highest seq the flush gave an event.
         self.last_seq = 0
+        #: Whether the flush's commit also announced new work (a NOTIFY).
+        self.notified = False
         #: Events to insert: (seq or None, tenant, job, version, type, data).
         self.journal: list[tuple[int | None, str, str, int, str, bytes]] = []
         #: For each job written: its state before the batch (None: new) and now.

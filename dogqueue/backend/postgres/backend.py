@@ -16,7 +16,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -24,12 +24,12 @@ import asyncpg
 from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.batching import GroupCommit, storage_errors_from
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
+from dogqueue.backend.kit.pacing import Pacer
 from dogqueue.backend.kit.rows import columns, from_micros, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.postgres import sequencer
 from dogqueue.backend.postgres.browser import PostgresBrowser
 from dogqueue.backend.postgres.claims import (
-    RECLAIM_LIMIT,
     claim_in_one_trip,
     claims,
     lease_only,
@@ -44,6 +44,7 @@ from dogqueue.backend.postgres.errors import (
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
 from dogqueue.backend.postgres.queries import Q
+from dogqueue.backend.postgres.reads import fetch_reads
 from dogqueue.backend.postgres.sequencer import seal
 from dogqueue.backend.postgres.workingset import job_rows
 from dogqueue.clock import Clock, utc_now
@@ -68,6 +69,9 @@ SEAL_INTERVAL = 0.1
 SEAL_WAIT = 10.0
 #: At most one NOTIFY of new work per this many seconds per process.
 NOTIFY_INTERVAL = 0.01
+
+#: The payload of a NOTIFY of new work a flush may send, if it may send one now.
+Notify = Callable[[], str | None]
 
 
 class PostgresBackend(EngineBackend):
@@ -113,8 +117,7 @@ class PostgresBackend(EngineBackend):
         self._origin = uuid.uuid4().hex
         self._ready_channel = channel("ready", self.schema)
         self._cancel_channel = channel("cancel", self.schema)
-        self._last_notify = 0.0
-        self._notify_due: asyncio.TimerHandle | None = None
+        self._pace = Pacer(NOTIFY_INTERVAL, self._send_ready)
         #: The highest seq this object committed: reads wait until it has a position.
         self._last_seq = 0
         #: (database, schema oid) of this queue: an application's connection must match.
@@ -158,9 +161,7 @@ class PostgresBackend(EngineBackend):
         if self._pool is not None:  # number what it wrote, unless a step is running
             with contextlib.suppress(QueueError, *_DRIVER_ERRORS):
                 await self._seal_now(wait=False)
-        if self._notify_due is not None:  # send the NOTIFY it stood for before closing
-            self._notify_due.cancel()
-            self._notify_due = None
+        if self._pace.take_pending():  # send the NOTIFY it stood for before closing
             await self._notify(self._ready_channel, self._origin)
         if self._listener is not None:
             with contextlib.suppress(Exception):
@@ -188,9 +189,13 @@ class PostgresBackend(EngineBackend):
                     if any(claims(unit) for unit in units):
                         # Claimed rows stay locked until the flush commits.
                         async with writer_transaction(conn):
-                            results, ws = await self._run_units(conn, units, lock=True)
+                            results, ws = await self._run_units(
+                                conn, units, lock=True, notify=self._in_flush
+                            )
                     else:  # reads, then one atomic guarded statement
-                        results, ws = await self._run_units(conn, units, lock=False)
+                        results, ws = await self._run_units(
+                            conn, units, lock=False, notify=self._in_flush
+                        )
                 self.commits += 1
                 self.units += len(units)
                 self._after_commit(ws)
@@ -205,10 +210,12 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: Session, units: list[Unit[Any]], *, lock: bool
+        self, conn: Session, units: list[Unit[Any]], *, lock: bool, notify: Notify
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`), run its units on a working
-        set, flush the writes in one statement; the caller owns any transaction."""
+        set, flush the writes in one statement; the caller owns any transaction. If the
+        batch makes a job ready and `notify` gives a payload, the flush also sends the
+        NOTIFY of new work, delivered when the transaction commits."""
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
@@ -217,7 +224,8 @@ class PostgresBackend(EngineBackend):
             clock_us = None if self._server_clock else to_micros(self.now())
             now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
         else:
-            now, ws, ending = await self._fetch_reads(conn, declared, lock=lock)
+            clock = None if self._server_clock else self.now
+            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock)
         roots = ws.closure_roots(ending)
         if roots:  # only batches ending jobs that others wait for pay this read
             rows = await conn.fetch(
@@ -225,76 +233,13 @@ class PostgresBackend(EngineBackend):
             )
             ws.seed_closure(roots, [tuple(row) for row in rows])
         results = run_units(ws, [strictly(unit) for unit in units], now)
-        await self._flush(conn, ws)
+        await self._flush(conn, ws, notify)
         return results, ws
 
-    async def _fetch_reads(
-        self, conn: Session, declared: BatchReads, *, lock: bool
-    ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
-        """The batch's time and a working set seeded with every declared read (loads
-        locked if `lock`), and the jobs the batch may end."""
-        now, seqs = await self._batch_time_and_seqs(conn, declared.new_jobs)
-        now_us = to_micros(now)
-        ws = BatchWorkingSet(seqs)
-        ending = set(declared.dependents)  # jobs the batch may end
-        if declared.jobs:
-            keys = sorted(declared.jobs)
-            query = Q["lock_jobs"] if lock else Q["read_jobs"]
-            rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
-            for row in rows:
-                ws.seed(decode_job_at(row[0]), row[1])
-        if declared.keys:
-            tenants, names = zip(*sorted(declared.keys), strict=True)
-            for tenant, key, job_id in await conn.fetch(
-                Q["jobs_for_keys"], list(tenants), list(names)
-            ):
-                ws.seed_key(tenant, key, job_id)
-        expired_rows = []
-        if declared.key_prefixes:
-            prefixes = sorted(declared.key_prefixes)
-            rows = await conn.fetch(
-                Q["latest_keys"],
-                [tenant for tenant, _ in prefixes],
-                [prefix for _, prefix in prefixes],
-                [prefix_end(prefix) for _, prefix in prefixes],
-            )
-            for tenant, key, job_id in rows:
-                ws.seed_key(tenant, key, job_id)
-        if None in declared.expired:
-            expired_rows = await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT)
-        else:
-            for tenant in sorted(t for t in declared.expired if t is not None):
-                expired_rows += await conn.fetch(
-                    Q["claim_expired_of_tenant"], now_us, RECLAIM_LIMIT, tenant
-                )
-        for row in expired_rows:
-            job = decode_job_at(row[0])
-            ws.seed(job, row[1])
-            ending.add((job.tenant_id, job.job_id))
-        for (tenant, queues), n in declared.ready.items():
-            # Jobs the batch loads may leave the ready set (a cancel) before a dequeue.
-            wanted = n + len(declared.jobs)
-            for queue in queues:
-                for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
-                    ws.seed(decode_job_at(row[0]), row[1])
-        return now, ws, ending
-
-    async def _batch_time_and_seqs(
-        self, conn: Session, new_jobs: int
-    ) -> tuple[datetime, list[int]]:
-        """The batch's time (the server's unless a clock was given) and `new_jobs`
-        enqueue positions."""
-        if not self._server_clock:
-            if not new_jobs:
-                return self.now(), []
-            seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], new_jobs)]
-            return self.now(), seqs
-        server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
-        return server_now.astimezone(UTC), [int(seq) for seq in seqs]
-
-    async def _flush(self, conn: Session, ws: BatchWorkingSet) -> None:
+    async def _flush(self, conn: Session, ws: BatchWorkingSet, notify: Notify) -> None:
         if not ws.journal:
             return
+        payload = notify() if ws.became_ready() else None
         inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
@@ -303,13 +248,23 @@ class PostgresBackend(EngineBackend):
             *columns(updates, 9),
             len(updates),
             *columns(ws.new_edges, 4),
+            None if payload is None else self._ready_channel,
+            payload,
         )
         ws.last_seq = int(last_seq)
+        ws.notified = payload is not None
+
+    def _in_flush(self) -> str | None:
+        """The payload of a NOTIFY of new work sent with this batch's commit, if the
+        pace allows one now (else one is sent at the end of the interval)."""
+        return self._origin if self.listen and self._pace.may_send_now() else None
 
     def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
         if ws.became_ready():
-            self._announce_ready()
+            self._notify_change()  # local waiters, at once
+            if self.listen and not ws.notified:
+                self._pace.later()
 
     # -- transactional enqueue ---------------------------------------------------------
 
@@ -352,9 +307,10 @@ class PostgresBackend(EngineBackend):
             await session.execute(Q["join_writers"])
             if had_xid is not None:  # a step may have passed its xid already
                 await session.execute(Q["register_late_writer"])
-            results, ws = await self._run_units(session, [unit], lock=claims(unit))
-            if ws.became_ready():  # delivered at the application's commit, not before
-                await session.execute(Q["notify"], self._ready_channel, "")
+            # Any NOTIFY is delivered at the application's commit, to this process too.
+            results, _ = await self._run_units(
+                session, [unit], lock=claims(unit), notify=_to_every_process
+            )
         except BaseException as error:
             with contextlib.suppress(Exception):  # an aborted transaction refuses this
                 await session.execute(Q["leave_schema"], path)
@@ -369,19 +325,7 @@ class PostgresBackend(EngineBackend):
 
     # -- cross-host wake-ups and cancels ------------------------------------------------
 
-    def _announce_ready(self) -> None:
-        """Wake local waiters now and other hosts' by NOTIFY: at most one per
-        NOTIFY_INTERVAL, and one at the end of an interval that suppressed some."""
-        self._notify_change()
-        if not self.listen or self._notify_due is not None:
-            return  # a NOTIFY is already scheduled, and covers this change
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._last_notify + NOTIFY_INTERVAL - loop.time())
-        self._notify_due = loop.call_later(wait, self._send_ready)
-
     def _send_ready(self) -> None:
-        self._notify_due = None
-        self._last_notify = asyncio.get_running_loop().time()
         self._spawn(self._notify(self._ready_channel, self._origin))
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
@@ -564,6 +508,11 @@ class PostgresBackend(EngineBackend):
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)
+
+
+def _to_every_process() -> str:
+    """The payload of a NOTIFY that this process's own listener does not ignore."""
+    return ""
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -69,8 +69,8 @@ SEAL_INTERVAL = 0.1
 FULL_SEAL_INTERVAL = 2.0
 #: How long a read waits for this object's own events to get positions.
 SEAL_WAIT = 10.0
-#: At most one "new work" message per this many seconds per process.
-NOTIFY_INTERVAL = 0.002
+#: Flushed events kept per tenant for the sequencer at most.
+KNOWN_LIMIT = 100_000
 
 
 class Conflict(Exception):
@@ -124,9 +124,9 @@ class RedisBackend(EngineBackend):
         self._registered: set[str] = set()
         #: Each tenant's highest tenant position this object wrote (reads wait for it).
         self._written: dict[str, int] = {}
+        #: The events this object flushed and no step numbered yet (see sequencer.Known).
+        self._known: sequencer.Known = {}
         self._origin = uuid.uuid4().hex
-        self._last_notify = 0.0
-        self._notify_due: asyncio.TimerHandle | None = None
         #: Batches committed, units they held, and flushes refused by a guard.
         self.commits = self.units = self.conflicts = 0
 
@@ -169,10 +169,6 @@ class RedisBackend(EngineBackend):
         if self._client is not None and self._written:
             with contextlib.suppress(QueueError, *DRIVER_ERRORS):  # readers number the rest
                 await self._seal_now(wait=False)
-        if self._notify_due is not None:
-            self._notify_due.cancel()
-            self._notify_due = None
-            await self._publish(self.keys.ready_channel, self._origin)
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -277,14 +273,28 @@ class RedisBackend(EngineBackend):
         )
         results = run_units(ws, [strictly(unit) for unit in units], from_micros(int(now_us)))
         if ws.journal or ws.before:
+            # The flush itself wakes other hosts: no round trip of this process between.
+            ready = self.listen and ws.became_ready()
+            notify = (self.keys.ready_channel, self._origin) if ready else None
             flushed = await self._scripts["flush"](
-                keys=[log_key, *declared_keys(tag, ws.flush_keys())], args=ws.flush_args(tag)
+                keys=[log_key, *declared_keys(tag, ws.flush_keys())],
+                args=ws.flush_args(tag, notify),
             )
             if text(flushed[0]) != "ok":
                 raise Conflict(f"{text(flushed[1])}: {text(flushed[2])}")
             if int(flushed[2]):
                 self._written[tenant] = max(self._written.get(tenant, 0), int(flushed[2]))
+                self._remember(tenant, int(flushed[1]), int(flushed[3]), ws)
         return results, ws
+
+    def _remember(self, tenant: str, first: int, committed: int, ws: TenantBatch) -> None:
+        """Keep the flushed events for the sequencer, which then need not read them back
+        (a bounded cache: past its size, steps read them)."""
+        known = self._known.setdefault(tenant, {})
+        if len(known) > KNOWN_LIMIT:
+            known.clear()
+        for offset, entry in enumerate(ws.journal):
+            known[first + offset] = (committed, entry[5])
 
     def _read_args(self, tag: str, declared: BatchReads) -> list[Any]:
         now = "" if self._server_clock else to_micros(self.now())
@@ -307,8 +317,8 @@ class RedisBackend(EngineBackend):
         ]
 
     def _after_commit(self, ws: TenantBatch) -> None:
-        if ws.became_ready():
-            self._announce_ready()
+        if ws.became_ready():  # other hosts were told by the flush
+            self._notify_change()
 
     async def reap_expired(self) -> int:
         """Expire every lease, across tenants, whose time has come; return how many.
@@ -330,19 +340,6 @@ class RedisBackend(EngineBackend):
             raise StorageError(f"Redis: {error}") from error
 
     # -- cross-host wake-ups and cancels (pub/sub: a lost message only delays) ---------
-
-    def _announce_ready(self) -> None:
-        self._notify_change()
-        if not self.listen or self._notify_due is not None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._last_notify + NOTIFY_INTERVAL - loop.time())
-        self._notify_due = loop.call_later(wait, self._send_ready)
-
-    def _send_ready(self) -> None:
-        self._notify_due = None
-        self._last_notify = asyncio.get_running_loop().time()
-        self._spawn(self._publish(self.keys.ready_channel, self._origin))
 
     def _announce_cancel(self, tenant_id: str, job_id: str) -> None:
         super()._announce_cancel(tenant_id, job_id)
@@ -409,7 +406,12 @@ class RedisBackend(EngineBackend):
                 if tenants == []:
                     return total
                 count = await seal_step(
-                    self.client, self.keys, self._scripts["seal"], self.audit_key, tenants
+                    self.client,
+                    self.keys,
+                    self._scripts["seal"],
+                    self.audit_key,
+                    tenants,
+                    self._known,
                 )
                 total += count or 0
                 if not wait:

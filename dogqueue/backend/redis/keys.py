@@ -38,6 +38,11 @@ class Keys:
         self.log = self.glob + ":log"
         self.heads = self.glob + ":heads"
         self.tenants = self.glob + ":tenants"
+        #: What archival left: moved position ranges, anchors, cuts, and its lock.
+        self.archived = self.glob + ":archived"
+        self.anchors = self.glob + ":anchors"
+        self.cuts = self.glob + ":cuts"
+        self.archiving = self.glob + ":archiving"
         self.ready_channel = prefix + ":ready"
         self.cancel_channel = prefix + ":cancel"
 

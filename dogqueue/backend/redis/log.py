@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from dogqueue.backend.redis import archived
 from dogqueue.backend.redis.keys import Keys
 from dogqueue.backend.redis.sequencer import text, unpack_head
 from dogqueue.core.codec import encode_job
@@ -16,6 +17,7 @@ from dogqueue.core.errors import StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import rebuild
+from dogqueue.log.archive import Anchor, ArchiveCut
 from dogqueue.log.reader import LogPos, LogRecord, ProjectionRow, TenantPos, WriterSeq
 from dogqueue.log.stored import stored_event, stored_job
 
@@ -96,18 +98,32 @@ class RedisLog:
         return await self._call(lambda client: self._records(client, after, limit))  # type: ignore[no-any-return]
 
     async def _records(self, client: Any, after: int, limit: int | None) -> list[LogRecord]:
+        # Archival leaves gaps: read window after window until `limit` records or the end.
+        records: list[LogRecord] = []
+        while True:
+            wanted = None if limit is None else limit - len(records)
+            found, after = await self._window(client, after, wanted)
+            records += found
+            if after < 0 or (limit is not None and len(records) >= limit):
+                return records
+
+    async def _window(
+        self, client: Any, after: int, limit: int | None
+    ) -> tuple[list[LogRecord], int]:
+        """The records of the positions after `after` (at most `limit` of them), and
+        where the next window starts (-1: at the end)."""
         keys = self._keys
         async with client.pipeline(transaction=False) as pipe:  # one slot, one round trip
             pipe.get(keys.pos)
             pipe.xrevrange(keys.log, f"{after + 1}-0", "-", count=1)
             pipe.xrange(keys.log, f"{after + 2}-0", "+", count=limit)
             stored_last, first_run, later_runs = await pipe.execute()
-        end = int(stored_last or 0) if self._limit is None else self._limit
-        if limit is not None:
-            end = min(end, after + limit)
+        last = int(stored_last or 0) if self._limit is None else self._limit
+        end = last if limit is None else min(last, after + limit)
         if end <= after:
-            return []
+            return [], -1
         runs = [*first_run, *later_runs]
+        resume = _resume(runs, end, last)
         records: list[LogRecord] = []
         async with client.pipeline(transaction=False) as pipe:
             wanted = []
@@ -125,7 +141,7 @@ class RedisLog:
                 p = pos + at - tpos
                 if after < p <= end:
                     records.append(_record(p, tenant, at, fields, hashes[(at - tpos) * 32 :][:32]))
-        return records
+        return records, resume
 
     async def unsealed(self) -> list[LogRecord]:
         return await self._call(self._unsealed)  # type: ignore[no-any-return]
@@ -248,7 +264,12 @@ class RedisLog:
         async def read(client: Any) -> list[tuple[str, str, str]]:
             found = []
             for tenant in await self._tenants(client):
-                ids = [text(j) for j in await client.hkeys(self._keys.of(tenant, "jobs"))]
+                rows = await tenant_jobs(client, self._keys, tenant)
+                # A parent archival moved out keeps the list of its children still here.
+                ids = sorted(
+                    {job.job_id for job, _, _, _ in rows}
+                    | {parent for job, _, _, _ in rows for parent in job.message.after}
+                )
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ids:
                         pipe.lrange(self._keys.of(tenant, "c:" + job_id), 0, -1)
@@ -258,6 +279,15 @@ class RedisLog:
             return found
 
         return await self._call(read)  # type: ignore[no-any-return]
+
+    async def anchors(self) -> list[Anchor]:
+        return await self._call(lambda client: archived.read_anchors(client, self._keys))  # type: ignore[no-any-return]
+
+    async def archived_ranges(self) -> list[tuple[int, int]]:
+        return await self._call(lambda client: archived.read_ranges(client, self._keys))  # type: ignore[no-any-return]
+
+    async def archive_cuts(self) -> list[ArchiveCut]:
+        return await self._call(lambda client: archived.read_cuts(client, self._keys))  # type: ignore[no-any-return]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         async def read(client: Any) -> dict[str, tuple[int, bytes]]:
@@ -270,6 +300,18 @@ class RedisLog:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _resume(runs: list[Any], end: int, last: int) -> int:
+    """Where the window after one ending at `end` starts (-1: none): at `end`, or,
+    where no run holds `end + 1` (archival deleted it), just before the next run."""
+    if end >= last:
+        return -1
+    spans = [(int(text(run_id).split("-")[0]), int(fields[b"n"])) for run_id, fields in runs]
+    if any(start <= end + 1 < start + count for start, count in spans):
+        return end
+    later = [start for start, _ in spans if start > end + 1]
+    return min(later) - 1 if later else end
 
 
 def _record(

@@ -8,7 +8,7 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-NAMES = ("read", "flush", "seal", "peek")
+NAMES = ("read", "flush", "seal", "peek", "archive")
 
 
 def script_text(name: str) -> str:

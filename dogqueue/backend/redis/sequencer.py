@@ -21,6 +21,47 @@ from dogqueue.log.chain import GENESIS, ChainHeads
 #: Events numbered per step at most.
 STEP_LIMIT = 5_000
 
+#: Events a writer flushed and has not seen numbered yet, per tenant: tenant position ->
+#: (commit time, data), exactly as stored. A step uses them instead of reading them back.
+Known = dict[str, dict[int, tuple[int, bytes]]]
+
+
+async def _pending(
+    client: Any, keys: Keys, behind: list[tuple[str, tuple[int, int, bytes], int]], known: Known
+) -> list[tuple[int, str, int, bytes]]:
+    """The events past each tenant's head, up to STEP_LIMIT in all, as (commit time,
+    tenant, tenant position, data): from `known` where it holds them all, else read."""
+    budget = STEP_LIMIT
+    spans: list[tuple[str, int, int, dict[int, tuple[int, bytes]] | None]] = []
+    async with client.pipeline(transaction=False) as pipe:
+        for name, head, count in behind:
+            end = min(count, head[0] + max(1, budget))
+            budget -= end - head[0]
+            mine = known.get(name, {})
+            if all(tpos in mine for tpos in range(head[0] + 1, end + 1)):
+                spans.append((name, head[0], end, mine))
+            else:
+                spans.append((name, head[0], end, None))
+                pipe.xrange(keys.tenant_log(name), f"{head[0] + 1}-0", f"{end}-0")
+        entries = iter(await pipe.execute())
+    pending: list[tuple[int, str, int, bytes]] = []
+    for name, tpos, end, cached in spans:
+        if cached is not None:
+            rows = [(tpos_, cached[tpos_]) for tpos_ in range(tpos + 1, end + 1)]
+        else:
+            rows = [
+                (int(text(entry_id).split("-")[0]), (int(fields.get(b"c", 0)), bytes(fields[b"d"])))
+                for entry_id, fields in next(entries)
+            ]
+        order = 0
+        for at, (committed, data) in rows:
+            if at != tpos + 1:
+                break  # a gap (an event deleted before it was numbered): stop at it
+            tpos += 1
+            order = max(order, committed)  # never before the tenant's last
+            pending.append((order, name, tpos, data))
+    return pending
+
 
 def pack_head(tpos: int, pos: int, digest: bytes) -> bytes:
     """A tenant's chain head as stored: tenant position, log position, hash."""
@@ -45,10 +86,12 @@ async def seal_step(
     script: Any,
     audit_key: bytes | None,
     tenants: Iterable[str] | None = None,
+    known: Known | None = None,
 ) -> int | None:
     """One step over `tenants` (default: every registered tenant); how many events it
     numbered, or None if another step recorded first (the seal script compares the
-    last position it read: steps need no lock, and a loser only did its work twice)."""
+    last position it read: steps need no lock, and a loser only did its work twice).
+    Events in `known` are not read back; its entries numbered by now are dropped."""
     async with client.pipeline(transaction=False) as pipe:  # one slot, one round trip
         pipe.smembers(keys.tenants)
         pipe.get(keys.pos)
@@ -57,6 +100,11 @@ async def seal_step(
     names = sorted({text(t) for t in registered} if tenants is None else set(tenants))
     last = int(stored_last or 0)
     heads = [unpack_head(stored_heads.get(name.encode())) for name in names]
+    known = {} if known is None else known
+    for name, events in known.items():
+        sealed = unpack_head(stored_heads.get(name.encode()))[0]
+        for tpos in [t for t in events if t <= sealed]:
+            del events[tpos]
     if not names:
         return 0
     async with client.pipeline(transaction=False) as pipe:
@@ -70,22 +118,7 @@ async def seal_step(
     ]
     if not behind:
         return 0
-    budget = STEP_LIMIT
-    async with client.pipeline(transaction=False) as pipe:
-        for name, head, count in behind:
-            end = min(count, head[0] + max(1, budget))
-            budget -= end - head[0]
-            pipe.xrange(keys.tenant_log(name), f"{head[0] + 1}-0", f"{end}-0")
-        entries = await pipe.execute()
-    pending: list[tuple[int, str, int, bytes]] = []
-    for (name, (tpos, _, _), _), rows in zip(behind, entries, strict=True):
-        order = 0
-        for entry_id, fields in rows:
-            if int(text(entry_id).split("-")[0]) != tpos + 1:
-                break  # a gap (an event deleted before it was numbered): stop at it
-            tpos += 1
-            order = max(order, int(fields.get(b"c", 0)))  # never before the tenant's last
-            pending.append((order, name, tpos, bytes(fields[b"d"])))
+    pending = await _pending(client, keys, behind, known)
     pending.sort()  # commit order across tenants; each tenant's stays as it is
     chains = ChainHeads(audit_key, heads={name: (h[1], h[2], h[0]) for name, h, _ in behind})
     pos = last

@@ -60,9 +60,10 @@ class TenantBatch(BatchWorkingSet):
         super().__init__(fifo)
         self.tenant_id = tenant_id
 
-    def flush_args(self, tag: str) -> list[Any]:
+    def flush_args(self, tag: str, notify: tuple[str, str] | None = None) -> list[Any]:
         """The flush script's ARGV (see flush.lua): the tag, one msgpack array, then the
-        event data and job states it points at."""
+        event data and job states it points at. `notify`: a channel and a message the
+        script publishes once it wrote."""
         guards: list[Any] = []
         rows: list[Any] = []
         keys: list[Any] = []
@@ -99,6 +100,7 @@ class TenantBatch(BatchWorkingSet):
                 *rows,
                 len(edges) // 2,
                 *edges,
+                *(notify or ("",)),
             ]
         )
         return [tag, packed, *blobs]

@@ -17,45 +17,39 @@ accepts a moved position only where an archive file holds its event, reading the
 in log order with the live log, so every chain and checkpoint head is checked across both.
 The ranges and anchors left behind are conveniences for readers, never proof.
 
-Archival writes, so it is SQLite's own tool (the command line calls it); the backends
-never import it, and both files are read back, and verified, through `SqliteLogReader`.
+Archival writes, so it is a tool (the command line calls it), not a backend call; the
+backends never import it. The archive file is always SQLite: this module also writes
+the archives of other logs (`dogqueue.backend.redis_archive`), and every archive is read
+back, and verified, through `SqliteLogReader`. Which jobs move and the anchors a cut
+leaves are `dogqueue.backend.kit.archival`'s rules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import NamedTuple
 
+from dogqueue.backend.kit.archival import (
+    ArchiveResult,
+    Item,
+    Plan,
+    finished_before,
+    plan_cut,
+    runs,
+)
 from dogqueue.backend.kit.rows import job_row, to_micros
 from dogqueue.backend.sqlite.catchup import catch_up_in
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import recount_jobs
 from dogqueue.core.codec import decode_job
-from dogqueue.core.cron import schedule_name_of_key
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.log.chain import seq_hash_digest
-
-
-@dataclass(frozen=True)
-class ArchiveResult:
-    """What one archival moved."""
-
-    jobs: int
-    events: int
-    archive: str
-
-
-class _Item(NamedTuple):
-    seq: int
-    hash: bytes
-    kind: str  # "keep", "move" or "anchor"
 
 
 def _open(path: str) -> sqlite3.Connection:
@@ -106,24 +100,16 @@ def _archive(
     try:
         catch_up_in(conn)  # cut from the projection as of the end of the log
         jobs = [decode_job(row[0]) for row in conn.execute(Q["all_jobs"])]
-        newest_ticks = _newest_ticks(jobs)
-        moved = {
-            (job.tenant_id, job.job_id): job
-            for job in jobs
-            if job.status.is_terminal
-            and job.finished_at is not None
-            and job.finished_at < cut
-            and (job.tenant_id, job.job_id) not in newest_ticks
-        }
+        moved = finished_before(jobs, cut)
         if not moved:
             conn.execute("ROLLBACK")
             return ArchiveResult(jobs=0, events=0, archive=target_path)
-        archive = _open(target_path)
-        try:
-            moved_seqs, live_anchors, head = _copy(conn, archive, moved)
-            archive_count, digest = _fingerprint(archive)
-        finally:
-            archive.close()
+        plan = plan_cut(_items(conn), moved)
+        # The archive commits first: a crash before the live commit leaves copies, never
+        # losses (copying again is harmless).
+        write_archive(target_path, plan, moved.values())
+        archive_count, digest = fingerprint(target_path)
+        moved_seqs, live_anchors, head = plan.moved_seqs, plan.live_anchors, plan.head
         for tenant_id, job_id in moved:
             conn.execute(Q["delete_job_events"], (tenant_id, job_id))
             conn.execute(Q["delete_job"], (tenant_id, job_id))
@@ -131,7 +117,7 @@ def _archive(
         recount_jobs(conn)
         conn.execute(Q["delete_anchors"])
         conn.executemany(Q["insert_anchor"], live_anchors)
-        conn.executemany(Q["insert_archived_range"], _runs(moved_seqs))
+        conn.executemany(Q["insert_archived_range"], runs(moved_seqs))
         cut_row = (
             to_micros(now),
             to_micros(cut),
@@ -148,93 +134,80 @@ def _archive(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    archive = _open(target_path)
-    try:
-        archive.execute(Q["insert_archive_cut"], cut_row)
-    finally:
-        archive.close()
+    record_cut(target_path, cut_row)
     return ArchiveResult(jobs=len(moved), events=len(moved_seqs), archive=target_path)
 
 
-def _newest_ticks(jobs: list[JobInfo]) -> set[JobKey]:
-    """The job of each schedule's newest tick, per tenant: it stays in the live log, so
-    that its key keeps the ticks before it (within `catch_up`) from being enqueued again."""
-    newest: dict[tuple[str, str], tuple[str, JobKey]] = {}
-    for job in jobs:
-        key = job.message.idempotency_key
-        name = schedule_name_of_key(key)
-        if name is None or key is None:
-            continue
-        kept = newest.get((job.tenant_id, name))
-        if kept is None or key > kept[0]:
-            newest[(job.tenant_id, name)] = (key, (job.tenant_id, job.job_id))
-    return {job for _, job in newest.values()}
-
-
-def _copy(
-    live: sqlite3.Connection, target: sqlite3.Connection, moved: dict[JobKey, JobInfo]
-) -> tuple[list[int], list[tuple[int, str, bytes]], bytes]:
-    """Copy the moved jobs' events, states and anchors into the archive (committed there
-    first: a crash before the live commit leaves copies, never losses; copying again is
-    harmless). Return the moved seqs, the live log's new anchors and the last moved hash."""
-    last: dict[str, _Item] = {}
-    moved_seqs: list[int] = []
-    live_anchors: dict[int, tuple[str, bytes]] = {}
-    head = b""
-    target.execute("BEGIN IMMEDIATE")
-    try:
-        for seq, tenant_id, job_id, row, digest, is_anchor in _items(live):
-            if is_anchor:
-                last[tenant_id] = _Item(seq, digest, "anchor")
-                continue
-            previous = last.get(tenant_id)
-            if (tenant_id, job_id) in moved:
-                target.execute(Q["insert_event_row"], row)
-                if previous is not None and previous.kind != "move":
-                    target.execute(Q["insert_anchor"], (previous.seq, tenant_id, previous.hash))
-                moved_seqs.append(seq)
-                head = digest
-                last[tenant_id] = _Item(seq, digest, "move")
-            else:
-                if previous is not None and previous.kind != "keep":
-                    live_anchors[previous.seq] = (tenant_id, previous.hash)
-                last[tenant_id] = _Item(seq, digest, "keep")
-        for tenant_id, item in last.items():
-            if item.kind != "keep":  # the tenant's head moved: its next event links to it
-                live_anchors[item.seq] = (tenant_id, item.hash)
+def write_archive(target_path: str, plan: Plan, jobs: Iterable[JobInfo]) -> None:
+    """Add a cut's events, anchors and final job states to the archive file (created if
+    missing), in one transaction."""
+    with _transaction(target_path) as target:
+        target.executemany(Q["insert_event_row"], plan.rows)
+        target.executemany(Q["insert_anchor"], plan.archive_anchors)
         target.executemany(
             "INSERT OR REPLACE" + Q["insert_job"].removeprefix("INSERT"),
-            (_archived_row(job) for job in moved.values()),
+            (_archived_row(job) for job in jobs),
         )
+
+
+def forget_jobs(target_path: str, jobs: Iterable[JobKey], plan: Plan) -> None:
+    """Remove from the archive file the events and states of `jobs` (copied by a cut
+    that then found them live again) and add the anchors `plan`, the cut without them,
+    needs."""
+    with _transaction(target_path) as target:
+        for tenant_id, job_id in jobs:
+            target.execute(Q["delete_job_events"], (tenant_id, job_id))
+            target.execute(Q["delete_job"], (tenant_id, job_id))
+        target.executemany(Q["insert_anchor"], plan.archive_anchors)
+
+
+@contextlib.contextmanager
+def _transaction(target_path: str) -> Iterator[sqlite3.Connection]:
+    """The archive file, in one transaction committed (with its job counts recounted)
+    when the block ends, rolled back if it raises."""
+    target = _open(target_path)
+    try:
+        target.execute("BEGIN IMMEDIATE")
+        yield target
         recount_jobs(target)
         # An archive's rows are written with its events: they cover all of them.
         end = target.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         target.execute(Q["set_checkpoint_position"], (end,))
         target.execute("COMMIT")
-    except BaseException:
+    except sqlite3.Error as error:
+        raise translate(error) from error
+    finally:
         if target.in_transaction:
             target.execute("ROLLBACK")
-        raise
-    anchors = [(seq, tenant, digest) for seq, (tenant, digest) in sorted(live_anchors.items())]
-    return moved_seqs, anchors, head
+        target.close()
 
 
-def _items(
-    live: sqlite3.Connection,
-) -> Iterator[tuple[int, str, str, tuple[object, ...], bytes, bool]]:
+def record_cut(target_path: str, cut_row: tuple[object, ...]) -> None:
+    """Record in the archive file the cut its live log recorded (`insert_archive_cut`'s
+    columns)."""
+    archive = _open(target_path)
+    try:
+        archive.execute(Q["insert_archive_cut"], cut_row)
+    except sqlite3.Error as error:
+        raise translate(error) from error
+    finally:
+        archive.close()
+
+
+def _items(live: sqlite3.Connection) -> Iterator[Item]:
     """The live log's events and anchors, merged in log order."""
     anchors = [(int(s), str(t), bytes(h)) for s, t, h in live.execute(Q["archive_anchors"])]
     index = 0
     for row in live.execute(Q["archive_records"]):
         seq, tenant_id, job_id, digest = int(row[0]), str(row[1]), str(row[2]), row[6]
         while index < len(anchors) and anchors[index][0] < seq:
-            yield *anchors[index][:2], "", (), anchors[index][2], True
+            yield Item(*anchors[index][:2], "", (), anchors[index][2], True)
             index += 1
         if digest is None:
             raise StorageError(f"event {seq} has no chain hash; run `dogqueue verify`")
-        yield seq, tenant_id, job_id, tuple(row), bytes(digest), False
+        yield Item(seq, tenant_id, job_id, tuple(row), bytes(digest), False)
     for anchor in anchors[index:]:
-        yield *anchor[:2], "", (), anchor[2], True
+        yield Item(*anchor[:2], "", (), anchor[2], True)
 
 
 def _archived_row(job: JobInfo) -> tuple[object, ...]:
@@ -245,17 +218,11 @@ def _archived_row(job: JobInfo) -> tuple[object, ...]:
     return tuple(row)
 
 
-def _fingerprint(archive: sqlite3.Connection) -> tuple[int, bytes]:
-    rows = [(int(seq), bytes(h)) for seq, h in archive.execute(Q["seq_hashes"])]
+def fingerprint(target_path: str) -> tuple[int, bytes]:
+    """The archive file's event count and the digest of its positions and hashes."""
+    archive = _open(target_path)
+    try:
+        rows = [(int(seq), bytes(h)) for seq, h in archive.execute(Q["seq_hashes"])]
+    finally:
+        archive.close()
     return len(rows), seq_hash_digest(rows)
-
-
-def _runs(seqs: list[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted positions, as inclusive ranges."""
-    runs: list[tuple[int, int]] = []
-    for seq in seqs:
-        if runs and runs[-1][1] == seq - 1:
-            runs[-1] = (runs[-1][0], seq)
-        else:
-            runs.append((seq, seq))
-    return runs

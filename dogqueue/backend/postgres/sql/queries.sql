@@ -162,7 +162,9 @@ SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_s
 -- update is guarded by its version; if any guarded row moved (or an event's version is
 -- taken: unique violation), the statement fails whole (division by zero, which
 -- backend.py names VersionGuardTripped), and the batch
--- is re-run on fresh state. Returns the highest seq written.
+-- is re-run on fresh state. Returns the highest seq written. Unless $34 is NULL, it also
+-- sends payload $35 on channel $34, delivered when the transaction commits (one round
+-- trip less between a new job and the workers it wakes).
 WITH new_events AS (
     INSERT INTO events (seq, tenant_id, job_id, version, type, data)
     SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
@@ -194,7 +196,8 @@ WITH new_events AS (
 )
 SELECT (SELECT max(seq) FROM new_events)
        / ((SELECT count(*) FROM moved_jobs) = $29
-          AND (SELECT count(*) FROM new_edges) = cardinality($30::text[]))::int;
+          AND (SELECT count(*) FROM new_edges) = cardinality($30::text[]))::int,
+       (SELECT pg_notify($34::text, $35::text) WHERE $34::text IS NOT NULL);
 
 -- name: notify
 -- Send payload $2 on channel $1.

@@ -12,8 +12,10 @@
 --   events (job, version, type, data),
 --   jobs (job, version, state, then the old and the new index entry, each
 --         (kind, queue, priority, score, member): kind 'r' ready, 'l' leased, '-' none),
---   edges (parent, child).
--- Returns {'ok', first tenant position, last} or {'conflict', what, which}.
+--   edges (parent, child),
+--   then a channel ('' for none) and a message to publish there once written (waking
+--   idle workers on every host as soon as the jobs this batch made ready are stored).
+-- Returns {'ok', first tenant position, last, commit time} or {'conflict', what, which}.
 local T = ARGV[1]
 local A = cmsgpack.unpack(ARGV[2])
 local i = 1
@@ -68,12 +70,13 @@ end
 local ne = nxt()
 local first = 0
 local tpos = 0
+local committed = ''
 if ne > 0 then
   local counter = T .. ':n'
   tpos = redis.call('INCRBY', counter, ne) - ne
   -- The commit time orders tenants' events when the sequencer numbers them together.
   local t = redis.call('TIME')
-  local committed = t[1] .. string.format('%06d', tonumber(t[2]))
+  committed = t[1] .. string.format('%06d', tonumber(t[2]))
   first = tpos + 1
   for _ = 1, ne do
     local id, version, kind, data = nxt(), nxt(), nxt(), ARGV[nxt()]
@@ -120,4 +123,7 @@ for _ = 1, nxt() do
   redis.call('RPUSH', T .. ':c:' .. parent, child)
 end
 
-return {'ok', first, tpos}
+local channel = nxt()
+if channel ~= '' then redis.call('PUBLISH', channel, nxt()) end
+
+return {'ok', first, tpos, committed}

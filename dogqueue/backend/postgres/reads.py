@@ -1,0 +1,84 @@
+"""A batch's declared reads, fetched before its units run: its time, enqueue
+positions, loaded jobs, idempotency keys, expired leases and ready jobs, seeded into
+one working set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
+from dogqueue.backend.kit.rows import to_micros
+from dogqueue.backend.postgres.claims import RECLAIM_LIMIT
+from dogqueue.backend.postgres.connections import Session
+from dogqueue.backend.postgres.log import decode_job_at
+from dogqueue.backend.postgres.queries import Q
+from dogqueue.core.cron import prefix_end
+from dogqueue.core.projection import JobKey
+
+#: A batch's clock: None for the database server's.
+BatchClock = Callable[[], datetime] | None
+
+
+async def fetch_reads(
+    conn: Session, declared: BatchReads, *, lock: bool, clock: BatchClock
+) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
+    """The batch's time and a working set seeded with every declared read (loads
+    locked if `lock`), and the jobs the batch may end."""
+    now, seqs = await batch_time_and_seqs(conn, declared.new_jobs, clock)
+    now_us = to_micros(now)
+    ws = BatchWorkingSet(seqs)
+    ending = set(declared.dependents)  # jobs the batch may end
+    if declared.jobs:
+        keys = sorted(declared.jobs)
+        query = Q["lock_jobs"] if lock else Q["read_jobs"]
+        rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
+        for row in rows:
+            ws.seed(decode_job_at(row[0]), row[1])
+    if declared.keys:
+        tenants, names = zip(*sorted(declared.keys), strict=True)
+        for tenant, key, job_id in await conn.fetch(Q["jobs_for_keys"], list(tenants), list(names)):
+            ws.seed_key(tenant, key, job_id)
+    expired_rows = []
+    if declared.key_prefixes:
+        prefixes = sorted(declared.key_prefixes)
+        rows = await conn.fetch(
+            Q["latest_keys"],
+            [tenant for tenant, _ in prefixes],
+            [prefix for _, prefix in prefixes],
+            [prefix_end(prefix) for _, prefix in prefixes],
+        )
+        for tenant, key, job_id in rows:
+            ws.seed_key(tenant, key, job_id)
+    if None in declared.expired:
+        expired_rows = await conn.fetch(Q["claim_expired"], now_us, RECLAIM_LIMIT)
+    else:
+        for tenant in sorted(t for t in declared.expired if t is not None):
+            expired_rows += await conn.fetch(
+                Q["claim_expired_of_tenant"], now_us, RECLAIM_LIMIT, tenant
+            )
+    for row in expired_rows:
+        job = decode_job_at(row[0])
+        ws.seed(job, row[1])
+        ending.add((job.tenant_id, job.job_id))
+    for (tenant, queues), n in declared.ready.items():
+        # Jobs the batch loads may leave the ready set (a cancel) before a dequeue.
+        wanted = n + len(declared.jobs)
+        for queue in queues:
+            for row in await conn.fetch(Q["claim_ready"], tenant, queue, now_us, wanted):
+                ws.seed(decode_job_at(row[0]), row[1])
+    return now, ws, ending
+
+
+async def batch_time_and_seqs(
+    conn: Session, new_jobs: int, clock: BatchClock
+) -> tuple[datetime, list[int]]:
+    """The batch's time (the server's unless a clock was given) and `new_jobs`
+    enqueue positions."""
+    if clock is not None:
+        if not new_jobs:
+            return clock(), []
+        seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], new_jobs)]
+        return clock(), seqs
+    server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
+    return server_now.astimezone(UTC), [int(seq) for seq in seqs]
