@@ -59,7 +59,7 @@ def lifecycle(folder: Path, jobs: int, extra: list[str]) -> tuple[float, float]:
         rows, events = [], []
         for index in range(first, min(jobs, first + BATCH)):
             rows.append((index + 1, "t", ids[index], "enqueued", "default", 1, "x", 0))
-            events.append((seq, "t", ids[index], 1, "enqueued", event, digest, seq))
+            events.append((seq, "t", ids[index], 1, "enqueued", event, digest, seq, None))
             seq += 1
         conn.executemany(Q["insert_job"], [(*row, None, None, 1, state) for row in rows])
         conn.executemany(Q["insert_event"], events)
@@ -75,7 +75,7 @@ def lifecycle(folder: Path, jobs: int, extra: list[str]) -> tuple[float, float]:
             updates = [(status, 0, None, version, state, i + 1, version - 1) for i in batch]
             events = []
             for index in batch:
-                events.append((seq, "t", ids[index], version, status, event, digest, seq))
+                events.append((seq, "t", ids[index], version, status, event, digest, seq, None))
                 seq += 1
             conn.executemany(Q["update_job"], updates)
             conn.executemany(Q["insert_event"], events)

@@ -5,7 +5,8 @@ memory a process holds per live job.
   jobs by 1 process, then split over 4 processes writing one file at once;
 - open: a log of `--events` events (as many enqueued jobs, every one ready), built with
   `enqueue_many`; a fresh process opens it and leases its first job; a lease's cost at
-  that depth beside its cost with 1,000 ready jobs;
+  that depth beside its cost with 1,000 ready jobs; the same log with its projection
+  checkpoint left at position 0 (every event behind it: the opening folds them all);
 - memory: resident memory of a process that opens the file and leases from it, per
   100,000 live (ready) jobs, beside an empty file.
 
@@ -62,8 +63,12 @@ def processes(folder: Path, jobs: int, count: int) -> float:
     return jobs // count * count / (time.perf_counter() - start)
 
 
-async def build(path: Path, events: int) -> None:
+async def build(path: Path, events: int, *, checkpointed: bool = True) -> None:
+    """A log of `events` enqueued jobs; not `checkpointed`: its checkpoint stays at
+    position 0 (the backend's checkpointer is taken away), so an opening folds them all."""
     async with SqliteBackend(path) as backend:
+        if not checkpointed:
+            backend.writer.projection_checkpointer = None
         for done in range(0, events, BUILD_CHUNK):
             await backend.enqueue_many(CTX, [MESSAGE] * min(BUILD_CHUNK, events - done))
 
@@ -113,14 +118,20 @@ def main() -> None:
         folder = Path(directory)
         one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
         print(f"lifecycle, 1 process: {one:,.0f} jobs/s; 4 processes on one file: {four:,.0f}")
-        for depth in (0, 1_000, args.events):
-            path = folder / f"depth-{depth}.db"
+        for depth, checkpointed in (
+            (0, True),
+            (1_000, True),
+            (args.events, True),
+            (args.events, False),
+        ):
+            path = folder / f"depth-{depth}-{checkpointed}.db"
             began = time.perf_counter()
-            asyncio.run(build(path, depth))
+            asyncio.run(build(path, depth, checkpointed=checkpointed))
             built = time.perf_counter() - began
             figures = measured_in_a_fresh_process(path)
+            where = "checkpointed" if checkpointed else "all behind the checkpoint"
             print(
-                f"{depth:>9,} events ({built:.0f}s to build): open to first lease"
+                f"{depth:>9,} events, {where} ({built:.0f}s to build): open to first lease"
                 f" {figures['open_s'] * 1e3:.0f} ms, lease p50 {figures['lease_ms']:.3f} ms,"
                 f" peak RSS {figures['rss_mib']:.0f} MiB"
             )

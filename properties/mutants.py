@@ -194,19 +194,22 @@ class ForgetfulSqlite(SqliteBackend):
 
 class MiscountingSqlite(SqliteBackend):
     """Counts a job twice in the status counts when it is canceled (a derived table
-    that drifts from the rows it counts)."""
+    that drifts from the rows it counts). The triggers are stored in the file: the
+    counts are written by the checkpoint's connection, not the writer's."""
 
     async def _open(self) -> None:
         await super()._open()
 
         def miscount(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "CREATE TEMP TRIGGER miscount AFTER UPDATE OF status ON main.jobs"
-                " WHEN NEW.status = 'canceled' BEGIN"
-                " INSERT INTO job_counts (tenant_id, status, jobs)"
-                " VALUES (NEW.tenant_id, 'canceled', 1)"
-                " ON CONFLICT (tenant_id, status) DO UPDATE SET jobs = jobs + 1; END"
-            )
+            for when in ("UPDATE OF status", "INSERT"):
+                name = "miscount_" + when.split()[0].lower()
+                conn.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {when} ON jobs"
+                    " WHEN NEW.status = 'canceled' BEGIN"
+                    " INSERT INTO job_counts (tenant_id, status, jobs)"
+                    " VALUES (NEW.tenant_id, 'canceled', 1)"
+                    " ON CONFLICT (tenant_id, status) DO UPDATE SET jobs = jobs + 1; END"
+                )
 
         await self.writer.call(miscount)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.browse import ProjectionBrowser
 from dogqueue.backend.kit.strictview import StrictView
-from dogqueue.backend.kit.workingset import WorkingSet
+from dogqueue.backend.kit.workingset import UndoableWorkingSet
 from dogqueue.backend.memory_log import MemoryLogReader
 from dogqueue.clock import Clock
 from dogqueue.core.codec import decode_event, encode_event
@@ -44,7 +44,7 @@ class StoredEvent(NamedTuple):
     tpos: int = 0
 
 
-class MemoryStore(WorkingSet):
+class MemoryStore(UndoableWorkingSet):
     """The log, its chain heads and the working set of every job, with an undo log so
     that a unit of work is all or nothing."""
 
@@ -57,28 +57,6 @@ class MemoryStore(WorkingSet):
         #: Each tenant's chain head: (seq, hash, tenant position) of its latest event.
         self.chain = ChainHeads(audit_key)
         self.chain_heads = self.chain.heads
-        #: Undo steps of the open transaction, newest last (None: none open).
-        self._undo: list[Callable[[], None]] | None = None
-
-    # -- all or nothing ----------------------------------------------------------------
-
-    def begin(self) -> None:
-        """Start recording changes so that `rollback` can take them back."""
-        self._undo = []
-
-    def commit(self) -> None:
-        """Keep every change since `begin`."""
-        self._undo = None
-
-    def rollback(self) -> None:
-        """Take back every change since `begin`, newest first."""
-        undo, self._undo = self._undo or [], None
-        for step in reversed(undo):
-            step()
-
-    def _remember(self, step: Callable[[], None]) -> None:
-        if self._undo is not None:
-            self._undo.append(step)
 
     # -- the log -----------------------------------------------------------------------
 

@@ -116,8 +116,9 @@ def test_forged_event_appended_without_the_right_hash_is_found(story_log: Story)
 def test_forged_event_with_a_correct_hash_but_no_projection_update_is_found(
     story_log: Story,
 ) -> None:
-    """An attacker who knows the chain can append a linked event; the projection (and the
-    stored head) then disagree with the log."""
+    """An attacker who knows the chain can append a linked event; the stored head then
+    disagrees with the log. (The projection cannot tell: its tables are a checkpoint,
+    and events after the checkpoint's position are folded onto it when read.)"""
     path, ids = story_log
     end = last_seq(path)
     head = row(path, end)[5]
@@ -134,7 +135,6 @@ def test_forged_event_with_a_correct_hash_but_no_projection_update_is_found(
     )
     report = verify(path)
     assert not report.ok
-    assert any("differs from its events" in p.what for p in report.problems)
     assert any("chain head" in p.what for p in report.problems)
 
 

@@ -5,6 +5,7 @@ while no other connection has written."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +17,10 @@ import pytest
 from dogqueue import Completion, Failure, JobMessage, JobStatus, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
-from dogqueue.backend.sqlite.connection import migrate
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.core.errors import JobAlreadyExists, StorageError
-from dogqueue.engine import RefusedAfterWrite
-from dogqueue.log.stored import stored_job
+from dogqueue.core.errors import JobAlreadyExists
 
 CTX = QueueCtx("acme")
 
@@ -56,7 +54,9 @@ def _head(statement: str) -> str:
     return text.split("?")[0].split("'")[0].strip()
 
 
-async def test_a_settled_batch_loads_its_jobs_with_one_query(tmp_path: Path) -> None:
+async def test_a_settled_batch_writes_only_events(tmp_path: Path) -> None:
+    """Log first: the writer reads its jobs from memory and appends events; the job
+    tables are a checkpoint written elsewhere (`catchup`)."""
     async with SqliteBackend(tmp_path / "q.db") as backend:
         await backend.enqueue_many(CTX, [_message() for _ in range(6)])
         leases = await backend.dequeue_many(CTX, ["default"], 6)
@@ -67,10 +67,9 @@ async def test_a_settled_batch_loads_its_jobs_with_one_query(tmp_path: Path) -> 
         with _statements(backend) as statements:
             results = await backend.settle_many(CTX, batch)
         assert results == [JobStatus.FAILED, JobStatus.COMPLETED] * 3
-        assert _count(statements, "load_jobs") == 1
-        assert _count(statements, "load_job") == 0
-        assert _count(statements, "dependents_of_jobs") == 1
-        assert _count(statements, "dependents") == 0
+        touching = [s for s in statements if re.search(r"\b(jobs|job_counts|job_edges)\b", s)]
+        assert touching == []
+        assert sum(s.startswith("INSERT INTO events") for s in statements) == 6
         # The same job twice: the second is loaded as the first left it, and refused.
         again = await backend.settle_many(CTX, [Completion(lease=leases[1])] * 2)
         assert all(not isinstance(result, JobStatus) for result in again)
@@ -194,27 +193,33 @@ async def test_a_unit_reads_the_job_rows_an_earlier_unit_of_its_batch_wrote(
         assert isinstance(second, JobAlreadyExists) and second.job_id == first
 
 
-def test_a_buffered_update_that_finds_its_row_changed_refuses_the_whole_batch(
-    tmp_path: Path,
-) -> None:
-    """A job row's version guard is checked when the buffer is written, possibly while a
-    later unit runs: the error must roll the batch back, never pass as that unit's own."""
-    conn = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
-    migrate(conn)
-    asyncio.run(_enqueue_one(tmp_path / "q.db"))
-    tx = SqliteTransaction(conn)
-    tx.begin()
-    (state,) = conn.execute("SELECT state FROM jobs").fetchone()
-    job = stored_job(state, "the job")
-    stale = msgspec.structs.replace(job, version=job.version + 5)  # not what the row holds
-    tx.save(stale, msgspec.structs.replace(job, version=job.version + 6))
-    with pytest.raises(RefusedAfterWrite) as refused:
-        tx.job_for_key(CTX.tenant_id, "any")  # a read writes the buffer first
-    assert isinstance(refused.value.__cause__, StorageError)
-    tx.rollback()
-    conn.close()
+def test_the_log_refuses_a_second_enqueued_event_with_a_key_held(tmp_path: Path) -> None:
+    """Idempotency is a unique constraint on the log: not even a writer that skips the
+    engine can give one key to two jobs of a tenant."""
+    path = tmp_path / "q.db"
+    asyncio.run(_enqueue_one(path, idempotency_key="order-1"))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        row = conn.execute(
+            "SELECT tenant_id, type, data FROM events WHERE idempotency_key = 'order-1'"
+        ).fetchone()
+        assert row is not None
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(
+                "INSERT INTO events (seq, tenant_id, job_id, version, type, data, idempotency_key)"
+                " VALUES (99, ?, 'another', 1, ?, ?, 'order-1')",
+                row,
+            )
+        tx = SqliteTransaction(conn)
+        tx.begin()
+        assert tx.job_for_key(CTX.tenant_id, "order-1") is not None
+        tx.rollback()
+    finally:
+        conn.close()
 
 
-async def _enqueue_one(path: Path) -> None:
+async def _enqueue_one(path: Path, idempotency_key: str | None = None) -> None:
     async with SqliteBackend(path) as backend:
-        await backend.enqueue(CTX, _message())
+        await backend.enqueue(
+            CTX, msgspec.structs.replace(_message(), idempotency_key=idempotency_key)
+        )

@@ -254,3 +254,31 @@ class WorkingSet:
         for job in sorted(jobs.values(), key=lambda j: j.enqueue_seq):
             self._index(job)
             self._adopt(job)
+
+
+class UndoableWorkingSet(WorkingSet):
+    """A working set whose changes between `begin` and `commit` can be taken back, so
+    that a unit of work on it is all or nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Undo steps of the open transaction, newest last (None: none open).
+        self._undo: list[Callable[[], None]] | None = None
+
+    def begin(self) -> None:
+        """Start recording changes so that `rollback` can take them back."""
+        self._undo = []
+
+    def commit(self) -> None:
+        """Keep every change since `begin`."""
+        self._undo = None
+
+    def rollback(self) -> None:
+        """Take back every change since `begin`, newest first."""
+        undo, self._undo = self._undo or [], None
+        for step in reversed(undo):
+            step()
+
+    def _remember(self, step: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(step)

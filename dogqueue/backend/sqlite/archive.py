@@ -41,6 +41,7 @@ from dogqueue.backend.kit.archival import (
     runs,
 )
 from dogqueue.backend.kit.rows import job_row, to_micros
+from dogqueue.backend.sqlite.catchup import catch_up_in
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import recount_jobs
@@ -97,6 +98,7 @@ def _archive(
     except sqlite3.Error as error:
         raise StorageError(f"cannot lock the live log: {error}") from error
     try:
+        catch_up_in(conn)  # cut from the projection as of the end of the log
         jobs = [decode_job(row[0]) for row in conn.execute(Q["all_jobs"])]
         moved = finished_before(jobs, cut)
         if not moved:
@@ -168,6 +170,9 @@ def _transaction(target_path: str) -> Iterator[sqlite3.Connection]:
         target.execute("BEGIN IMMEDIATE")
         yield target
         recount_jobs(target)
+        # An archive's rows are written with its events: they cover all of them.
+        end = target.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        target.execute(Q["set_checkpoint_position"], (end,))
         target.execute("COMMIT")
     except sqlite3.Error as error:
         raise translate(error) from error

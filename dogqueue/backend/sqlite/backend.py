@@ -1,8 +1,11 @@
-"""The SQLite backend: the log and its projection in one database file.
+"""The SQLite backend: the log, and a checkpoint of its projection, in one database file.
 
 Writes go through one writer thread with group commit (many callers, one transaction);
-reads go through an aiosqlite connection and see only committed data. Several processes
-may share one file: every write transaction starts with BEGIN IMMEDIATE, so deciding
+events are their only rows. The projection lives in the writer's memory
+(`projection.LogProjection`), caught up from the log under the write lock, and is
+checkpointed into the job tables in the background (`catchup`). Reads of the log go
+through an aiosqlite connection and see only committed data. Several processes may share
+one file: every write transaction starts with BEGIN IMMEDIATE, so catching up, deciding
 and appending happen under SQLite's write lock, and a busy database is waited for.
 """
 
@@ -14,14 +17,15 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T
-from dogqueue.backend.kit.rows import from_micros, job_row, to_micros
+from dogqueue.backend.kit.rows import job_row, to_micros
 from dogqueue.backend.kit.strictview import strictly
 from dogqueue.backend.sqlite.browser import SqliteBrowser
+from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import (
     BUSY_GIVE_UP_SECONDS,
@@ -33,11 +37,10 @@ from dogqueue.backend.sqlite.connection import (
 )
 from dogqueue.backend.sqlite.external import enqueue_messages_in
 from dogqueue.backend.sqlite.log import SqliteLogReader
+from dogqueue.backend.sqlite.projection import LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import (
-    SqliteTransaction,
     edge_rows,
-    json_list,
     recount_jobs,
 )
 from dogqueue.backend.sqlite.writer import GroupCommitWriter
@@ -45,13 +48,12 @@ from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import prefix_end
 from dogqueue.core.errors import BackendClosed, InvalidInput, QueueError, StorageError
-from dogqueue.core.events import AnyEvent
+from dogqueue.core.events import AnyEvent, is_control
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
-from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.projection import JobKey, fold, rebuild
 from dogqueue.core.validation import check_duration
 from dogqueue.engine import Reads, Unit
-from dogqueue.log.reader import in_tenant_positions
 from dogqueue.log.stored import stored_event, stored_job
 
 #: How long a write waits for another connection's write lock unless told otherwise.
@@ -130,10 +132,14 @@ class SqliteBackend(EngineBackend):
             checkpointer=WalCheckpointer(
                 lambda: connect(self.path, self.synchronous, read_only=True, lock_wait=wait)
             ),
+            projection_checkpointer=ProjectionCheckpointer(
+                lambda: connect(self.path, self.synchronous, lock_wait=wait), wait
+            ),
             lone_units_inline=self.synchronous == "NORMAL",
         )
         try:
             await writer.call(lambda conn: migrate(conn, wait, self.audit_key))
+            await writer.load_projection()
         except sqlite3.Error as error:
             await writer.close()
             raise translate(error) from error
@@ -162,18 +168,7 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
-        reads = unit.reads
-        work = strictly(unit)
-        small = _is_small(reads)
-        if len(reads.jobs) < 2:
-            return self.writer.submit(work, small=small)
-        jobs = reads.jobs
-
-        def prefetched(tx: SqliteTransaction, now: datetime) -> T:
-            tx.prefetch(jobs)  # one query for the batch instead of one per job
-            return work(tx, now)
-
-        return self.writer.submit(prefetched, small=small)
+        return self.writer.submit(strictly(unit), small=_is_small(unit.reads))
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.
@@ -225,13 +220,13 @@ class SqliteBackend(EngineBackend):
             raise
 
     async def _read_job(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        rows = await self._fetchall(Q["tenant_job"], (tenant_id, job_id))
-        if not rows:
-            return None
-        return in_tenant_positions(stored_job(rows[0][0], f"job {job_id!r}"), rows[0][1])
+        # The fold of the job's events (at their tenant positions): exact whatever
+        # other processes appended, without the writer's projection.
+        history = await self._read_history(tenant_id, job_id)
+        return fold(history) if history and not is_control(history[0]) else None
 
     async def _latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
-        rows = await self._fetchall(Q["latest_key"], (tenant_id, prefix, prefix_end(prefix)))
+        rows = await self._fetchall(Q["latest_key_in_log"], (tenant_id, prefix, prefix_end(prefix)))
         return None if not rows else (str(rows[0][0]), str(rows[0][1]))
 
     async def _read_history(self, tenant_id: str, job_id: str) -> list[AnyEvent]:
@@ -239,41 +234,47 @@ class SqliteBackend(EngineBackend):
         return [stored_event(data, seq) for seq, data in rows]
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
-        tenants = [row[0] for row in await self._fetchall(Q["tenants_with_enqueued_jobs"], ())]
-        ready = []
-        for tenant in tenants:
-            rows = await self._fetchall(
-                Q["tenant_is_ready"], (tenant, json_list(queues), to_micros(now))
+        def ready(projection: LogProjection) -> list[str]:
+            tenants = sorted(
+                {t for t, _ in projection.scheduled} | {t for t, _ in projection.ready}
             )
-            if rows[0][0]:
-                ready.append(tenant)
-        return ready
+            return [t for t in tenants if projection.next_ready(t, queues, now) is not None]
+
+        return list(await self.writer.read(ready))
 
     async def _next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
     ) -> datetime | None:
-        if tenant_ids is None:  # every tenant with an enqueued job, one seek each
-            rows = await self._fetchall(Q["tenants_with_enqueued_jobs"], ())
-            tenant_ids = tuple(row[0] for row in rows)
-            if not tenant_ids:
-                return None
-        rows = await self._fetchall(
-            Q["next_run_at_of_tenants"], (json_list(tenant_ids), json_list(queues))
-        )
-        value = rows[0][0] if rows else None
-        return None if value is None else from_micros(value)
+        found = await self.writer.read(lambda p: p.next_run_at(queues, tenant_ids))
+        return None if found is None else cast(datetime, found)
 
     async def _read_events(self, after_seq: int, limit: int | None) -> list[AnyEvent]:
         rows = await self._fetchall(Q["read_events"], (after_seq, -1 if limit is None else limit))
         return [stored_event(data, seq) for seq, data in rows]
 
+    async def flush_checkpoint(self) -> None:
+        """Bring the checkpoint tables to the end of the log now (they are otherwise
+        written every few thousand events or seconds, and at close)."""
+        checkpointer = self.writer.projection_checkpointer
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.flush)
+
     async def _projected_jobs(self) -> dict[JobKey, JobInfo]:
+        await self.flush_checkpoint()  # the checkpoint, compared with the fold
         rows = await self._fetchall(Q["all_jobs"], ())
         jobs = (stored_job(row[0], "a job") for row in rows)
         return {(job.tenant_id, job.job_id): job for job in jobs}
 
     async def _rebuild_projections(self) -> int:
-        return int(await self.writer.call(_rebuild))
+        wait = None if self.lock_wait is None else self.lock_wait.total_seconds()
+
+        def rebuild_waiting(conn: sqlite3.Connection) -> int:
+            try:
+                return retry_busy(lambda: _rebuild(conn), wait)
+            except sqlite3.Error as error:
+                raise translate(error, wait) from error
+
+        return int(await self.writer.call(rebuild_waiting, rewrites_log=True))
 
     async def _announce_worker(
         self, worker_id: str, last_seen: datetime, data: bytes, forget_before: datetime
@@ -333,8 +334,12 @@ class SqliteBackend(EngineBackend):
         """The dashboard's reads on the database file: indexed SQL on one read-only
         connection of its own, closed with the backend."""
         if self._browser is None:
-            self._browser = SqliteBrowser(self.path)
+            self._browser = SqliteBrowser(self.path, before_read=self._flush_if_open)
         return self._browser
+
+    async def _flush_if_open(self) -> None:
+        if self._writer is not None:
+            await self.flush_checkpoint()
 
 
 def _is_small(reads: Reads) -> bool:
@@ -392,6 +397,8 @@ def _rebuild(conn: sqlite3.Connection) -> int:
         conn.executemany(Q["insert_job"], (job_row(job) for job in ordered))
         conn.executemany(Q["insert_edge"], (edge for job in ordered for edge in edge_rows(job)))
         recount_jobs(conn)
+        end = conn.execute(Q["next_seq"]).fetchone()[0] - 1
+        conn.execute(Q["set_checkpoint_position"], (end,))
         conn.execute("COMMIT")
         return count
     except BaseException:

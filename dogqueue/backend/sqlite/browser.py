@@ -7,7 +7,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -71,8 +71,17 @@ def page_query(status: JobStatus, count: int, total: int, limit: int) -> str:
 class SqliteBrowser:
     """A JobBrowser on the SQLite log at `path` (opened read-only on first use)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        before_read: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.path = os.fspath(path)
+        #: Brings the checkpoint tables (what this browser reads) to the end of the
+        #: log; called at the start of every read, so a page shows every committed
+        #: event (the backend passes its checkpointer's flush).
+        self._before_read = before_read
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -85,6 +94,10 @@ class SqliteBrowser:
 
     async def _rows(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
         return await asyncio.to_thread(self._rows_now, name, params)
+
+    async def _current(self) -> None:
+        if self._before_read is not None:
+            await self._before_read()
 
     def _rows_now(self, name: str, params: dict[str, Any] | tuple[Any, ...]) -> list[Any]:
         with self._lock:
@@ -101,12 +114,14 @@ class SqliteBrowser:
 
     async def tenants(self) -> list[str]:
         """Every tenant that has jobs."""
+        await self._current()
         return [row[0] for row in await self._rows("tenants", ())]
 
     async def list_jobs(
         self, tenant_id: str | None, filters: JobFilter, cursor: str | None, limit: int
     ) -> JobPage:
         """Jobs matching `filters`, newest first (by enqueue order), after `cursor`."""
+        await self._current()
         check_page(limit)
         before = parse_cursor(cursor)
         before = _NO_CURSOR if before is None else before
@@ -160,6 +175,7 @@ class SqliteBrowser:
 
     async def tenant_overview(self, now: datetime) -> list[TenantSummary]:
         """Every tenant that has jobs, by tenant id."""
+        await self._current()
         summaries = []
         for tenant in await self.tenants():
             counts = {
@@ -203,6 +219,7 @@ class SqliteBrowser:
 
     async def jobs_ahead(self, job: JobInfo, now: datetime) -> int:
         """How many ready jobs of the job's tenant and queue would be leased before it."""
+        await self._current()
         [(count,)] = await self._rows(
             "jobs_ahead",
             {
@@ -216,6 +233,7 @@ class SqliteBrowser:
 
     async def dependents(self, job: JobInfo, limit: int) -> list[JobInfo]:
         """The first `limit` jobs whose `after` names `job`, oldest first."""
+        await self._current()
         rows = await self._rows(
             "dependents", {"tenant": job.tenant_id, "parent": job.job_id, "limit": limit}
         )

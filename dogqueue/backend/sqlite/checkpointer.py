@@ -23,16 +23,39 @@ PAGES_PER_COMMIT = 8
 WRITES_PER_PAGE = 4
 
 
-class WalCheckpointer:
+class ConnectionThread:
+    """A connection of its own (opened on first use) on a thread of its own."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], name: str) -> None:
+        self._connect = connect
+        self._conn: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection (on the thread)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _stop(self) -> None:
+        """Close the connection on the thread, after what it runs, then stop the thread."""
+        self._executor.submit(self._close_connection)
+        self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class WalCheckpointer(ConnectionThread):
     """Runs a PASSIVE checkpoint once about `PAGES_PER_CHECKPOINT` pages were committed
     since the last one, one at a time, on its own thread and connection (opened on
     first use)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
-        self._conn: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dogqueue-wal")
-        self._lock = threading.Lock()
+        super().__init__(connect, "dogqueue-wal")
         self._pages = 0
         self._running: Future[None] | None = None
         self._closed = False
@@ -52,10 +75,8 @@ class WalCheckpointer:
             self._running = self._executor.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.OperationalError as error:
             if not is_busy(error):  # busy: another process is checkpointing
                 raise
@@ -65,10 +86,4 @@ class WalCheckpointer:
         """Wait for a running checkpoint, then close the connection and the thread."""
         with self._lock:
             self._closed = True
-        self._executor.submit(self._close_connection)
-        self._executor.shutdown(wait=True)
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._stop()

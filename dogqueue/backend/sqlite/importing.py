@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dogqueue.backend.kit.ordering import in_log_order
 from dogqueue.backend.sqlite.backend import SqliteBackend
 from dogqueue.backend.sqlite.chain import save_heads, stored_heads
-from dogqueue.backend.sqlite.connection import translate
+from dogqueue.backend.sqlite.connection import retry_busy, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.core.codec import encode_event
 from dogqueue.core.errors import StorageError
-from dogqueue.core.events import AnyEvent
+from dogqueue.core.events import AnyEvent, Enqueued
 
 
 async def import_events(backend: SqliteBackend, events: Iterable[AnyEvent]) -> int:
@@ -25,18 +25,21 @@ async def import_events(backend: SqliteBackend, events: Iterable[AnyEvent]) -> i
     await backend.open()
     audit_key = backend.audit_key
 
+    def write_once(conn: sqlite3.Connection) -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = _insert(conn, events, audit_key, str(backend.path))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return count
+
     def write(conn: sqlite3.Connection) -> int:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                count = _insert(conn, events, audit_key, str(backend.path))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return retry_busy(lambda: write_once(conn))
         except sqlite3.Error as error:
             raise translate(error) from error
-        return count
 
     count = int(await backend.writer.call(write))
     await backend.rebuild_projections()
@@ -63,6 +66,7 @@ def _insert(
                 data,
                 digest,
                 tpos,
+                event.message.idempotency_key if isinstance(event, Enqueued) else None,
             )
         )
     conn.executemany(Q["insert_event"], rows)

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from dogqueue.backend.kit.rows import from_micros
+from dogqueue.backend.kit.rows import from_micros, job_row
 from dogqueue.backend.kit.sqlfiles import load_queries
+from dogqueue.backend.sqlite.catchup import Tail, tail_of
 from dogqueue.backend.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     refuse_foreign,
@@ -27,6 +28,7 @@ from dogqueue.backend.sqlite.connection import (
     translate,
 )
 from dogqueue.backend.sqlite.readonly import connect_read_only
+from dogqueue.backend.sqlite.transaction import edge_rows
 from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -45,6 +47,8 @@ T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
 CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 STATUS_COUNTS_VERSION = 7
+#: The first schema version whose projection tables are a checkpoint (log first).
+CHECKPOINT_VERSION = 9
 
 
 #: The reader's SQL, by name.
@@ -180,22 +184,48 @@ class SqliteLogReader:
         rows = await self._rows(self._variant("history"), (tenant_id, job_id))
         return [stored_event(data, tpos) for tpos, data in rows]
 
-    async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
-        """The stored projection (all of it in log positions, or one tenant's in its
-        tenant positions), in enqueue order."""
+    async def _tail(self) -> Tail | None:
+        """The events after the checkpoint folded onto its rows (None: the file's
+        projection tables cover its whole log, as before schema version 9)."""
         await self._ensure_open()
+        if self._version < CHECKPOINT_VERSION:
+            return None
+        tail = await self._run(tail_of)
+        return tail if tail.events else None
+
+    async def jobs(self, tenant_id: str | None = None) -> list[JobInfo]:
+        """The projection (all of it in log positions, or one tenant's in its tenant
+        positions), in enqueue order: the checkpoint with the events after it folded on."""
+        await self._ensure_open()
+        tail = await self._tail()
+        changed = {} if tail is None else tail.changed
         if tenant_id is None:
             rows = await self._rows("all_jobs")
-            return [stored_job(state, f"job {job!r} of {tenant!r}") for state, tenant, job in rows]
+            jobs = {
+                (tenant, job): stored_job(state, f"job {job!r} of {tenant!r}")
+                for state, tenant, job in rows
+            }
+            jobs.update({key: job for key, (_, job) in changed.items()})
+            return sorted(jobs.values(), key=lambda job: job.enqueue_seq)
         rows = await self._rows(self._variant("jobs_of_tenant"), (tenant_id,))
-        return [
-            in_tenant_positions(stored_job(state, f"job {job!r} of {tenant_id!r}"), tpos)
+        found = {
+            job: in_tenant_positions(stored_job(state, f"job {job!r} of {tenant_id!r}"), tpos)
             for state, tpos, job in rows
-        ]
+        }
+        for (tenant, job_id), (_, job) in changed.items():
+            if tenant == tenant_id:
+                [(tpos,)] = await self._rows("job_enqueue_tpos", (tenant_id, job_id))
+                found[job_id] = in_tenant_positions(job, tpos)
+        return sorted(found.values(), key=lambda job: job.enqueue_seq)
 
     async def projection_rows(self) -> list[ProjectionRow]:
-        """Every stored projection row, undecoded, in enqueue order."""
+        """Every projection row, undecoded, in enqueue order: the checkpoint's, with the
+        rows of the jobs the events after it changed as those events leave them."""
         await self._ensure_open()
+        rows = {(row[1], row[2]): row for row in await self._rows("projection_rows")}
+        tail = await self._tail()
+        if tail is not None:
+            rows.update({key: job_row(job) for key, (_, job) in tail.changed.items()})
         return [
             ProjectionRow(
                 tenant_id=tenant,
@@ -225,22 +255,38 @@ class SqliteLogReader:
                 key,
                 version,
                 state,
-            ) in await self._rows("projection_rows")
+            ) in sorted(rows.values(), key=lambda row: int(row[0]))
         ]
 
     async def status_counts(self) -> dict[tuple[str, str], int] | None:
-        """The stored job counts (none before schema version 7)."""
+        """The stored job counts (none before schema version 7), moved by the events
+        after the checkpoint."""
         await self._ensure_open()
         if self._version < STATUS_COUNTS_VERSION:
             return None
-        return {(str(t), str(s)): n for t, s, n in await self._rows("status_counts")}
+        counts = {(str(t), str(s)): n for t, s, n in await self._rows("status_counts")}
+        tail = await self._tail()
+        for stored, job in [] if tail is None else tail.changed.values():
+            if stored is not None:
+                left = (stored.tenant_id, stored.status.value)
+                counts[left] = counts.get(left, 0) - 1
+            entered = (job.tenant_id, job.status.value)
+            counts[entered] = counts.get(entered, 0) + 1
+        return {key: n for key, n in sorted(counts.items()) if n != 0}
 
     async def dependencies(self) -> list[tuple[str, str, str]]:
-        """The stored dependency index (none before schema version 5)."""
+        """The stored dependency index (none before schema version 5), with the edges
+        of the jobs enqueued after the checkpoint."""
         await self._ensure_open()
         if self._version < DEPENDENCIES_VERSION:
             return []
-        return [(str(t), str(p), str(c)) for t, p, c in await self._rows("dependencies")]
+        rows = await self._rows("dependencies_by_child")
+        tail = await self._tail()
+        for stored, job in [] if tail is None else tail.changed.values():
+            if stored is None:
+                rows.extend(edge_rows(job))
+        rows.sort(key=lambda row: (row[0], row[2], row[1]))
+        return [(str(t), str(p), str(c)) for t, p, _, c in rows]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         """The stored head (position, hash) of each tenant's chain."""

@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
+from dogqueue.backend.sqlite.projection import LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
@@ -48,10 +50,15 @@ class GroupCommitWriter:
         audit_key: bytes | None = None,
         *,
         checkpointer: WalCheckpointer | None = None,
+        projection_checkpointer: ProjectionCheckpointer | None = None,
         lone_units_inline: bool = False,
     ):
         #: What checkpoints the WAL (None: this connection's own commits do).
         self.checkpointer = checkpointer
+        #: What writes the projection's checkpoint tables (None: nothing does).
+        self.projection_checkpointer = projection_checkpointer
+        #: The projection in memory, touched only by whoever holds the connection.
+        self.projection = LogProjection()
         self._lock_wait = lock_wait
         self._lone_units_inline = lone_units_inline
         #: The last call handed to the thread (the thread is idle once it is done).
@@ -73,10 +80,51 @@ class GroupCommitWriter:
         self.units = 0
         self.inline_commits = 0
 
-    async def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn(connection)` on the writer thread, outside any batch."""
+    async def call(
+        self, fn: Callable[[sqlite3.Connection], Any], *, rewrites_log: bool = False
+    ) -> Any:
+        """Run `fn(connection)` on the writer thread, outside any batch. `rewrites_log`:
+        it rewrites the log or the checkpoint (an import, a rebuild), so the projection
+        in memory starts again from the checkpoint."""
         self._refuse_if_closing()
-        return await self._on_thread(self._direct, fn)
+        return await self._on_thread(self._direct, fn, rewrites_log)
+
+    async def read(self, fn: Callable[[LogProjection], Any]) -> Any:
+        """`fn(projection)` on the projection caught up with the log's committed end
+        (on the event loop when the thread is idle and SQLite answers at once, else on
+        the thread, waiting out a busy database)."""
+        self._refuse_if_closing()
+        last = self._last_on_thread
+        if self._conn is not None and (last is None or last.done()):
+            try:
+                return self._read_now(fn)
+            except sqlite3.OperationalError as error:
+                if not is_busy(error):
+                    raise translate(error) from error
+        return await self._on_thread(
+            lambda: retry_busy(lambda: self._read_now(fn), self._lock_wait)
+        )
+
+    async def load_projection(self) -> None:
+        """Load the projection (checkpoint + tail) on the thread, off the event loop."""
+        await self._on_thread(
+            lambda: retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
+        )
+
+    def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
+        conn = self._connection()
+        projection = self.projection
+        conn.execute("BEGIN")  # one snapshot for the checkpoint and the tail
+        try:
+            if not projection.loaded:
+                projection.load_checkpoint(conn)
+            projection.catch_up(conn)
+        except BaseException:
+            projection.reset()  # it may be half loaded: start again next time
+            raise
+        finally:
+            conn.execute("COMMIT")
+        return fn(projection)
 
     async def data_version(self) -> int:
         """The write connection's `PRAGMA data_version`: it changes when another
@@ -95,8 +143,10 @@ class GroupCommitWriter:
         self._last_on_thread = on_thread
         return await asyncio.wrap_future(on_thread)
 
-    def _direct(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _direct(self, fn: Callable[[sqlite3.Connection], Any], rewrites_log: bool) -> Any:
         self._memo.forget()  # `fn` may write the log without a transaction of ours
+        if rewrites_log:
+            self.projection.reset()
         return fn(self._connection())
 
     def _connection(self) -> sqlite3.Connection:
@@ -162,11 +212,13 @@ class GroupCommitWriter:
         self.units += units
         if self.checkpointer is not None:
             self.checkpointer.note_commit(writes)
+        if self.projection_checkpointer is not None:
+            self.projection_checkpointer.note_events(writes, self.projection)
 
     def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
         """Run `works` in one transaction; their results, and the job writes committed."""
         assert self._conn is not None  # connected by `_connection`
-        tx = SqliteTransaction(self._conn, self._audit_key, self._memo)
+        tx = SqliteTransaction(self._conn, self._audit_key, self._memo, self.projection)
         try:
             tx.begin()
             now = self._now()
@@ -185,6 +237,8 @@ class GroupCommitWriter:
         await self._group.close()
         await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
+        if self.projection_checkpointer is not None:
+            await asyncio.to_thread(self.projection_checkpointer.close)
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.close)
 
@@ -194,6 +248,7 @@ class GroupCommitWriter:
 
     def _close_connection(self) -> None:
         self._memo.forget()
+        self.projection.reset()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -116,3 +116,11 @@ SELECT tenant_id, status, jobs FROM job_counts WHERE jobs != 0 ORDER BY tenant_i
 -- name: dependencies
 -- Every dependency edge, by tenant and child.
 SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;
+
+-- name: dependencies_by_child
+-- Every dependency edge with its child's position (to merge with the tail's).
+SELECT tenant_id, parent_id, child_seq, child_id FROM job_edges;
+
+-- name: job_enqueue_tpos
+-- The tenant position of a job's enqueued event.
+SELECT tpos FROM events WHERE tenant_id = ?1 AND job_id = ?2 AND version = 1;

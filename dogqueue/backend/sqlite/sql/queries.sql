@@ -23,9 +23,58 @@ SELECT max(coalesce((SELECT max(seq) FROM events), 0),
        + 1;
 
 -- name: insert_event
--- Append one event with its chain hash and tenant position.
-INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+-- Append one event with its chain hash, tenant position and (enqueued events) key.
+INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos, idempotency_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: job_events
+-- One job's events at their log positions, in version order (its state is their fold).
+SELECT seq, data FROM events WHERE tenant_id = ?1 AND job_id = ?2 ORDER BY version;
+
+-- name: job_enqueue_tpos
+-- The tenant position of a job's enqueued event.
+SELECT tpos FROM events WHERE tenant_id = ?1 AND job_id = ?2 AND version = 1;
+
+-- name: job_for_key_in_log
+-- The job whose enqueued event holds an idempotency key of a tenant.
+SELECT job_id FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2;
+
+-- name: latest_key_in_log
+-- The greatest key in [?2, ?3) held by a tenant's enqueued event, and its job.
+SELECT idempotency_key, job_id FROM events
+WHERE tenant_id = ?1 AND idempotency_key >= ?2 AND idempotency_key < ?3
+ORDER BY idempotency_key DESC LIMIT 1;
+
+-- name: checkpoint_position
+-- The log position the projection tables cover.
+SELECT seq FROM projection_checkpoint WHERE id = 1;
+
+-- name: set_checkpoint_position
+-- Stamp the projection tables with the position they now cover.
+INSERT INTO projection_checkpoint (id, seq) VALUES (1, ?1)
+ON CONFLICT (id) DO UPDATE SET seq = excluded.seq;
+
+-- name: overwrite_job
+-- Write a checkpointed job's state as of the checkpoint's new position.
+UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, state = ?5
+WHERE enqueue_seq = ?6;
+
+-- name: checkpointed_status
+-- A job's status in the checkpoint (no row: not there).
+SELECT status FROM jobs WHERE enqueue_seq = ?1;
+
+-- name: live_jobs
+-- The checkpoint's jobs that may still change (the others left memory), one status
+-- index each.
+SELECT state FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
+UNION ALL
+SELECT state FROM jobs INDEXED BY jobs_leases WHERE status = 'leased'
+UNION ALL
+SELECT state FROM jobs INDEXED BY jobs_by_rare_status WHERE status = 'waiting';
+
+-- name: all_edges
+-- Every dependency edge of the checkpoint: (tenant, parent, child), oldest child first.
+SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY child_seq;
 
 -- name: load_job
 -- One job's state.
