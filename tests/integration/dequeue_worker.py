@@ -1,5 +1,9 @@
 """A worker process for the multi-process tests: leases and completes jobs from a SQLite
-file until the queue stays empty, printing each leased job id as a line."""
+file until the queue stays empty, printing each leased job id as a line.
+
+It first opens the file, prints `ready` and waits for a line on stdin, so that every
+process starts leasing together (one whose open takes longer must not leave another
+to drain the queue alone)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from dogqueue.backend.sqlite import SqliteBackend
 
 async def main(path: str, tenants: list[str]) -> None:
     async with SqliteBackend(path) as backend:
+        await backend.next_run_at(["default"], tenants)  # opened and caught up
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         idle_rounds = 0
         while idle_rounds < 20:
             got = False

@@ -22,6 +22,7 @@ async def spawn(script: Path, *args: str) -> asyncio.subprocess.Process:
         sys.executable,
         str(script),
         *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).parents[2],
@@ -36,7 +37,10 @@ async def test_processes_never_lease_one_job_twice(tmp_path: Path) -> None:
             messages = [JobMessage(job_type="t", payload_bytes=b"{}") for _ in range(300)]
             job_ids.update(await backend.enqueue_many(QueueCtx(tenant), messages))
     workers = [await spawn(WORKER, str(path), ",".join(TENANTS)) for _ in range(3)]
-    raw = await asyncio.wait_for(asyncio.gather(*(w.communicate() for w in workers)), 120)
+    for worker in workers:  # every process open before any leases
+        assert worker.stdout is not None
+        assert await asyncio.wait_for(worker.stdout.readline(), 120) == b"ready\n"
+    raw = await asyncio.wait_for(asyncio.gather(*(w.communicate(b"go\n") for w in workers)), 120)
     outputs = [(out.decode(), err.decode()) for out, err in raw]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
