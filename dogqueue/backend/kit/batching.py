@@ -42,7 +42,10 @@ class GroupCommit(Generic[U]):
 
     The first unit submitted while no batch runs starts one at the end of the event
     loop's current turn, so units submitted together share one batch; units submitted
-    while a batch runs wait for the next one."""
+    while a batch runs wait for the next one. With `in_flight` above 1, up to that many
+    batches run at once (for a backend whose batches are transactions on separate
+    connections): units pending together are shared among the idle ones, so one
+    batch's units run while another's statements are on the server."""
 
     def __init__(
         self,
@@ -51,13 +54,17 @@ class GroupCommit(Generic[U]):
         max_batch: int,
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
+        in_flight: int = 1,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._public = public
         self._splits = splits
+        self._in_flight = in_flight
         self._pending: list[tuple[U, asyncio.Future[Any]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: list[asyncio.Task[None]] = []
+        #: Drainers not running a batch right now (started ones included).
+        self._idle = 0
         self._closing = False
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
@@ -69,25 +76,36 @@ class GroupCommit(Generic[U]):
             future.set_exception(BackendClosed("backend is closed"))
             return future
         self._pending.append((unit, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
+        self._drainers = [task for task in self._drainers if not task.done()]
+        if len(self._drainers) < self._in_flight:
+            self._idle += 1
+            self._drainers.append(loop.create_task(self._drain()))
         return future
 
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
         self._closing = True
-        if self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        running = [task for task in self._drainers if not task.done()]
+        if running:  # asyncio.wait leaves them running if this caller is cancelled
+            await asyncio.wait(running)
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                results = await self._run_or_split([unit for unit, _ in batch])
-            except BaseException as error:  # the batch itself failed: fail its callers
-                results = [self._public(error)] * len(batch)
-            deliver([future for _, future in batch], results)
+        try:
+            while self._pending:
+                share = -(-len(self._pending) // self._idle)  # the idle drainers split them
+                size = min(self._max_batch, share)
+                batch = self._pending[:size]
+                del self._pending[:size]
+                self._idle -= 1
+                try:
+                    results = await self._run_or_split([unit for unit, _ in batch])
+                except BaseException as error:  # the batch itself failed: fail its callers
+                    results = [self._public(error)] * len(batch)
+                finally:
+                    self._idle += 1
+                deliver([future for _, future in batch], results)
+        finally:
+            self._idle -= 1
 
     async def _run_or_split(self, units: list[U]) -> list[Any]:
         try:

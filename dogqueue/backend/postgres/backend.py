@@ -43,10 +43,16 @@ from dogqueue.backend.postgres.errors import (
 )
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
+from dogqueue.backend.postgres.packing import packed
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.reads import fetch_reads
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import job_rows
+from dogqueue.backend.postgres.workingset import (
+    INSERT_COLUMNS,
+    JOURNAL_COLUMNS,
+    UPDATE_COLUMNS,
+    job_rows,
+)
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
@@ -61,6 +67,9 @@ from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
+#: Batches running at once (each on its own connection): one's units run in Python while
+#: another's statements run on the server.
+BATCHES_IN_FLIGHT = 2
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
 #: How often the sequencer runs in the background (it also runs before log reads).
@@ -110,7 +119,11 @@ class PostgresBackend(EngineBackend):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._group: GroupCommit[Unit[Any]] = GroupCommit(
-            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+            self._run_batch,
+            max_batch=MAX_BATCH,
+            public=_public,
+            splits=_worth_a_split,
+            in_flight=BATCHES_IN_FLIGHT,
         )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
@@ -160,7 +173,7 @@ class PostgresBackend(EngineBackend):
                 await self._sealer
         if self._pool is not None:  # number what it wrote, unless a step is running
             with contextlib.suppress(QueueError, *_DRIVER_ERRORS):
-                await self._seal_now(wait=False)
+                await self._seal_now(wait=False, catch_up=True)
         if self._pace.take_pending():  # send the NOTIFY it stood for before closing
             await self._notify(self._ready_channel, self._origin)
         if self._listener is not None:
@@ -243,9 +256,9 @@ class PostgresBackend(EngineBackend):
         inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
-            *columns(ws.journal, 6),
-            *columns(inserts, 13),
-            *columns(updates, 9),
+            *packed(ws.journal, JOURNAL_COLUMNS),
+            *packed(inserts, INSERT_COLUMNS),
+            *packed(updates, UPDATE_COLUMNS),
             len(updates),
             *columns(ws.new_edges, 4),
             None if payload is None else self._ready_channel,
@@ -371,9 +384,10 @@ class PostgresBackend(EngineBackend):
         await self._ready()
         return await self._seal_now()
 
-    async def _seal_now(self, *, wait: bool = True) -> int:
+    async def _seal_now(self, *, wait: bool = True, catch_up: bool = False) -> int:
         """Sequencer steps until this object's own events have positions; not
-        `wait`ing, one step, none if another session's step is running."""
+        `wait`ing, one step (more while steps are full if `catch_up`), none if another
+        session's step is running."""
         total = 0
         mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
@@ -381,7 +395,7 @@ class PostgresBackend(EngineBackend):
             while True:
                 count = await seal(conn, self.audit_key, wait=wait)
                 total += count
-                if wait and count >= sequencer.STEP_LIMIT:
+                if (wait or catch_up) and count >= sequencer.STEP_LIMIT:
                     continue  # a full step: other sessions' committed events wait
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
@@ -394,8 +408,8 @@ class PostgresBackend(EngineBackend):
     async def _seal_forever(self) -> None:
         while True:
             await asyncio.sleep(SEAL_INTERVAL)
-            with contextlib.suppress(Exception):
-                await self._seal_now(wait=False)
+            with contextlib.suppress(Exception):  # full steps go on: writers may outrun one
+                await self._seal_now(wait=False, catch_up=True)
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this
