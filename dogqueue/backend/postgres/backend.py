@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.status import JobStatus
 from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
@@ -70,6 +71,8 @@ MAX_BATCH = 256
 #: Batches running at once (each on its own connection): one's units run in Python while
 #: another's statements run on the server.
 BATCHES_IN_FLIGHT = 2
+#: Leased jobs remembered for their settle at most (all are forgotten past it).
+MAX_REMEMBERED_LEASES = 100_000
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
 #: How often the sequencer runs in the background (it also runs before log reads).
@@ -135,6 +138,9 @@ class PostgresBackend(EngineBackend):
         self._last_seq = 0
         #: (database, schema oid) of this queue: an application's connection must match.
         self._identity: tuple[Any, ...] | None = None
+        #: Jobs this process leased, as its batch wrote them, with their stored
+        #: dependents: a settle seeds them unread (see `fetch_reads`).
+        self._leased: dict[JobKey, tuple[JobInfo, int]] = {}
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -207,7 +213,7 @@ class PostgresBackend(EngineBackend):
                             )
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(
-                            conn, units, lock=False, notify=self._in_flush
+                            conn, units, lock=False, notify=self._in_flush, known=self._leased
                         )
                 self.commits += 1
                 self.units += len(units)
@@ -215,6 +221,7 @@ class PostgresBackend(EngineBackend):
                 return results
             except _RACES as error:
                 self.conflicts += 1
+                self._leased.clear()  # one may be stale: the re-run reads every load
                 if len(units) > 1:
                     raise
                 attempts += 1
@@ -223,12 +230,19 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: Session, units: list[Unit[Any]], *, lock: bool, notify: Notify
+        self,
+        conn: Session,
+        units: list[Unit[Any]],
+        *,
+        lock: bool,
+        notify: Notify,
+        known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
     ) -> tuple[list[Any], BatchWorkingSet]:
-        """Fetch the batch's reads (loads locked if `lock`), run its units on a working
-        set, flush the writes in one statement; the caller owns any transaction. If the
-        batch makes a job ready and `notify` gives a payload, the flush also sends the
-        NOTIFY of new work, delivered when the transaction commits."""
+        """Fetch the batch's reads (loads locked if `lock`; those in `known` unread, see
+        `fetch_reads`), run its units on a working set, flush the writes in one
+        statement; the caller owns any transaction. If the batch makes a job ready and
+        `notify` gives a payload, the flush also sends the NOTIFY of new work, delivered
+        when the transaction commits."""
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
@@ -238,7 +252,7 @@ class PostgresBackend(EngineBackend):
             now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
         else:
             clock = None if self._server_clock else self.now
-            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock)
+            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock, known=known)
         roots = ws.closure_roots(ending)
         if roots:  # only batches ending jobs that others wait for pay this read
             rows = await conn.fetch(
@@ -267,6 +281,19 @@ class PostgresBackend(EngineBackend):
         ws.last_seq = int(last_seq)
         ws.notified = payload is not None
 
+    def _remember_leases(self, ws: BatchWorkingSet) -> None:
+        """Keep the jobs this batch leased as it wrote them (their settle skips the
+        read), and forget those it moved out of a lease."""
+        if len(self._leased) >= MAX_REMEMBERED_LEASES:
+            self._leased.clear()
+        for key, before in ws.before.items():
+            job = ws.jobs[key]
+            if job.status is JobStatus.LEASED and before is not None:
+                dependents = ws.stored_dependents.get(key, 0) + ws.adopted.get(key, 0)
+                self._leased[key] = (job, dependents)
+            else:
+                self._leased.pop(key, None)
+
     def _in_flush(self) -> str | None:
         """The payload of a NOTIFY of new work sent with this batch's commit, if the
         pace allows one now (else one is sent at the end of the interval)."""
@@ -274,6 +301,7 @@ class PostgresBackend(EngineBackend):
 
     def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
+        self._remember_leases(ws)
         if ws.became_ready():
             self._notify_change()  # local waiters, at once
             if self.listen and not ws.notified:
