@@ -1,6 +1,6 @@
-"""Group commit's batches: units submitted together share one batch; with `in_flight`
-above 1, pending units are shared among that many batches running at once, a unit
-submitted while a batch runs starts another at once, and close waits for them all."""
+"""Group commit's batches: units submitted together share one batch, with `in_flight`
+above 1 too; then a unit submitted while every batch runs starts another at once (up to
+`in_flight`), and close waits for them all."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ async def test_one_in_flight_runs_units_submitted_together_as_one_batch() -> Non
     assert recorder.batches == [list("abcd"), ["e"]] and recorder.most_running == 1
 
 
-async def test_two_in_flight_share_pending_units_between_two_batches() -> None:
+async def test_units_submitted_together_share_one_batch_with_two_in_flight() -> None:
     recorder = Recorder()
     group = _group(recorder, 2)
     futures = [group.submit(unit) for unit in "abcde"]
     await _settle()
-    assert recorder.batches == [list("abc"), list("de")] and recorder.running == 2
+    assert recorder.batches == [list("abcde")] and recorder.running == 1
     recorder.release.set()
     assert await asyncio.gather(*futures) == [f"done {u}" for u in "abcde"]
 

@@ -42,10 +42,10 @@ class GroupCommit(Generic[U]):
 
     The first unit submitted while no batch runs starts one at the end of the event
     loop's current turn, so units submitted together share one batch; units submitted
-    while a batch runs wait for the next one. With `in_flight` above 1, up to that many
-    batches run at once (for a backend whose batches are transactions on separate
-    connections): units pending together are shared among the idle ones, so one
-    batch's units run while another's statements are on the server."""
+    while a batch runs wait for the next one. With `in_flight` above 1 (for a backend
+    whose batches are transactions on separate connections), units submitted while every
+    batch runs start another at once, up to that many, so one batch's units run while
+    another's statements are on the server; units submitted together still share one."""
 
     def __init__(
         self,
@@ -77,7 +77,9 @@ class GroupCommit(Generic[U]):
             return future
         self._pending.append((unit, future))
         self._drainers = [task for task in self._drainers if not task.done()]
-        if len(self._drainers) < self._in_flight:
+        if not self._drainers:
+            self._idle = 0  # a drainer cancelled before it started never counted itself out
+        if not self._drainers or (not self._idle and len(self._drainers) < self._in_flight):
             self._idle += 1
             self._drainers.append(loop.create_task(self._drain()))
         return future
@@ -92,10 +94,8 @@ class GroupCommit(Generic[U]):
     async def _drain(self) -> None:
         try:
             while self._pending:
-                share = -(-len(self._pending) // self._idle)  # the idle drainers split them
-                size = min(self._max_batch, share)
-                batch = self._pending[:size]
-                del self._pending[:size]
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
                 self._idle -= 1
                 try:
                     results = await self._run_or_split([unit for unit, _ in batch])
