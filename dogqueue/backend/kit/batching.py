@@ -42,10 +42,7 @@ class GroupCommit(Generic[U]):
 
     The first unit submitted while no batch runs starts one at the end of the event
     loop's current turn, so units submitted together share one batch; units submitted
-    while a batch runs wait for the next one. With `in_flight` above 1 (for a backend
-    whose batches are transactions on separate connections), units submitted while every
-    batch runs start another at once, up to that many, so one batch's units run while
-    another's statements are on the server; units submitted together still share one."""
+    while a batch runs wait for the next one."""
 
     def __init__(
         self,
@@ -54,17 +51,13 @@ class GroupCommit(Generic[U]):
         max_batch: int,
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
-        in_flight: int = 1,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
         self._public = public
         self._splits = splits
-        self._in_flight = in_flight
         self._pending: list[tuple[U, asyncio.Future[Any]]] = []
-        self._drainers: list[asyncio.Task[None]] = []
-        #: Drainers not running a batch right now (started ones included).
-        self._idle = 0
+        self._drainer: asyncio.Task[None] | None = None
         self._closing = False
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
@@ -76,36 +69,25 @@ class GroupCommit(Generic[U]):
             future.set_exception(BackendClosed("backend is closed"))
             return future
         self._pending.append((unit, future))
-        self._drainers = [task for task in self._drainers if not task.done()]
-        if not self._drainers:
-            self._idle = 0  # a drainer cancelled before it started never counted itself out
-        if not self._drainers or (not self._idle and len(self._drainers) < self._in_flight):
-            self._idle += 1
-            self._drainers.append(loop.create_task(self._drain()))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
         return future
 
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
         self._closing = True
-        running = [task for task in self._drainers if not task.done()]
-        if running:  # asyncio.wait leaves them running if this caller is cancelled
-            await asyncio.wait(running)
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
 
     async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                self._idle -= 1
-                try:
-                    results = await self._run_or_split([unit for unit, _ in batch])
-                except BaseException as error:  # the batch itself failed: fail its callers
-                    results = [self._public(error)] * len(batch)
-                finally:
-                    self._idle += 1
-                deliver([future for _, future in batch], results)
-        finally:
-            self._idle -= 1
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                results = await self._run_or_split([unit for unit, _ in batch])
+            except BaseException as error:  # the batch itself failed: fail its callers
+                results = [self._public(error)] * len(batch)
+            deliver([future for _, future in batch], results)
 
     async def _run_or_split(self, units: list[U]) -> list[Any]:
         try:

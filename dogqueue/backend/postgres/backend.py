@@ -68,11 +68,8 @@ from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
-#: Batches running at once (each on its own connection): one's units run in Python while
-#: another's statements run on the server.
-BATCHES_IN_FLIGHT = 2
 #: Leased jobs remembered for their settle at most (all are forgotten past it).
-MAX_REMEMBERED_LEASES = 100_000
+MAX_REMEMBERED_LEASES = 10_000
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
 #: How often the sequencer runs in the background (it also runs before log reads).
@@ -122,11 +119,7 @@ class PostgresBackend(EngineBackend):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._group: GroupCommit[Unit[Any]] = GroupCommit(
-            self._run_batch,
-            max_batch=MAX_BATCH,
-            public=_public,
-            splits=_worth_a_split,
-            in_flight=BATCHES_IN_FLIGHT,
+            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
         )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
