@@ -351,8 +351,10 @@ def _is_small(reads: Reads) -> bool:
     index range but after a mass expiry); a reclaim across every tenant never does."""
     if None in reads.expired:
         return False
-    leases = sum(n for _, _, n in reads.ready)
-    return len(reads.jobs) + reads.new_jobs + leases <= LONE_UNIT_JOBS
+    jobs = len(reads.jobs) + reads.new_jobs
+    for _, _, leases in reads.ready:
+        jobs += leases
+    return jobs <= LONE_UNIT_JOBS
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:
