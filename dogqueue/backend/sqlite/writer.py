@@ -71,7 +71,11 @@ class GroupCommitWriter:
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
         self._group: GroupCommit[_Pending] = GroupCommit(
-            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+            self._run_batch,
+            max_batch=MAX_BATCH,
+            public=_public,
+            splits=_worth_a_split,
+            run_alone=self._run_alone,
         )
         self._closing = False
         #: Transactions committed, units of work they held, and those of them committed
@@ -176,11 +180,18 @@ class GroupCommitWriter:
         return self._group.submit(_Pending(work, small))
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
-        if len(batch) == 1 and batch[0].small and self._may_run_inline():
-            results = self._run_inline(batch[0].work)
+        if len(batch) == 1:
+            results = self._run_alone(batch[0])
             if results is not None:
                 return results
         return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+
+    def _run_alone(self, pending: _Pending) -> list[Any] | None:
+        """Commit a small unit that is a batch by itself on the event loop, if it may;
+        else None (it goes to the thread)."""
+        if pending.small and self._may_run_inline():
+            return self._run_inline(pending.work)
+        return None
 
     def _may_run_inline(self) -> bool:
         last = self._last_on_thread
