@@ -235,9 +235,7 @@ class SqliteBackend(EngineBackend):
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         def ready(projection: LogProjection) -> list[str]:
-            tenants = sorted(
-                {t for t, _ in projection.scheduled} | {t for t, _ in projection.ready}
-            )
+            tenants = sorted(projection.enqueued_tenants())
             return [t for t in tenants if projection.next_ready(t, queues, now) is not None]
 
         return list(await self.writer.read(ready))

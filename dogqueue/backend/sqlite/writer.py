@@ -114,17 +114,20 @@ class GroupCommitWriter:
     def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
         conn = self._connection()
         projection = self.projection
-        conn.execute("BEGIN")  # one snapshot for the checkpoint and the tail
+        # One snapshot for the checkpoint, the tail and `fn` (which may read checkpoint
+        # rows: they must be no later than the tail folded).
+        conn.execute("BEGIN")
         try:
-            if not projection.loaded:
-                projection.load_checkpoint(conn)
-            projection.catch_up(conn)
-        except BaseException:
-            projection.reset()  # it may be half loaded: start again next time
-            raise
+            try:
+                if not projection.loaded:
+                    projection.load_checkpoint(conn)
+                projection.catch_up(conn)
+            except BaseException:
+                projection.reset()  # it may be half loaded: start again next time
+                raise
+            return fn(projection)
         finally:
             conn.execute("COMMIT")
-        return fn(projection)
 
     async def data_version(self) -> int:
         """The write connection's `PRAGMA data_version`: it changes when another
