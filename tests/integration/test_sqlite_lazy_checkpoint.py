@@ -1,0 +1,142 @@
+"""Opening a SQLite file reads its checkpoint lazily: no job's state is decoded at open,
+the checkpoint's indexes are read a page at a time as keys, and a job is decoded when a
+unit reads it. The answers are those of the fold of the log at every step: each job is
+as memory holds it, or (when memory does not) as its checkpoint row says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
+from dogqueue.backend.sqlite import SqliteBackend, projection
+from dogqueue.core.order import dequeue_key, is_ready
+from dogqueue.core.status import JobStatus
+from tests.integration.checkpoint_files import read_checkpoint
+
+ACME, GLOBEX = QueueCtx("acme"), QueueCtx("globex")
+QUEUES = ("a", "b")
+LEASE = timedelta(minutes=10)
+
+
+def _message(
+    queue: str = "a",
+    priority: JobPriority = JobPriority.NORMAL,
+    after: tuple[str, ...] = (),
+    **options: object,
+) -> JobMessage:
+    return JobMessage(
+        job_type="t",
+        payload_bytes=b"{}",
+        queue=queue,
+        priority=priority,
+        after=after,
+        max_retries=3,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def _live_story(path: Path, clock: FakeClock) -> None:
+    """Live jobs of two tenants in two queues at three priorities, many of one run_at
+    (one enqueue_many), some scheduled later, some leased with waiting dependents;
+    closed, so the checkpoint covers all of it."""
+    async with SqliteBackend(path, clock=clock) as backend:
+        for ctx in (ACME, GLOBEX):
+            await backend.enqueue_many(
+                ctx,
+                [_message(QUEUES[i % 2], JobPriority(i % 3)) for i in range(60)],
+            )
+            clock.advance(timedelta(seconds=1))
+            await backend.enqueue_many(
+                ctx, [_message(run_at=clock() + timedelta(hours=1)) for _ in range(10)]
+            )
+            await backend.enqueue_many(ctx, [_message("b", JobPriority.HIGH) for _ in range(8)])
+            parents = await backend.dequeue_many(ctx, ["b"], 8, lease_duration=LEASE)
+            await backend.enqueue_many(
+                ctx, [_message("a", after=(lease.job_id,)) for lease in parents]
+            )
+            clock.advance(timedelta(seconds=1))
+
+
+def _memory_over_checkpoint_is_the_fold(backend: SqliteBackend, path: Path) -> None:
+    """Every job is as memory holds it, or ended, or as its checkpoint row says."""
+    position, rows, events = read_checkpoint(path)
+    held = backend.writer.projection
+    assert held.position == max(e.seq for e in events)
+    for key, job in rebuild(events).items():
+        if key in held.jobs:
+            assert held.jobs[key] == job
+        elif key in held.ended_at:
+            assert job.status.is_terminal
+        else:
+            assert rows.get(key) == job, key
+
+
+def _next_ready(backend_events: list, tenant: str, now: object, n: int) -> list[str]:  # type: ignore[type-arg]
+    jobs = [
+        job
+        for job in rebuild(backend_events).values()
+        if job.tenant_id == tenant and job.message.queue in QUEUES and is_ready(job, now)  # type: ignore[arg-type]
+    ]
+    return [job.job_id for job in sorted(jobs, key=dequeue_key)[:n]]
+
+
+async def test_an_opening_decodes_no_job(tmp_path: Path) -> None:
+    path, clock = tmp_path / "q.db", FakeClock()
+    await _live_story(path, clock)
+    async with SqliteBackend(path, clock=clock) as backend:
+        held = backend.writer.projection
+        assert held.loaded and held.jobs == {} and not held.children
+        assert held.cold_queues == {(t, q) for t in ("acme", "globex") for q in QUEUES}
+        assert held.cold_lease_tenants == {"acme", "globex"}
+        lease = await backend.dequeue(ACME, list(QUEUES))
+        assert lease is not None
+        assert list(held.jobs) == [("acme", lease.job_id)]  # only the job leased
+        assert not held.ready and not held.scheduled  # nothing indexed but that lease
+        assert list(held.leases) == ["acme"]
+
+
+async def test_a_lazy_opening_answers_as_the_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projection, "COLD_PAGE", 3)  # many pages, ends inside a run_at
+    monkeypatch.setattr(projection, "FORGET_ENDED_AT", 5)
+    path, clock = tmp_path / "q.db", FakeClock()
+    await _live_story(path, clock)
+    async with SqliteBackend(path, clock=clock) as backend:
+        assert set(await backend.ready_tenants(list(QUEUES))) == {"acme", "globex"}
+        assert await backend.next_run_at(list(QUEUES)) is not None
+        for ctx, tenant in ((ACME, "acme"), (GLOBEX, "globex")):
+            while True:
+                expected = _next_ready(await backend.read_events(), tenant, clock(), 7)
+                leases = await backend.dequeue_many(ctx, list(QUEUES), 7)
+                assert [lease.job_id for lease in leases] == expected
+                if not leases:
+                    break
+                await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
+                _memory_over_checkpoint_is_the_fold(backend, path)
+                # Ended jobs are forgotten once a checkpoint covers them.
+                assert len(backend.writer.projection.ended_at) <= 3 * 7
+                await backend.flush_checkpoint()  # the checkpoint moves under the memory
+        # The leases of the checkpoint expire; their dependents wait on.
+        clock.advance(timedelta(hours=2))
+        assert await backend.reap_expired() == 16
+        _memory_over_checkpoint_is_the_fold(backend, path)
+        clock.advance(timedelta(hours=2))  # past the retries' backoff
+        for ctx, tenant in ((ACME, "acme"), (GLOBEX, "globex")):
+            while True:
+                expected = _next_ready(await backend.read_events(), tenant, clock(), 5)
+                leases = await backend.dequeue_many(ctx, list(QUEUES), 5)
+                assert [lease.job_id for lease in leases] == expected
+                if not leases:
+                    break
+                # Completing a parent enqueues its dependent (an edge of the checkpoint).
+                await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
+                _memory_over_checkpoint_is_the_fold(backend, path)
+        folded = rebuild(await backend.read_events())
+        assert {job.status for job in folded.values()} == {JobStatus.COMPLETED}
+        assert await backend.next_run_at(list(QUEUES)) is None
+    position, rows, events = read_checkpoint(path)
+    assert position == max(e.seq for e in events) and rows == rebuild(events)
