@@ -5,13 +5,14 @@ as memory holds it, or (when memory does not) as its checkpoint row says."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
-from dogqueue.backend.sqlite import SqliteBackend, projection
+from dogqueue.backend.sqlite import SqliteBackend, projection, writer
+from dogqueue.core.events import AnyEvent
 from dogqueue.core.order import dequeue_key, is_ready
 from dogqueue.core.status import JobStatus
 from tests.integration.checkpoint_files import read_checkpoint
@@ -62,7 +63,7 @@ async def _live_story(path: Path, clock: FakeClock) -> None:
 
 def _memory_over_checkpoint_is_the_fold(backend: SqliteBackend, path: Path) -> None:
     """Every job is as memory holds it, or ended, or as its checkpoint row says."""
-    position, rows, events = read_checkpoint(path)
+    _, rows, events = read_checkpoint(path)
     held = backend.writer.projection
     assert held.position == max(e.seq for e in events)
     for key, job in rebuild(events).items():
@@ -74,11 +75,12 @@ def _memory_over_checkpoint_is_the_fold(backend: SqliteBackend, path: Path) -> N
             assert rows.get(key) == job, key
 
 
-def _next_ready(backend_events: list, tenant: str, now: object, n: int) -> list[str]:  # type: ignore[type-arg]
+def _next_ready(events: list[AnyEvent], tenant: str, now: datetime, n: int) -> list[str]:
+    """The first `n` ready jobs of a tenant's queues in dequeue order, by the fold."""
     jobs = [
         job
-        for job in rebuild(backend_events).values()
-        if job.tenant_id == tenant and job.message.queue in QUEUES and is_ready(job, now)  # type: ignore[arg-type]
+        for job in rebuild(events).values()
+        if job.tenant_id == tenant and job.message.queue in QUEUES and is_ready(job, now)
     ]
     return [job.job_id for job in sorted(jobs, key=dequeue_key)[:n]]
 
@@ -140,3 +142,25 @@ async def test_a_lazy_opening_answers_as_the_fold(
         assert await backend.next_run_at(list(QUEUES)) is None
     position, rows, events = read_checkpoint(path)
     assert position == max(e.seq for e in events) and rows == rebuild(events)
+
+
+async def test_a_checkpoint_far_behind_is_brought_up_before_the_opening_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its tail goes into the tables, not into memory."""
+    monkeypatch.setattr(writer, "FAR_BEHIND", 10)
+    path, clock = tmp_path / "q.db", FakeClock()
+    async with SqliteBackend(path, clock=clock) as backend:
+        backend.writer.projection_checkpointer = None  # no checkpoint written
+        await backend.enqueue_many(ACME, [_message() for _ in range(30)])
+        leases = await backend.dequeue_many(ACME, ["a"], 10)
+        await backend.settle_many(ACME, [Completion(lease=lease) for lease in leases])
+    position, rows, events = read_checkpoint(path)
+    assert position == 0 and not rows
+    async with SqliteBackend(path, clock=clock) as backend:
+        position, rows, events = read_checkpoint(path)
+        assert position == max(e.seq for e in events) and rows == rebuild(events)
+        held = backend.writer.projection
+        assert held.jobs == {} and held.position == position
+        leases = await backend.dequeue_many(ACME, ["a"], 30)
+        assert len(leases) == 20

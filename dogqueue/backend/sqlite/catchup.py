@@ -25,7 +25,7 @@ from dogqueue.backend.sqlite.projection import Changes, LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import edge_rows
 from dogqueue.core.errors import StorageError
-from dogqueue.core.events import is_control
+from dogqueue.core.events import Enqueued, is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
@@ -61,6 +61,9 @@ def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
     position = checkpoint_position(conn)
     rows = conn.execute(Q["read_events"], (position, -1 if limit is None else limit)).fetchall()
     changed: dict[JobKey, tuple[JobInfo | None, JobInfo]] = {}
+    # A job's row is keyed by its enqueued event's position: a job enqueued after the
+    # checkpoint has none, unless one of these (normally none) is its.
+    rows_ahead = {row[0] for row in conn.execute(Q["job_rows_after"], (position,))}
     for seq, data in rows:
         event = stored_event(data, seq)
         if is_control(event):
@@ -69,6 +72,8 @@ def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
         current: JobInfo | None
         if key in changed:
             stored, current = changed[key]
+        elif isinstance(event, Enqueued) and seq not in rows_ahead:
+            stored = current = None
         else:
             row = conn.execute(Q["load_job"], key).fetchone()
             stored = current = None if row is None else stored_job(row[0], f"job {key[1]!r}")

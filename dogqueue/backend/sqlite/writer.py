@@ -18,7 +18,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
-from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer
+from dogqueue.backend.sqlite.catchup import (
+    CHECKPOINT_PAGE,
+    ProjectionCheckpointer,
+    catch_up_page,
+    checkpoint_position,
+)
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
@@ -29,6 +34,9 @@ from dogqueue.engine import run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
+#: Events a checkpoint may be behind the log at open before it is brought up first
+#: (rather than folded into memory).
+FAR_BEHIND = 20_000
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
 
 
@@ -106,10 +114,19 @@ class GroupCommitWriter:
         )
 
     async def load_projection(self) -> None:
-        """Load the projection (checkpoint + tail) on the thread, off the event loop."""
-        await self._on_thread(
-            lambda: retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
-        )
+        """Load the projection (checkpoint + tail) on the thread, off the event loop. A
+        checkpoint far behind the log is first brought up to its end (the tail folded
+        into the tables, a page per transaction), so that memory holds none of it."""
+        await self._on_thread(self._load_projection)
+
+    def _load_projection(self) -> None:
+        conn = self._connection()
+        if self.projection_checkpointer is not None:
+            behind = conn.execute(Q["next_seq"]).fetchone()[0] - 1 - checkpoint_position(conn)
+            if behind > FAR_BEHIND:
+                while retry_busy(lambda: catch_up_page(conn), self._lock_wait) == CHECKPOINT_PAGE:
+                    pass
+        retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
 
     def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
         conn = self._connection()

@@ -364,6 +364,10 @@ ORDER BY tenant_id LIMIT 1;
 SELECT tenant_id FROM jobs INDEXED BY jobs_leases WHERE status = 'leased' AND tenant_id > ?1
 ORDER BY tenant_id LIMIT 1;
 
+-- name: job_rows_after
+-- The positions of the job rows enqueued after position ?1 (a rowid range).
+SELECT enqueue_seq FROM jobs WHERE enqueue_seq > ?1;
+
 -- name: checkpointed_job
 -- A checkpointed job's state, by its enqueue position.
 SELECT state FROM jobs WHERE enqueue_seq = ?1;
