@@ -133,7 +133,9 @@ class SqliteBackend(EngineBackend):
                 lambda: connect(self.path, self.synchronous, read_only=True, lock_wait=wait)
             ),
             projection_checkpointer=ProjectionCheckpointer(
-                lambda: connect(self.path, self.synchronous, lock_wait=wait), wait
+                lambda: connect(self.path, self.synchronous, lock_wait=wait),
+                wait,
+                clock=lambda: self.now().timestamp(),
             ),
             lone_units_inline=self.synchronous == "NORMAL",
         )

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PAGE = 2_000
 #: A checkpoint starts once this many events were committed since the last one ...
 CHECKPOINT_EVERY_EVENTS = 20_000
-#: ... or this many seconds passed with some committed (checked at commits).
+#: ... or this many seconds passed with some committed (checked at commits, and by the
+#: writer's timer while it is idle).
 CHECKPOINT_EVERY_SECONDS = 5.0
 
 
@@ -183,8 +184,8 @@ def catch_up_in(conn: sqlite3.Connection) -> None:
 class ProjectionCheckpointer(ConnectionThread):
     """Writes the checkpoint on a thread and connection of its own, once
     `CHECKPOINT_EVERY_EVENTS` events were committed since the last one (or
-    `CHECKPOINT_EVERY_SECONDS` passed), one page per transaction so the writer waits
-    for one page at most; `flush` brings it to the end of the log now."""
+    `CHECKPOINT_EVERY_SECONDS` passed by `clock`, in seconds), one page per transaction
+    so the writer waits for one page at most; `flush` brings it to the end of the log now."""
 
     def __init__(
         self,
@@ -193,13 +194,15 @@ class ProjectionCheckpointer(ConnectionThread):
         *,
         every_events: int | None = None,
         every_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(connect, "dogqueue-ckpt")
         self._lock_wait = lock_wait
         self._every_events = CHECKPOINT_EVERY_EVENTS if every_events is None else every_events
         self._every_seconds = CHECKPOINT_EVERY_SECONDS if every_seconds is None else every_seconds
+        self._clock = clock
         self._pending = 0
-        self._last = time.monotonic()
+        self._last = clock()
         self._running: Future[None] | None = None
         self._closed = False
         self._written = False
@@ -217,20 +220,40 @@ class ProjectionCheckpointer(ConnectionThread):
         with self._lock:
             self._written = True
             self._pending += events
-            due = self._pending >= self._every_events or (
-                time.monotonic() - self._last >= self._every_seconds
-            )
-            if self._closed or not due:
-                return
-            if self._running is not None and not self._running.done():
-                return
-            self._pending = 0
-            self._last = time.monotonic()
-            changes = None if projection is None else projection.take_changes()
-            if changes is None:
-                self._running = self._executor.submit(self._catch_up)
-            else:
-                self._running = self._executor.submit(self._write, changes)
+            self._start_if_due(projection)
+
+    def note_idle(self, projection: LogProjection | None = None) -> None:
+        """From the thread that owns `projection`, between its units: start the
+        checkpoint of the events committed since the last one if they are due by time
+        (no commit may come to check it)."""
+        with self._lock:
+            self._start_if_due(projection)
+
+    def seconds_until_due(self) -> float | None:
+        """By the clock, how long until the events committed since the last checkpoint
+        are due (None: there are none, or this checkpointer is closed)."""
+        with self._lock:
+            if not self._pending or self._closed:
+                return None
+            return max(0.0, self._every_seconds - (self._clock() - self._last))
+
+    def _start_if_due(self, projection: LogProjection | None) -> None:
+        """Under the lock: take the projection's changes and write them (or, without
+        them, fold the log's tail) on this checkpointer's thread, if due and none runs."""
+        due = self._pending >= self._every_events or (
+            self._pending > 0 and self._clock() - self._last >= self._every_seconds
+        )
+        if self._closed or not due:
+            return
+        if self._running is not None and not self._running.done():
+            return
+        self._pending = 0
+        self._last = self._clock()
+        changes = None if projection is None else projection.take_changes()
+        if changes is None:
+            self._running = self._executor.submit(self._catch_up)
+        else:
+            self._running = self._executor.submit(self._write, changes)
 
     def _write(self, changes: Changes) -> None:
         conn = self._connection()

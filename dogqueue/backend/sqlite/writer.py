@@ -37,6 +37,9 @@ MAX_BATCH = 512
 #: Events a checkpoint may be behind the log at open before it is brought up first
 #: (rather than folded into memory).
 FAR_BEHIND = 20_000
+#: The shortest wait before the timer looks for a checkpoint due by time (with a clock
+#: that moves by leaps, as a test's does, every look might find one due).
+IDLE_CHECK_SECONDS = 0.5
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
 
 
@@ -82,6 +85,10 @@ class GroupCommitWriter:
             self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
         )
         self._closing = False
+        #: The timer that checks for a checkpoint due by time while no commit comes,
+        #: and the checks it started.
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_checks: set[asyncio.Future[None]] = set()
         #: Transactions committed, units of work they held, and those of them committed
         #: on the event loop (for tests and benchmarks).
         self.commits = 0
@@ -196,11 +203,41 @@ class GroupCommitWriter:
         return self._group.submit(_Pending(work, small))
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
-        if len(batch) == 1 and batch[0].small and self._may_run_inline():
-            results = self._run_inline(batch[0].work)
-            if results is not None:
-                return results
-        return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+        try:
+            if len(batch) == 1 and batch[0].small and self._may_run_inline():
+                results = self._run_inline(batch[0].work)
+                if results is not None:
+                    return results
+            return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+        finally:
+            self._arm_idle_checkpoint()
+
+    def _arm_idle_checkpoint(self) -> None:
+        """On the event loop after a batch: if it left events the projection's
+        checkpoint does not cover, look again when they are due by time, so that a
+        process that stops writing still checkpoints them then."""
+        checkpointer = self.projection_checkpointer
+        if checkpointer is None or self._idle_timer is not None or self._closing:
+            return
+        wait = checkpointer.seconds_until_due()
+        if wait is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(max(wait, IDLE_CHECK_SECONDS), self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        check = asyncio.ensure_future(self.checkpoint_if_due())
+        self._idle_checks.add(check)
+        check.add_done_callback(self._idle_checks.discard)
+
+    async def checkpoint_if_due(self) -> None:
+        """Start the checkpoint of the events committed since the last one if they are
+        due by time (the writer's timer calls this when no commit came to check)."""
+        checkpointer = self.projection_checkpointer
+        if checkpointer is None or self._closing:
+            return
+        await self._on_thread(checkpointer.note_idle, self.projection)
+        self._arm_idle_checkpoint()
 
     def _may_run_inline(self) -> bool:
         last = self._last_on_thread
@@ -255,6 +292,10 @@ class GroupCommitWriter:
         submitted from now on is refused with BackendClosed."""
         self._closing = True
         await self._group.close()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        await asyncio.gather(*self._idle_checks, return_exceptions=True)
         await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
         if self.projection_checkpointer is not None:
