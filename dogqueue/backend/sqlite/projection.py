@@ -298,6 +298,8 @@ class LogProjection(UndoableWorkingSet):
 
     def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
         best = super().next_ready(tenant_id, queues, now)
+        if not self.cold_queues:
+            return best
         best_key = (
             None if best is None else (-int(best.message.priority), best.run_at, best.enqueue_seq)
         )
@@ -344,6 +346,8 @@ class LogProjection(UndoableWorkingSet):
 
     def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
         expired = super().expired_leases(tenant_id, now)
+        if not self.cold_lease_tenants:
+            return expired
         seen = {(job.tenant_id, job.job_id) for job in expired}
         tenants = [tenant_id] if tenant_id is not None else sorted(self.cold_lease_tenants)
         due = to_micros(now)
