@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
@@ -164,3 +165,53 @@ async def test_a_checkpoint_far_behind_is_brought_up_before_the_opening_reads_it
         assert held.jobs == {} and held.position == position
         leases = await backend.dequeue_many(ACME, ["a"], 30)
         assert len(leases) == 20
+
+
+async def test_a_rolled_back_unit_gives_back_the_checkpoint_entries_it_passed(
+    tmp_path: Path,
+) -> None:
+    """A unit leases a job of the checkpoint, then passes its (now stale) entry; once
+    rolled back, the job is the queue's head again."""
+    path, clock = tmp_path / "q.db", FakeClock()
+    async with SqliteBackend(path, clock=clock) as backend:
+        first, second = await backend.enqueue_many(ACME, [_message(), _message()])
+    async with SqliteBackend(path, clock=clock) as backend:
+
+        def lease_then_roll_back(held: projection.LogProjection) -> list[str]:
+            now = clock()
+            held.begin()
+            job = held.next_ready("acme", ("a",), now)
+            assert job is not None
+            leased = msgspec.structs.replace(
+                job, status=JobStatus.LEASED, version=job.version + 1, lease_expires_at=now
+            )
+            held.save(job, leased)
+            after = held.next_ready("acme", ("a",), now)  # passes the stale entry
+            assert after is not None
+            held.rollback()
+            again = held.next_ready("acme", ("a",), now)
+            assert again is not None
+            return [job.job_id, after.job_id, again.job_id]
+
+        assert await backend.writer.read(lease_then_roll_back) == [first, second, first]
+
+
+async def test_index_pages_are_read_again_once_ended_jobs_are_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page read before a job ended may still list it as enqueued: once the ends a
+    checkpoint covers are forgotten, the pages are read again from the checkpoint."""
+    monkeypatch.setattr(projection, "FORGET_ENDED_AT", 1)
+    path, clock = tmp_path / "q.db", FakeClock()
+    async with SqliteBackend(path, clock=clock) as backend:
+        first, second = await backend.enqueue_many(ACME, [_message(), _message()])
+    async with SqliteBackend(path, clock=clock) as backend:
+        lease = await backend.dequeue(ACME, ["a"])  # its page lists both
+        assert lease is not None and lease.job_id == first
+        await backend.ack_complete(ACME, lease)
+        await backend.flush_checkpoint()
+        other = await backend.enqueue(ACME, _message("c"))
+        await backend.cancel_job(ACME, other)  # a commit that forgets `first`'s end
+        assert ("acme", first) not in backend.writer.projection.ended_at
+        lease = await backend.dequeue(ACME, ["a"])
+        assert lease is not None and lease.job_id == second
