@@ -223,12 +223,18 @@ class LogProjection(UndoableWorkingSet):
 
     # -- the checkpoint, read lazily ------------------------------------------------------
 
-    def _from_checkpoint(self, key: JobKey, version: int | None = None) -> JobInfo | None:
+    def _from_checkpoint(
+        self, key: JobKey, version: int | None = None, enqueue_seq: int | None = None
+    ) -> JobInfo | None:
         """A job as its checkpoint row says (None: no row), or the fold of its log if
-        the row does not decode; `version`: only the row at that version (else None).
-        The caller knows the row is current (the job is not in memory, nor ended)."""
+        the row does not decode; `version`: only the row at that version (else None);
+        `enqueue_seq`, if known, finds the row in one step. The caller knows the row is
+        current (the job is not in memory, nor ended)."""
         assert self._conn is not None
-        row = self._conn.execute(Q["load_job"], key).fetchone()
+        if enqueue_seq is None:
+            row = self._conn.execute(Q["load_job"], key).fetchone()
+        else:
+            row = self._conn.execute(Q["checkpointed_job"], (enqueue_seq,)).fetchone()
         if row is None:
             return None
         try:
@@ -317,7 +323,9 @@ class LogProjection(UndoableWorkingSet):
             return best
         entry = cold_best[1]
         job = self.jobs.get((tenant_id, entry.job_id))
-        return job if job is not None else self._from_checkpoint((tenant_id, entry.job_id))
+        if job is not None:
+            return job
+        return self._from_checkpoint((tenant_id, entry.job_id), enqueue_seq=entry.enqueue_seq)
 
     def next_run_at(
         self, queues: tuple[str, ...], tenant_ids: tuple[str, ...] | None
