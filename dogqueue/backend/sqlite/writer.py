@@ -18,12 +18,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
-from dogqueue.backend.sqlite.catchup import (
-    CHECKPOINT_PAGE,
-    ProjectionCheckpointer,
-    catch_up_page,
-    checkpoint_position,
-)
+from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer, checkpoint_position
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
@@ -131,8 +126,9 @@ class GroupCommitWriter:
         if self.projection_checkpointer is not None:
             behind = conn.execute(Q["next_seq"]).fetchone()[0] - 1 - checkpoint_position(conn)
             if behind > FAR_BEHIND:
-                while retry_busy(lambda: catch_up_page(conn), self._lock_wait) == CHECKPOINT_PAGE:
-                    pass
+                # On the checkpointer's connection, whose commits checkpoint the WAL
+                # (this one's do not: the WAL would grow by the whole tail).
+                self.projection_checkpointer.flush()
         retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
 
     def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
