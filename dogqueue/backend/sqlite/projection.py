@@ -85,7 +85,7 @@ class ColdRange:
     """One range of a checkpoint index (a tenant's queue at one priority, or a tenant's
     leases), read a page at a time in its order; entries are popped from its head."""
 
-    __slots__ = ("_after", "_exhausted", "_page", "_query", "_range", "_reversed")
+    __slots__ = ("_after", "_exhausted", "_query", "_range", "_reversed")
 
     def __init__(self, query: str, range_: tuple[object, ...]) -> None:
         self._query = query
