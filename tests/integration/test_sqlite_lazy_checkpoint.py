@@ -86,6 +86,27 @@ def _next_ready(events: list[AnyEvent], tenant: str, now: datetime, n: int) -> l
     return [job.job_id for job in sorted(jobs, key=dequeue_key)[:n]]
 
 
+async def _drain(
+    backend: SqliteBackend, path: Path, clock: FakeClock, batch: int, *, flush: bool
+) -> None:
+    """Lease and complete every ready job of both tenants, `batch` at a time, checking
+    each lease against the fold and memory over the checkpoint after each batch;
+    `flush`: the checkpoint is brought up after each batch (it moves under the memory)."""
+    for ctx, tenant in ((ACME, "acme"), (GLOBEX, "globex")):
+        while True:
+            expected = _next_ready(await backend.read_events(), tenant, clock(), batch)
+            leases = await backend.dequeue_many(ctx, list(QUEUES), batch)
+            assert [lease.job_id for lease in leases] == expected
+            if not leases:
+                break
+            await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
+            _memory_over_checkpoint_is_the_fold(backend, path)
+            if flush:
+                # Ended jobs are forgotten once a checkpoint covers them.
+                assert len(backend.writer.projection.ended_at) <= 3 * batch
+                await backend.flush_checkpoint()
+
+
 async def test_an_opening_decodes_no_job(tmp_path: Path) -> None:
     path, clock = tmp_path / "q.db", FakeClock()
     await _live_story(path, clock)
@@ -111,33 +132,14 @@ async def test_a_lazy_opening_answers_as_the_fold(
     async with SqliteBackend(path, clock=clock) as backend:
         assert set(await backend.ready_tenants(list(QUEUES))) == {"acme", "globex"}
         assert await backend.next_run_at(list(QUEUES)) is not None
-        for ctx, tenant in ((ACME, "acme"), (GLOBEX, "globex")):
-            while True:
-                expected = _next_ready(await backend.read_events(), tenant, clock(), 7)
-                leases = await backend.dequeue_many(ctx, list(QUEUES), 7)
-                assert [lease.job_id for lease in leases] == expected
-                if not leases:
-                    break
-                await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
-                _memory_over_checkpoint_is_the_fold(backend, path)
-                # Ended jobs are forgotten once a checkpoint covers them.
-                assert len(backend.writer.projection.ended_at) <= 3 * 7
-                await backend.flush_checkpoint()  # the checkpoint moves under the memory
+        await _drain(backend, path, clock, 7, flush=True)
         # The leases of the checkpoint expire; their dependents wait on.
         clock.advance(timedelta(hours=2))
         assert await backend.reap_expired() == 16
         _memory_over_checkpoint_is_the_fold(backend, path)
         clock.advance(timedelta(hours=2))  # past the retries' backoff
-        for ctx, tenant in ((ACME, "acme"), (GLOBEX, "globex")):
-            while True:
-                expected = _next_ready(await backend.read_events(), tenant, clock(), 5)
-                leases = await backend.dequeue_many(ctx, list(QUEUES), 5)
-                assert [lease.job_id for lease in leases] == expected
-                if not leases:
-                    break
-                # Completing a parent enqueues its dependent (an edge of the checkpoint).
-                await backend.settle_many(ctx, [Completion(lease=lease) for lease in leases])
-                _memory_over_checkpoint_is_the_fold(backend, path)
+        # Completing a parent enqueues its dependent (an edge of the checkpoint).
+        await _drain(backend, path, clock, 5, flush=False)
         folded = rebuild(await backend.read_events())
         assert {job.status for job in folded.values()} == {JobStatus.COMPLETED}
         assert await backend.next_run_at(list(QUEUES)) is None
