@@ -17,7 +17,7 @@ from .test_backend_state_machine import budget
 
 def test_a_lazily_read_checkpoint_matches_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(projection, "COLD_PAGE", 2)
-    monkeypatch.setattr(projection, "FORGET_ENDED_AT", 1)
+    monkeypatch.setattr(projection, "LET_GO_AT", 1)
     monkeypatch.setattr(catchup, "CHECKPOINT_EVERY_EVENTS", 3)
     factory = SqliteFactory()
     run_state_machine_as_test(backend_state_machine(factory), settings=budget(factory))

@@ -5,6 +5,7 @@ as memory holds it, or (when memory does not) as its checkpoint row says."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import msgspec
 import pytest
 
 from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
-from dogqueue.backend.sqlite import SqliteBackend, projection, writer
+from dogqueue.backend.sqlite import SqliteBackend, catchup, projection, writer
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.order import dequeue_key, is_ready
 from dogqueue.core.status import JobStatus
@@ -126,7 +127,7 @@ async def test_a_lazy_opening_answers_as_the_fold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(projection, "COLD_PAGE", 3)  # many pages, ends inside a run_at
-    monkeypatch.setattr(projection, "FORGET_ENDED_AT", 5)
+    monkeypatch.setattr(projection, "LET_GO_AT", 5)
     path, clock = tmp_path / "q.db", FakeClock()
     await _live_story(path, clock)
     async with SqliteBackend(path, clock=clock) as backend:
@@ -203,7 +204,7 @@ async def test_index_pages_are_read_again_once_ended_jobs_are_forgotten(
 ) -> None:
     """A page read before a job ended may still list it as enqueued: once the ends a
     checkpoint covers are forgotten, the pages are read again from the checkpoint."""
-    monkeypatch.setattr(projection, "FORGET_ENDED_AT", 1)
+    monkeypatch.setattr(projection, "LET_GO_AT", 1)
     path, clock = tmp_path / "q.db", FakeClock()
     async with SqliteBackend(path, clock=clock) as backend:
         first, second = await backend.enqueue_many(ACME, [_message(), _message()])
@@ -217,3 +218,32 @@ async def test_index_pages_are_read_again_once_ended_jobs_are_forgotten(
         assert ("acme", first) not in backend.writer.projection.ended_at
         lease = await backend.dequeue(ACME, ["a"])
         assert lease is not None and lease.job_id == second
+
+
+async def test_jobs_a_checkpoint_covers_leave_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process's own jobs stay in memory only until a checkpoint holds them as they
+    are; it still leases them in dequeue order, from the checkpoint's index."""
+    monkeypatch.setattr(projection, "LET_GO_AT", 10)
+    monkeypatch.setattr(catchup, "CHECKPOINT_EVERY_EVENTS", 20)
+    path, clock = tmp_path / "q.db", FakeClock()
+    async with SqliteBackend(path, clock=clock) as backend:
+        held, checkpointer = backend.writer.projection, backend.writer.projection_checkpointer
+        assert checkpointer is not None
+        first = await backend.enqueue_many(
+            ACME, [_message(priority=JobPriority(i % 3)) for i in range(30)]
+        )
+        assert len(held.jobs) == 30
+        await asyncio.to_thread(checkpointer.wait)  # written from memory
+        last = await backend.enqueue(ACME, _message())
+        assert list(held.jobs) == [("acme", last)]
+        indexed = [
+            e.job_id for index in (held.ready, held.scheduled) for es in index.values() for e in es
+        ]
+        assert indexed == [last]
+        _memory_over_checkpoint_is_the_fold(backend, path)
+        expected = _next_ready(await backend.read_events(), "acme", clock(), 31)
+        assert set(expected) == {*first, last}
+        leases = await backend.dequeue_many(ACME, ["a"], 31)
+        assert [lease.job_id for lease in leases] == expected

@@ -203,6 +203,10 @@ class ProjectionCheckpointer(ConnectionThread):
         self._clock = clock
         self._pending = 0
         self._last = clock()
+        #: How far this checkpointer wrote the checkpoint (set on its thread), and how
+        #: far the projection was told (on the projection owner's thread).
+        self._written_to = 0
+        self._told_to = 0
         self._running: Future[None] | None = None
         self._closed = False
         self._written = False
@@ -221,6 +225,7 @@ class ProjectionCheckpointer(ConnectionThread):
             self._written = True
             self._pending += events
             self._start_if_due(projection)
+        self._hand_over_written(projection)
 
     def note_idle(self, projection: LogProjection | None = None) -> None:
         """From the thread that owns `projection`, between its units: start the
@@ -228,6 +233,15 @@ class ProjectionCheckpointer(ConnectionThread):
         (no commit may come to check it)."""
         with self._lock:
             self._start_if_due(projection)
+        self._hand_over_written(projection)
+
+    def _hand_over_written(self, projection: LogProjection | None) -> None:
+        """Tell `projection` (on its owner's thread) how far the checkpoint was written
+        since it was last told: it lets go of what that covers."""
+        written = self._written_to
+        if projection is not None and projection.loaded and written > self._told_to:
+            self._told_to = written
+            projection.let_go(written)
 
     def seconds_until_due(self) -> float | None:
         """By the clock, how long until the events committed since the last checkpoint
@@ -259,6 +273,7 @@ class ProjectionCheckpointer(ConnectionThread):
         conn = self._connection()
         if retry_busy(lambda: write_changes(conn, changes), self._lock_wait):
             self.written_from_memory += 1
+            self._written_to = max(self._written_to, changes.position)
         else:
             self._catch_up()  # the checkpoint was behind these changes: fold the log
 
@@ -279,6 +294,7 @@ class ProjectionCheckpointer(ConnectionThread):
             folded = retry_busy(lambda: catch_up_page(conn), self._lock_wait)
             self.pages += folded > 0
             if folded < CHECKPOINT_PAGE:
+                self._written_to = max(self._written_to, checkpoint_position(conn))
                 return
 
     def close(self) -> None:

@@ -19,10 +19,12 @@ unique index on them answers (`SqliteTransaction.job_for_key`).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
@@ -40,8 +42,9 @@ logger = logging.getLogger(__name__)
 CATCH_UP_PAGE = 10_000
 #: Checkpoint index entries read per query.
 COLD_PAGE = 128
-#: Ended jobs remembered before a look at the checkpoint forgets those it covers.
-FORGET_ENDED_AT = 4_096
+#: Jobs held or remembered as ended before a look at the checkpoint lets go of those it
+#: covers (at least; after a look, twice as many as it kept).
+LET_GO_AT = 4_096
 #: Below every key of the checkpoint's indexes (microseconds, positions).
 _BEFORE_ALL = (-(2**63), 0)
 #: Priorities, highest (leased first) first.
@@ -130,7 +133,7 @@ class LogProjection(UndoableWorkingSet):
         #: Jobs that ended and left memory, with the log position they ended at: their
         #: checkpoint rows may still show them live, until a checkpoint covers that.
         self.ended_at: dict[JobKey, int] = {}
-        self._forget_ended_at = FORGET_ENDED_AT
+        self._let_go_at = LET_GO_AT
         #: The checkpoint's ready entries per (tenant, queue, priority) and lease
         #: entries per tenant, read on demand; the (tenant, queue)s and tenants that had
         #: some when loaded (later checkpoint entries are of jobs in memory).
@@ -188,8 +191,9 @@ class LogProjection(UndoableWorkingSet):
         super().commit()
         self._touched.clear()
         self._evict()
-        if len(self.ended_at) >= self._forget_ended_at:
-            self._forget_checkpointed_ends()
+        if len(self.ended_at) + len(self.jobs) >= self._let_go_at:
+            assert self._conn is not None
+            self.let_go(int(self._conn.execute(Q["checkpoint_position"]).fetchone()[0]))
 
     def rollback(self) -> None:
         super().rollback()
@@ -211,15 +215,34 @@ class LogProjection(UndoableWorkingSet):
                 self.ended_at[key] = self.position
         self._ended.clear()
 
-    def _forget_checkpointed_ends(self) -> None:
-        """Forget the ended jobs a checkpoint now covers (their rows say they ended);
-        the checkpoint entries read so far are read again, since some were theirs."""
-        assert self._conn is not None
-        covered = int(self._conn.execute(Q["checkpoint_position"]).fetchone()[0])
+    def let_go(self, covered: int) -> None:
+        """Let go of what the checkpoint covers, now at position `covered` or later
+        (between units): ended jobs whose end it holds, and, once it covers `base`, the
+        jobs held that did not change since (their rows say what they are); memory then
+        holds only what changed since the checkpoint. The checkpoint's index pages read
+        so far are read again (some listed those jobs)."""
+        assert self._conn is not None and self._undo is None
         self.ended_at = {key: at for key, at in self.ended_at.items() if at > covered}
-        self._forget_ended_at = max(FORGET_ENDED_AT, 2 * len(self.ended_at))
+        if self.base is not None and self.base <= covered:
+            for key, job in list(self.jobs.items()):
+                if key in self.changed:
+                    continue
+                del self.jobs[key]
+                if job.status is JobStatus.ENQUEUED:
+                    self.cold_queues.add((job.tenant_id, job.message.queue))
+                elif job.status is JobStatus.LEASED:
+                    self.cold_lease_tenants.add(job.tenant_id)
+            self._keep_held_entries()
+            self._cold_edges = bool(self._conn.execute(Q["has_edges"]).fetchone()[0])
+        self._let_go_at = max(LET_GO_AT, 2 * (len(self.ended_at) + len(self.jobs)))
         self._cold_ready.clear()
         self._cold_leases.clear()
+
+    def _keep_held_entries(self) -> None:
+        """Drop the index entries of jobs no longer held (the checkpoint lists them)."""
+        _keep_held(self.scheduled, self.jobs, lambda group: group[0])
+        _keep_held(self.ready, self.jobs, lambda group: group[0])
+        _keep_held(self.leases, self.jobs, lambda tenant_id: tenant_id)
 
     # -- the checkpoint, read lazily ------------------------------------------------------
 
@@ -443,3 +466,24 @@ class LogProjection(UndoableWorkingSet):
             if job is not None:
                 return job
         return job_from_log(conn, *key, upto=seq - 1)
+
+
+_Group = TypeVar("_Group")
+_Entry = TypeVar("_Entry", bound=tuple[object, ...])
+
+
+def _keep_held(
+    index: dict[_Group, list[_Entry]],
+    jobs: dict[JobKey, JobInfo],
+    tenant_of: Callable[[_Group], str],
+) -> None:
+    """Keep the entries of `index` (heaps of entries with a `job_id`) whose job is in
+    `jobs`; groups left empty go."""
+    for group, entries in list(index.items()):
+        tenant_id = tenant_of(group)
+        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]  # type: ignore[attr-defined]
+        if kept:
+            heapq.heapify(kept)
+            index[group] = kept
+        else:
+            del index[group]
