@@ -263,10 +263,11 @@ class Engine:
         """Create every job or none; the result is their ids. `prepared` passed every
         input check (`dogqueue.core.validation.prepare_enqueue`)."""
         tenant_id, messages, trace_context = prepared
-        keys = tuple(
-            (tenant_id, m.idempotency_key) for m in messages if m.idempotency_key is not None
-        )
-        parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
+        keys: tuple[tuple[str, str], ...] = ()
+        parents = keys  # most messages have neither key nor parents: no tuples to build
+        if any(m.idempotency_key is not None or m.after for m in messages):
+            keys = tuple((tenant_id, k) for m in messages if (k := m.idempotency_key) is not None)
+            parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
         return Unit(
             Reads(jobs=parents, keys=keys, new_jobs=len(messages), tenant=tenant_id),
             lambda tx, now: self._enqueue(tx, tenant_id, messages, now, trace_context),
@@ -362,8 +363,7 @@ class Engine:
         return Unit(Reads(jobs=parents, key_prefixes=((tenant_id, prefix),), new_jobs=limit), run)
 
     def reclaim_unit(self, tenant_id: str | None) -> Unit[int]:
-        """Expire every lease (of one tenant, or all) whose time has come; the result is
-        how many."""
+        """Expire every lease (of one tenant, or all) that has ended; the result: how many."""
         return Unit(Reads(expired=(tenant_id,)), lambda tx, now: self._reclaim(tx, tenant_id, now))
 
     def _reclaim(self, tx: Transaction, tenant_id: str | None, now: datetime) -> int:

@@ -18,7 +18,9 @@ import msgspec
 from dogqueue.core.message import JobMessage
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+class Event(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True, gc=False
+):
     """Fields every event carries."""
 
     tenant_id: str

@@ -10,7 +10,7 @@ from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
 
 
-class JobInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """The state of one job, folded from its events. Equal folds give equal JobInfos."""
 
     job_id: str

@@ -16,7 +16,7 @@ class QueueCtx(msgspec.Struct, frozen=True):
     tenant_id: str
 
 
-class JobMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class JobMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A job as stored in the log: its type, encoded payload and queueing options.
 
     `run_at=None` means "as soon as possible"; times are aware datetimes, stored in UTC.

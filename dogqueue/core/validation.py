@@ -181,7 +181,9 @@ def check_message(message: object, config: QueueConfig) -> JobMessage:
     check_name("codec", message.codec)
     check_name("queue", message.queue)
     check_priority(message.priority)
-    check_max_retries(message.max_retries)
+    retries = message.max_retries
+    if type(retries) is not int or not 0 <= retries <= MAX_RETRIES_LIMIT:  # say why
+        check_max_retries(retries)
     if message.run_at is not None:
         check_aware("run_at", message.run_at)
     if message.idempotency_key is not None:
@@ -284,9 +286,15 @@ def prepare_enqueue(
 def check_batch(messages: object, config: QueueConfig) -> tuple[JobMessage, ...]:
     """The messages of one enqueue call, if each passes `check_message` and together
     they repeat no idempotency key and every `after_earlier` names an earlier one."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+    given: Sequence[object]
+    if isinstance(messages, list | tuple):  # the usual kinds: no slower ABC check
+        given = messages
+    elif isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise InvalidInput("messages", "must be a list of JobMessage")
-    batch = tuple(check_message(message, config) for message in messages)
-    check_batch_keys(batch)
+    else:
+        given = messages
+    batch = tuple([check_message(message, config) for message in given])
+    if len(batch) > 1:  # one message repeats no key
+        check_batch_keys(batch)
     check_earlier(batch)
     return batch

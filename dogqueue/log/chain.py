@@ -92,8 +92,13 @@ class ChainHeads:
     def link(self, tenant_id: str, position: int, data: bytes) -> tuple[bytes, int]:
         """Link the tenant's next event into its chain; return its hash and tenant
         position (it becomes the tenant's head)."""
-        digest, tpos = self.next_link(tenant_id, position, data)
-        self.move(tenant_id, position, digest, tpos)
+        head = self.heads.get(tenant_id)
+        if head is None:
+            digest, tpos = self.next_link(tenant_id, position, data)
+        else:  # the common case, once per event: `next_link` and `move` inlined
+            digest, tpos = chain_hash(head[1], position, data, self.audit_key), head[2] + 1
+        self.heads[tenant_id] = (position, digest, tpos)
+        self.moved.add(tenant_id)
         return digest, tpos
 
     def move(self, tenant_id: str, position: int, digest: bytes, tpos: int) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dogqueue.backend.contract import Backend
+from dogqueue.backend.kit.strictview import CHECK_READS_ENV
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.client.adapter import AnyJob, QueueAdapter
 from dogqueue.clock import FakeClock
@@ -59,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Every test checks that each unit of work reads only what it declared, on every
+    # backend (processes the tests start inherit it).
+    os.environ.setdefault(CHECK_READS_ENV, "1")
     config.addinivalue_line("markers", "postgres: needs a PostgreSQL server")
     config.addinivalue_line("markers", "redis: needs a Redis server")
     config.addinivalue_line("markers", "chromium: needs Chromium (and playwright)")

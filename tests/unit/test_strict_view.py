@@ -1,16 +1,19 @@
-"""The memory backend runs every unit of work through the kit's strict view: a unit
-whose declaration omits a read fails with UndeclaredRead, and keeps nothing it wrote."""
+"""The memory backend runs every unit of work through the kit's strict view (SQLite too,
+under the tests): a unit whose declaration omits a read fails with UndeclaredRead, and
+keeps nothing it wrote."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from dogqueue import FakeClock, JobMessage, QueueCtx
-from dogqueue.backend.kit.strictview import UndeclaredRead
+from dogqueue.backend.kit.strictview import CHECK_READS_ENV, UndeclaredRead
 from dogqueue.backend.memory import MemoryBackend
+from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.core.cron import key_prefix
 from dogqueue.core.validation import prepare_enqueue
 from dogqueue.engine import Reads, Transaction, Unit
@@ -99,3 +102,17 @@ async def test_a_dequeue_may_lease_no_more_than_it_declared(backend: MemoryBacke
         await backend.run_unit(Unit(one, dequeue.run))
     leases = await backend.run_unit(dequeue)
     assert len(leases) == 2
+
+
+async def test_sqlite_checks_reads_under_the_tests_and_skips_the_check_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite holds every live job in memory, so it may skip the check in production; the
+    pytest plugin turns it on, so every test run still checks SQLite's declarations."""
+    undeclared_load = Unit(Reads(), lambda tx, now: tx.load("acme", "p"))
+    async with SqliteBackend(tmp_path / "q.db") as checked:
+        with pytest.raises(UndeclaredRead):
+            await checked.run_unit(undeclared_load)
+    monkeypatch.setenv(CHECK_READS_ENV, "0")
+    async with SqliteBackend(tmp_path / "q.db") as unchecked:
+        assert await unchecked.run_unit(undeclared_load) is None

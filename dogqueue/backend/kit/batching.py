@@ -5,7 +5,9 @@ unit fails only its own caller.
 
 A backend passes how to run a batch (`run`: a list of units to their results, raising
 if the batch as a whole failed), which failures are worth a split (`splits`), and how a
-failure reaches a caller (`public`: driver errors become dogqueue errors).
+failure reaches a caller (`public`: driver errors become dogqueue errors). It may also
+pass `run_alone`: a unit that is a batch by itself is offered to it first, on the event
+loop and without a task, and runs the usual way only if it declines (returns None).
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ class GroupCommit(Generic[U]):
         max_batch: int,
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
+        run_alone: Callable[[U], list[Any] | None] | None = None,
     ) -> None:
         self._run = run
+        self._run_alone = run_alone
+        #: The end-of-turn start of the next batch, when `run_alone` may take it.
+        self._start: asyncio.Handle | None = None
         self._max_batch = max_batch
         self._public = public
         self._splits = splits
@@ -69,13 +75,36 @@ class GroupCommit(Generic[U]):
             future.set_exception(BackendClosed("backend is closed"))
             return future
         self._pending.append((unit, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
+        if self._start is None and (self._drainer is None or self._drainer.done()):
+            if self._run_alone is None:
+                self._drainer = loop.create_task(self._drain())
+            else:
+                self._start = loop.call_soon(self._start_batch)
         return future
+
+    def _start_batch(self) -> None:
+        """At the end of the turn that submitted the first unit: a lone unit goes to
+        `run_alone`; anything else (or a unit it declines) to a draining task."""
+        self._start = None
+        if len(self._pending) == 1 and self._run_alone is not None:
+            unit, future = self._pending[0]
+            try:
+                results = self._run_alone(unit)
+            except BaseException as error:  # it failed alone: its caller gets the error
+                results = [self._public(error)]
+            if results is not None:
+                self._pending.clear()
+                deliver([future], results)
+                return
+        if self._pending:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
         self._closing = True
+        if self._start is not None:  # its turn has not come: start it now
+            self._start.cancel()
+            self._start_batch()
         if self._drainer is not None and not self._drainer.done():
             await asyncio.shield(self._drainer)
 

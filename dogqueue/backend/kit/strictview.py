@@ -7,10 +7,16 @@ What a unit declared grows with what its reads return: a job that `next_ready`,
 `expired_leases` or `dependents` handed it, or that it wrote, may be loaded; the
 dependents of a job it may end, of a lease it reclaimed, of one of their dependents,
 or of a job it created may be read.
+
+The memory, PostgreSQL and Redis backends run every unit through it. The SQLite backend
+holds every live job in memory, so a read it did not declare still gets the right answer
+there: it checks only when `$DOGQUEUE_CHECK_READS` is "1" (the pytest plugin sets it,
+so every test run checks), sparing the production path the view's cost per read.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,6 +27,14 @@ from dogqueue.core.projection import JobKey
 from dogqueue.engine import Reads, Transaction, Unit, Work
 
 T = TypeVar("T")
+
+#: The environment variable that makes the SQLite backend check every unit's reads ("1").
+CHECK_READS_ENV = "DOGQUEUE_CHECK_READS"
+
+
+def reads_checked() -> bool:
+    """Whether a backend that may skip the check (SQLite) checks every unit's reads."""
+    return os.environ.get(CHECK_READS_ENV) == "1"
 
 
 class UndeclaredRead(StorageError):

@@ -3,9 +3,10 @@ reads through (ready heaps per queue, lease expiries, idempotency keys, dependen
 
 The memory backend keeps its whole projection in one; a batching backend (PostgreSQL,
 Redis next) seeds one per batch with the rows the batch declared, runs the batch's units
-on it, and flushes what they saved. Subclasses add `append` (the log) and may record
-undo steps through `_remember`. Index entries are dropped lazily: an entry counts only
-while its job still has the entry's version.
+on it, and flushes what they saved. Subclasses add `append` (the log); the undoable one
+keeps what a rollback needs. Index entries are dropped lazily: an entry counts only
+while its job still has the entry's version. A job due when it is saved goes straight
+to its ready heap; others wait in a scheduled heap until their `run_at`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from dogqueue.core.cron import KEY_NAMESPACE
 from dogqueue.core.job import JobInfo
@@ -60,10 +61,8 @@ class WorkingSet:
         """Keep an undo step of a change (a subclass with rollback records it)."""
 
     def _pop(self, heap: list[_E]) -> _E:
-        """Pop an index entry; a rollback pushes it back."""
-        entry = heapq.heappop(heap)
-        self._remember(lambda: heapq.heappush(heap, entry))
-        return entry
+        """Pop an index entry (a subclass with rollback pushes it back)."""
+        return heapq.heappop(heap)
 
     def _current(self, tenant_id: str, job_id: str, version: int) -> JobInfo | None:
         job = self.jobs.get((tenant_id, job_id))
@@ -122,7 +121,10 @@ class WorkingSet:
             entry = ready[0]
             job = self._current(tenant_id, entry.job_id, entry.version)
             if job is not None and job.status is JobStatus.ENQUEUED:
-                return entry
+                if job.run_at <= now:
+                    return entry
+                # Not due at `now` (a clock set back since it was indexed): it waits.
+                self._schedule(job)
             self._pop(ready)
         return None
 
@@ -203,41 +205,37 @@ class WorkingSet:
         return expired
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
-        key = (after.tenant_id, after.job_id)
-        previous = self.jobs.get(key)
-        self.jobs[key] = after
-        new_key = None
-        if before is None and after.message.idempotency_key is not None:
-            new_key = after.message.idempotency_key
-            self._add_key(after.tenant_id, new_key, after.job_id)
-
-        def undo() -> None:
-            if previous is None:
-                self.jobs.pop(key, None)
-            else:
-                # Its index entries stay: any popped since are pushed back by `_pop`'s
-                # own undo (indexing it again here would list it twice).
-                self.jobs[key] = previous
-            if new_key is not None:
-                self._drop_key(after.tenant_id, new_key)
-
-        self._remember(undo)
+        self.jobs[(after.tenant_id, after.job_id)] = after
         if before is None:
+            key = after.message.idempotency_key
+            if key is not None:
+                self._add_key(after.tenant_id, key, after.job_id)
+                self._remember(lambda: self._drop_key(after.tenant_id, key))
             self._adopt(after)
         self._index(after)
 
     def _index(self, job: JobInfo) -> None:
         if job.status is JobStatus.ENQUEUED:
-            heapq.heappush(
-                self.scheduled[(job.tenant_id, job.message.queue)],
-                _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
-            )
+            if job.run_at <= job.updated_at:  # due when saved: the clock only goes on
+                heapq.heappush(
+                    self.ready[(job.tenant_id, job.message.queue)],
+                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                )
+            else:
+                self._schedule(job)
         elif job.status is JobStatus.LEASED:
             assert job.lease_expires_at is not None
             heapq.heappush(
                 self.leases[job.tenant_id],
                 _TimedEntry(job.lease_expires_at, job.tenant_id, job.job_id, job.version),
             )
+
+    def _schedule(self, job: JobInfo) -> None:
+        """Index an ENQUEUED job to wait for its `run_at`."""
+        heapq.heappush(
+            self.scheduled[(job.tenant_id, job.message.queue)],
+            _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
+        )
 
     def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
         """Replace the projection and its indexes with `jobs`."""
@@ -258,12 +256,19 @@ class WorkingSet:
 
 class UndoableWorkingSet(WorkingSet):
     """A working set whose changes between `begin` and `commit` can be taken back, so
-    that a unit of work on it is all or nothing."""
+    that a unit of work on it is all or nothing. What a rollback needs is kept as data
+    (each saved job's row before its first save, each index entry popped), with undo
+    steps only for the rarer changes (keys, dependents, a subclass's log). Index entries
+    pushed since `begin` stay: they belong to versions the rollback leaves behind."""
 
     def __init__(self) -> None:
         super().__init__()
         #: Undo steps of the open transaction, newest last (None: none open).
         self._undo: list[Callable[[], None]] | None = None
+        #: Each job saved since `begin`, as it was before (None: it is new).
+        self._rows_before: dict[JobKey, JobInfo | None] = {}
+        #: Index entries popped since `begin`, with their heap.
+        self._popped: list[tuple[list[Any], Any]] = []
 
     def begin(self) -> None:
         """Start recording changes so that `rollback` can take them back."""
@@ -272,12 +277,36 @@ class UndoableWorkingSet(WorkingSet):
     def commit(self) -> None:
         """Keep every change since `begin`."""
         self._undo = None
+        self._rows_before.clear()
+        self._popped.clear()
 
     def rollback(self) -> None:
-        """Take back every change since `begin`, newest first."""
+        """Take back every change since `begin`."""
         undo, self._undo = self._undo or [], None
         for step in reversed(undo):
             step()
+        for heap, entry in self._popped:
+            heapq.heappush(heap, entry)
+        for key, row in self._rows_before.items():
+            if row is None:
+                self.jobs.pop(key, None)
+            else:
+                self.jobs[key] = row
+        self._rows_before.clear()
+        self._popped.clear()
+
+    def _pop(self, heap: list[_E]) -> _E:
+        entry = heapq.heappop(heap)
+        if self._undo is not None:
+            self._popped.append((heap, entry))
+        return entry
+
+    def save(self, before: JobInfo | None, after: JobInfo) -> None:
+        if self._undo is not None:
+            key = (after.tenant_id, after.job_id)
+            if key not in self._rows_before:
+                self._rows_before[key] = self.jobs.get(key)
+        super().save(before, after)
 
     def _remember(self, step: Callable[[], None]) -> None:
         if self._undo is not None:

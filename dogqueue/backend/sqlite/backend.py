@@ -23,7 +23,7 @@ import aiosqlite
 
 from dogqueue.backend.base import EngineBackend, T
 from dogqueue.backend.kit.rows import job_row, to_micros
-from dogqueue.backend.kit.strictview import strictly
+from dogqueue.backend.kit.strictview import reads_checked, strictly
 from dogqueue.backend.sqlite.browser import SqliteBrowser
 from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
@@ -103,6 +103,8 @@ class SqliteBackend(EngineBackend):
         self._browser: SqliteBrowser | None = None
         #: `PRAGMA data_version` as `wait_for_change` last saw it.
         self._seen_version = 0
+        #: Whether units run through the strict view (`dogqueue.backend.kit.strictview`).
+        self._check_reads = reads_checked()
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -170,7 +172,8 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
-        return self.writer.submit(strictly(unit), small=_is_small(unit.reads))
+        work = strictly(unit) if self._check_reads else unit.run
+        return self.writer.submit(work, small=_is_small(unit.reads))
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.
@@ -348,8 +351,10 @@ def _is_small(reads: Reads) -> bool:
     index range but after a mass expiry); a reclaim across every tenant never does."""
     if None in reads.expired:
         return False
-    leases = sum(n for _, _, n in reads.ready)
-    return len(reads.jobs) + reads.new_jobs + leases <= LONE_UNIT_JOBS
+    jobs = len(reads.jobs) + reads.new_jobs
+    for _, _, leases in reads.ready:
+        jobs += leases
+    return jobs <= LONE_UNIT_JOBS
 
 
 def _consume_error(read: asyncio.Future[Any]) -> None:

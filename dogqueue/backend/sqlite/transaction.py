@@ -190,7 +190,8 @@ class SqliteTransaction:
             self._projection.save(before, after)
         else:
             self._saved[(after.tenant_id, after.job_id)] = after
-        self._from_log.pop((after.tenant_id, after.job_id), None)
+        if self._from_log:
+            self._from_log.pop((after.tenant_id, after.job_id), None)
 
 
 def recount_jobs(conn: sqlite3.Connection) -> None:

@@ -77,7 +77,11 @@ class GroupCommitWriter:
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
         self._group: GroupCommit[_Pending] = GroupCommit(
-            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+            self._run_batch,
+            max_batch=MAX_BATCH,
+            public=_public,
+            splits=_worth_a_split,
+            run_alone=self._run_alone,
         )
         self._closing = False
         #: The timer that checks for a checkpoint due by time while no commit comes,
@@ -200,8 +204,8 @@ class GroupCommitWriter:
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
         try:
-            if len(batch) == 1 and batch[0].small and self._may_run_inline():
-                results = self._run_inline(batch[0].work)
+            if len(batch) == 1:
+                results = self._run_alone(batch[0])
                 if results is not None:
                     return results
             return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
@@ -234,6 +238,15 @@ class GroupCommitWriter:
             return
         await self._on_thread(checkpointer.note_idle, self.projection)
         self._arm_idle_checkpoint()
+
+    def _run_alone(self, pending: _Pending) -> list[Any] | None:
+        """Commit a small unit that is a batch by itself on the event loop, if it may;
+        else None (it goes to the thread)."""
+        if pending.small and self._may_run_inline():
+            results = self._run_inline(pending.work)
+            self._arm_idle_checkpoint()
+            return results
+        return None
 
     def _may_run_inline(self) -> bool:
         last = self._last_on_thread

@@ -1,0 +1,74 @@
+"""The kit's group commit with `run_alone`: a unit that is a batch by itself is offered
+to it on the event loop, without a task; units submitted together still share one batch;
+one it declines runs the usual way; its failure reaches only its caller; and one
+submitted just before `close` still gets its result."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.core.errors import StorageError
+
+
+class Recorder:
+    """Runs units (ints) as `run` and `run_alone`, recording which took what."""
+
+    def __init__(self, *, declines: bool = False, fails: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.alone: list[int] = []
+        self.declines = declines
+        self.fails = fails
+
+    async def run(self, units: list[int]) -> list[Any]:
+        self.batches.append(units)
+        return [unit * 10 for unit in units]
+
+    def run_alone(self, unit: int) -> list[Any] | None:
+        if self.declines:
+            return None
+        if self.fails:
+            raise ValueError("driver broke")
+        self.alone.append(unit)
+        return [unit * 10]
+
+
+def _group(recorder: Recorder) -> GroupCommit[int]:
+    return GroupCommit(
+        recorder.run,
+        max_batch=8,
+        public=lambda error: StorageError(str(error)),
+        run_alone=recorder.run_alone,
+    )
+
+
+async def test_a_lone_unit_runs_alone_and_units_submitted_together_share_a_batch() -> None:
+    recorder = Recorder()
+    group = _group(recorder)
+    assert await group.submit(1) == 10
+    assert list(await asyncio.gather(group.submit(2), group.submit(3))) == [20, 30]
+    assert recorder.alone == [1]
+    assert recorder.batches == [[2, 3]]
+
+
+async def test_a_declined_lone_unit_runs_as_a_batch() -> None:
+    recorder = Recorder(declines=True)
+    assert await _group(recorder).submit(4) == 40
+    assert recorder.batches == [[4]]
+
+
+async def test_a_lone_unit_that_fails_fails_its_caller_only() -> None:
+    group = _group(Recorder(fails=True))
+    with pytest.raises(StorageError, match="driver broke"):
+        await group.submit(5)
+
+
+async def test_a_unit_submitted_just_before_close_gets_its_result() -> None:
+    recorder = Recorder()
+    group = _group(recorder)
+    pending = group.submit(6)
+    await group.close()
+    assert pending.done() and pending.result() == 60
