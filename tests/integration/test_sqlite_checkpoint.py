@@ -6,6 +6,7 @@ the whole log, however far behind the checkpoint is."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,30 @@ async def test_checkpoints_written_from_memory_equal_the_fold(
             position, rows, events = read_checkpoint(path)
             assert rows == rebuild(e for e in events if e.seq <= position)
         assert checkpointer.written_from_memory >= 3
+
+
+async def test_an_idle_process_checkpoints_once_its_events_are_due_by_time(
+    tmp_path: Path,
+) -> None:
+    """Fewer events than a checkpoint waits for, then no commit: the writer's timer is
+    armed for CHECKPOINT_EVERY_SECONDS by the backend's clock, and its check writes the
+    checkpoint once that much time passed (not before)."""
+    path, clock = tmp_path / "q.db", FakeClock()
+    async with SqliteBackend(path, clock=clock) as backend:
+        writer = backend.writer
+        checkpointer = writer.projection_checkpointer
+        assert checkpointer is not None
+        await backend.enqueue_many(ACME, [_message() for _ in range(5)])
+        timer = writer._idle_timer
+        assert timer is not None
+        loop = asyncio.get_running_loop()
+        assert timer.when() - loop.time() == pytest.approx(catchup.CHECKPOINT_EVERY_SECONDS, 0.1)
+        await writer.checkpoint_if_due()  # not due yet by the clock
+        await asyncio.to_thread(checkpointer.wait)
+        assert read_checkpoint(path).position == 0
+        clock.advance(timedelta(seconds=catchup.CHECKPOINT_EVERY_SECONDS))
+        await writer.checkpoint_if_due()
+        await asyncio.to_thread(checkpointer.wait)
+        position, rows, events = read_checkpoint(path)
+        assert position == max(e.seq for e in events) == 5 and rows == rebuild(events)
+        assert checkpointer.seconds_until_due() is None  # nothing left: no timer again

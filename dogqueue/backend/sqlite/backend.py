@@ -135,7 +135,9 @@ class SqliteBackend(EngineBackend):
                 lambda: connect(self.path, self.synchronous, read_only=True, lock_wait=wait)
             ),
             projection_checkpointer=ProjectionCheckpointer(
-                lambda: connect(self.path, self.synchronous, lock_wait=wait), wait
+                lambda: connect(self.path, self.synchronous, lock_wait=wait),
+                wait,
+                clock=lambda: self.now().timestamp(),
             ),
             lone_units_inline=self.synchronous == "NORMAL",
         )
@@ -238,9 +240,7 @@ class SqliteBackend(EngineBackend):
 
     async def _ready_tenants(self, queues: tuple[str, ...], now: datetime) -> list[str]:
         def ready(projection: LogProjection) -> list[str]:
-            tenants = sorted(
-                {t for t, _ in projection.scheduled} | {t for t, _ in projection.ready}
-            )
+            tenants = sorted(projection.enqueued_tenants())
             return [t for t in tenants if projection.next_ready(t, queues, now) is not None]
 
         return list(await self.writer.read(ready))

@@ -25,7 +25,7 @@ from dogqueue.backend.sqlite.projection import Changes, LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import edge_rows
 from dogqueue.core.errors import StorageError
-from dogqueue.core.events import is_control
+from dogqueue.core.events import Enqueued, is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PAGE = 2_000
 #: A checkpoint starts once this many events were committed since the last one ...
 CHECKPOINT_EVERY_EVENTS = 20_000
-#: ... or this many seconds passed with some committed (checked at commits).
+#: ... or this many seconds passed with some committed (checked at commits, and by the
+#: writer's timer while it is idle).
 CHECKPOINT_EVERY_SECONDS = 5.0
 
 
@@ -61,6 +62,9 @@ def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
     position = checkpoint_position(conn)
     rows = conn.execute(Q["read_events"], (position, -1 if limit is None else limit)).fetchall()
     changed: dict[JobKey, tuple[JobInfo | None, JobInfo]] = {}
+    # A job's row is keyed by its enqueued event's position: a job enqueued after the
+    # checkpoint has none, unless one of these (normally none) is its.
+    rows_ahead = {row[0] for row in conn.execute(Q["job_rows_after"], (position,))}
     for seq, data in rows:
         event = stored_event(data, seq)
         if is_control(event):
@@ -69,6 +73,8 @@ def tail_of(conn: sqlite3.Connection, limit: int | None = None) -> Tail:
         current: JobInfo | None
         if key in changed:
             stored, current = changed[key]
+        elif isinstance(event, Enqueued) and seq not in rows_ahead:
+            stored = current = None
         else:
             row = conn.execute(Q["load_job"], key).fetchone()
             stored = current = None if row is None else stored_job(row[0], f"job {key[1]!r}")
@@ -178,8 +184,8 @@ def catch_up_in(conn: sqlite3.Connection) -> None:
 class ProjectionCheckpointer(ConnectionThread):
     """Writes the checkpoint on a thread and connection of its own, once
     `CHECKPOINT_EVERY_EVENTS` events were committed since the last one (or
-    `CHECKPOINT_EVERY_SECONDS` passed), one page per transaction so the writer waits
-    for one page at most; `flush` brings it to the end of the log now."""
+    `CHECKPOINT_EVERY_SECONDS` passed by `clock`, in seconds), one page per transaction
+    so the writer waits for one page at most; `flush` brings it to the end of the log now."""
 
     def __init__(
         self,
@@ -188,13 +194,19 @@ class ProjectionCheckpointer(ConnectionThread):
         *,
         every_events: int | None = None,
         every_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(connect, "dogqueue-ckpt")
         self._lock_wait = lock_wait
         self._every_events = CHECKPOINT_EVERY_EVENTS if every_events is None else every_events
         self._every_seconds = CHECKPOINT_EVERY_SECONDS if every_seconds is None else every_seconds
+        self._clock = clock
         self._pending = 0
-        self._last = time.monotonic()
+        self._last = clock()
+        #: How far this checkpointer wrote the checkpoint (set on its thread), and how
+        #: far the projection was told (on the projection owner's thread).
+        self._written_to = 0
+        self._told_to = 0
         self._running: Future[None] | None = None
         self._closed = False
         self._written = False
@@ -212,25 +224,56 @@ class ProjectionCheckpointer(ConnectionThread):
         with self._lock:
             self._written = True
             self._pending += events
-            due = self._pending >= self._every_events or (
-                time.monotonic() - self._last >= self._every_seconds
-            )
-            if self._closed or not due:
-                return
-            if self._running is not None and not self._running.done():
-                return
-            self._pending = 0
-            self._last = time.monotonic()
-            changes = None if projection is None else projection.take_changes()
-            if changes is None:
-                self._running = self._executor.submit(self._catch_up)
-            else:
-                self._running = self._executor.submit(self._write, changes)
+            self._start_if_due(projection)
+        self._hand_over_written(projection)
+
+    def note_idle(self, projection: LogProjection | None = None) -> None:
+        """From the thread that owns `projection`, between its units: start the
+        checkpoint of the events committed since the last one if they are due by time
+        (no commit may come to check it)."""
+        with self._lock:
+            self._start_if_due(projection)
+        self._hand_over_written(projection)
+
+    def _hand_over_written(self, projection: LogProjection | None) -> None:
+        """Tell `projection` (on its owner's thread) how far the checkpoint was written
+        since it was last told: it lets go of what that covers."""
+        written = self._written_to
+        if projection is not None and projection.loaded and written > self._told_to:
+            self._told_to = written
+            projection.let_go(written)
+
+    def seconds_until_due(self) -> float | None:
+        """By the clock, how long until the events committed since the last checkpoint
+        are due (None: there are none, or this checkpointer is closed)."""
+        with self._lock:
+            if not self._pending or self._closed:
+                return None
+            return max(0.0, self._every_seconds - (self._clock() - self._last))
+
+    def _start_if_due(self, projection: LogProjection | None) -> None:
+        """Under the lock: take the projection's changes and write them (or, without
+        them, fold the log's tail) on this checkpointer's thread, if due and none runs."""
+        due = self._pending >= self._every_events or (
+            self._pending > 0 and self._clock() - self._last >= self._every_seconds
+        )
+        if self._closed or not due:
+            return
+        if self._running is not None and not self._running.done():
+            return
+        self._pending = 0
+        self._last = self._clock()
+        changes = None if projection is None else projection.take_changes()
+        if changes is None:
+            self._running = self._executor.submit(self._catch_up)
+        else:
+            self._running = self._executor.submit(self._write, changes)
 
     def _write(self, changes: Changes) -> None:
         conn = self._connection()
         if retry_busy(lambda: write_changes(conn, changes), self._lock_wait):
             self.written_from_memory += 1
+            self._written_to = max(self._written_to, changes.position)
         else:
             self._catch_up()  # the checkpoint was behind these changes: fold the log
 
@@ -251,6 +294,7 @@ class ProjectionCheckpointer(ConnectionThread):
             folded = retry_busy(lambda: catch_up_page(conn), self._lock_wait)
             self.pages += folded > 0
             if folded < CHECKPOINT_PAGE:
+                self._written_to = max(self._written_to, checkpoint_position(conn))
                 return
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
-from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer
+from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer, checkpoint_position
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
@@ -29,6 +29,12 @@ from dogqueue.engine import run_units, unwrap_refusal
 
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
+#: Events a checkpoint may be behind the log at open before it is brought up first
+#: (rather than folded into memory).
+FAR_BEHIND = 20_000
+#: The shortest wait before the timer looks for a checkpoint due by time (with a clock
+#: that moves by leaps, as a test's does, every look might find one due).
+IDLE_CHECK_SECONDS = 0.5
 UnitOfWork = Callable[[SqliteTransaction, datetime], Any]
 
 
@@ -78,6 +84,10 @@ class GroupCommitWriter:
             run_alone=self._run_alone,
         )
         self._closing = False
+        #: The timer that checks for a checkpoint due by time while no commit comes,
+        #: and the checks it started.
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_checks: set[asyncio.Future[None]] = set()
         #: Transactions committed, units of work they held, and those of them committed
         #: on the event loop (for tests and benchmarks).
         self.commits = 0
@@ -110,25 +120,38 @@ class GroupCommitWriter:
         )
 
     async def load_projection(self) -> None:
-        """Load the projection (checkpoint + tail) on the thread, off the event loop."""
-        await self._on_thread(
-            lambda: retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
-        )
+        """Load the projection (checkpoint + tail) on the thread, off the event loop. A
+        checkpoint far behind the log is first brought up to its end (the tail folded
+        into the tables, a page per transaction), so that memory holds none of it."""
+        await self._on_thread(self._load_projection)
+
+    def _load_projection(self) -> None:
+        conn = self._connection()
+        if self.projection_checkpointer is not None:
+            behind = conn.execute(Q["next_seq"]).fetchone()[0] - 1 - checkpoint_position(conn)
+            if behind > FAR_BEHIND:
+                # On the checkpointer's connection, whose commits checkpoint the WAL
+                # (this one's do not: the WAL would grow by the whole tail).
+                self.projection_checkpointer.flush()
+        retry_busy(lambda: self._read_now(lambda p: None), self._lock_wait)
 
     def _read_now(self, fn: Callable[[LogProjection], Any]) -> Any:
         conn = self._connection()
         projection = self.projection
-        conn.execute("BEGIN")  # one snapshot for the checkpoint and the tail
+        # One snapshot for the checkpoint, the tail and `fn` (which may read checkpoint
+        # rows: they must be no later than the tail folded).
+        conn.execute("BEGIN")
         try:
-            if not projection.loaded:
-                projection.load_checkpoint(conn)
-            projection.catch_up(conn)
-        except BaseException:
-            projection.reset()  # it may be half loaded: start again next time
-            raise
+            try:
+                if not projection.loaded:
+                    projection.load_checkpoint(conn)
+                projection.catch_up(conn)
+            except BaseException:
+                projection.reset()  # it may be half loaded: start again next time
+                raise
+            return fn(projection)
         finally:
             conn.execute("COMMIT")
-        return fn(projection)
 
     async def data_version(self) -> int:
         """The write connection's `PRAGMA data_version`: it changes when another
@@ -180,17 +203,49 @@ class GroupCommitWriter:
         return self._group.submit(_Pending(work, small))
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
-        if len(batch) == 1:
-            results = self._run_alone(batch[0])
-            if results is not None:
-                return results
-        return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+        try:
+            if len(batch) == 1:
+                results = self._run_alone(batch[0])
+                if results is not None:
+                    return results
+            return list(await self._on_thread(self._commit, [pending.work for pending in batch]))
+        finally:
+            self._arm_idle_checkpoint()
+
+    def _arm_idle_checkpoint(self) -> None:
+        """On the event loop after a batch: if it left events the projection's
+        checkpoint does not cover, look again when they are due by time, so that a
+        process that stops writing still checkpoints them then."""
+        checkpointer = self.projection_checkpointer
+        if checkpointer is None or self._idle_timer is not None or self._closing:
+            return
+        wait = checkpointer.seconds_until_due()
+        if wait is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(max(wait, IDLE_CHECK_SECONDS), self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        check = asyncio.ensure_future(self.checkpoint_if_due())
+        self._idle_checks.add(check)
+        check.add_done_callback(self._idle_checks.discard)
+
+    async def checkpoint_if_due(self) -> None:
+        """Start the checkpoint of the events committed since the last one if they are
+        due by time (the writer's timer calls this when no commit came to check)."""
+        checkpointer = self.projection_checkpointer
+        if checkpointer is None or self._closing:
+            return
+        await self._on_thread(checkpointer.note_idle, self.projection)
+        self._arm_idle_checkpoint()
 
     def _run_alone(self, pending: _Pending) -> list[Any] | None:
         """Commit a small unit that is a batch by itself on the event loop, if it may;
         else None (it goes to the thread)."""
         if pending.small and self._may_run_inline():
-            return self._run_inline(pending.work)
+            results = self._run_inline(pending.work)
+            self._arm_idle_checkpoint()
+            return results
         return None
 
     def _may_run_inline(self) -> bool:
@@ -246,6 +301,10 @@ class GroupCommitWriter:
         submitted from now on is refused with BackendClosed."""
         self._closing = True
         await self._group.close()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        await asyncio.gather(*self._idle_checks, return_exceptions=True)
         await self._on_thread(self._close_connection)
         self._executor.shutdown(wait=True)
         if self.projection_checkpointer is not None:

@@ -308,3 +308,70 @@ DELETE FROM workers WHERE last_seen < ?;
 -- name: workers_seen_since
 -- Presence records refreshed at or after a time.
 SELECT data FROM workers WHERE last_seen >= ?;
+
+-- The checkpoint read lazily by the writer's projection (projection.py) -------------------
+
+-- name: cold_ready_page
+-- The next ?6 enqueued jobs of one (tenant, queue, priority) in the checkpoint, in
+-- dequeue order after (run_at, enqueue_seq) = (?4, ?5): keys, id and version only. Two
+-- index ranges (the rest of run_at ?4, then later ones): a row value comparison would
+-- seek to run_at ?4 and step over every job of it up to ?5.
+SELECT * FROM (SELECT run_at, enqueue_seq, job_id, version FROM jobs INDEXED BY jobs_ready
+               WHERE tenant_id = ?1 AND queue = ?2 AND priority = ?3 AND status = 'enqueued'
+                 AND run_at = ?4 AND enqueue_seq > ?5
+               ORDER BY enqueue_seq LIMIT ?6)
+UNION ALL
+SELECT * FROM (SELECT run_at, enqueue_seq, job_id, version FROM jobs INDEXED BY jobs_ready
+               WHERE tenant_id = ?1 AND queue = ?2 AND priority = ?3 AND status = 'enqueued'
+                 AND run_at > ?4
+               ORDER BY run_at, enqueue_seq LIMIT ?6)
+LIMIT ?6;
+
+-- name: cold_lease_page
+-- The next ?4 leased jobs of one tenant in the checkpoint, in expiry order after
+-- (lease_expires_at, enqueue_seq) = (?2, ?3): keys, id and version only (two index
+-- ranges, as in cold_ready_page).
+SELECT * FROM (SELECT lease_expires_at, enqueue_seq, job_id, version
+               FROM jobs INDEXED BY jobs_leases
+               WHERE tenant_id = ?1 AND status = 'leased'
+                 AND lease_expires_at = ?2 AND enqueue_seq > ?3
+               ORDER BY enqueue_seq LIMIT ?4)
+UNION ALL
+SELECT * FROM (SELECT lease_expires_at, enqueue_seq, job_id, version
+               FROM jobs INDEXED BY jobs_leases
+               WHERE tenant_id = ?1 AND status = 'leased' AND lease_expires_at > ?2
+               ORDER BY lease_expires_at, enqueue_seq LIMIT ?4)
+LIMIT ?4;
+
+-- name: first_ready_queue
+-- The first (tenant, queue) with an enqueued job in the checkpoint (one index step).
+SELECT tenant_id, queue FROM jobs INDEXED BY jobs_ready WHERE status = 'enqueued'
+ORDER BY tenant_id, queue LIMIT 1;
+
+-- name: next_ready_queue
+-- The (tenant, queue) after (?1, ?2) with an enqueued job in the checkpoint.
+SELECT tenant_id, queue FROM jobs INDEXED BY jobs_ready
+WHERE status = 'enqueued' AND (tenant_id, queue) > (?1, ?2)
+ORDER BY tenant_id, queue LIMIT 1;
+
+-- name: first_lease_tenant
+-- The first tenant with a leased job in the checkpoint (one index step).
+SELECT tenant_id FROM jobs INDEXED BY jobs_leases WHERE status = 'leased'
+ORDER BY tenant_id LIMIT 1;
+
+-- name: next_lease_tenant
+-- The tenant after ?1 with a leased job in the checkpoint.
+SELECT tenant_id FROM jobs INDEXED BY jobs_leases WHERE status = 'leased' AND tenant_id > ?1
+ORDER BY tenant_id LIMIT 1;
+
+-- name: job_rows_after
+-- The positions of the job rows enqueued after position ?1 (a rowid range).
+SELECT enqueue_seq FROM jobs WHERE enqueue_seq > ?1;
+
+-- name: checkpointed_job
+-- A checkpointed job's state, by its enqueue position.
+SELECT state FROM jobs WHERE enqueue_seq = ?1;
+
+-- name: has_edges
+-- Whether the checkpoint holds any dependency edge.
+SELECT EXISTS (SELECT 1 FROM job_edges);
