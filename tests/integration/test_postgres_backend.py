@@ -17,6 +17,7 @@ import pytest
 from dogqueue import (
     FakeClock,
     Job,
+    JobCanceled,
     JobMessage,
     JobStatus,
     QueueAdapter,
@@ -294,3 +295,27 @@ async def test_a_child_enqueued_while_its_parent_completes_elsewhere_is_never_st
             )
             assert await pg.get_status(ACME, child) is JobStatus.ENQUEUED
             await pg.cancel_job(ACME, child)
+
+
+async def test_a_settle_on_a_remembered_lease_that_moved_elsewhere_is_refused(
+    pg_schema: str,
+) -> None:
+    """A process settles its leases without reading them again; when another process
+    canceled the job meanwhile, the flush's guard refuses the remembered state and the
+    re-run on the stored one refuses the lease, as with no memory at all."""
+    ctx = QueueCtx("acme")
+    async with (
+        PostgresBackend(default_dsn(), schema=pg_schema) as first,
+        PostgresBackend(default_dsn(), schema=pg_schema) as second,
+    ):
+        job_id = await first.enqueue(ctx, message())
+        lease = await first.dequeue(ctx, ["default"])
+        assert lease is not None
+        assert await second.cancel_job(ctx, job_id) is JobStatus.CANCELED
+        conflicts, written = first.conflicts, len(await first.read_events())
+        with pytest.raises(JobCanceled):
+            await first.ack_complete(ctx, lease)
+        assert first.conflicts == conflicts + 1  # it settled the remembered state first
+        assert len(await first.read_events()) == written
+        info = await first.get_job(ctx, job_id)
+        assert info.status is JobStatus.CANCELED and info.result is None

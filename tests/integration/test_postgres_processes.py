@@ -20,7 +20,9 @@ import pytest
 
 from dogqueue import JobStatus, QueueCtx, rebuild
 from dogqueue.backend.postgres import PostgresBackend, sequencer
+from dogqueue.backend.postgres import backend as backend_module
 from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.postgres.log import PostgresLog
 from dogqueue.log.chain import GENESIS, chain_hash
 from dogqueue.log.reader import LogReader
 from tests.integration.pg_client import message
@@ -113,6 +115,23 @@ async def test_a_read_sees_every_event_other_sessions_committed(
         events = await reader.read_events()
         assert sorted(e.job_id for e in events) == sorted(ids)
         assert [e.seq for e in events] == list(range(1, 21))
+
+
+async def test_a_sequencer_behind_by_more_than_a_step_catches_up_before_close_returns(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers can outrun one step per interval: closing numbers every event it wrote,
+    stepping while steps are full."""
+    monkeypatch.setattr(sequencer, "STEP_LIMIT", 3)
+    monkeypatch.setattr(backend_module, "SEAL_INTERVAL", 3600.0)  # no background step
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as writer:
+        await writer.enqueue_many(QueueCtx("acme"), [message() for _ in range(20)])
+    log = PostgresLog(dsn=default_dsn(), schema=pg_schema)
+    try:
+        assert await log.unsealed() == []
+        assert await log.last_position() == 20
+    finally:
+        await log.close()
 
 
 async def test_sixteen_processes_race_for_one_idempotency_key(

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -43,10 +43,16 @@ from dogqueue.backend.postgres.errors import (
 )
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
+from dogqueue.backend.postgres.packing import packed
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.backend.postgres.reads import fetch_reads
 from dogqueue.backend.postgres.sequencer import seal
-from dogqueue.backend.postgres.workingset import job_rows
+from dogqueue.backend.postgres.workingset import (
+    INSERT_COLUMNS,
+    JOURNAL_COLUMNS,
+    UPDATE_COLUMNS,
+    job_rows,
+)
 from dogqueue.clock import Clock, utc_now
 from dogqueue.core import validation as check
 from dogqueue.core.codec import decode_event
@@ -57,10 +63,13 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
+from dogqueue.core.status import JobStatus
 from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
+#: Leased jobs remembered for their settle at most (all are forgotten past it).
+MAX_REMEMBERED_LEASES = 10_000
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
 #: How often the sequencer runs in the background (it also runs before log reads).
@@ -122,6 +131,9 @@ class PostgresBackend(EngineBackend):
         self._last_seq = 0
         #: (database, schema oid) of this queue: an application's connection must match.
         self._identity: tuple[Any, ...] | None = None
+        #: Jobs this process leased, as its batch wrote them, with their stored
+        #: dependents: a settle seeds them unread (see `fetch_reads`).
+        self._leased: dict[JobKey, tuple[JobInfo, int]] = {}
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -160,7 +172,7 @@ class PostgresBackend(EngineBackend):
                 await self._sealer
         if self._pool is not None:  # number what it wrote, unless a step is running
             with contextlib.suppress(QueueError, *_DRIVER_ERRORS):
-                await self._seal_now(wait=False)
+                await self._seal_now(wait=False, catch_up=True)
         if self._pace.take_pending():  # send the NOTIFY it stood for before closing
             await self._notify(self._ready_channel, self._origin)
         if self._listener is not None:
@@ -194,7 +206,7 @@ class PostgresBackend(EngineBackend):
                             )
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(
-                            conn, units, lock=False, notify=self._in_flush
+                            conn, units, lock=False, notify=self._in_flush, known=self._leased
                         )
                 self.commits += 1
                 self.units += len(units)
@@ -202,6 +214,7 @@ class PostgresBackend(EngineBackend):
                 return results
             except _RACES as error:
                 self.conflicts += 1
+                self._leased.clear()  # one may be stale: the re-run reads every load
                 if len(units) > 1:
                     raise
                 attempts += 1
@@ -210,12 +223,19 @@ class PostgresBackend(EngineBackend):
                 await asyncio.sleep(0.001 * attempts)
 
     async def _run_units(
-        self, conn: Session, units: list[Unit[Any]], *, lock: bool, notify: Notify
+        self,
+        conn: Session,
+        units: list[Unit[Any]],
+        *,
+        lock: bool,
+        notify: Notify,
+        known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
     ) -> tuple[list[Any], BatchWorkingSet]:
-        """Fetch the batch's reads (loads locked if `lock`), run its units on a working
-        set, flush the writes in one statement; the caller owns any transaction. If the
-        batch makes a job ready and `notify` gives a payload, the flush also sends the
-        NOTIFY of new work, delivered when the transaction commits."""
+        """Fetch the batch's reads (loads locked if `lock`; those in `known` unread, see
+        `fetch_reads`), run its units on a working set, flush the writes in one
+        statement; the caller owns any transaction. If the batch makes a job ready and
+        `notify` gives a payload, the flush also sends the NOTIFY of new work, delivered
+        when the transaction commits."""
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
@@ -225,7 +245,7 @@ class PostgresBackend(EngineBackend):
             now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
         else:
             clock = None if self._server_clock else self.now
-            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock)
+            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock, known=known)
         roots = ws.closure_roots(ending)
         if roots:  # only batches ending jobs that others wait for pay this read
             rows = await conn.fetch(
@@ -243,9 +263,9 @@ class PostgresBackend(EngineBackend):
         inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
-            *columns(ws.journal, 6),
-            *columns(inserts, 13),
-            *columns(updates, 9),
+            *packed(ws.journal, JOURNAL_COLUMNS),
+            *packed(inserts, INSERT_COLUMNS),
+            *packed(updates, UPDATE_COLUMNS),
             len(updates),
             *columns(ws.new_edges, 4),
             None if payload is None else self._ready_channel,
@@ -254,6 +274,19 @@ class PostgresBackend(EngineBackend):
         ws.last_seq = int(last_seq)
         ws.notified = payload is not None
 
+    def _remember_leases(self, ws: BatchWorkingSet) -> None:
+        """Keep the jobs this batch leased as it wrote them (their settle skips the
+        read), and forget those it moved out of a lease."""
+        if len(self._leased) >= MAX_REMEMBERED_LEASES:
+            self._leased.clear()
+        for key, before in ws.before.items():
+            job = ws.jobs[key]
+            if job.status is JobStatus.LEASED and before is not None:
+                dependents = ws.stored_dependents.get(key, 0) + ws.adopted.get(key, 0)
+                self._leased[key] = (job, dependents)
+            else:
+                self._leased.pop(key, None)
+
     def _in_flush(self) -> str | None:
         """The payload of a NOTIFY of new work sent with this batch's commit, if the
         pace allows one now (else one is sent at the end of the interval)."""
@@ -261,6 +294,7 @@ class PostgresBackend(EngineBackend):
 
     def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
+        self._remember_leases(ws)
         if ws.became_ready():
             self._notify_change()  # local waiters, at once
             if self.listen and not ws.notified:
@@ -371,9 +405,10 @@ class PostgresBackend(EngineBackend):
         await self._ready()
         return await self._seal_now()
 
-    async def _seal_now(self, *, wait: bool = True) -> int:
+    async def _seal_now(self, *, wait: bool = True, catch_up: bool = False) -> int:
         """Sequencer steps until this object's own events have positions; not
-        `wait`ing, one step, none if another session's step is running."""
+        `wait`ing, one step (more while steps are full if `catch_up`), none if another
+        session's step is running."""
         total = 0
         mine = self._last_seq if wait else 0
         deadline = asyncio.get_running_loop().time() + SEAL_WAIT
@@ -381,7 +416,7 @@ class PostgresBackend(EngineBackend):
             while True:
                 count = await seal(conn, self.audit_key, wait=wait)
                 total += count
-                if wait and count >= sequencer.STEP_LIMIT:
+                if (wait or catch_up) and count >= sequencer.STEP_LIMIT:
                     continue  # a full step: other sessions' committed events wait
                 if not mine or await conn.fetchval(Q["is_sealed"], mine):
                     return total
@@ -394,8 +429,8 @@ class PostgresBackend(EngineBackend):
     async def _seal_forever(self) -> None:
         while True:
             await asyncio.sleep(SEAL_INTERVAL)
-            with contextlib.suppress(Exception):
-                await self._seal_now(wait=False)
+            with contextlib.suppress(Exception):  # full steps go on: writers may outrun one
+                await self._seal_now(wait=False, catch_up=True)
 
     def log_reader(self, *, wait_for_own_writes: bool = True) -> PostgresLog:
         """The stored log, read-only (positions, hashes, the projection). While this

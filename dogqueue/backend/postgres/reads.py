@@ -4,7 +4,7 @@ one working set."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
@@ -14,6 +14,7 @@ from dogqueue.backend.postgres.connections import Session
 from dogqueue.backend.postgres.log import decode_job_at
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.core.cron import prefix_end
+from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 
 #: A batch's clock: None for the database server's.
@@ -21,16 +22,33 @@ BatchClock = Callable[[], datetime] | None
 
 
 async def fetch_reads(
-    conn: Session, declared: BatchReads, *, lock: bool, clock: BatchClock
+    conn: Session,
+    declared: BatchReads,
+    *,
+    lock: bool,
+    clock: BatchClock,
+    known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
 ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
     """The batch's time and a working set seeded with every declared read (loads
-    locked if `lock`), and the jobs the batch may end."""
+    locked if `lock`), and the jobs the batch may end. Loads found in `known` (a job's
+    state and stored dependents as this process last wrote them) are seeded without a
+    read when not locking: the flush's guard on version and dependents refuses them if
+    the row moved since."""
     now, seqs = await batch_time_and_seqs(conn, declared.new_jobs, clock)
     now_us = to_micros(now)
     ws = BatchWorkingSet(seqs)
     ending = set(declared.dependents)  # jobs the batch may end
-    if declared.jobs:
-        keys = sorted(declared.jobs)
+    keys = sorted(declared.jobs)
+    if known and not lock:
+        unknown = []
+        for key in keys:
+            found = known.get(key)
+            if found is None:
+                unknown.append(key)
+            else:
+                ws.seed(*found)
+        keys = unknown
+    if keys:
         query = Q["lock_jobs"] if lock else Q["read_jobs"]
         rows = await conn.fetch(query, [k[0] for k in keys], [k[1] for k in keys])
         for row in rows:

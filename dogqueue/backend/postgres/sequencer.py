@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.kit.rows import columns
+from dogqueue.backend.postgres.packing import packed
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.log.chain import ChainHeads
 
@@ -35,8 +35,13 @@ IDLE_STEP_LIMIT_MS = 5_000
 
 
 async def bound_idle_step(conn: asyncpg.Connection) -> None:
-    """Make the server end this transaction's session if it idles IDLE_STEP_LIMIT_MS."""
-    await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {int(IDLE_STEP_LIMIT_MS)}")
+    """Make the server end this transaction's session if it idles IDLE_STEP_LIMIT_MS, and
+    plan the step's statements for their parameters: a generic plan of `sealable` scans
+    every event ever written instead of those past the cursor."""
+    await conn.execute(
+        f"SET LOCAL idle_in_transaction_session_timeout = {int(IDLE_STEP_LIMIT_MS)};"
+        " SET LOCAL plan_cache_mode = force_custom_plan"
+    )
 
 
 async def seal(
@@ -89,7 +94,7 @@ async def _number(
         tenant = str(row["tenant_id"])
         digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
         log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
-    await conn.execute(Q["insert_log"], *columns(log_rows, 5))
+    await conn.execute(Q["insert_log"], *packed(log_rows, "iinib"))
     moved = sorted(chain.moved)
     await conn.execute(
         Q["save_heads"],

@@ -9,6 +9,14 @@ from dogqueue.backend.kit.batchset import BatchWorkingSet
 from dogqueue.backend.kit.rows import job_row, moved_row
 from dogqueue.core.projection import JobKey
 
+#: The kinds (packing.py) of a journal's event columns: seq, tenant_id, job_id, version,
+#: type, data.
+JOURNAL_COLUMNS = "inninb"
+#: The kinds of an inserted job row's columns (`job_row`, then its dependents).
+INSERT_COLUMNS = "innnniniinibi"
+#: The kinds of an updated job row's columns (`_update_row`).
+UPDATE_COLUMNS = "iiniiibii"
+
 
 def job_rows(ws: BatchWorkingSet) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(rows to insert, rows to update) for the jobs this batch wrote."""

@@ -158,32 +158,54 @@ SELECT to_regclass('job_edges') IS NOT NULL;
 SELECT tenant_id, parent_id, child_id FROM job_edges ORDER BY tenant_id, child_seq, parent_id;
 
 -- name: flush
--- A batch's writes in one atomic statement: its events, new jobs and moved jobs. A job
--- update is guarded by its version; if any guarded row moved (or an event's version is
--- taken: unique violation), the statement fails whole (division by zero, which
--- backend.py names VersionGuardTripped), and the batch
--- is re-run on fresh state. Returns the highest seq written. Unless $34 is NULL, it also
--- sends payload $35 on channel $34, delivered when the transaction commits (one round
--- trip less between a new job and the workers it wakes).
+-- A batch's writes in one atomic statement: its events, new jobs and moved jobs, one
+-- parameter per column (packing.py: integer and name columns joined into one string).
+-- A job update is guarded by its version; if any guarded row moved (or an event's
+-- version is taken: unique violation), the statement fails whole (division by zero,
+-- which backend.py names VersionGuardTripped), and the batch is re-run on fresh state. Returns the highest seq written. Unless $34 is NULL, it
+-- also sends payload $35 on channel $34, delivered when the transaction commits (one
+-- round trip less between a new job and the workers it wakes).
 WITH new_events AS (
     INSERT INTO events (seq, tenant_id, job_id, version, type, data)
     SELECT coalesce(s, nextval('event_seq')), t, j, v, k, d
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::text[],
-                $6::bytea[]) AS u(s, t, j, v, k, d)
+    FROM unnest(string_to_array($1::text, ',', 'n')::bigint[],
+                string_to_array($2::text, E'\x1f', E'\x1e'),
+                string_to_array($3::text, E'\x1f', E'\x1e'),
+                string_to_array($4::text, ',', 'n')::integer[],
+                string_to_array($5::text, E'\x1f', E'\x1e'),
+                $6::bytea[])
+         AS u(s, t, j, v, k, d)
     RETURNING seq
 ), new_jobs AS (
     INSERT INTO jobs (enqueue_seq, tenant_id, job_id, status, queue, priority, job_type,
                       run_at, lease_expires_at, idempotency_key, version, state, dependents)
-    SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],
-                         $12::smallint[], $13::text[], $14::bigint[], $15::bigint[],
-                         $16::text[], $17::integer[], $18::bytea[], $19::integer[])
+    SELECT * FROM unnest(string_to_array($7::text, ',', 'n')::bigint[],
+                         string_to_array($8::text, E'\x1f', E'\x1e'),
+                         string_to_array($9::text, E'\x1f', E'\x1e'),
+                         string_to_array($10::text, E'\x1f', E'\x1e'),
+                         string_to_array($11::text, E'\x1f', E'\x1e'),
+                         string_to_array($12::text, ',', 'n')::smallint[],
+                         string_to_array($13::text, E'\x1f', E'\x1e'),
+                         string_to_array($14::text, ',', 'n')::bigint[],
+                         string_to_array($15::text, ',', 'n')::bigint[],
+                         string_to_array($16::text, E'\x1f', E'\x1e'),
+                         string_to_array($17::text, ',', 'n')::integer[],
+                         $18::bytea[],
+                         string_to_array($19::text, ',', 'n')::integer[])
     RETURNING 1
 ), moved_jobs AS (
     UPDATE jobs SET status = u.status, run_at = u.run_at,
                     lease_expires_at = u.lease_expires_at, version = u.version,
                     state = u.state, dependents = u.dependents
-    FROM unnest($20::bigint[], $21::integer[], $22::text[], $23::bigint[], $24::bigint[],
-                $25::integer[], $26::bytea[], $27::integer[], $28::integer[])
+    FROM unnest(string_to_array($20::text, ',', 'n')::bigint[],
+                string_to_array($21::text, ',', 'n')::integer[],
+                string_to_array($22::text, E'\x1f', E'\x1e'),
+                string_to_array($23::text, ',', 'n')::bigint[],
+                string_to_array($24::text, ',', 'n')::bigint[],
+                string_to_array($25::text, ',', 'n')::integer[],
+                $26::bytea[],
+                string_to_array($27::text, ',', 'n')::integer[],
+                string_to_array($28::text, ',', 'n')::integer[])
          AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state,
               before_dependents, dependents)
     WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
@@ -327,17 +349,19 @@ SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
 -- name: sealable
 -- Committed events not numbered yet: after the cursor and below the horizon $3, or of
 -- the transactions $4 (pending or late writers) wherever the cursor is; `ready` says
--- whether the job's previous version is already numbered.
+-- whether the job's previous version is already numbered. `OFFSET 0` keeps each lookup
+-- a per-row index probe: as joins, a fresh queue's stale statistics make them hash joins
+-- that scan all of `events` and `log` every step.
 SELECT e.seq, e.xid::text, e.tenant_id, e.job_id, e.version, e.data,
        e.version = 1 OR EXISTS (
            SELECT 1 FROM events p JOIN log pl ON pl.seq = p.seq
            WHERE p.tenant_id = e.tenant_id AND p.job_id = e.job_id
-             AND p.version = e.version - 1) AS ready,
+             AND p.version = e.version - 1 OFFSET 0) AS ready,
        (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8 AS after_cursor
 FROM events e
 WHERE (((e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8)
        OR e.xid = ANY($4::text[]::xid8[]))
-  AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq)
+  AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq OFFSET 0)
 ORDER BY e.xid, e.seq
 LIMIT $5;
 
@@ -380,9 +404,13 @@ INSERT INTO late_writers (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTH
 SELECT tenant_id, tpos, hash FROM chain_heads WHERE tenant_id = ANY($1::text[]);
 
 -- name: insert_log
--- Number events: their log rows, given column by column.
+-- Number events: their log rows, one parameter per column (packing.py).
 INSERT INTO log (pos, seq, tenant_id, tpos, hash)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[]);
+SELECT * FROM unnest(string_to_array($1::text, ',', 'n')::bigint[],
+                     string_to_array($2::text, ',', 'n')::bigint[],
+                     string_to_array($3::text, E'\x1f', E'\x1e'),
+                     string_to_array($4::text, ',', 'n')::bigint[],
+                     $5::bytea[]);
 
 -- name: save_heads
 -- Move tenants' chain heads, given column by column.
