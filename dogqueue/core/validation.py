@@ -181,9 +181,7 @@ def check_message(message: object, config: QueueConfig) -> JobMessage:
     check_name("codec", message.codec)
     check_name("queue", message.queue)
     check_priority(message.priority)
-    retries = message.max_retries
-    if type(retries) is not int or not 0 <= retries <= MAX_RETRIES_LIMIT:  # say why
-        check_max_retries(retries)
+    check_max_retries(message.max_retries)
     if message.run_at is not None:
         check_aware("run_at", message.run_at)
     if message.idempotency_key is not None:
