@@ -434,6 +434,19 @@ class LogProjection(UndoableWorkingSet):
         self._cold_edges = bool(conn.execute(Q["has_edges"]).fetchone()[0])
         self.loaded = True
 
+    def fold_ahead(self, conn: sqlite3.Connection, seen: int | None) -> int:
+        """Outside any transaction, before a write one: if another connection committed
+        since `PRAGMA data_version` was `seen`, fold what it appended in a read snapshot
+        (readers do not wait for the write lock), so the write transaction folds only what
+        was appended since; the number folded."""
+        if not self.loaded or conn.execute(Q["data_version"]).fetchone()[0] == seen:
+            return 0
+        conn.execute("BEGIN")
+        try:
+            return self.catch_up(conn)
+        finally:
+            conn.execute("COMMIT")
+
     def catch_up(self, conn: sqlite3.Connection) -> int:
         """Fold every event after `position` (outside any unit's undo); the number folded."""
         assert self._undo is None, "catch up before a unit of work, never inside one"

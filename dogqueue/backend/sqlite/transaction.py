@@ -70,6 +70,9 @@ class SqliteTransaction:
         self._from_log: dict[tuple[str, str], JobInfo | None] = {}
 
     def begin(self) -> None:
+        if self._projection is not None and self._memo is not None:
+            # Fold other writers' events before taking the lock: it is held for less.
+            self._projection.fold_ahead(self.conn, self._memo.data_version)
         self.conn.execute("BEGIN IMMEDIATE")
         self.writes = 0
         self._events.clear()
