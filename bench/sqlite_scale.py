@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 from bench import cpu_per_job
-from dogqueue import JobMessage, QueueCtx
+from dogqueue import Completion, JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.connection import connect
+from dogqueue.backend.sqlite.projection import LogProjection
 
 CTX = QueueCtx("tenant-1")
 MESSAGE = JobMessage(job_type="send_email", payload_bytes=b'{"user_id": 12345}')
@@ -75,6 +77,39 @@ def processes(folder: Path, jobs: int, count: int) -> tuple[float, float]:
     end = time.perf_counter()
     done = jobs // count * count
     return done / (end - start), done / (end - ready)
+
+
+async def foreign_fold_us(path: Path, jobs: int) -> float:
+    """CPU µs per event that a second projection on the file spends folding what one
+    backend appends (the catch-up every other writing process runs): the backend runs
+    the lifecycle 32 jobs at a time (an enqueue of 32, a lease of 32, their settle),
+    and the projection folds after each of those transactions, as a process that looks
+    between others' commits does."""
+    conn = connect(str(path), "NORMAL")
+    projection = LogProjection()
+    spent, folded = 0.0, 0
+
+    def fold() -> None:
+        nonlocal spent, folded
+        began = time.thread_time()
+        conn.execute("BEGIN")
+        if not projection.loaded:
+            projection.load_checkpoint(conn)
+        folded += projection.catch_up(conn)
+        conn.execute("COMMIT")
+        spent += time.thread_time() - began
+
+    async with SqliteBackend(path) as backend:
+        fold()
+        for _ in range(jobs // 32):
+            await asyncio.gather(*(backend.enqueue(CTX, MESSAGE) for _ in range(32)))
+            fold()
+            leases = await backend.dequeue_many(CTX, ["default"], 32)
+            fold()
+            await backend.settle_many(CTX, [Completion(lease=lease) for lease in leases])
+            fold()
+    conn.close()
+    return spent / max(folded, 1) * 1e6
 
 
 async def build(path: Path, events: int, *, checkpointed: bool = True) -> None:
@@ -151,6 +186,8 @@ def main() -> None:
             f" {four[1]:,.0f} ({four[1] / one[1]:.2f}x); timed from the processes' start:"
             f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x)"
         )
+        fold = asyncio.run(foreign_fold_us(folder / "fold.db", args.jobs))
+        print(f"another process's events folded: {fold:.1f} µs CPU per event")
         if args.events < 0:
             return
         for depth, checkpointed in (
