@@ -9,10 +9,13 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from dogqueue import FakeClock, JobMessage, JobStatus, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.catchup import catch_up_page, write_changes
 from dogqueue.backend.sqlite.connection import connect
+from dogqueue.core.errors import StorageError
 from tests.integration.checkpoint_files import read_checkpoint
 
 ACME = QueueCtx("acme")
@@ -53,6 +56,32 @@ async def test_a_writer_waiting_for_the_lock_folds_the_holders_events_first(
         assert len(await first.dequeue_many(ACME, ["default"], 10)) == 3
     _, _, events = read_checkpoint(path)
     assert Counter(e.type for e in events) == {"enqueued": 5, "leased": 5}
+
+
+async def test_a_fold_ahead_that_fails_half_way_starts_again_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.db"
+    clock = FakeClock()
+    async with (
+        SqliteBackend(path, clock=clock) as first,
+        SqliteBackend(path, clock=clock) as second,
+    ):
+        ids = await first.enqueue_many(ACME, [MESSAGE] * 2)
+        other = connect(str(path), "NORMAL")
+        try:
+            other.execute(
+                "INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)"
+                " VALUES (3, 'acme', 'x', 1, 'enqueued', x'c1', x'', 3)"
+            )
+            with pytest.raises(StorageError, match="does not decode"):
+                await second.dequeue(ACME, ["default"])  # folds 1 and 2, then fails at 3
+            assert not second.writer.projection.loaded
+            other.execute("DELETE FROM events WHERE seq = 3")
+        finally:
+            other.close()
+        lease = await second.dequeue(ACME, ["default"])  # 1 and 2 folded once, not twice
+        assert lease is not None and lease.job_id == ids[0]
 
 
 async def test_a_memory_checkpoint_past_anothers_skips_the_rows_it_holds(

@@ -444,6 +444,9 @@ class LogProjection(UndoableWorkingSet):
         conn.execute("BEGIN")
         try:
             return self.catch_up(conn)
+        except BaseException:
+            self.reset()  # a page may be half folded: start again from the checkpoint
+            raise
         finally:
             conn.execute("COMMIT")
 
