@@ -58,8 +58,9 @@ async def test_a_writer_waiting_for_the_lock_folds_the_holders_events_first(
     assert Counter(e.type for e in events) == {"enqueued": 5, "leased": 5}
 
 
-async def test_a_fold_ahead_that_fails_half_way_starts_again_from_the_checkpoint(
-    tmp_path: Path,
+@pytest.mark.parametrize("ahead", [False, True], ids=["under-the-lock", "ahead"])
+async def test_a_catch_up_that_fails_half_way_starts_again_from_the_checkpoint(
+    tmp_path: Path, ahead: bool
 ) -> None:
     path = tmp_path / "q.db"
     clock = FakeClock()
@@ -67,20 +68,26 @@ async def test_a_fold_ahead_that_fails_half_way_starts_again_from_the_checkpoint
         SqliteBackend(path, clock=clock) as first,
         SqliteBackend(path, clock=clock) as second,
     ):
+        if ahead:  # once it has seen another writer's events, it folds ahead
+            await first.enqueue(ACME, MESSAGE)
+            assert await second.dequeue(ACME, ["default"]) is not None
+        assert second.writer.projection.others_write is ahead
         ids = await first.enqueue_many(ACME, [MESSAGE] * 2)
         other = connect(str(path), "NORMAL")
         try:
+            (end,) = other.execute("SELECT max(seq) FROM events").fetchone()
             other.execute(
                 "INSERT INTO events (seq, tenant_id, job_id, version, type, data, hash, tpos)"
-                " VALUES (3, 'acme', 'x', 1, 'enqueued', x'c1', x'', 3)"
+                " VALUES (?, 'acme', 'x', 1, 'enqueued', x'c1', x'', ?)",
+                (end + 1, end + 1),
             )
             with pytest.raises(StorageError, match="does not decode"):
-                await second.dequeue(ACME, ["default"])  # folds 1 and 2, then fails at 3
+                await second.dequeue(ACME, ["default"])  # folds two events, then fails
             assert not second.writer.projection.loaded
-            other.execute("DELETE FROM events WHERE seq = 3")
+            other.execute("DELETE FROM events WHERE seq = ?", (end + 1,))
         finally:
             other.close()
-        lease = await second.dequeue(ACME, ["default"])  # 1 and 2 folded once, not twice
+        lease = await second.dequeue(ACME, ["default"])  # each folded once, not twice
         assert lease is not None and lease.job_id == ids[0]
 
 
@@ -103,11 +110,11 @@ async def test_a_memory_checkpoint_past_anothers_skips_the_rows_it_holds(
             other.set_trace_callback(statements.append)
             assert write_changes(other, changes)
             other.set_trace_callback(None)
-            counts = dict(
-                ((t, s), n)
+            counts = {
+                (t, s): n
                 for t, s, n in other.execute("SELECT tenant_id, status, jobs FROM job_counts")
                 if n
-            )
+            }
         finally:
             other.close()
     written = [s for s in statements if s.startswith(("UPDATE jobs ", "INSERT INTO jobs "))]

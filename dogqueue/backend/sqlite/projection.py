@@ -151,6 +151,10 @@ class LogProjection(UndoableWorkingSet):
         self.base_status: dict[JobKey, str | None] = {}
         #: What the open transaction did to `changed`: (job, its entry before).
         self._touched: list[tuple[JobKey, JobInfo | None]] = []
+        #: Whether other connections write the file (they appended, or held the write
+        #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
+        #: a process alone pays nothing for it.
+        self.others_write = False
 
     def reset(self) -> None:
         """Forget everything: the next `load` starts again from the checkpoint (after
@@ -435,24 +439,34 @@ class LogProjection(UndoableWorkingSet):
         self.loaded = True
 
     def fold_ahead(self, conn: sqlite3.Connection, seen: int | None) -> int:
-        """Outside any transaction, before a write one: if another connection committed
-        since `PRAGMA data_version` was `seen`, fold what it appended in a read snapshot
-        (readers do not wait for the write lock), so the write transaction folds only what
-        was appended since; the number folded."""
-        if not self.loaded or conn.execute(Q["data_version"]).fetchone()[0] == seen:
+        """Outside any transaction, before a write one (and before each retry while
+        another connection holds the lock): if other connections write the file and one
+        committed since `PRAGMA data_version` was `seen`, fold what they appended in a
+        read snapshot (readers do not wait for the write lock), so the write transaction
+        folds only what was appended since; the number folded."""
+        if not (self.loaded and self.others_write):
+            return 0
+        if conn.execute(Q["data_version"]).fetchone()[0] == seen:
+            self.others_write = False
             return 0
         conn.execute("BEGIN")
         try:
             return self.catch_up(conn)
-        except BaseException:
-            self.reset()  # a page may be half folded: start again from the checkpoint
-            raise
         finally:
             conn.execute("COMMIT")
 
     def catch_up(self, conn: sqlite3.Connection) -> int:
-        """Fold every event after `position` (outside any unit's undo); the number folded."""
+        """Fold every event after `position` (outside any unit's undo); the number folded.
+        If it fails, everything is forgotten (a page may be half folded): the next look
+        starts again from the checkpoint."""
         assert self._undo is None, "catch up before a unit of work, never inside one"
+        try:
+            return self._catch_up(conn)
+        except BaseException:
+            self.reset()
+            raise
+
+    def _catch_up(self, conn: sqlite3.Connection) -> int:
         folded = 0
         while rows := conn.execute(Q["read_events"], (self.position, CATCH_UP_PAGE)).fetchall():
             for seq, data in rows:
@@ -469,6 +483,7 @@ class LogProjection(UndoableWorkingSet):
             folded += len(rows)
             self.position = int(rows[-1][0])
             self._evict()
+            self.others_write = True
         return folded
 
     def _before(

@@ -70,10 +70,16 @@ class SqliteTransaction:
         self._from_log: dict[tuple[str, str], JobInfo | None] = {}
 
     def begin(self) -> None:
-        if self._projection is not None and self._memo is not None:
+        projection = self._projection
+        if projection is not None and self._memo is not None:
             # Fold other writers' events before taking the lock: it is held for less.
-            self._projection.fold_ahead(self.conn, self._memo.data_version)
-        self.conn.execute("BEGIN IMMEDIATE")
+            projection.fold_ahead(self.conn, self._memo.data_version)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if projection is not None:
+                projection.others_write = True  # another holds the lock: fold while waiting
+            raise
         self.writes = 0
         self._events.clear()
         self._forget_buffers()
