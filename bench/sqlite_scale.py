@@ -75,6 +75,9 @@ def processes(folder: Path, jobs: int, count: int) -> tuple[float, float]:
         if child.wait() != 0:
             raise RuntimeError("a lifecycle process failed")
     end = time.perf_counter()
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.close()
     done = jobs // count * count
     return done / (end - start), done / (end - ready)
 
