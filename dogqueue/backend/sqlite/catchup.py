@@ -310,7 +310,7 @@ class ProjectionCheckpointer(ConnectionThread):
                 return
             changes = projection.take_changes()
             if changes is not None:
-                self._executor.submit(self._write, changes)
+                self._running = self._executor.submit(self._write, changes)
 
     def close(self) -> None:
         """Write a last checkpoint, then close the connection and the thread."""
