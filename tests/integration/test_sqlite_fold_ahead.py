@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,15 +24,23 @@ ACME = QueueCtx("acme")
 MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
 
 
-async def test_a_writer_waiting_for_the_lock_folds_the_holders_events_first(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "q.db"
+@asynccontextmanager
+async def two_writers(path: Path) -> AsyncIterator[tuple[SqliteBackend, SqliteBackend]]:
+    """Two backends on one file, both opened (their projections loaded) before either
+    writes, on one fake clock."""
     clock = FakeClock()
     async with (
         SqliteBackend(path, clock=clock) as first,
         SqliteBackend(path, clock=clock) as second,
     ):
+        yield first, second
+
+
+async def test_a_writer_waiting_for_the_lock_folds_the_holders_events_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.db"
+    async with two_writers(path) as (first, second):
         ids = await first.enqueue_many(ACME, [MESSAGE] * 5)
         held = second.writer.projection
         assert held.position == 0  # loaded before the enqueue; nothing read since
@@ -63,11 +73,7 @@ async def test_a_catch_up_that_fails_half_way_starts_again_from_the_checkpoint(
     tmp_path: Path, ahead: bool
 ) -> None:
     path = tmp_path / "q.db"
-    clock = FakeClock()
-    async with (
-        SqliteBackend(path, clock=clock) as first,
-        SqliteBackend(path, clock=clock) as second,
-    ):
+    async with two_writers(path) as (first, second):
         if ahead:  # once it has seen another writer's events, it folds ahead
             await first.enqueue(ACME, MESSAGE)
             assert await second.dequeue(ACME, ["default"]) is not None
