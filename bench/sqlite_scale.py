@@ -3,7 +3,8 @@ memory a process holds per live job.
 
 - processes: the raw lifecycle (enqueue, then lease 32 at a time and settle) of `--jobs`
   jobs by 1 process, then split over 4 processes writing one file at once (timed from
-  when all are ready; `--events -1` stops there);
+  when all are ready; `--repeat` pairs), and the CPU a second projection spends folding
+  another writer's events (`--events -1` stops there);
 - open: a log of `--events` events (as many enqueued jobs, every one ready), built with
   `enqueue_many`; a fresh process opens it and leases its first job; a lease's cost at
   that depth beside its cost with 1,000 ready jobs; the same log with its projection
@@ -12,6 +13,7 @@ memory a process holds per live job.
   100,000 live (ready) jobs, beside an empty file.
 
     python bench/sqlite_scale.py --jobs 20000 --events 1000000
+    python bench/sqlite_scale.py --jobs 20000 --events -1 --repeat 5
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from bench import cpu_per_job
 from dogqueue import Completion, JobMessage, QueueCtx
@@ -170,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of 1 and 4 processes")
     parser.add_argument("--child-lifecycle", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child-open", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,12 +187,17 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
-        one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
-        print(
-            f"lifecycle, 1 process: {one[1]:,.0f} jobs/s; 4 processes on one file:"
-            f" {four[1]:,.0f} ({four[1] / one[1]:.2f}x); timed from the processes' start:"
-            f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x)"
-        )
+        ratios = []
+        for _ in range(args.repeat):  # 1 and 4 processes alternated: a pair each time
+            one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
+            ratios.append(four[1] / one[1])
+            print(
+                f"lifecycle, 1 process: {one[1]:,.0f} jobs/s; 4 processes on one file:"
+                f" {four[1]:,.0f} ({four[1] / one[1]:.2f}x); timed from the processes' start:"
+                f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x)"
+            )
+        if args.repeat > 1:
+            print(f"4 processes / 1 process, median of {args.repeat}: {median(ratios):.2f}x")
         fold = asyncio.run(foreign_fold_us(folder / "fold.db", args.jobs))
         print(f"another process's events folded: {fold:.1f} µs CPU per event")
         if args.events < 0:
