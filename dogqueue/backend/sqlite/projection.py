@@ -7,7 +7,8 @@ of the position stamped on them) without reading their jobs: the checkpoint's in
 are read a page at a time, in dequeue (or expiry) order, as keys, ids and versions
 (`ColdRange`), and a job's state is decoded from its row only when a unit reads it. It
 folds the events after that position; under the write lock each transaction folds the
-events other connections appended since, so every decision is made on the whole log.
+events other connections appended since, so every decision is made on the whole log (most
+of them are folded before the lock is taken, in a read snapshot: `fold_ahead`).
 
 A job this process never saw change is as its checkpoint row says (a later checkpoint
 writes only jobs that changed, which this process folded): so a checkpoint entry counts
