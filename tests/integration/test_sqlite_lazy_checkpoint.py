@@ -6,6 +6,7 @@ as memory holds it, or (when memory does not) as its checkpoint row says."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend, catchup, projection, writer
+from dogqueue.backend.sqlite.projection import Changes
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.order import dequeue_key, is_ready
 from dogqueue.core.status import JobStatus
@@ -227,6 +229,16 @@ async def test_jobs_a_checkpoint_covers_leave_memory(
     are; it still leases them in dequeue order, from the checkpoint's index."""
     monkeypatch.setattr(projection, "LET_GO_AT", 10)
     monkeypatch.setattr(catchup, "CHECKPOINT_EVERY_EVENTS", 20)
+    # The checkpoint waits until the jobs were seen in memory: written at once, it could
+    # be handed over (and its jobs let go) before the enqueue returns.
+    written = threading.Event()
+    write = catchup.ProjectionCheckpointer._write
+
+    def write_when_told(self: catchup.ProjectionCheckpointer, changes: Changes) -> None:
+        written.wait()
+        write(self, changes)
+
+    monkeypatch.setattr(catchup.ProjectionCheckpointer, "_write", write_when_told)
     path, clock = tmp_path / "q.db", FakeClock()
     async with SqliteBackend(path, clock=clock) as backend:
         held, checkpointer = backend.writer.projection, backend.writer.projection_checkpointer
@@ -235,6 +247,7 @@ async def test_jobs_a_checkpoint_covers_leave_memory(
             ACME, [_message(priority=JobPriority(i % 3)) for i in range(30)]
         )
         assert len(held.jobs) == 30
+        written.set()
         await asyncio.to_thread(checkpointer.wait)  # written from memory
         last = await backend.enqueue(ACME, _message())
         assert list(held.jobs) == [("acme", last)]
