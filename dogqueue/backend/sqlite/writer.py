@@ -74,6 +74,8 @@ class GroupCommitWriter:
         self._connect = connect
         self._now = now
         self._conn: sqlite3.Connection | None = None
+        #: The transaction object, made once per connection.
+        self._tx: SqliteTransaction | None = None
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
         self._group: GroupCommit[_Pending] = GroupCommit(
@@ -284,7 +286,11 @@ class GroupCommitWriter:
     def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
         """Run `works` in one transaction; their results, and the job writes committed."""
         assert self._conn is not None  # connected by `_connection`
-        tx = SqliteTransaction(self._conn, self._audit_key, self._memo, self.projection)
+        tx = self._tx
+        if tx is None or tx.conn is not self._conn:  # `begin` resets it for each use
+            tx = self._tx = SqliteTransaction(
+                self._conn, self._audit_key, self._memo, self.projection
+            )
         try:
             tx.begin()
             now = self._now()
@@ -319,6 +325,7 @@ class GroupCommitWriter:
     def _close_connection(self) -> None:
         self._memo.forget()
         self.projection.reset()
+        self._tx = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
