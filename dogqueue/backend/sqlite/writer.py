@@ -11,6 +11,7 @@ its own), so the event loop is held for one transaction of one small unit, at mo
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.sqlite.chain import fold_heads
 from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer, checkpoint_position
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
@@ -27,6 +29,7 @@ from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import run_units, unwrap_refusal
 
+logger = logging.getLogger(__name__)
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 #: Events a checkpoint may be behind the log at open before it is brought up first
@@ -327,8 +330,31 @@ class GroupCommitWriter:
         self.projection.reset()
         self._tx = None
         if self._conn is not None:
+            if self._memo.unfolded:
+                self._fold_heads(self._conn)
             self._conn.close()
             self._conn = None
+
+    def _fold_heads(self, conn: sqlite3.Connection) -> None:
+        """Fold the chain heads this connection moved since it last did (at close, so
+        that a log closed cleanly has its heads exact at its end); a log that stays
+        locked or cannot be written keeps them as they are (they are read from the
+        events after them)."""
+
+        def fold() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                fold_heads(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        try:
+            retry_busy(fold, self._lock_wait)
+            self._memo.unfolded = 0
+        except sqlite3.Error as error:
+            logger.warning("chain heads not folded at close: %s", error)
 
 
 def _worth_a_split(error: BaseException) -> bool:
