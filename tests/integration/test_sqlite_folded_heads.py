@@ -7,6 +7,7 @@ from before the change upgrades in place and verifies."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from dogqueue import Completion, FakeClock, JobMessage, QueueCtx
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend, transaction
+from dogqueue.backend.sqlite.archive import archive_before
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import SCHEMA_VERSION
 
@@ -33,13 +35,13 @@ def _last_events(path: Path) -> dict[str, tuple[int, bytes]]:
     rows = _rows(
         path, "SELECT tenant_id, max(seq), hash FROM events GROUP BY tenant_id ORDER BY tenant_id"
     )
-    return {str(t): (int(s), bytes(h)) for t, s, h in rows}  # type: ignore[call-overload, arg-type]
+    return {str(t): (int(s), bytes(h)) for t, s, h in rows}  # type: ignore[call-overload]
 
 
 def _stored(path: Path) -> tuple[int, dict[str, tuple[int, bytes]]]:
     (position,) = _rows(path, "SELECT seq FROM chain_heads_position")[0]
     rows = _rows(path, "SELECT tenant_id, seq, hash FROM chain_heads")
-    return int(position), {str(t): (int(s), bytes(h)) for t, s, h in rows}  # type: ignore[call-overload, arg-type]
+    return int(position), {str(t): (int(s), bytes(h)) for t, s, h in rows}  # type: ignore[call-overload]
 
 
 async def _lifecycle(backend: SqliteBackend, ctx: QueueCtx) -> None:
@@ -79,7 +81,7 @@ async def test_heads_read_from_the_log_are_exact_while_two_connections_take_turn
             await _lifecycle(writer, (ACME, GLOBEX)[turn // 3 % 2])
             assert await SqliteLogReader(path).chain_heads() == _last_events(path)
         position, _ = _stored(path)
-        assert 0 < position
+        assert position > 0
     report = await verify_log(SqliteLogReader(path))
     assert report.ok, report.problems
 
@@ -125,4 +127,25 @@ async def test_a_log_from_before_folded_heads_upgrades_in_place_and_verifies(
     assert _rows(path, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert _stored(path) == (max(s for s, _ in _last_events(path).values()), _last_events(path))
     report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems
+
+
+async def test_archival_folds_the_heads_before_it_moves_events_after_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archival may move a tenant's last event while a writer has not folded it: the
+    heads are folded first, so the moved head stays the one its chain extends."""
+    monkeypatch.setattr(transaction, "FOLD_EVERY", 1_000)
+    path, target = tmp_path / "q.db", tmp_path / "archive.db"
+    clock = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    async with SqliteBackend(path, clock=clock) as backend:
+        await _lifecycle(backend, ACME)
+        await _lifecycle(backend, GLOBEX)  # globex's last event: a completion, moved
+        clock.advance(timedelta(minutes=1))
+        assert _stored(path) == (0, {})
+        assert archive_before(path, target, clock(), clock()).jobs == 2
+        report = await verify_log(SqliteLogReader(path), archives=[SqliteLogReader(target)])
+        assert report.ok, report.problems
+        await _lifecycle(backend, GLOBEX)
+    report = await verify_log(SqliteLogReader(path), archives=[SqliteLogReader(target)])
     assert report.ok, report.problems

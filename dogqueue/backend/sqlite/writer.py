@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
-from dogqueue.backend.sqlite.chain import fold_heads
 from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer, checkpoint_position
+from dogqueue.backend.sqlite.chain import fold_heads
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
