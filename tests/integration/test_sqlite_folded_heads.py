@@ -149,3 +149,23 @@ async def test_archival_folds_the_heads_before_it_moves_events_after_them(
         await _lifecycle(backend, GLOBEX)
     report = await verify_log(SqliteLogReader(path), archives=[SqliteLogReader(target)])
     assert report.ok, report.problems
+
+
+async def test_heads_left_unfolded_by_writers_that_stopped_are_folded_at_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers killed before they folded leave the scan for a head growing: the next
+    opening folds once more events than a writer folds at a time are unfolded."""
+    monkeypatch.setattr(transaction, "FOLD_EVERY", 5)
+    path = tmp_path / "q.db"
+    backend = SqliteBackend(path)
+    for _ in range(3):
+        await _lifecycle(backend, ACME)
+        backend.writer._memo.unfolded = 0  # as writers killed before folding
+    await backend.close()
+    assert _stored(path) == (0, {})
+    async with SqliteBackend(path) as again:
+        await again.open()
+        assert _stored(path) == (12, _last_events(path))
+    report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems

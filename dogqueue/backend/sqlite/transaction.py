@@ -29,7 +29,8 @@ class LogEndMemo:
     the next position and the chain heads its last commit left, extended with the events
     other connections appended when `PRAGMA data_version` shows they committed; any
     doubt (a rollback, a write outside a transaction) forgets it. Also the events it
-    appended since it last folded the heads into `chain_heads`."""
+    appended since it last folded the heads into `chain_heads`, and how many it appends
+    between two folds."""
 
     #: Most chain heads remembered; past it they are forgotten and read again.
     MAX_HEADS = 10_000
@@ -39,6 +40,7 @@ class LogEndMemo:
         self.next_seq = 0
         self.heads: dict[str, tuple[int, bytes, int]] = {}
         self.unfolded = 0
+        self.fold_every = FOLD_EVERY
 
     def forget(self) -> None:
         """Trust nothing remembered: the next transaction reads the end of the log."""
@@ -116,7 +118,7 @@ class SqliteTransaction:
                 fold_heads(self.conn)
             else:
                 memo.unfolded += len(self._events)
-                if memo.unfolded >= FOLD_EVERY:
+                if memo.unfolded >= memo.fold_every:
                     fold_heads(self.conn)
                     memo.unfolded = 0
             self._events.clear()

@@ -132,6 +132,8 @@ class GroupCommitWriter:
 
     def _load_projection(self) -> None:
         conn = self._connection()
+        if conn.execute(Q["unfolded_events"]).fetchone()[0] > self._memo.fold_every:
+            self._fold_heads(conn)  # writers that stopped before folding left them
         if self.projection_checkpointer is not None:
             behind = conn.execute(Q["next_seq"]).fetchone()[0] - 1 - checkpoint_position(conn)
             if behind > FAR_BEHIND:
@@ -336,10 +338,10 @@ class GroupCommitWriter:
             self._conn = None
 
     def _fold_heads(self, conn: sqlite3.Connection) -> None:
-        """Fold the chain heads this connection moved since it last did (at close, so
-        that a log closed cleanly has its heads exact at its end); a log that stays
-        locked or cannot be written keeps them as they are (they are read from the
-        events after them)."""
+        """Fold the chain heads into `chain_heads` (at close, so that a log closed
+        cleanly has its heads exact at its end; at open, after writers that stopped
+        before folding); a log that stays locked or cannot be written keeps them as they
+        are (they are read from the events after them)."""
 
         def fold() -> None:
             conn.execute("BEGIN IMMEDIATE")

@@ -268,7 +268,12 @@ SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
 
 -- name: set_chain_heads_position
 -- The folded heads now cover the log up to its last event.
-UPDATE chain_heads_position SET seq = max(seq, coalesce((SELECT max(seq) FROM events), 0));
+UPDATE chain_heads_position SET seq = (SELECT max(seq) FROM events)
+WHERE seq < (SELECT max(seq) FROM events);
+
+-- name: unfolded_events
+-- How far the log's last event is past the folded heads' position.
+SELECT coalesce((SELECT max(seq) FROM events), 0) - (SELECT seq FROM chain_heads_position);
 
 -- name: unhashed_events
 -- Events written before the chain existed, after position ?1.
