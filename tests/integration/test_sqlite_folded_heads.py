@@ -7,6 +7,7 @@ from before the change upgrades in place and verifies."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,11 +25,8 @@ MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
 
 
 def _rows(path: Path, query: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute(query).fetchall()
-    finally:
-        conn.close()
 
 
 def _last_events(path: Path) -> dict[str, tuple[int, bytes]]:
