@@ -349,19 +349,29 @@ SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
 -- name: sealable
 -- Committed events not numbered yet: after the cursor and below the horizon $3, or of
 -- the transactions $4 (pending or late writers) wherever the cursor is; `ready` says
--- whether the job's previous version is already numbered. `OFFSET 0` keeps each lookup
--- a per-row index probe: as joins, a fresh queue's stale statistics make them hash joins
--- that scan all of `events` and `log` every step.
+-- whether the job's previous version is already numbered. Each part is an ordered
+-- range of events_by_commit cut at $5, so a step reads at most $5 rows of each however
+-- far numbering is behind. `OFFSET 0` keeps each lookup a per-row index probe: as joins,
+-- a fresh queue's stale statistics make them hash joins that scan all of `events` and
+-- `log` every step.
 SELECT e.seq, e.xid::text, e.tenant_id, e.job_id, e.version, e.data,
        e.version = 1 OR EXISTS (
            SELECT 1 FROM events p JOIN log pl ON pl.seq = p.seq
            WHERE p.tenant_id = e.tenant_id AND p.job_id = e.job_id
              AND p.version = e.version - 1 OFFSET 0) AS ready,
-       (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8 AS after_cursor
-FROM events e
-WHERE (((e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8)
-       OR e.xid = ANY($4::text[]::xid8[]))
-  AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq OFFSET 0)
+       e.after_cursor
+FROM ((SELECT a.*, true AS after_cursor FROM events a
+       WHERE (a.xid, a.seq) > ($1::text::xid8, $2) AND a.xid < $3::text::xid8
+         AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = a.seq OFFSET 0)
+       ORDER BY a.xid, a.seq
+       LIMIT $5)
+      UNION ALL
+      (SELECT b.*, false FROM events b
+       WHERE b.xid = ANY($4::text[]::xid8[])
+         AND NOT ((b.xid, b.seq) > ($1::text::xid8, $2) AND b.xid < $3::text::xid8)
+         AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = b.seq OFFSET 0)
+       ORDER BY b.xid, b.seq
+       LIMIT $5)) AS e
 ORDER BY e.xid, e.seq
 LIMIT $5;
 
