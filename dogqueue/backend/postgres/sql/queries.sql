@@ -112,6 +112,19 @@ SELECT nextval('event_seq') FROM generate_series(1, $1);
 -- A batch's time and the enqueue positions of the jobs it creates, in one round trip.
 SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1));
 
+-- name: next_seqs_alone
+-- next_seqs as a statement of its own (autocommit). Drawing values writes WAL, so its
+-- commit would wait for a WAL flush; it need not: the flush that uses the values
+-- commits durably after them, and values no durable row uses may be drawn again.
+SELECT nextval('event_seq')
+FROM set_config('synchronous_commit', 'off', true), generate_series(1, $1);
+
+-- name: server_now_and_seqs_alone
+-- server_now_and_seqs as a statement of its own (autocommit), without waiting for a
+-- WAL flush at its commit (see next_seqs_alone).
+SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1)),
+       set_config('synchronous_commit', 'off', true);
+
 -- name: insert_events
 -- Used to import a log; batches write through `flush`.
 INSERT INTO events (seq, tenant_id, job_id, version, type, data)
@@ -222,8 +235,9 @@ SELECT (SELECT max(seq) FROM new_events)
        (SELECT pg_notify($34::text, $35::text) WHERE $34::text IS NOT NULL);
 
 -- name: notify
--- Send payload $2 on channel $1.
-SELECT pg_notify($1, $2);
+-- Send payload $2 on channel $1, as a statement of its own (autocommit): its commit
+-- need not wait for a WAL flush (a wake-up lost in a crash is harmless).
+SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true);
 
 -- name: load_job
 -- A tenant sees positions of its own: the enqueue position is the tenant position.
