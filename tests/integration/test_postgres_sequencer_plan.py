@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dogqueue import JobMessage, QueueCtx
+from dogqueue.audit.verify import verify_log
 from dogqueue.backend.postgres import PostgresBackend, sequencer
 from dogqueue.backend.postgres import backend as backend_module
 from dogqueue.backend.postgres.backend import default_dsn
@@ -52,3 +53,5 @@ async def test_a_step_far_behind_reads_no_more_events_than_its_limit(
         assert int(plan["Actual Rows"]) == LIMIT
         assert max(rows_read(plan, "events")) <= LIMIT
         assert await backend.seal() == BACKLOG  # and the steps number the whole backlog
+        report = await verify_log(backend.log_reader())
+        assert report.ok and report.events == BACKLOG
