@@ -167,3 +167,22 @@ async def test_heads_left_unfolded_by_writers_that_stopped_are_folded_at_open(
         assert _stored(path) == (12, _last_events(path))
     report = await verify_log(SqliteLogReader(path))
     assert report.ok, report.problems
+
+
+async def test_application_transactions_fold_the_heads_once_far_enough_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enqueue inside the application's own transaction has no writer memo: it reads
+    heads from the log and folds them once more than a writer's folding interval of
+    events is unfolded, so that a file only applications write still folds."""
+    monkeypatch.setattr(transaction, "FOLD_EVERY", 2)
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path) as backend:
+        await backend.open()
+        with closing(sqlite3.connect(path)) as conn:
+            for expected in (0, 0, 3):
+                await backend.enqueue_in_transaction(conn, ACME, MESSAGE)
+                conn.commit()
+                assert _stored(path)[0] == expected
+    report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems

@@ -114,8 +114,9 @@ class SqliteTransaction:
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
             memo = self._memo
-            if memo is None:
-                fold_heads(self.conn)
+            if memo is None:  # an application's transaction: fold once far enough behind
+                if self.conn.execute(Q["unfolded_events"]).fetchone()[0] > FOLD_EVERY:
+                    fold_heads(self.conn)
             else:
                 memo.unfolded += len(self._events)
                 if memo.unfolded >= memo.fold_every:
