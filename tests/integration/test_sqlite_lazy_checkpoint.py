@@ -6,6 +6,7 @@ as memory holds it, or (when memory does not) as its checkpoint row says."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -231,10 +232,15 @@ async def test_jobs_a_checkpoint_covers_leave_memory(
     async with SqliteBackend(path, clock=clock) as backend:
         held, checkpointer = backend.writer.projection, backend.writer.projection_checkpointer
         assert checkpointer is not None
+        # Hold the checkpointer's thread: a checkpoint written before the commit's
+        # caller looks would already have let the jobs go.
+        gate = threading.Event()
+        checkpointer._executor.submit(gate.wait)
         first = await backend.enqueue_many(
             ACME, [_message(priority=JobPriority(i % 3)) for i in range(30)]
         )
         assert len(held.jobs) == 30
+        gate.set()
         await asyncio.to_thread(checkpointer.wait)  # written from memory
         last = await backend.enqueue(ACME, _message())
         assert list(held.jobs) == [("acme", last)]
