@@ -92,7 +92,7 @@ WHERE jobs.tenant_id = ?1 ORDER BY jobs.enqueue_seq;
 SELECT tenant_id, seq, hash FROM chain_heads ORDER BY tenant_id;
 
 -- name: folded_chain_heads
--- Each tenant's chain head (schema version 11 on): its last event after the folded
+-- Each tenant's chain head (schema version 10 on): its last event after the folded
 -- heads' position, else its folded head.
 SELECT tenant_id, seq, hash FROM chain_heads
 WHERE tenant_id NOT IN (SELECT tenant_id FROM events
