@@ -48,7 +48,7 @@ T = TypeVar("T")
 CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 STATUS_COUNTS_VERSION = 7
 #: The first schema version whose stored chain heads are folded now and then.
-FOLDED_HEADS_VERSION = 11
+FOLDED_HEADS_VERSION = 10
 #: The first schema version whose projection tables are a checkpoint (log first).
 CHECKPOINT_VERSION = 9
 
