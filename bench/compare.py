@@ -472,11 +472,13 @@ def run_commit_cost(folder: Path, work: Workload, synchronous: str) -> Result:
 def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Result:
     """dogqueue's own schema and SQL statements with no Python logic around them: the
     events of each lifecycle (enqueued, leased, completed) appended in transactions of
-    `lease_batch` jobs with the tenant's hash-chain head, the projection in memory (no
+    `lease_batch` jobs, the hash-chain heads folded every `FOLD_EVERY` events (as
+    dogqueue's writer does), the projection in memory (no
     SQL to find the ready jobs), and the checkpoint writing each job's final row and
     the status counts once (its window covers the whole run, as in dogqueue's).
     The gap between this and dogqueue is the cost of the engine, codec and asyncio."""
     from dogqueue.backend.sqlite.queries import Q, migrations, statements
+    from dogqueue.backend.sqlite.transaction import FOLD_EVERY
 
     conn = sqlite3.connect(folder / "statements.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -486,7 +488,7 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
             conn.execute(statement)
     state, event, digest = os.urandom(_state_bytes()), os.urandom(150), os.urandom(32)
     job_ids = [f"{index:032x}" for index in range(work.jobs)]
-    batch, seq = work.lease_batch, 1
+    batch, seq, unfolded = work.lease_batch, 1, 0
     start = time.perf_counter()
     enqueued = start
     for version, kind in ((1, "enqueued"), (2, "leased"), (3, "completed")):
@@ -497,7 +499,11 @@ def run_statements_only(folder: Path, work: Workload, synchronous: str) -> Resul
                 events.append((seq, "t", job_ids[index], version, kind, event, digest, seq, None))
                 seq += 1
             conn.executemany(Q["insert_event"], events)
-            conn.execute(Q["set_chain_head"], ("t", seq - 1, digest, seq - 1))
+            unfolded += len(events)
+            if unfolded >= FOLD_EVERY:
+                conn.execute(Q["fold_chain_heads"])
+                conn.execute(Q["set_chain_heads_position"])
+                unfolded = 0
             conn.execute("COMMIT")
         if version == 1:
             enqueued = time.perf_counter()

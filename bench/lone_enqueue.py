@@ -4,7 +4,8 @@ two floors measured on the same disk in the same run.
 - bare: a plain sqlite3 `BEGIN IMMEDIATE; INSERT; COMMIT` of one 200-byte row (the
   commit's own cost: the floor of any durable enqueue);
 - dogqueue's SQL: the statements a lone enqueue's transaction runs (BEGIN IMMEDIATE,
-  `PRAGMA data_version`, the event's INSERT, the chain head's upsert, COMMIT), with no
+  `PRAGMA data_version`, the event's INSERT, COMMIT; the chain heads are folded every
+  `FOLD_EVERY` events, not at each commit), with no
   Python around them;
 - then `SqliteBackend.enqueue` itself, split into: the call up to the writer's submit
   (input checks, the unit), submit to the start of the transaction (the turn of the
@@ -81,7 +82,6 @@ def statements_us(conn: sqlite3.Connection, calls: int) -> float:
         conn.execute(Q["data_version"]).fetchone()
         event = (seq, CTX.tenant_id, f"job-{seq}", 1, "enqueued", data, digest, seq, None)
         conn.execute(Q["insert_event"], event)
-        conn.execute(Q["set_chain_head"], (CTX.tenant_id, seq, digest, seq))
         conn.execute("COMMIT")
 
     return median_us(transaction, calls)

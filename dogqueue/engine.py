@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -128,8 +127,7 @@ def deliver(futures: Sequence[asyncio.Future[Any]], results: Sequence[Any]) -> N
             future.set_result(result)
 
 
-@dataclass(frozen=True, slots=True)
-class Reads:
+class Reads(msgspec.Struct, frozen=True, gc=False):
     """What one unit of work may read, declared before it runs, so that a backend with
     a remote database can fetch a whole batch's reads at once and run the units on an
     in-memory working set. The memory backend (and PostgreSQL) run each unit through a
@@ -323,19 +321,21 @@ class Engine:
         """Create one job (WAITING while a parent is unfinished); `earlier` are the ids
         created before it in the same call, which its `after_earlier` indexes."""
         job_id = self.new_id()
-        parents = message.after + tuple(earlier[i] for i in message.after_earlier)
-        states = [self._load(tx, tenant_id, parent) for parent in parents]
-        if message.after_earlier:
-            message = msgspec.structs.replace(message, after=parents, after_earlier=())
+        states: list[JobInfo] = []
+        waiting_for: tuple[str, ...] = ()
+        if message.after or message.after_earlier:  # most jobs have no parents
+            parents = message.after + tuple(earlier[i] for i in message.after_earlier)
+            states = [self._load(tx, tenant_id, parent) for parent in parents]
+            if message.after_earlier:
+                message = msgspec.structs.replace(message, after=parents, after_earlier=())
+            waiting_for = tuple(s.job_id for s in states if s.status is not JobStatus.COMPLETED)
         command = Enqueue(
             tenant_id=tenant_id,
             job_id=job_id,
             at=now,
             message=message,
             trace_context=trace_context,
-            waiting_for=tuple(
-                state.job_id for state in states if state.status is not JobStatus.COMPLETED
-            ),
+            waiting_for=waiting_for,
         )
         created = self._apply(tx, None, command)
         for ended in states:  # parents that already failed or were canceled

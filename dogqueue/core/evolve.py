@@ -40,7 +40,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
                 f"enqueued event of {event.job_id!r} has version {event.version}"
             )
         run_at = event.message.run_at if event.message.run_at is not None else event.at
-        if not set(event.waiting_for) <= set(event.message.after):
+        if event.waiting_for and not set(event.waiting_for) <= set(event.message.after):
             raise InvalidTransition(f"enqueued event of {event.job_id!r} waits for a non-parent")
         return JobInfo(
             job_id=event.job_id,
@@ -62,7 +62,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
         )
     if state is None:
         raise InvalidTransition(f"{event.type} event for unknown job {event.job_id!r}")
-    if (event.tenant_id, event.job_id) != (state.tenant_id, state.job_id):
+    if event.job_id != state.job_id or event.tenant_id != state.tenant_id:
         raise InvalidTransition(f"{event.type} event of another job folded into {state.job_id!r}")
     if event.version != state.version + 1:
         raise InvalidTransition(

@@ -15,7 +15,6 @@ import pytest
 
 from dogqueue import Completion, FakeClock, JobMessage, JobPriority, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend, catchup, projection, writer
-from dogqueue.backend.sqlite.projection import Changes
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.order import dequeue_key, is_ready
 from dogqueue.core.status import JobStatus
@@ -229,25 +228,19 @@ async def test_jobs_a_checkpoint_covers_leave_memory(
     are; it still leases them in dequeue order, from the checkpoint's index."""
     monkeypatch.setattr(projection, "LET_GO_AT", 10)
     monkeypatch.setattr(catchup, "CHECKPOINT_EVERY_EVENTS", 20)
-    # The checkpoint waits until the jobs were seen in memory: written at once, it could
-    # be handed over (and its jobs let go) before the enqueue returns.
-    written = threading.Event()
-    write = catchup.ProjectionCheckpointer._write
-
-    def write_when_told(self: catchup.ProjectionCheckpointer, changes: Changes) -> None:
-        written.wait()
-        write(self, changes)
-
-    monkeypatch.setattr(catchup.ProjectionCheckpointer, "_write", write_when_told)
     path, clock = tmp_path / "q.db", FakeClock()
     async with SqliteBackend(path, clock=clock) as backend:
         held, checkpointer = backend.writer.projection, backend.writer.projection_checkpointer
         assert checkpointer is not None
+        # Hold the checkpointer's thread: a checkpoint written before the commit's
+        # caller looks would already have let the jobs go.
+        gate = threading.Event()
+        checkpointer._executor.submit(gate.wait)
         first = await backend.enqueue_many(
             ACME, [_message(priority=JobPriority(i % 3)) for i in range(30)]
         )
         assert len(held.jobs) == 30
-        written.set()
+        gate.set()
         await asyncio.to_thread(checkpointer.wait)  # written from memory
         last = await backend.enqueue(ACME, _message())
         assert list(held.jobs) == [("acme", last)]

@@ -24,10 +24,11 @@ def _message(run_in: int | None = None, queue: str = "default") -> JobMessage:
 
 
 def _as_schema_4(path: Path) -> None:
-    """Take away what schemas 5 to 9 added, put back what 6 and 7 removed, and say so:
+    """Take away what schemas 5 to 11 added, put back what 6 and 7 removed, and say so:
     the file a schema-4 build leaves (its jobs have no parents, so no edge is lost)."""
     conn = sqlite3.connect(path)
     try:
+        conn.execute("DROP TABLE chain_heads_position")
         conn.execute("DROP TABLE projection_checkpoint")
         conn.execute("DROP INDEX events_by_idempotency_key")
         conn.execute("ALTER TABLE events DROP COLUMN idempotency_key")

@@ -206,7 +206,12 @@ class PostgresBackend(EngineBackend):
                             )
                     else:  # reads, then one atomic guarded statement
                         results, ws = await self._run_units(
-                            conn, units, lock=False, notify=self._in_flush, known=self._leased
+                            conn,
+                            units,
+                            lock=False,
+                            notify=self._in_flush,
+                            known=self._leased,
+                            alone=True,
                         )
                 self.commits += 1
                 self.units += len(units)
@@ -230,12 +235,14 @@ class PostgresBackend(EngineBackend):
         lock: bool,
         notify: Notify,
         known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
+        alone: bool = False,
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`; those in `known` unread, see
         `fetch_reads`), run its units on a working set, flush the writes in one
         statement; the caller owns any transaction. If the batch makes a job ready and
         `notify` gives a payload, the flush also sends the NOTIFY of new work, delivered
-        when the transaction commits."""
+        when the transaction commits. `alone`: `conn` is in no transaction (each
+        statement commits on its own)."""
         declared = BatchReads()
         for unit in units:
             declared.add(unit.reads)
@@ -245,7 +252,9 @@ class PostgresBackend(EngineBackend):
             now, ws, ending = await claim_in_one_trip(conn, *lease, clock_us)
         else:
             clock = None if self._server_clock else self.now
-            now, ws, ending = await fetch_reads(conn, declared, lock=lock, clock=clock, known=known)
+            now, ws, ending = await fetch_reads(
+                conn, declared, lock=lock, clock=clock, known=known, alone=alone
+            )
         roots = ws.closure_roots(ending)
         if roots:  # only batches ending jobs that others wait for pay this read
             rows = await conn.fetch(

@@ -28,13 +28,15 @@ async def fetch_reads(
     lock: bool,
     clock: BatchClock,
     known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
+    alone: bool = False,
 ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
     """The batch's time and a working set seeded with every declared read (loads
     locked if `lock`), and the jobs the batch may end. Loads found in `known` (a job's
     state and stored dependents as this process last wrote them) are seeded without a
     read when not locking: the flush's guard on version and dependents refuses them if
-    the row moved since."""
-    now, seqs = await batch_time_and_seqs(conn, declared.new_jobs, clock)
+    the row moved since. `alone`: `conn` runs each statement in a transaction of its
+    own (see `batch_time_and_seqs`)."""
+    now, seqs = await batch_time_and_seqs(conn, declared.new_jobs, clock, alone=alone)
     now_us = to_micros(now)
     ws = BatchWorkingSet(seqs)
     ending = set(declared.dependents)  # jobs the batch may end
@@ -89,14 +91,17 @@ async def fetch_reads(
 
 
 async def batch_time_and_seqs(
-    conn: Session, new_jobs: int, clock: BatchClock
+    conn: Session, new_jobs: int, clock: BatchClock, *, alone: bool = False
 ) -> tuple[datetime, list[int]]:
     """The batch's time (the server's unless a clock was given) and `new_jobs`
-    enqueue positions."""
+    enqueue positions. `alone`: `conn` is in no transaction, so this statement's
+    commit is its own and need not wait for a WAL flush (never inside a transaction:
+    the setting would last to that transaction's commit)."""
+    suffix = "_alone" if alone else ""
     if clock is not None:
         if not new_jobs:
             return clock(), []
-        seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs"], new_jobs)]
+        seqs = [int(r[0]) for r in await conn.fetch(Q["next_seqs" + suffix], new_jobs)]
         return clock(), seqs
-    server_now, seqs = await conn.fetchrow(Q["server_now_and_seqs"], new_jobs)
-    return server_now.astimezone(UTC), [int(seq) for seq in seqs]
+    row = await conn.fetchrow(Q["server_now_and_seqs" + suffix], new_jobs)
+    return row[0].astimezone(UTC), [int(seq) for seq in row[1]]

@@ -36,11 +36,15 @@ IDLE_STEP_LIMIT_MS = 5_000
 
 async def bound_idle_step(conn: asyncpg.Connection) -> None:
     """Make the server end this transaction's session if it idles IDLE_STEP_LIMIT_MS, and
-    plan the step's statements for their parameters: a generic plan of `sealable` scans
-    every event ever written instead of those past the cursor."""
+    plan the step's statements for their parameters, as ordered index ranges cut at the
+    step's limit, without JIT."""
+    # A generic plan of `sealable` scans every event ever written; a bitmap scan reads
+    # every event past the cursor and sorts them (stale statistics under-count them), so
+    # a step far behind read 33,000 rows for 5,000; JIT compiled each step (~8 ms).
     await conn.execute(
         f"SET LOCAL idle_in_transaction_session_timeout = {int(IDLE_STEP_LIMIT_MS)};"
-        " SET LOCAL plan_cache_mode = force_custom_plan"
+        " SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off;"
+        " SET LOCAL enable_bitmapscan = off"
     )
 
 

@@ -42,6 +42,7 @@ from dogqueue.backend.kit.archival import (
 )
 from dogqueue.backend.kit.rows import job_row, to_micros
 from dogqueue.backend.sqlite.catchup import catch_up_in
+from dogqueue.backend.sqlite.chain import fold_heads
 from dogqueue.backend.sqlite.connection import connect, migrate, translate
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import recount_jobs
@@ -98,6 +99,7 @@ def _archive(
     except sqlite3.Error as error:
         raise StorageError(f"cannot lock the live log: {error}") from error
     try:
+        fold_heads(conn)  # heads exact at the end: the events after them may be moved
         catch_up_in(conn)  # cut from the projection as of the end of the log
         jobs = [decode_job(row[0]) for row in conn.execute(Q["all_jobs"])]
         moved = finished_before(jobs, cut)

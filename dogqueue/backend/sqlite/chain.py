@@ -1,5 +1,13 @@
 """The hash chain on SQLite: extending each tenant's chain (and its tenant positions)
-inside a write transaction, and hashing events written before the chain existed."""
+inside a write transaction, folding the heads into `chain_heads`, and hashing events
+written before the chain existed.
+
+A tenant's head is its last event. `chain_heads` holds the heads as of the position in
+`chain_heads_position`; it is brought up to the end of the log every so many events a
+writer appends (`transaction.FOLD_EVERY`) and when it closes, not at every commit (that
+was a second B-tree write per commit). A head is read as the tenant's last event after
+that position, else its row.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +31,19 @@ def stored_heads(conn: sqlite3.Connection, audit_key: bytes | None = None) -> Ch
     return ChainHeads(audit_key, load_head)
 
 
+def fold_heads(conn: sqlite3.Connection) -> None:
+    """Bring `chain_heads` up to the end of the log, inside the caller's transaction."""
+    conn.execute(Q["fold_chain_heads"])
+    conn.execute(Q["set_chain_heads_position"])
+
+
 def save_heads(conn: sqlite3.Connection, chain: ChainHeads) -> None:
-    """Write the heads the transaction moved."""
-    if chain.moved:
-        conn.executemany(Q["set_chain_head"], ((t, *chain.heads[t]) for t in chain.moved))
-        chain.moved.clear()
+    """Write the heads `chain` moved, which linked every event of the log after the
+    folded position (an upgrade hashing old events, an import into an empty log): the
+    heads are then exact as of the end of the log."""
+    conn.executemany(Q["set_chain_head"], ((t, *chain.heads[t]) for t in chain.moved))
+    chain.moved.clear()
+    conn.execute(Q["set_chain_heads_position"])
 
 
 def backfill(conn: sqlite3.Connection, audit_key: bytes | None = None) -> int:

@@ -47,6 +47,8 @@ T = TypeVar("T")
 #: The first schema version with chain hashes, and the first with tenant positions.
 CHAIN_VERSION, TENANT_POSITION_VERSION, DEPENDENCIES_VERSION = 2, 3, 5
 STATUS_COUNTS_VERSION = 7
+#: The first schema version whose stored chain heads are folded now and then.
+FOLDED_HEADS_VERSION = 10
 #: The first schema version whose projection tables are a checkpoint (log first).
 CHECKPOINT_VERSION = 9
 
@@ -289,10 +291,12 @@ class SqliteLogReader:
         return [(str(t), str(p), str(c)) for t, p, _, c in rows]
 
     async def chain_heads(self) -> dict[str, tuple[int, bytes]]:
-        """The stored head (position, hash) of each tenant's chain."""
+        """The head (position, hash) of each tenant's chain: the stored heads, moved to
+        the tenants' last events after the position they were folded at."""
         if not await self._chained():
             return {}
-        return {str(t): (int(s), bytes(h)) for t, s, h in await self._rows("chain_heads")}
+        query = "folded_chain_heads" if self._version >= FOLDED_HEADS_VERSION else "chain_heads"
+        return {str(t): (int(s), bytes(h)) for t, s, h in await self._rows(query)}
 
     async def anchors(self) -> list[Anchor]:
         """Hashes of moved events that remaining events link to, in position order."""

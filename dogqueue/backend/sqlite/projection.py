@@ -150,8 +150,9 @@ class LogProjection(UndoableWorkingSet):
         self.base: int | None = None
         self.changed: dict[JobKey, JobInfo] = {}
         self.base_status: dict[JobKey, str | None] = {}
-        #: What the open transaction did to `changed`: (job, its entry before).
-        self._touched: list[tuple[JobKey, JobInfo | None]] = []
+        #: Each job the open transaction saved, with its entry in `changed` before its
+        #: first save (what a rollback puts back).
+        self._touched: dict[JobKey, JobInfo | None] = {}
         #: Whether other connections write the file (they appended, or held the write
         #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
         #: a process alone pays nothing for it.
@@ -176,12 +177,13 @@ class LogProjection(UndoableWorkingSet):
             self._ended.append(key)
         if self.base is None:
             return
-        previous = self.changed.get(key)
-        self.changed[key] = after
+        changed = self.changed
+        previous = changed.get(key)
+        changed[key] = after
         if previous is None:
             self.base_status[key] = None if before is None else before.status.value
-        if self._undo is not None:
-            self._touched.append((key, previous))
+        if self._undo is not None and key not in self._touched:
+            self._touched[key] = previous
 
     def take_changes(self) -> Changes | None:
         """The jobs changed since `base`, as of `position`, handed over once: the next
@@ -203,7 +205,7 @@ class LogProjection(UndoableWorkingSet):
     def rollback(self) -> None:
         super().rollback()
         self._ended.clear()
-        for key, previous in reversed(self._touched):
+        for key, previous in self._touched.items():
             if previous is None:
                 self.changed.pop(key, None)
                 self.base_status.pop(key, None)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from dogqueue.backend.sqlite.chain import save_heads, stored_heads
+from dogqueue.backend.sqlite.chain import fold_heads, stored_heads
 from dogqueue.backend.sqlite.projection import LogProjection, job_from_log
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.core.codec import encode_event
@@ -18,13 +18,19 @@ from dogqueue.core.events import AnyEvent, Enqueued
 from dogqueue.core.job import JobInfo
 
 _replace_seq = msgspec.structs.replace
+#: Events a writer appends between two folds of the chain heads into `chain_heads`: a
+#: head it does not hold is read by scanning the log backwards down to the folded
+#: position, so this bounds that scan (and how many events a stored head lags).
+FOLD_EVERY = 1_000
 
 
 class LogEndMemo:
     """What one writer connection knows of the end of the log between its transactions:
-    the next position and the chain heads its last commit left. Used only while `PRAGMA
-    data_version` shows that no other connection (of this process or another) has
-    committed since; any doubt (a rollback, a write outside a transaction) forgets it."""
+    the next position and the chain heads its last commit left, extended with the events
+    other connections appended when `PRAGMA data_version` shows they committed; any
+    doubt (a rollback, a write outside a transaction) forgets it. Also the events it
+    appended since it last folded the heads into `chain_heads`, and how many it appends
+    between two folds."""
 
     #: Most chain heads remembered; past it they are forgotten and read again.
     MAX_HEADS = 10_000
@@ -33,6 +39,8 @@ class LogEndMemo:
         self.data_version: int | None = None
         self.next_seq = 0
         self.heads: dict[str, tuple[int, bytes, int]] = {}
+        self.unfolded = 0
+        self.fold_every = FOLD_EVERY
 
     def forget(self) -> None:
         """Trust nothing remembered: the next transaction reads the end of the log."""
@@ -89,12 +97,12 @@ class SqliteTransaction:
             self._chain.restart()
         else:
             self._data_version = self.conn.execute(Q["data_version"]).fetchone()[0]
-            if memo.data_version is None or memo.data_version != self._data_version:
-                memo.forget()  # another connection committed: read the end of the log
+            if memo.data_version != self._data_version:
+                if memo.data_version is not None:  # another connection committed
+                    self._heads_appended_since(memo)
                 memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self.next_seq = memo.next_seq
             self._chain.restart(memo.heads)
-        projection = self._projection
         if projection is not None:
             if not projection.loaded:
                 projection.load_checkpoint(self.conn)
@@ -102,11 +110,27 @@ class SqliteTransaction:
                 projection.catch_up(self.conn)
             projection.begin()
 
+    def _heads_appended_since(self, memo: LogEndMemo) -> None:
+        """Move the heads `memo` holds to the events appended after its end."""
+        heads = memo.heads
+        rows = self.conn.execute(Q["events_heads_after"], (memo.next_seq - 1,))
+        for tenant_id, seq, digest, tpos in rows:
+            if tenant_id in heads:
+                heads[tenant_id] = (seq, bytes(digest), tpos)
+
     def commit(self) -> None:
         if self._events:
             self.conn.executemany(Q["insert_event"], self._events)
+            memo = self._memo
+            if memo is None:  # an application's transaction: fold once far enough behind
+                if self.conn.execute(Q["unfolded_events"]).fetchone()[0] > FOLD_EVERY:
+                    fold_heads(self.conn)
+            else:
+                memo.unfolded += len(self._events)
+                if memo.unfolded >= memo.fold_every:
+                    fold_heads(self.conn)
+                    memo.unfolded = 0
             self._events.clear()
-            save_heads(self.conn, self._chain)
         self.conn.execute("COMMIT")
         memo = self._memo
         if memo is not None:

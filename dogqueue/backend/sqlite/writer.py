@@ -11,6 +11,7 @@ its own), so the event loop is held for one transaction of one small unit, at mo
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 
 from dogqueue.backend.kit.batching import GroupCommit
 from dogqueue.backend.sqlite.catchup import ProjectionCheckpointer, checkpoint_position
+from dogqueue.backend.sqlite.chain import fold_heads
 from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
@@ -27,6 +29,7 @@ from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import run_units, unwrap_refusal
 
+logger = logging.getLogger(__name__)
 #: Most units of work in one transaction; bounds the latency a batch adds.
 MAX_BATCH = 512
 #: Events a checkpoint may be behind the log at open before it is brought up first
@@ -74,6 +77,8 @@ class GroupCommitWriter:
         self._connect = connect
         self._now = now
         self._conn: sqlite3.Connection | None = None
+        #: The transaction object, made once per connection.
+        self._tx: SqliteTransaction | None = None
         #: The end of the log as this connection's last commit left it.
         self._memo = LogEndMemo()
         self._group: GroupCommit[_Pending] = GroupCommit(
@@ -127,6 +132,8 @@ class GroupCommitWriter:
 
     def _load_projection(self) -> None:
         conn = self._connection()
+        if conn.execute(Q["unfolded_events"]).fetchone()[0] > self._memo.fold_every:
+            self._fold_heads(conn)  # writers that stopped before folding left them
         if self.projection_checkpointer is not None:
             behind = conn.execute(Q["next_seq"]).fetchone()[0] - 1 - checkpoint_position(conn)
             if behind > FAR_BEHIND:
@@ -284,7 +291,11 @@ class GroupCommitWriter:
     def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
         """Run `works` in one transaction; their results, and the job writes committed."""
         assert self._conn is not None  # connected by `_connection`
-        tx = SqliteTransaction(self._conn, self._audit_key, self._memo, self.projection)
+        tx = self._tx
+        if tx is None or tx.conn is not self._conn:  # `begin` resets it for each use
+            tx = self._tx = SqliteTransaction(
+                self._conn, self._audit_key, self._memo, self.projection
+            )
         try:
             tx.begin()
             now = self._now()
@@ -321,9 +332,33 @@ class GroupCommitWriter:
         if self.projection_checkpointer is not None:
             self.projection_checkpointer.hand_over_last(self.projection)
         self.projection.reset()
+        self._tx = None
         if self._conn is not None:
+            if self._memo.unfolded:
+                self._fold_heads(self._conn)
             self._conn.close()
             self._conn = None
+
+    def _fold_heads(self, conn: sqlite3.Connection) -> None:
+        """Fold the chain heads into `chain_heads` (at close, so that a log closed
+        cleanly has its heads exact at its end; at open, after writers that stopped
+        before folding); a log that stays locked or cannot be written keeps them as they
+        are (they are read from the events after them)."""
+
+        def fold() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                fold_heads(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        try:
+            retry_busy(fold, self._lock_wait)
+            self._memo.unfolded = 0
+        except sqlite3.Error as error:
+            logger.warning("chain heads not folded at close: %s", error)
 
 
 def _worth_a_split(error: BaseException) -> bool:

@@ -112,6 +112,19 @@ SELECT nextval('event_seq') FROM generate_series(1, $1);
 -- A batch's time and the enqueue positions of the jobs it creates, in one round trip.
 SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1));
 
+-- name: next_seqs_alone
+-- next_seqs as a statement of its own (autocommit). Drawing values writes WAL, so its
+-- commit would wait for a WAL flush; it need not: the flush that uses the values
+-- commits durably after them, and values no durable row uses may be drawn again.
+SELECT nextval('event_seq')
+FROM set_config('synchronous_commit', 'off', true), generate_series(1, $1);
+
+-- name: server_now_and_seqs_alone
+-- server_now_and_seqs as a statement of its own (autocommit), without waiting for a
+-- WAL flush at its commit (see next_seqs_alone).
+SELECT clock_timestamp(), array(SELECT nextval('event_seq') FROM generate_series(1, $1)),
+       set_config('synchronous_commit', 'off', true);
+
 -- name: insert_events
 -- Used to import a log; batches write through `flush`.
 INSERT INTO events (seq, tenant_id, job_id, version, type, data)
@@ -222,8 +235,9 @@ SELECT (SELECT max(seq) FROM new_events)
        (SELECT pg_notify($34::text, $35::text) WHERE $34::text IS NOT NULL);
 
 -- name: notify
--- Send payload $2 on channel $1.
-SELECT pg_notify($1, $2);
+-- Send payload $2 on channel $1, as a statement of its own (autocommit): its commit
+-- need not wait for a WAL flush (a wake-up lost in a crash is harmless).
+SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true);
 
 -- name: load_job
 -- A tenant sees positions of its own: the enqueue position is the tenant position.
@@ -349,19 +363,29 @@ SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon,
 -- name: sealable
 -- Committed events not numbered yet: after the cursor and below the horizon $3, or of
 -- the transactions $4 (pending or late writers) wherever the cursor is; `ready` says
--- whether the job's previous version is already numbered. `OFFSET 0` keeps each lookup
--- a per-row index probe: as joins, a fresh queue's stale statistics make them hash joins
--- that scan all of `events` and `log` every step.
+-- whether the job's previous version is already numbered. Each part is an ordered
+-- range of events_by_commit cut at $5, so a step reads at most $5 rows of each however
+-- far numbering is behind. `OFFSET 0` keeps each lookup a per-row index probe: as joins,
+-- a fresh queue's stale statistics make them hash joins that scan all of `events` and
+-- `log` every step.
 SELECT e.seq, e.xid::text, e.tenant_id, e.job_id, e.version, e.data,
        e.version = 1 OR EXISTS (
            SELECT 1 FROM events p JOIN log pl ON pl.seq = p.seq
            WHERE p.tenant_id = e.tenant_id AND p.job_id = e.job_id
              AND p.version = e.version - 1 OFFSET 0) AS ready,
-       (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8 AS after_cursor
-FROM events e
-WHERE (((e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < $3::text::xid8)
-       OR e.xid = ANY($4::text[]::xid8[]))
-  AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = e.seq OFFSET 0)
+       e.after_cursor
+FROM ((SELECT a.*, true AS after_cursor FROM events a
+       WHERE (a.xid, a.seq) > ($1::text::xid8, $2) AND a.xid < $3::text::xid8
+         AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = a.seq OFFSET 0)
+       ORDER BY a.xid, a.seq
+       LIMIT $5)
+      UNION ALL
+      (SELECT b.*, false FROM events b
+       WHERE b.xid = ANY($4::text[]::xid8[])
+         AND NOT ((b.xid, b.seq) > ($1::text::xid8, $2) AND b.xid < $3::text::xid8)
+         AND NOT EXISTS (SELECT 1 FROM log l WHERE l.seq = b.seq OFFSET 0)
+       ORDER BY b.xid, b.seq
+       LIMIT $5)) AS e
 ORDER BY e.xid, e.seq
 LIMIT $5;
 

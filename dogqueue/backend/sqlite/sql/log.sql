@@ -91,6 +91,18 @@ WHERE jobs.tenant_id = ?1 ORDER BY jobs.enqueue_seq;
 -- Each tenant's chain head: position and hash of its latest event.
 SELECT tenant_id, seq, hash FROM chain_heads ORDER BY tenant_id;
 
+-- name: folded_chain_heads
+-- Each tenant's chain head (schema version 10 on): its last event after the folded
+-- heads' position, else its folded head.
+SELECT tenant_id, seq, hash FROM chain_heads
+WHERE tenant_id NOT IN (SELECT tenant_id FROM events
+                        WHERE seq > (SELECT seq FROM chain_heads_position))
+UNION ALL
+SELECT tenant_id, seq, hash FROM events
+WHERE seq IN (SELECT max(seq) FROM events
+              WHERE seq > (SELECT seq FROM chain_heads_position) GROUP BY tenant_id)
+ORDER BY tenant_id;
+
 -- name: chain_anchors
 -- The chain anchors archival left behind, in log order.
 SELECT seq, tenant_id, hash FROM chain_anchors ORDER BY seq;

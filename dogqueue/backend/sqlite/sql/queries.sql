@@ -234,14 +234,46 @@ FROM json_each(?1) AS t, json_each(?2) AS q, json_each('[0,1,2]') AS p;
 PRAGMA data_version;
 
 -- name: chain_head
--- A tenant's chain head: hash and tenant position of its latest event.
-SELECT hash, tpos FROM chain_heads WHERE tenant_id = ?1;
+-- A tenant's chain head: hash and tenant position of its latest event (its last event
+-- after the folded heads' position, read backwards from the end of the log, else its
+-- folded head).
+SELECT hash, tpos FROM (
+    SELECT hash, tpos, 1 AS later FROM (
+        SELECT hash, tpos FROM events NOT INDEXED
+        WHERE seq > (SELECT seq FROM chain_heads_position) AND tenant_id = ?1
+        ORDER BY seq DESC LIMIT 1)
+    UNION ALL
+    SELECT hash, tpos, 0 AS later FROM chain_heads WHERE tenant_id = ?1)
+ORDER BY later DESC LIMIT 1;
+
+-- name: events_heads_after
+-- The chain links of the events after a position, in log order (what other
+-- connections appended since this one last committed).
+SELECT tenant_id, seq, hash, tpos FROM events WHERE seq > ?1 ORDER BY seq;
 
 -- name: set_chain_head
--- Move a tenant's chain head.
+-- Write a tenant's chain head.
 INSERT INTO chain_heads (tenant_id, seq, hash, tpos) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (tenant_id) DO UPDATE
 SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
+
+-- name: fold_chain_heads
+-- Fold into `chain_heads` each tenant's last event after the folded position.
+INSERT INTO chain_heads (tenant_id, seq, hash, tpos)
+SELECT tenant_id, seq, hash, tpos FROM events
+WHERE seq IN (SELECT max(seq) FROM events
+              WHERE seq > (SELECT seq FROM chain_heads_position) GROUP BY tenant_id)
+ON CONFLICT (tenant_id) DO UPDATE
+SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
+
+-- name: set_chain_heads_position
+-- The folded heads now cover the log up to its last event.
+UPDATE chain_heads_position SET seq = (SELECT max(seq) FROM events)
+WHERE seq < (SELECT max(seq) FROM events);
+
+-- name: unfolded_events
+-- How far the log's last event is past the folded heads' position.
+SELECT coalesce((SELECT max(seq) FROM events), 0) - (SELECT seq FROM chain_heads_position);
 
 -- name: unhashed_events
 -- Events written before the chain existed, after position ?1.
