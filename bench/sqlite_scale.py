@@ -2,7 +2,9 @@
 memory a process holds per live job.
 
 - processes: the raw lifecycle (enqueue, then lease 32 at a time and settle) of `--jobs`
-  jobs by 1 process, then split over 4 processes writing one file at once;
+  jobs by 1 process, then split over 4 processes writing one file at once (timed from
+  when all are ready; `--repeat` pairs), and the CPU a second projection spends folding
+  another writer's events (`--events -1` stops there);
 - open: a log of `--events` events (as many enqueued jobs, every one ready), built with
   `enqueue_many`; a fresh process opens it and leases its first job; a lease's cost at
   that depth beside its cost with 1,000 ready jobs; the same log with its projection
@@ -11,6 +13,7 @@ memory a process holds per live job.
   100,000 live (ready) jobs, beside an empty file.
 
     python bench/sqlite_scale.py --jobs 20000 --events 1000000
+    python bench/sqlite_scale.py --jobs 20000 --events -1 --repeat 5
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 from bench import cpu_per_job
-from dogqueue import JobMessage, QueueCtx
+from dogqueue import Completion, JobMessage, QueueCtx
 from dogqueue.backend.sqlite import SqliteBackend
+from dogqueue.backend.sqlite.connection import connect
+from dogqueue.backend.sqlite.projection import LogProjection
 
 CTX = QueueCtx("tenant-1")
 MESSAGE = JobMessage(job_type="send_email", payload_bytes=b'{"user_id": 12345}')
@@ -45,22 +51,71 @@ async def lifecycle(path: str, jobs: int) -> float:
     return time.perf_counter() - start
 
 
-def processes(folder: Path, jobs: int, count: int) -> float:
+def processes(folder: Path, jobs: int, count: int) -> tuple[float, float]:
     """Jobs/s of `count` processes each running the lifecycle of jobs/count jobs on
-    one file, started together."""
+    one file: timed from their start together, and from the moment all of them are
+    ready (their interpreters started and imports done; starting 4 interpreters at
+    once on 2 cores costs about half a second that no writing is in)."""
     path = folder / f"shared-{count}.db"
     asyncio.run(SqliteBackend(path).close())  # the schema, before the processes race
     start = time.perf_counter()
     children = [
         subprocess.Popen(
-            [sys.executable, __file__, "--child-lifecycle", str(path), str(jobs // count)]
+            [sys.executable, __file__, "--child-lifecycle", str(path), str(jobs // count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         for _ in range(count)
     ]
     for child in children:
+        assert child.stdout is not None
+        child.stdout.readline()  # ready
+    ready = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.close()  # go
+    for child in children:
         if child.wait() != 0:
             raise RuntimeError("a lifecycle process failed")
-    return jobs // count * count / (time.perf_counter() - start)
+    end = time.perf_counter()
+    for child in children:
+        assert child.stdout is not None
+        child.stdout.close()
+    done = jobs // count * count
+    return done / (end - start), done / (end - ready)
+
+
+async def foreign_fold_us(path: Path, jobs: int) -> float:
+    """CPU µs per event that a second projection on the file spends folding what one
+    backend appends (the catch-up every other writing process runs): the backend runs
+    the lifecycle 32 jobs at a time (an enqueue of 32, a lease of 32, their settle),
+    and the projection folds after each of those transactions, as a process that looks
+    between others' commits does."""
+    conn = connect(str(path), "NORMAL")
+    projection = LogProjection()
+    spent, folded = 0.0, 0
+
+    def fold() -> None:
+        nonlocal spent, folded
+        began = time.thread_time()
+        conn.execute("BEGIN")
+        if not projection.loaded:
+            projection.load_checkpoint(conn)
+        folded += projection.catch_up(conn)
+        conn.execute("COMMIT")
+        spent += time.thread_time() - began
+
+    async with SqliteBackend(path) as backend:
+        fold()
+        for _ in range(jobs // 32):
+            await asyncio.gather(*(backend.enqueue(CTX, MESSAGE) for _ in range(32)))
+            fold()
+            leases = await backend.dequeue_many(CTX, ["default"], 32)
+            fold()
+            await backend.settle_many(CTX, [Completion(lease=lease) for lease in leases])
+            fold()
+    conn.close()
+    return spent / max(folded, 1) * 1e6
 
 
 async def build(path: Path, events: int, *, checkpointed: bool = True) -> None:
@@ -118,10 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of 1 and 4 processes")
     parser.add_argument("--child-lifecycle", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child-open", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_lifecycle:
+        print("ready", flush=True)
+        sys.stdin.read()  # until the parent says go (closes our stdin)
         asyncio.run(lifecycle(args.child_lifecycle[0], int(args.child_lifecycle[1])))
         return
     if args.child_open:
@@ -129,8 +187,21 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
-        one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
-        print(f"lifecycle, 1 process: {one:,.0f} jobs/s; 4 processes on one file: {four:,.0f}")
+        ratios = []
+        for _ in range(args.repeat):  # 1 and 4 processes alternated: a pair each time
+            one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
+            ratios.append(four[1] / one[1])
+            print(
+                f"lifecycle, 1 process: {one[1]:,.0f} jobs/s; 4 processes on one file:"
+                f" {four[1]:,.0f} ({four[1] / one[1]:.2f}x); timed from the processes' start:"
+                f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x)"
+            )
+        if args.repeat > 1:
+            print(f"4 processes / 1 process, median of {args.repeat}: {median(ratios):.2f}x")
+        fold = asyncio.run(foreign_fold_us(folder / "fold.db", args.jobs))
+        print(f"another process's events folded: {fold:.1f} µs CPU per event")
+        if args.events < 0:
+            return
         for depth, checkpointed in (
             (0, True),
             (1_000, True),

@@ -19,4 +19,9 @@ async def test_the_open_measure_leases_from_a_built_log(tmp_path: Path) -> None:
 
 
 def test_processes_share_one_file(tmp_path: Path) -> None:
-    assert sqlite_scale.processes(tmp_path, 64, 2) > 0
+    from_start, from_ready = sqlite_scale.processes(tmp_path, 64, 2)
+    assert 0 < from_start <= from_ready
+
+
+async def test_the_foreign_fold_measure_folds(tmp_path: Path) -> None:
+    assert await sqlite_scale.foreign_fold_us(tmp_path / "fold.db", 64) > 0

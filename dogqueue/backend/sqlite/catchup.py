@@ -139,7 +139,9 @@ def write_changes(conn: sqlite3.Connection, changes: Changes) -> bool:
         if stored < changes.base:
             conn.execute("ROLLBACK")
             return False
-        # Past the base, another connection checkpointed part of them: read its statuses.
+        # Past the base, another connection checkpointed part of them: read its rows'
+        # statuses, and skip the rows it wrote at the same version (several writing
+        # processes each hold every job that changed; one write of each is enough).
         exact = stored == changes.base
         inserts, updates, edges = [], [], []
         counts: dict[tuple[str, str], int] = {}
@@ -148,6 +150,8 @@ def write_changes(conn: sqlite3.Connection, changes: Changes) -> bool:
                 was = changes.base_status[key]
             else:
                 row = conn.execute(Q["checkpointed_status"], (job.enqueue_seq,)).fetchone()
+                if row is not None and row[1] == job.version:
+                    continue
                 was = None if row is None else str(row[0])
             if was is None:
                 inserts.append(job_row(job))
@@ -296,6 +300,17 @@ class ProjectionCheckpointer(ConnectionThread):
             if folded < CHECKPOINT_PAGE:
                 self._written_to = max(self._written_to, checkpoint_position(conn))
                 return
+
+    def hand_over_last(self, projection: LogProjection) -> None:
+        """From the thread that owns `projection`, as its writer closes: start writing
+        its changes (no event decoded), so that `close` folds only the events after
+        them (other writers' since)."""
+        with self._lock:
+            if self._closed or not self._written:
+                return
+            changes = projection.take_changes()
+            if changes is not None:
+                self._running = self._executor.submit(self._write, changes)
 
     def close(self) -> None:
         """Write a last checkpoint, then close the connection and the thread."""

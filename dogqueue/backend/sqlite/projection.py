@@ -7,7 +7,8 @@ of the position stamped on them) without reading their jobs: the checkpoint's in
 are read a page at a time, in dequeue (or expiry) order, as keys, ids and versions
 (`ColdRange`), and a job's state is decoded from its row only when a unit reads it. It
 folds the events after that position; under the write lock each transaction folds the
-events other connections appended since, so every decision is made on the whole log.
+events other connections appended since, so every decision is made on the whole log (most
+of them are folded before the lock is taken, in a read snapshot: `fold_ahead`).
 
 A job this process never saw change is as its checkpoint row says (a later checkpoint
 writes only jobs that changed, which this process folded): so a checkpoint entry counts
@@ -152,6 +153,10 @@ class LogProjection(UndoableWorkingSet):
         #: Each job the open transaction saved, with its entry in `changed` before its
         #: first save (what a rollback puts back).
         self._touched: dict[JobKey, JobInfo | None] = {}
+        #: Whether other connections write the file (they appended, or held the write
+        #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
+        #: a process alone pays nothing for it.
+        self.others_write = False
 
     def reset(self) -> None:
         """Forget everything: the next `load` starts again from the checkpoint (after
@@ -436,9 +441,35 @@ class LogProjection(UndoableWorkingSet):
         self._cold_edges = bool(conn.execute(Q["has_edges"]).fetchone()[0])
         self.loaded = True
 
+    def fold_ahead(self, conn: sqlite3.Connection, seen: int | None) -> int:
+        """Outside any transaction, before a write one (and before each retry while
+        another connection holds the lock): if other connections write the file and one
+        committed since `PRAGMA data_version` was `seen`, fold what they appended in a
+        read snapshot (readers do not wait for the write lock), so the write transaction
+        folds only what was appended since; the number folded."""
+        if not (self.loaded and self.others_write):
+            return 0
+        if conn.execute(Q["data_version"]).fetchone()[0] == seen:
+            self.others_write = False
+            return 0
+        conn.execute("BEGIN")
+        try:
+            return self.catch_up(conn)
+        finally:
+            conn.execute("COMMIT")
+
     def catch_up(self, conn: sqlite3.Connection) -> int:
-        """Fold every event after `position` (outside any unit's undo); the number folded."""
+        """Fold every event after `position` (outside any unit's undo); the number folded.
+        If it fails, everything is forgotten (a page may be half folded): the next look
+        starts again from the checkpoint."""
         assert self._undo is None, "catch up before a unit of work, never inside one"
+        try:
+            return self._catch_up(conn)
+        except BaseException:
+            self.reset()
+            raise
+
+    def _catch_up(self, conn: sqlite3.Connection) -> int:
         folded = 0
         while rows := conn.execute(Q["read_events"], (self.position, CATCH_UP_PAGE)).fetchall():
             for seq, data in rows:
@@ -455,6 +486,7 @@ class LogProjection(UndoableWorkingSet):
             folded += len(rows)
             self.position = int(rows[-1][0])
             self._evict()
+            self.others_write = True
         return folded
 
     def _before(

@@ -78,7 +78,16 @@ class SqliteTransaction:
         self._from_log: dict[tuple[str, str], JobInfo | None] = {}
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        projection = self._projection
+        if projection is not None and self._memo is not None:
+            # Fold other writers' events before taking the lock: it is held for less.
+            projection.fold_ahead(self.conn, self._memo.data_version)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if projection is not None:
+                projection.others_write = True  # another holds the lock: fold while waiting
+            raise
         self.writes = 0
         self._events.clear()
         self._forget_buffers()
@@ -94,7 +103,6 @@ class SqliteTransaction:
                 memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self.next_seq = memo.next_seq
             self._chain.restart(memo.heads)
-        projection = self._projection
         if projection is not None:
             if not projection.loaded:
                 projection.load_checkpoint(self.conn)

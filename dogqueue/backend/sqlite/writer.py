@@ -329,6 +329,8 @@ class GroupCommitWriter:
 
     def _close_connection(self) -> None:
         self._memo.forget()
+        if self.projection_checkpointer is not None:
+            self.projection_checkpointer.hand_over_last(self.projection)
         self.projection.reset()
         self._tx = None
         if self._conn is not None:

@@ -60,8 +60,8 @@ UPDATE jobs SET status = ?1, run_at = ?2, lease_expires_at = ?3, version = ?4, s
 WHERE enqueue_seq = ?6;
 
 -- name: checkpointed_status
--- A job's status in the checkpoint (no row: not there).
-SELECT status FROM jobs WHERE enqueue_seq = ?1;
+-- A job's status and version in the checkpoint (no row: not there).
+SELECT status, version FROM jobs WHERE enqueue_seq = ?1;
 
 -- name: live_jobs
 -- The checkpoint's jobs that may still change (the others left memory), one status
