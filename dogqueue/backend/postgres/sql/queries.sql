@@ -221,7 +221,10 @@ WITH new_events AS (
                 string_to_array($28::text, ',', 'n')::integer[])
          AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state,
               before_dependents, dependents)
-    WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
+    -- The keys again as an array: a range of jobs_pkey. Joined to `u` alone, the planner
+    -- hashed or sorted every row of `jobs` for each batch.
+    WHERE jobs.enqueue_seq = ANY (string_to_array($20::text, ',', 'n')::bigint[])
+      AND jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
       AND jobs.dependents = u.before_dependents
     RETURNING 1
 ), new_edges AS (
