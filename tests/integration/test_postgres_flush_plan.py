@@ -5,15 +5,19 @@ hashed or sorted by each lease and each settle)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from dogqueue import Completion, JobMessage, QueueCtx
+from dogqueue import Completion, FakeClock, JobMessage, QueueConfig, QueueCtx
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
+from dogqueue.backend.postgres.claims import RECLAIM_LIMIT, writer_transaction
 from dogqueue.backend.postgres.connections import Session
 from dogqueue.backend.postgres.queries import Q
+from dogqueue.core.events import ParentFinished
+from dogqueue.testing.conformance.helpers import message
 from tests.integration.test_postgres_sequencer_plan import rows_read
 
 pytestmark = pytest.mark.postgres
@@ -44,10 +48,10 @@ class ExplainingFlush:
 async def test_a_lease_and_a_settle_read_only_the_rows_they_move(
     pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    message = JobMessage(job_type="t", payload_bytes=b"{}")
+    job = JobMessage(job_type="t", payload_bytes=b"{}")
     async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
         for _ in range(JOBS // 500):
-            await backend.enqueue_many(ACME, [message] * 500)
+            await backend.enqueue_many(ACME, [job] * 500)
         async with backend.pool.acquire() as conn:
             await conn.execute("ANALYZE jobs")
         plans: list[dict[str, Any]] = []
@@ -64,3 +68,52 @@ async def test_a_lease_and_a_settle_read_only_the_rows_they_move(
         for plan in plans:
             assert max(rows_read(plan, "jobs")) <= BATCH
         assert len(await backend.dequeue_many(ACME, ["default"], JOBS)) == JOBS - BATCH
+
+
+async def test_a_lease_reads_its_jobs_in_dequeue_order_whatever_the_statistics(
+    pg_schema: str,
+) -> None:
+    job = JobMessage(job_type="t", payload_bytes=b"{}")
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
+        async with backend.pool.acquire() as conn:
+            await conn.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+            await backend.enqueue(ACME, job)
+            await conn.execute("ANALYZE jobs")  # statistics of a queue holding one job
+        for _ in range(JOBS // 500):
+            await backend.enqueue_many(ACME, [job] * 500)
+        async with backend.pool.acquire() as conn, writer_transaction(conn):
+            plan = json.loads(
+                await conn.fetchval(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {Q['claim_for_lease']}",
+                    "acme",
+                    "default",
+                    BATCH,
+                    RECLAIM_LIMIT,
+                    None,
+                )
+            )[0]["Plan"]
+            await conn.execute("ROLLBACK; BEGIN")  # writer_transaction commits nothing
+        assert int(plan["Actual Rows"]) == 1 + BATCH
+        assert max(rows_read(plan, "jobs")) <= BATCH
+
+
+async def test_a_reclaiming_batch_settles_each_parents_dependents_oldest_first(
+    pg_schema: str,
+) -> None:
+    clock = FakeClock()
+    config = QueueConfig(default_lease_duration=timedelta(seconds=10))
+    async with PostgresBackend(default_dsn(), schema=pg_schema, clock=clock, config=config) as pg:
+        parents = [await pg.enqueue(ACME, message("parent", max_retries=0)) for _ in range(2)]
+        children = [
+            await pg.enqueue(ACME, message("child", after=(parents[n % 2],))) for n in range(8)
+        ]
+        await pg.dequeue_many(ACME, ["default"], 2)
+        clock.advance(timedelta(seconds=11))
+        assert await pg.reap_expired() == 2  # one claiming batch, sorts planned off
+
+        settled = [
+            event.job_id
+            for event in await pg.read_events()
+            if event.job_id in children and isinstance(event, ParentFinished)
+        ]
+        assert settled == children[0::2] + children[1::2]

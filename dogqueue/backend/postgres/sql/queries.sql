@@ -149,18 +149,19 @@ DELETE FROM job_edges;
 
 -- name: dependents_closure
 -- Every dependency reachable from the given jobs, with each dependent's row: what a
--- batch that may end those jobs reads to settle the jobs waiting for them.
+-- batch that may end those jobs reads to settle the jobs waiting for them. Unordered
+-- (the caller orders by tenant, parent, child_seq): a claiming batch plans with sorts
+-- off (claims.py), which an ORDER BY here would turn into a walk of every edge.
 WITH RECURSIVE closure(tenant_id, job_id) AS (
     SELECT * FROM unnest($1::text[], $2::text[])
     UNION
     SELECT e.tenant_id, e.child_id FROM job_edges e
     JOIN closure c ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
 )
-SELECT e.tenant_id, e.parent_id, e.child_id, j.state, j.dependents
+SELECT e.tenant_id, e.parent_id, e.child_id, j.state, j.dependents, e.child_seq
 FROM closure c
 JOIN job_edges e ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
-JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
-ORDER BY e.tenant_id, e.parent_id, e.child_seq;
+JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id;
 
 -- name: has_dependencies
 -- Whether the schema has the dependency index (version 3 on).
