@@ -117,3 +117,23 @@ async def test_a_reclaiming_batch_settles_each_parents_dependents_oldest_first(
             if event.job_id in children and isinstance(event, ParentFinished)
         ]
         assert settled == children[0::2] + children[1::2]
+
+
+async def test_a_claiming_batch_locks_only_the_jobs_it_loads(pg_schema: str) -> None:
+    job = JobMessage(job_type="t", payload_bytes=b"{}")
+    async with PostgresBackend(default_dsn(), schema=pg_schema) as backend:
+        ids: list[str] = []
+        for _ in range(JOBS // 500):
+            ids += await backend.enqueue_many(ACME, [job] * 500)
+        async with backend.pool.acquire() as conn:
+            await conn.execute("ANALYZE jobs")
+            async with writer_transaction(conn):
+                wanted = sorted(ids[1000:1003])
+                plan = json.loads(
+                    await conn.fetchval(
+                        f"EXPLAIN (ANALYZE, FORMAT JSON) {Q['lock_jobs']}", ["acme"] * 3, wanted
+                    )
+                )[0]["Plan"]
+                await conn.execute("ROLLBACK; BEGIN")  # writer_transaction commits nothing
+        assert int(plan["Actual Rows"]) == 3
+        assert sum(rows_read(plan, "jobs")) == 3

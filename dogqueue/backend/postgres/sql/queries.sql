@@ -27,11 +27,14 @@ SELECT state, dependents FROM jobs
 WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]));
 
 -- name: lock_jobs
--- Loads of a batch, locked in one order so that two batches never deadlock.
-SELECT state, dependents FROM jobs
-WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-ORDER BY tenant_id, job_id
-FOR UPDATE;
+-- Loads of a batch, locked one by one in the order given (the caller sorts them, so
+-- that two batches never deadlock): no sort, so a claiming transaction, which plans
+-- with sorts off (claims.py), still reads only these rows.
+SELECT j.state, j.dependents
+FROM unnest($1::text[], $2::text[]) AS k(tenant_id, job_id)
+CROSS JOIN LATERAL (SELECT state, dependents FROM jobs
+                    WHERE jobs.tenant_id = k.tenant_id AND jobs.job_id = k.job_id
+                    FOR UPDATE) AS j;
 
 -- name: jobs_for_keys
 -- The jobs holding some (tenant, idempotency key) pairs.
