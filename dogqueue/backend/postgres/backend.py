@@ -260,7 +260,8 @@ class PostgresBackend(EngineBackend):
             rows = await conn.fetch(
                 Q["dependents_closure"], [k[0] for k in roots], [k[1] for k in roots]
             )
-            ws.seed_closure(roots, [tuple(row) for row in rows])
+            rows.sort(key=lambda row: (row[0], row[1], row[5]))  # each parent's oldest first
+            ws.seed_closure(roots, [tuple(row)[:5] for row in rows])
         results = run_units(ws, [strictly(unit) for unit in units], now)
         await self._flush(conn, ws, notify)
         return results, ws

@@ -65,8 +65,11 @@ async def claim_in_one_trip(
 @contextlib.asynccontextmanager
 async def writer_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """A transaction that shows itself to the sequencer as this queue's writer before
-    it has an xid (a claim's FOR UPDATE gives it one long before its events)."""
-    await conn.execute(f"BEGIN; {Q['join_writers']}")  # one round trip
+    it has an xid (a claim's FOR UPDATE gives it one long before its events), and whose
+    claims read ready jobs in index order."""
+    # Statistics of a queue that was small (a fresh or idle one, before autovacuum's
+    # next ANALYZE) made the planner read and sort every ready job for each claim.
+    await conn.execute(f"BEGIN; SET LOCAL enable_sort = off; {Q['join_writers']}")
     try:
         yield
     except BaseException:

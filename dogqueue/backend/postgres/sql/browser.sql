@@ -45,7 +45,7 @@ LIMIT $3;
 
 -- name: search_ids
 -- The newest jobs whose id starts with the prefix ($2, a LIKE pattern): a range of
--- jobs_by_id_pattern, or the newest jobs read backwards when the prefix is common.
+-- jobs_by_key, or the newest jobs read backwards when the prefix is common.
 SELECT enqueue_seq, state FROM jobs
 WHERE job_id LIKE $2 AND ($1::text IS NULL OR tenant_id = $1) AND enqueue_seq < $3
 ORDER BY enqueue_seq DESC

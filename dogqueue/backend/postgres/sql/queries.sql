@@ -27,11 +27,14 @@ SELECT state, dependents FROM jobs
 WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]));
 
 -- name: lock_jobs
--- Loads of a batch, locked in one order so that two batches never deadlock.
-SELECT state, dependents FROM jobs
-WHERE (tenant_id, job_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-ORDER BY tenant_id, job_id
-FOR UPDATE;
+-- Loads of a batch, locked one by one in the order given (the caller sorts them, so
+-- that two batches never deadlock): no sort, so a claiming transaction, which plans
+-- with sorts off (claims.py), still reads only these rows.
+SELECT j.state, j.dependents
+FROM unnest($1::text[], $2::text[]) AS k(tenant_id, job_id)
+CROSS JOIN LATERAL (SELECT state, dependents FROM jobs
+                    WHERE jobs.tenant_id = k.tenant_id AND jobs.job_id = k.job_id
+                    FOR UPDATE) AS j;
 
 -- name: jobs_for_keys
 -- The jobs holding some (tenant, idempotency key) pairs.
@@ -149,18 +152,19 @@ DELETE FROM job_edges;
 
 -- name: dependents_closure
 -- Every dependency reachable from the given jobs, with each dependent's row: what a
--- batch that may end those jobs reads to settle the jobs waiting for them.
+-- batch that may end those jobs reads to settle the jobs waiting for them. Unordered
+-- (the caller orders by tenant, parent, child_seq): a claiming batch plans with sorts
+-- off (claims.py), which an ORDER BY here would turn into a walk of every edge.
 WITH RECURSIVE closure(tenant_id, job_id) AS (
     SELECT * FROM unnest($1::text[], $2::text[])
     UNION
     SELECT e.tenant_id, e.child_id FROM job_edges e
     JOIN closure c ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
 )
-SELECT e.tenant_id, e.parent_id, e.child_id, j.state, j.dependents
+SELECT e.tenant_id, e.parent_id, e.child_id, j.state, j.dependents, e.child_seq
 FROM closure c
 JOIN job_edges e ON e.tenant_id = c.tenant_id AND e.parent_id = c.job_id
-JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id
-ORDER BY e.tenant_id, e.parent_id, e.child_seq;
+JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.child_id;
 
 -- name: has_dependencies
 -- Whether the schema has the dependency index (version 3 on).
@@ -221,7 +225,10 @@ WITH new_events AS (
                 string_to_array($28::text, ',', 'n')::integer[])
          AS u(enqueue_seq, before_version, status, run_at, lease_expires_at, version, state,
               before_dependents, dependents)
-    WHERE jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
+    -- The keys again as an array: a range of jobs_pkey. Joined to `u` alone, the planner
+    -- hashed or sorted every row of `jobs` for each batch.
+    WHERE jobs.enqueue_seq = ANY (string_to_array($20::text, ',', 'n')::bigint[])
+      AND jobs.enqueue_seq = u.enqueue_seq AND jobs.version = u.before_version
       AND jobs.dependents = u.before_dependents
     RETURNING 1
 ), new_edges AS (
