@@ -34,6 +34,7 @@ def _calls(job_id: str) -> list[Callable[[EngineBackend], Awaitable[Any]]]:
         lambda b: b.ready_tenants(["default"]),
         lambda b: b.next_run_at(["default"]),
         lambda b: b.rebuild_projections(),
+        lambda b: b.wait_for_change(0.001),
     ]
 
 
@@ -65,3 +66,22 @@ async def test_calls_racing_close_get_backend_closed(
             with pytest.raises(BackendClosed):
                 await call(backend)
     assert not unexpected, f"{len(unexpected)} calls failed otherwise: {unexpected[:5]!r}"
+
+
+async def test_the_writer_refuses_every_call_once_closed(tmp_path: Path) -> None:
+    """After close, each of the writer's entry points raises BackendClosed, not the
+    stopped thread's RuntimeError, and none opens the connection again."""
+    backend = SqliteBackend(tmp_path / "closed-writer.db")
+    await backend.open()
+    writer = backend.writer
+    await backend.close()
+    entry_points: list[Callable[[], Awaitable[Any]]] = [
+        writer.data_version,
+        writer.load_projection,
+        lambda: writer.read(lambda projection: None),
+        lambda: writer.call(lambda conn: None),
+    ]
+    for entry_point in entry_points:
+        with pytest.raises(BackendClosed):
+            await entry_point()
+    assert writer._conn is None

@@ -128,6 +128,7 @@ class GroupCommitWriter:
         """Load the projection (checkpoint + tail) on the thread, off the event loop. A
         checkpoint far behind the log is first brought up to its end (the tail folded
         into the tables, a page per transaction), so that memory holds none of it."""
+        self._refuse_if_closing()
         await self._on_thread(self._load_projection)
 
     def _load_projection(self) -> None:
@@ -167,13 +168,19 @@ class GroupCommitWriter:
         def read(conn: sqlite3.Connection) -> int:
             return int(conn.execute(Q["data_version"]).fetchone()[0])
 
+        self._refuse_if_closing()  # else it would open the connection again on the thread
         last = self._last_on_thread
         if self._conn is not None and (last is None or last.done()):
             return read(self._conn)  # a read of a few microseconds: no thread hop
         return int(await self._on_thread(lambda: read(self._connection())))
 
     async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        on_thread = self._executor.submit(fn, *args)
+        try:
+            on_thread = self._executor.submit(fn, *args)
+        except RuntimeError:  # the thread has stopped: a call that raced close()
+            if self._closing:
+                raise BackendClosed("backend is closed") from None
+            raise
         self._last_on_thread = on_thread
         return await asyncio.wrap_future(on_thread)
 
