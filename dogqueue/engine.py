@@ -439,8 +439,8 @@ class Engine:
     ) -> list[JobStatus | QueueError]:
         """Settle jobs that are all different in one pass: each decided on its state
         before the batch, their events in one append. Settling one changes another only
-        through its dependents (WAITING jobs): when a job is WAITING, or one that ends
-        has dependents, they are settled in order instead, as the same commands."""
+        through its dependents: when one that ends has some, all are settled in order
+        instead, as the same commands."""
         results: list[JobStatus | QueueError | None] = []
         commands: list[Complete | Fail | None] = []
         changes: list[tuple[int, JobInfo, JobInfo]] = []
@@ -455,9 +455,6 @@ class Engine:
             command = self._settlement(tenant_id, item, now)
             results.append(None)
             commands.append(command)
-            if state.status is JobStatus.WAITING:
-                in_order = True
-                continue
             try:
                 decided = decide(state, command, self.config)
             except QueueError as refused:
