@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,8 @@ def _outcome(value: Any) -> Any:
 
 
 async def _run_round(driver: Driver, calls: list[tuple[Any, ...]]) -> list[Any]:
-    results = []
-    together = []
+    results: list[Any] = []
+    together: list[Coroutine[Any, Any, Any]] = []
     for op in calls:
         if op[0] == "advance":
             results += await asyncio.gather(*together)
