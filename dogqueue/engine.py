@@ -200,9 +200,10 @@ class Engine:
     def create_plain(
         self, tx: Transaction, requests: Sequence[PlainEnqueue], now: datetime
     ) -> list[list[str]]:
-        """Create the jobs of several plain enqueues in one pass, in order: what `_create`
-        does for each job, with one draw of ids and one append of all their events. The
-        result is each request's ids. Nothing refuses a plain enqueue."""
+        """Create the jobs of several requests, none with parents, in one pass, in order:
+        what `_create` does for each job, with one draw of ids and one append of all their
+        events; the result is each request's ids. Nothing here refuses a job (the caller
+        checked the keys, if any)."""
         drawn = self.new_ids(sum(len(request.messages) for request in requests))
         results: list[list[str]] = []
         events: list[AnyEvent] = []
