@@ -204,7 +204,8 @@ class Engine:
         what `_create` does for each job, with one draw of ids and one append of all their
         events; the result is each request's ids. Nothing here refuses a job (the caller
         checked the keys, if any)."""
-        drawn = self.new_ids(sum(len(request.messages) for request in requests))
+        jobs = sum(len(request.messages) for request in requests)
+        drawn = [self.new_id()] if jobs == 1 else self.new_ids(jobs)
         results: list[list[str]] = []
         events: list[AnyEvent] = []
         first = 0
