@@ -204,11 +204,10 @@ class Engine:
         what `_create` does for each job, with one draw of ids and one append of all their
         events; the result is each request's ids. Nothing here refuses a job (the caller
         checked the keys, if any)."""
-        jobs = sum(len(request.messages) for request in requests)
-        if jobs == 1 and len(requests) == 1:  # one job: its own pass costs less
+        if len(requests) == 1 and len(requests[0].messages) == 1:  # its own pass costs less
             lone = requests[0]
             return [[self._create(tx, lone.tenant_id, lone.messages[0], now, lone.trace_context)]]
-        drawn = self.new_ids(jobs)
+        drawn = self.new_ids(sum(len(request.messages) for request in requests))
         results: list[list[str]] = []
         events: list[AnyEvent] = []
         first = 0

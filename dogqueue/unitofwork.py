@@ -88,7 +88,7 @@ def run_units(tx: TxT, units: Sequence[Callable[[TxT, datetime], Any]], now: dat
     while index < len(units):
         unit = units[index]
         index += 1
-        if isinstance(unit, PlainEnqueue):
+        if isinstance(unit, PlainEnqueue) and index < len(units):  # a lone one runs alone
             group = [unit]
             while index < len(units):
                 other = units[index]
