@@ -1,16 +1,15 @@
 """Where the pure core meets storage: load a job, decide, append, evolve, save.
 
-Every backend runs these units of work inside one of its transactions. A unit of work
-raises a QueueError only before its first write, so a refused command never leaves a
-partial append behind, even when it shares a transaction with others (group commit).
+Every backend runs these units of work inside one of its transactions
+(`dogqueue.unitofwork`, whose names this module also exports). A unit that acts on many
+jobs of one kind (a lease of N, a settlement of N, the jobs of plain enqueues) decides
+each with the core and appends all their events at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -38,146 +37,26 @@ from dogqueue.core.job import Completion, JobInfo, LeasedJob, Settlement
 from dogqueue.core.message import JobMessage
 from dogqueue.core.status import JobStatus
 from dogqueue.core.validation import PreparedEnqueue
+from dogqueue.ids import new_job_id, new_job_ids
+from dogqueue.unitofwork import (
+    BatchTransaction,
+    PlainEnqueue,
+    Reads,
+    RefusedAfterWrite,
+    T,
+    Transaction,
+    TxT,
+    Unit,
+    Work,
+    append_each,
+    deliver,
+    run_units,
+    unwrap_refusal,
+)
 
-
-class Transaction(Protocol):
-    """Storage as one unit of work sees it. Reads see the unit's own writes."""
-
-    def load(self, tenant_id: str, job_id: str) -> JobInfo | None:
-        """The job's projected state, or None."""
-        ...
-
-    def job_for_key(self, tenant_id: str, idempotency_key: str) -> str | None:
-        """The id of the tenant's job holding this idempotency key, or None."""
-        ...
-
-    def latest_key(self, tenant_id: str, prefix: str) -> tuple[str, str] | None:
-        """The greatest idempotency key of the tenant's jobs that starts with `prefix` (a
-        schedule's, in the cron namespace), with its job's id; or None."""
-        ...
-
-    def next_ready(self, tenant_id: str, queues: tuple[str, ...], now: datetime) -> JobInfo | None:
-        """The tenant's best ENQUEUED job in `queues` due at `now`: the smallest
-        `dogqueue.core.order.dequeue_key` (the conformance suite checks every backend)."""
-        ...
-
-    def expired_leases(self, tenant_id: str | None, now: datetime) -> list[JobInfo]:
-        """LEASED jobs (of one tenant, or all) whose lease ended at or before `now`."""
-        ...
-
-    def dependents(self, tenant_id: str, job_id: str) -> list[str]:
-        """The ids of the jobs created after this one (`JobMessage.after`), oldest first."""
-        ...
-
-    def append(self, event: AnyEvent) -> AnyEvent:
-        """Append the event to the log; return it with its assigned `seq`."""
-        ...
-
-    def save(self, before: JobInfo | None, after: JobInfo) -> None:
-        """Replace the job's projected state `before` with `after`."""
-        ...
-
-
-class BatchTransaction(Transaction, Protocol):
-    """A Transaction shared by several units of work, counting its writes."""
-
-    writes: int
-
-
-TxT = TypeVar("TxT", bound=BatchTransaction)
-
-
-class RefusedAfterWrite(Exception):
-    """A unit of work raised a QueueError after it wrote: its batch must not commit
-    (the QueueError is the cause)."""
-
-
-def run_units(tx: TxT, units: Sequence[Callable[[TxT, datetime], Any]], now: datetime) -> list[Any]:
-    """Run units of work in order in one transaction. A unit refused before its first
-    write (a QueueError) fails alone: the error is its result; one refused after writing
-    raises RefusedAfterWrite, so that the whole batch is rolled back and re-run unit by unit."""
-    results: list[Any] = []
-    for unit in units:
-        before = tx.writes
-        try:
-            results.append(unit(tx, now))
-        except QueueError as error:
-            if tx.writes != before:
-                raise RefusedAfterWrite(f"{error!r} after a write") from error
-            results.append(error)
-    return results
-
-
-def unwrap_refusal(error: BaseException) -> BaseException:
-    """The QueueError behind a RefusedAfterWrite, else the error itself."""
-    if isinstance(error, RefusedAfterWrite) and error.__cause__ is not None:
-        return error.__cause__
-    return error
-
-
-def deliver(futures: Sequence[asyncio.Future[Any]], results: Sequence[Any]) -> None:
-    """Resolve each caller's future with its unit's result, an error being raised in the
-    caller; a future already done (its caller gave up) is left alone."""
-    for future, result in zip(futures, results, strict=True):
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
-
-
-class Reads(msgspec.Struct, frozen=True, gc=False):
-    """What one unit of work may read, declared before it runs, so that a backend with
-    a remote database can fetch a whole batch's reads at once and run the units on an
-    in-memory working set. The memory backend (and PostgreSQL) run each unit through a
-    view that refuses any read it did not declare (`dogqueue.backend.kit.strictview`)."""
-
-    #: Jobs the unit loads, as (tenant_id, job_id).
-    jobs: tuple[tuple[str, str], ...] = ()
-    #: Idempotency keys the unit looks up, as (tenant_id, key).
-    keys: tuple[tuple[str, str], ...] = ()
-    #: Key prefixes whose greatest key the unit looks up, as (tenant_id, prefix).
-    key_prefixes: tuple[tuple[str, str], ...] = ()
-    #: Jobs the unit creates (each needs an enqueue position).
-    new_jobs: int = 0
-    #: Ready jobs the unit may lease: (tenant_id, queues, at most how many).
-    ready: tuple[tuple[str, tuple[str, ...], int], ...] = ()
-    #: Expired leases the unit reclaims: a tenant, or None for every tenant. The
-    #: dependents of the jobs it reclaims are declared with them.
-    expired: tuple[str | None, ...] = ()
-    #: Jobs the unit may end, as (tenant_id, job_id): it reads their dependents, and
-    #: theirs in turn (the closure), to settle the jobs waiting for them.
-    dependents: tuple[tuple[str, str], ...] = ()
-    #: The tenant whose storage the unit writes (a sharded backend routes by it).
-    tenant: str | None = None
-
-    def __or__(self, other: Reads) -> Reads:
-        """What a unit that does the work of both reads."""
-        return Reads(
-            jobs=self.jobs + other.jobs,
-            keys=self.keys + other.keys,
-            key_prefixes=self.key_prefixes + other.key_prefixes,
-            new_jobs=self.new_jobs + other.new_jobs,
-            ready=self.ready + other.ready,
-            expired=self.expired + other.expired,
-            dependents=self.dependents + other.dependents,
-            tenant=self.tenant or other.tenant,
-        )
-
-
-T = TypeVar("T")
-#: What a unit runs: its body, inside one transaction at time `now`.
-Work = Callable[[Transaction, datetime], T]
-
-
-class Unit(NamedTuple, Generic[T]):
-    """A unit of work: what it reads, declared before it runs, and `run(tx, now)`, which
-    a backend calls inside one transaction and which reads only what `reads` declares.
-    All of its events commit, or none."""
-
-    reads: Reads
-    run: Work[T]
+__all__ = ["BatchTransaction", "Engine", "PlainEnqueue", "Reads", "RefusedAfterWrite", "T"]
+__all__ += ["Transaction", "TxT", "Unit", "Work", "append_each", "deliver", "lease_of"]
+__all__ += ["run_units", "unwrap_refusal"]
 
 
 def _job_reads(tenant_id: str, job_id: str) -> Reads:
@@ -191,9 +70,10 @@ def _ending_reads(tenant_id: str, job_id: str) -> Reads:
 
 
 class Engine:
-    """Makes the units of work of every command. `new_id` makes job ids and `draw`
-    returns uniform numbers in [0, 1] for retry jitter: the shell's sources, never the
-    core's; both are called when a unit runs, in the order units run."""
+    """Makes the units of work of every command. `new_id` makes job ids (`new_ids`, if
+    given, several at once) and `draw` returns uniform numbers in [0, 1] for retry
+    jitter: the shell's sources, never the core's; both are called when a unit runs, in
+    the order units run."""
 
     def __init__(
         self,
@@ -201,10 +81,15 @@ class Engine:
         *,
         new_id: Callable[[], str],
         draw: Callable[[], float],
+        new_ids: Callable[[int], list[str]] | None = None,
     ) -> None:
         self.config = config
         self.new_id = new_id
         self.draw = draw
+        #: `n` ids at once, as `new_id` called n times would make them.
+        self.new_ids = new_ids or (
+            new_job_ids if new_id is new_job_id else lambda n: [new_id() for _ in range(n)]
+        )
 
     def _apply(
         self,
@@ -261,13 +146,13 @@ class Engine:
         """Create every job or none; the result is their ids. `prepared` passed every
         input check (`dogqueue.core.validation.prepare_enqueue`)."""
         tenant_id, messages, trace_context = prepared
-        keys: tuple[tuple[str, str], ...] = ()
-        parents = keys  # most messages have neither key nor parents: no tuples to build
-        if any(m.idempotency_key is not None or m.after for m in messages):
-            keys = tuple((tenant_id, k) for m in messages if (k := m.idempotency_key) is not None)
-            parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
+        reads = Reads(new_jobs=len(messages), tenant=tenant_id)
+        if not any(m.idempotency_key is not None or m.after or m.after_earlier for m in messages):
+            return Unit(reads, PlainEnqueue(self, tenant_id, messages, trace_context))
+        keys = tuple((tenant_id, k) for m in messages if (k := m.idempotency_key) is not None)
+        parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))
         return Unit(
-            Reads(jobs=parents, keys=keys, new_jobs=len(messages), tenant=tenant_id),
+            msgspec.structs.replace(reads, jobs=parents, keys=keys),
             lambda tx, now: self._enqueue(tx, tenant_id, messages, now, trace_context),
         )
 
@@ -300,6 +185,9 @@ class Engine:
         A job's parents must exist when it is created and `after` never changes, so
         every dependency points from an older job to a newer one: following them only
         ever goes forward in time, and no cycle can form."""
+        if not any(m.after or m.after_earlier for m in messages):
+            plain = PlainEnqueue(self, tenant_id, messages, trace_context)
+            return self.create_plain(tx, [plain], now)[0]
         for message in messages:
             for parent in message.after:
                 if tx.load(tenant_id, parent) is None:
@@ -308,6 +196,37 @@ class Engine:
         for message in messages:
             job_ids.append(self._create(tx, tenant_id, message, now, trace_context, job_ids))
         return job_ids
+
+    def create_plain(
+        self, tx: Transaction, requests: Sequence[PlainEnqueue], now: datetime
+    ) -> list[list[str]]:
+        """Create the jobs of several requests, none with parents, in one pass, in order:
+        what `_create` does for each job, with one draw of ids and one append of all their
+        events; the result is each request's ids. Nothing here refuses a job (the caller
+        checked the keys, if any)."""
+        if len(requests) == 1 and len(requests[0].messages) == 1:  # its own pass costs less
+            lone = requests[0]
+            return [[self._create(tx, lone.tenant_id, lone.messages[0], now, lone.trace_context)]]
+        drawn = self.new_ids(sum(len(request.messages) for request in requests))
+        results: list[list[str]] = []
+        events: list[AnyEvent] = []
+        first = 0
+        for request in requests:
+            job_ids = drawn[first : first + len(request.messages)]
+            first += len(job_ids)
+            for job_id, message in zip(job_ids, request.messages, strict=True):
+                command = Enqueue(
+                    tenant_id=request.tenant_id,
+                    job_id=job_id,
+                    at=now,
+                    message=message,
+                    trace_context=request.trace_context,
+                )
+                events += decide(None, command, self.config)
+            results.append(job_ids)
+        for event in tx.append_all(events):
+            tx.save(None, evolve(None, event))  # one event per job; a new job never ends
+        return results
 
     def _create(
         self,
@@ -382,14 +301,27 @@ class Engine:
 
         def run(tx: Transaction, now: datetime) -> list[LeasedJob]:
             self._reclaim(tx, tenant_id, now)
-            leases = []
+            leased: list[JobInfo] = []
+            events: list[AnyEvent] = []
             for _ in range(limit):
                 state = tx.next_ready(tenant_id, queues, now)
                 if state is None:
                     break
                 command = Lease(tenant_id=tenant_id, job_id=state.job_id, at=now, duration=duration)
-                leases.append(lease_of(self._apply(tx, state, command)))
-            return leases
+                try:
+                    decided = decide(state, command, self.config)
+                except QueueError as error:
+                    if leased:  # the leases before it are saved: the batch must roll back
+                        raise RefusedAfterWrite(f"{error!r} after a lease") from error
+                    raise
+                # Saved at once, so that the next read of the ready jobs skips it; the
+                # events go in one append (evolve reads no `seq` but an Enqueued's).
+                after = _evolved(state, decided)
+                tx.save(state, after)
+                leased.append(after)
+                events += decided
+            tx.append_all(events)
+            return [lease_of(state) for state in leased]
 
         return Unit(Reads(ready=((tenant_id, queues, limit),), expired=(tenant_id,)), run)
 
@@ -468,27 +400,82 @@ class Engine:
         unknown), in which case it wrote nothing and the others still count."""
 
         def run(tx: Transaction, now: datetime) -> list[JobStatus | QueueError]:
-            results: list[JobStatus | QueueError] = []
-            for item in settlements:
-                state = tx.load(tenant_id, item.lease.job_id)
-                if state is None:
-                    results.append(JobNotFound(item.lease.job_id))
-                    continue
-                command: Complete | Fail
-                if isinstance(item, Completion):
-                    command = self._complete(tenant_id, item.lease, now, item.result)
-                else:
-                    command = self._fail(tenant_id, item.lease, now, item.error, item.retry)
-                try:  # decide refuses before anything is written
-                    events = decide(state, command, self.config)
-                except QueueError as refused:
-                    results.append(refused)
-                    continue
-                results.append(self._apply(tx, state, command, events).status)
-            return results
+            if len({item.lease.job_id for item in settlements}) < len(settlements):
+                return self._settle_in_order(tx, tenant_id, settlements, now)
+            return self._settle_all(tx, tenant_id, settlements, now)
 
         jobs = tuple((tenant_id, item.lease.job_id) for item in settlements)
         return Unit(Reads(jobs=jobs, dependents=jobs), run)
+
+    def _settlement(self, tenant_id: str, item: Settlement, now: datetime) -> Complete | Fail:
+        if isinstance(item, Completion):
+            return self._complete(tenant_id, item.lease, now, item.result)
+        return self._fail(tenant_id, item.lease, now, item.error, item.retry)
+
+    def _settle_in_order(
+        self,
+        tx: Transaction,
+        tenant_id: str,
+        settlements: Sequence[Settlement],
+        now: datetime,
+        commands: Sequence[Complete | Fail | None] | None = None,
+    ) -> list[JobStatus | QueueError]:
+        """Settle each in turn, deciding each on the state the ones before left
+        (`commands`: made already, for the jobs found, so no draw is made twice)."""
+        results: list[JobStatus | QueueError] = []
+        for index, item in enumerate(settlements):
+            state = tx.load(tenant_id, item.lease.job_id)
+            made = None if commands is None else commands[index]
+            if state is None:
+                results.append(JobNotFound(item.lease.job_id))
+                continue
+            command = made if made is not None else self._settlement(tenant_id, item, now)
+            try:  # decide refuses before anything is written
+                events = decide(state, command, self.config)
+            except QueueError as refused:
+                results.append(refused)
+                continue
+            results.append(self._apply(tx, state, command, events).status)
+        return results
+
+    def _settle_all(
+        self, tx: Transaction, tenant_id: str, settlements: Sequence[Settlement], now: datetime
+    ) -> list[JobStatus | QueueError]:
+        """Settle jobs that are all different in one pass: each decided on its state
+        before the batch, their events in one append. Settling one changes another only
+        through its dependents: when one that ends has some, all are settled in order
+        instead, as the same commands."""
+        results: list[JobStatus | QueueError | None] = []
+        commands: list[Complete | Fail | None] = []
+        changes: list[tuple[int, JobInfo, JobInfo]] = []
+        events: list[AnyEvent] = []
+        in_order = False
+        for index, item in enumerate(settlements):
+            state = tx.load(tenant_id, item.lease.job_id)
+            if state is None:
+                results.append(JobNotFound(item.lease.job_id))
+                commands.append(None)
+                continue
+            command = self._settlement(tenant_id, item, now)
+            results.append(None)
+            commands.append(command)
+            try:
+                decided = decide(state, command, self.config)
+            except QueueError as refused:
+                results[index] = refused
+                continue
+            after = _evolved(state, decided)  # evolve reads no `seq` but an Enqueued's
+            if after.status.is_terminal and tx.dependents(tenant_id, state.job_id):
+                in_order = True
+            changes.append((index, state, after))
+            events += decided
+        if in_order:
+            return self._settle_in_order(tx, tenant_id, settlements, now, commands)
+        tx.append_all(events)
+        for index, state, after in changes:
+            tx.save(state, after)
+            results[index] = after.status
+        return results  # type: ignore[return-value]  # every entry is set by now
 
     def release_unit(
         self,
@@ -573,6 +560,13 @@ class Engine:
             return self._apply(tx, state, command).status
 
         return Unit(_job_reads(tenant_id, job_id), run)
+
+
+def _evolved(state: JobInfo, events: Sequence[AnyEvent]) -> JobInfo:
+    """The state after `events` (of an existing job)."""
+    for event in events:
+        state = evolve(state, event)
+    return state
 
 
 def _parent_ended(parent: JobInfo, child_id: str, now: datetime) -> SettleParent:

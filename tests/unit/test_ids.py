@@ -8,7 +8,7 @@ import uuid
 
 from dogqueue import JobMessage, QueueCtx
 from dogqueue.backend.memory import MemoryBackend
-from dogqueue.ids import new_job_id
+from dogqueue.ids import new_job_id, new_job_ids
 
 
 def test_ids_are_canonical_uuid7_strings_in_increasing_order() -> None:
@@ -18,6 +18,19 @@ def test_ids_are_canonical_uuid7_strings_in_increasing_order() -> None:
         assert str(parsed) == job_id
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_ids_made_at_once_are_like_ids_made_one_by_one() -> None:
+    """`new_job_ids` (one read of random bytes for many) keeps the same form and order,
+    with ids made one by one before and after it, across the 4,096 a millisecond holds."""
+    ids = [new_job_id(), *new_job_ids(10_000), new_job_id(), *new_job_ids(1), *new_job_ids(0)]
+    for job_id in ids:
+        parsed = uuid.UUID(job_id)
+        assert str(parsed) == job_id
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == 10_003
+    random_parts = {job_id[19:] for job_id in ids}  # variant and 62 random bits
+    assert len(random_parts) == len(ids)
 
 
 async def test_a_memory_backend_takes_its_job_ids_from_new_id() -> None:

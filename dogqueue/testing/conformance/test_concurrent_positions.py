@@ -58,16 +58,20 @@ async def test_concurrent_appends_take_dense_non_interleaving_positions(
     async def poll(appending: asyncio.Future[list[None]]) -> None:
         log = backend.log_reader(wait_for_own_writes=False)
         try:
+            # Connected before the appenders start: on a loaded machine, opening the
+            # reader's connection took longer than all the appends.
+            await log.records()
+            start.set()
             while not appending.done():
                 seen.append(await log.records())
                 await asyncio.sleep(0)
         finally:
+            start.set()
             await log.close()
 
     try:
         appending = asyncio.gather(*(append(index) for index in range(APPENDERS)))
         polling = asyncio.ensure_future(poll(appending))
-        start.set()
         await appending
         await polling
     finally:
