@@ -3,11 +3,14 @@ faults and invariants (not deterministic, so nothing here compares traces)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from dogqueue.testing.factories import SqliteFactory
-from dogqueue.testing.simulation import Fault, Simulation, format_plan
+from dogqueue.testing.simulation import Fault, Simulation, Violation, format_plan
 from dogqueue.testing.simulation.__main__ import main
+from dogqueue.testing.simulation.soak import SoakLoop
 from properties.broken import WrappingFactory, mutant_classes
 
 #: A few seconds of real time: the producer's share of a seed's run.
@@ -43,3 +46,16 @@ def test_the_command_soaks_a_seed(capsys: pytest.CaptureFixture[str]) -> None:
     command = ["--soak", "--seed", "0", "--scale", str(SCALE), "--faults", format_plan(PLAN)]
     assert main(command) == 0
     assert "seed 0: ok" in capsys.readouterr().out
+
+
+def test_a_violation_found_outside_the_run_leaves_the_loop_usable() -> None:
+    # Found after the run (a guard's report, a stall), it must not stop the loop that
+    # then reads the log: the read would end before its result.
+    sim = Simulation(0, soak=True, plan=[])
+    loop = sim.loop = SoakLoop()
+    try:
+        sim.fail(Violation("late", "found after the run"))
+        assert loop.run_until_complete(asyncio.sleep(0.001, "read")) == "read"
+    finally:
+        loop.close()
+    assert sim.failure is not None and sim.failure.name == "late"

@@ -116,6 +116,7 @@ class Simulation:
         self.fired: list[Fault] = [f for f in self.plan if f.kind == "lacks"]
         self._dead: list[Host] = []
         self.failure: Violation | None = None
+        self._ended = False
         self._trace: list[str] = []
         self.backend: Any = None
 
@@ -165,7 +166,10 @@ class Simulation:
             violation.__traceback__ = violation.__context__ = violation.__cause__ = None
             self.failure = violation
             self.trace(f"VIOLATION {violation}")
-        self.loop.stop()
+        if self.loop.is_running() and not self._ended:
+            # Only the run itself stops: a stop left pending (called between runs, or
+            # by a task still going while the log is read) would cut the next one short.
+            self.loop.stop()
 
     # -- the fleet ----------------------------------------------------------------------
 
@@ -313,6 +317,7 @@ class Simulation:
             loop = SimLoop(random.Random(f"{self.seed}:scheduler"))
             guard = Guard(loop, random.Random(f"{self.seed}:escapes"))
         self.loop = loop
+        self._ended = False
         loop.set_exception_handler(lambda _, context: None)  # leftovers of killed hosts
         log = b""
         with guarded(guard) if guard is not None else contextlib.nullcontext():
@@ -328,6 +333,7 @@ class Simulation:
                             str(error),
                         )
                     )
+            self._ended = True
             unexcused = [] if guard is None else guard.unexcused()
             if unexcused and self.failure is None:
                 self.fail(Violation("escape", "; ".join(unexcused)))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dogqueue.core.errors import QueueError, StorageError
 from dogqueue.core.status import JobStatus
-from dogqueue.testing.simulation.loop import Host
+from dogqueue.testing.simulation.loop import Host, on_host
 
 if TYPE_CHECKING:
     from dogqueue.testing.simulation.run import Simulation
@@ -99,8 +99,16 @@ class HostView:
                 sim.trace(f"{host.name} {name} #{number} fails before commit")
                 raise StorageError(f"simulated: {name} failed before its commit")
             writes = name not in READS
+            work = attribute(*args, **kwargs)
+            if sim.soak:
+                # The backend is shared, so on the real loop its work runs as the
+                # simulation's own: a task it starts (a group commit's batch) must not
+                # die or pause with the host whose call started it, stalling every other
+                # host's calls. (The seeded loop's memory backend starts none, and its
+                # seeds keep their schedules.)
+                work = sim.loop.create_task(work, context=on_host(None))
             try:
-                result = await attribute(*args, **kwargs)
+                result = await work
             except QueueError as error:
                 await sim.after_call(host, name, type(error).__name__, writes)
                 raise
