@@ -1,8 +1,8 @@
 """A lone caller's small unit commits on the event loop, without the writer thread,
-within the call itself when nothing else is ready to run; calls made together still share one commit on the thread; a unit that would wait for
-another connection's write lock waits on the thread, never on the event loop; WAL
-checkpoints run on a thread of their own; and synchronous=FULL (an fsync per commit)
-never commits on the event loop."""
+within the call itself when nothing else is ready to run; calls made together still
+share one commit on the thread; a unit that would wait for another connection's write
+lock waits on the thread, never on the event loop; WAL checkpoints run on a thread of
+their own; and synchronous=FULL (an fsync per commit) never commits on the event loop."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ commit batches (`dogqueue.backend.kit.batching`), one transaction each.
 A batch of one small unit (a lone caller's) may commit on the event loop instead,
 without the two thread hops, if the thread is idle and the write lock is free at once:
 within the call itself when nothing else is ready to run on the loop (the caller's
-`await` then never suspends), else in the batch's own turn. The connection never waits for a lock inside SQLite, and no
-commit of this connection checkpoints the WAL (`WalCheckpointer` does, on a thread of
-its own), so the event loop is held for one transaction of one small unit, at most.
+`await` then never suspends), else in the batch's own turn. The connection never waits
+for a lock inside SQLite, and no commit of this connection checkpoints the WAL
+(`WalCheckpointer` does, on a thread of its own), so the event loop is held for one
+transaction of one small unit, at most.
 """
 
 from __future__ import annotations
