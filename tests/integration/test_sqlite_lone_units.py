@@ -1,14 +1,16 @@
-"""A lone caller's small unit commits on the event loop, without the writer thread;
-calls made together still share one commit on the thread; a unit that would wait for
-another connection's write lock waits on the thread, never on the event loop; WAL
-checkpoints run on a thread of their own; and synchronous=FULL (an fsync per commit)
-never commits on the event loop."""
+"""A lone caller's small unit commits on the event loop, without the writer thread,
+within the call itself when nothing else is ready to run; calls made together still
+share one commit on the thread; a unit that would wait for another connection's write
+lock waits on the thread, never on the event loop; WAL checkpoints run on a thread of
+their own; and synchronous=FULL (an fsync per commit) never commits on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from dogqueue import FakeClock, JobMessage, QueueCtx, rebuild
 from dogqueue.backend.sqlite import SqliteBackend
@@ -28,6 +30,17 @@ async def test_a_lone_caller_commits_on_the_event_loop(tmp_path: Path) -> None:
         assert backend.writer.inline_commits == inline + 3
         assert lease.job_id == job_id
         assert await backend.projected_jobs() == rebuild(await backend.read_events())
+
+
+async def test_a_lone_call_commits_without_suspending(tmp_path: Path) -> None:
+    async with SqliteBackend(tmp_path / "queue.db", clock=FakeClock()) as backend:
+        await backend.enqueue(CTX, MESSAGE)
+        call = backend.enqueue(CTX, MESSAGE)
+        with pytest.raises(StopIteration) as returned:
+            call.send(None)  # one step: the call returns before the loop could turn
+
+        job_id = returned.value.value
+        assert (await backend.get_job(CTX, job_id)).job_id == job_id
 
 
 async def test_calls_made_together_still_share_one_commit_on_the_thread(

@@ -1,7 +1,8 @@
 """The kit's group commit with `run_alone`: a unit that is a batch by itself is offered
-to it on the event loop, without a task; units submitted together still share one batch;
-one it declines runs the usual way; its failure reaches only its caller; and one
-submitted just before `close` still gets its result."""
+to it on the event loop, without a task, within its call when nothing else is ready to
+run (a bounded number in a row); callers running together still share one batch; one it
+declines runs the usual way; its failure reaches only its caller; and one submitted just
+before `close` still gets its result."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dogqueue.backend.kit.batching import GroupCommit
+from dogqueue.backend.kit.batching import MAX_AT_ONCE, GroupCommit
 from dogqueue.core.errors import StorageError
 
 
@@ -45,13 +46,29 @@ def _group(recorder: Recorder) -> GroupCommit[int]:
     )
 
 
-async def test_a_lone_unit_runs_alone_and_units_submitted_together_share_a_batch() -> None:
+async def test_a_lone_unit_runs_within_its_call_and_callers_together_share_a_batch() -> None:
     recorder = Recorder()
     group = _group(recorder)
-    assert await group.submit(1) == 10
-    assert list(await asyncio.gather(group.submit(2), group.submit(3))) == [20, 30]
+    lone = group.submit(1)
+    assert lone.done() and lone.result() == 10
+
+    async def call(unit: int) -> Any:
+        return await group.submit(unit)
+
+    assert list(await asyncio.gather(call(2), call(3))) == [20, 30]
     assert recorder.alone == [1]
     assert recorder.batches == [[2, 3]]
+
+
+async def test_lone_units_in_a_row_let_the_loop_turn_now_and_then() -> None:
+    recorder = Recorder()
+    group = _group(recorder)
+    futures = [group.submit(unit) for unit in range(MAX_AT_ONCE + 1)]
+    assert [future.done() for future in futures] == [True] * MAX_AT_ONCE + [False]
+
+    assert await futures[-1] == MAX_AT_ONCE * 10
+    assert group.submit(7).done()
+    assert recorder.alone == [*range(MAX_AT_ONCE + 1), 7]
 
 
 async def test_a_declined_lone_unit_runs_as_a_batch() -> None:

@@ -7,7 +7,9 @@ A backend passes how to run a batch (`run`: a list of units to their results, ra
 if the batch as a whole failed), which failures are worth a split (`splits`), and how a
 failure reaches a caller (`public`: driver errors become dogqueue errors). It may also
 pass `run_alone`: a unit that is a batch by itself is offered to it first, on the event
-loop and without a task, and runs the usual way only if it declines (returns None).
+loop and without a task, and runs the usual way only if it declines (returns None). A
+unit submitted while nothing else waits to run on the loop is offered to it within the
+call itself, so its caller's `await` finds the future done and never suspends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from dogqueue.core.errors import BackendClosed, QueueError, StorageError
 from dogqueue.engine import deliver, unwrap_refusal
 
 U = TypeVar("U")
+#: Most lone units run within their call before one waits for the end of the turn: a
+#: caller whose awaits never suspend would otherwise keep the loop from polling I/O.
+MAX_AT_ONCE = 32
 
 
 def storage_errors_from(
@@ -44,7 +49,10 @@ class GroupCommit(Generic[U]):
 
     The first unit submitted while no batch runs starts one at the end of the event
     loop's current turn, so units submitted together share one batch; units submitted
-    while a batch runs wait for the next one."""
+    while a batch runs wait for the next one. With `run_alone`, a unit submitted while
+    no other callback is ready on the loop (no other caller can join it this turn) is
+    offered to `run_alone` at once; so are at most `MAX_AT_ONCE` in a row, then one
+    waits for the turn's end."""
 
     def __init__(
         self,
@@ -65,6 +73,8 @@ class GroupCommit(Generic[U]):
         self._pending: list[tuple[U, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._closing = False
+        #: Lone units run within their call since one last waited for a turn's end.
+        self._at_once = 0
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
         """Queue `unit` for a batch; the future resolves with its result once committed
@@ -74,6 +84,12 @@ class GroupCommit(Generic[U]):
         if self._closing:
             future.set_exception(BackendClosed("backend is closed"))
             return future
+        if self._may_run_at_once(loop):
+            results = self._offer_alone(unit)
+            if results is not None:
+                self._at_once += 1
+                deliver([future], results)
+                return future
         self._pending.append((unit, future))
         if self._start is None and (self._drainer is None or self._drainer.done()):
             if self._run_alone is None:
@@ -82,16 +98,36 @@ class GroupCommit(Generic[U]):
                 self._start = loop.call_soon(self._start_batch)
         return future
 
+    def _may_run_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a unit submitted now is alone for this turn: nothing pending or
+        running, and no other callback ready on the loop (asyncio's own loop says so;
+        on another, never)."""
+        if (
+            self._run_alone is None
+            or self._pending
+            or self._start is not None
+            or (self._drainer is not None and not self._drainer.done())
+            or self._at_once >= MAX_AT_ONCE
+        ):
+            return False
+        ready = getattr(loop, "_ready", None)
+        return ready is not None and not ready
+
+    def _offer_alone(self, unit: U) -> list[Any] | None:
+        assert self._run_alone is not None
+        try:
+            return self._run_alone(unit)
+        except BaseException as error:  # it failed alone: its caller gets the error
+            return [self._public(error)]
+
     def _start_batch(self) -> None:
         """At the end of the turn that submitted the first unit: a lone unit goes to
         `run_alone`; anything else (or a unit it declines) to a draining task."""
         self._start = None
+        self._at_once = 0
         if len(self._pending) == 1 and self._run_alone is not None:
             unit, future = self._pending[0]
-            try:
-                results = self._run_alone(unit)
-            except BaseException as error:  # it failed alone: its caller gets the error
-                results = [self._public(error)]
+            results = self._offer_alone(unit)
             if results is not None:
                 self._pending.clear()
                 deliver([future], results)

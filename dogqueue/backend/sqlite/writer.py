@@ -1,11 +1,13 @@
 """The SQLite writer: one thread owns the write connection and runs the kit's group
 commit batches (`dogqueue.backend.kit.batching`), one transaction each.
 
-A batch of one small unit (a lone caller's) may commit on the event loop instead, in
-the batch's own turn, without the two thread hops, if the thread is idle and the write
-lock is free at once. The connection never waits for a lock inside SQLite, and no
-commit of this connection checkpoints the WAL (`WalCheckpointer` does, on a thread of
-its own), so the event loop is held for one transaction of one small unit, at most.
+A batch of one small unit (a lone caller's) may commit on the event loop instead,
+without the two thread hops, if the thread is idle and the write lock is free at once:
+within the call itself when nothing else is ready to run on the loop (the caller's
+`await` then never suspends), else in the batch's own turn. The connection never waits
+for a lock inside SQLite, and no commit of this connection checkpoints the WAL
+(`WalCheckpointer` does, on a thread of its own), so the event loop is held for one
+transaction of one small unit, at most.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class GroupCommitWriter:
         With no transaction under way, the batch starts at the end of this turn of the
         event loop (so calls made together share one commit); otherwise it starts when
         the current one has committed. A `small` unit that is a batch by itself may
-        commit on the event loop (see the module's docstring)."""
+        commit on the event loop, even before this returns (see the module's docstring)."""
         self._refuse_if_closing()
         return self._group.submit(_Pending(work, small))
 
