@@ -39,6 +39,7 @@ class _TimedEntry(NamedTuple):
 
 
 _E = TypeVar("_E", _ReadyEntry, _TimedEntry)
+_ENQUEUED, _LEASED = JobStatus.ENQUEUED, JobStatus.LEASED
 
 
 class WorkingSet:
@@ -211,11 +212,13 @@ class WorkingSet:
             if key is not None:
                 self._add_key(after.tenant_id, key, after.job_id)
                 self._remember(lambda: self._drop_key(after.tenant_id, key))
-            self._adopt(after)
+            if after.message.after:  # most jobs have no parents
+                self._adopt(after)
         self._index(after)
 
     def _index(self, job: JobInfo) -> None:
-        if job.status is JobStatus.ENQUEUED:
+        status = job.status
+        if status is _ENQUEUED:
             if job.run_at <= job.updated_at:  # due when saved: the clock only goes on
                 heapq.heappush(
                     self.ready[(job.tenant_id, job.message.queue)],
@@ -223,7 +226,7 @@ class WorkingSet:
                 )
             else:
                 self._schedule(job)
-        elif job.status is JobStatus.LEASED:
+        elif status is _LEASED:
             assert job.lease_expires_at is not None
             heapq.heappush(
                 self.leases[job.tenant_id],
