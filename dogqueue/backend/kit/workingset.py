@@ -16,22 +16,30 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
+
+import msgspec
 
 from dogqueue.core.cron import KEY_NAMESPACE
 from dogqueue.core.job import JobInfo
-from dogqueue.core.order import DequeueKey, dequeue_key
+from dogqueue.core.order import dequeue_key
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 
 
-class _ReadyEntry(NamedTuple):
-    key: DequeueKey
+# Index entries are ordered like tuples of their fields, compared in C, and untracked by
+# the cycle collector (they hold no containers): a working set holds one or two per job,
+# which as tuples would be traversed by every full collection.
+class _ReadyEntry(msgspec.Struct, order=True, frozen=True, gc=False):
+    #: The dequeue key (`dogqueue.core.order.dequeue_key`), field by field.
+    priority: int
+    run_at: datetime
+    enqueue_seq: int
     job_id: str
     version: int
 
 
-class _TimedEntry(NamedTuple):
+class _TimedEntry(msgspec.Struct, order=True, frozen=True, gc=False):
     when: datetime
     tenant_id: str
     job_id: str
@@ -112,7 +120,7 @@ class WorkingSet:
             if job is not None and job.status is JobStatus.ENQUEUED:
                 heapq.heappush(
                     ready,
-                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                    _ReadyEntry(*dequeue_key(job), job.job_id, job.version),
                 )
 
     def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
@@ -171,9 +179,9 @@ class WorkingSet:
 
     def _earliest_ready(self, tenant_id: str, entries: list[_ReadyEntry]) -> datetime:
         # A ready heap goes by priority first: look up only the entries that are earlier.
-        earliest = entries[0].key[1]
+        earliest = entries[0].run_at
         for entry in entries:
-            run_at = entry.key[1]
+            run_at = entry.run_at
             if run_at < earliest and self._enqueued(tenant_id, entry):
                 earliest = run_at
         return earliest
@@ -222,7 +230,7 @@ class WorkingSet:
             if job.run_at <= job.updated_at:  # due when saved: the clock only goes on
                 heapq.heappush(
                     self.ready[(job.tenant_id, job.message.queue)],
-                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                    _ReadyEntry(*dequeue_key(job), job.job_id, job.version),
                 )
             else:
                 self._schedule(job)

@@ -25,7 +25,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
@@ -502,12 +502,21 @@ class LogProjection(UndoableWorkingSet):
         return job_from_log(conn, *key, upto=seq - 1)
 
 
+class _Entry(Protocol):
+    """An index entry of the working set: what `_keep_held` reads of it."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
 _Group = TypeVar("_Group")
-_Entry = TypeVar("_Entry", bound=tuple[object, ...])
+_E = TypeVar("_E", bound=_Entry)
 
 
 def _keep_held(
-    index: dict[_Group, list[_Entry]],
+    index: dict[_Group, list[_E]],
     jobs: dict[JobKey, JobInfo],
     tenant_of: Callable[[_Group], str],
 ) -> None:
@@ -515,7 +524,7 @@ def _keep_held(
     `jobs`; groups left empty go."""
     for group, entries in list(index.items()):
         tenant_id = tenant_of(group)
-        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]  # type: ignore[attr-defined]
+        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]
         if kept:
             heapq.heapify(kept)
             index[group] = kept
