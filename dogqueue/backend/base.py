@@ -127,8 +127,6 @@ class EngineBackend(abc.ABC):
 
     def _notify_change(self) -> None:
         """Wake every `wait_for_change` of this backend: something became leasable."""
-        if not self._change_waiters:  # the usual case under load: nobody waits
-            return
         waiters, self._change_waiters = self._change_waiters, set()
         for waiter in waiters:
             if not waiter.done():
