@@ -27,6 +27,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+import msgspec
+
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
 from dogqueue.backend.sqlite.queries import Q
@@ -75,9 +77,10 @@ class Changes(NamedTuple):
     base_status: dict[JobKey, str | None]
 
 
-class ColdEntry(NamedTuple):
+class ColdEntry(msgspec.Struct, frozen=True, gc=False):
     """One checkpoint index entry: its time key (run_at or lease expiry, microseconds),
-    the job's enqueue position, id and version in the checkpoint."""
+    the job's enqueue position, id and version in the checkpoint. Untracked by the cycle
+    collector, like the working set's entries."""
 
     micros: int
     enqueue_seq: int
@@ -153,6 +156,8 @@ class LogProjection(UndoableWorkingSet):
         #: Each job the open transaction saved, with its entry in `changed` before its
         #: first save (what a rollback puts back).
         self._touched: dict[JobKey, JobInfo | None] = {}
+        #: Checkpoint entries the open transaction popped, with their range, oldest first.
+        self._cold_popped: list[tuple[ColdRange, ColdEntry]] = []
         #: Whether other connections write the file (they appended, or held the write
         #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
         #: a process alone pays nothing for it.
@@ -197,6 +202,7 @@ class LogProjection(UndoableWorkingSet):
     def commit(self) -> None:
         super().commit()
         self._touched.clear()
+        self._cold_popped.clear()
         self._evict()
         if len(self.ended_at) + len(self.jobs) >= self._let_go_at:
             assert self._conn is not None
@@ -212,6 +218,9 @@ class LogProjection(UndoableWorkingSet):
             else:
                 self.changed[key] = previous
         self._touched.clear()
+        for cold, entry in reversed(self._cold_popped):
+            cold.push(entry)
+        self._cold_popped.clear()
 
     def _evict(self) -> None:
         """Drop the jobs that became terminal: memory stays bounded by live work."""
@@ -294,9 +303,14 @@ class LogProjection(UndoableWorkingSet):
         while (entry := cold.head(self._conn)) is not None:
             if self._cold_is_current(tenant_id, entry, status):
                 return entry
-            cold.pop()
-            self._remember(lambda e=entry: cold.push(e))  # type: ignore[misc]
+            self._pop_cold(cold)
         return None
+
+    def _pop_cold(self, cold: ColdRange) -> None:
+        """Drop the head of `cold`; a rollback puts it back."""
+        entry = cold.pop()
+        if self._undo is not None:
+            self._cold_popped.append((cold, entry))
 
     def _cold_range(self, tenant_id: str, queue: str, priority: int) -> ColdRange | None:
         if (tenant_id, queue) not in self.cold_queues:
@@ -398,8 +412,7 @@ class LogProjection(UndoableWorkingSet):
             while (entry := self._cold_head(cold, tenant, JobStatus.LEASED)) is not None:
                 if entry.micros > due:
                     break
-                cold.pop()
-                self._remember(lambda e=entry, c=cold: c.push(e))  # type: ignore[misc]
+                self._pop_cold(cold)
                 job = self.load(tenant, entry.job_id)
                 # A later checkpoint may list a lease the memory's index holds too.
                 if job is not None and (tenant, entry.job_id) not in seen:
