@@ -92,7 +92,7 @@ class ColdRange:
     """One range of a checkpoint index (a tenant's queue at one priority, or a tenant's
     leases), read a page at a time in its order; entries are popped from its head."""
 
-    __slots__ = ("_after", "_exhausted", "_query", "_range", "_reversed")
+    __slots__ = ("_after", "_exhausted", "_query", "_range", "_reversed", "_taken")
 
     def __init__(self, query: str, range_: tuple[object, ...]) -> None:
         self._query = query
@@ -101,6 +101,8 @@ class ColdRange:
         #: The unread entries fetched, head last.
         self._reversed: list[ColdEntry] = []
         self._exhausted = False
+        #: The entries popped in the open transaction, oldest first.
+        self._taken: list[ColdEntry] = []
 
     def head(self, conn: sqlite3.Connection) -> ColdEntry | None:
         """The first entry (None: none left)."""
@@ -112,12 +114,17 @@ class ColdRange:
                 self._reversed = [ColdEntry(*row) for row in reversed(rows)]
         return self._reversed[-1] if self._reversed else None
 
-    def pop(self) -> ColdEntry:
-        """Drop the first entry (`head` returned it); `push` puts it back."""
-        return self._reversed.pop()
+    def pop(self, undoable: bool) -> None:
+        """Drop the first entry (`head` returned it); if `undoable`, until `settle`."""
+        entry = self._reversed.pop()
+        if undoable:
+            self._taken.append(entry)
 
-    def push(self, entry: ColdEntry) -> None:
-        self._reversed.append(entry)
+    def settle(self, keep: bool) -> None:
+        """Keep the undoable pops (the transaction committed), or put them back."""
+        if not keep:
+            self._reversed.extend(reversed(self._taken))
+        self._taken.clear()
 
 
 class LogProjection(UndoableWorkingSet):
@@ -156,8 +163,8 @@ class LogProjection(UndoableWorkingSet):
         #: Each job the open transaction saved, with its entry in `changed` before its
         #: first save (what a rollback puts back).
         self._touched: dict[JobKey, JobInfo | None] = {}
-        #: Checkpoint entries the open transaction popped, with their range, oldest first.
-        self._cold_popped: list[tuple[ColdRange, ColdEntry]] = []
+        #: The checkpoint ranges the open transaction popped entries of.
+        self._cold_popped: set[ColdRange] = set()
         #: Whether other connections write the file (they appended, or held the write
         #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
         #: a process alone pays nothing for it.
@@ -202,7 +209,7 @@ class LogProjection(UndoableWorkingSet):
     def commit(self) -> None:
         super().commit()
         self._touched.clear()
-        self._cold_popped.clear()
+        self._settle_cold(keep=True)
         self._evict()
         if len(self.ended_at) + len(self.jobs) >= self._let_go_at:
             assert self._conn is not None
@@ -218,8 +225,11 @@ class LogProjection(UndoableWorkingSet):
             else:
                 self.changed[key] = previous
         self._touched.clear()
-        for cold, entry in reversed(self._cold_popped):
-            cold.push(entry)
+        self._settle_cold(keep=False)
+
+    def _settle_cold(self, keep: bool) -> None:
+        for cold in self._cold_popped:
+            cold.settle(keep)
         self._cold_popped.clear()
 
     def _evict(self) -> None:
@@ -308,9 +318,10 @@ class LogProjection(UndoableWorkingSet):
 
     def _pop_cold(self, cold: ColdRange) -> None:
         """Drop the head of `cold`; a rollback puts it back."""
-        entry = cold.pop()
-        if self._undo is not None:
-            self._cold_popped.append((cold, entry))
+        undoable = self._undo is not None
+        cold.pop(undoable)
+        if undoable:
+            self._cold_popped.add(cold)
 
     def _cold_range(self, tenant_id: str, queue: str, priority: int) -> ColdRange | None:
         if (tenant_id, queue) not in self.cold_queues:
