@@ -250,10 +250,9 @@ class LogProjection(UndoableWorkingSet):
         assert self._conn is not None and self._undo is None
         self.ended_at = {key: at for key, at in self.ended_at.items() if at > covered}
         if self.base is not None and self.base <= covered:
-            for key, job in list(self.jobs.items()):
-                if key in self.changed:
-                    continue
-                del self.jobs[key]
+            changed = self.changed
+            for key in [key for key in self.jobs if key not in changed]:  # no item tuples
+                job = self.jobs.pop(key)
                 if job.status is JobStatus.ENQUEUED:
                     self.cold_queues.add((job.tenant_id, job.message.queue))
                 elif job.status is JobStatus.LEASED:
