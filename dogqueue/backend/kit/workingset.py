@@ -278,8 +278,10 @@ class UndoableWorkingSet(WorkingSet):
         self._undo: list[Callable[[], None]] | None = None
         #: Each job saved since `begin`, as it was before (None: it is new).
         self._rows_before: dict[JobKey, JobInfo | None] = {}
-        #: Index entries popped since `begin`, with their heap.
-        self._popped: list[tuple[list[Any], Any]] = []
+        #: Index entries popped since `begin`, and the heap of each (two lists, not a
+        #: tuple per entry for the cycle collector to count).
+        self._popped: list[Any] = []
+        self._popped_from: list[list[Any]] = []
 
     def begin(self) -> None:
         """Start recording changes so that `rollback` can take them back."""
@@ -290,13 +292,14 @@ class UndoableWorkingSet(WorkingSet):
         self._undo = None
         self._rows_before.clear()
         self._popped.clear()
+        self._popped_from.clear()
 
     def rollback(self) -> None:
         """Take back every change since `begin`."""
         undo, self._undo = self._undo or [], None
         for step in reversed(undo):
             step()
-        for heap, entry in self._popped:
+        for heap, entry in zip(self._popped_from, self._popped, strict=True):
             heapq.heappush(heap, entry)
         for key, row in self._rows_before.items():
             if row is None:
@@ -305,11 +308,13 @@ class UndoableWorkingSet(WorkingSet):
                 self.jobs[key] = row
         self._rows_before.clear()
         self._popped.clear()
+        self._popped_from.clear()
 
     def _pop(self, heap: list[_E]) -> _E:
         entry = heapq.heappop(heap)
         if self._undo is not None:
-            self._popped.append((heap, entry))
+            self._popped.append(entry)
+            self._popped_from.append(heap)
         return entry
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
