@@ -6,9 +6,8 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from dogqueue import JobMessage, QueueCtx
+from dogqueue import JobMessage, QueueCtx, ids
 from dogqueue.backend.memory import MemoryBackend
-from dogqueue import ids
 from dogqueue.ids import new_job_id, new_job_ids
 
 
