@@ -83,7 +83,8 @@ def test_index_entries_and_per_call_values_are_left_to_reference_counting() -> N
     job = _created("a", 1)
     ws.save(None, job)
     ws.save(job, leased := _leased(job))
-    entries = [entry for heap in (*ws.ready.values(), *ws.leases.values()) for entry in heap]
+    entries: list[object] = [entry for heap in ws.ready.values() for entry in heap]
+    entries += [entry for heap in ws.leases.values() for entry in heap]
     assert len(entries) == 2
     lease = lease_of(leased)
     per_call = [
