@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 
@@ -22,8 +23,7 @@ def new_job_id() -> str:
 def new_job_ids(n: int) -> list[str]:
     """`n` new job ids in increasing order, as `new_job_id` called n times makes them
     (one read of random bytes and one look at the clock for all of them)."""
-    randomness = os.urandom(8 * n)
-    bits = [int.from_bytes(randomness[i : i + 8], "big") for i in range(0, 8 * n, 8)]
+    bits = struct.unpack(f">{n}Q", os.urandom(8 * n))
     with _lock:
         now_ms = time.time_ns() // 1_000_000
         stamps = [_stamp(now_ms, random_bits) for random_bits in bits]
@@ -49,9 +49,17 @@ def _stamp(now_ms: int, random_bits: int) -> tuple[int, int]:
     return ms, _counter
 
 
+#: str(uuid.UUID(...)) of a UUIDv7 from its five groups, without the object.
+_UUID = "%08x-%04x-%04x-%04x-%012x"
+
+
 def _format(ms: int, counter: int, random_bits: int) -> str:
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76 | counter << 64
-    value |= 0b10 << 62 | (random_bits & 0x3FFF_FFFF_FFFF_FFFF)
-    digits = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without the object
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    """The id of 48 bits of milliseconds, a 12-bit counter and 62 random bits, with the
+    version (7) and variant (0b10) bits set."""
+    return _UUID % (
+        ms >> 16 & 0xFFFF_FFFF,
+        ms & 0xFFFF,
+        0x7000 | counter,
+        0x8000 | random_bits >> 48 & 0x3FFF,
+        random_bits & 0xFFFF_FFFF_FFFF,
+    )

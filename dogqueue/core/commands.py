@@ -10,8 +10,11 @@ import msgspec
 from dogqueue.core.message import JobMessage
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
+class Command(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Fields every command carries: whose job, and when."""
+
+    # gc=False (for the subclasses too): a command holds no container that could close a
+    # cycle, so the cycle collector need not count or traverse one per call.
 
     tenant_id: str
     job_id: str

@@ -46,8 +46,11 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=
     waiting_for: tuple[str, ...] = ()
 
 
-class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
+class LeasedJob(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A job held by a worker. `lease_token` fences every acknowledgement and heartbeat."""
+
+    # gc=False here and in Completion and Failure: they hold no container that could
+    # close a cycle, and a worker keeps hundreds alive for the cycle collector to walk.
 
     job_id: str
     tenant_id: str
@@ -58,7 +61,7 @@ class LeasedJob(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
 
 
-class Completion(msgspec.Struct, frozen=True, kw_only=True):
+class Completion(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A leased job that succeeded, for `Backend.settle_many`."""
 
     lease: LeasedJob
@@ -66,7 +69,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     result: bytes | None = None
 
 
-class Failure(msgspec.Struct, frozen=True, kw_only=True):
+class Failure(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A leased job's failed attempt, for `Backend.settle_many` (as `ack_fail` takes it)."""
 
     lease: LeasedJob

@@ -285,14 +285,16 @@ def check_batch(messages: object, config: QueueConfig) -> tuple[JobMessage, ...]
     """The messages of one enqueue call, if each passes `check_message` and together
     they repeat no idempotency key and every `after_earlier` names an earlier one."""
     given: Sequence[object]
-    if isinstance(messages, list | tuple):  # the usual kinds: no slower ABC check
+    if type(messages) is tuple or type(messages) is list:  # the usual kinds: no ABC check
         given = messages
     elif isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise InvalidInput("messages", "must be a list of JobMessage")
     else:
         given = messages
-    batch = tuple([check_message(message, config) for message in given])
-    if len(batch) > 1:  # one message repeats no key
-        check_batch_keys(batch)
+    if len(given) == 1:  # one call, one job: the usual enqueue
+        batch: tuple[JobMessage, ...] = (check_message(given[0], config),)
+    else:
+        batch = tuple([check_message(message, config) for message in given])
+        check_batch_keys(batch)  # one message repeats no key
     check_earlier(batch)
     return batch

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from dogqueue import JobMessage, QueueCtx
+from dogqueue import JobMessage, QueueCtx, ids
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.ids import new_job_id, new_job_ids
 
@@ -44,3 +44,18 @@ async def test_a_memory_backend_takes_its_job_ids_from_new_id() -> None:
         )
         assert [first, *more] == ["job-0001", "job-0002", "job-0003"]
         assert (await backend.get_job(ctx, "job-0002")).job_id == "job-0002"
+
+
+def test_an_id_carries_its_millisecond_counter_and_random_bits_where_uuidv7_puts_them() -> None:
+    """The fields read back through `uuid.UUID` are the ones the id was made of, at the
+    extremes of each field too."""
+    for ms, counter, random_bits in [
+        (0, 0, 0),
+        (2**48 - 1, 0xFFF, 2**64 - 1),
+        (1_733_400_000_123, 0x5A5, 0x0123_4567_89AB_CDEF),
+    ]:
+        parsed = uuid.UUID(ids._format(ms, counter, random_bits))
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == ms
+        assert parsed.int >> 64 & 0xFFF == counter
+        assert parsed.int & (2**62 - 1) == random_bits & (2**62 - 1)

@@ -4,6 +4,7 @@ before its `run_at` when the clock is set back."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -13,8 +14,9 @@ from dogqueue.core.commands import Enqueue, Lease
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.decide import decide
 from dogqueue.core.evolve import evolve
-from dogqueue.core.job import JobInfo
+from dogqueue.core.job import Completion, Failure, JobInfo
 from dogqueue.core.message import JobMessage
+from dogqueue.engine import lease_of
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 CONFIG = QueueConfig()
@@ -71,3 +73,24 @@ def test_a_commit_keeps_every_change() -> None:
     ws.commit()
     ws.rollback()  # nothing open: nothing to take back
     assert ws.next_ready("acme", ("default",), T0) == parent
+
+
+def test_index_entries_and_per_call_values_are_left_to_reference_counting() -> None:
+    """What a working set holds per job (index entries) and what every call makes
+    (commands, leases, settlements) is invisible to the cycle collector: with one or two
+    entries per live job, tracked entries made every collection walk them all."""
+    ws = UndoableWorkingSet()
+    job = _created("a", 1)
+    ws.save(None, job)
+    ws.save(job, leased := _leased(job))
+    entries: list[object] = [entry for heap in ws.ready.values() for entry in heap]
+    entries += [entry for heap in ws.leases.values() for entry in heap]
+    assert len(entries) == 2
+    lease = lease_of(leased)
+    per_call = [
+        Lease(tenant_id="acme", job_id="a", at=T0, duration=timedelta(minutes=1)),
+        lease,
+        Completion(lease=lease),
+        Failure(lease=lease, error="boom"),
+    ]
+    assert not any(gc.is_tracked(value) for value in [*entries, *per_call])

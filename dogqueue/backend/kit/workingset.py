@@ -16,22 +16,30 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
+
+import msgspec
 
 from dogqueue.core.cron import KEY_NAMESPACE
 from dogqueue.core.job import JobInfo
-from dogqueue.core.order import DequeueKey, dequeue_key
+from dogqueue.core.order import dequeue_key
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
 
 
-class _ReadyEntry(NamedTuple):
-    key: DequeueKey
+# Index entries are ordered like tuples of their fields, compared in C, and untracked by
+# the cycle collector (they hold no containers): a working set holds one or two per job,
+# which as tuples would be traversed by every full collection.
+class _ReadyEntry(msgspec.Struct, order=True, frozen=True, gc=False):
+    #: The dequeue key (`dogqueue.core.order.dequeue_key`), field by field.
+    priority: int
+    run_at: datetime
+    enqueue_seq: int
     job_id: str
     version: int
 
 
-class _TimedEntry(NamedTuple):
+class _TimedEntry(msgspec.Struct, order=True, frozen=True, gc=False):
     when: datetime
     tenant_id: str
     job_id: str
@@ -39,6 +47,7 @@ class _TimedEntry(NamedTuple):
 
 
 _E = TypeVar("_E", _ReadyEntry, _TimedEntry)
+_ENQUEUED, _LEASED = JobStatus.ENQUEUED, JobStatus.LEASED
 
 
 class WorkingSet:
@@ -111,7 +120,7 @@ class WorkingSet:
             if job is not None and job.status is JobStatus.ENQUEUED:
                 heapq.heappush(
                     ready,
-                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                    _ReadyEntry(*dequeue_key(job), job.job_id, job.version),
                 )
 
     def _head(self, tenant_id: str, queue: str, now: datetime) -> _ReadyEntry | None:
@@ -170,9 +179,9 @@ class WorkingSet:
 
     def _earliest_ready(self, tenant_id: str, entries: list[_ReadyEntry]) -> datetime:
         # A ready heap goes by priority first: look up only the entries that are earlier.
-        earliest = entries[0].key[1]
+        earliest = entries[0].run_at
         for entry in entries:
-            run_at = entry.key[1]
+            run_at = entry.run_at
             if run_at < earliest and self._enqueued(tenant_id, entry):
                 earliest = run_at
         return earliest
@@ -211,19 +220,21 @@ class WorkingSet:
             if key is not None:
                 self._add_key(after.tenant_id, key, after.job_id)
                 self._remember(lambda: self._drop_key(after.tenant_id, key))
-            self._adopt(after)
+            if after.message.after:  # most jobs have no parents
+                self._adopt(after)
         self._index(after)
 
     def _index(self, job: JobInfo) -> None:
-        if job.status is JobStatus.ENQUEUED:
+        status = job.status
+        if status is _ENQUEUED:
             if job.run_at <= job.updated_at:  # due when saved: the clock only goes on
                 heapq.heappush(
                     self.ready[(job.tenant_id, job.message.queue)],
-                    _ReadyEntry(dequeue_key(job), job.job_id, job.version),
+                    _ReadyEntry(*dequeue_key(job), job.job_id, job.version),
                 )
             else:
                 self._schedule(job)
-        elif job.status is JobStatus.LEASED:
+        elif status is _LEASED:
             assert job.lease_expires_at is not None
             heapq.heappush(
                 self.leases[job.tenant_id],
@@ -267,8 +278,10 @@ class UndoableWorkingSet(WorkingSet):
         self._undo: list[Callable[[], None]] | None = None
         #: Each job saved since `begin`, as it was before (None: it is new).
         self._rows_before: dict[JobKey, JobInfo | None] = {}
-        #: Index entries popped since `begin`, with their heap.
-        self._popped: list[tuple[list[Any], Any]] = []
+        #: Index entries popped since `begin`, and the heap of each (two lists, not a
+        #: tuple per entry for the cycle collector to count).
+        self._popped: list[Any] = []
+        self._popped_from: list[list[Any]] = []
 
     def begin(self) -> None:
         """Start recording changes so that `rollback` can take them back."""
@@ -279,13 +292,14 @@ class UndoableWorkingSet(WorkingSet):
         self._undo = None
         self._rows_before.clear()
         self._popped.clear()
+        self._popped_from.clear()
 
     def rollback(self) -> None:
         """Take back every change since `begin`."""
         undo, self._undo = self._undo or [], None
         for step in reversed(undo):
             step()
-        for heap, entry in self._popped:
+        for heap, entry in zip(self._popped_from, self._popped, strict=True):
             heapq.heappush(heap, entry)
         for key, row in self._rows_before.items():
             if row is None:
@@ -294,11 +308,13 @@ class UndoableWorkingSet(WorkingSet):
                 self.jobs[key] = row
         self._rows_before.clear()
         self._popped.clear()
+        self._popped_from.clear()
 
     def _pop(self, heap: list[_E]) -> _E:
         entry = heapq.heappop(heap)
         if self._undo is not None:
-            self._popped.append((heap, entry))
+            self._popped.append(entry)
+            self._popped_from.append(heap)
         return entry
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:

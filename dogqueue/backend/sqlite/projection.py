@@ -25,7 +25,9 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import msgspec
 
 from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
@@ -75,9 +77,10 @@ class Changes(NamedTuple):
     base_status: dict[JobKey, str | None]
 
 
-class ColdEntry(NamedTuple):
+class ColdEntry(msgspec.Struct, frozen=True, gc=False):
     """One checkpoint index entry: its time key (run_at or lease expiry, microseconds),
-    the job's enqueue position, id and version in the checkpoint."""
+    the job's enqueue position, id and version in the checkpoint. Untracked by the cycle
+    collector, like the working set's entries."""
 
     micros: int
     enqueue_seq: int
@@ -89,7 +92,7 @@ class ColdRange:
     """One range of a checkpoint index (a tenant's queue at one priority, or a tenant's
     leases), read a page at a time in its order; entries are popped from its head."""
 
-    __slots__ = ("_after", "_exhausted", "_query", "_range", "_reversed")
+    __slots__ = ("_after", "_exhausted", "_query", "_range", "_reversed", "_taken")
 
     def __init__(self, query: str, range_: tuple[object, ...]) -> None:
         self._query = query
@@ -98,6 +101,8 @@ class ColdRange:
         #: The unread entries fetched, head last.
         self._reversed: list[ColdEntry] = []
         self._exhausted = False
+        #: The entries popped in the open transaction, oldest first.
+        self._taken: list[ColdEntry] = []
 
     def head(self, conn: sqlite3.Connection) -> ColdEntry | None:
         """The first entry (None: none left)."""
@@ -109,12 +114,17 @@ class ColdRange:
                 self._reversed = [ColdEntry(*row) for row in reversed(rows)]
         return self._reversed[-1] if self._reversed else None
 
-    def pop(self) -> ColdEntry:
-        """Drop the first entry (`head` returned it); `push` puts it back."""
-        return self._reversed.pop()
+    def pop(self, undoable: bool) -> None:
+        """Drop the first entry (`head` returned it); if `undoable`, until `settle`."""
+        entry = self._reversed.pop()
+        if undoable:
+            self._taken.append(entry)
 
-    def push(self, entry: ColdEntry) -> None:
-        self._reversed.append(entry)
+    def settle(self, keep: bool) -> None:
+        """Keep the undoable pops (the transaction committed), or put them back."""
+        if not keep:
+            self._reversed.extend(reversed(self._taken))
+        self._taken.clear()
 
 
 class LogProjection(UndoableWorkingSet):
@@ -153,6 +163,8 @@ class LogProjection(UndoableWorkingSet):
         #: Each job the open transaction saved, with its entry in `changed` before its
         #: first save (what a rollback puts back).
         self._touched: dict[JobKey, JobInfo | None] = {}
+        #: The checkpoint ranges the open transaction popped entries of.
+        self._cold_popped: set[ColdRange] = set()
         #: Whether other connections write the file (they appended, or held the write
         #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
         #: a process alone pays nothing for it.
@@ -197,6 +209,7 @@ class LogProjection(UndoableWorkingSet):
     def commit(self) -> None:
         super().commit()
         self._touched.clear()
+        self._settle_cold(keep=True)
         self._evict()
         if len(self.ended_at) + len(self.jobs) >= self._let_go_at:
             assert self._conn is not None
@@ -212,6 +225,12 @@ class LogProjection(UndoableWorkingSet):
             else:
                 self.changed[key] = previous
         self._touched.clear()
+        self._settle_cold(keep=False)
+
+    def _settle_cold(self, keep: bool) -> None:
+        for cold in self._cold_popped:
+            cold.settle(keep)
+        self._cold_popped.clear()
 
     def _evict(self) -> None:
         """Drop the jobs that became terminal: memory stays bounded by live work."""
@@ -231,10 +250,9 @@ class LogProjection(UndoableWorkingSet):
         assert self._conn is not None and self._undo is None
         self.ended_at = {key: at for key, at in self.ended_at.items() if at > covered}
         if self.base is not None and self.base <= covered:
-            for key, job in list(self.jobs.items()):
-                if key in self.changed:
-                    continue
-                del self.jobs[key]
+            changed = self.changed
+            for key in [key for key in self.jobs if key not in changed]:  # no item tuples
+                job = self.jobs.pop(key)
                 if job.status is JobStatus.ENQUEUED:
                     self.cold_queues.add((job.tenant_id, job.message.queue))
                 elif job.status is JobStatus.LEASED:
@@ -294,9 +312,15 @@ class LogProjection(UndoableWorkingSet):
         while (entry := cold.head(self._conn)) is not None:
             if self._cold_is_current(tenant_id, entry, status):
                 return entry
-            cold.pop()
-            self._remember(lambda e=entry: cold.push(e))  # type: ignore[misc]
+            self._pop_cold(cold)
         return None
+
+    def _pop_cold(self, cold: ColdRange) -> None:
+        """Drop the head of `cold`; a rollback puts it back."""
+        undoable = self._undo is not None
+        cold.pop(undoable)
+        if undoable:
+            self._cold_popped.add(cold)
 
     def _cold_range(self, tenant_id: str, queue: str, priority: int) -> ColdRange | None:
         if (tenant_id, queue) not in self.cold_queues:
@@ -398,8 +422,7 @@ class LogProjection(UndoableWorkingSet):
             while (entry := self._cold_head(cold, tenant, JobStatus.LEASED)) is not None:
                 if entry.micros > due:
                     break
-                cold.pop()
-                self._remember(lambda e=entry, c=cold: c.push(e))  # type: ignore[misc]
+                self._pop_cold(cold)
                 job = self.load(tenant, entry.job_id)
                 # A later checkpoint may list a lease the memory's index holds too.
                 if job is not None and (tenant, entry.job_id) not in seen:
@@ -502,12 +525,21 @@ class LogProjection(UndoableWorkingSet):
         return job_from_log(conn, *key, upto=seq - 1)
 
 
+class _Entry(Protocol):
+    """An index entry of the working set: what `_keep_held` reads of it."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
 _Group = TypeVar("_Group")
-_Entry = TypeVar("_Entry", bound=tuple[object, ...])
+_E = TypeVar("_E", bound=_Entry)
 
 
 def _keep_held(
-    index: dict[_Group, list[_Entry]],
+    index: dict[_Group, list[_E]],
     jobs: dict[JobKey, JobInfo],
     tenant_of: Callable[[_Group], str],
 ) -> None:
@@ -515,7 +547,7 @@ def _keep_held(
     `jobs`; groups left empty go."""
     for group, entries in list(index.items()):
         tenant_id = tenant_of(group)
-        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]  # type: ignore[attr-defined]
+        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]
         if kept:
             heapq.heapify(kept)
             index[group] = kept
