@@ -114,26 +114,33 @@ def _in_version_order(rows: list[Any]) -> list[Any]:
     """The rows that can be numbered now, in (xid, seq) order except that an event
     follows its job's previous version when both are here; an event whose previous
     version is neither numbered nor here waits for a later step."""
-    here = {(r["tenant_id"], r["job_id"], r["version"]): r for r in rows}
-    placed: set[tuple[str, str, int]] = set()
+    # A job's versions are placed in order, so the highest placed stands for them all;
+    # rows are looked up by version only when one comes before its previous (rare: its
+    # transaction had an older xid), and no key of three is built per row.
+    top: dict[tuple[str, str], int] = {}  # per job, the highest version placed
+    here: dict[tuple[str, str, int], Any] | None = None
     order: list[Any] = []
-
-    def place(row: Any) -> None:
-        key = (row["tenant_id"], row["job_id"], row["version"])
-        if key in placed:
-            return
-        previous = (row["tenant_id"], row["job_id"], row["version"] - 1)
-        if not row["ready"]:
-            if previous not in here:
-                return
-            place(here[previous])
-            if previous not in placed:
-                return
-        placed.add(key)
-        order.append(row)
-
     for row in rows:
-        place(row)
+        job, version = (row["tenant_id"], row["job_id"]), row["version"]
+        last = top.get(job)
+        if last is not None and last >= version:
+            continue  # placed already, before a later version that came first
+        if row["ready"] or last == version - 1:
+            top[job] = version
+            order.append(row)
+            continue
+        if here is None:
+            here = {(r["tenant_id"], r["job_id"], r["version"]): r for r in rows}
+        waiting = [row]  # this row, then the earlier versions it needs first
+        while not waiting[-1]["ready"] and top.get(job) != waiting[-1]["version"] - 1:
+            previous = here.get((*job, waiting[-1]["version"] - 1))
+            if previous is None:  # neither numbered nor here: all of them wait
+                waiting.clear()
+                break
+            waiting.append(previous)
+        for earlier in reversed(waiting):
+            top[job] = earlier["version"]
+            order.append(earlier)
     return order
 
 
