@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.postgres.packing import packed
+from dogqueue.backend.postgres.packing import pack_ints, pack_names
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.log.chain import ChainHeads
 
@@ -91,14 +91,29 @@ async def _number(
         for r in await conn.fetch(Q["heads_of_tenants"], tenants)
     }
     chain = ChainHeads(audit_key, stored.get)
-    log_rows: list[tuple[int, int, str, int, bytes]] = []
+    # The log rows column by column (no row tuples to transpose); positions are dense.
+    seqs: list[int | None] = []
+    tenant_ids: list[str | None] = []
+    tposs: list[int | None] = []
+    digests: list[bytes] = []
     pos = last_pos
     for row in order:
         pos += 1
-        tenant = str(row["tenant_id"])
-        digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
-        log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
-    await conn.execute(Q["insert_log"], *packed(log_rows, "iinib"))
+        tenant = row["tenant_id"]
+        digest, tpos = chain.link(tenant, pos, row["data"])
+        seqs.append(row["seq"])
+        tenant_ids.append(tenant)
+        tposs.append(tpos)
+        digests.append(digest)
+    positions: list[int | None] = list(range(last_pos + 1, pos + 1))
+    await conn.execute(
+        Q["insert_log"],
+        pack_ints(positions),
+        pack_ints(seqs),
+        pack_names(tenant_ids),
+        pack_ints(tposs),
+        digests,
+    )
     moved = sorted(chain.moved)
     await conn.execute(
         Q["save_heads"],
@@ -146,8 +161,9 @@ def _in_version_order(rows: list[Any]) -> list[Any]:
 
 def _cursor(rows: list[Any], numbered: set[int], cursor: tuple[str, int]) -> tuple[str, int]:
     """The new cursor: past every row up to the first one left waiting."""
+    last = None
     for row in rows:
-        if int(row["seq"]) not in numbered:
+        if row["seq"] not in numbered:
             break
-        cursor = (str(row["xid"]), int(row["seq"]))
-    return cursor
+        last = row
+    return cursor if last is None else (str(last["xid"]), int(last["seq"]))
