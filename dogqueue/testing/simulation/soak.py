@@ -4,7 +4,8 @@ failure is not replayed, but every invariant of the simulation holds or the soak
 
 The real loop keeps the simulation's hosts: a killed host's callbacks are dropped, a
 paused host's wait for the end of the pause, and `time()` read in a host's context is
-its own clock, fast or slow.
+its own clock, fast or slow. The backend's own work (a group commit's batch, say) runs as
+the simulation's, not as the host whose call started it (see `HostView`).
 """
 
 from __future__ import annotations
