@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from dogqueue.backend.postgres.packing import packed
+from dogqueue.backend.postgres.packing import pack_ints, pack_names
 from dogqueue.backend.postgres.queries import Q
 from dogqueue.log.chain import ChainHeads
 
@@ -91,14 +91,29 @@ async def _number(
         for r in await conn.fetch(Q["heads_of_tenants"], tenants)
     }
     chain = ChainHeads(audit_key, stored.get)
-    log_rows: list[tuple[int, int, str, int, bytes]] = []
+    # The log rows column by column (no row tuples to transpose); positions are dense.
+    seqs: list[int | None] = []
+    tenant_ids: list[str | None] = []
+    tposs: list[int | None] = []
+    digests: list[bytes] = []
     pos = last_pos
     for row in order:
         pos += 1
-        tenant = str(row["tenant_id"])
-        digest, tpos = chain.link(tenant, pos, bytes(row["data"]))
-        log_rows.append((pos, int(row["seq"]), tenant, tpos, digest))
-    await conn.execute(Q["insert_log"], *packed(log_rows, "iinib"))
+        tenant = row["tenant_id"]
+        digest, tpos = chain.link(tenant, pos, row["data"])
+        seqs.append(row["seq"])
+        tenant_ids.append(tenant)
+        tposs.append(tpos)
+        digests.append(digest)
+    positions: list[int | None] = list(range(last_pos + 1, pos + 1))
+    await conn.execute(
+        Q["insert_log"],
+        pack_ints(positions),
+        pack_ints(seqs),
+        pack_names(tenant_ids),
+        pack_ints(tposs),
+        digests,
+    )
     moved = sorted(chain.moved)
     await conn.execute(
         Q["save_heads"],
@@ -114,33 +129,41 @@ def _in_version_order(rows: list[Any]) -> list[Any]:
     """The rows that can be numbered now, in (xid, seq) order except that an event
     follows its job's previous version when both are here; an event whose previous
     version is neither numbered nor here waits for a later step."""
-    here = {(r["tenant_id"], r["job_id"], r["version"]): r for r in rows}
-    placed: set[tuple[str, str, int]] = set()
+    # A job's versions are placed in order, so the highest placed stands for them all;
+    # rows are looked up by version only when one comes before its previous (rare: its
+    # transaction had an older xid), and no key of three is built per row.
+    top: dict[tuple[str, str], int] = {}  # per job, the highest version placed
+    here: dict[tuple[str, str, int], Any] | None = None
     order: list[Any] = []
-
-    def place(row: Any) -> None:
-        key = (row["tenant_id"], row["job_id"], row["version"])
-        if key in placed:
-            return
-        previous = (row["tenant_id"], row["job_id"], row["version"] - 1)
-        if not row["ready"]:
-            if previous not in here:
-                return
-            place(here[previous])
-            if previous not in placed:
-                return
-        placed.add(key)
-        order.append(row)
-
     for row in rows:
-        place(row)
+        job, version = (row["tenant_id"], row["job_id"]), row["version"]
+        last = top.get(job)
+        if last is not None and last >= version:
+            continue  # placed already, before a later version that came first
+        if row["ready"] or last == version - 1:
+            top[job] = version
+            order.append(row)
+            continue
+        if here is None:
+            here = {(r["tenant_id"], r["job_id"], r["version"]): r for r in rows}
+        waiting = [row]  # this row, then the earlier versions it needs first
+        while not waiting[-1]["ready"] and top.get(job) != waiting[-1]["version"] - 1:
+            previous = here.get((*job, waiting[-1]["version"] - 1))
+            if previous is None:  # neither numbered nor here: all of them wait
+                waiting.clear()
+                break
+            waiting.append(previous)
+        for earlier in reversed(waiting):
+            top[job] = earlier["version"]
+            order.append(earlier)
     return order
 
 
 def _cursor(rows: list[Any], numbered: set[int], cursor: tuple[str, int]) -> tuple[str, int]:
     """The new cursor: past every row up to the first one left waiting."""
+    last = None
     for row in rows:
-        if int(row["seq"]) not in numbered:
+        if row["seq"] not in numbered:
             break
-        cursor = (str(row["xid"]), int(row["seq"]))
-    return cursor
+        last = row
+    return cursor if last is None else (str(last["xid"]), int(last["seq"]))
