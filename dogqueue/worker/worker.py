@@ -374,6 +374,9 @@ class Worker(Generic[ContextT]):
                     with contextlib.suppress(asyncio.CancelledError):
                         await job.beat
                 del self._jobs[job.key]
+                # The job, its run (in this task's context) and this task form cycles:
+                # break them, so they are freed now and not by the cycle collector.
+                job.runner = job.run = None
                 self._leasing.rotation.finished(job.ctx.tenant_id)
                 self._leasing.wake.set()
                 job_settled(self.backend)
