@@ -18,16 +18,13 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from dogqueue import Job, JobMessage, JobStatus, QueueAdapter, QueueCtx, Worker
+from bench.cpu_per_job import CTX, MESSAGE, no_op_job
+from dogqueue import JobStatus, QueueAdapter, QueueCtx, Worker
 from dogqueue.backend.memory import MemoryBackend
 from dogqueue.core.errors import QueueError
 from dogqueue.core.job import LeasedJob, Settlement
-
-CTX = QueueCtx("tenant-1")
-MESSAGE = JobMessage(job_type="send_email", payload_bytes=b'{"user_id": 12345}')
 
 
 class PreLeased(MemoryBackend):
@@ -38,12 +35,7 @@ class PreLeased(MemoryBackend):
         self.leases: list[LeasedJob] = []
 
     async def dequeue_many(
-        self,
-        ctx: QueueCtx,
-        queues: Sequence[str],
-        n: int,
-        *,
-        lease_duration: timedelta | None = None,
+        self, ctx: QueueCtx, queues: Sequence[str], n: int, **_: object
     ) -> list[LeasedJob]:
         taken = self.leases[:n]
         del self.leases[:n]
@@ -76,18 +68,7 @@ class Collections:
 
 async def worker_alone(jobs: int) -> tuple[float, Collections]:
     """(Loop CPU µs per job, the collections) of the `Worker` running `jobs` no-ops."""
-    ran = [0]
-    all_ran = asyncio.Event()
-
-    class SendEmail(Job[None, None]):
-        JOB_TYPE = "send_email"
-        user_id: int
-
-        async def execute(self, ctx: None) -> None:
-            ran[0] += 1
-            if ran[0] == jobs:
-                all_ran.set()
-
+    SendEmail, all_ran = no_op_job(jobs)
     collections = Collections()
     async with PreLeased() as backend:
         adapter: QueueAdapter[None] = QueueAdapter(backend)
