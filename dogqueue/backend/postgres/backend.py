@@ -273,10 +273,10 @@ class PostgresBackend(EngineBackend):
         inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
-            *packed(ws.journal, JOURNAL_COLUMNS),
+            *packed(columns(ws.journal, len(JOURNAL_COLUMNS)), JOURNAL_COLUMNS),
             *packed(inserts, INSERT_COLUMNS),
             *packed(updates, UPDATE_COLUMNS),
-            len(updates),
+            len(updates[0]),
             *columns(ws.new_edges, 4),
             None if payload is None else self._ready_channel,
             payload,
@@ -548,8 +548,8 @@ class PostgresBackend(EngineBackend):
                 ws.before[(job.tenant_id, job.job_id)] = None
                 ws._adopt(job)
             inserts, _ = job_rows(ws)
-            if inserts:
-                await conn.execute(Q["insert_jobs"], *columns(inserts, 13))
+            if inserts[0]:
+                await conn.execute(Q["insert_jobs"], *inserts)
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)

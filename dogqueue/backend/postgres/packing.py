@@ -48,13 +48,13 @@ def pack_names(values: list[str | None]) -> str:
     return joined
 
 
-def packed(rows: list[tuple[Any, ...]], kinds: str) -> list[Any]:
-    """The parameters of `rows`, one per column, each packed by its kind in `kinds` (one
-    letter per column: `i`, `n` or `b`)."""
+def packed(columns: list[list[Any]], kinds: str) -> list[Any]:
+    """The parameters of rows given as `columns` (one list per column), each packed by
+    its kind in `kinds` (one letter per column: `i`, `n` or `b`)."""
+    if len(columns) != len(kinds):
+        raise ValueError(f"{len(columns)} columns for {len(kinds)} kinds")
     parameters: list[Any] = []
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
-    for kind, column in zip(kinds, columns, strict=True):
-        values = list(column)
+    for kind, values in zip(kinds, columns, strict=True):
         if kind == "i":
             parameters.append(pack_ints(values))
         elif kind == "n":
