@@ -46,18 +46,20 @@ async def claim_in_one_trip(
     """A leasing batch's reads in one statement: its time (`clock_us`, else the
     server's), the tenant's expired leases and the queue's first `n` ready jobs, all
     claimed (SKIP LOCKED)."""
+    now_us = 0
     ws = BatchWorkingSet([])
     ending: set[JobKey] = set()
-    now_us, expired, expired_dependents, ready, ready_dependents = await conn.fetchrow(
+    for kind, us, state, dependents in await conn.fetch(
         Q["claim_for_lease"], tenant, queue, n, RECLAIM_LIMIT, clock_us
-    )
-    for state, dependents in zip(expired, expired_dependents, strict=True):
+    ):
+        if kind == 0:
+            now_us = int(us)
+            continue
         job = decode_job_at(state)
         ws.seed(job, dependents)
-        ending.add((job.tenant_id, job.job_id))  # an expired lease: the batch may end it
-    for state, dependents in zip(ready, ready_dependents, strict=True):
-        ws.seed(decode_job_at(state), dependents)
-    return from_micros(int(now_us)), ws, ending
+        if kind == 1:  # an expired lease: the batch may end it
+            ending.add((job.tenant_id, job.job_id))
+    return from_micros(now_us), ws, ending
 
 
 @contextlib.asynccontextmanager

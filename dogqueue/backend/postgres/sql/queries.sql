@@ -66,12 +66,11 @@ LIMIT $4
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_for_lease
--- A batch that only leases from tenant $1's queue $2, in one round trip and one row: its
--- time in microseconds ($5, or the server's if NULL), the tenant's expired leases (at
--- most $4, oldest expiry first) and the first $3 ready jobs in dequeue order, both
--- skipping rows another transaction holds (as claim_expired_of_tenant and claim_ready),
--- each as an array of states and one of dependents (one row, not one per job: fewer
--- objects for the client's cycle collector).
+-- A batch that only leases from tenant $1's queue $2, in one round trip: its time in
+-- microseconds ($5, or the server's if NULL; kind 0), the tenant's expired leases (kind 1,
+-- at most $4, oldest expiry first) and the first $3 ready jobs in dequeue order (kind 2),
+-- both skipping rows another transaction holds (as claim_expired_of_tenant and
+-- claim_ready).
 WITH now AS MATERIALIZED (
     SELECT coalesce($5::bigint, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) AS us
 ), expired AS MATERIALIZED (
@@ -88,11 +87,9 @@ WITH now AS MATERIALIZED (
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
-SELECT (SELECT us FROM now) AS us,
-       ARRAY(SELECT state FROM expired) AS expired_states,
-       ARRAY(SELECT dependents FROM expired) AS expired_dependents,
-       ARRAY(SELECT state FROM ready) AS ready_states,
-       ARRAY(SELECT dependents FROM ready) AS ready_dependents;
+SELECT 0 AS kind, us, NULL::bytea AS state, NULL::integer AS dependents FROM now
+UNION ALL SELECT 1, NULL, state, dependents FROM expired
+UNION ALL SELECT 2, NULL, state, dependents FROM ready;
 
 -- name: claim_expired
 -- Lock expired leases of every tenant, oldest expiry first, skipping locked rows.
