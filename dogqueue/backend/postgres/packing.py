@@ -11,6 +11,7 @@ on the server, they cost it more than they save here).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dogqueue.core.errors import StorageError
@@ -23,14 +24,14 @@ NULL_NAME = "\x1e"
 NULL_INT = "n"
 
 
-def pack_ints(values: list[int | None]) -> str:
+def pack_ints(values: Sequence[int | None]) -> str:
     """Integers joined by commas, None as NULL_INT."""
     if None in values:
         return ",".join(NULL_INT if value is None else str(value) for value in values)
     return ",".join(map(str, values))
 
 
-def pack_names(values: list[str | None]) -> str:
+def pack_names(values: Sequence[str | None]) -> str:
     """Names joined by NAME_SEPARATOR, None as NULL_NAME; a value holding either control
     character is refused (it would split into other rows)."""
     if None in values:
