@@ -26,7 +26,7 @@ Columns = list[list[Any]]
 
 def job_rows(ws: BatchWorkingSet) -> tuple[Columns, Columns]:
     """(rows to insert, rows to update) for the jobs this batch wrote, as columns."""
-    # Columns built in place: no tuple per row, nothing for the cycle collector to count.
+    # Columns built in place: no row kept until the flush for the cycle collector to count.
     inserts: Columns = [[] for _ in INSERT_COLUMNS]
     updates: Columns = [[] for _ in UPDATE_COLUMNS]
     adopted = ws.adopted
