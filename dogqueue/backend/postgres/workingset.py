@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from dogqueue.backend.kit.batchset import BatchWorkingSet
-from dogqueue.backend.kit.rows import job_row, moved_row
+from dogqueue.backend.kit.rows import lease_micros, to_micros
+from dogqueue.core.codec import encode_job
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 
@@ -43,19 +44,40 @@ def job_rows(ws: BatchWorkingSet) -> tuple[Columns, Columns]:
 
 
 def _add_insert(columns: Columns, job: JobInfo, dependents: int) -> None:
-    """Append a new job's row: `kit.rows.job_row`, then its dependents."""
-    for column, value in zip(columns, job_row(job), strict=False):
-        column.append(value)
-    columns[-1].append(dependents)
+    """Append a new job's row: the columns of `kit.rows.job_row`, then its dependents."""
+    # Appended field by field: faster than looping over job_row's tuple (the unit test
+    # holds the two to the same columns).
+    message = job.message
+    seq, tenant, job_id, status, queue, priority, kind, run_at, lease, key, version, state, deps = (
+        columns
+    )
+    seq.append(job.enqueue_seq)
+    tenant.append(job.tenant_id)
+    job_id.append(job.job_id)
+    status.append(job.status.value)
+    queue.append(message.queue)
+    priority.append(int(message.priority))
+    kind.append(message.job_type)
+    run_at.append(to_micros(job.run_at))
+    lease.append(lease_micros(job))
+    key.append(message.idempotency_key)
+    version.append(job.version)
+    state.append(encode_job(job))
+    deps.append(dependents)
 
 
 def _add_update(columns: Columns, ws: BatchWorkingSet, key: JobKey, before_version: int) -> None:
-    """Append a written job's update row (see UPDATE_COLUMNS)."""
+    """Append a written job's update row (see UPDATE_COLUMNS; the middle five are
+    `kit.rows.moved_row`)."""
     job = ws.jobs[key]
     stored = ws.stored_dependents.get(key, 0)
-    columns[0].append(job.enqueue_seq)
-    columns[1].append(before_version)
-    for column, value in zip(columns[2:7], moved_row(job), strict=True):
-        column.append(value)
-    columns[7].append(stored)
-    columns[8].append(stored + ws.adopted.get(key, 0))
+    seq, read_version, status, run_at, lease, version, state, deps_read, deps = columns
+    seq.append(job.enqueue_seq)
+    read_version.append(before_version)
+    status.append(job.status.value)
+    run_at.append(to_micros(job.run_at))
+    lease.append(lease_micros(job))
+    version.append(job.version)
+    state.append(encode_job(job))
+    deps_read.append(stored)
+    deps.append(stored + ws.adopted.get(key, 0))
