@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from dogqueue import StorageError
+from dogqueue.backend.kit.rows import columns
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
 from dogqueue.backend.postgres.migrate import quote
@@ -48,7 +49,7 @@ async def test_packed_log_rows_are_stored_as_given(
     schema_conn: asyncpg.Connection, rows: list[tuple[Any, ...]]
 ) -> None:
     async with schema_conn.transaction():
-        await schema_conn.execute(Q["insert_log"], *packed(rows, "iinib"))
+        await schema_conn.execute(Q["insert_log"], *packed(columns(rows, 5), "iinib"))
         stored = await schema_conn.fetch(
             "SELECT pos, seq, tenant_id, tpos, hash FROM log ORDER BY pos"
         )

@@ -4,6 +4,7 @@ columns of an inserted job row, of a moved one, and rows turned into columns."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from dogqueue.core.codec import encode_job
@@ -62,6 +63,5 @@ def moved_row(job: JobInfo) -> tuple[Any, ...]:
 
 def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as per-column lists (for unnest() and other array parameters)."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+    # One pass per column: zip(*rows) would make an iterator per row.
+    return [list(map(itemgetter(i), rows)) for i in range(width)]

@@ -45,7 +45,7 @@ from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
 from dogqueue.backend.postgres.packing import packed
 from dogqueue.backend.postgres.queries import Q
-from dogqueue.backend.postgres.reads import fetch_reads
+from dogqueue.backend.postgres.reads import Known, fetch_reads
 from dogqueue.backend.postgres.sequencer import seal
 from dogqueue.backend.postgres.workingset import (
     INSERT_COLUMNS,
@@ -133,7 +133,7 @@ class PostgresBackend(EngineBackend):
         self._identity: tuple[Any, ...] | None = None
         #: Jobs this process leased, as its batch wrote them, with their stored
         #: dependents: a settle seeds them unread (see `fetch_reads`).
-        self._leased: dict[JobKey, tuple[JobInfo, int]] = {}
+        self._leased: dict[JobKey, Known] = {}
         #: Batches committed, units they held, and batches re-run after a race.
         self.commits = self.units = self.conflicts = 0
 
@@ -234,7 +234,7 @@ class PostgresBackend(EngineBackend):
         *,
         lock: bool,
         notify: Notify,
-        known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
+        known: Mapping[JobKey, Known] | None = None,
         alone: bool = False,
     ) -> tuple[list[Any], BatchWorkingSet]:
         """Fetch the batch's reads (loads locked if `lock`; those in `known` unread, see
@@ -273,10 +273,10 @@ class PostgresBackend(EngineBackend):
         inserts, updates = job_rows(ws)
         last_seq = await conn.fetchval(
             Q["flush"],
-            *packed(ws.journal, JOURNAL_COLUMNS),
+            *packed(columns(ws.journal, len(JOURNAL_COLUMNS)), JOURNAL_COLUMNS),
             *packed(inserts, INSERT_COLUMNS),
             *packed(updates, UPDATE_COLUMNS),
-            len(updates),
+            len(updates[0]),
             *columns(ws.new_edges, 4),
             None if payload is None else self._ready_channel,
             payload,
@@ -293,7 +293,7 @@ class PostgresBackend(EngineBackend):
             job = ws.jobs[key]
             if job.status is JobStatus.LEASED and before is not None:
                 dependents = ws.stored_dependents.get(key, 0) + ws.adopted.get(key, 0)
-                self._leased[key] = (job, dependents)
+                self._leased[key] = Known(job, dependents)
             else:
                 self._leased.pop(key, None)
 
@@ -548,8 +548,8 @@ class PostgresBackend(EngineBackend):
                 ws.before[(job.tenant_id, job.job_id)] = None
                 ws._adopt(job)
             inserts, _ = job_rows(ws)
-            if inserts:
-                await conn.execute(Q["insert_jobs"], *columns(inserts, 13))
+            if inserts[0]:
+                await conn.execute(Q["insert_jobs"], *inserts)
             if ws.new_edges:
                 await conn.execute(Q["insert_edges"], *columns(ws.new_edges, 4))
         return len(rows)

@@ -11,6 +11,7 @@ on the server, they cost it more than they save here).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dogqueue.core.errors import StorageError
@@ -23,14 +24,14 @@ NULL_NAME = "\x1e"
 NULL_INT = "n"
 
 
-def pack_ints(values: list[int | None]) -> str:
+def pack_ints(values: Sequence[int | None]) -> str:
     """Integers joined by commas, None as NULL_INT."""
     if None in values:
         return ",".join(NULL_INT if value is None else str(value) for value in values)
     return ",".join(map(str, values))
 
 
-def pack_names(values: list[str | None]) -> str:
+def pack_names(values: Sequence[str | None]) -> str:
     """Names joined by NAME_SEPARATOR, None as NULL_NAME; a value holding either control
     character is refused (it would split into other rows)."""
     if None in values:
@@ -48,13 +49,13 @@ def pack_names(values: list[str | None]) -> str:
     return joined
 
 
-def packed(rows: list[tuple[Any, ...]], kinds: str) -> list[Any]:
-    """The parameters of `rows`, one per column, each packed by its kind in `kinds` (one
-    letter per column: `i`, `n` or `b`)."""
+def packed(columns: list[list[Any]], kinds: str) -> list[Any]:
+    """The parameters of rows given as `columns` (one list per column), each packed by
+    its kind in `kinds` (one letter per column: `i`, `n` or `b`)."""
+    if len(columns) != len(kinds):
+        raise ValueError(f"{len(columns)} columns for {len(kinds)} kinds")
     parameters: list[Any] = []
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
-    for kind, column in zip(kinds, columns, strict=True):
-        values = list(column)
+    for kind, values in zip(kinds, columns, strict=True):
         if kind == "i":
             parameters.append(pack_ints(values))
         elif kind == "n":

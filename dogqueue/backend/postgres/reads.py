@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+import msgspec
+
 from dogqueue.backend.kit.batchset import BatchReads, BatchWorkingSet
 from dogqueue.backend.kit.rows import to_micros
 from dogqueue.backend.postgres.claims import RECLAIM_LIMIT
@@ -21,13 +23,22 @@ from dogqueue.core.projection import JobKey
 BatchClock = Callable[[], datetime] | None
 
 
+class Known(msgspec.Struct, frozen=True, gc=False):
+    """A job's state and stored number of dependents, as this process last wrote them."""
+
+    # Untracked by the cycle collector (it holds no container): a process remembers
+    # thousands of leased jobs between their lease and their settle.
+    job: JobInfo
+    dependents: int
+
+
 async def fetch_reads(
     conn: Session,
     declared: BatchReads,
     *,
     lock: bool,
     clock: BatchClock,
-    known: Mapping[JobKey, tuple[JobInfo, int]] | None = None,
+    known: Mapping[JobKey, Known] | None = None,
     alone: bool = False,
 ) -> tuple[datetime, BatchWorkingSet, set[JobKey]]:
     """The batch's time and a working set seeded with every declared read (loads
@@ -48,7 +59,7 @@ async def fetch_reads(
             if found is None:
                 unknown.append(key)
             else:
-                ws.seed(*found)
+                ws.seed(found.job, found.dependents)
         keys = unknown
     if keys:
         query = Q["lock_jobs"] if lock else Q["read_jobs"]

@@ -70,45 +70,50 @@ async def seal(
             str(r["xid"]) for r in rows if not r["after_cursor"] and int(r["seq"]) not in numbered
         }
         cut = len(rows) >= STEP_LIMIT  # xids looked up may have events past the cut
+        moved = _cursor([r for r in rows if r["after_cursor"]], numbered, cursor)
+        # The step's rows as columns of scalars: its Records go before the step's next
+        # await, instead of living through it into the collector's oldest generation.
+        seqs = [row["seq"] for row in order]
+        tenant_ids = [row["tenant_id"] for row in order]
+        data = [row["data"] for row in order]
+        del rows, order
         pending = sorted({*writers, *waiting, *(look_up if cut else ())})
         if late and not cut:
             await conn.execute(Q["forget_late_writers"], sorted(set(late) - waiting))
-        pos = await _number(conn, audit_key, order, last_pos) if order else last_pos
-        moved = _cursor([r for r in rows if r["after_cursor"]], numbered, cursor)
-        if order or moved != cursor or pending != sorted(head[3]):  # else leave the row be
+        pos = await _number(conn, audit_key, seqs, tenant_ids, data, last_pos) if seqs else last_pos
+        if seqs or moved != cursor or pending != sorted(head[3]):  # else leave the row be
             await conn.execute(Q["move_cursor"], pos, moved[0], moved[1], pending)
-        return len(order)
+        return len(seqs)
 
 
 async def _number(
-    conn: asyncpg.Connection, audit_key: bytes | None, order: list[Any], last_pos: int
+    conn: asyncpg.Connection,
+    audit_key: bytes | None,
+    seqs: list[int],
+    tenant_ids: list[str],
+    data: list[bytes],
+    last_pos: int,
 ) -> int:
-    """Give `order` the positions after `last_pos` and extend the chains; return the
-    last position given."""
-    tenants = sorted({row["tenant_id"] for row in order})
+    """Give the events `seqs` (of `tenant_ids`, with `data`), in this order, the
+    positions after `last_pos` and extend the chains; return the last position given."""
+    tenants = sorted(set(tenant_ids))
     stored: dict[str, tuple[bytes, int]] = {
         str(r["tenant_id"]): (bytes(r["hash"]), int(r["tpos"]))
         for r in await conn.fetch(Q["heads_of_tenants"], tenants)
     }
     chain = ChainHeads(audit_key, stored.get)
     # The log rows column by column (no row tuples to transpose); positions are dense.
-    seqs: list[int | None] = []
-    tenant_ids: list[str | None] = []
-    tposs: list[int | None] = []
+    tposs: list[int] = []
     digests: list[bytes] = []
     pos = last_pos
-    for row in order:
+    for tenant, event in zip(tenant_ids, data, strict=True):
         pos += 1
-        tenant = row["tenant_id"]
-        digest, tpos = chain.link(tenant, pos, row["data"])
-        seqs.append(row["seq"])
-        tenant_ids.append(tenant)
+        digest, tpos = chain.link(tenant, pos, event)
         tposs.append(tpos)
         digests.append(digest)
-    positions: list[int | None] = list(range(last_pos + 1, pos + 1))
     await conn.execute(
         Q["insert_log"],
-        pack_ints(positions),
+        pack_ints(range(last_pos + 1, pos + 1)),
         pack_ints(seqs),
         pack_names(tenant_ids),
         pack_ints(tposs),
