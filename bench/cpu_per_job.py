@@ -51,9 +51,8 @@ async def lifecycle_cpu_us(path: Path, jobs: int) -> float:
         return (_cpu() - start) / (jobs // 32 * 32) * 1e6
 
 
-async def worker_cpu_us(path: Path, jobs: int) -> tuple[float, float]:
-    """(CPU µs per job of the whole process, of the event loop's thread alone) while the
-    real `Worker` (concurrency 256) runs `jobs` no-op jobs enqueued beforehand."""
+def no_op_job(jobs: int) -> tuple[type[Job[None, None]], asyncio.Event]:
+    """The job type of `MESSAGE`, doing nothing, and an event its `jobs`-th run sets."""
     ran = [0]
     all_ran = asyncio.Event()
 
@@ -66,6 +65,13 @@ async def worker_cpu_us(path: Path, jobs: int) -> tuple[float, float]:
             if ran[0] == jobs:
                 all_ran.set()
 
+    return SendEmail, all_ran
+
+
+async def worker_cpu_us(path: Path, jobs: int) -> tuple[float, float]:
+    """(CPU µs per job of the whole process, of the event loop's thread alone) while the
+    real `Worker` (concurrency 256) runs `jobs` no-op jobs enqueued beforehand."""
+    SendEmail, all_ran = no_op_job(jobs)
     async with SqliteBackend(path) as backend:
         adapter: QueueAdapter[None] = QueueAdapter(backend)
         await adapter.register_job(SendEmail)

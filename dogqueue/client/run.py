@@ -33,6 +33,18 @@ class JobRun:
     the run; `report_progress` and `extend_lease` act on it.
     """
 
+    __slots__ = (
+        "_backend",
+        "_lease",
+        "_lease_duration",
+        "_loop",
+        "_on_lease",
+        "_stop_requested",
+        "_stopping",
+        "ctx",
+        "progress",
+    )
+
     def __init__(
         self,
         backend: Backend,

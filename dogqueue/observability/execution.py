@@ -19,6 +19,8 @@ class ExecutionObservation:
     """What the worker reports about one execution while it runs (`span` is None when
     not tracing)."""
 
+    __slots__ = ("_outcome", "_span", "error", "reason")
+
     def __init__(self, span: ExecutionSpan | None = None) -> None:
         self._span = span
         self._outcome: Outcome | None = None

@@ -80,6 +80,7 @@ class RunningJob:
         "ctx",
         "executing",
         "interruptible",
+        "key",
         "lease",
         "run",
         "runner",
@@ -89,6 +90,9 @@ class RunningJob:
     def __init__(self, ctx: QueueCtx, lease: LeasedJob) -> None:
         self.ctx = ctx
         self.lease = lease
+        #: How the worker files the job: tenant, job id, lease token (a heartbeat keeps
+        #: the token).
+        self.key = (ctx.tenant_id, lease.job_id, lease.lease_token)
         self.runner: asyncio.Task[None] | None = None
         self.stop_reason: StopReason | None = None
         self.run: JobRun | None = None
@@ -105,11 +109,6 @@ class RunningJob:
         self.beat: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._label: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        """How the worker files the job: tenant, job id, lease token."""
-        return (self.ctx.tenant_id, self.lease.job_id, self.lease.lease_token)
 
     @property
     def label(self) -> str:

@@ -358,7 +358,12 @@ class Worker(Generic[ContextT]):
                 self._heartbeats.want(job)
                 execution: Execution | None = None
                 if job.stop_reason is None:
-                    context = await self._context_for(job.ctx)
+                    factory = self.settings.context_factory  # no coroutine without one
+                    context = (
+                        self.settings.context
+                        if factory is None
+                        else await self._context_for(job.ctx, factory)
+                    )
                     if job.stop_reason is None:  # not stopped while its context was made
                         execution = await self._executor.execute_here(
                             job, decoded, context, timeout
@@ -374,15 +379,15 @@ class Worker(Generic[ContextT]):
                     with contextlib.suppress(asyncio.CancelledError):
                         await job.beat
                 del self._jobs[job.key]
+                # The job, its run (in this task's context) and this task form cycles:
+                # break them, so they are freed now and not by the cycle collector.
+                job.runner = job.run = None
                 self._leasing.rotation.finished(job.ctx.tenant_id)
                 self._leasing.wake.set()
                 job_settled(self.backend)
 
-    async def _context_for(self, ctx: QueueCtx) -> Any:
-        """The context object jobs of this tenant get."""
-        factory = self.settings.context_factory
-        if factory is None:
-            return self.settings.context
+    async def _context_for(self, ctx: QueueCtx, factory: Callable[[QueueCtx], Any]) -> Any:
+        """The context object `factory` made for jobs of this tenant."""
         if ctx.tenant_id not in self.tenant_contexts:
             made = factory(ctx)
             if inspect.isawaitable(made):

@@ -5,7 +5,9 @@ outside is not mistaken for them. One timer starts the heartbeats of every job."
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,6 +16,7 @@ from dogqueue import Job, JobStatus, QueueAdapter, QueueCtx, Worker, current_run
 from dogqueue.backend.base import EngineBackend
 from dogqueue.client.run import JobRun
 from dogqueue.core.job import LeasedJob
+from dogqueue.worker.running import RunningJob
 from tests.runtime.helpers import event_types, until, until_status, within
 
 T = QueueCtx("tenant-a")
@@ -120,6 +123,46 @@ async def test_a_job_that_cancels_itself_leaves_no_cancellation_pending(
         await within(asyncio.gather(*worker.runners))
     assert [runner.cancelled() for runner in worker.runners] == [False]
     assert [runner.cancelling() for runner in worker.runners] == [0]
+
+
+async def test_a_finished_job_is_freed_without_the_cycle_collector(
+    backend: EngineBackend,
+) -> None:
+    # Its RunningJob, JobRun (in the runner's context) and runner task referred to each
+    # other; the collector had to find every finished job.
+    adapter, box = await setup(backend)
+    job_ids = {await adapter.enqueue(T, Quick()) for _ in range(3)}
+    runners: list[weakref.ref[asyncio.Task[None]]] = []
+
+    class WeakRecordingWorker(Worker[Box]):
+        def _start(self, ctx: QueueCtx, lease: LeasedJob) -> None:
+            super()._start(ctx, lease)
+            runner = self._jobs[(ctx.tenant_id, lease.job_id, lease.lease_token)].runner
+            assert runner is not None
+            runners.append(weakref.ref(runner))
+
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        worker = WeakRecordingWorker(adapter, context=box, tenants=[T], handle_signals=False)
+        async with worker:
+            for job_id in job_ids:
+                await until_status(backend, T, job_id, JobStatus.COMPLETED)
+
+            async def runners_freed() -> bool:
+                return len(runners) == 3 and all(ref() is None for ref in runners)
+
+            await until(runners_freed)
+        held = [
+            obj
+            for obj in gc.get_objects()
+            if isinstance(obj, RunningJob) and obj.lease.job_id in job_ids
+        ]
+        assert held == []
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def test_a_job_that_swallows_its_timeout_still_times_out(backend: EngineBackend) -> None:
