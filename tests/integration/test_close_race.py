@@ -85,3 +85,16 @@ async def test_the_writer_refuses_every_call_once_closed(tmp_path: Path) -> None
         with pytest.raises(BackendClosed):
             await entry_point()
     assert writer._conn is None
+
+
+async def test_a_checkpoint_flush_after_close_is_refused(tmp_path: Path) -> None:
+    # `projected_jobs` flushes the checkpoint on a thread: one that started before close
+    # and reached the flush after it got a raw "cannot schedule new futures".
+    backend = SqliteBackend(tmp_path / "flush.db")
+    await backend.open()
+    await backend.enqueue(CTX, MESSAGE)
+    checkpointer = backend.writer.projection_checkpointer  # as the racing flush holds it
+    assert checkpointer is not None
+    await backend.close()
+    with pytest.raises(BackendClosed):
+        checkpointer.flush()

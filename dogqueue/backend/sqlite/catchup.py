@@ -24,7 +24,7 @@ from dogqueue.backend.sqlite.connection import retry_busy
 from dogqueue.backend.sqlite.projection import Changes, LogProjection
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import edge_rows
-from dogqueue.core.errors import StorageError
+from dogqueue.core.errors import BackendClosed, StorageError
 from dogqueue.core.events import Enqueued, is_control
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
@@ -289,8 +289,12 @@ class ProjectionCheckpointer(ConnectionThread):
 
     def flush(self) -> None:
         """Bring the checkpoint to the end of the log (blocking; from any thread but
-        this checkpointer's)."""
-        self._executor.submit(self._catch_up).result()
+        this checkpointer's). BackendClosed once `close` has begun."""
+        with self._lock:  # `close` marks it closed under the lock before the thread stops
+            if self._closed:
+                raise BackendClosed("backend is closed")
+            catching_up = self._executor.submit(self._catch_up)
+        catching_up.result()
 
     def _catch_up(self) -> None:
         conn = self._connection()
