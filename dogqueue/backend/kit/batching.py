@@ -25,6 +25,12 @@ U = TypeVar("U")
 #: Most lone units run within their call before one waits for the end of the turn: a
 #: caller whose awaits never suspend would otherwise keep the loop from polling I/O.
 MAX_AT_ONCE = 32
+#: Batches of overlapping units in flight at most (see `overlaps`).
+MAX_IN_FLIGHT = 2
+#: A heavy batch of overlapping units with nothing in flight goes out as two halves
+#: when each holds at least this many jobs: the second is built while the first is
+#: written, and the callers of each come back (and submit again) at different times.
+MIN_HALF = 200
 
 
 def storage_errors_from(
@@ -62,6 +68,7 @@ class GroupCommit(Generic[U]):
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
         run_alone: Callable[[U], list[Any] | None] | None = None,
+        overlaps: Callable[[U], int] | None = None,
     ) -> None:
         self._run = run
         self._run_alone = run_alone
@@ -75,6 +82,12 @@ class GroupCommit(Generic[U]):
         self._closing = False
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
+        self._overlaps = overlaps
+        #: With `overlaps`: the batches in flight, whether one of them must run alone,
+        #: and what wakes the drainer (a unit submitted, a batch landed).
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._exclusive = False
+        self._wake = asyncio.Event() if overlaps is not None else None
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
         """Queue `unit` for a batch; the future resolves with its result once committed
@@ -96,6 +109,8 @@ class GroupCommit(Generic[U]):
                 self._drainer = loop.create_task(self._drain())
             else:
                 self._start = loop.call_soon(self._start_batch)
+        elif self._wake is not None:
+            self._wake.set()
         return future
 
     def _may_run_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -145,6 +160,9 @@ class GroupCommit(Generic[U]):
             await asyncio.shield(self._drainer)
 
     async def _drain(self) -> None:
+        if self._overlaps is not None:
+            await self._drain_overlapping()
+            return
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
@@ -153,6 +171,72 @@ class GroupCommit(Generic[U]):
             except BaseException as error:  # the batch itself failed: fail its callers
                 results = [self._public(error)] * len(batch)
             deliver([future for _, future in batch], results)
+
+    async def _drain_overlapping(self) -> None:
+        """Start each batch as soon as it may run, until nothing is pending or in flight."""
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while self._pending or self._in_flight:
+            batch = self._next_batch()
+            if batch is not None:
+                task = loop.create_task(self._run_and_deliver(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._landed)
+                continue
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _next_batch(self) -> list[tuple[U, asyncio.Future[Any]]] | None:
+        """The next batch that may start now, taken off the pending list, or None.
+
+        Beside batches in flight (all of overlapping units) only a run of overlapping
+        units at the head may start; with none in flight, the head's window starts as
+        it would without `overlaps`, except that a heavy window of overlapping units
+        only is cut in two halves by jobs."""
+        assert self._overlaps is not None
+        if not self._pending or self._exclusive or len(self._in_flight) >= MAX_IN_FLIGHT:
+            return None
+        window = self._pending[: self._max_batch]
+        jobs = []
+        for unit, _ in window:
+            weight = self._overlaps(unit)
+            if not weight:
+                break
+            jobs.append(weight)
+        if self._in_flight:
+            take = len(jobs)
+        elif len(jobs) < len(window):
+            take = len(window)
+            self._exclusive = True
+        else:
+            take = len(window)
+            total = sum(jobs)
+            if total >= 2 * MIN_HALF and len(jobs) > 1:
+                so_far = 0
+                for index, weight in enumerate(jobs):
+                    so_far += weight
+                    if 2 * so_far >= total:
+                        take = index + 1
+                        break
+        if not take:
+            return None
+        batch = self._pending[:take]
+        del self._pending[:take]
+        return batch
+
+    async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._run_or_split([unit for unit, _ in batch])
+        except BaseException as error:  # the batch itself failed: fail its callers
+            results = [self._public(error)] * len(batch)
+        deliver([future for _, future in batch], results)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not self._in_flight:
+            self._exclusive = False
+        assert self._wake is not None
+        self._wake.set()
 
     async def _run_or_split(self, units: list[U]) -> list[Any]:
         try:
