@@ -54,7 +54,7 @@ def hold_flushes(
             await gate.wait()
         await flush(*args)
 
-    backend._flush = holding  # type: ignore[method-assign]
+    backend._flush = holding  # type: ignore[method-assign,assignment]
     return reached
 
 

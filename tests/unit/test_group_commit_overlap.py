@@ -109,7 +109,7 @@ async def test_a_unit_that_may_not_overlap_runs_with_nothing_beside_it() -> None
     await _turns()
     assert runner.started[2] == ["c"]
     runner.open(2)
-    assert await asyncio.gather(enqueue, claim, later, late) == ["A", "CLAIM", "B", "C"]
+    assert list(await asyncio.gather(enqueue, claim, later, late)) == ["A", "CLAIM", "B", "C"]
 
 
 async def test_a_heavy_window_of_enqueues_goes_out_in_two_halves() -> None:
