@@ -83,10 +83,9 @@ class GroupCommit(Generic[U]):
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
         self._overlaps = overlaps
-        #: With `overlaps`: the batches in flight, whether one of them must run alone,
-        #: and what wakes the drainer (a unit submitted, a batch landed).
+        #: With `overlaps`: the batches of overlapping units in flight, and what wakes
+        #: the drainer (a unit submitted, a batch landed).
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._exclusive = False
         self._wake = asyncio.Event() if overlaps is not None else None
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
@@ -177,7 +176,10 @@ class GroupCommit(Generic[U]):
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while self._pending or self._in_flight:
-            batch = self._next_batch()
+            batch, overlapping = self._next_batch()
+            if batch is not None and not overlapping:  # as without `overlaps`
+                await self._run_and_deliver(batch)
+                continue
             if batch is not None:
                 task = loop.create_task(self._run_and_deliver(batch))
                 self._in_flight.add(task)
@@ -186,16 +188,17 @@ class GroupCommit(Generic[U]):
             self._wake.clear()
             await self._wake.wait()
 
-    def _next_batch(self) -> list[tuple[U, asyncio.Future[Any]]] | None:
-        """The next batch that may start now, taken off the pending list, or None.
+    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, bool]:
+        """The next batch that may start now, taken off the pending list (or None), and
+        whether it holds overlapping units only.
 
         Beside batches in flight (all of overlapping units) only a run of overlapping
         units at the head may start; with none in flight, the head's window starts as
         it would without `overlaps`, except that a heavy window of overlapping units
         only is cut in two halves by jobs."""
         assert self._overlaps is not None
-        if not self._pending or self._exclusive or len(self._in_flight) >= MAX_IN_FLIGHT:
-            return None
+        if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
+            return None, False
         window = self._pending[: self._max_batch]
         jobs = []
         for unit, _ in window:
@@ -207,7 +210,6 @@ class GroupCommit(Generic[U]):
             take = len(jobs)
         elif len(jobs) < len(window):
             take = len(window)
-            self._exclusive = True
         else:
             take = len(window)
             total = sum(jobs)
@@ -219,10 +221,10 @@ class GroupCommit(Generic[U]):
                         take = index + 1
                         break
         if not take:
-            return None
+            return None, False
         batch = self._pending[:take]
         del self._pending[:take]
-        return batch
+        return batch, take <= len(jobs)
 
     async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
         try:
@@ -233,8 +235,6 @@ class GroupCommit(Generic[U]):
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if not self._in_flight:
-            self._exclusive = False
         assert self._wake is not None
         self._wake.set()
 
