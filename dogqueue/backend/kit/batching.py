@@ -27,9 +27,10 @@ U = TypeVar("U")
 MAX_AT_ONCE = 32
 #: Batches of overlapping units in flight at most (see `overlaps`).
 MAX_IN_FLIGHT = 2
-#: A heavy batch of overlapping units with nothing in flight goes out as two halves
-#: when each holds at least this many jobs: the second is built while the first is
-#: written, and the callers of each come back (and submit again) at different times.
+#: A heavy run of overlapping units is shared among the free lanes (two halves with
+#: nothing in flight) when it holds at least twice this many jobs: the second half is
+#: built while the first is written, and the callers of each come back (and submit
+#: again) at different times, which keeps both lanes busy.
 MIN_HALF = 200
 
 
@@ -192,10 +193,10 @@ class GroupCommit(Generic[U]):
         """The next batch that may start now, taken off the pending list (or None), and
         whether it holds overlapping units only.
 
-        Beside batches in flight (all of overlapping units) only a run of overlapping
-        units at the head may start; with none in flight, the head's window starts as
-        it would without `overlaps`, except that a heavy window of overlapping units
-        only is cut in two halves by jobs."""
+        With none in flight, a window holding a unit that may not overlap starts whole,
+        as it would without `overlaps`; otherwise only the run of overlapping units at
+        the head may start, and a heavy run only its share for one free lane (by jobs),
+        so that the lanes carry halves."""
         assert self._overlaps is not None
         if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
             return None, False
@@ -206,18 +207,17 @@ class GroupCommit(Generic[U]):
             if not weight:
                 break
             jobs.append(weight)
-        if self._in_flight:
-            take = len(jobs)
-        elif len(jobs) < len(window):
+        if len(jobs) < len(window) and not self._in_flight:
             take = len(window)
         else:
-            take = len(window)
+            take = len(jobs)
             total = sum(jobs)
-            if total >= 2 * MIN_HALF and len(jobs) > 1:
+            if total >= 2 * MIN_HALF and take > 1:  # an equal share for each free lane
+                share = total / (MAX_IN_FLIGHT - len(self._in_flight))
                 so_far = 0
                 for index, weight in enumerate(jobs):
                     so_far += weight
-                    if 2 * so_far >= total:
+                    if so_far >= share:
                         take = index + 1
                         break
         if not take:
