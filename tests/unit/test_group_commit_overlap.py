@@ -6,6 +6,7 @@ lands, a failing batch is split within its own lane, and `close` waits for every
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 from dogqueue.backend.kit.batching import MAX_IN_FLIGHT, MIN_HALF, GroupCommit
@@ -150,3 +151,32 @@ async def test_a_failing_batch_fails_only_its_unit_and_close_waits_for_both_lane
     runner.open(0)
     await closing
     assert first.result() == "A"
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller")
+
+
+async def test_overlapping_batches_run_in_no_callers_context() -> None:
+    seen: list[str | None] = []
+
+    async def run(units: list[Unit]) -> list[Any]:
+        seen.append(CALLER.get(None))
+        await asyncio.sleep(0)
+        return [name for name, _ in units]
+
+    group: GroupCommit[Unit] = GroupCommit(
+        run, max_batch=8, public=lambda error: error, overlaps=lambda unit: unit[1]
+    )
+
+    async def call(name: str, jobs: int) -> Any:
+        CALLER.set(name)
+        return await group.submit((name, jobs))
+
+    first = asyncio.ensure_future(call("first", 1))
+    await asyncio.sleep(0)
+    assert list(await asyncio.gather(first, call("second", 1), call("claim", 0))) == [
+        "first",
+        "second",
+        "claim",
+    ]
+    assert seen == [None, None, None]
