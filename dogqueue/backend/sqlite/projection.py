@@ -38,7 +38,7 @@ from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import TERMINAL_STATUSES, JobPriority, JobStatus
-from dogqueue.log.stored import stored_event, stored_job
+from dogqueue.log.stored import stored_event, stored_event_unstamped, stored_job
 
 logger = logging.getLogger(__name__)
 #: Events read per query while catching up.
@@ -55,6 +55,9 @@ _PRIORITIES = sorted((int(p) for p in JobPriority), reverse=True)
 #: Events of a tenant's control stream: a fold of job states skips them.
 _CONTROL_TYPES = frozenset(get_args(AnyControlEvent))
 _ENQUEUED, _LEASED = JobStatus.ENQUEUED, JobStatus.LEASED
+#: Each status's value (an enum's `.value` is a property, read per folded event).
+_STATUS_VALUES = {status: status.value for status in JobStatus}
+_stamp = msgspec.structs.replace
 
 
 def job_from_log(
@@ -517,12 +520,17 @@ class LogProjection(UndoableWorkingSet):
         ended = self._ended
         index = self._index
         for seq, data in rows:
-            event = stored_event(data, seq)
-            if type(event) in _CONTROL_TYPES:
+            # Only an enqueued event's position is folded (its job's enqueue_seq): the
+            # others are not stamped with theirs.
+            event = stored_event_unstamped(data, seq)
+            kind = type(event)
+            if kind is Enqueued:
+                event = _stamp(event, seq=seq)
+            elif kind in _CONTROL_TYPES:
                 continue
             key = (event.tenant_id, event.job_id)
             before = jobs.get(key)
-            if before is None and type(event) is not Enqueued:
+            if before is None and kind is not Enqueued:
                 before = self._before(conn, key, event.version, seq)
                 if before is None:
                     continue  # a history this file no longer holds (archived)
@@ -537,7 +545,7 @@ class LogProjection(UndoableWorkingSet):
                 ended.append(key)
             if changed is not None:
                 if key not in changed:
-                    base_status[key] = None if before is None else before.status.value
+                    base_status[key] = None if before is None else _STATUS_VALUES[before.status]
                 changed[key] = after
 
     def _before(
