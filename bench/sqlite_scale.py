@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import resource
 import subprocess
@@ -41,6 +42,8 @@ MESSAGE = JobMessage(job_type="send_email", payload_bytes=b'{"user_id": 12345}')
 BUILD_CHUNK = 10_000
 #: Leases timed at each depth (the median is reported).
 LEASES_TIMED = 200
+#: Numbers the files of the process runs.
+_RUNS = itertools.count()
 
 
 async def lifecycle(path: str, jobs: int) -> float:
@@ -51,13 +54,18 @@ async def lifecycle(path: str, jobs: int) -> float:
     return time.perf_counter() - start
 
 
-def processes(folder: Path, jobs: int, count: int) -> tuple[float, float]:
+def processes(folder: Path, jobs: int, count: int) -> tuple[float, float, float]:
     """Jobs/s of `count` processes each running the lifecycle of jobs/count jobs on
     one file: timed from their start together, and from the moment all of them are
     ready (their interpreters started and imports done; starting 4 interpreters at
-    once on 2 cores costs about half a second that no writing is in)."""
-    path = folder / f"shared-{count}.db"
+    once on 2 cores costs about half a second that no writing is in); and the CPU
+    seconds (user + system) the processes spent in all, start included (steadier than
+    wall time on a shared machine)."""
+    # A fresh file each time: a file that kept the last run's 60,000 events made each
+    # repeat slower than the one before (by about a tenth).
+    path = folder / f"shared-{count}-{next(_RUNS)}.db"
     asyncio.run(SqliteBackend(path).close())  # the schema, before the processes race
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     children = [
         subprocess.Popen(
@@ -82,7 +90,13 @@ def processes(folder: Path, jobs: int, count: int) -> tuple[float, float]:
         assert child.stdout is not None
         child.stdout.close()
     done = jobs // count * count
-    return done / (end - start), done / (end - ready)
+    return done / (end - start), done / (end - ready), _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def foreign_fold_us(path: Path, jobs: int) -> float:
@@ -187,17 +201,22 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
-        ratios = []
+        ratios, cpu_ratios = [], []
         for _ in range(args.repeat):  # 1 and 4 processes alternated: a pair each time
             one, four = processes(folder, args.jobs, 1), processes(folder, args.jobs, 4)
             ratios.append(four[1] / one[1])
+            cpu_ratios.append(four[2] / one[2])
             print(
                 f"lifecycle, 1 process: {one[1]:,.0f} jobs/s; 4 processes on one file:"
                 f" {four[1]:,.0f} ({four[1] / one[1]:.2f}x); timed from the processes' start:"
-                f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x)"
+                f" {one[0]:,.0f} and {four[0]:,.0f} ({four[0] / one[0]:.2f}x); CPU"
+                f" {one[2]:.2f} s and {four[2]:.2f} s ({four[2] / one[2]:.2f}x)"
             )
         if args.repeat > 1:
-            print(f"4 processes / 1 process, median of {args.repeat}: {median(ratios):.2f}x")
+            print(
+                f"4 processes / 1 process, median of {args.repeat}: {median(ratios):.2f}x;"
+                f" their CPU, median: {median(cpu_ratios):.2f}x"
+            )
         fold = asyncio.run(foreign_fold_us(folder / "fold.db", args.jobs))
         print(f"another process's events folded: {fold:.1f} µs CPU per event")
         if args.events < 0:

@@ -19,8 +19,9 @@ async def test_the_open_measure_leases_from_a_built_log(tmp_path: Path) -> None:
 
 
 def test_processes_share_one_file(tmp_path: Path) -> None:
-    from_start, from_ready = sqlite_scale.processes(tmp_path, 64, 2)
+    from_start, from_ready, cpu = sqlite_scale.processes(tmp_path, 64, 2)
     assert 0 < from_start <= from_ready
+    assert cpu > 0
 
 
 async def test_the_foreign_fold_measure_folds(tmp_path: Path) -> None:

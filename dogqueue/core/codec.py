@@ -26,6 +26,12 @@ def decode_event(data: bytes, seq: int) -> AnyEvent:
     return event
 
 
+def decode_event_unstamped(data: bytes) -> AnyEvent:
+    """An event from its stored bytes, its `seq` left 0 (see `decode_event`)."""
+    event: AnyEvent = _event_decoder.decode(data)
+    return event
+
+
 def encode_job(job: JobInfo) -> bytes:
     """The bytes of a projected job state."""
     return _encoder.encode(job)

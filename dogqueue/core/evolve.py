@@ -25,9 +25,14 @@ from dogqueue.core.events import (
 )
 from dogqueue.core.job import JobInfo
 from dogqueue.core.retry import LEASE_EXPIRED_ERROR
-from dogqueue.core.status import JobStatus
+from dogqueue.core.status import TERMINAL_STATUSES, JobStatus
 
 _replace = msgspec.structs.replace
+# Statuses bound once: an enum member read through its class costs a lookup each time,
+# and evolve runs for every event every process folds.
+_WAITING, _ENQUEUED, _LEASED = JobStatus.WAITING, JobStatus.ENQUEUED, JobStatus.LEASED
+_COMPLETED, _FAILED, _CANCELED = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
+_COMPLETED_VALUE = JobStatus.COMPLETED.value
 
 
 def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
@@ -45,7 +50,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
         return JobInfo(
             job_id=event.job_id,
             tenant_id=event.tenant_id,
-            status=JobStatus.WAITING if event.waiting_for else JobStatus.ENQUEUED,
+            status=_WAITING if event.waiting_for else _ENQUEUED,
             message=event.message,
             attempts=0,
             result=None,
@@ -71,12 +76,12 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
         )
     match event:
         case Leased(token=token, attempt=attempt, expires_at=expires_at):
-            _require(state, event, JobStatus.ENQUEUED)
+            _require(state, event, _ENQUEUED)
             if token <= state.lease_token or attempt != state.attempts + 1:
                 raise InvalidTransition(f"leased event of {state.job_id!r} reuses a token")
             return _replace(
                 state,
-                status=JobStatus.LEASED,
+                status=_LEASED,
                 attempts=attempt,
                 lease_token=token,
                 lease_expires_at=expires_at,
@@ -92,7 +97,7 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
             _require_lease(state, event, token)
             return _replace(
                 state,
-                status=JobStatus.COMPLETED,
+                status=_COMPLETED,
                 result=result,
                 lease_expires_at=None,
                 finished_at=event.at,
@@ -106,11 +111,11 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
             _require_lease(state, event, token)
             return _after_failure(state, event, LEASE_EXPIRED_ERROR)
         case Canceled():
-            if state.status.is_terminal:
+            if state.status in TERMINAL_STATUSES:
                 raise InvalidTransition(f"canceled event of {state.status} job {state.job_id!r}")
             return _replace(
                 state,
-                status=JobStatus.CANCELED,
+                status=_CANCELED,
                 waiting_for=(),
                 lease_expires_at=None,
                 finished_at=event.at,
@@ -121,18 +126,18 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
             _require_lease(state, event, token)
             return _replace(
                 state,
-                status=JobStatus.ENQUEUED,
+                status=_ENQUEUED,
                 attempts=state.attempts - 1,
                 lease_expires_at=None,
                 updated_at=event.at,
                 version=event.version,
             )
         case Requeued():
-            if state.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+            if state.status not in (_FAILED, _CANCELED):
                 raise InvalidTransition(f"requeued event of {state.status} job {state.job_id!r}")
             return _replace(
                 state,
-                status=JobStatus.ENQUEUED,
+                status=_ENQUEUED,
                 attempts=0,
                 waiting_for=(),
                 run_at=event.at,
@@ -147,15 +152,15 @@ def evolve(state: JobInfo | None, event: AnyEvent) -> JobInfo:
 
 def _after_parent(state: JobInfo, event: ParentFinished) -> JobInfo:
     """A WAITING job hears that one of its parents ended."""
-    _require(state, event, JobStatus.WAITING)
+    _require(state, event, _WAITING)
     if event.parent_id not in state.waiting_for:
         raise InvalidTransition(f"{state.job_id!r} is not waiting for {event.parent_id!r}")
-    completed = event.parent_status == JobStatus.COMPLETED.value
+    completed = event.parent_status == _COMPLETED_VALUE
     if not completed and state.message.on_parent_failure != "run":
         because = f": {event.reason}" if event.reason else ""
         return _replace(
             state,
-            status=JobStatus.CANCELED,
+            status=_CANCELED,
             waiting_for=(),
             last_error=f"parent {event.parent_id} {event.parent_status}{because}",
             finished_at=event.at,
@@ -166,7 +171,7 @@ def _after_parent(state: JobInfo, event: ParentFinished) -> JobInfo:
     left = state.waiting_for[:index] + state.waiting_for[index + 1 :]
     return _replace(
         state,
-        status=JobStatus.WAITING if left else JobStatus.ENQUEUED,
+        status=_WAITING if left else _ENQUEUED,
         waiting_for=left,
         updated_at=event.at,
         version=event.version,
@@ -179,7 +184,7 @@ def _require(state: JobInfo, event: AnyEvent, status: JobStatus) -> None:
 
 
 def _require_lease(state: JobInfo, event: AnyEvent, token: int) -> None:
-    _require(state, event, JobStatus.LEASED)
+    _require(state, event, _LEASED)
     if token != state.lease_token:
         raise InvalidTransition(f"{event.type} event of {state.job_id!r} with a stale token")
 
@@ -194,7 +199,7 @@ def _after_failure(state: JobInfo, event: Failed | Expired, error: str) -> JobIn
     if failure_is_final(event):
         return _replace(
             state,
-            status=JobStatus.FAILED,
+            status=_FAILED,
             last_error=error,
             lease_expires_at=None,
             finished_at=event.at,
@@ -203,7 +208,7 @@ def _after_failure(state: JobInfo, event: Failed | Expired, error: str) -> JobIn
         )
     return _replace(
         state,
-        status=JobStatus.ENQUEUED,
+        status=_ENQUEUED,
         last_error=error,
         run_at=event.retry_at,
         lease_expires_at=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from dogqueue.core.codec import decode_event, decode_job
+from dogqueue.core.codec import decode_event, decode_event_unstamped, decode_job
 from dogqueue.core.errors import CorruptLog
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
@@ -19,6 +19,17 @@ def stored_event(data: object, seq: int) -> AnyEvent:
     """The event stored at log position `seq`."""
     try:
         return decode_event(data, seq)  # type: ignore[arg-type]
+    except UNDECODABLE as error:
+        raise CorruptLog(
+            f"corrupt database: the event at seq {seq} does not decode: {error}"
+        ) from error
+
+
+def stored_event_unstamped(data: object, seq: int) -> AnyEvent:
+    """The event stored at log position `seq`, without its `seq` (0): for a fold that
+    reads the position of a few kinds only, and stamps those itself."""
+    try:
+        return decode_event_unstamped(data)  # type: ignore[arg-type]
     except UNDECODABLE as error:
         raise CorruptLog(
             f"corrupt database: the event at seq {seq} does not decode: {error}"

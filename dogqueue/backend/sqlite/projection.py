@@ -25,7 +25,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, get_args
 
 import msgspec
 
@@ -33,12 +33,12 @@ from dogqueue.backend.kit.rows import from_micros, to_micros
 from dogqueue.backend.kit.workingset import UndoableWorkingSet
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.core.errors import CorruptLog
-from dogqueue.core.events import Enqueued, is_control
+from dogqueue.core.events import AnyControlEvent, Enqueued
 from dogqueue.core.evolve import evolve
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
-from dogqueue.core.status import JobPriority, JobStatus
-from dogqueue.log.stored import stored_event, stored_job
+from dogqueue.core.status import TERMINAL_STATUSES, JobPriority, JobStatus
+from dogqueue.log.stored import stored_event, stored_event_unstamped, stored_job
 
 logger = logging.getLogger(__name__)
 #: Events read per query while catching up.
@@ -52,6 +52,12 @@ LET_GO_AT = 4_096
 _BEFORE_ALL = (-(2**63), 0)
 #: Priorities, highest (leased first) first.
 _PRIORITIES = sorted((int(p) for p in JobPriority), reverse=True)
+#: Events of a tenant's control stream: a fold of job states skips them.
+_CONTROL_TYPES = frozenset(get_args(AnyControlEvent))
+_ENQUEUED, _LEASED = JobStatus.ENQUEUED, JobStatus.LEASED
+#: Each status's value (an enum's `.value` is a property, read per folded event).
+_STATUS_VALUES = {status: status.value for status in JobStatus}
+_stamp = msgspec.structs.replace
 
 
 def job_from_log(
@@ -495,22 +501,52 @@ class LogProjection(UndoableWorkingSet):
     def _catch_up(self, conn: sqlite3.Connection) -> int:
         folded = 0
         while rows := conn.execute(Q["read_events"], (self.position, CATCH_UP_PAGE)).fetchall():
-            for seq, data in rows:
-                event = stored_event(data, seq)
-                if is_control(event):
-                    continue
-                key = (event.tenant_id, event.job_id)
-                before = self.jobs.get(key)
-                if before is None and not isinstance(event, Enqueued):
-                    before = self._before(conn, key, event.version, seq)
-                    if before is None:
-                        continue  # a history this file no longer holds (archived)
-                self.save(before, evolve(before, event))
+            self._fold_rows(conn, rows)
             folded += len(rows)
             self.position = int(rows[-1][0])
             self._evict()
             self.others_write = True
+            if len(rows) < CATCH_UP_PAGE:
+                break  # a short page ends the log in this snapshot
         return folded
+
+    def _fold_rows(self, conn: sqlite3.Connection, rows: list[tuple[int, bytes]]) -> None:
+        """Fold events read from the log (no unit open). Per event, the work of `save`
+        without what a fold never needs (undo, idempotency keys), in one frame: every
+        other writer's event comes through here, in each writing process."""
+        jobs = self.jobs
+        changed = self.changed if self.base is not None else None
+        base_status = self.base_status
+        ended = self._ended
+        index = self._index
+        for seq, data in rows:
+            # Only an enqueued event's position is folded (its job's enqueue_seq): the
+            # others are not stamped with theirs.
+            event = stored_event_unstamped(data, seq)
+            kind = type(event)
+            if kind is Enqueued:
+                event = _stamp(event, seq=seq)
+            elif kind in _CONTROL_TYPES:
+                continue
+            key = (event.tenant_id, event.job_id)
+            before = jobs.get(key)
+            if before is None and kind is not Enqueued:
+                before = self._before(conn, key, event.version, seq)
+                if before is None:
+                    continue  # a history this file no longer holds (archived)
+            after = evolve(before, event)
+            jobs[key] = after
+            if before is None and after.message.after:
+                self._adopt(after)
+            status = after.status
+            if status is _ENQUEUED or status is _LEASED:
+                index(after)
+            elif status in TERMINAL_STATUSES:
+                ended.append(key)
+            if changed is not None:
+                if key not in changed:
+                    base_status[key] = None if before is None else _STATUS_VALUES[before.status]
+                changed[key] = after
 
     def _before(
         self, conn: sqlite3.Connection, key: JobKey, version: int, seq: int
