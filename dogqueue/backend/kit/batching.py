@@ -26,6 +26,13 @@ U = TypeVar("U")
 #: Most lone units run within their call before one waits for the end of the turn: a
 #: caller whose awaits never suspend would otherwise keep the loop from polling I/O.
 MAX_AT_ONCE = 32
+#: Batches of overlapping units in flight at most (see `overlaps`).
+MAX_IN_FLIGHT = 2
+#: A heavy run of overlapping units is shared among the free lanes (two halves with
+#: nothing in flight) when it holds at least twice this many jobs: the second half is
+#: built while the first is written, and the callers of each come back (and submit
+#: again) at different times, which keeps both lanes busy.
+MIN_HALF = 200
 
 
 def storage_errors_from(
@@ -63,6 +70,7 @@ class GroupCommit(Generic[U]):
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
         run_alone: Callable[[U], list[Any] | None] | None = None,
+        overlaps: Callable[[U], int] | None = None,
     ) -> None:
         self._run = run
         self._run_alone = run_alone
@@ -76,6 +84,11 @@ class GroupCommit(Generic[U]):
         self._closing = False
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
+        self._overlaps = overlaps
+        #: With `overlaps`: the batches of overlapping units in flight, and what wakes
+        #: the drainer (a unit submitted, a batch landed).
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event() if overlaps is not None else None
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
         """Queue `unit` for a batch; the future resolves with its result once committed
@@ -100,6 +113,8 @@ class GroupCommit(Generic[U]):
                 self._drainer = loop.create_task(self._drain(), context=contextvars.Context())
             else:
                 self._start = loop.call_soon(self._start_batch, context=contextvars.Context())
+        elif self._wake is not None:
+            self._wake.set()
         return future
 
     def _may_run_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -151,6 +166,9 @@ class GroupCommit(Generic[U]):
             await asyncio.shield(self._drainer)
 
     async def _drain(self) -> None:
+        if self._overlaps is not None:
+            await self._drain_overlapping()
+            return
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
@@ -159,6 +177,72 @@ class GroupCommit(Generic[U]):
             except BaseException as error:  # the batch itself failed: fail its callers
                 results = [self._public(error)] * len(batch)
             deliver([future for _, future in batch], results)
+
+    async def _drain_overlapping(self) -> None:
+        """Start each batch as soon as it may run, until nothing is pending or in flight."""
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while self._pending or self._in_flight:
+            batch, overlapping = self._next_batch()
+            if batch is not None and not overlapping:  # as without `overlaps`
+                await self._run_and_deliver(batch)
+                continue
+            if batch is not None:
+                task = loop.create_task(self._run_and_deliver(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._landed)
+                continue
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, bool]:
+        """The next batch that may start now, taken off the pending list (or None), and
+        whether it holds overlapping units only.
+
+        With none in flight, a window holding a unit that may not overlap starts whole,
+        as it would without `overlaps`; otherwise only the run of overlapping units at
+        the head may start, and a heavy run only its share for one free lane (by jobs),
+        so that the lanes carry halves."""
+        assert self._overlaps is not None
+        if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
+            return None, False
+        window = self._pending[: self._max_batch]
+        jobs = []
+        for unit, _ in window:
+            weight = self._overlaps(unit)
+            if not weight:
+                break
+            jobs.append(weight)
+        if len(jobs) < len(window) and not self._in_flight:
+            take = len(window)
+        else:
+            take = len(jobs)
+            total = sum(jobs)
+            if total >= 2 * MIN_HALF and take > 1:  # an equal share for each free lane
+                share = total / (MAX_IN_FLIGHT - len(self._in_flight))
+                so_far = 0
+                for index, weight in enumerate(jobs):
+                    so_far += weight
+                    if so_far >= share:
+                        take = index + 1
+                        break
+        if not take:
+            return None, False
+        batch = self._pending[:take]
+        del self._pending[:take]
+        return batch, take <= len(jobs)
+
+    async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._run_or_split([unit for unit, _ in batch])
+        except BaseException as error:  # the batch itself failed: fail its callers
+            results = [self._public(error)] * len(batch)
+        deliver([future for _, future in batch], results)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        assert self._wake is not None
+        self._wake.set()
 
     async def _run_or_split(self, units: list[U]) -> list[Any]:
         try:

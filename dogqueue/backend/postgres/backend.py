@@ -119,7 +119,11 @@ class PostgresBackend(EngineBackend):
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._group: GroupCommit[Unit[Any]] = GroupCommit(
-            self._run_batch, max_batch=MAX_BATCH, public=_public, splits=_worth_a_split
+            self._run_batch,
+            max_batch=MAX_BATCH,
+            public=_public,
+            splits=_worth_a_split,
+            overlaps=_new_jobs_alone,
         )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
@@ -558,6 +562,16 @@ class PostgresBackend(EngineBackend):
 def _to_every_process() -> str:
     """The payload of a NOTIFY that this process's own listener does not ignore."""
     return ""
+
+
+def _new_jobs_alone(unit: Unit[Any]) -> int:
+    """How many jobs `unit` creates if it reads nothing another batch in flight writes
+    (a plain enqueue, or one with idempotency keys: two batches inserting one key end in
+    one job by the unique index, and the loser re-runs alone to find it); else 0."""
+    reads = unit.reads
+    if reads.jobs or reads.ready or reads.expired or reads.dependents or reads.key_prefixes:
+        return 0
+    return reads.new_jobs
 
 
 def _worth_a_split(error: BaseException) -> bool:
