@@ -89,9 +89,7 @@ class SqliteTransaction:
             if projection is not None:
                 projection.others_write = True  # another holds the lock: fold while waiting
             raise
-        self.writes = 0
-        self._events.clear()
-        self._forget_buffers()
+        self.writes = 0  # the buffers are empty: `commit` and `rollback` clear them
         memo = self._memo
         if memo is None:
             self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
