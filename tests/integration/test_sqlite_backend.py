@@ -62,6 +62,15 @@ async def test_wal_mode_and_synchronous_setting(tmp_path: Path) -> None:
         sync = await backend.writer.call(lambda c: c.execute("PRAGMA synchronous").fetchone())
         assert mode[0] == "wal"
         assert sync[0] == 2  # FULL
+        # The projection checkpoint is derived from the log: its commits need no fsync.
+        checkpointer = backend.writer.projection_checkpointer
+        assert checkpointer is not None
+        ckpt_sync = await asyncio.wrap_future(
+            checkpointer._executor.submit(
+                lambda: checkpointer._connection().execute("PRAGMA synchronous").fetchone()
+            )
+        )
+        assert ckpt_sync[0] == 1  # NORMAL
     async with SqliteBackend(tmp_path / "q.db") as backend:
         sync = await backend.writer.call(lambda c: c.execute("PRAGMA synchronous").fetchone())
         assert sync[0] == 1  # NORMAL

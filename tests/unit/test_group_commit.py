@@ -7,6 +7,7 @@ before `close` still gets its result."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import pytest
@@ -89,3 +90,35 @@ async def test_a_unit_submitted_just_before_close_gets_its_result() -> None:
     pending = group.submit(6)
     await group.close()
     assert pending.done() and pending.result() == 60
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller")
+
+
+@pytest.mark.parametrize("with_run_alone", [True, False])
+async def test_a_batch_runs_in_no_callers_context(with_run_alone: bool) -> None:
+    """A batch serves all its callers: the first one's context variables (its trace span,
+    its job's run) are not the batch's, so they neither parent its driver calls nor live
+    as long as it does."""
+    seen: list[str | None] = []
+
+    async def run(units: list[int]) -> list[Any]:
+        seen.append(CALLER.get(None))
+        await asyncio.sleep(0)
+        seen.append(CALLER.get(None))
+        return [unit * 10 for unit in units]
+
+    group: GroupCommit[int] = GroupCommit(
+        run,
+        max_batch=8,
+        public=lambda error: StorageError(str(error)),
+        run_alone=(lambda unit: None) if with_run_alone else None,
+    )
+
+    async def call(name: str, unit: int) -> Any:
+        CALLER.set(name)
+        return await group.submit(unit)
+
+    assert list(await asyncio.gather(call("first", 1), call("second", 2))) == [10, 20]
+    assert seen == [None, None]
+    assert CALLER.get(None) is None

@@ -15,6 +15,7 @@ call itself, so its caller's `await` finds the future done and never suspends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -90,10 +91,13 @@ class GroupCommit(Generic[U]):
             return future
         self._pending.append((unit, future))
         if self._start is None and (self._drainer is None or self._drainer.done()):
+            # A batch serves every caller in it, so it runs in a context of its own: not
+            # the first caller's (its trace span, its job's run), which would otherwise
+            # parent the batch's driver calls and stay alive as long as the batch.
             if self._run_alone is None:
-                self._drainer = loop.create_task(self._drain())
+                self._drainer = loop.create_task(self._drain(), context=contextvars.Context())
             else:
-                self._start = loop.call_soon(self._start_batch)
+                self._start = loop.call_soon(self._start_batch, context=contextvars.Context())
         return future
 
     def run_at_once(
@@ -144,7 +148,9 @@ class GroupCommit(Generic[U]):
                 deliver([future], results)
                 return
         if self._pending:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(
+                self._drain(), context=contextvars.Context()
+            )
 
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
