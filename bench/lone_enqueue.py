@@ -8,8 +8,9 @@ two floors measured on the same disk in the same run.
   `FOLD_EVERY` events, not at each commit), with no
   Python around them;
 - then `SqliteBackend.enqueue` itself, split into: the call up to the writer's submit
-  (input checks, the unit), submit to the start of the transaction (the group commit's
-  checks; for a lone caller no turn of the event loop since the sixth round), the
+  (`commit_now` for a lone caller since the eighth round: no future) (input checks, the
+  unit), submit to the start of the transaction (the group commit's checks; for a lone
+  caller no turn of the event loop since the sixth round), the
   transaction (run on the loop, within the call: see `dogqueue/backend/sqlite/writer.py`),
   and the commit back to the caller.
 

@@ -221,6 +221,8 @@ class GroupCommitWriter:
         it is alone (see the module's docstring): its results (an error among them is
         its caller's), or None if it may not (nothing ran: submit it)."""
         self._refuse_if_closing()
+        if not self._lone_units_inline:  # FULL: never on the loop; `submit` without a second look
+            return None
         return self._group.run_at_once(_Pending(work, True))
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
