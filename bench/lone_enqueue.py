@@ -8,8 +8,9 @@ two floors measured on the same disk in the same run.
   `FOLD_EVERY` events, not at each commit), with no
   Python around them;
 - then `SqliteBackend.enqueue` itself, split into: the call up to the writer's submit
-  (input checks, the unit), submit to the start of the transaction (the group commit's
-  checks; for a lone caller no turn of the event loop since the sixth round), the
+  (`commit_now` for a lone caller since the eighth round: no future) (input checks, the
+  unit), submit to the start of the transaction (the group commit's checks; for a lone
+  caller no turn of the event loop since the sixth round), the
   transaction (run on the loop, within the call: see `dogqueue/backend/sqlite/writer.py`),
   and the commit back to the caller.
 
@@ -90,12 +91,18 @@ def statements_us(conn: sqlite3.Connection, calls: int) -> float:
 
 @contextmanager
 def stamped(marks: dict[str, float]) -> Iterator[None]:
-    """Stamp the writer's submit and the transaction's start and end into `marks`."""
+    """Stamp the writer's submit (or `commit_now`, a lone caller's way in since the
+    eighth round) and the transaction's start and end into `marks`."""
     submit, transaction = GroupCommitWriter.submit, GroupCommitWriter._transaction
+    commit_now = GroupCommitWriter.commit_now
 
     def stamped_submit(self: GroupCommitWriter, *args: Any, **kwargs: Any) -> Any:
         marks["submit"] = time.perf_counter()
         return submit(self, *args, **kwargs)
+
+    def stamped_commit_now(self: GroupCommitWriter, *args: Any, **kwargs: Any) -> Any:
+        marks["submit"] = time.perf_counter()
+        return commit_now(self, *args, **kwargs)
 
     def stamped_transaction(self: GroupCommitWriter, works: Any) -> Any:
         marks["begin"] = time.perf_counter()
@@ -105,11 +112,13 @@ def stamped(marks: dict[str, float]) -> Iterator[None]:
             marks["end"] = time.perf_counter()
 
     GroupCommitWriter.submit = stamped_submit  # type: ignore[method-assign]
+    GroupCommitWriter.commit_now = stamped_commit_now  # type: ignore[method-assign]
     GroupCommitWriter._transaction = stamped_transaction  # type: ignore[method-assign]
     try:
         yield
     finally:
         GroupCommitWriter.submit = submit  # type: ignore[method-assign]
+        GroupCommitWriter.commit_now = commit_now  # type: ignore[method-assign]
         GroupCommitWriter._transaction = transaction  # type: ignore[method-assign]
 
 

@@ -50,6 +50,7 @@ from dogqueue.unitofwork import (
     Work,
     append_each,
     deliver,
+    is_plain,
     run_units,
     unwrap_refusal,
 )
@@ -147,7 +148,7 @@ class Engine:
         input check (`dogqueue.core.validation.prepare_enqueue`)."""
         tenant_id, messages, trace_context = prepared
         reads = Reads(new_jobs=len(messages), tenant=tenant_id)
-        if not any(m.idempotency_key is not None or m.after or m.after_earlier for m in messages):
+        if all(map(is_plain, messages)):
             return Unit(reads, PlainEnqueue(self, tenant_id, messages, trace_context))
         keys = tuple((tenant_id, k) for m in messages if (k := m.idempotency_key) is not None)
         parents = tuple(dict.fromkeys((tenant_id, p) for m in messages for p in m.after))

@@ -199,6 +199,11 @@ class PlainCreator(Protocol):
         ...
 
 
+def is_plain(message: JobMessage) -> bool:
+    """Whether a message's job can be a `PlainEnqueue`'s: no idempotency key, no parents."""
+    return message.idempotency_key is None and not message.after and not message.after_earlier
+
+
 class PlainEnqueue:
     """The work of an enqueue whose jobs have no idempotency key and no parents: once
     its input passed, nothing can refuse it, so `run_units` runs consecutive ones of one

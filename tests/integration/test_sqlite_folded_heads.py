@@ -18,7 +18,7 @@ from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend, transaction
 from dogqueue.backend.sqlite.archive import archive_before
 from dogqueue.backend.sqlite.log import SqliteLogReader
-from dogqueue.backend.sqlite.queries import SCHEMA_VERSION
+from dogqueue.backend.sqlite.queries import SCHEMA_VERSION, Q
 
 ACME, GLOBEX = QueueCtx("acme"), QueueCtx("globex")
 MESSAGE = JobMessage(job_type="t", payload_bytes=b"{}")
@@ -186,3 +186,20 @@ async def test_application_transactions_fold_the_heads_once_far_enough_behind(
                 assert _stored(path)[0] == expected
     report = await verify_log(SqliteLogReader(path))
     assert report.ok, report.problems
+
+
+async def test_a_fold_reads_only_the_events_after_the_folded_position(tmp_path: Path) -> None:
+    """A fold runs every `FOLD_EVERY` events, on the event loop for a lone commit: it
+    must read the rowid range after the folded position, not group the whole log's
+    `events_by_job` index (9 ms at 200,000 events, growing with the log)."""
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path, clock=FakeClock()) as backend:
+        for ctx in (ACME, GLOBEX):
+            await backend.enqueue_many(ctx, [MESSAGE] * 200)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("ANALYZE")  # the planner's view of a large log
+        plan = " | ".join(
+            str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {Q['fold_chain_heads']}")
+        )
+    assert "events_by_job" not in plan, plan
+    assert "rowid>?" in plan, plan

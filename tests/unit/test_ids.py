@@ -4,6 +4,7 @@ backend may be given its own id generator."""
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 
 from dogqueue import JobMessage, QueueCtx, ids
@@ -59,3 +60,23 @@ def test_an_id_carries_its_millisecond_counter_and_random_bits_where_uuidv7_puts
         assert parsed.int >> 80 == ms
         assert parsed.int >> 64 & 0xFFF == counter
         assert parsed.int & (2**62 - 1) == random_bits & (2**62 - 1)
+
+
+def test_a_forked_child_does_not_make_the_ids_its_parent_makes_next() -> None:
+    """Random bits are drawn ahead in a pool: a child forked with a full pool must draw
+    its own, not the ones its parent is about to use."""
+    new_job_id()  # the pool now holds draws made ahead
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write_end, "".join(new_job_id()[19:] for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parents = "".join(new_job_id()[19:] for _ in range(8))
+    with os.fdopen(read_end, "rb") as pipe:
+        childs = pipe.read().decode()
+    os.waitpid(child, 0)
+    assert len(childs) == len(parents) == 8 * 17
+    assert not {childs[i : i + 17] for i in range(0, len(childs), 17)} & {
+        parents[i : i + 17] for i in range(0, len(parents), 17)
+    }

@@ -98,12 +98,10 @@ class GroupCommit(Generic[U]):
         if self._closing:
             future.set_exception(BackendClosed("backend is closed"))
             return future
-        if self._may_run_at_once(loop):
-            results = self._offer_alone(unit)
-            if results is not None:
-                self._at_once += 1
-                deliver([future], results)
-                return future
+        results = self.run_at_once(unit, loop)
+        if results is not None:
+            deliver([future], results)
+            return future
         self._pending.append((unit, future))
         if self._start is None and (self._drainer is None or self._drainer.done()):
             # A batch serves every caller in it, so it runs in a context of its own: not
@@ -116,6 +114,19 @@ class GroupCommit(Generic[U]):
         elif self._wake is not None:
             self._wake.set()
         return future
+
+    def run_at_once(
+        self, unit: U, loop: asyncio.AbstractEventLoop | None = None
+    ) -> list[Any] | None:
+        """What `submit` does first, for a caller that needs no future: if `unit` is
+        alone for this turn and `run_alone` takes it, its results (an error among them
+        is its caller's, as `submit` would deliver it); else None, and nothing ran."""
+        if self._closing or not self._may_run_at_once(loop or asyncio.get_running_loop()):
+            return None
+        results = self._offer_alone(unit)
+        if results is not None:
+            self._at_once += 1
+        return results
 
     def _may_run_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether a unit submitted now is alone for this turn: nothing pending or

@@ -53,6 +53,7 @@ from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, fold, rebuild
 from dogqueue.core.validation import check_duration
+from dogqueue.core.validation import prepare_enqueue as check_enqueue
 from dogqueue.engine import Reads, Unit
 from dogqueue.log.stored import stored_event, stored_job
 
@@ -178,6 +179,28 @@ class SqliteBackend(EngineBackend):
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
         work = strictly(unit) if self._check_reads else unit.run
         return self.writer.submit(work, small=_is_small(unit.reads))
+
+    async def enqueue(
+        self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
+    ) -> str:
+        """Append the job; return its new id. A lone caller's job commits within the
+        call (`GroupCommitWriter.commit_now`): no future, no batch to deliver from."""
+        prepared = check_enqueue(ctx, (message,), self.config, trace_context=trace_context)
+        if not self._opened or self._closed:
+            await self.open()
+        unit = self._engine.enqueue_unit(prepared)
+        work = strictly(unit) if self._check_reads else unit.run
+        small = _is_small(unit.reads)
+        writer = self.writer
+        results = writer.commit_now(work) if small else None
+        if results is None:
+            ids: list[str] = await writer.submit(work, small=small)
+        else:
+            ids = results[0]
+            if isinstance(ids, BaseException):
+                raise ids
+        self._notify_change()
+        return ids[0]
 
     async def wait_for_change(self, max_wait: float) -> None:
         """Return when a job may have become leasable, or after `max_wait` seconds.

@@ -219,16 +219,19 @@ class ProjectionCheckpointer(ConnectionThread):
         self.pages = 0
         self.written_from_memory = 0
 
-    def note_events(self, events: int, projection: LogProjection | None = None) -> None:
-        """Count `events` committed, from the thread that owns `projection`; once a
-        checkpoint is due and none runs, take the projection's changes and write them
-        (or, without them, fold the log's tail) on this checkpointer's thread."""
+    def note_events(
+        self, events: int, projection: LogProjection | None = None, at: float | None = None
+    ) -> None:
+        """Count `events` committed (at time `at` by the clock, if known), from the
+        thread that owns `projection`; once a checkpoint is due and none runs, take the
+        projection's changes and write them (or, without them, fold the log's tail) on
+        this checkpointer's thread."""
         if not events:
             return
         with self._lock:
             self._written = True
             self._pending += events
-            self._start_if_due(projection)
+            self._start_if_due(projection, at)
         self._hand_over_written(projection)
 
     def note_idle(self, projection: LogProjection | None = None) -> None:
@@ -255,11 +258,13 @@ class ProjectionCheckpointer(ConnectionThread):
                 return None
             return max(0.0, self._every_seconds - (self._clock() - self._last))
 
-    def _start_if_due(self, projection: LogProjection | None) -> None:
+    def _start_if_due(self, projection: LogProjection | None, at: float | None = None) -> None:
         """Under the lock: take the projection's changes and write them (or, without
-        them, fold the log's tail) on this checkpointer's thread, if due and none runs."""
+        them, fold the log's tail) on this checkpointer's thread, if due (by the clock, or
+        at time `at`) and none runs."""
         due = self._pending >= self._every_events or (
-            self._pending > 0 and self._clock() - self._last >= self._every_seconds
+            self._pending > 0
+            and (self._clock() if at is None else at) - self._last >= self._every_seconds
         )
         if self._closed or not due:
             return

@@ -215,8 +215,10 @@ class LogProjection(UndoableWorkingSet):
     def commit(self) -> None:
         super().commit()
         self._touched.clear()
-        self._settle_cold(keep=True)
-        self._evict()
+        if self._cold_popped:  # most units of a lone caller touch no checkpoint range
+            self._settle_cold(keep=True)
+        if self._ended:
+            self._evict()
         if len(self.ended_at) + len(self.jobs) >= self._let_go_at:
             assert self._conn is not None
             self.let_go(int(self._conn.execute(Q["checkpoint_position"]).fetchone()[0]))

@@ -65,6 +65,12 @@ class SqliteTransaction:
         projection: LogProjection | None = None,
     ) -> None:
         self.conn = conn
+        #: What runs the statements of every commit (BEGIN, the log's end, the events,
+        #: COMMIT): one cursor for all of them, not a new one per statement; an
+        #: application's joined connection (which turns them into a savepoint) itself.
+        self._run: sqlite3.Connection | sqlite3.Cursor = (
+            conn.cursor() if isinstance(conn, sqlite3.Connection) else conn
+        )
         self._memo = memo
         self._projection = projection
         self._data_version: int | None = None
@@ -84,20 +90,18 @@ class SqliteTransaction:
             # Fold other writers' events before taking the lock: it is held for less.
             projection.fold_ahead(self.conn, self._memo.data_version)
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._run.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             if projection is not None:
                 projection.others_write = True  # another holds the lock: fold while waiting
             raise
-        self.writes = 0
-        self._events.clear()
-        self._forget_buffers()
+        self.writes = 0  # the buffers are empty: `commit` and `rollback` clear them
         memo = self._memo
         if memo is None:
             self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self._chain.restart()
         else:
-            self._data_version = self.conn.execute(Q["data_version"]).fetchone()[0]
+            self._data_version = self._run.execute(Q["data_version"]).fetchone()[0]
             if memo.data_version != self._data_version:
                 if memo.data_version is not None:  # another connection committed
                     self._heads_appended_since(memo)
@@ -121,7 +125,7 @@ class SqliteTransaction:
 
     def commit(self) -> None:
         if self._events:
-            self.conn.executemany(Q["insert_event"], self._events)
+            self._run.executemany(Q["insert_event"], self._events)
             memo = self._memo
             if memo is None:  # an application's transaction: fold once far enough behind
                 if self.conn.execute(Q["unfolded_events"]).fetchone()[0] > FOLD_EVERY:
@@ -132,7 +136,7 @@ class SqliteTransaction:
                     fold_heads(self.conn)
                     memo.unfolded = 0
             self._events.clear()
-        self.conn.execute("COMMIT")
+        self._run.execute("COMMIT")
         memo = self._memo
         if memo is not None:
             memo.data_version = self._data_version

@@ -115,8 +115,7 @@ class GroupCommitWriter:
         (on the event loop when the thread is idle and SQLite answers at once, else on
         the thread, waiting out a busy database)."""
         self._refuse_if_closing()
-        last = self._last_on_thread
-        if self._conn is not None and (last is None or last.done()):
+        if self._conn is not None and self._thread_idle():
             try:
                 return self._read_now(fn)
             except sqlite3.OperationalError as error:
@@ -171,8 +170,7 @@ class GroupCommitWriter:
             return int(conn.execute(Q["data_version"]).fetchone()[0])
 
         self._refuse_if_closing()  # else it would open the connection again on the thread
-        last = self._last_on_thread
-        if self._conn is not None and (last is None or last.done()):
+        if self._conn is not None and self._thread_idle():
             return read(self._conn)  # a read of a few microseconds: no thread hop
         return int(await self._on_thread(lambda: read(self._connection())))
 
@@ -217,6 +215,15 @@ class GroupCommitWriter:
         commit on the event loop, even before this returns (see the module's docstring)."""
         self._refuse_if_closing()
         return self._group.submit(_Pending(work, small))
+
+    def commit_now(self, work: UnitOfWork) -> list[Any] | None:
+        """Commit a small unit within the call, as `submit(work, small=True)` would when
+        it is alone (see the module's docstring): its results (an error among them is
+        its caller's), or None if it may not (nothing ran: submit it)."""
+        self._refuse_if_closing()
+        if not self._lone_units_inline:  # FULL: never on the loop; `submit` without a second look
+            return None
+        return self._group.run_at_once(_Pending(work, True))
 
     async def _run_batch(self, batch: list[_Pending]) -> list[Any]:
         try:
@@ -265,19 +272,29 @@ class GroupCommitWriter:
         return None
 
     def _may_run_inline(self) -> bool:
+        return self._lone_units_inline and self._conn is not None and self._thread_idle()
+
+    def _thread_idle(self) -> bool:
+        """On the event loop: whether nothing handed to the thread still runs. A finished
+        call is forgotten (`Future.done` takes a lock: a lone caller asks every call)."""
         last = self._last_on_thread
-        return self._lone_units_inline and self._conn is not None and (last is None or last.done())
+        if last is None:
+            return True
+        if last.done():
+            self._last_on_thread = None
+            return True
+        return False
 
     def _run_inline(self, work: UnitOfWork) -> list[Any] | None:
         """Commit `work` alone on the event loop; None if another connection holds the
         write lock (the unit then waits on the thread, like any other)."""
         try:
-            results, writes = self._transaction([work])
+            results, writes, now = self._transaction([work])
         except sqlite3.OperationalError as error:
             if is_busy(error):
                 return None
             raise
-        self._committed(1, writes)
+        self._committed(1, writes, now)
         self.inline_commits += 1
         return results
 
@@ -285,20 +302,22 @@ class GroupCommitWriter:
         """On the writer thread: run `works` in one transaction (waiting out a busy
         database up to the lock wait); raise if it failed."""
         self._connection()
-        results, writes = retry_busy(lambda: self._transaction(works), self._lock_wait)
-        self._committed(len(works), writes)
+        results, writes, now = retry_busy(lambda: self._transaction(works), self._lock_wait)
+        self._committed(len(works), writes, now)
         return results
 
-    def _committed(self, units: int, writes: int) -> None:
+    def _committed(self, units: int, writes: int, now: datetime) -> None:
         self.commits += 1
         self.units += units
         if self.checkpointer is not None:
             self.checkpointer.note_commit(writes)
         if self.projection_checkpointer is not None:
-            self.projection_checkpointer.note_events(writes, self.projection)
+            # The transaction's time: a checkpoint due by time needs no clock read per commit.
+            self.projection_checkpointer.note_events(writes, self.projection, now.timestamp())
 
-    def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int]:
-        """Run `works` in one transaction; their results, and the job writes committed."""
+    def _transaction(self, works: list[UnitOfWork]) -> tuple[list[Any], int, datetime]:
+        """Run `works` in one transaction; their results, the job writes committed, and
+        the transaction's time."""
         assert self._conn is not None  # connected by `_connection`
         tx = self._tx
         if tx is None or tx.conn is not self._conn:  # `begin` resets it for each use
@@ -311,7 +330,7 @@ class GroupCommitWriter:
             results = run_units(tx, works, now)
             writes = tx.writes
             tx.commit()
-            return results, writes
+            return results, writes, now
         except BaseException:
             tx.rollback()
             raise

@@ -259,9 +259,11 @@ SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
 
 -- name: fold_chain_heads
 -- Fold into `chain_heads` each tenant's last event after the folded position.
+-- NOT INDEXED: else SQLite groups by scanning all of `events_by_job` (the whole log,
+-- every fold) instead of the rowid range after the position.
 INSERT INTO chain_heads (tenant_id, seq, hash, tpos)
 SELECT tenant_id, seq, hash, tpos FROM events
-WHERE seq IN (SELECT max(seq) FROM events
+WHERE seq IN (SELECT max(seq) FROM events NOT INDEXED
               WHERE seq > (SELECT seq FROM chain_heads_position) GROUP BY tenant_id)
 ON CONFLICT (tenant_id) DO UPDATE
 SET seq = excluded.seq, hash = excluded.hash, tpos = excluded.tpos;
