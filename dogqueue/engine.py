@@ -201,8 +201,9 @@ class Engine:
         self, tx: Transaction, requests: Sequence[PlainEnqueue], now: datetime
     ) -> list[list[str]]:
         """Create the jobs of several requests, none with parents, in one pass, in order:
-        what `_create` does for each job, with one draw of ids for all of them; the result is each request's ids. Nothing here refuses a job (the caller
-        checked the keys, if any)."""
+        what `_create` does for each job, with one draw of ids for all of them; the result
+        is each request's ids. Nothing here refuses a job (the caller checked the keys, if
+        any)."""
         if len(requests) == 1 and len(requests[0].messages) == 1:  # its own pass costs less
             lone = requests[0]
             return [[self._create(tx, lone.tenant_id, lone.messages[0], now, lone.trace_context)]]
