@@ -2,8 +2,8 @@
 
 Every backend runs these units of work inside one of its transactions
 (`dogqueue.unitofwork`, whose names this module also exports). A unit that acts on many
-jobs of one kind (a lease of N, a settlement of N, the jobs of plain enqueues) decides
-each with the core and appends all their events at once.
+jobs of one kind (a settlement of N, the jobs of plain enqueues) decides them all with
+the core before it writes any.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from dogqueue.unitofwork import (
     TxT,
     Unit,
     Work,
-    append_each,
     deliver,
     is_plain,
     run_units,
@@ -56,7 +55,7 @@ from dogqueue.unitofwork import (
 )
 
 __all__ = ["BatchTransaction", "Engine", "PlainEnqueue", "Reads", "RefusedAfterWrite", "T"]
-__all__ += ["Transaction", "TxT", "Unit", "Work", "append_each", "deliver", "lease_of"]
+__all__ += ["Transaction", "TxT", "Unit", "Work", "deliver", "lease_of"]
 __all__ += ["run_units", "unwrap_refusal"]
 
 
@@ -202,9 +201,9 @@ class Engine:
         self, tx: Transaction, requests: Sequence[PlainEnqueue], now: datetime
     ) -> list[list[str]]:
         """Create the jobs of several requests, none with parents, in one pass, in order:
-        what `_create` does for each job, with one draw of ids and one append of all their
-        events; the result is each request's ids. Nothing here refuses a job (the caller
-        checked the keys, if any)."""
+        what `_create` does for each job, with one draw of ids for all of them; the result
+        is each request's ids. Nothing here refuses a job (the caller checked the keys, if
+        any)."""
         if len(requests) == 1 and len(requests[0].messages) == 1:  # its own pass costs less
             lone = requests[0]
             return [[self._create(tx, lone.tenant_id, lone.messages[0], now, lone.trace_context)]]
@@ -225,8 +224,8 @@ class Engine:
                 )
                 events += decide(None, command, self.config)
             results.append(job_ids)
-        for event in tx.append_all(events):
-            tx.save(None, evolve(None, event))  # one event per job; a new job never ends
+        for event in events:  # one event per job; a new job never ends
+            tx.save(None, evolve(None, tx.append(event)))
         return results
 
     def _create(
@@ -302,27 +301,14 @@ class Engine:
 
         def run(tx: Transaction, now: datetime) -> list[LeasedJob]:
             self._reclaim(tx, tenant_id, now)
-            leased: list[JobInfo] = []
-            events: list[AnyEvent] = []
+            leases = []
             for _ in range(limit):
                 state = tx.next_ready(tenant_id, queues, now)
                 if state is None:
                     break
                 command = Lease(tenant_id=tenant_id, job_id=state.job_id, at=now, duration=duration)
-                try:
-                    decided = decide(state, command, self.config)
-                except QueueError as error:
-                    if leased:  # the leases before it are saved: the batch must roll back
-                        raise RefusedAfterWrite(f"{error!r} after a lease") from error
-                    raise
-                # Saved at once, so that the next read of the ready jobs skips it; the
-                # events go in one append (evolve reads no `seq` but an Enqueued's).
-                after = _evolved(state, decided)
-                tx.save(state, after)
-                leased.append(after)
-                events += decided
-            tx.append_all(events)
-            return [lease_of(state) for state in leased]
+                leases.append(lease_of(self._apply(tx, state, command)))
+            return leases
 
         return Unit(Reads(ready=((tenant_id, queues, limit),), expired=(tenant_id,)), run)
 
@@ -443,7 +429,7 @@ class Engine:
         self, tx: Transaction, tenant_id: str, settlements: Sequence[Settlement], now: datetime
     ) -> list[JobStatus | QueueError]:
         """Settle jobs that are all different in one pass: each decided on its state
-        before the batch, their events in one append. Settling one changes another only
+        before the batch, then all appended and saved. Settling one changes another only
         through its dependents: when one that ends has some, all are settled in order
         instead, as the same commands."""
         results: list[JobStatus | QueueError | None] = []
@@ -472,7 +458,8 @@ class Engine:
             events += decided
         if in_order:
             return self._settle_in_order(tx, tenant_id, settlements, now, commands)
-        tx.append_all(events)
+        for event in events:
+            tx.append(event)
         for index, state, after in changes:
             tx.save(state, after)
             results[index] = after.status

@@ -54,11 +54,6 @@ class Transaction(Protocol):
         """Append the event to the log; return it with its assigned `seq`."""
         ...
 
-    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        """Append the events in order, as `append` one by one would; return them with
-        their assigned `seq`s."""
-        ...
-
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         """Replace the job's projected state `before` with `after`."""
         ...
@@ -110,11 +105,6 @@ def run_units(tx: TxT, units: Sequence[Callable[[TxT, datetime], Any]], now: dat
                 raise RefusedAfterWrite(f"{error!r} after a write") from error
             results.append(error)
     return results
-
-
-def append_each(tx: Transaction, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-    """`Transaction.append_all` for a transaction with no faster way: one at a time."""
-    return [tx.append(event) for event in events]
 
 
 def unwrap_refusal(error: BaseException) -> BaseException:

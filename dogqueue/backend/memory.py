@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -24,7 +24,7 @@ from dogqueue.core.errors import InvalidInput, StorageError
 from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.engine import Unit, append_each
+from dogqueue.engine import Unit
 from dogqueue.log.chain import GENESIS, ChainHeads
 from dogqueue.log.reader import in_tenant_positions
 
@@ -88,9 +88,6 @@ class MemoryStore(UndoableWorkingSet):
 
         self._remember(undo)
         return decode_event(self.log[-1].data, seq)
-
-    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        return append_each(self, events)
 
     def events(self, seqs: list[int] | range) -> list[AnyEvent]:
         return [decode_event(self.log[seq - 1].data, seq) for seq in seqs]

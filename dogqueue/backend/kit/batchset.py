@@ -9,7 +9,6 @@ flush in a few statements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from dogqueue.core.events import AnyEvent, Enqueued
 from dogqueue.core.job import JobInfo
 from dogqueue.core.projection import JobKey
 from dogqueue.core.status import JobStatus
-from dogqueue.engine import Reads, append_each
+from dogqueue.engine import Reads
 
 __all__ = ["BatchReads", "BatchWorkingSet", "UndeclaredRead"]
 
@@ -133,9 +132,6 @@ class BatchWorkingSet(WorkingSet):
             (seq, event.tenant_id, event.job_id, event.version, event.type, encode_event(event))
         )
         return event
-
-    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        return append_each(self, events)
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         self.writes += 1

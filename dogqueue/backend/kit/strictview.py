@@ -17,7 +17,6 @@ so every test run checks), sparing the production path the view's cost per read.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -112,13 +111,6 @@ class StrictView:
                 raise UndeclaredRead("more jobs created than declared")
             self._creatable -= 1
         return self._inner.append(event)
-
-    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        created = sum(isinstance(event, Enqueued) for event in events)
-        if created > self._creatable:
-            raise UndeclaredRead("more jobs created than declared")
-        self._creatable -= created
-        return self._inner.append_all(events)
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         self._inner.save(before, after)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -222,27 +221,6 @@ class SqliteTransaction:
             (seq, event.tenant_id, event.job_id, event.version, event.type, data, digest, tpos, key)
         )
         return _replace_seq(event, seq=seq)
-
-    def append_all(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        seq = self.next_seq
-        rows = self._events
-        link = self._chain.link
-        appended = []
-        for event in events:
-            data = encode_event(event)
-            tenant_id = event.tenant_id
-            digest, tpos = link(tenant_id, seq, data)
-            key = event.message.idempotency_key if type(event) is Enqueued else None
-            if key is not None:
-                self._keys[(tenant_id, key)] = event.job_id
-            rows.append(
-                (seq, tenant_id, event.job_id, event.version, event.TYPE, data, digest, tpos, key)
-            )
-            appended.append(_replace_seq(event, seq=seq))
-            seq += 1
-        self.writes += seq - self.next_seq
-        self.next_seq = seq
-        return appended
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
         if self._projection is not None:
