@@ -43,7 +43,7 @@ from dogqueue.backend.sqlite.transaction import (
     edge_rows,
     recount_jobs,
 )
-from dogqueue.backend.sqlite.writer import GroupCommitWriter
+from dogqueue.backend.sqlite.writer import GroupCommitWriter, UnitOfWork
 from dogqueue.clock import Clock
 from dogqueue.core.config import QueueConfig
 from dogqueue.core.cron import prefix_end
@@ -177,8 +177,13 @@ class SqliteBackend(EngineBackend):
             self._browser.close()
 
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
+        work, small = self._work(unit)
+        return self.writer.submit(work, small=small)
+
+    def _work(self, unit: Unit[Any]) -> tuple[UnitOfWork, bool]:
+        """What the writer runs for `unit` (read-checked in tests), and whether it is small."""
         work = strictly(unit) if self._check_reads else unit.run
-        return self.writer.submit(work, small=_is_small(unit.reads))
+        return work, _is_small(unit.reads)
 
     async def enqueue(
         self, ctx: QueueCtx, message: JobMessage, *, trace_context: dict[str, str] | None = None
@@ -186,11 +191,8 @@ class SqliteBackend(EngineBackend):
         """Append the job; return its new id. A lone caller's job commits within the
         call (`GroupCommitWriter.commit_now`): no future, no batch to deliver from."""
         prepared = check_enqueue(ctx, (message,), self.config, trace_context=trace_context)
-        if not self._opened or self._closed:
-            await self.open()
-        unit = self._engine.enqueue_unit(prepared)
-        work = strictly(unit) if self._check_reads else unit.run
-        small = _is_small(unit.reads)
+        await self._ready()
+        work, small = self._work(self._engine.enqueue_unit(prepared))
         writer = self.writer
         results = writer.commit_now(work) if small else None
         if results is None:
