@@ -8,6 +8,7 @@ import contextlib
 import gc
 import random
 import warnings
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -57,6 +58,9 @@ FULL_FOLD_EVERY = 10
 #: Callbacks allowed to unwind the tasks left at the end.
 TEARDOWN_STEPS = 200_000
 TEARDOWN_ROUNDS = 5
+#: On the soak's real loop, how long one teardown round waits for cancelled tasks: a
+#: task stuck on real I/O is closed below instead of holding the run for ever.
+SOAK_TEARDOWN_SECONDS = 10.0
 
 
 @dataclass
@@ -381,10 +385,18 @@ class Simulation:
                 break
             for task in tasks:
                 task.cancel()
+            ended: Awaitable[Any] = (
+                asyncio.wait(tasks, timeout=SOAK_TEARDOWN_SECONDS)
+                if self.soak
+                else asyncio.gather(*tasks, return_exceptions=True)
+            )
             with contextlib.suppress(BaseException):
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(ended)
+        closing: Awaitable[Any] = self.backend.close()
+        if self.soak:
+            closing = asyncio.wait_for(closing, SOAK_TEARDOWN_SECONDS)
         with contextlib.suppress(BaseException):
-            loop.run_until_complete(self.backend.close())
+            loop.run_until_complete(closing)
         for task in asyncio.all_tasks(loop):  # stuck: close them while the loop is open
             with contextlib.suppress(BaseException):
                 task.get_coro().close()
