@@ -332,11 +332,11 @@ class GroupCommitWriter:
             tx.commit()
             return results, writes, now
         except LogMoved:  # it trusted the memo, and another connection had committed
-            tx.rollback()  # which forgets the memo: the run again is checked
-            return self._transaction(works)
+            tx.rollback()  # which forgets the memo: the run again below is checked
         except BaseException:
             tx.rollback()
             raise
+        return self._transaction(works)
 
     async def close(self) -> None:
         """Finish pending work, then close the connection and stop the thread; work
