@@ -108,7 +108,7 @@ class GroupCommit(Generic[U]):
     def submit(self, unit: U) -> asyncio.Future[Any]:
         """Queue `unit` for a batch; the future resolves with its result once committed
         (BackendClosed once `close` has begun)."""
-        loop = asyncio.get_running_loop()
+        loop = self._this_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._closing:
             future.set_exception(BackendClosed("backend is closed"))
@@ -144,10 +144,10 @@ class GroupCommit(Generic[U]):
         return results
 
     def _this_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop. Asking asyncio makes a getpid system call (a lone caller
-        asks once per call), so the loop it last named is kept while it still runs on
-        this thread (asyncio's loops record the thread that runs them; one loop at a time
-        runs per thread) in this process."""
+        """The running loop. Asking asyncio makes a getpid system call (once per unit
+        submitted), so the loop it last named is kept while it still runs on this thread
+        (asyncio's loops record the thread that runs them; one loop at a time runs per
+        thread) in this process."""
         loop = self._loop
         if (
             loop is None
