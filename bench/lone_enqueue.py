@@ -4,9 +4,9 @@ two floors measured on the same disk in the same run.
 - bare: a plain sqlite3 `BEGIN IMMEDIATE; INSERT; COMMIT` of one 200-byte row (the
   commit's own cost: the floor of any durable enqueue);
 - dogqueue's SQL: the statements a lone enqueue's transaction runs (BEGIN IMMEDIATE,
-  the event's INSERT, COMMIT; the chain heads are folded every `FOLD_EVERY` events, not
-  at each commit; `PRAGMA data_version` only while another connection writes, since the
-  ninth round), with no Python around them;
+  `PRAGMA data_version`, the event's INSERT, COMMIT; the chain heads are folded every
+  `FOLD_EVERY` events, not at each commit), with no
+  Python around them;
 - then `SqliteBackend.enqueue` itself, split into: the call up to the writer's submit
   (`commit_now` for a lone caller since the eighth round: no future) (input checks, the
   unit), submit to the start of the transaction (the group commit's checks; for a lone
@@ -81,6 +81,7 @@ def statements_us(conn: sqlite3.Connection, calls: int) -> float:
         nonlocal seq
         seq += 1
         conn.execute("BEGIN IMMEDIATE")
+        conn.execute(Q["data_version"]).fetchone()
         event = (seq, CTX.tenant_id, f"job-{seq}", 1, "enqueued", data, digest, seq, None)
         conn.execute(Q["insert_event"], event)
         conn.execute("COMMIT")

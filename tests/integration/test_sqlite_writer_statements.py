@@ -20,7 +20,7 @@ from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.log import SqliteLogReader
 from dogqueue.backend.sqlite.queries import Q
 from dogqueue.backend.sqlite.transaction import SqliteTransaction
-from dogqueue.core.errors import JobAlreadyExists, StorageError
+from dogqueue.core.errors import JobAlreadyExists
 
 CTX = QueueCtx("acme")
 
@@ -121,77 +121,15 @@ async def test_the_writer_reads_the_end_of_the_log_only_after_another_connection
             await backend.enqueue(QueueCtx("globex"), _message())
         assert _count(statements, "next_seq") == 0
         assert _count(statements, "chain_head") == 1  # globex's, once
-        # Alone, it does not even ask whether another connection committed.
-        assert _count(statements, "data_version") == 0
         async with SqliteBackend(tmp_path / "q.db") as other:
             await other.enqueue(CTX, _message())
-            with _statements(backend) as statements:
-                await backend.enqueue(CTX, _message())
-            # Its first position was taken: rolled back, then run again checked, with
-            # the end of the log read once and the head it had moved read again.
-            assert _count(statements, "insert_event") == 2
-            assert statements.count("ROLLBACK") == 1
-            assert _count(statements, "next_seq") == 1
-            assert _count(statements, "chain_head") == 1
-            await other.enqueue(CTX, _message())
-            with _statements(backend) as statements:
-                await backend.enqueue(CTX, _message())
-        # Now it knows another writes: it asks first, and nothing is rolled back.
-        assert _count(statements, "insert_event") == 1
-        assert "ROLLBACK" not in statements
+        with _statements(backend) as statements:
+            await backend.enqueue(CTX, _message())
         assert _count(statements, "next_seq") == 1
         # The heads it holds move to the events the other appended, read once.
         assert _count(statements, "events_heads_after") == 1
         assert _count(statements, "chain_head") == 0
         assert _count(statements, "set_chain_head") == _count(statements, "fold_chain_heads") == 0
-        events = await backend.read_events()
-        assert [event.seq for event in events] == list(range(1, 9))
-    report = await verify_log(SqliteLogReader(tmp_path / "q.db"))
-    assert report.ok, report.problems
-
-
-async def test_a_writer_that_appends_nothing_still_sees_another_connections_commit(
-    tmp_path: Path,
-) -> None:
-    """A dequeue that finds nothing in the writer's memory appends nothing, so no taken
-    position tells it that another connection enqueued meanwhile: it asks before it
-    commits, and runs again on the folded log."""
-    async with SqliteBackend(tmp_path / "q.db") as backend:
-        await backend.enqueue(CTX, JobMessage(job_type="t", payload_bytes=b"{}", queue="other"))
-        await backend.enqueue(CTX, JobMessage(job_type="t", payload_bytes=b"{}", queue="other"))
-        async with SqliteBackend(tmp_path / "q.db") as other:
-            job_id = await other.enqueue(CTX, _message())
-        with _statements(backend) as statements:
-            lease = await backend.dequeue(CTX, ["default"])
-        assert lease is not None and lease.job_id == job_id
-        assert statements.count("ROLLBACK") == 1
-        events = await backend.read_events()
-        assert [event.seq for event in events] == [1, 2, 3, 4]
-    report = await verify_log(SqliteLogReader(tmp_path / "q.db"))
-    assert report.ok, report.problems
-
-
-async def test_a_refused_append_of_a_writer_alone_is_not_run_again(tmp_path: Path) -> None:
-    """A constraint that refuses an append while no other connection committed is the
-    append's own error: raised, not taken for another writer's."""
-    async with SqliteBackend(tmp_path / "q.db") as backend:
-        await backend.enqueue(CTX, _message())
-        (enqueued,) = await backend.read_events()
-        commits = backend.writer.commits
-
-        def append_twice(tx: SqliteTransaction, now: object) -> None:
-            tx.append(msgspec.structs.replace(enqueued, job_id="copy"))
-            tx.append(msgspec.structs.replace(enqueued, job_id="copy"))  # (acme, copy, 1) again
-
-        with _statements(backend) as statements, pytest.raises(StorageError, match="constraint"):
-            await backend.writer.run(append_twice)
-        assert statements.count("BEGIN IMMEDIATE") == statements.count("ROLLBACK") == 1
-        assert backend.writer.commits == commits
-        await backend.enqueue(CTX, _message())
-        events = await backend.read_events()
-        assert [event.seq for event in events] == [1, 2]
-    report = await verify_log(SqliteLogReader(tmp_path / "q.db"))
-    assert report.ok, report.problems
 
 
 async def test_writers_of_two_connections_taking_turns_keep_one_chain(tmp_path: Path) -> None:

@@ -169,10 +169,9 @@ class LogProjection(UndoableWorkingSet):
         self._touched: dict[JobKey, JobInfo | None] = {}
         #: The checkpoint ranges the open transaction popped entries of.
         self._cold_popped: set[ColdRange] = set()
-        #: Whether other connections write the file (they appended, held the write
-        #: lock, or committed under a transaction that trusted the writer's memo, since
-        #: `fold_ahead` last found nothing new): only then does it, or a transaction's
-        #: start, ask, so a process alone pays nothing for it.
+        #: Whether other connections write the file (they appended, or held the write
+        #: lock, since `fold_ahead` last found nothing new): only then does it ask, so
+        #: a process alone pays nothing for it.
         self.others_write = False
 
     def reset(self) -> None:

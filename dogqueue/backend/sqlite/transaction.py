@@ -24,26 +24,13 @@ _replace_seq = msgspec.structs.replace
 FOLD_EVERY = 1_000
 
 
-class LogMoved(Exception):
-    """A transaction that trusted the writer's memo of the log's end found that another
-    connection had committed (its first position was taken, or, with nothing to append,
-    `PRAGMA data_version` moved): it was rolled back and is run again, checked."""
-
-
 class LogEndMemo:
     """What one writer connection knows of the end of the log between its transactions:
     the next position and the chain heads its last commit left, extended with the events
     other connections appended when `PRAGMA data_version` shows they committed; any
     doubt (a rollback, a write outside a transaction) forgets it. Also the events it
     appended since it last folded the heads into `chain_heads`, and how many it appends
-    between two folds.
-
-    While no other connection is known to write (the projection's `others_write`), a
-    transaction trusts the memo without asking `PRAGMA data_version` at its start: its
-    first event goes at the remembered next position, which another connection's append
-    would have taken (positions are the log's primary key and are never reused), so the
-    INSERT fails and the transaction is run again, checked (`LogMoved`); one that
-    appends nothing asks `PRAGMA data_version` before it commits instead."""
+    between two folds."""
 
     #: Most chain heads remembered; past it they are forgotten and read again.
     MAX_HEADS = 10_000
@@ -86,8 +73,6 @@ class SqliteTransaction:
         self._memo = memo
         self._projection = projection
         self._data_version: int | None = None
-        #: Whether the open transaction trusts the memo (see `LogEndMemo`).
-        self._trusting = False
         self.next_seq = 0
         self.writes = 0
         self._events: list[tuple[int, str, str, int, str, bytes, bytes, int, str | None]] = []
@@ -112,21 +97,14 @@ class SqliteTransaction:
         self.writes = 0  # the buffers are empty: `commit` and `rollback` clear them
         memo = self._memo
         if memo is None:
-            self._trusting = False
             self.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self._chain.restart()
         else:
-            self._trusting = memo.data_version is not None and not (
-                projection is None or projection.others_write
-            )
-            if self._trusting:
-                self._data_version = memo.data_version
-            else:
-                self._data_version = self._run.execute(Q["data_version"]).fetchone()[0]
-                if memo.data_version != self._data_version:
-                    if memo.data_version is not None:  # another connection committed
-                        self._heads_appended_since(memo)
-                    memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
+            self._data_version = self._run.execute(Q["data_version"]).fetchone()[0]
+            if memo.data_version != self._data_version:
+                if memo.data_version is not None:  # another connection committed
+                    self._heads_appended_since(memo)
+                memo.next_seq = self.conn.execute(Q["next_seq"]).fetchone()[0]
             self.next_seq = memo.next_seq
             self._chain.restart(memo.heads)
         if projection is not None:
@@ -146,11 +124,7 @@ class SqliteTransaction:
 
     def commit(self) -> None:
         if self._events:
-            try:
-                self._run.executemany(Q["insert_event"], self._events)
-            except sqlite3.IntegrityError:
-                self._raise_if_log_moved()
-                raise
+            self._run.executemany(Q["insert_event"], self._events)
             memo = self._memo
             if memo is None:  # an application's transaction: fold once far enough behind
                 if self.conn.execute(Q["unfolded_events"]).fetchone()[0] > FOLD_EVERY:
@@ -161,8 +135,6 @@ class SqliteTransaction:
                     fold_heads(self.conn)
                     memo.unfolded = 0
             self._events.clear()
-        elif self._trusting:
-            self._raise_if_log_moved()
         self._run.execute("COMMIT")
         memo = self._memo
         if memo is not None:
@@ -175,16 +147,6 @@ class SqliteTransaction:
             projection.position = max(projection.position, self.next_seq - 1)
             projection.commit()
         self._forget_buffers()
-
-    def _raise_if_log_moved(self) -> None:
-        """In a transaction that trusted the memo: LogMoved if another connection
-        committed since the memo was made."""
-        if self._trusting and self._run.execute(Q["data_version"]).fetchone()[0] != (
-            self._data_version
-        ):
-            assert self._projection is not None  # trusting needs one
-            self._projection.others_write = True
-            raise LogMoved
 
     def rollback(self) -> None:
         self._events.clear()

@@ -27,7 +27,7 @@ from dogqueue.backend.sqlite.checkpointer import WalCheckpointer
 from dogqueue.backend.sqlite.connection import BUSY_GIVE_UP_SECONDS, is_busy, retry_busy, translate
 from dogqueue.backend.sqlite.projection import LogProjection
 from dogqueue.backend.sqlite.queries import Q
-from dogqueue.backend.sqlite.transaction import LogEndMemo, LogMoved, SqliteTransaction
+from dogqueue.backend.sqlite.transaction import LogEndMemo, SqliteTransaction
 from dogqueue.core.errors import BackendClosed
 from dogqueue.engine import run_units, unwrap_refusal
 
@@ -331,12 +331,9 @@ class GroupCommitWriter:
             writes = tx.writes
             tx.commit()
             return results, writes, now
-        except LogMoved:  # it trusted the memo, and another connection had committed
-            tx.rollback()  # which forgets the memo: the run again below is checked
         except BaseException:
             tx.rollback()
             raise
-        return self._transaction(works)
 
     async def close(self) -> None:
         """Finish pending work, then close the connection and stop the thread; work
