@@ -9,7 +9,7 @@ import asyncio
 import contextvars
 from typing import Any
 
-from dogqueue.backend.kit.batching import MAX_IN_FLIGHT, MIN_HALF, GroupCommit
+from dogqueue.backend.kit.batching import MAX_IN_FLIGHT, MIN_HALF, GroupCommit, Lane
 from dogqueue.core.errors import StorageError
 
 #: A unit: (name, jobs it creates if it may overlap, else 0).
@@ -44,12 +44,17 @@ class Gated:
         self.gates[index].set()
 
 
+def _plain(unit: Unit) -> Lane | None:
+    """Units with jobs are enqueues, which overlap; the others overlap nothing."""
+    return ("enqueue", unit[1]) if unit[1] else None
+
+
 def _group(runner: Gated) -> GroupCommit[Unit]:
     return GroupCommit(
         runner.run,
         max_batch=64,
         public=lambda error: StorageError(str(error)),
-        overlaps=lambda unit: unit[1],
+        overlaps=_plain,
     )
 
 
@@ -165,7 +170,7 @@ async def test_overlapping_batches_run_in_no_callers_context() -> None:
         return [name for name, _ in units]
 
     group: GroupCommit[Unit] = GroupCommit(
-        run, max_batch=8, public=lambda error: error, overlaps=lambda unit: unit[1]
+        run, max_batch=8, public=lambda error: error, overlaps=_plain
     )
 
     async def call(name: str, jobs: int) -> Any:

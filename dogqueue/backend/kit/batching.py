@@ -10,13 +10,21 @@ pass `run_alone`: a unit that is a batch by itself is offered to it first, on th
 loop and without a task, and runs the usual way only if it declines (returns None). A
 unit submitted while nothing else waits to run on the loop is offered to it within the
 call itself, so its caller's `await` finds the future done and never suspends.
+
+With `overlaps`, up to `MAX_IN_FLIGHT` batches run at once (see `GroupCommit`): each
+unit has a kind (or None: it runs with nothing beside it, as without `overlaps`), a
+batch holds units of one kind, and it starts beside the batches in flight only if
+`beside` allows its kind next to each of theirs. Whether that is safe is the backend's
+to argue; this module only keeps the rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import operator
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from dogqueue.core.errors import BackendClosed, QueueError, StorageError
@@ -26,6 +34,8 @@ U = TypeVar("U")
 #: Most lone units run within their call before one waits for the end of the turn: a
 #: caller whose awaits never suspend would otherwise keep the loop from polling I/O.
 MAX_AT_ONCE = 32
+#: A unit's lane: its kind and how many jobs it carries (see `overlaps`).
+Lane = tuple[str, int]
 #: Batches of overlapping units in flight at most (see `overlaps`).
 MAX_IN_FLIGHT = 2
 #: A heavy run of overlapping units is shared among the free lanes (two halves with
@@ -60,7 +70,11 @@ class GroupCommit(Generic[U]):
     while a batch runs wait for the next one. With `run_alone`, a unit submitted while
     no other callback is ready on the loop (no other caller can join it this turn) is
     offered to `run_alone` at once; so are at most `MAX_AT_ONCE` in a row, then one
-    waits for the turn's end."""
+    waits for the turn's end.
+
+    `overlaps` gives a unit's `Lane` (kind, jobs), or None for a unit that may run
+    beside nothing; `beside(kind, other)` says whether a batch of `kind` may start while
+    one of `other` is in flight (by default: the same kind)."""
 
     def __init__(
         self,
@@ -70,7 +84,8 @@ class GroupCommit(Generic[U]):
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
         run_alone: Callable[[U], list[Any] | None] | None = None,
-        overlaps: Callable[[U], int] | None = None,
+        overlaps: Callable[[U], Lane | None] | None = None,
+        beside: Callable[[str, str], bool] = operator.eq,
     ) -> None:
         self._run = run
         self._run_alone = run_alone
@@ -85,9 +100,10 @@ class GroupCommit(Generic[U]):
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
         self._overlaps = overlaps
-        #: With `overlaps`: the batches of overlapping units in flight, and what wakes
-        #: the drainer (a unit submitted, a batch landed).
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._beside = beside
+        #: With `overlaps`: the batches of overlapping units in flight (with their
+        #: kind), and what wakes the drainer (a unit submitted, a batch landed).
+        self._in_flight: dict[asyncio.Task[None], str] = {}
         self._wake = asyncio.Event() if overlaps is not None else None
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
@@ -194,38 +210,49 @@ class GroupCommit(Generic[U]):
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while self._pending or self._in_flight:
-            batch, overlapping = self._next_batch()
-            if batch is not None and not overlapping:  # as without `overlaps`
+            batch, kind = self._next_batch()
+            if batch is not None and kind is None:  # as without `overlaps`
                 await self._run_and_deliver(batch)
                 continue
             if batch is not None:
+                assert kind is not None
                 task = loop.create_task(self._run_and_deliver(batch))
-                self._in_flight.add(task)
+                self._in_flight[task] = kind
                 task.add_done_callback(self._landed)
                 continue
             self._wake.clear()
             await self._wake.wait()
 
-    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, bool]:
+    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, str | None]:
         """The next batch that may start now, taken off the pending list (or None), and
-        whether it holds overlapping units only.
+        its kind (None: it runs with nothing beside it).
 
-        With none in flight, a window holding a unit that may not overlap starts whole,
-        as it would without `overlaps`; otherwise only the run of overlapping units at
-        the head may start, and a heavy run only its share for one free lane (by jobs),
-        so that the lanes carry halves."""
+        Only the run of units of one kind at the head of the pending list may start, and
+        only if its kind may run beside every batch in flight; a heavy run only its share
+        for one free lane (by jobs), so that the lanes carry halves. With none in flight,
+        a window holding a unit that may not overlap starts whole, as it would without
+        `overlaps`; units never start ahead of those submitted before them."""
         assert self._overlaps is not None
         if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
-            return None, False
+            return None, None
         window = self._pending[: self._max_batch]
-        jobs = []
+        kind: str | None = None
+        jobs: list[int] = []
+        exclusive = False  # the window holds a unit that may not overlap
         for unit, _ in window:
-            weight = self._overlaps(unit)
-            if not weight:
+            lane = self._overlaps(unit)
+            if lane is None:
+                exclusive = True
                 break
-            jobs.append(weight)
-        if len(jobs) < len(window) and not self._in_flight:
-            take = len(window)
+            if kind is None:
+                kind = lane[0]
+            elif lane[0] != kind:
+                break
+            jobs.append(lane[1])
+        if exclusive and not self._in_flight:
+            take, kind = len(window), None
+        elif kind is None or not all(map(partial(self._beside, kind), self._in_flight.values())):
+            return None, None
         else:
             take = len(jobs)
             total = sum(jobs)
@@ -237,11 +264,9 @@ class GroupCommit(Generic[U]):
                     if so_far >= share:
                         take = index + 1
                         break
-        if not take:
-            return None, False
         batch = self._pending[:take]
         del self._pending[:take]
-        return batch, take <= len(jobs)
+        return batch, kind
 
     async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
         try:
@@ -251,7 +276,7 @@ class GroupCommit(Generic[U]):
         deliver([future for _, future in batch], results)
 
     def _landed(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         assert self._wake is not None
         self._wake.set()
 
