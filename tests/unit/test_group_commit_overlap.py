@@ -185,3 +185,81 @@ async def test_overlapping_batches_run_in_no_callers_context() -> None:
         "claim",
     ]
     assert seen == [None, None, None]
+
+
+def _kind(unit: Unit) -> Lane | None:
+    """Units named `c…` are claims, `s…` settles, `e…` enqueues; `x…` overlap nothing."""
+    kind = {"c": "claim", "s": "settle", "e": "enqueue"}.get(unit[0][0])
+    return None if kind is None else (kind, unit[1])
+
+
+def _drain_pairs(kind: str, other: str) -> bool:
+    return kind == other or {kind, other} == {"claim", "settle"}
+
+
+def _kinds_group(runner: Gated) -> GroupCommit[Unit]:
+    return GroupCommit(
+        runner.run,
+        max_batch=64,
+        public=lambda error: StorageError(str(error)),
+        overlaps=_kind,
+        beside=_drain_pairs,
+    )
+
+
+async def test_a_claim_starts_beside_a_settle_in_flight_and_lands_first() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    settle = group.submit(("s1", 1))
+    await _turns()
+    claim = group.submit(("c1", 1))
+    await _turns()
+    assert runner.started == [["s1"], ["c1"]]
+    runner.open(1)
+    assert await claim == "C1"
+    assert not settle.done()  # each batch's callers resume when their own batch lands
+    runner.open(0)
+    assert await settle == "S1"
+
+
+async def test_a_kind_not_allowed_beside_the_batch_in_flight_waits_and_keeps_its_turn() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    enqueue = group.submit(("e1", 1))
+    await _turns()
+    claim, later = group.submit(("c1", 1)), group.submit(("e2", 1))
+    await _turns()
+    assert runner.started == [["e1"]]  # e2 may run beside e1, but not ahead of c1
+    runner.open(0)
+    await _turns()
+    assert runner.started == [["e1"], ["c1"]]  # and an enqueue runs beside no claim
+    runner.open(1)
+    await _turns()
+    assert runner.started[2] == ["e2"]
+    runner.open(2)
+    assert list(await asyncio.gather(enqueue, claim, later)) == ["E1", "C1", "E2"]
+
+
+async def test_a_window_of_two_kinds_goes_out_as_two_batches_side_by_side() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    futures = [group.submit(unit) for unit in (("s1", 1), ("s2", 1), ("c1", 1), ("s3", 1))]
+    await _turns()
+    assert runner.started == [["s1", "s2"], ["c1"]]  # one batch holds one kind
+    runner.open(0)
+    await _turns()
+    assert runner.started[2] == ["s3"]
+    runner.open(1)
+    runner.open(2)
+    assert list(await asyncio.gather(*futures)) == ["S1", "S2", "C1", "S3"]
+
+
+async def test_a_window_with_a_unit_that_overlaps_nothing_still_runs_whole_when_idle() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    futures = [group.submit(unit) for unit in (("s1", 1), ("x1", 0), ("c1", 1))]
+    late = group.submit(("s2", 1))
+    await _turns()
+    assert runner.started == [["s1", "x1", "c1", "s2"]]  # as without `overlaps`
+    runner.open(0)
+    assert list(await asyncio.gather(*futures, late)) == ["S1", "X1", "C1", "S2"]
