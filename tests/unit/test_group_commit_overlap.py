@@ -225,33 +225,60 @@ async def test_a_claim_starts_beside_a_settle_in_flight_and_lands_first() -> Non
 async def test_a_kind_not_allowed_beside_the_batch_in_flight_waits_and_keeps_its_turn() -> None:
     runner = Gated()
     group = _kinds_group(runner)
-    enqueue = group.submit(("e1", 1))
+    settle = group.submit(("s1", 1))
     await _turns()
-    claim, later = group.submit(("c1", 1)), group.submit(("e2", 1))
+    enqueue, claim = group.submit(("e1", 1)), group.submit(("c1", 1))
     await _turns()
-    assert runner.started == [["e1"]]  # e2 may run beside e1, but not ahead of c1
+    assert runner.started == [["s1"]]  # c1 may run beside s1, but not ahead of e1
     runner.open(0)
     await _turns()
-    assert runner.started == [["e1"], ["c1"]]  # and an enqueue runs beside no claim
+    assert runner.started == [["s1"], ["e1", "c1"]]  # together, in order, as submitted
     runner.open(1)
-    await _turns()
-    assert runner.started[2] == ["e2"]
-    runner.open(2)
-    assert list(await asyncio.gather(enqueue, claim, later)) == ["E1", "C1", "E2"]
+    assert list(await asyncio.gather(settle, enqueue, claim)) == ["S1", "E1", "C1"]
 
 
-async def test_a_window_of_two_kinds_goes_out_as_two_batches_side_by_side() -> None:
+async def test_a_unit_never_starts_beside_a_batch_taken_while_it_waited() -> None:
     runner = Gated()
     group = _kinds_group(runner)
-    futures = [group.submit(unit) for unit in (("s1", 1), ("s2", 1), ("c1", 1), ("s3", 1))]
+    first = group.submit(("c0", 1))
     await _turns()
-    assert runner.started == [["s1", "s2"], ["c1"]]  # one batch holds one kind
+    settle, claim = group.submit(("s1", 1)), group.submit(("c2", 1))
+    await _turns()
+    assert runner.started == [["c0"], ["s1"]]  # s1 beside c0: submitted after c0 left
     runner.open(0)
     await _turns()
-    assert runner.started[2] == ["s3"]
+    assert len(runner.started) == 2  # c2 waited with s1: it must see what s1 writes
     runner.open(1)
+    await _turns()
+    assert runner.started[2] == ["c2"]
     runner.open(2)
-    assert list(await asyncio.gather(*futures)) == ["S1", "S2", "C1", "S3"]
+    assert list(await asyncio.gather(first, settle, claim)) == ["C0", "S1", "C2"]
+
+
+async def test_a_heavy_window_of_two_kinds_goes_out_as_two_batches_side_by_side() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    units = [("s1", 100), ("s2", 100), ("c1", 300), ("c2", 300)]
+    futures = [group.submit(unit) for unit in units]
+    await _turns()
+    assert runner.started == [["s1", "s2"], ["c1", "c2"]]  # one batch holds one kind
+    late = group.submit(("s3", 1))
+    runner.open(1)
+    await _turns()
+    assert runner.started[2] == ["s3"]
+    runner.open(0)
+    runner.open(2)
+    assert list(await asyncio.gather(*futures, late)) == ["S1", "S2", "C1", "C2", "S3"]
+
+
+async def test_a_light_window_of_two_kinds_runs_whole_in_order() -> None:
+    runner = Gated()
+    group = _kinds_group(runner)
+    futures = [group.submit(unit) for unit in (("c1", 1), ("s1", 1), ("c2", 1))]
+    await _turns()
+    assert runner.started == [["c1", "s1", "c2"]]  # as without `overlaps`
+    runner.open(0)
+    assert list(await asyncio.gather(*futures)) == ["C1", "S1", "C2"]
 
 
 async def test_a_window_with_a_unit_that_overlaps_nothing_still_runs_whole_when_idle() -> None:

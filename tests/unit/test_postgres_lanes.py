@@ -34,7 +34,7 @@ def test_units_fall_in_lanes_by_what_they_read() -> None:
     assert lane(unit(jobs=(A,))) == (SETTLE, 1)  # heartbeats, releases
     assert lane(unit(new_jobs=3, tenant="acme")) == (ENQUEUE, 3)
     assert lane(unit(new_jobs=1, keys=(("acme", "k"),))) == (ENQUEUE, 1)
-    exclusive = [
+    exclusive: list[Unit[Any]] = [
         engine.reclaim_unit(None),  # every tenant's expired leases
         engine.reclaim_unit("acme"),
         unit(new_jobs=1, jobs=(A,)),  # an enqueue with parents
