@@ -12,7 +12,10 @@ nothing beside it, as it always did:
 
 Two enqueue batches may run together, two claims, two settles, and a claim beside a
 settle. An enqueue runs beside no claim or settle: a job is never claimed by this
-process while the batch that creates it is in flight.
+process while the batch that creates it is in flight. The group commit keeps the order
+of calls made together (one batch, in order, unless they are many) and never starts a
+unit beside a batch taken while it waited: two batches in flight together always hold
+calls that were in flight together, which any order may serve.
 
 Why the database alone keeps every promise for such pairs: each batch runs on its own
 pooled connection, exactly as a batch of another process would. A claim locks what it
