@@ -64,8 +64,8 @@ MAX_REMEMBERED_LEASES = 10_000
 
 
 def lane(unit: Unit[Any]) -> Lane | None:
-    """The unit's kind and how many jobs it carries, or None if it may run beside
-    nothing."""
+    """The unit's kind and how many jobs it creates or writes (for the group commit's
+    shares), or None if it may run beside nothing."""
     reads = unit.reads
     if reads.key_prefixes or (reads.dependents and not reads.jobs):
         return None
@@ -74,7 +74,9 @@ def lane(unit: Unit[Any]) -> Lane | None:
             return None
         if reads.expired and reads.expired[0] is None:
             return None
-        return CLAIM, sum(n for _, _, n in reads.ready)
+        # Counted as no jobs: how many it finds is not known, and a window of idle
+        # consumers' claims (all woken by one new job) must not be cut in shares.
+        return CLAIM, 0
     if reads.expired:
         return None
     if reads.jobs:
