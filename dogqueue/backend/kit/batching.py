@@ -39,6 +39,11 @@ MAX_AT_ONCE = 32
 Lane = tuple[str, int]
 #: Batches of overlapping units in flight at most (see `overlaps`).
 MAX_IN_FLIGHT = 2
+#: A heavy window of overlapping units is shared among the free lanes (two halves with
+#: nothing in flight) when it holds at least twice this many jobs: the second half is
+#: built while the first is written, and the callers of each come back (and submit
+#: again) at different times, which keeps both lanes busy.
+MIN_HALF = 200
 
 
 class Flight(NamedTuple):
@@ -49,13 +54,6 @@ class Flight(NamedTuple):
     number: int
     #: Whether it is a share of a heavy window: the rest of that window may start beside it.
     cut: bool
-
-
-#: A heavy run of overlapping units is shared among the free lanes (two halves with
-#: nothing in flight) when it holds at least twice this many jobs: the second half is
-#: built while the first is written, and the callers of each come back (and submit
-#: again) at different times, which keeps both lanes busy.
-MIN_HALF = 200
 
 
 def storage_errors_from(
