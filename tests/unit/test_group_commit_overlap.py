@@ -1,13 +1,19 @@
 """The kit's group commit with `overlaps`: batches of overlapping units (plain enqueues)
 run two at a time, a heavy window of them is cut in halves, any other unit runs in a
 batch with nothing beside it, each batch's callers get their results when that batch
-lands, a failing batch is split within its own lane, and `close` waits for every lane."""
+lands, a failing batch is split within its own lane, and `close` waits for every lane.
+With kinds (`beside`): a claim beside a settle, a kind not allowed beside the batch in
+flight waits in its turn, a unit never starts beside a batch taken while it waited, and
+units submitted together run as one batch in order unless the window is heavy."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import operator
 from typing import Any
+
+import pytest
 
 from dogqueue.backend.kit.batching import MAX_IN_FLIGHT, MIN_HALF, GroupCommit, Lane
 from dogqueue.core.errors import StorageError
@@ -49,12 +55,24 @@ def _plain(unit: Unit) -> Lane | None:
     return ("enqueue", unit[1]) if unit[1] else None
 
 
-def _group(runner: Gated) -> GroupCommit[Unit]:
+def _kind(unit: Unit) -> Lane | None:
+    """Units named `c…` are claims, `s…` settles, `e…` enqueues; `x…` overlap nothing."""
+    kind = {"c": "claim", "s": "settle", "e": "enqueue"}.get(unit[0][0])
+    return None if kind is None else (kind, unit[1])
+
+
+def _drain_pairs(kind: str, other: str) -> bool:
+    return kind == other or {kind, other} == {"claim", "settle"}
+
+
+def _group(runner: Gated, *, kinds: bool = False) -> GroupCommit[Unit]:
+    """Enqueues only (`_plain`), or with `kinds` claims, settles and enqueues (`_kind`)."""
     return GroupCommit(
         runner.run,
         max_batch=64,
         public=lambda error: StorageError(str(error)),
-        overlaps=_plain,
+        overlaps=_kind if kinds else _plain,
+        beside=_drain_pairs if kinds else operator.eq,
     )
 
 
@@ -63,19 +81,21 @@ async def _turns(n: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_second_batch_of_enqueues_starts_while_the_first_is_in_flight() -> None:
+@pytest.mark.parametrize("kinds", [False, True], ids=["enqueues", "claim-beside-settle"])
+async def test_a_second_batch_starts_while_the_first_is_in_flight(kinds: bool) -> None:
     runner = Gated()
-    group = _group(runner)
-    first = group.submit(("a", 1))
+    group = _group(runner, kinds=True) if kinds else _group(runner)
+    a, b = ("s1", "c1") if kinds else ("a", "b")
+    first = group.submit((a, 1))
     await _turns()
-    second = group.submit(("b", 1))
+    second = group.submit((b, 1))
     await _turns()
-    assert runner.started == [["a"], ["b"]]
+    assert runner.started == [[a], [b]]
     runner.open(1)  # the second lands first: its caller need not wait for the first
-    assert await second == "B"
+    assert await second == b.upper()
     assert not first.done()
     runner.open(0)
-    assert await first == "A"
+    assert await first == a.upper()
     assert runner.most_running == MAX_IN_FLIGHT
 
 
@@ -187,48 +207,19 @@ async def test_overlapping_batches_run_in_no_callers_context() -> None:
     assert seen == [None, None, None]
 
 
-def _kind(unit: Unit) -> Lane | None:
-    """Units named `c…` are claims, `s…` settles, `e…` enqueues; `x…` overlap nothing."""
-    kind = {"c": "claim", "s": "settle", "e": "enqueue"}.get(unit[0][0])
-    return None if kind is None else (kind, unit[1])
-
-
-def _drain_pairs(kind: str, other: str) -> bool:
-    return kind == other or {kind, other} == {"claim", "settle"}
-
-
-def _kinds_group(runner: Gated) -> GroupCommit[Unit]:
-    return GroupCommit(
-        runner.run,
-        max_batch=64,
-        public=lambda error: StorageError(str(error)),
-        overlaps=_kind,
-        beside=_drain_pairs,
-    )
-
-
-async def test_a_claim_starts_beside_a_settle_in_flight_and_lands_first() -> None:
-    runner = Gated()
-    group = _kinds_group(runner)
-    settle = group.submit(("s1", 1))
+async def _one_then_two(group: GroupCommit[Unit], *names: str) -> list[asyncio.Future[Any]]:
+    """Submit the first unit, let its batch start, then submit the other two together."""
+    futures = [group.submit((names[0], 1))]
     await _turns()
-    claim = group.submit(("c1", 1))
+    futures += [group.submit((name, 1)) for name in names[1:]]
     await _turns()
-    assert runner.started == [["s1"], ["c1"]]
-    runner.open(1)
-    assert await claim == "C1"
-    assert not settle.done()  # each batch's callers resume when their own batch lands
-    runner.open(0)
-    assert await settle == "S1"
+    return futures
 
 
 async def test_a_kind_not_allowed_beside_the_batch_in_flight_waits_and_keeps_its_turn() -> None:
     runner = Gated()
-    group = _kinds_group(runner)
-    settle = group.submit(("s1", 1))
-    await _turns()
-    enqueue, claim = group.submit(("e1", 1)), group.submit(("c1", 1))
-    await _turns()
+    group = _group(runner, kinds=True)
+    settle, enqueue, claim = await _one_then_two(group, "s1", "e1", "c1")
     assert runner.started == [["s1"]]  # c1 may run beside s1, but not ahead of e1
     runner.open(0)
     await _turns()
@@ -239,11 +230,8 @@ async def test_a_kind_not_allowed_beside_the_batch_in_flight_waits_and_keeps_its
 
 async def test_a_unit_never_starts_beside_a_batch_taken_while_it_waited() -> None:
     runner = Gated()
-    group = _kinds_group(runner)
-    first = group.submit(("c0", 1))
-    await _turns()
-    settle, claim = group.submit(("s1", 1)), group.submit(("c2", 1))
-    await _turns()
+    group = _group(runner, kinds=True)
+    first, settle, claim = await _one_then_two(group, "c0", "s1", "c2")
     assert runner.started == [["c0"], ["s1"]]  # s1 beside c0: submitted after c0 left
     runner.open(0)
     await _turns()
@@ -257,7 +245,7 @@ async def test_a_unit_never_starts_beside_a_batch_taken_while_it_waited() -> Non
 
 async def test_a_heavy_window_of_two_kinds_goes_out_as_two_batches_side_by_side() -> None:
     runner = Gated()
-    group = _kinds_group(runner)
+    group = _group(runner, kinds=True)
     units = [("s1", 100), ("s2", 100), ("c1", 300), ("c2", 300)]
     futures = [group.submit(unit) for unit in units]
     await _turns()
@@ -273,7 +261,7 @@ async def test_a_heavy_window_of_two_kinds_goes_out_as_two_batches_side_by_side(
 
 async def test_a_light_window_of_two_kinds_runs_whole_in_order() -> None:
     runner = Gated()
-    group = _kinds_group(runner)
+    group = _group(runner, kinds=True)
     futures = [group.submit(unit) for unit in (("c1", 1), ("s1", 1), ("c2", 1))]
     await _turns()
     assert runner.started == [["c1", "s1", "c2"]]  # as without `overlaps`
@@ -283,7 +271,7 @@ async def test_a_light_window_of_two_kinds_runs_whole_in_order() -> None:
 
 async def test_a_window_with_a_unit_that_overlaps_nothing_still_runs_whole_when_idle() -> None:
     runner = Gated()
-    group = _kinds_group(runner)
+    group = _group(runner, kinds=True)
     futures = [group.submit(unit) for unit in (("s1", 1), ("x1", 0), ("c1", 1))]
     late = group.submit(("s2", 1))
     await _turns()
