@@ -21,5 +21,10 @@ def test_every_job_completes(name: str) -> None:
         pytest.skip(f"{name} cannot run here: {reason}")
     (measured,) = compare_redis.main(["--jobs", "60", "--only", name])
     gc.collect()
-    assert measured.completed == 60
+    if name in compare_redis.PEERS:
+        # A peer promises at least once: it may run a job twice (saq ran 61 of 60 once,
+        # on a loaded machine), but may lose none.
+        assert measured.completed >= 60
+    else:
+        assert measured.completed == 60
     assert measured.aof_per_job > 0
