@@ -54,7 +54,8 @@ def check_name(field: str, value: object) -> str:
 
 def is_encodable(text: str) -> bool:
     """True if `text` can be stored: UTF-8 encodes it (no lone surrogates)."""
-    return _SURROGATE.search(text) is None
+    # ASCII (every generated job id) holds none: a flag read, not a scan.
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 #: The longest progress message kept (longer ones are cut).

@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dogqueue import Completion, Failure, JobMessage, JobStatus, QueueCtx
+from dogqueue import Completion, Failure, JobMessage, JobStatus, QueueCtx, rebuild
 from dogqueue.audit.verify import verify_log
 from dogqueue.backend.sqlite import SqliteBackend
 from dogqueue.backend.sqlite.log import SqliteLogReader
@@ -229,3 +229,34 @@ async def _enqueue_one(path: Path, idempotency_key: str | None = None) -> None:
         await backend.enqueue(
             CTX, msgspec.structs.replace(_message(), idempotency_key=idempotency_key)
         )
+
+
+async def test_jobs_created_in_a_rolled_back_batch_leave_no_trace_in_memory(
+    tmp_path: Path,
+) -> None:
+    """New jobs are saved into the projection in one step (`LogProjection.save`): a batch
+    rolled back after creating them takes them back from the jobs, the ready heaps and
+    the changes the next checkpoint writes."""
+    path = tmp_path / "q.db"
+    async with SqliteBackend(path) as backend:
+        await backend.enqueue(CTX, _message())
+
+        def breaks(tx: SqliteTransaction, now: object) -> None:
+            raise RuntimeError("broken after the enqueues of its batch")
+
+        results = await asyncio.gather(
+            backend.enqueue(CTX, _message()),
+            backend.enqueue_many(CTX, [_message(), _message()]),
+            backend.writer.run(breaks),
+            return_exceptions=True,
+        )
+        assert isinstance(results[2], RuntimeError)
+        projection = backend.writer.projection
+        logged = {(e.tenant_id, e.job_id) for e in await backend.read_events()}
+        assert len(logged) == 4
+        assert set(projection.jobs) <= logged and set(projection.changed) <= logged
+        leases = await backend.dequeue_many(CTX, ["default"], 10)
+        assert {("acme", lease.job_id) for lease in leases} == logged
+        assert await backend.projected_jobs() == rebuild(await backend.read_events())
+    report = await verify_log(SqliteLogReader(path))
+    assert report.ok, report.problems

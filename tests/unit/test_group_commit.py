@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from typing import Any
 
 import pytest
@@ -122,3 +123,29 @@ async def test_a_batch_runs_in_no_callers_context(with_run_alone: bool) -> None:
     assert list(await asyncio.gather(call("first", 1), call("second", 2))) == [10, 20]
     assert seen == [None, None]
     assert CALLER.get(None) is None
+
+
+def test_units_are_submitted_on_the_loop_running_now() -> None:
+    """The loop a unit is submitted on is kept between calls (asking asyncio costs a
+    system call) only while it runs on the submitting thread: a group commit used from
+    one loop, then from another loop in another thread while the first still runs, then
+    from a third once both stopped, resolves each caller's future on its own loop."""
+    recorder = Recorder(declines=True)
+    group = GroupCommit(recorder.run, max_batch=8, public=lambda error: error)
+    first = asyncio.new_event_loop()
+    runner = threading.Thread(target=first.run_forever, daemon=True)
+    runner.start()
+    try:
+        on_first = asyncio.run_coroutine_threadsafe(_submitted(group, 1), first)
+        assert on_first.result(timeout=10) == 10
+        assert asyncio.run(_submitted(group, 2)) == 20  # `first` still runs, elsewhere
+    finally:
+        first.call_soon_threadsafe(first.stop)
+        runner.join()
+        first.close()
+    assert asyncio.run(_submitted(group, 3)) == 30
+    assert recorder.batches == [[1], [2], [3]]
+
+
+async def _submitted(group: GroupCommit[int], unit: int) -> Any:
+    return await group.submit(unit)

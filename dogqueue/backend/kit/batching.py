@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import operator
+import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -44,6 +46,16 @@ MAX_IN_FLIGHT = 2
 #: built while the first is written, and the callers of each come back (and submit
 #: again) at different times, which keeps both lanes busy.
 MIN_HALF = 200
+#: Forks this process went through (a forked child's loops are its parent's copies).
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
 
 
 class Flight(NamedTuple):
@@ -110,6 +122,9 @@ class GroupCommit(Generic[U]):
         self._closing = False
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
+        #: The running loop as last asked of asyncio, and `_forks` then (`_this_loop`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_forks = 0
         self._overlaps = overlaps
         self._beside = beside
         #: With `overlaps`: the batches of overlapping units in flight, how many
@@ -123,7 +138,7 @@ class GroupCommit(Generic[U]):
     def submit(self, unit: U) -> asyncio.Future[Any]:
         """Queue `unit` for a batch; the future resolves with its result once committed
         (BackendClosed once `close` has begun)."""
-        loop = asyncio.get_running_loop()
+        loop = self._this_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._closing:
             future.set_exception(BackendClosed("backend is closed"))
@@ -153,12 +168,27 @@ class GroupCommit(Generic[U]):
         """What `submit` does first, for a caller that needs no future: if `unit` is
         alone for this turn and `run_alone` takes it, its results (an error among them
         is its caller's, as `submit` would deliver it); else None, and nothing ran."""
-        if self._closing or not self._may_run_at_once(loop or asyncio.get_running_loop()):
+        if self._closing or not self._may_run_at_once(loop or self._this_loop()):
             return None
         results = self._offer_alone(unit)
         if results is not None:
             self._at_once += 1
         return results
+
+    def _this_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop. Asking asyncio makes a getpid system call (once per unit
+        submitted), so the loop it last named is kept while it still runs on this thread
+        (asyncio's loops record the thread that runs them; one loop at a time runs per
+        thread) in this process."""
+        loop = self._loop
+        if (
+            loop is None
+            or self._loop_forks != _forks
+            or getattr(loop, "_thread_id", None) != threading.get_ident()
+        ):
+            loop = self._loop = asyncio.get_running_loop()
+            self._loop_forks = _forks
+        return loop
 
     def _may_run_at_once(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether a unit submitted now is alone for this turn: nothing pending or

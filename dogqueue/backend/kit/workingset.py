@@ -47,6 +47,7 @@ class _TimedEntry(msgspec.Struct, order=True, frozen=True, gc=False):
 
 
 _E = TypeVar("_E", _ReadyEntry, _TimedEntry)
+_Group = TypeVar("_Group")
 _ENQUEUED, _LEASED = JobStatus.ENQUEUED, JobStatus.LEASED
 
 
@@ -248,6 +249,13 @@ class WorkingSet:
             _TimedEntry(job.run_at, job.tenant_id, job.job_id, job.version),
         )
 
+    def keep_held_entries(self) -> None:
+        """Drop the index entries of jobs no longer held (after a subclass let go of
+        jobs that another store, such as a checkpoint, lists)."""
+        _keep_held(self.scheduled, self.jobs, lambda group: group[0])
+        _keep_held(self.ready, self.jobs, lambda group: group[0])
+        _keep_held(self.leases, self.jobs, lambda tenant_id: tenant_id)
+
     def reindex(self, jobs: dict[JobKey, JobInfo]) -> None:
         """Replace the projection and its indexes with `jobs`."""
         self.jobs = dict(jobs)
@@ -327,3 +335,19 @@ class UndoableWorkingSet(WorkingSet):
     def _remember(self, step: Callable[[], None]) -> None:
         if self._undo is not None:
             self._undo.append(step)
+
+
+def _keep_held(
+    index: dict[_Group, list[_E]],
+    jobs: dict[JobKey, JobInfo],
+    tenant_of: Callable[[_Group], str],
+) -> None:
+    """Keep the entries of `index` whose job is in `jobs`; groups left empty go."""
+    for group, entries in list(index.items()):
+        tenant_id = tenant_of(group)
+        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]
+        if kept:
+            heapq.heapify(kept)
+            index[group] = kept
+        else:
+            del index[group]

@@ -20,12 +20,10 @@ unique index on them answers (`SqliteTransaction.job_for_key`).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar, get_args
+from typing import NamedTuple, get_args
 
 import msgspec
 
@@ -189,8 +187,20 @@ class LogProjection(UndoableWorkingSet):
         pass
 
     def save(self, before: JobInfo | None, after: JobInfo) -> None:
-        super().save(before, after)
         key = (after.tenant_id, after.job_id)
+        if before is None and self._undo is not None and not after.message.after:
+            # A new job without parents (most jobs), in one frame: its row and index
+            # entry, and what a rollback and the next checkpoint need of it. It is not
+            # terminal, and its key, if any, is the log's to keep.
+            self._rows_before[key] = None
+            self.jobs[key] = after
+            self._index(after)
+            if self.base is not None:
+                self.changed[key] = after
+                self.base_status[key] = None
+                self._touched[key] = None
+            return
+        super().save(before, after)
         if after.status.is_terminal:
             self._ended.append(key)
         if self.base is None:
@@ -265,17 +275,11 @@ class LogProjection(UndoableWorkingSet):
                     self.cold_queues.add((job.tenant_id, job.message.queue))
                 elif job.status is JobStatus.LEASED:
                     self.cold_lease_tenants.add(job.tenant_id)
-            self._keep_held_entries()
+            self.keep_held_entries()
             self._cold_edges = bool(self._conn.execute(Q["has_edges"]).fetchone()[0])
         self._let_go_at = max(LET_GO_AT, 2 * (len(self.ended_at) + len(self.jobs)))
         self._cold_ready.clear()
         self._cold_leases.clear()
-
-    def _keep_held_entries(self) -> None:
-        """Drop the index entries of jobs no longer held (the checkpoint lists them)."""
-        _keep_held(self.scheduled, self.jobs, lambda group: group[0])
-        _keep_held(self.ready, self.jobs, lambda group: group[0])
-        _keep_held(self.leases, self.jobs, lambda tenant_id: tenant_id)
 
     # -- the checkpoint, read lazily ------------------------------------------------------
 
@@ -561,33 +565,3 @@ class LogProjection(UndoableWorkingSet):
             if job is not None:
                 return job
         return job_from_log(conn, *key, upto=seq - 1)
-
-
-class _Entry(Protocol):
-    """An index entry of the working set: what `_keep_held` reads of it."""
-
-    @property
-    def job_id(self) -> str: ...
-
-    def __lt__(self, other: Any, /) -> bool: ...
-
-
-_Group = TypeVar("_Group")
-_E = TypeVar("_E", bound=_Entry)
-
-
-def _keep_held(
-    index: dict[_Group, list[_E]],
-    jobs: dict[JobKey, JobInfo],
-    tenant_of: Callable[[_Group], str],
-) -> None:
-    """Keep the entries of `index` (heaps of entries with a `job_id`) whose job is in
-    `jobs`; groups left empty go."""
-    for group, entries in list(index.items()):
-        tenant_id = tenant_of(group)
-        kept = [e for e in entries if (tenant_id, e.job_id) in jobs]
-        if kept:
-            heapq.heapify(kept)
-            index[group] = kept
-        else:
-            del index[group]
