@@ -167,6 +167,15 @@ class GroupCommit(Generic[U]):
                 self._drain(), context=contextvars.Context()
             )
 
+    def holding(self) -> str:
+        """What it holds now (for a report on a close or a caller that does not end)."""
+        drainer = self._drainer
+        return (
+            f"{len(self._pending)} pending, start {'due' if self._start else 'none'},"
+            f" drainer {'none' if drainer is None else 'done' if drainer.done() else 'running'},"
+            f" {len(self._in_flight)} in flight, closing {self._closing}"
+        )
+
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
         self._closing = True
