@@ -66,6 +66,28 @@ def test_a_stuck_teardown_names_its_task_its_line_and_what_the_backend_holds(
     assert loop.is_closed()
 
 
+async def _spinning() -> None:
+    """Outlives every cancellation without ever waiting: a livelock."""
+    while True:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)
+
+
+def test_a_teardown_the_loop_gives_up_on_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "TEARDOWN_STEPS", 1_000)
+    sim = Simulation(0, soak=True, plan=[])
+    loop = sim.loop = SoakLoop()
+    sim.backend = HangingBackend()
+    loop.create_task(_spinning(), name="spinning")
+    loop.run_until_complete(asyncio.sleep(0))  # it starts
+    sim._teardown()
+
+    assert sim.failure is not None and sim.failure.name == "stuck teardown"
+    report = "\n".join(sim._stuck)
+    assert "cancelled tasks still going when the loop stopped with RuntimeError(" in report
+    assert "a livelock" in report and "task spinning" in report
+
+
 def test_a_teardown_that_ends_in_time_reports_nothing() -> None:
     sim = Simulation(0, soak=True, plan=[])
     loop = sim.loop = SoakLoop()

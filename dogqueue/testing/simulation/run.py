@@ -62,6 +62,8 @@ TEARDOWN_ROUNDS = 5
 #: the close for the backend): what is still stuck then is reported (`stuck.py`) and
 #: closed, instead of holding the run for ever.
 SOAK_TEARDOWN_SECONDS = 10.0
+#: The name of the teardown's own waits (left out of what it reports).
+_WAITS = "teardown: waits for the tasks"
 
 
 @dataclass
@@ -419,14 +421,17 @@ class Simulation:
         """On the soak's loop: wait for `tasks` at most SOAK_TEARDOWN_SECONDS; whether
         they ended (if not, what is left on the loop goes into the report)."""
         loop = self.loop
-        with contextlib.suppress(BaseException):
-            loop.run_until_complete(asyncio.wait(tasks, timeout=SOAK_TEARDOWN_SECONDS))
+        why = f"after {SOAK_TEARDOWN_SECONDS:g} s"
+        waiting = asyncio.wait(tasks, timeout=SOAK_TEARDOWN_SECONDS)
+        try:
+            loop.run_until_complete(loop.create_task(waiting, name=_WAITS))
+        except BaseException as error:  # the loop itself gave up (a livelock, say)
+            why = f"when the loop stopped with {error!r}"
         if all(task.done() for task in tasks):
             return True
-        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        left = [t for t in asyncio.all_tasks(loop) if not t.done() and t.get_name() != _WAITS]
         report = [
-            f"{what} still going after {SOAK_TEARDOWN_SECONDS:g} s;"
-            f" {len(left)} tasks left on the loop:",
+            f"{what} still going {why}; {len(left)} tasks left on the loop:",
             *describe_tasks(left),
             *describe_backend(self.backend),
         ]
