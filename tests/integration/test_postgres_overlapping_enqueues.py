@@ -7,14 +7,14 @@ process's cannot see it) until that batch commits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
 from dogqueue import JobAlreadyExists, JobMessage, QueueCtx
 from dogqueue.backend.postgres import PostgresBackend
 from dogqueue.backend.postgres.backend import default_dsn
+from tests.integration.pg_holds import hold_flushes
 
 pytestmark = pytest.mark.postgres
 
@@ -32,30 +32,6 @@ async def pg(pg_schema: str) -> AsyncIterator[PostgresBackend]:
 
 def message(key: str | None = None) -> JobMessage:
     return JobMessage(job_type="probe", payload_bytes=b"{}", idempotency_key=key)
-
-
-def hold_flushes(
-    backend: PostgresBackend, held: Callable[[int], asyncio.Event | None]
-) -> list[asyncio.Event]:
-    """Make the backend's `n`th flush (from 0) wait for `held(n)` before its statement;
-    the `n`th event returned is set when the `n`th flush is reached."""
-    flush = backend._flush
-    reached = [asyncio.Event() for _ in range(4)]
-    calls = 0
-
-    async def holding(*args: Any) -> None:
-        nonlocal calls
-        n = calls
-        calls += 1
-        if n < len(reached):
-            reached[n].set()
-        gate = held(n)
-        if gate is not None:
-            await gate.wait()
-        await flush(*args)
-
-    backend._flush = holding  # type: ignore[method-assign,assignment]
-    return reached
 
 
 async def test_a_key_inserted_by_two_batches_in_flight_ends_in_one_job(

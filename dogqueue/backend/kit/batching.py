@@ -11,6 +11,14 @@ loop and without a task, and runs the usual way only if it declines (returns Non
 unit submitted while nothing else waits to run on the loop is offered to it within the
 call itself, so its caller's `await` finds the future done and never suspends.
 
+With `overlaps`, up to `MAX_IN_FLIGHT` batches run at once (see `GroupCommit`): each
+unit has a kind (or None: it runs with nothing beside it, as without `overlaps`), a
+batch of them holds units of one kind, and it starts beside the batches in flight only
+if `beside` allows its kind next to each of theirs. Whether that is safe is the
+backend's to argue; this module keeps the order: units submitted together still run as
+one batch, in order, unless they are many (a heavy window, cut into shares for the
+lanes), and a unit never starts beside a batch that was taken while it waited.
+
 A batch whose task is cancelled (the event loop shutting down) may have committed (a
 thread commits on; a server may have received the commit): it is never run again, its
 callers get StorageError, the cancellation ends the task, and the units still pending
@@ -21,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import operator
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from dogqueue.core.errors import BackendClosed, QueueError, StorageError
 from dogqueue.engine import deliver, unwrap_refusal
@@ -31,13 +40,25 @@ U = TypeVar("U")
 #: Most lone units run within their call before one waits for the end of the turn: a
 #: caller whose awaits never suspend would otherwise keep the loop from polling I/O.
 MAX_AT_ONCE = 32
+#: A unit's lane: its kind and how many jobs it carries (see `overlaps`).
+Lane = tuple[str, int]
 #: Batches of overlapping units in flight at most (see `overlaps`).
 MAX_IN_FLIGHT = 2
-#: A heavy run of overlapping units is shared among the free lanes (two halves with
+#: A heavy window of overlapping units is shared among the free lanes (two halves with
 #: nothing in flight) when it holds at least twice this many jobs: the second half is
 #: built while the first is written, and the callers of each come back (and submit
 #: again) at different times, which keeps both lanes busy.
 MIN_HALF = 200
+
+
+class Flight(NamedTuple):
+    """A batch of overlapping units in flight."""
+
+    kind: str
+    #: How many batches started before it.
+    number: int
+    #: Whether it is a share of a heavy window: the rest of that window may start beside it.
+    cut: bool
 
 
 def storage_errors_from(
@@ -65,7 +86,11 @@ class GroupCommit(Generic[U]):
     while a batch runs wait for the next one. With `run_alone`, a unit submitted while
     no other callback is ready on the loop (no other caller can join it this turn) is
     offered to `run_alone` at once; so are at most `MAX_AT_ONCE` in a row, then one
-    waits for the turn's end."""
+    waits for the turn's end.
+
+    `overlaps` gives a unit's `Lane` (kind, jobs), or None for a unit that may run
+    beside nothing; `beside(kind, other)` says whether a batch of `kind` may start while
+    one of `other` is in flight (by default: the same kind). See `_next_batch`."""
 
     def __init__(
         self,
@@ -75,7 +100,8 @@ class GroupCommit(Generic[U]):
         public: Callable[[BaseException], BaseException],
         splits: Callable[[BaseException], bool] = lambda error: True,
         run_alone: Callable[[U], list[Any] | None] | None = None,
-        overlaps: Callable[[U], int] | None = None,
+        overlaps: Callable[[U], Lane | None] | None = None,
+        beside: Callable[[str, str], bool] = operator.eq,
     ) -> None:
         self._run = run
         self._run_alone = run_alone
@@ -90,9 +116,13 @@ class GroupCommit(Generic[U]):
         #: Lone units run within their call since one last waited for a turn's end.
         self._at_once = 0
         self._overlaps = overlaps
-        #: With `overlaps`: the batches of overlapping units in flight, and what wakes
-        #: the drainer (a unit submitted, a batch landed).
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._beside = beside
+        #: With `overlaps`: the batches of overlapping units in flight, how many
+        #: batches have started, when each pending unit was submitted (how many had
+        #: started then), and what wakes the drainer (a unit submitted, a batch landed).
+        self._in_flight: dict[asyncio.Task[None], Flight] = {}
+        self._started = 0
+        self._stamps: dict[asyncio.Future[Any], int] = {}
         self._wake = asyncio.Event() if overlaps is not None else None
 
     def submit(self, unit: U) -> asyncio.Future[Any]:
@@ -108,6 +138,8 @@ class GroupCommit(Generic[U]):
             deliver([future], results)
             return future
         self._pending.append((unit, future))
+        if self._overlaps is not None:
+            self._stamps[future] = self._started
         if self._start is None and (self._drainer is None or self._drainer.done()):
             # A batch serves every caller in it, so it runs in a context of its own: not
             # the first caller's (its trace span, its job's run), which would otherwise
@@ -165,6 +197,7 @@ class GroupCommit(Generic[U]):
             results = self._offer_alone(unit)
             if results is not None:
                 self._pending.clear()
+                self._stamps.pop(future, None)
                 deliver([future], results)
                 return
         if self._pending:
@@ -212,54 +245,74 @@ class GroupCommit(Generic[U]):
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while self._pending or self._in_flight:
-            batch, overlapping = self._next_batch()
-            if batch is not None and not overlapping:  # as without `overlaps`
+            batch, flight = self._next_batch()
+            if batch is not None:
+                self._started += 1
+            if batch is not None and flight is None:  # as without `overlaps`
                 await self._run_and_deliver(batch)
                 continue
             if batch is not None:
+                assert flight is not None
                 task = loop.create_task(self._run_and_deliver(batch))
-                self._in_flight.add(task)
+                self._in_flight[task] = flight
                 task.add_done_callback(self._landed)
                 continue
             self._wake.clear()
             await self._wake.wait()
 
-    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, bool]:
+    def _next_batch(self) -> tuple[list[tuple[U, asyncio.Future[Any]]] | None, Flight | None]:
         """The next batch that may start now, taken off the pending list (or None), and
-        whether it holds overlapping units only.
+        how it flies (None: with nothing beside it).
 
-        With none in flight, a window holding a unit that may not overlap starts whole,
-        as it would without `overlaps`; otherwise only the run of overlapping units at
-        the head may start, and a heavy run only its share for one free lane (by jobs),
-        so that the lanes carry halves."""
+        With none in flight, a window of units of one kind starts as a batch of that
+        kind, and any other window whole with nothing beside it, as without `overlaps`
+        (units submitted together run in order in one batch), unless it is heavy: units
+        of overlapping kinds only, carrying at least `2 * MIN_HALF` jobs. Otherwise only
+        the run of units of one kind at the head may start (units never start ahead of
+        those submitted before them), if its kind may run beside each batch in flight
+        and its units were submitted after that batch was taken (or it is a share of a
+        heavy window they were in); a heavy window's run only its share for one free
+        lane (by jobs, of the whole window), so that the lanes carry halves."""
         assert self._overlaps is not None
         if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
-            return None, False
+            return None, None
         window = self._pending[: self._max_batch]
-        jobs = []
-        for unit, _ in window:
-            weight = self._overlaps(unit)
-            if not weight:
+        lanes = [self._overlaps(unit) for unit, _ in window]
+        kind = None if lanes[0] is None else lanes[0][0]
+        jobs: list[int] = []
+        for lane in lanes:
+            if lane is None or lane[0] != kind:
                 break
-            jobs.append(weight)
-        if len(jobs) < len(window) and not self._in_flight:
-            take = len(window)
-        else:
-            take = len(jobs)
-            total = sum(jobs)
-            if total >= 2 * MIN_HALF and take > 1:  # an equal share for each free lane
-                share = total / (MAX_IN_FLIGHT - len(self._in_flight))
-                so_far = 0
-                for index, weight in enumerate(jobs):
-                    so_far += weight
-                    if so_far >= share:
-                        take = index + 1
-                        break
-        if not take:
-            return None, False
-        batch = self._pending[:take]
-        del self._pending[:take]
-        return batch, take <= len(jobs)
+            jobs.append(lane[1])
+        heavy = None not in lanes and sum(lane[1] for lane in lanes if lane) >= 2 * MIN_HALF
+        if not self._in_flight and not heavy and len(jobs) < len(window):
+            return self._take(len(window)), None
+        if kind is None:
+            return None, None
+        for flight in self._in_flight.values():
+            if not self._beside(kind, flight.kind):
+                return None, None
+            if not flight.cut and any(
+                self._stamps[future] <= flight.number for _, future in window[: len(jobs)]
+            ):
+                return None, None
+        take = len(jobs)
+        if heavy and take > 1:  # an equal share of the window for each free lane
+            share = sum(lane[1] for lane in lanes if lane) / (MAX_IN_FLIGHT - len(self._in_flight))
+            so_far = 0
+            for index, weight in enumerate(jobs):
+                so_far += weight
+                if so_far >= share:
+                    take = index + 1
+                    break
+        return self._take(take), Flight(kind, self._started, heavy)
+
+    def _take(self, n: int) -> list[tuple[U, asyncio.Future[Any]]]:
+        batch = self._pending[:n]
+        del self._pending[:n]
+        for _, future in batch:
+            del self._stamps[future]
+        return batch
 
     async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
         """Run `batch` and resolve its callers' futures; if it failed, run each unit
@@ -284,11 +337,19 @@ class GroupCommit(Generic[U]):
             try:
                 await self._run_and_deliver([one])
             except asyncio.CancelledError:
-                self._pending[:0] = batch[index + 1 :]  # not run: they wait their turn
+                self._put_back(batch[index + 1 :])  # not run: they wait their turn
                 raise
 
+    def _put_back(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
+        """Return units to the head of the pending list (as if submitted now: none
+        starts beside a batch taken before)."""
+        self._pending[:0] = batch
+        if self._overlaps is not None:
+            for _, future in batch:
+                self._stamps[future] = self._started
+
     def _landed(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         assert self._wake is not None
         self._wake.set()
 

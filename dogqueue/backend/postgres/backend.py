@@ -41,6 +41,7 @@ from dogqueue.backend.postgres.errors import (
     _RACES,
     _storage_errors,
 )
+from dogqueue.backend.postgres.lanes import beside, lane, remember_leases
 from dogqueue.backend.postgres.log import PostgresLog, decode_job_at
 from dogqueue.backend.postgres.migrate import channel, check_schema, migrate, quote
 from dogqueue.backend.postgres.packing import packed
@@ -63,13 +64,10 @@ from dogqueue.core.events import AnyEvent
 from dogqueue.core.job import JobInfo
 from dogqueue.core.message import JobMessage, QueueCtx
 from dogqueue.core.projection import JobKey, rebuild
-from dogqueue.core.status import JobStatus
 from dogqueue.engine import RefusedAfterWrite, Unit, run_units
 
 #: Most units of work in one batch.
 MAX_BATCH = 256
-#: Leased jobs remembered for their settle at most (all are forgotten past it).
-MAX_REMEMBERED_LEASES = 10_000
 #: Times a lone unit is re-run after losing a race before the error is raised.
 MAX_RETRIES = 50
 #: How often the sequencer runs in the background (it also runs before log reads).
@@ -123,7 +121,8 @@ class PostgresBackend(EngineBackend):
             max_batch=MAX_BATCH,
             public=_public,
             splits=_worth_a_split,
-            overlaps=_new_jobs_alone,
+            overlaps=lane,
+            beside=beside,
         )
         self._sealer: asyncio.Task[None] | None = None
         self._seal_lock = asyncio.Lock()
@@ -288,19 +287,6 @@ class PostgresBackend(EngineBackend):
         ws.last_seq = int(last_seq)
         ws.notified = payload is not None
 
-    def _remember_leases(self, ws: BatchWorkingSet) -> None:
-        """Keep the jobs this batch leased as it wrote them (their settle skips the
-        read), and forget those it moved out of a lease."""
-        if len(self._leased) >= MAX_REMEMBERED_LEASES:
-            self._leased.clear()
-        for key, before in ws.before.items():
-            job = ws.jobs[key]
-            if job.status is JobStatus.LEASED and before is not None:
-                dependents = ws.stored_dependents.get(key, 0) + ws.adopted.get(key, 0)
-                self._leased[key] = Known(job, dependents)
-            else:
-                self._leased.pop(key, None)
-
     def _in_flush(self) -> str | None:
         """The payload of a NOTIFY of new work sent with this batch's commit, if the
         pace allows one now (else one is sent at the end of the interval)."""
@@ -308,7 +294,7 @@ class PostgresBackend(EngineBackend):
 
     def _after_commit(self, ws: BatchWorkingSet) -> None:
         self._last_seq = max(self._last_seq, ws.last_seq)
-        self._remember_leases(ws)
+        remember_leases(self._leased, ws)
         if ws.became_ready():
             self._notify_change()  # local waiters, at once
             if self.listen and not ws.notified:
@@ -562,16 +548,6 @@ class PostgresBackend(EngineBackend):
 def _to_every_process() -> str:
     """The payload of a NOTIFY that this process's own listener does not ignore."""
     return ""
-
-
-def _new_jobs_alone(unit: Unit[Any]) -> int:
-    """How many jobs `unit` creates if it reads nothing another batch in flight writes
-    (a plain enqueue, or one with idempotency keys: two batches inserting one key end in
-    one job by the unique index, and the loser re-runs alone to find it); else 0."""
-    reads = unit.reads
-    if reads.jobs or reads.ready or reads.expired or reads.dependents or reads.key_prefixes:
-        return 0
-    return reads.new_jobs
 
 
 def _worth_a_split(error: BaseException) -> bool:
