@@ -18,6 +18,11 @@ if `beside` allows its kind next to each of theirs. Whether that is safe is the
 backend's to argue; this module keeps the order: units submitted together still run as
 one batch, in order, unless they are many (a heavy window, cut into shares for the
 lanes), and a unit never starts beside a batch that was taken while it waited.
+
+A batch whose task is cancelled (the event loop shutting down) may have committed (a
+thread commits on; a server may have received the commit): it is never run again, its
+callers get StorageError, the cancellation ends the task, and the units still pending
+wait for the next submit or for `close`.
 """
 
 from __future__ import annotations
@@ -230,14 +235,31 @@ class GroupCommit(Generic[U]):
                 self._drain(), context=contextvars.Context()
             )
 
+    def holding(self) -> str:
+        """What it holds now (for a report on a close or a caller that does not end)."""
+        drainer = self._drainer
+        return (
+            f"{len(self._pending)} pending, start {'due' if self._start else 'none'},"
+            f" drainer {'none' if drainer is None else 'done' if drainer.done() else 'running'},"
+            f" {len(self._in_flight)} in flight, closing {self._closing}"
+        )
+
     async def close(self) -> None:
         """Refuse new units and wait until every pending one has its result."""
         self._closing = True
         if self._start is not None:  # its turn has not come: start it now
             self._start.cancel()
             self._start_batch()
-        if self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        while True:
+            drainer = self._drainer
+            if drainer is not None and not drainer.done():
+                await asyncio.wait({drainer})  # its cancellation is not close's
+            elif self._pending or self._in_flight:  # left by a drainer that was cancelled
+                self._drainer = asyncio.get_running_loop().create_task(
+                    self._drain(), context=contextvars.Context()
+                )
+            else:
+                return
 
     async def _drain(self) -> None:
         if self._overlaps is not None:
@@ -246,11 +268,7 @@ class GroupCommit(Generic[U]):
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            try:
-                results = await self._run_or_split([unit for unit, _ in batch])
-            except BaseException as error:  # the batch itself failed: fail its callers
-                results = [self._public(error)] * len(batch)
-            deliver([future for _, future in batch], results)
+            await self._run_and_deliver(batch)
 
     async def _drain_overlapping(self) -> None:
         """Start each batch as soon as it may run, until nothing is pending or in flight."""
@@ -327,22 +345,47 @@ class GroupCommit(Generic[U]):
         return batch
 
     async def _run_and_deliver(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
+        """Run `batch` and resolve its callers' futures; if it failed, run each unit
+        alone (when worth it), so that only the bad one fails."""
+        futures = [future for _, future in batch]
         try:
-            results = await self._run_or_split([unit for unit, _ in batch])
-        except BaseException as error:  # the batch itself failed: fail its callers
-            results = [self._public(error)] * len(batch)
-        deliver([future for _, future in batch], results)
+            results = await self._run([unit for unit, _ in batch])
+        except asyncio.CancelledError:
+            deliver(futures, [_interrupted()] * len(batch))  # it may have committed
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return  # not this task's cancellation: the batch failed, and is not re-run
+        except BaseException as error:
+            if len(batch) == 1 or not self._splits(error):
+                deliver(futures, [self._public(error)] * len(batch))
+                return
+        else:
+            deliver(futures, results)
+            return
+        for index, one in enumerate(batch):  # one unit broke the batch: each alone
+            try:
+                await self._run_and_deliver([one])
+            except asyncio.CancelledError:
+                self._put_back(batch[index + 1 :])  # not run: they wait their turn
+                raise
+
+    def _put_back(self, batch: list[tuple[U, asyncio.Future[Any]]]) -> None:
+        """Return units to the head of the pending list (as if submitted now: none
+        starts beside a batch taken before)."""
+        self._pending[:0] = batch
+        if self._overlaps is not None:
+            for _, future in batch:
+                self._stamps[future] = self._started
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
         assert self._wake is not None
         self._wake.set()
 
-    async def _run_or_split(self, units: list[U]) -> list[Any]:
-        try:
-            return await self._run(units)
-        except BaseException as error:
-            if len(units) == 1 or not self._splits(error):
-                return [self._public(error)] * len(units)
-        # One unit broke the batch: run each alone, so it fails by itself.
-        return [(await self._run_or_split([unit]))[0] for unit in units]
+
+def _interrupted() -> StorageError:
+    """What the callers of a batch whose task was cancelled get."""
+    return StorageError(
+        "the batch was interrupted (its task was cancelled): it may or may not have committed"
+    )

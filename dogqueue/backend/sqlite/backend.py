@@ -176,6 +176,11 @@ class SqliteBackend(EngineBackend):
         if self._browser is not None:
             self._browser.close()
 
+    def holding(self) -> str:
+        """What the writer holds now (for a report on a close or a call that does not
+        end)."""
+        return "closed" if self._writer is None else self._writer.holding()
+
     def _submit(self, unit: Unit[T]) -> asyncio.Future[T]:
         work, small = self._work(unit)
         return self.writer.submit(work, small=small)

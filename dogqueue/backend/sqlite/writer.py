@@ -335,6 +335,15 @@ class GroupCommitWriter:
             tx.rollback()
             raise
 
+    def holding(self) -> str:
+        """What it holds now (for a report on a close or a caller that does not end)."""
+        last = self._last_on_thread
+        thread = "idle" if last is None or last.done() else "busy"
+        return (
+            f"group commit: {self._group.holding()}; thread {thread};"
+            f" {len(self._idle_checks)} idle checks; closing {self._closing}"
+        )
+
     async def close(self) -> None:
         """Finish pending work, then close the connection and stop the thread; work
         submitted from now on is refused with BackendClosed."""

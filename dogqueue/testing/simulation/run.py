@@ -8,7 +8,6 @@ import contextlib
 import gc
 import random
 import warnings
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -32,6 +31,7 @@ from dogqueue.testing.simulation.invariants import (
 from dogqueue.testing.simulation.loop import Host, SimLoop, SimulationEscape, on_host
 from dogqueue.testing.simulation.seeded import seed_backend
 from dogqueue.testing.simulation.soak import SoakLoop
+from dogqueue.testing.simulation.stuck import describe_backend, describe_tasks
 from dogqueue.testing.simulation.view import HostView
 from dogqueue.worker import Worker
 
@@ -58,9 +58,12 @@ FULL_FOLD_EVERY = 10
 #: Callbacks allowed to unwind the tasks left at the end.
 TEARDOWN_STEPS = 200_000
 TEARDOWN_ROUNDS = 5
-#: On the soak's real loop, how long one teardown round waits for cancelled tasks: a
-#: task stuck on real I/O is closed below instead of holding the run for ever.
+#: On the soak's real loop, how long one teardown round waits for cancelled tasks (and
+#: the close for the backend): what is still stuck then is reported (`stuck.py`) and
+#: closed, instead of holding the run for ever.
 SOAK_TEARDOWN_SECONDS = 10.0
+#: The name of the teardown's own waits (left out of what it reports).
+_WAITS = "teardown: waits for the tasks"
 
 
 @dataclass
@@ -78,6 +81,9 @@ class Outcome:
     steps: int
     #: Wall-clock reads known but not yet routed through the loop (guard.PENDING).
     pending_escapes: list[str] = field(default_factory=list)
+    #: What a soak's teardown found stuck past its bound: tasks, their awaits, and what
+    #: the backend held (empty when it ended in time).
+    stuck: list[str] = field(default_factory=list)
 
 
 class Simulation:
@@ -122,6 +128,7 @@ class Simulation:
         self.failure: Violation | None = None
         self._ended = False
         self._trace: list[str] = []
+        self._stuck: list[str] = []
         self.backend: Any = None
 
     # -- what the parts ask of the run --------------------------------------------------
@@ -356,6 +363,7 @@ class Simulation:
             virtual_seconds=loop.now,
             steps=loop.steps,
             pending_escapes=[] if guard is None else guard.pending(),
+            stuck=self._stuck,
         )
 
     def _encoded_log(self) -> bytes:
@@ -385,18 +393,21 @@ class Simulation:
                 break
             for task in tasks:
                 task.cancel()
-            ended: Awaitable[Any] = (
-                asyncio.wait(tasks, timeout=SOAK_TEARDOWN_SECONDS)
-                if self.soak
-                else asyncio.gather(*tasks, return_exceptions=True)
-            )
+            if not self.soak:
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            elif not self._ended_in_time(tasks, "cancelled tasks"):
+                break
+        if not self.soak:
             with contextlib.suppress(BaseException):
-                loop.run_until_complete(ended)
-        closing: Awaitable[Any] = self.backend.close()
-        if self.soak:
-            closing = asyncio.wait_for(closing, SOAK_TEARDOWN_SECONDS)
-        with contextlib.suppress(BaseException):
-            loop.run_until_complete(closing)
+                loop.run_until_complete(self.backend.close())
+        else:
+            closing = loop.create_task(self.backend.close(), name="teardown: backend.close")
+            self._ended_in_time([closing], "the backend's close")
+        if self._stuck and self.failure is None:
+            # A task that outlives its cancellation, or a close that never ends, is a
+            # bug wherever it is: the run fails with what was stuck.
+            self.failure = Violation("stuck teardown", "\n".join(self._stuck))
         for task in asyncio.all_tasks(loop):  # stuck: close them while the loop is open
             with contextlib.suppress(BaseException):
                 task.get_coro().close()
@@ -405,3 +416,25 @@ class Simulation:
         with warnings.catch_warnings():  # calls a killed host made and never awaited
             warnings.simplefilter("ignore", RuntimeWarning)
             gc.collect()
+
+    def _ended_in_time(self, tasks: list[asyncio.Task[Any]], what: str) -> bool:
+        """On the soak's loop: wait for `tasks` at most SOAK_TEARDOWN_SECONDS; whether
+        they ended (if not, what is left on the loop goes into the report)."""
+        loop = self.loop
+        why = f"after {SOAK_TEARDOWN_SECONDS:g} s"
+        waiting = asyncio.wait(tasks, timeout=SOAK_TEARDOWN_SECONDS)
+        try:
+            loop.run_until_complete(loop.create_task(waiting, name=_WAITS))
+        except BaseException as error:  # the loop itself gave up (a livelock, say)
+            why = f"when the loop stopped with {error!r}"
+        if all(task.done() for task in tasks):
+            return True
+        left = [t for t in asyncio.all_tasks(loop) if not t.done() and t.get_name() != _WAITS]
+        report = [
+            f"{what} still going {why}; {len(left)} tasks left on the loop:",
+            *describe_tasks(left),
+            *describe_backend(self.backend),
+        ]
+        self._stuck.extend(report)
+        self._trace.extend(f"{loop.now:.6f} STUCK {line}" for line in report)
+        return False
